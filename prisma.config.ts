@@ -1,0 +1,8 @@
+// Used by the Prisma CLI only for `prisma generate`: migrations run through src/db/migrations.ts,
+// which uses Prisma's WASM schema engine and works offline.
+import { defineConfig } from 'prisma/config';
+
+export default defineConfig({
+  schema: 'prisma/schema.prisma',
+  migrations: { path: 'prisma/migrations' },
+});

@@ -1,0 +1,109 @@
+// Assembles the server. Tests, the CLI and the benches all start the same thing through buildApp().
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { createYoga, useReadinessCheck, type YogaServerInstance } from 'graphql-yoga';
+import { createPasswordHasher } from './auth/passwords.ts';
+import { createTokenService } from './auth/tokens.ts';
+import { createContext, type Context, type Services } from './context.ts';
+import { createPrisma } from './db/client.ts';
+import { migrateDatabase, openDatabase } from './db/database.ts';
+import { pendingMigrations } from './db/migrations.ts';
+import type { Config } from './env.ts';
+import { createLogger, type Logger } from './logger.ts';
+import { maskError, useErrorLogging } from './plugins/error-logging.ts';
+import { requestIdOf, useRequestId } from './plugins/request-id.ts';
+import { schema } from './schema/index.ts';
+import { createWorkerPool } from './worker-pool.ts';
+
+export interface BuildAppOptions {
+  config: Config;
+  /** Defaults to a pino logger at `config.logLevel`. */
+  logger?: Logger;
+  /** Forwarded to Prisma; tests count queries with it. */
+  onQuery?: (sql: string) => void;
+}
+
+export interface App {
+  yoga: YogaServerInstance<Record<string, unknown>, Context>;
+  services: Services;
+  databaseUrl: string;
+  /** Listens on `config.http` (port 0 picks a free one). */
+  start(): Promise<{ port: number; url: string }>;
+  /** Closes the server, the pool, the database connections, and the embedded database if we started it. */
+  stop(): Promise<void>;
+}
+
+/** Opens the database (embedded when no URL is set), applies migrations and wires every service. */
+export async function buildApp({ config, logger = createLogger(config.logLevel), onQuery }: BuildAppOptions): Promise<App> {
+  const database = await openDatabase(config, logger);
+  await migrateDatabase(database.url, logger);
+
+  const prisma = createPrisma(database.url, { onQuery });
+  const pool = createWorkerPool({ threads: config.workers.threads, queueMaxMs: config.workers.queueMaxMs });
+  const passwords = createPasswordHasher(pool, config.auth.passwordHash);
+  const services: Services = { config, prisma, pool, passwords, tokens: createTokenService(config.auth), logger };
+  await passwords.warmUp();
+
+  let migrationsPending = true;
+  const yoga = createYoga<Record<string, unknown>, Context>({
+    schema,
+    graphqlEndpoint: '/graphql',
+    healthCheckEndpoint: '/health',
+    landingPage: false,
+    graphiql: { title: 'Kocmoc', subscriptionsProtocol: 'WS' },
+    maskedErrors: { maskError },
+    logging: {
+      debug: (...args) => logger.debug(args.map(String).join(' ')),
+      info: (...args) => logger.info(args.map(String).join(' ')),
+      warn: (...args) => logger.warn(args.map(String).join(' ')),
+      // Yoga logs each error it masks, without the request id; useErrorLogging logs them with it.
+      error: (...args) => logger.debug(args.map(String).join(' ')),
+    },
+    context: ({ request }) =>
+      createContext(services, {
+        requestId: requestIdOf(request),
+        authorization: request.headers.get('authorization'),
+        userAgent: request.headers.get('user-agent'),
+      }),
+    plugins: [
+      useRequestId(),
+      useErrorLogging(logger),
+      useReadinessCheck({
+        endpoint: '/ready',
+        check: async () => {
+          await prisma.$queryRaw`SELECT 1`;
+          // Once applied, migrations stay applied for this process's lifetime.
+          if (migrationsPending) migrationsPending = (await pendingMigrations({ databaseUrl: database.url })).length > 0;
+          return !migrationsPending;
+        },
+      }),
+    ],
+  });
+
+  let server: Server | undefined;
+
+  return {
+    yoga,
+    services,
+    databaseUrl: database.url,
+    async start() {
+      server = createServer(yoga);
+      await new Promise<void>((resolve, reject) => {
+        server!.once('error', reject);
+        server!.listen(config.http.port, config.http.host, resolve);
+      });
+      const { port } = server.address() as AddressInfo;
+      const host = config.http.host === '0.0.0.0' ? 'localhost' : config.http.host;
+      return { port, url: `http://${host}:${port}/graphql` };
+    },
+    async stop() {
+      if (server?.listening) {
+        server.closeAllConnections();
+        await new Promise<void>((resolve) => server!.close(() => resolve()));
+      }
+      await pool.close();
+      await prisma.$disconnect();
+      await database.stop();
+    },
+  };
+}

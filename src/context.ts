@@ -1,0 +1,78 @@
+// Builds each request's context once: who is asking (viewer and device session) and the services.
+import type { GraphQLError } from 'graphql';
+import type { PasswordHasher } from './auth/passwords.ts';
+import { findLiveSession } from './auth/sessions.ts';
+import type { TokenService } from './auth/tokens.ts';
+import type { Config } from './env.ts';
+import { unauthenticated } from './errors.ts';
+import type { PrismaClient } from './generated/prisma/client.ts';
+import type { Logger } from './logger.ts';
+import type { WorkerPool } from './worker-pool.ts';
+
+/** Long-lived services shared by every request (and by tests and workers). */
+export interface Services {
+  config: Config;
+  prisma: PrismaClient;
+  pool: WorkerPool;
+  passwords: PasswordHasher;
+  tokens: TokenService;
+  logger: Logger;
+}
+
+export interface Viewer {
+  userId: string;
+  sessionId: string;
+}
+
+export interface Context extends Services {
+  requestId: string;
+  /** Logger bound to this request's id. */
+  log: Logger;
+  /** The signed-in user, or null when no valid access token came with the request. */
+  viewer: Viewer | null;
+  /** Why a presented access token was refused; thrown by `requireViewer`. */
+  authError: GraphQLError | null;
+  userAgent: string | null;
+}
+
+export interface ContextInput {
+  requestId: string;
+  /** The `Authorization` header (HTTP) or `connection_init` payload value (WebSocket). */
+  authorization: string | null | undefined;
+  userAgent?: string | null;
+}
+
+export async function createContext(services: Services, input: ContextInput): Promise<Context> {
+  const { viewer, authError } = await authenticate(services, input.authorization);
+  return {
+    ...services,
+    requestId: input.requestId,
+    log: services.logger.child({ requestId: input.requestId }),
+    viewer,
+    authError,
+    userAgent: input.userAgent?.slice(0, 512) ?? null,
+  };
+}
+
+/** The viewer, or the reason there is none as an UNAUTHENTICATED error. */
+export function requireViewer(ctx: Pick<Context, 'viewer' | 'authError'>): Viewer {
+  if (ctx.viewer) return ctx.viewer;
+  throw ctx.authError ?? unauthenticated();
+}
+
+async function authenticate(
+  services: Services,
+  authorization: string | null | undefined,
+): Promise<{ viewer: Viewer | null; authError: GraphQLError | null }> {
+  if (!authorization) return { viewer: null, authError: null };
+  const match = /^Bearer\s+(\S+)$/i.exec(authorization.trim());
+  if (!match?.[1]) return { viewer: null, authError: unauthenticated('Authorization must be "Bearer <accessToken>".') };
+  const claims = await services.tokens.verifyAccessToken(match[1]);
+  if (!claims) return { viewer: null, authError: unauthenticated('Access token is invalid or expired.') };
+  // One primary-key lookup per request makes logout take effect at once, on every instance.
+  const session = await findLiveSession(services.prisma, claims.sessionId);
+  if (!session || session.userId !== claims.userId) {
+    return { viewer: null, authError: unauthenticated('Session has ended. Sign in again.') };
+  }
+  return { viewer: { userId: claims.userId, sessionId: claims.sessionId }, authError: null };
+}

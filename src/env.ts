@@ -1,0 +1,160 @@
+// The one place that reads the environment. Everything else receives a `Config`.
+import { randomBytes } from 'node:crypto';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
+import { join, resolve } from 'node:path';
+import { z } from 'zod';
+
+/** `15m`, `900s`, `2h`, `30d` or a bare number of seconds. */
+const DURATION = /^(\d+)\s*(ms|s|m|h|d)?$/;
+const UNIT_MS = { ms: 1, s: 1_000, m: 60_000, h: 3_600_000, d: 86_400_000 } as const;
+
+const duration = (fallback: string) =>
+  z
+    .string()
+    .default(fallback)
+    .transform((value, ctx) => {
+      const match = DURATION.exec(value.trim());
+      if (!match) {
+        ctx.addIssue({ code: 'custom', message: `expected a duration like 15m, 900s, 2h or 30d, got "${value}"` });
+        return z.NEVER;
+      }
+      return Number(match[1]) * UNIT_MS[(match[2] ?? 's') as keyof typeof UNIT_MS];
+    });
+
+const port = (fallback: number) => z.coerce.number().int().min(0).max(65_535).default(fallback);
+const flag = z.enum(['true', 'false', '1', '0']).transform((v) => v === 'true' || v === '1');
+const optionalString = z
+  .string()
+  .optional()
+  .transform((v) => (v === undefined || v.trim() === '' ? undefined : v));
+
+const schema = z.object({
+  /** `development` (default), `test` or `production`. Production requires JWT_SECRET. */
+  NODE_ENV: z.enum(['development', 'test', 'production']).default('development'),
+  /** HTTP and WebSocket port. Default 4000; 0 picks a free port. */
+  PORT: port(4000),
+  /** Interface to listen on. Default 0.0.0.0. */
+  HOST: z.string().default('0.0.0.0'),
+  /** PostgreSQL URL. Unset (and no PG_HOST): an embedded PostgreSQL under DATA_DIR. */
+  DATABASE_URL: optionalString.pipe(z.url({ protocol: /^postgres(ql)?$/ }).optional()),
+  /** Alternative to DATABASE_URL, libpq style. Used when PG_HOST is set. */
+  PG_HOST: optionalString,
+  PG_PORT: port(5432),
+  PG_DATABASE: z.string().default('kocmoc'),
+  PG_USER: z.string().default('postgres'),
+  PG_PASSWORD: optionalString,
+  /** `true` to require TLS to PostgreSQL. */
+  PG_SSL: flag.default(false),
+  /** Used by `npm test` instead of DATABASE_URL; the tests wipe this database. */
+  TEST_DATABASE_URL: optionalString.pipe(z.url({ protocol: /^postgres(ql)?$/ }).optional()),
+  /** Port of the embedded PostgreSQL. Default 54329. */
+  EMBEDDED_PG_PORT: port(54_329),
+  /** Where development state lives: embedded database, generated secrets. Default ./.data */
+  DATA_DIR: z.string().default('.data'),
+  /** Redis URL. Unset: in-process pub/sub and jobs (single instance only). */
+  REDIS_URL: optionalString.pipe(z.url({ protocol: /^rediss?$/ }).optional()),
+  /** HS256 key for access tokens, at least 32 characters. Required in production; generated under DATA_DIR otherwise. */
+  JWT_SECRET: optionalString.pipe(z.string().min(32, 'must be at least 32 characters').optional()),
+  /** Access token lifetime. Default 15m. */
+  JWT_TTL: duration('15m'),
+  /** Refresh token (device session) lifetime, pushed forward on every refresh. Default 30d. */
+  REFRESH_TOKEN_TTL: duration('30d'),
+  /** `iss` and `aud` claims of access tokens. */
+  JWT_ISSUER: z.string().default('kocmoc'),
+  JWT_AUDIENCE: z.string().default('kocmoc-api'),
+  /** Enables admin mutations when set (sent as `x-admin-token`). */
+  ADMIN_TOKEN: optionalString.pipe(z.string().min(16, 'must be at least 16 characters').optional()),
+  /** pino level. Default info (warn under test). */
+  LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).optional(),
+  /** Worker threads for CPU-heavy tasks. Default: the number of cores. */
+  WORKER_THREADS: z.coerce.number().int().min(1).max(256).optional(),
+  /** How much queued hashing work (in milliseconds of CPU) the pool accepts before answering RATE_LIMITED. Default 2000. */
+  WORK_QUEUE_MAX_MS: z.coerce.number().int().min(100).default(2_000),
+  /** argon2id memory in KiB and passes. Defaults are OWASP's: 19 MiB, 2 passes. */
+  PASSWORD_HASH_MEMORY_KIB: z.coerce.number().int().min(19_456).default(19_456),
+  PASSWORD_HASH_PASSES: z.coerce.number().int().min(2).default(2),
+});
+
+export type Config = ReturnType<typeof toConfig>;
+
+export class ConfigError extends Error {
+  override name = 'ConfigError';
+}
+
+/**
+ * Validates the environment once, with one line per bad variable.
+ * `source` defaults to `process.env`; tests pass their own overrides.
+ */
+export function loadConfig(source: Record<string, string | undefined> = process.env): Config {
+  const parsed = schema.safeParse(source);
+  if (!parsed.success) {
+    const lines = parsed.error.issues.map((issue) => `  ${issue.path.join('.')}: ${issue.message}`);
+    throw new ConfigError(`Invalid environment:\n${lines.join('\n')}`);
+  }
+  return toConfig(parsed.data);
+}
+
+function toConfig(env: z.infer<typeof schema>) {
+  const dataDir = resolve(env.DATA_DIR);
+  const production = env.NODE_ENV === 'production';
+  if (production && !env.JWT_SECRET) {
+    throw new ConfigError('Invalid environment:\n  JWT_SECRET: required when NODE_ENV=production');
+  }
+  return {
+    env: env.NODE_ENV,
+    http: { port: env.PORT, host: env.HOST },
+    dataDir,
+    database: {
+      /** Undefined: start an embedded PostgreSQL. */
+      url: env.DATABASE_URL ?? pgUrlFromParts(env),
+      testUrl: env.TEST_DATABASE_URL,
+      embeddedPort: env.EMBEDDED_PG_PORT,
+    },
+    redisUrl: env.REDIS_URL,
+    auth: {
+      jwtSecret: env.JWT_SECRET ?? persistentSecret(dataDir, 'jwt-secret'),
+      accessTokenTtlMs: env.JWT_TTL,
+      refreshTokenTtlMs: env.REFRESH_TOKEN_TTL,
+      issuer: env.JWT_ISSUER,
+      audience: env.JWT_AUDIENCE,
+      passwordHash: { memoryKib: env.PASSWORD_HASH_MEMORY_KIB, passes: env.PASSWORD_HASH_PASSES },
+    },
+    adminToken: env.ADMIN_TOKEN,
+    logLevel: env.LOG_LEVEL ?? (env.NODE_ENV === 'test' ? 'warn' : 'info'),
+    workers: {
+      threads: env.WORKER_THREADS ?? availableParallelism(),
+      queueMaxMs: env.WORK_QUEUE_MAX_MS,
+    },
+  };
+}
+
+function pgUrlFromParts(env: z.infer<typeof schema>): string | undefined {
+  if (!env.PG_HOST) return undefined;
+  const url = new URL('postgresql://localhost');
+  url.hostname = env.PG_HOST;
+  url.port = String(env.PG_PORT);
+  url.pathname = `/${encodeURIComponent(env.PG_DATABASE)}`;
+  url.username = encodeURIComponent(env.PG_USER);
+  if (env.PG_PASSWORD) url.password = encodeURIComponent(env.PG_PASSWORD);
+  if (env.PG_SSL) url.searchParams.set('sslmode', 'require');
+  return url.toString();
+}
+
+/** Development convenience: a random secret kept under DATA_DIR so tokens survive restarts. */
+function persistentSecret(dataDir: string, name: string): string {
+  const file = join(dataDir, name);
+  try {
+    return readFileSync(file, 'utf8').trim();
+  } catch {
+    mkdirSync(dataDir, { recursive: true });
+    const secret = randomBytes(48).toString('base64url');
+    // `wx` loses the race to a concurrent first start cleanly; then read the winner's secret.
+    try {
+      writeFileSync(file, secret, { mode: 0o600, flag: 'wx' });
+      return secret;
+    } catch {
+      return readFileSync(file, 'utf8').trim();
+    }
+  }
+}

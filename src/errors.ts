@@ -1,0 +1,40 @@
+// The few errors a client can see. Each has a stable `extensions.code`; anything else thrown
+// by a resolver is masked by Yoga as INTERNAL and logged with the request id.
+import { GraphQLError } from 'graphql';
+
+export type ErrorCode =
+  | 'UNAUTHENTICATED'
+  | 'FORBIDDEN'
+  | 'NOT_FOUND'
+  | 'BAD_USER_INPUT'
+  | 'CONFLICT'
+  | 'RATE_LIMITED'
+  | 'MAINTENANCE'
+  | 'INTERNAL';
+
+function clientError(code: ErrorCode, message: string, extensions: Record<string, unknown> = {}) {
+  return new GraphQLError(message, { extensions: { code, ...extensions } });
+}
+
+export const unauthenticated = (message = 'Sign in to do this.') => clientError('UNAUTHENTICATED', message);
+
+export const forbidden = (message = 'You are not allowed to do this.') => clientError('FORBIDDEN', message);
+
+export const notFound = (what: string) => clientError('NOT_FOUND', `${what} not found.`);
+
+/** `field` names the offending input field (e.g. `input.email`) so clients can highlight it. */
+export const badUserInput = (field: string, message: string) => clientError('BAD_USER_INPUT', message, { field });
+
+export const conflict = (field: string, message: string) => clientError('CONFLICT', message, { field });
+
+export const rateLimited = (message: string, retryAfterSeconds?: number) =>
+  clientError('RATE_LIMITED', message, retryAfterSeconds ? { retryAfterSeconds } : {});
+
+export const maintenance = (message: string) => clientError('MAINTENANCE', message);
+
+/** What a masked, unexpected error looks like to the client. */
+export const internal = () => clientError('INTERNAL', 'Internal server error.');
+
+export function errorCode(error: unknown): ErrorCode | undefined {
+  return error instanceof Error && error.name === "GraphQLError" ? ((error as GraphQLError).extensions.code as ErrorCode | undefined) : undefined;
+}

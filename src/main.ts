@@ -1,0 +1,34 @@
+// `npm start`: validate the environment, open the database (embedded by default), serve.
+import { buildApp } from './app.ts';
+import { ConfigError, loadConfig } from './env.ts';
+import { createLogger } from './logger.ts';
+
+let config;
+try {
+  config = loadConfig();
+} catch (error) {
+  if (!(error instanceof ConfigError)) throw error;
+  console.error(error.message);
+  process.exit(1);
+}
+
+const logger = createLogger(config.logLevel);
+const app = await buildApp({ config, logger });
+const { url } = await app.start();
+logger.info({ url, graphiql: url }, `Kocmoc is listening on ${url} (open it in a browser for GraphiQL)`);
+
+let stopping = false;
+for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+  process.on(signal, () => {
+    if (stopping) return;
+    stopping = true;
+    logger.info({ signal }, 'shutting down');
+    app.stop().then(
+      () => process.exit(0),
+      (error: unknown) => {
+        logger.error({ err: error }, 'shutdown failed');
+        process.exit(1);
+      },
+    );
+  });
+}

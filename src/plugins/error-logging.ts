@@ -1,0 +1,35 @@
+import { GraphQLError } from 'graphql';
+import { useErrorHandler, type Plugin } from 'graphql-yoga';
+import type { Context } from '../context.ts';
+import { internal } from '../errors.ts';
+import type { Logger } from '../logger.ts';
+
+// By name, not instanceof: graphql ships CJS and ESM builds, and a bundler or test runner can
+// load both, which gives two GraphQLError classes.
+const isGraphQLError = (error: unknown): error is GraphQLError => error instanceof Error && error.name === 'GraphQLError';
+
+/** An error the client was meant to see: one we threw on purpose, or a GraphQL validation error. */
+export function isClientError(error: unknown): error is GraphQLError {
+  return isGraphQLError(error) && (!error.originalError || isGraphQLError(error.originalError));
+}
+
+/** Yoga's `maskError`: anything unexpected becomes a plain INTERNAL error (the log has the details). */
+export function maskError(error: unknown): Error {
+  if (isClientError(error)) return error;
+  const masked = internal();
+  return isGraphQLError(error) ? new GraphQLError(masked.message, { path: error.path, extensions: masked.extensions }) : masked;
+}
+
+/** Logs unexpected errors, with the request id, before they are masked. */
+export function useErrorLogging(logger: Logger): Plugin {
+  return useErrorHandler(({ errors, context, phase }) => {
+    // In the execution phase `context` is the execution args; the request context is inside.
+    const requestContext = (phase === 'execution' ? (context as { contextValue?: unknown }).contextValue : context) as Partial<Context> | undefined;
+    const log = requestContext?.log ?? logger;
+    for (const error of errors) {
+      if (isClientError(error)) continue;
+      const cause = isGraphQLError(error) ? (error.originalError ?? error) : error;
+      log.error({ err: cause, path: isGraphQLError(error) ? error.path : undefined }, 'unexpected error');
+    }
+  }) as Plugin;
+}

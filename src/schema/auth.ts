@@ -1,0 +1,73 @@
+// Accounts and device sessions: register, login, refresh, logout.
+import { login, register } from '../auth/accounts.ts';
+import { endSession, refreshSession, type AuthPayload } from '../auth/sessions.ts';
+import type { Context } from '../context.ts';
+import { builder } from './builder.ts';
+import { UserRef } from './users.ts';
+
+/** The rest of this request acts as the session it just opened (so `user.email` is visible). */
+async function signedIn(ctx: Context, pending: Promise<AuthPayload>): Promise<AuthPayload> {
+  const payload = await pending;
+  ctx.viewer = { userId: payload.user.id, sessionId: payload.sessionId };
+  ctx.authError = null;
+  return payload;
+}
+
+const AuthPayloadRef = builder.objectRef<AuthPayload>('AuthPayload').implement({
+  description: 'Tokens for one device session.',
+  fields: (t) => ({
+    accessToken: t.exposeString('accessToken', {
+      description: 'Send as `Authorization: Bearer <accessToken>`; short-lived.',
+    }),
+    accessTokenExpiresAt: t.expose('accessTokenExpiresAt', { type: 'DateTime' }),
+    refreshToken: t.exposeString('refreshToken', {
+      description: 'Trade it for new tokens with `refreshToken` before it expires. Single use: keep only the newest.',
+    }),
+    user: t.field({ type: UserRef, resolve: (payload) => payload.user }),
+  }),
+});
+
+const RegisterInput = builder.inputType('RegisterInput', {
+  fields: (t) => ({
+    email: t.string({ required: true }),
+    username: t.string({ required: true, description: '3 to 32 characters: letters, digits, underscores.' }),
+    password: t.string({ required: true, description: 'At least 8 characters.' }),
+    displayName: t.string({ required: false, description: 'Defaults to the username.' }),
+  }),
+});
+
+const LoginInput = builder.inputType('LoginInput', {
+  fields: (t) => ({
+    login: t.string({ required: true, description: 'Email or username.' }),
+    password: t.string({ required: true }),
+  }),
+});
+
+builder.mutationFields((t) => ({
+  register: t.field({
+    type: AuthPayloadRef,
+    description: 'Creates an account and signs it in on this device.',
+    args: { input: t.arg({ type: RegisterInput, required: true }) },
+    resolve: (_root, { input }, ctx) => signedIn(ctx, register(ctx, input, { userAgent: ctx.userAgent })),
+  }),
+  login: t.field({
+    type: AuthPayloadRef,
+    description: 'Signs in on a new device session.',
+    args: { input: t.arg({ type: LoginInput, required: true }) },
+    resolve: (_root, { input }, ctx) => signedIn(ctx, login(ctx, input, { userAgent: ctx.userAgent })),
+  }),
+  refreshToken: t.field({
+    type: AuthPayloadRef,
+    description: 'Rotates a refresh token. Reusing a spent refresh token ends its session.',
+    args: { refreshToken: t.arg.string({ required: true }) },
+    resolve: (_root, args, ctx) => signedIn(ctx, refreshSession(ctx, args.refreshToken)),
+  }),
+  logout: t.boolean({
+    description: "Ends the caller's session (or the one the refresh token belongs to); its access tokens stop working at once.",
+    args: { refreshToken: t.arg.string({ required: false }) },
+    resolve: async (_root, args, ctx) => {
+      await endSession(ctx, ctx.viewer, args.refreshToken);
+      return true;
+    },
+  }),
+}));

@@ -1,0 +1,6 @@
+// Every domain registers its types on the builder; importing them here assembles the schema.
+import { builder } from './builder.ts';
+import './users.ts';
+import './auth.ts';
+
+export const schema = builder.toSchema({ sortSchema: true });

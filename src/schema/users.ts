@@ -1,0 +1,99 @@
+// Users: profiles, status, search.
+import { requireViewer } from '../context.ts';
+import { UserStatus } from '../generated/prisma/enums.ts';
+import { setStatus, updateProfile, userSearchFilter } from '../users/profile.ts';
+import { builder } from './builder.ts';
+import { checkPageArgs, MAX_PAGE_SIZE } from './pagination.ts';
+
+export const UserStatusEnum = builder.enumType(UserStatus, {
+  name: 'UserStatus',
+  description: 'What a user shows others. ONLINE/OFFLINE follow live connections; BUSY and AWAY are chosen.',
+});
+
+export const UserRef = builder.prismaObject('User', {
+  description: 'A person with an account.',
+  fields: (t) => ({
+    id: t.exposeID('id'),
+    username: t.exposeString('username', { description: 'Unique, lower-case handle.' }),
+    displayName: t.exposeString('displayName'),
+    bio: t.exposeString('bio', { nullable: true }),
+    avatarUrl: t.exposeString('avatarUrl', { nullable: true }),
+    status: t.expose('status', { type: UserStatusEnum }),
+    lastSeenAt: t.expose('lastSeenAt', { type: 'DateTime', nullable: true }),
+    createdAt: t.expose('createdAt', { type: 'DateTime' }),
+    email: t.string({
+      nullable: true,
+      description: "The user's email. Visible to that user only; null for everyone else.",
+      select: { email: true },
+      resolve: (user, _args, ctx) => (ctx.viewer?.userId === user.id ? user.email : null),
+    }),
+  }),
+});
+
+/** A page of users; shared by every list of users. */
+export const UserConnection = builder.connectionObject({ type: UserRef, name: 'UserConnection' });
+
+const UpdateProfileInput = builder.inputType('UpdateProfileInput', {
+  description: 'Fields to change; omitted fields stay as they are, null clears bio or avatarUrl.',
+  fields: (t) => ({
+    displayName: t.string({ required: false, description: 'Up to 64 characters.' }),
+    bio: t.string({ required: false, description: 'Up to 500 characters.' }),
+    avatarUrl: t.string({ required: false, description: 'An http(s) URL.' }),
+  }),
+});
+
+builder.queryFields((t) => ({
+  me: t.prismaField({
+    type: 'User',
+    description: 'The signed-in user.',
+    resolve: (query, _root, _args, ctx) =>
+      ctx.prisma.user.findUniqueOrThrow({ ...query, where: { id: requireViewer(ctx).userId } }),
+  }),
+  user: t.prismaField({
+    type: 'User',
+    nullable: true,
+    description: 'A user by id, or null if there is none.',
+    args: { id: t.arg.id({ required: true }) },
+    resolve: (query, _root, { id }, ctx) => {
+      requireViewer(ctx);
+      return ctx.prisma.user.findUnique({ ...query, where: { id: String(id) } });
+    },
+  }),
+  searchUsers: t.prismaConnection(
+    {
+      type: 'User',
+      cursor: 'username',
+      description: 'Users whose username starts with, or whose display name contains, `query`; ordered by username.',
+      defaultSize: 20,
+      maxSize: MAX_PAGE_SIZE,
+      args: { query: t.arg.string({ required: true }) },
+      resolve: (query, _root, args, ctx) => {
+        requireViewer(ctx);
+        checkPageArgs(args);
+        return ctx.prisma.user.findMany({ ...query, where: userSearchFilter(args.query), orderBy: { username: 'asc' } });
+      },
+    },
+    UserConnection,
+  ),
+}));
+
+builder.mutationFields((t) => ({
+  updateProfile: t.prismaField({
+    type: 'User',
+    description: "Changes the signed-in user's profile.",
+    args: { input: t.arg({ type: UpdateProfileInput, required: true }) },
+    resolve: async (query, _root, { input }, ctx) => {
+      const user = await updateProfile(ctx.prisma, requireViewer(ctx).userId, input);
+      return ctx.prisma.user.findUniqueOrThrow({ ...query, where: { id: user.id } });
+    },
+  }),
+  setStatus: t.prismaField({
+    type: 'User',
+    description: "Sets the signed-in user's status.",
+    args: { status: t.arg({ type: UserStatusEnum, required: true }) },
+    resolve: async (query, _root, { status }, ctx) => {
+      const user = await setStatus(ctx.prisma, requireViewer(ctx).userId, status);
+      return ctx.prisma.user.findUniqueOrThrow({ ...query, where: { id: user.id } });
+    },
+  }),
+}));

@@ -1,0 +1,71 @@
+// The Piscina pool that runs CPU-heavy tasks from workers/ off the event loop.
+import { Piscina } from 'piscina';
+import type * as tasks from '../workers/index.ts';
+import { rateLimited } from './errors.ts';
+
+type Tasks = typeof tasks;
+export type TaskName = keyof Tasks;
+export type TaskInput<N extends TaskName> = Parameters<Tasks[N]>[0];
+export type TaskOutput<N extends TaskName> = Awaited<ReturnType<Tasks[N]>>;
+
+export interface WorkerPoolOptions {
+  /** Worker threads. Default: the number of cores. */
+  threads: number;
+  /**
+   * Admission bound for tasks run with `{ bounded: true }`: when the work already queued
+   * would keep every thread busy for longer than this, new work fails fast with RATE_LIMITED
+   * instead of waiting. Default 2000 ms.
+   */
+  queueMaxMs?: number;
+}
+
+export interface RunOptions {
+  /** Refuse with RATE_LIMITED when the queue is over its bound (use for work users can spam). */
+  bounded?: boolean;
+  transferList?: Transferable[];
+}
+
+export type WorkerPool = ReturnType<typeof createWorkerPool>;
+
+export function createWorkerPool({ threads, queueMaxMs = 2_000 }: WorkerPoolOptions) {
+  const piscina = new Piscina({
+    filename: new URL('../workers/entry.mjs', import.meta.url).href,
+    minThreads: threads,
+    maxThreads: threads,
+  });
+  /** Moving average of each task's run time, learned from completed runs. */
+  const costMs = new Map<TaskName, number>();
+  /** Estimated milliseconds of work submitted and not finished yet. */
+  let pendingMs = 0;
+
+  async function run<N extends TaskName>(task: N, input: TaskInput<N>, options: RunOptions = {}): Promise<TaskOutput<N>> {
+    const estimate = costMs.get(task) ?? 0;
+    if (options.bounded && pendingMs / threads > queueMaxMs) {
+      const retryAfterSeconds = Math.ceil(pendingMs / threads / 1_000);
+      throw rateLimited('The server is busy. Try again in a moment.', retryAfterSeconds);
+    }
+    pendingMs += estimate;
+    try {
+      const { result, ms } = (await piscina.run(
+        { task, input },
+        options.transferList ? { transferList: options.transferList as never } : {},
+      )) as { result: TaskOutput<N>; ms: number };
+      costMs.set(task, estimate === 0 ? ms : estimate * 0.9 + ms * 0.1);
+      return result;
+    } finally {
+      pendingMs -= estimate;
+    }
+  }
+
+  return {
+    run,
+    threads,
+    /** Tasks waiting for a free thread. */
+    get queueSize() {
+      return piscina.queueSize;
+    },
+    /** Learned run time of a task in milliseconds (0 before its first run). */
+    costOf: (task: TaskName) => costMs.get(task) ?? 0,
+    close: () => piscina.close(),
+  };
+}

@@ -1,0 +1,39 @@
+// No Docker engine runs in CI: the compose file is checked by parsing it.
+import { readFileSync } from 'node:fs';
+import { describe, expect, it } from 'vitest';
+import { parse } from 'yaml';
+import pkg from '../package.json' with { type: 'json' };
+
+const compose = parse(readFileSync(new URL('../docker-compose.yml', import.meta.url), 'utf8'));
+
+describe('docker-compose.yml', () => {
+  it('defines postgres, redis, api and worker', () => {
+    expect(Object.keys(compose.services).sort()).toEqual(['api', 'postgres', 'redis', 'worker']);
+  });
+
+  it('points the api and the worker at the compose database and redis', () => {
+    for (const name of ['api', 'worker']) {
+      const env = compose.services[name].environment;
+      expect(env.DATABASE_URL).toMatch(/@postgres:5432\//);
+      expect(env.REDIS_URL).toBe('redis://redis:6379');
+      expect(env.NODE_ENV).toBe('production');
+      expect(env.JWT_SECRET).toMatch(/JWT_SECRET/);
+    }
+  });
+
+  it('runs commands that package.json defines', () => {
+    for (const name of ['api', 'worker']) {
+      const [bin, run, script] = compose.services[name].command;
+      expect(bin).toBe('npm');
+      const scriptName = run === 'start' ? 'start' : script;
+      expect(pkg.scripts).toHaveProperty(scriptName!);
+    }
+  });
+
+  it('waits for healthy dependencies', () => {
+    expect(compose.services.api.depends_on.postgres.condition).toBe('service_healthy');
+    expect(compose.services.api.depends_on.redis.condition).toBe('service_healthy');
+    expect(compose.services.postgres.healthcheck.test.join(' ')).toMatch(/pg_isready/);
+    expect(compose.services.api.ports).toContain('4000:4000');
+  });
+});

@@ -1,0 +1,88 @@
+// Shared test plumbing: a real app on the test database, and a small GraphQL client over yoga.fetch.
+import { randomBytes } from 'node:crypto';
+import { inject } from 'vitest';
+import { buildApp, type App, type BuildAppOptions } from '../src/app.ts';
+import { loadConfig } from '../src/env.ts';
+
+export const TEST_JWT_SECRET = 'test-secret-that-is-long-enough-for-hs256-0123456789';
+
+export function testConfig(overrides: Record<string, string> = {}) {
+  return loadConfig({
+    NODE_ENV: 'test',
+    DATABASE_URL: inject('databaseUrl'),
+    PORT: '0',
+    HOST: '127.0.0.1',
+    JWT_SECRET: TEST_JWT_SECRET,
+    WORKER_THREADS: '2',
+    LOG_LEVEL: process.env.LOG_LEVEL ?? 'silent',
+    ...overrides,
+  });
+}
+
+export async function startTestApp(
+  overrides: Record<string, string> = {},
+  options: Omit<BuildAppOptions, 'config'> = {},
+): Promise<App> {
+  return buildApp({ config: testConfig(overrides), ...options });
+}
+
+export interface GraphQLResponse<T = any> {
+  data?: T | null;
+  errors?: Array<{ message: string; path?: string[]; extensions?: Record<string, any> }>;
+}
+
+export interface GqlOptions {
+  token?: string;
+  headers?: Record<string, string>;
+}
+
+/** Runs one operation in-process through yoga.fetch (the full HTTP pipeline, no socket). */
+export async function gql<T = any>(
+  app: App,
+  query: string,
+  variables: Record<string, unknown> = {},
+  { token, headers = {} }: GqlOptions = {},
+): Promise<GraphQLResponse<T> & { response: Response }> {
+  const response = await app.yoga.fetch('http://kocmoc.test/graphql', {
+    method: 'POST',
+    headers: {
+      'content-type': 'application/json',
+      accept: 'application/graphql-response+json, application/json',
+      ...(token ? { authorization: `Bearer ${token}` } : {}),
+      ...headers,
+    },
+    body: JSON.stringify({ query, variables }),
+  });
+  const body = (await response.json()) as GraphQLResponse<T>;
+  return { ...body, response };
+}
+
+/** The `extensions.code` of the first error, for terse assertions. */
+export const codeOf = (result: GraphQLResponse) => result.errors?.[0]?.extensions?.code;
+
+export const uniqueName = (prefix = 'u') => `${prefix}_${randomBytes(5).toString('hex')}`;
+
+export const AUTH_FIELDS = 'accessToken refreshToken accessTokenExpiresAt user { id username displayName email }';
+
+export interface TestUser {
+  id: string;
+  username: string;
+  email: string;
+  password: string;
+  accessToken: string;
+  refreshToken: string;
+}
+
+export async function registerUser(app: App, overrides: Partial<{ username: string; displayName: string; password: string }> = {}): Promise<TestUser> {
+  const username = overrides.username ?? uniqueName();
+  const email = `${username}@example.com`;
+  const password = overrides.password ?? 'correct horse battery staple';
+  const result = await gql(
+    app,
+    `mutation ($input: RegisterInput!) { register(input: $input) { ${AUTH_FIELDS} } }`,
+    { input: { email, username, password, displayName: overrides.displayName ?? `User ${username}` } },
+  );
+  if (!result.data?.register) throw new Error(`register failed: ${JSON.stringify(result.errors)}`);
+  const { accessToken, refreshToken, user } = result.data.register;
+  return { id: user.id, username, email, password, accessToken, refreshToken };
+}
