@@ -1,5 +1,6 @@
 // Where the data lives: the configured PostgreSQL, or an embedded one under DATA_DIR.
 import { join } from 'node:path';
+import pg from 'pg';
 import type { Config } from '../env.ts';
 import type { Logger } from '../logger.ts';
 import { startEmbeddedPostgres } from './embedded.ts';
@@ -30,4 +31,41 @@ export async function migrateDatabase(url: string, logger: Logger): Promise<void
   await ensureDatabase(url);
   const { applied } = await applyMigrations({ databaseUrl: url, log: (msg) => logger.debug({ migrate: msg }) });
   if (applied.length > 0) logger.info({ applied }, 'applied migrations');
+}
+
+/**
+ * A throwaway database for tests and benches, emptied first: `explicitUrl` as is, else a database
+ * named `name` beside the configured one, else an embedded server under DATA_DIR/postgres-<name>.
+ */
+export async function openScratchDatabase(config: Config, name: string, explicitUrl?: string): Promise<Database> {
+  let database: Database;
+  if (explicitUrl) {
+    database = { url: explicitUrl, embedded: false, stop: async () => {} };
+  } else if (config.database.url) {
+    const url = new URL(config.database.url);
+    url.pathname = `/${name}`;
+    database = { url: url.toString(), embedded: false, stop: async () => {} };
+  } else {
+    const server = await startEmbeddedPostgres({
+      dataDir: join(config.dataDir, `postgres-${name}`),
+      // Beside the development server's port, so both can run at once.
+      port: config.database.embeddedPort + 1 + (name === 'kocmoc_test' ? 0 : 1),
+      database: name,
+    });
+    database = { url: server.url, embedded: true, stop: server.stop };
+  }
+  await ensureDatabase(database.url);
+  await resetSchema(database.url);
+  await applyMigrations({ databaseUrl: database.url });
+  return database;
+}
+
+async function resetSchema(url: string) {
+  const client = new pg.Client({ connectionString: url });
+  await client.connect();
+  try {
+    await client.query('DROP SCHEMA IF EXISTS public CASCADE; CREATE SCHEMA public;');
+  } finally {
+    await client.end();
+  }
 }

@@ -79,6 +79,7 @@ export async function startEmbeddedPostgres(options: EmbeddedPostgresOptions): P
     // Never initdb over files we do not recognise as a cluster (initdb would refuse anyway).
     const entries = await readdir(dataDir).catch(() => []);
     if (entries.length > 0) throw new Error(`${dataDir} is not empty but holds no PostgreSQL cluster`);
+    if (process.getuid?.() === 0) await assertReachableByOthers(path.dirname(dataDir));
     log(`initialising PostgreSQL cluster in ${dataDir}`);
     await server.initialise();
   }
@@ -201,6 +202,23 @@ async function describeProcess(pid: number): Promise<{ argv: string[]; ppid: num
     return { argv: cmdline.split('\0'), ppid };
   } catch {
     return undefined;
+  }
+}
+
+/**
+ * As root the server runs as the `postgres` user, which must be able to walk down to the data
+ * directory; say so plainly instead of letting initdb fail with "Permission denied".
+ */
+async function assertReachableByOthers(dir: string): Promise<void> {
+  for (let current = path.resolve(dir); ; current = path.dirname(current)) {
+    const info = await stat(current).catch(() => undefined);
+    if (info && (info.mode & 0o001) === 0) {
+      throw new Error(
+        `Embedded PostgreSQL runs as the "postgres" user when started as root, and cannot enter ${current}. ` +
+          `Allow it (chmod o+x ${current}) or set DATA_DIR to a directory outside it.`,
+      );
+    }
+    if (current === path.dirname(current)) return;
   }
 }
 

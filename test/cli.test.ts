@@ -1,0 +1,82 @@
+// `npm start` as a newcomer runs it: no DATABASE_URL, so an embedded PostgreSQL under DATA_DIR,
+// a generated JWT secret, and data that survives a restart.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { chmodSync, mkdtempSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { afterAll, describe, expect, it } from 'vitest';
+
+const dataDir = mkdtempSync(join(tmpdir(), 'kocmoc-cli-'));
+// mkdtemp makes it private; as root the embedded server runs as `postgres` and must enter it.
+chmodSync(dataDir, 0o755);
+const embeddedPort = String(55_000 + Math.floor(Math.random() * 4_000));
+const children: ChildProcess[] = [];
+
+afterAll(() => {
+  for (const child of children) child.kill('SIGKILL');
+  rmSync(dataDir, { recursive: true, force: true });
+});
+
+/** Starts the server the way `npm start` does and resolves with its GraphQL URL. */
+function startServer(): Promise<{ child: ChildProcess; url: string }> {
+  const env: Record<string, string> = { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '' };
+  Object.assign(env, { DATA_DIR: dataDir, PORT: '0', HOST: '127.0.0.1', EMBEDDED_PG_PORT: embeddedPort, LOG_LEVEL: 'info', WORKER_THREADS: '1' });
+  const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], { cwd: join(import.meta.dirname, '..'), env });
+  children.push(child);
+  const output: string[] = [];
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`server did not start:\n${output.join('\n')}`)), 45_000);
+    child.stderr!.on('data', (chunk) => output.push(String(chunk)));
+    child.once('exit', (code) => reject(new Error(`server exited with ${code}:\n${output.join('\n')}`)));
+    createInterface({ input: child.stdout! }).on('line', (line) => {
+      output.push(line);
+      try {
+        const entry = JSON.parse(line);
+        if (entry.url && /listening/.test(entry.msg)) {
+          clearTimeout(timer);
+          resolve({ child, url: entry.url });
+        }
+      } catch {
+        // not a log line
+      }
+    });
+  });
+}
+
+async function stopServer(child: ChildProcess): Promise<number | null> {
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  child.kill('SIGTERM');
+  return exited;
+}
+
+const graphql = async (url: string, query: string, variables = {}, token?: string) => {
+  const res = await fetch(url, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', ...(token ? { authorization: `Bearer ${token}` } : {}) },
+    body: JSON.stringify({ query, variables }),
+  });
+  return res.json() as Promise<any>;
+};
+
+describe('npm start without DATABASE_URL', () => {
+  it('runs on an embedded PostgreSQL whose data and secrets survive a restart', async () => {
+    const first = await startServer();
+    expect((await fetch(first.url.replace('/graphql', '/ready'))).status).toBe(200);
+    const registered = await graphql(
+      first.url,
+      'mutation ($i: RegisterInput!) { register(input: $i) { accessToken user { id } } }',
+      { i: { email: 'newcomer@example.com', username: 'newcomer', password: 'first run passphrase' } },
+    );
+    expect(registered.errors).toBeUndefined();
+    expect(statSync(join(dataDir, 'postgres', 'PG_VERSION')).isFile()).toBe(true);
+    expect(statSync(join(dataDir, 'jwt-secret')).isFile()).toBe(true);
+    expect(await stopServer(first.child)).toBe(0);
+
+    const second = await startServer();
+    // Same JWT secret and same rows: the token from the first run still works.
+    const me = await graphql(second.url, '{ me { id username } }', {}, registered.data.register.accessToken);
+    expect(me.data.me).toEqual({ id: registered.data.register.user.id, username: 'newcomer' });
+    expect(await stopServer(second.child)).toBe(0);
+  }, 120_000);
+});
