@@ -9,4 +9,4 @@ RUN npm ci --include=dev && npm cache clean --force
 COPY . .
 USER node
 EXPOSE 4000
-CMD ["npm", "start"]
+CMD ["node", "--import", "tsx", "src/main.ts"]
