@@ -1,0 +1,62 @@
+import { mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { ConfigError, loadConfig } from '../src/env.ts';
+
+const dataDir = () => mkdtempSync(join(tmpdir(), 'kocmoc-env-'));
+
+describe('loadConfig', () => {
+  it('has working defaults for development', () => {
+    const config = loadConfig({ DATA_DIR: dataDir() });
+    expect(config.http.port).toBe(4000);
+    expect(config.database.url).toBeUndefined();
+    expect(config.auth.accessTokenTtlMs).toBe(15 * 60_000);
+    expect(config.auth.refreshTokenTtlMs).toBe(30 * 86_400_000);
+    expect(config.redisUrl).toBeUndefined();
+  });
+
+  it('keeps a generated JWT secret under DATA_DIR across loads', () => {
+    const dir = dataDir();
+    const first = loadConfig({ DATA_DIR: dir }).auth.jwtSecret;
+    expect(first.length).toBeGreaterThanOrEqual(32);
+    expect(loadConfig({ DATA_DIR: dir }).auth.jwtSecret).toBe(first);
+    expect(readFileSync(join(dir, 'jwt-secret'), 'utf8')).toBe(first);
+  });
+
+  it('names every bad variable, one per line', () => {
+    let message = '';
+    try {
+      loadConfig({ PORT: 'eighty', DATABASE_URL: 'mysql://x', JWT_TTL: 'soon', REDIS_URL: 'http://x', LOG_LEVEL: 'loud' });
+    } catch (error) {
+      expect(error).toBeInstanceOf(ConfigError);
+      message = (error as Error).message;
+    }
+    for (const variable of ['PORT', 'DATABASE_URL', 'JWT_TTL', 'REDIS_URL', 'LOG_LEVEL']) {
+      expect(message).toMatch(new RegExp(`^  ${variable}: `, 'm'));
+    }
+  });
+
+  it('requires a strong JWT_SECRET in production', () => {
+    expect(() => loadConfig({ NODE_ENV: 'production', DATA_DIR: dataDir() })).toThrow(/JWT_SECRET: required/);
+    expect(() => loadConfig({ NODE_ENV: 'production', JWT_SECRET: 'short' })).toThrow(/JWT_SECRET: must be at least 32/);
+    expect(loadConfig({ NODE_ENV: 'production', JWT_SECRET: 'x'.repeat(32) }).auth.jwtSecret).toBe('x'.repeat(32));
+  });
+
+  it('builds DATABASE_URL from PG_* parts, escaping them', () => {
+    const config = loadConfig({ PG_HOST: 'db.internal', PG_PORT: '6543', PG_DATABASE: 'chat', PG_USER: 'app', PG_PASSWORD: 'p@ss/word', PG_SSL: 'true' });
+    const url = new URL(config.database.url!);
+    expect(url.hostname).toBe('db.internal');
+    expect(url.port).toBe('6543');
+    expect(url.pathname).toBe('/chat');
+    expect(decodeURIComponent(url.password)).toBe('p@ss/word');
+    expect(url.searchParams.get('sslmode')).toBe('require');
+  });
+
+  it('prefers DATABASE_URL over PG_* and treats empty values as unset', () => {
+    const config = loadConfig({ DATABASE_URL: 'postgresql://a@b/c', PG_HOST: 'other', REDIS_URL: '', ADMIN_TOKEN: '' });
+    expect(config.database.url).toBe('postgresql://a@b/c');
+    expect(config.redisUrl).toBeUndefined();
+    expect(config.adminToken).toBeUndefined();
+  });
+});

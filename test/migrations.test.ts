@@ -1,0 +1,39 @@
+// The committed migrations must build exactly prisma/schema.prisma, and apply cleanly.
+import { cpSync, mkdtempSync, readdirSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import pg from 'pg';
+import { afterAll, describe, expect, inject, it } from 'vitest';
+import { applyMigrations, createMigration, ensureDatabase, pendingMigrations } from '../src/db/migrations.ts';
+
+const serverUrl = new URL(inject('databaseUrl'));
+const scratch = new URL(serverUrl);
+scratch.pathname = `/kocmoc_migrations_${process.pid}`;
+
+afterAll(async () => {
+  const admin = new URL(serverUrl);
+  admin.pathname = '/postgres';
+  const client = new pg.Client({ connectionString: admin.toString() });
+  await client.connect();
+  await client.query(`DROP DATABASE IF EXISTS "${scratch.pathname.slice(1)}" WITH (FORCE)`);
+  await client.end();
+});
+
+describe('migrations', () => {
+  const committed = readdirSync('prisma/migrations').filter((name) => /^\d{14}_/.test(name)).sort();
+
+  it('match schema.prisma (run `npm run db:migration -- <name>` after editing it)', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'kocmoc-migrations-'));
+    cpSync('prisma/migrations', dir, { recursive: true });
+    expect(await createMigration({ databaseUrl: inject('databaseUrl'), name: 'drift_check', migrationsDir: dir })).toBeNull();
+  });
+
+  it('apply to an empty database once, then report nothing pending', async () => {
+    const url = scratch.toString();
+    await ensureDatabase(url);
+    expect(await pendingMigrations({ databaseUrl: url })).toEqual(committed);
+    expect((await applyMigrations({ databaseUrl: url })).applied).toEqual(committed);
+    expect((await applyMigrations({ databaseUrl: url })).applied).toEqual([]);
+    expect(await pendingMigrations({ databaseUrl: url })).toEqual([]);
+  });
+});
