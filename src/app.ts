@@ -5,6 +5,7 @@ import { createYoga, useReadinessCheck, type YogaServerInstance } from 'graphql-
 import { createPasswordHasher } from './auth/passwords.ts';
 import { createTokenService } from './auth/tokens.ts';
 import { createContext, type Context, type Services } from './context.ts';
+import { createContentCipher } from './crypto/content-cipher.ts';
 import { createPrisma } from './db/client.ts';
 import { migrateDatabase, openDatabase } from './db/database.ts';
 import { pendingMigrations } from './db/migrations.ts';
@@ -41,7 +42,15 @@ export async function buildApp({ config, logger = createLogger(config.logLevel),
   const prisma = createPrisma(database.url, { onQuery });
   const pool = createWorkerPool({ threads: config.workers.threads, queueMaxMs: config.workers.queueMaxMs });
   const passwords = createPasswordHasher(pool, config.auth.passwordHash);
-  const services: Services = { config, prisma, pool, passwords, tokens: createTokenService(config.auth), logger };
+  const services: Services = {
+    config,
+    prisma,
+    pool,
+    passwords,
+    tokens: createTokenService(config.auth),
+    cipher: createContentCipher({ keyring: config.messageEncryption, pool }),
+    logger,
+  };
   await passwords.warmUp();
 
   let migrationsPending = true;

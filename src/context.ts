@@ -3,9 +3,11 @@ import type { GraphQLError } from 'graphql';
 import type { PasswordHasher } from './auth/passwords.ts';
 import { findLiveSession } from './auth/sessions.ts';
 import type { TokenService } from './auth/tokens.ts';
+import type { ContentCipher } from './crypto/content-cipher.ts';
 import type { Config } from './env.ts';
 import { unauthenticated } from './errors.ts';
 import type { PrismaClient } from './generated/prisma/client.ts';
+import { createLoaders, type Loaders } from './loaders.ts';
 import type { Logger } from './logger.ts';
 import type { WorkerPool } from './worker-pool.ts';
 
@@ -16,6 +18,8 @@ export interface Services {
   pool: WorkerPool;
   passwords: PasswordHasher;
   tokens: TokenService;
+  /** Seals and opens message content at rest. */
+  cipher: ContentCipher;
   logger: Logger;
 }
 
@@ -33,6 +37,7 @@ export interface Context extends Services {
   /** Why a presented access token was refused; thrown by `requireViewer`. */
   authError: GraphQLError | null;
   userAgent: string | null;
+  loaders: Loaders;
 }
 
 export interface ContextInput {
@@ -44,14 +49,17 @@ export interface ContextInput {
 
 export async function createContext(services: Services, input: ContextInput): Promise<Context> {
   const { viewer, authError } = await authenticate(services, input.authorization);
-  return {
+  const context: Context = {
     ...services,
     requestId: input.requestId,
     log: services.logger.child({ requestId: input.requestId }),
     viewer,
     authError,
     userAgent: input.userAgent?.slice(0, 512) ?? null,
+    // Reads the viewer late: a request that signs in acts as the new session from then on.
+    loaders: createLoaders(services.prisma, services.cipher, () => context.viewer?.userId),
   };
+  return context;
 }
 
 /** The viewer, or the reason there is none as an UNAUTHENTICATED error. */

@@ -1,5 +1,5 @@
 // The one place that reads the environment. Everything else receives a `Config`.
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -28,6 +28,12 @@ const optionalString = z
   .string()
   .optional()
   .transform((v) => (v === undefined || v.trim() === '' ? undefined : v));
+
+const base64Key = z
+  .string()
+  .trim()
+  .transform((value) => Buffer.from(value, 'base64'))
+  .refine((key) => key.length === 32, 'must be 32 bytes, base64-encoded (e.g. `openssl rand -base64 32`)');
 
 const schema = z.object({
   /** `development` (default), `test` or `production`. Production requires JWT_SECRET. */
@@ -63,6 +69,23 @@ const schema = z.object({
   /** `iss` and `aud` claims of access tokens. */
   JWT_ISSUER: z.string().default('kocmoc'),
   JWT_AUDIENCE: z.string().default('kocmoc-api'),
+  /**
+   * AES-256-GCM key for message content at rest: 32 bytes, base64. Required in production;
+   * generated under DATA_DIR otherwise. Its id (stored beside each ciphertext) is derived from it.
+   */
+  MESSAGE_ENCRYPTION_KEY: optionalString.pipe(base64Key.optional()),
+  /** Earlier keys, comma-separated base64, still accepted for reading while data is re-encrypted. */
+  MESSAGE_ENCRYPTION_OLD_KEYS: optionalString.transform((value, ctx) =>
+    (value ?? '')
+      .split(',')
+      .map((key) => key.trim())
+      .filter(Boolean)
+      .map((key) => {
+        const parsed = base64Key.safeParse(key);
+        if (!parsed.success) ctx.addIssue({ code: 'custom', message: parsed.error.issues[0]!.message });
+        return parsed.success ? parsed.data : Buffer.alloc(0);
+      }),
+  ),
   /** Enables admin mutations when set (sent as `x-admin-token`). */
   ADMIN_TOKEN: optionalString.pipe(z.string().min(16, 'must be at least 16 characters').optional()),
   /** pino level. Default info (warn under test). */
@@ -98,9 +121,13 @@ export function loadConfig(source: Record<string, string | undefined> = process.
 function toConfig(env: z.infer<typeof schema>) {
   const dataDir = resolve(env.DATA_DIR);
   const production = env.NODE_ENV === 'production';
-  if (production && !env.JWT_SECRET) {
-    throw new ConfigError('Invalid environment:\n  JWT_SECRET: required when NODE_ENV=production');
-  }
+  const missing = [
+    ...(production && !env.JWT_SECRET ? ['  JWT_SECRET: required when NODE_ENV=production'] : []),
+    ...(production && !env.MESSAGE_ENCRYPTION_KEY ? ['  MESSAGE_ENCRYPTION_KEY: required when NODE_ENV=production'] : []),
+  ];
+  if (missing.length > 0) throw new ConfigError(`Invalid environment:\n${missing.join('\n')}`);
+  const messageKey =
+    env.MESSAGE_ENCRYPTION_KEY ?? Buffer.from(persistentSecret(dataDir, 'message-key', () => randomBytes(32).toString('base64')), 'base64');
   return {
     env: env.NODE_ENV,
     http: { port: env.PORT, host: env.HOST },
@@ -113,13 +140,14 @@ function toConfig(env: z.infer<typeof schema>) {
     },
     redisUrl: env.REDIS_URL,
     auth: {
-      jwtSecret: env.JWT_SECRET ?? persistentSecret(dataDir, 'jwt-secret'),
+      jwtSecret: env.JWT_SECRET ?? persistentSecret(dataDir, 'jwt-secret', () => randomBytes(48).toString('base64url')),
       accessTokenTtlMs: env.JWT_TTL,
       refreshTokenTtlMs: env.REFRESH_TOKEN_TTL,
       issuer: env.JWT_ISSUER,
       audience: env.JWT_AUDIENCE,
       passwordHash: { memoryKib: env.PASSWORD_HASH_MEMORY_KIB, passes: env.PASSWORD_HASH_PASSES },
     },
+    messageEncryption: keyring(messageKey, env.MESSAGE_ENCRYPTION_OLD_KEYS),
     adminToken: env.ADMIN_TOKEN,
     logLevel: env.LOG_LEVEL ?? (env.NODE_ENV === 'test' ? 'warn' : 'info'),
     workers: {
@@ -141,14 +169,32 @@ function pgUrlFromParts(env: z.infer<typeof schema>): string | undefined {
   return url.toString();
 }
 
-/** Development convenience: a random secret kept under DATA_DIR so tokens survive restarts. */
-function persistentSecret(dataDir: string, name: string): string {
+export interface Keyring {
+  /** Id of the key new ciphertexts use. */
+  currentKeyId: string;
+  /** Every usable key by id: the current one and the old ones. */
+  keys: Record<string, Buffer>;
+}
+
+/** Key ids are derived from the keys, so configuration cannot pair a key with the wrong id. */
+export function keyIdOf(key: Uint8Array): string {
+  return createHash('sha256').update(key).digest('hex').slice(0, 12);
+}
+
+function keyring(current: Buffer, old: Buffer[]): Keyring {
+  const keys: Record<string, Buffer> = {};
+  for (const key of [...old, current]) keys[keyIdOf(key)] = key;
+  return { currentKeyId: keyIdOf(current), keys };
+}
+
+/** Development convenience: a random secret kept under DATA_DIR so it survives restarts. */
+function persistentSecret(dataDir: string, name: string, generate: () => string): string {
   const file = join(dataDir, name);
   try {
     return readFileSync(file, 'utf8').trim();
   } catch {
     mkdirSync(dataDir, { recursive: true });
-    const secret = randomBytes(48).toString('base64url');
+    const secret = generate();
     // `wx` loses the race to a concurrent first start cleanly; then read the winner's secret.
     try {
       writeFileSync(file, secret, { mode: 0o600, flag: 'wx' });

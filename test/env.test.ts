@@ -1,8 +1,9 @@
+import { randomBytes } from 'node:crypto';
 import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { ConfigError, loadConfig } from '../src/env.ts';
+import { ConfigError, keyIdOf, loadConfig } from '../src/env.ts';
 
 const dataDir = () => mkdtempSync(join(tmpdir(), 'kocmoc-env-'));
 
@@ -37,10 +38,32 @@ describe('loadConfig', () => {
     }
   });
 
-  it('requires a strong JWT_SECRET in production', () => {
-    expect(() => loadConfig({ NODE_ENV: 'production', DATA_DIR: dataDir() })).toThrow(/JWT_SECRET: required/);
-    expect(() => loadConfig({ NODE_ENV: 'production', JWT_SECRET: 'short' })).toThrow(/JWT_SECRET: must be at least 32/);
-    expect(loadConfig({ NODE_ENV: 'production', JWT_SECRET: 'x'.repeat(32) }).auth.jwtSecret).toBe('x'.repeat(32));
+  it('requires a strong JWT_SECRET and a message key in production', () => {
+    const key = randomBytes(32).toString('base64');
+    expect(() => loadConfig({ NODE_ENV: 'production', DATA_DIR: dataDir() })).toThrow(/JWT_SECRET: required[^]*MESSAGE_ENCRYPTION_KEY: required/);
+    expect(() => loadConfig({ NODE_ENV: 'production', JWT_SECRET: 'short', MESSAGE_ENCRYPTION_KEY: key })).toThrow(/JWT_SECRET: must be at least 32/);
+    const config = loadConfig({ NODE_ENV: 'production', JWT_SECRET: 'x'.repeat(32), MESSAGE_ENCRYPTION_KEY: key });
+    expect(config.auth.jwtSecret).toBe('x'.repeat(32));
+    expect(config.messageEncryption.keys[config.messageEncryption.currentKeyId]).toEqual(Buffer.from(key, 'base64'));
+  });
+
+  it('derives key ids and keeps old keys readable for rotation', () => {
+    const [current, old] = [randomBytes(32), randomBytes(32)];
+    const { messageEncryption } = loadConfig({
+      MESSAGE_ENCRYPTION_KEY: current.toString('base64'),
+      MESSAGE_ENCRYPTION_OLD_KEYS: ` ${old.toString('base64')} ,`,
+    });
+    expect(messageEncryption.currentKeyId).toBe(keyIdOf(current));
+    expect(Object.keys(messageEncryption.keys).sort()).toEqual([keyIdOf(current), keyIdOf(old)].sort());
+    expect(() => loadConfig({ MESSAGE_ENCRYPTION_KEY: 'c2hvcnQ=' })).toThrow(/MESSAGE_ENCRYPTION_KEY: must be 32 bytes/);
+    expect(() => loadConfig({ MESSAGE_ENCRYPTION_OLD_KEYS: 'c2hvcnQ=' })).toThrow(/MESSAGE_ENCRYPTION_OLD_KEYS: must be 32 bytes/);
+  });
+
+  it('generates a development message key under DATA_DIR and keeps it', () => {
+    const dir = dataDir();
+    const first = loadConfig({ DATA_DIR: dir }).messageEncryption;
+    expect(loadConfig({ DATA_DIR: dir }).messageEncryption.currentKeyId).toBe(first.currentKeyId);
+    expect(Buffer.from(readFileSync(join(dir, 'message-key'), 'utf8'), 'base64')).toHaveLength(32);
   });
 
   it('builds DATABASE_URL from PG_* parts, escaping them', () => {

@@ -86,3 +86,28 @@ export async function registerUser(app: App, overrides: Partial<{ username: stri
   const { accessToken, refreshToken, user } = result.data.register;
   return { id: user.id, username, email, password, accessToken, refreshToken };
 }
+
+export const CHAT_FIELDS = 'id kind title isPublic myRole unreadCount lastReadMessageId';
+export const MESSAGE_FIELDS =
+  'id seq kind text location { latitude longitude } replyTo { id } sender { id } createdAt editedAt deletedAt clientMessageId';
+
+export async function createChat(
+  app: App,
+  owner: TestUser,
+  input: { kind: 'DIRECT' | 'GROUP'; title?: string; memberIds: string[]; isPublic?: boolean },
+): Promise<string> {
+  const result = await gql(app, `mutation ($input: CreateChatInput!) { createChat(input: $input) { id } }`, { input }, { token: owner.accessToken });
+  if (!result.data?.createChat) throw new Error(`createChat failed: ${JSON.stringify(result.errors)}`);
+  return result.data.createChat.id;
+}
+
+export async function sendText(app: App, sender: TestUser, chatId: string, text: string, extra: Record<string, unknown> = {}) {
+  const result = await gql(
+    app,
+    `mutation ($input: SendMessageInput!) { sendMessage(input: $input) { ${MESSAGE_FIELDS} } }`,
+    { input: { chatId, kind: 'TEXT', text, ...extra } },
+    { token: sender.accessToken },
+  );
+  if (!result.data?.sendMessage) throw new Error(`sendMessage failed: ${JSON.stringify(result.errors)}`);
+  return result.data.sendMessage as { id: string; seq: number; text: string };
+}

@@ -1,2 +1,3 @@
 // Every task the worker pool can run, by name. Tasks are pure functions of a small, cloneable input.
 export { hashPassword, verifyPassword } from './passwords.ts';
+export { sealBatch, openBatch } from './crypto.ts';

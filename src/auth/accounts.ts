@@ -2,7 +2,7 @@
 import { z } from 'zod';
 import type { Services } from '../context.ts';
 import { badUserInput, conflict, unauthenticated } from '../errors.ts';
-import { Prisma } from '../generated/prisma/client.ts';
+import { isUniqueViolation } from '../db/errors.ts';
 import { displayNameSchema, emailSchema, usernameSchema } from '../users/profile.ts';
 import { parseInput } from '../validation.ts';
 import { PASSWORD_MAX_LENGTH, passwordProblem } from './passwords.ts';
@@ -41,7 +41,7 @@ export async function register(services: AccountServices, input: RegisterInput, 
     });
     return await openSession(services, user, device);
   } catch (error) {
-    if (error instanceof Prisma.PrismaClientKnownRequestError && error.code === 'P2002') {
+    if (isUniqueViolation(error)) {
       await assertAvailable(services, data.email, data.username);
     }
     throw error;

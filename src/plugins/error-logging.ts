@@ -13,9 +13,18 @@ export function isClientError(error: unknown): error is GraphQLError {
   return isGraphQLError(error) && (!error.originalError || isGraphQLError(error.originalError));
 }
 
-/** Yoga's `maskError`: anything unexpected becomes a plain INTERNAL error (the log has the details). */
+/** Pothos rejects malformed connection arguments (bad cursor, negative `first`) with this. */
+const isPothosValidationError = (error: unknown) => error instanceof Error && error.name === 'PothosValidationError';
+
+/**
+ * Yoga's `maskError`: our own errors pass, Pothos argument errors become BAD_USER_INPUT, and
+ * anything unexpected becomes a plain INTERNAL error (the log has the details).
+ */
 export function maskError(error: unknown): Error {
   if (isClientError(error)) return error;
+  if (isGraphQLError(error) && isPothosValidationError(error.originalError)) {
+    return new GraphQLError(error.message, { path: error.path, extensions: { code: 'BAD_USER_INPUT' } });
+  }
   const masked = internal();
   return isGraphQLError(error) ? new GraphQLError(masked.message, { path: error.path, extensions: masked.extensions }) : masked;
 }
@@ -27,7 +36,7 @@ export function useErrorLogging(logger: Logger): Plugin {
     const requestContext = (phase === 'execution' ? (context as { contextValue?: unknown }).contextValue : context) as Partial<Context> | undefined;
     const log = requestContext?.log ?? logger;
     for (const error of errors) {
-      if (isClientError(error)) continue;
+      if (isClientError(error) || (isGraphQLError(error) && isPothosValidationError(error.originalError))) continue;
       const cause = isGraphQLError(error) ? (error.originalError ?? error) : error;
       log.error({ err: cause, path: isGraphQLError(error) ? error.path : undefined }, 'unexpected error');
     }

@@ -2,5 +2,7 @@
 import { builder } from './builder.ts';
 import './users.ts';
 import './auth.ts';
+import './chats.ts';
+import './messages.ts';
 
 export const schema = builder.toSchema({ sortSchema: true });

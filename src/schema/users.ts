@@ -3,7 +3,7 @@ import { requireViewer } from '../context.ts';
 import { UserStatus } from '../generated/prisma/enums.ts';
 import { setStatus, updateProfile, userSearchFilter } from '../users/profile.ts';
 import { builder } from './builder.ts';
-import { checkPageArgs, MAX_PAGE_SIZE } from './pagination.ts';
+import { pageSizeFor } from './pagination.ts';
 
 export const UserStatusEnum = builder.enumType(UserStatus, {
   name: 'UserStatus',
@@ -65,11 +65,10 @@ builder.queryFields((t) => ({
       cursor: 'username',
       description: 'Users whose username starts with, or whose display name contains, `query`; ordered by username.',
       defaultSize: 20,
-      maxSize: MAX_PAGE_SIZE,
+      maxSize: pageSizeFor,
       args: { query: t.arg.string({ required: true }) },
       resolve: (query, _root, args, ctx) => {
         requireViewer(ctx);
-        checkPageArgs(args);
         return ctx.prisma.user.findMany({ ...query, where: userSearchFilter(args.query), orderBy: { username: 'asc' } });
       },
     },

@@ -1,0 +1,212 @@
+// Direct and group chats: creation, membership and roles.
+import { z } from 'zod';
+import type { Services } from '../context.ts';
+import { badUserInput, forbidden, notFound } from '../errors.ts';
+import { isUniqueViolation } from '../db/errors.ts';
+import type { Chat, ChatKind, ChatRole, Prisma } from '../generated/prisma/client.ts';
+import { isBlockedEitherWay } from '../users/blocking.ts';
+import { parseInput } from '../validation.ts';
+import { CHAT_NOT_FOUND, requireMembership, requireRole } from './membership.ts';
+
+type ChatServices = Pick<Services, 'prisma'>;
+
+export const TITLE_MAX = 128;
+/** Members a group can have; fan-out of every message grows with it. */
+export const GROUP_MAX_MEMBERS = 5_000;
+/** Members that can be added in one call. */
+export const ADD_MEMBERS_MAX = 500;
+
+const titleSchema = z
+  .string()
+  .trim()
+  .min(1, 'Title cannot be empty.')
+  .max(TITLE_MAX, `Title must be at most ${TITLE_MAX} characters.`);
+
+const idListSchema = (max: number) =>
+  z
+    .array(z.string())
+    .max(max, `At most ${max} users at once.`)
+    .transform((ids) => [...new Set(ids)]);
+
+export interface CreateChatInput {
+  kind: ChatKind;
+  title?: string | null;
+  memberIds: readonly (string | number)[];
+  isPublic?: boolean | null;
+}
+
+/** Creates a chat with the viewer in it. A direct chat that already exists is returned as it is. */
+export async function createChat(services: ChatServices, viewerId: string, input: CreateChatInput): Promise<Chat> {
+  const memberIds = parseInput(idListSchema(ADD_MEMBERS_MAX), input.memberIds.map(String), 'input.memberIds').filter(
+    (id) => id !== viewerId,
+  );
+  return input.kind === 'DIRECT'
+    ? createDirectChat(services, viewerId, memberIds, input)
+    : createGroupChat(services, viewerId, memberIds, input);
+}
+
+async function createDirectChat({ prisma }: ChatServices, viewerId: string, memberIds: string[], input: CreateChatInput) {
+  if (memberIds.length !== 1) throw badUserInput('input.memberIds', 'A direct chat has exactly one other member.');
+  if (input.title != null) throw badUserInput('input.title', 'Direct chats have no title.');
+  if (input.isPublic) throw badUserInput('input.isPublic', 'Direct chats cannot be public.');
+  const otherId = memberIds[0]!;
+  await assertUsersExist(prisma, [otherId], 'input.memberIds');
+  if (await isBlockedEitherWay(prisma, viewerId, otherId)) throw forbidden('You cannot start a chat with this user.');
+
+  const directKey = [viewerId, otherId].sort().join(':');
+  const existing = await prisma.chat.findUnique({ where: { directKey } });
+  if (existing) return existing;
+  try {
+    return await prisma.chat.create({
+      data: {
+        kind: 'DIRECT',
+        directKey,
+        createdById: viewerId,
+        members: { create: [{ userId: viewerId }, { userId: otherId }] },
+      },
+    });
+  } catch (error) {
+    // Both users opened the chat at the same moment: the unique key picked one; return it.
+    if (isUniqueViolation(error)) return prisma.chat.findUniqueOrThrow({ where: { directKey } });
+    throw error;
+  }
+}
+
+async function createGroupChat({ prisma }: ChatServices, viewerId: string, memberIds: string[], input: CreateChatInput) {
+  const title = parseInput(titleSchema, input.title ?? '', 'input.title');
+  await assertUsersExist(prisma, memberIds, 'input.memberIds');
+  return prisma.chat.create({
+    data: {
+      kind: 'GROUP',
+      title,
+      isPublic: input.isPublic ?? false,
+      createdById: viewerId,
+      members: {
+        create: [{ userId: viewerId, role: 'OWNER' }, ...memberIds.map((userId) => ({ userId, role: 'MEMBER' as const }))],
+      },
+    },
+  });
+}
+
+/** Joins a public group. Private groups and direct chats answer NOT_FOUND, as to any stranger. */
+export async function joinChat({ prisma }: ChatServices, viewerId: string, chatId: string): Promise<Chat> {
+  const chat = await prisma.chat.findUnique({ where: { id: chatId } });
+  if (!chat || chat.kind !== 'GROUP' || !chat.isPublic) throw notFound(CHAT_NOT_FOUND);
+  await assertRoomFor(prisma, chatId, 1);
+  await prisma.chatMember.createMany({ data: [{ chatId, userId: viewerId }], skipDuplicates: true });
+  return chat;
+}
+
+/**
+ * Leaves a group. When the last owner leaves, the oldest admin (else the oldest member) becomes
+ * owner, so a group with members always has one.
+ */
+export async function leaveChat({ prisma }: ChatServices, viewerId: string, chatId: string): Promise<void> {
+  const membership = await requireMembership(prisma, chatId, viewerId);
+  if (membership.chat.kind === 'DIRECT') throw badUserInput('chatId', 'Direct chats cannot be left.');
+  await removeMemberKeepingOwner(prisma, chatId, viewerId);
+}
+
+export async function addChatMembers(
+  { prisma }: ChatServices,
+  viewerId: string,
+  chatId: string,
+  userIds: readonly (string | number)[],
+): Promise<void> {
+  await requireGroupRole(prisma, chatId, viewerId, ['OWNER', 'ADMIN'], 'add members');
+  const ids = parseInput(idListSchema(ADD_MEMBERS_MAX), userIds.map(String), 'userIds');
+  if (ids.length === 0) throw badUserInput('userIds', 'Name at least one user to add.');
+  await assertUsersExist(prisma, ids, 'userIds');
+  await assertRoomFor(prisma, chatId, ids.length);
+  await prisma.chatMember.createMany({ data: ids.map((userId) => ({ chatId, userId })), skipDuplicates: true });
+}
+
+/** Owners remove anyone else; admins remove plain members. Leaving yourself is `leaveChat`. */
+export async function removeChatMember({ prisma }: ChatServices, viewerId: string, chatId: string, userId: string): Promise<void> {
+  const membership = await requireGroupRole(prisma, chatId, viewerId, ['OWNER', 'ADMIN'], 'remove members');
+  if (userId === viewerId) throw badUserInput('userId', 'Use leaveChat to leave a chat yourself.');
+  const target = await prisma.chatMember.findUnique({ where: { chatId_userId: { chatId, userId } } });
+  if (!target) throw notFound('Member');
+  if (membership.role === 'ADMIN' && target.role !== 'MEMBER') throw forbidden('Admins can remove members only.');
+  await removeMemberKeepingOwner(prisma, chatId, userId);
+}
+
+/** Owners promote and demote; the last owner cannot demote themselves (they leave instead). */
+export async function setChatMemberRole(
+  { prisma }: ChatServices,
+  viewerId: string,
+  chatId: string,
+  userId: string,
+  role: ChatRole,
+): Promise<void> {
+  await requireGroupRole(prisma, chatId, viewerId, ['OWNER'], 'change roles');
+  await prisma.$transaction(async (tx) => {
+    await lockChat(tx, chatId);
+    const target = await tx.chatMember.findUnique({ where: { chatId_userId: { chatId, userId } } });
+    if (!target) throw notFound('Member');
+    if (target.role === 'OWNER' && role !== 'OWNER') {
+      const owners = await tx.chatMember.count({ where: { chatId, role: 'OWNER' } });
+      if (owners === 1) throw badUserInput('role', 'A group needs an owner: make someone else owner first.');
+    }
+    await tx.chatMember.update({ where: { chatId_userId: { chatId, userId } }, data: { role } });
+  });
+}
+
+export interface UpdateChatInput {
+  title?: string | null;
+  isPublic?: boolean | null;
+}
+
+export async function updateChat({ prisma }: ChatServices, viewerId: string, chatId: string, input: UpdateChatInput): Promise<Chat> {
+  await requireGroupRole(prisma, chatId, viewerId, ['OWNER', 'ADMIN'], 'change the chat');
+  return prisma.chat.update({
+    where: { id: chatId },
+    data: {
+      ...(input.title != null ? { title: parseInput(titleSchema, input.title, 'input.title') } : {}),
+      ...(input.isPublic != null ? { isPublic: input.isPublic } : {}),
+    },
+  });
+}
+
+/** Membership with one of `roles` in a group; direct chats have no members to manage or settings. */
+async function requireGroupRole(prisma: ChatServices['prisma'], chatId: string, userId: string, roles: ChatRole[], action: string) {
+  const membership = await requireMembership(prisma, chatId, userId);
+  if (membership.chat.kind === 'DIRECT') throw badUserInput('chatId', `This is a direct chat: nobody can ${action} in it.`);
+  return requireRole(membership, roles, action);
+}
+
+type Tx = Prisma.TransactionClient;
+
+/** Serialises membership changes of one chat, so two owners leaving at once still leave one. */
+async function lockChat(tx: Tx, chatId: string) {
+  await tx.$queryRaw`SELECT 1 FROM "Chat" WHERE "id" = ${chatId} FOR UPDATE`;
+}
+
+async function removeMemberKeepingOwner(prisma: ChatServices['prisma'], chatId: string, userId: string) {
+  await prisma.$transaction(async (tx) => {
+    await lockChat(tx, chatId);
+    const removed = await tx.chatMember.deleteMany({ where: { chatId, userId } });
+    if (removed.count === 0) return;
+    if ((await tx.chatMember.count({ where: { chatId, role: 'OWNER' } })) > 0) return;
+    const heir = await tx.chatMember.findFirst({
+      where: { chatId },
+      // ADMIN sorts before MEMBER in the enum; then the longest-standing member.
+      orderBy: [{ role: 'asc' }, { joinedAt: 'asc' }, { userId: 'asc' }],
+    });
+    if (heir) await tx.chatMember.update({ where: { chatId_userId: { chatId, userId: heir.userId } }, data: { role: 'OWNER' } });
+  });
+}
+
+async function assertUsersExist(prisma: ChatServices['prisma'], ids: string[], field: string) {
+  if (ids.length === 0) return;
+  const found = await prisma.user.findMany({ where: { id: { in: ids } }, select: { id: true } });
+  if (found.length !== ids.length) {
+    const known = new Set(found.map((u) => u.id));
+    throw badUserInput(field, `Unknown user id: ${ids.find((id) => !known.has(id))}.`);
+  }
+}
+
+async function assertRoomFor(prisma: ChatServices['prisma'], chatId: string, extra: number) {
+  const count = await prisma.chatMember.count({ where: { chatId } });
+  if (count + extra > GROUP_MAX_MEMBERS) throw badUserInput('chatId', `A group has at most ${GROUP_MAX_MEMBERS} members.`);
+}

@@ -1,0 +1,31 @@
+// Who may do what in a chat. Non-members get NOT_FOUND, never FORBIDDEN: a chat's existence is
+// itself private to its members.
+import { forbidden, notFound } from '../errors.ts';
+import type { ChatRole, PrismaClient } from '../generated/prisma/client.ts';
+
+export const CHAT_NOT_FOUND = 'Chat';
+
+export function findMembership(prisma: PrismaClient, chatId: string, userId: string) {
+  return prisma.chatMember.findUnique({
+    where: { chatId_userId: { chatId, userId } },
+    include: { chat: { select: { id: true, kind: true, directKey: true, isPublic: true } } },
+  });
+}
+
+/** The caller's membership, or NOT_FOUND as if the chat did not exist. */
+export async function requireMembership(prisma: PrismaClient, chatId: string, userId: string) {
+  const membership = await findMembership(prisma, chatId, userId);
+  if (!membership) throw notFound(CHAT_NOT_FOUND);
+  return membership;
+}
+
+/** The membership back if its role is one of `roles`; FORBIDDEN for other members. */
+export function requireRole<M extends { role: ChatRole }>(membership: M, roles: ChatRole[], action: string): M {
+  if (!roles.includes(membership.role)) throw forbidden(`Only ${roles.join(' or ')} members can ${action}.`);
+  return membership;
+}
+
+/** The other member of a direct chat, from its key. */
+export function directPartner(directKey: string, userId: string): string | undefined {
+  return directKey.split(':').find((id) => id !== userId);
+}

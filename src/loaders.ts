@@ -1,0 +1,64 @@
+// Per-request batch loaders: a page of 50 messages or 20 chats costs one query (or one decryption
+// batch) per kind of data, not one per item.
+import DataLoader from 'dataloader';
+import type { ContentCipher } from './crypto/content-cipher.ts';
+import { Prisma, type ChatMember, type PrismaClient, type User } from './generated/prisma/client.ts';
+
+/** Read receipts (`Message.readBy`) are listed for chats up to this size. */
+export const READ_RECEIPTS_MAX_MEMBERS = 50;
+
+export interface SealedItem {
+  aad: string;
+  keyId: string;
+  ciphertext: Uint8Array;
+}
+
+export interface ChatReader {
+  user: User;
+  lastReadSeq: number;
+}
+
+export type Loaders = ReturnType<typeof createLoaders>;
+
+export function createLoaders(prisma: PrismaClient, cipher: ContentCipher, viewerId: () => string | undefined) {
+  return {
+    /** Plaintext of sealed content; one `cipher.open` call per batch. */
+    plaintext: new DataLoader<SealedItem, Uint8Array, string>((items) => cipher.open([...items]), { cacheKeyFn: (item) => item.aad }),
+
+    /** The viewer's membership of each chat (null: not a member). */
+    membership: new DataLoader<string, ChatMember | null>(async (chatIds) => {
+      const userId = viewerId();
+      if (!userId) return chatIds.map(() => null);
+      const rows = await prisma.chatMember.findMany({ where: { userId, chatId: { in: [...chatIds] } } });
+      const byChat = new Map(rows.map((row) => [row.chatId, row]));
+      return chatIds.map((id) => byChat.get(id) ?? null);
+    }),
+
+    /** Messages after the viewer's read position that others sent and nobody deleted. */
+    unreadCount: new DataLoader<string, number>(async (chatIds) => {
+      const userId = viewerId();
+      if (!userId) return chatIds.map(() => 0);
+      const rows = await prisma.$queryRaw<Array<{ chatId: string; unread: number }>>`
+        SELECT m."chatId", count(*)::int AS unread
+        FROM "ChatMember" cm
+        JOIN "Message" m ON m."chatId" = cm."chatId" AND m."seq" > cm."lastReadSeq"
+        WHERE cm."userId" = ${userId} AND cm."chatId" IN (${Prisma.join([...chatIds])})
+          AND m."senderId" <> ${userId} AND m."deletedAt" IS NULL
+        GROUP BY m."chatId"`;
+      const byChat = new Map(rows.map((row) => [row.chatId, row.unread]));
+      return chatIds.map((id) => byChat.get(id) ?? 0);
+    }),
+
+    /** Members and read positions of small chats (null for chats too large for read receipts). */
+    chatReaders: new DataLoader<string, ChatReader[] | null>(async (chatIds) => {
+      const sizes = await prisma.chatMember.groupBy({ by: ['chatId'], where: { chatId: { in: [...chatIds] } }, _count: true });
+      const small = sizes.filter((s) => s._count <= READ_RECEIPTS_MAX_MEMBERS).map((s) => s.chatId);
+      const rows = small.length
+        ? await prisma.chatMember.findMany({ where: { chatId: { in: small } }, include: { user: true }, orderBy: { joinedAt: 'asc' } })
+        : [];
+      const byChat = new Map<string, ChatReader[]>(small.map((id) => [id, []]));
+      for (const row of rows) byChat.get(row.chatId)!.push({ user: row.user, lastReadSeq: row.lastReadSeq });
+      return chatIds.map((id) => byChat.get(id) ?? null);
+    }),
+  };
+}

@@ -1,0 +1,222 @@
+// Sending, editing, deleting and reading messages.
+import { z } from 'zod';
+import { directPartner, findMembership, requireMembership } from '../chats/membership.ts';
+import type { Services } from '../context.ts';
+import { badUserInput, conflict, forbidden, notFound } from '../errors.ts';
+import { isUniqueViolation } from '../db/errors.ts';
+import type { Message, MessageKind } from '../generated/prisma/client.ts';
+import { uuidv7 } from '../ids.ts';
+import { isBlockedEitherWay } from '../users/blocking.ts';
+import { parseInput } from '../validation.ts';
+import { decodeContent, editAad, messageAad, sealContent, type Location, type MessageContent } from './content.ts';
+
+type MessageServices = Pick<Services, 'prisma' | 'cipher'>;
+
+/** Longest text or caption, in Unicode code points. */
+export const TEXT_MAX_LENGTH = 4_000;
+export const CLIENT_MESSAGE_ID_MAX_LENGTH = 64;
+const MESSAGE = 'Message';
+
+const textSchema = z
+  .string()
+  .refine((text) => [...text].length <= TEXT_MAX_LENGTH, `Text must be at most ${TEXT_MAX_LENGTH} characters.`);
+
+const locationSchema = z.object({
+  latitude: z.number().finite().min(-90, 'Latitude must be between -90 and 90.').max(90, 'Latitude must be between -90 and 90.'),
+  longitude: z
+    .number()
+    .finite()
+    .min(-180, 'Longitude must be between -180 and 180.')
+    .max(180, 'Longitude must be between -180 and 180.'),
+});
+
+const clientMessageIdSchema = z
+  .string()
+  .min(1, 'clientMessageId cannot be empty.')
+  .max(CLIENT_MESSAGE_ID_MAX_LENGTH, `clientMessageId must be at most ${CLIENT_MESSAGE_ID_MAX_LENGTH} characters.`);
+
+export interface SendMessageInput {
+  chatId: string | number;
+  kind: MessageKind;
+  text?: string | null;
+  attachmentId?: string | number | null;
+  location?: Location | null;
+  replyToId?: string | number | null;
+  clientMessageId?: string | null;
+}
+
+const MEDIA_KINDS: ReadonlySet<MessageKind> = new Set(['IMAGE', 'FILE', 'VOICE']);
+
+/** Checks the input against its kind; returns what gets sealed and stored. */
+function validateSend(input: SendMessageInput): MessageContent & { attachmentId: string | null } {
+  const { kind } = input;
+  const text = input.text == null ? null : parseInput(textSchema, input.text, 'input.text');
+  if (kind !== 'LOCATION' && input.location != null) throw badUserInput('input.location', `${kind} messages have no location.`);
+  if (!MEDIA_KINDS.has(kind) && input.attachmentId != null) {
+    throw badUserInput('input.attachmentId', `${kind} messages have no attachment.`);
+  }
+  if (kind === 'TEXT') {
+    if (!text || text.trim() === '') throw badUserInput('input.text', 'A text message needs some text.');
+    return { text, location: null, attachmentId: null };
+  }
+  if (kind === 'LOCATION') {
+    if (text != null) throw badUserInput('input.text', 'Location messages have no text.');
+    if (!input.location) throw badUserInput('input.location', 'A location message needs a location.');
+    return { text: null, location: parseInput(locationSchema, input.location, 'input.location'), attachmentId: null };
+  }
+  if (input.attachmentId == null) throw badUserInput('input.attachmentId', `${kind} messages need an attachmentId (upload the file first).`);
+  // A media message's text is its caption; an empty caption is no caption.
+  return { text: text?.trim() ? text : null, location: null, attachmentId: String(input.attachmentId) };
+}
+
+/**
+ * Sends a message. With a clientMessageId, retries (even concurrent ones) return the first message
+ * and create nothing: the (sender, clientMessageId) unique index decides, not a prior lookup.
+ */
+export async function sendMessage(services: MessageServices, senderId: string, input: SendMessageInput): Promise<Message> {
+  const { prisma, cipher } = services;
+  const chatId = String(input.chatId);
+  const content = validateSend(input);
+  const clientMessageId =
+    input.clientMessageId == null ? null : parseInput(clientMessageIdSchema, input.clientMessageId, 'input.clientMessageId');
+
+  const membership = await requireMembership(prisma, chatId, senderId);
+  if (clientMessageId) {
+    const earlier = await findByClientId(services, senderId, clientMessageId, chatId);
+    if (earlier) return earlier;
+  }
+  if (membership.chat.kind === 'DIRECT') {
+    const partner = directPartner(membership.chat.directKey!, senderId);
+    if (partner && (await isBlockedEitherWay(prisma, senderId, partner))) throw forbidden('You cannot message this user.');
+  }
+  const replyToId = input.replyToId == null ? null : String(input.replyToId);
+  if (replyToId) {
+    const original = await prisma.message.findFirst({ where: { id: replyToId, chatId }, select: { id: true } });
+    if (!original) throw badUserInput('input.replyToId', 'The message you reply to is not in this chat.');
+  }
+  if (content.attachmentId) await assertAttachmentUsable(services, senderId, content.attachmentId, input.kind);
+
+  const id = uuidv7();
+  const sealed = await sealContent(cipher, messageAad(id), content);
+  let inserted: Message[];
+  try {
+    // One statement: take the next position under the chat row's lock and insert. A reader can never
+    // see position n+1 before n, so paging forward during concurrent sends has no gaps. The EXISTS
+    // re-checks membership at the moment of insertion.
+    inserted = await prisma.$queryRaw<Message[]>`
+      WITH next AS (
+        UPDATE "Chat" SET "lastSeq" = "lastSeq" + 1, "lastMessageId" = ${id}, "lastActivityAt" = now()
+        WHERE "id" = ${chatId}
+          AND EXISTS (SELECT 1 FROM "ChatMember" WHERE "chatId" = ${chatId} AND "userId" = ${senderId})
+        RETURNING "lastSeq"
+      )
+      INSERT INTO "Message" ("id", "chatId", "seq", "senderId", "kind", "content", "contentKeyId",
+                             "attachmentId", "replyToId", "clientMessageId", "createdAt")
+      SELECT ${id}, ${chatId}, next."lastSeq", ${senderId}, ${input.kind}::"MessageKind", ${sealed.content},
+             ${sealed.contentKeyId}, ${content.attachmentId}, ${replyToId}, ${clientMessageId}, now()
+      FROM next
+      RETURNING *`;
+  } catch (error) {
+    if (clientMessageId && isUniqueViolation(error)) {
+      const earlier = await findByClientId(services, senderId, clientMessageId, chatId);
+      if (earlier) return earlier;
+    }
+    throw error;
+  }
+  if (inserted.length === 0) throw notFound('Chat');
+  return inserted[0]!;
+}
+
+async function findByClientId({ prisma }: MessageServices, senderId: string, clientMessageId: string, chatId: string) {
+  const earlier = await prisma.message.findUnique({ where: { senderId_clientMessageId: { senderId, clientMessageId } } });
+  if (earlier && earlier.chatId !== chatId) {
+    throw conflict('input.clientMessageId', 'This clientMessageId was already used for a message in another chat.');
+  }
+  return earlier;
+}
+
+async function assertAttachmentUsable({ prisma }: MessageServices, senderId: string, attachmentId: string, kind: MessageKind) {
+  const attachment = await prisma.attachment.findUnique({ where: { id: attachmentId } });
+  // Someone else's upload is as unknown as a missing one.
+  if (!attachment || attachment.uploaderId !== senderId) throw badUserInput('input.attachmentId', 'Unknown attachment.');
+  if (kind === 'IMAGE' && attachment.kind !== 'IMAGE') throw badUserInput('input.attachmentId', 'This attachment is not an image.');
+  if (kind === 'VOICE' && attachment.kind !== 'VOICE') throw badUserInput('input.attachmentId', 'This attachment is not a voice recording.');
+}
+
+/** The message if the viewer is a member of its chat; NOT_FOUND otherwise (existence stays private). */
+async function requireVisibleMessage({ prisma }: MessageServices, viewerId: string, messageId: string) {
+  const message = await prisma.message.findUnique({ where: { id: messageId } });
+  const membership = message && (await findMembership(prisma, message.chatId, viewerId));
+  if (!message || !membership) throw notFound(MESSAGE);
+  return { message, membership };
+}
+
+/** Replaces the text (or caption) of one's own message, keeping the earlier text in `edits`. */
+export async function editMessage(services: MessageServices, viewerId: string, messageId: string, newText: string): Promise<Message> {
+  const { prisma, cipher } = services;
+  const text = parseInput(textSchema, newText, 'text');
+  for (let attempt = 0; ; attempt++) {
+    const { message } = await requireVisibleMessage(services, viewerId, messageId);
+    if (message.senderId !== viewerId) throw forbidden('Only the sender can edit a message.');
+    if (message.deletedAt || !message.content) throw badUserInput('id', 'Deleted messages cannot be edited.');
+    if (message.kind === 'LOCATION') throw badUserInput('id', 'Location messages cannot be edited.');
+    if (message.kind === 'TEXT' && text.trim() === '') throw badUserInput('text', 'A text message needs some text.');
+
+    const [opened] = await cipher.open([{ keyId: message.contentKeyId!, aad: messageAad(message.id), ciphertext: message.content }]);
+    const current = decodeContent(opened!);
+    const next = message.kind === 'TEXT' || text.trim() ? text : null;
+    if (current.text === next) return message;
+
+    const editId = uuidv7();
+    const [previous, replacement] = await Promise.all([
+      sealContent(cipher, editAad(editId), { text: current.text, location: null }),
+      sealContent(cipher, messageAad(message.id), { text: next, location: current.location }),
+    ]);
+    const now = new Date();
+    // Optimistic: the update only lands if nobody edited or deleted since we read, so every
+    // earlier version ends up in the history exactly once.
+    const applied = await prisma.$transaction(async (tx) => {
+      const updated = await tx.message.updateMany({
+        where: { id: message.id, deletedAt: null, editedAt: message.editedAt },
+        data: { ...replacement, editedAt: now },
+      });
+      if (updated.count === 0) return false;
+      await tx.messageEdit.create({ data: { id: editId, messageId: message.id, ...previous, editedAt: now } });
+      return true;
+    });
+    if (applied) return prisma.message.findUniqueOrThrow({ where: { id: message.id } });
+    if (attempt >= 3) throw conflict('id', 'The message is being edited elsewhere; try again.');
+  }
+}
+
+/**
+ * Soft delete by the sender or a chat OWNER/ADMIN: the content and its history are erased, the row
+ * stays so positions and cursors stay stable. Deleting twice is harmless.
+ */
+export async function deleteMessage(services: MessageServices, viewerId: string, messageId: string): Promise<Message> {
+  const { prisma } = services;
+  const { message, membership } = await requireVisibleMessage(services, viewerId, messageId);
+  const moderator = membership.chat.kind === 'GROUP' && (membership.role === 'OWNER' || membership.role === 'ADMIN');
+  if (message.senderId !== viewerId && !moderator) throw forbidden('Only the sender or a chat admin can delete a message.');
+  if (message.deletedAt) return message;
+  const [deleted] = await prisma.$transaction([
+    prisma.message.update({
+      where: { id: message.id },
+      data: { content: null, contentKeyId: null, attachmentId: null, deletedAt: new Date() },
+    }),
+    prisma.messageEdit.deleteMany({ where: { messageId: message.id } }),
+  ]);
+  return deleted;
+}
+
+/** Marks everything up to `messageId` as read. Read state never moves backwards. */
+export async function markRead(services: MessageServices, viewerId: string, chatId: string, messageId: string): Promise<void> {
+  const { prisma } = services;
+  await requireMembership(prisma, chatId, viewerId);
+  const message = await prisma.message.findFirst({ where: { id: messageId, chatId }, select: { id: true, seq: true } });
+  if (!message) throw notFound(MESSAGE);
+  await prisma.chatMember.updateMany({
+    where: { chatId, userId: viewerId, lastReadSeq: { lt: message.seq } },
+    data: { lastReadSeq: message.seq, lastReadMessageId: message.id },
+  });
+}

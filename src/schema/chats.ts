@@ -1,0 +1,200 @@
+// Chats: direct and group conversations, membership and roles.
+import {
+  addChatMembers,
+  createChat,
+  joinChat,
+  leaveChat,
+  removeChatMember,
+  setChatMemberRole,
+  updateChat,
+} from '../chats/chats.ts';
+import { CHAT_NOT_FOUND } from '../chats/membership.ts';
+import { requireViewer } from '../context.ts';
+import { notFound } from '../errors.ts';
+import { ChatKind, ChatRole } from '../generated/prisma/enums.ts';
+import { builder } from './builder.ts';
+import { pageSizeFor } from './pagination.ts';
+
+export const ChatKindEnum = builder.enumType(ChatKind, { name: 'ChatKind' });
+export const ChatRoleEnum = builder.enumType(ChatRole, {
+  name: 'ChatRole',
+  description: 'OWNER and ADMIN manage members; OWNER also changes roles.',
+});
+
+builder.prismaObject('ChatMember', {
+  description: "A user's membership of a chat.",
+  fields: (t) => ({
+    user: t.relation('user'),
+    role: t.expose('role', { type: ChatRoleEnum }),
+    joinedAt: t.expose('joinedAt', { type: 'DateTime' }),
+  }),
+});
+
+builder.prismaObject('Chat', {
+  description: 'A direct (two people) or group conversation. Visible to its members only.',
+  fields: (t) => ({
+    id: t.exposeID('id'),
+    kind: t.expose('kind', { type: ChatKindEnum }),
+    title: t.exposeString('title', { nullable: true, description: 'Group title; null for direct chats.' }),
+    isPublic: t.exposeBoolean('isPublic', { description: 'Public groups can be joined by anyone who knows their id.' }),
+    createdAt: t.expose('createdAt', { type: 'DateTime' }),
+    lastActivityAt: t.expose('lastActivityAt', { type: 'DateTime', description: 'Creation or newest message.' }),
+    members: t.relatedConnection(
+      'members',
+      {
+        cursor: 'chatId_userId',
+        description: 'Members, longest-standing first.',
+        defaultSize: 50,
+        maxSize: pageSizeFor,
+        query: { orderBy: [{ joinedAt: 'asc' }, { userId: 'asc' }] },
+      },
+      { name: 'ChatMemberConnection' },
+    ),
+    myRole: t.field({
+      type: ChatRoleEnum,
+      nullable: true,
+      description: "The viewer's role; null if the viewer is no longer a member.",
+      resolve: async (chat, _args, ctx) => (await ctx.loaders.membership.load(chat.id))?.role ?? null,
+    }),
+    unreadCount: t.int({
+      description: "Messages after the viewer's read position, sent by others and not deleted.",
+      resolve: (chat, _args, ctx) => ctx.loaders.unreadCount.load(chat.id),
+    }),
+    lastReadMessageId: t.id({
+      nullable: true,
+      description: 'The newest message the viewer marked read.',
+      resolve: async (chat, _args, ctx) => (await ctx.loaders.membership.load(chat.id))?.lastReadMessageId ?? null,
+    }),
+    lastMessage: t.relation('lastMessage', { nullable: true, description: 'The newest message (possibly deleted).' }),
+    messages: t.relatedConnection(
+      'messages',
+      {
+        cursor: 'chatId_seq',
+        description:
+          'History in send order. `last: n` gives the newest n; page back with `before`, forward with `after` (opaque cursors, stable under concurrent sends).',
+        defaultSize: 50,
+        maxSize: pageSizeFor,
+        query: { orderBy: { seq: 'asc' } },
+      },
+      { name: 'MessageConnection' },
+    ),
+  }),
+});
+
+const CreateChatInput = builder.inputType('CreateChatInput', {
+  fields: (t) => ({
+    kind: t.field({ type: ChatKindEnum, required: true }),
+    title: t.string({ required: false, description: 'Required for groups (up to 128 characters); none for direct chats.' }),
+    memberIds: t.idList({
+      required: true,
+      description: 'The other members. Exactly one for a direct chat; the viewer is always added.',
+    }),
+    isPublic: t.boolean({ required: false, description: 'Groups only. Default false.' }),
+  }),
+});
+
+const UpdateChatInput = builder.inputType('UpdateChatInput', {
+  fields: (t) => ({
+    title: t.string({ required: false }),
+    isPublic: t.boolean({ required: false }),
+  }),
+});
+
+builder.queryFields((t) => ({
+  chats: t.prismaConnection({
+    type: 'Chat',
+    cursor: 'id',
+    description: "The viewer's chats, most recent activity first.",
+    defaultSize: 20,
+    maxSize: pageSizeFor,
+    resolve: (query, _root, args, ctx) => {
+      const { userId } = requireViewer(ctx);
+      return ctx.prisma.chat.findMany({
+        ...query,
+        where: { members: { some: { userId } } },
+        orderBy: [{ lastActivityAt: 'desc' }, { id: 'desc' }],
+      });
+    },
+  }),
+  chat: t.prismaField({
+    type: 'Chat',
+    nullable: true,
+    description: 'A chat the viewer is in. NOT_FOUND for any other id, so existence does not leak.',
+    args: { id: t.arg.id({ required: true }) },
+    resolve: async (query, _root, { id }, ctx) => {
+      const { userId } = requireViewer(ctx);
+      const chat = await ctx.prisma.chat.findFirst({ ...query, where: { id: String(id), members: { some: { userId } } } });
+      if (!chat) throw notFound(CHAT_NOT_FOUND);
+      return chat;
+    },
+  }),
+}));
+
+builder.mutationFields((t) => ({
+  createChat: t.prismaField({
+    type: 'Chat',
+    description: 'Starts a chat. A direct chat that already exists is returned instead of a new one.',
+    args: { input: t.arg({ type: CreateChatInput, required: true }) },
+    resolve: async (query, _root, { input }, ctx) => {
+      const chat = await createChat(ctx, requireViewer(ctx).userId, input);
+      return ctx.prisma.chat.findUniqueOrThrow({ ...query, where: { id: chat.id } });
+    },
+  }),
+  joinChat: t.prismaField({
+    type: 'Chat',
+    description: 'Joins a public group.',
+    args: { chatId: t.arg.id({ required: true }) },
+    resolve: async (query, _root, args, ctx) => {
+      const chat = await joinChat(ctx, requireViewer(ctx).userId, String(args.chatId));
+      return ctx.prisma.chat.findUniqueOrThrow({ ...query, where: { id: chat.id } });
+    },
+  }),
+  leaveChat: t.boolean({
+    description: 'Leaves a group. If the last owner leaves, the oldest admin (else the oldest member) becomes owner.',
+    args: { chatId: t.arg.id({ required: true }) },
+    resolve: async (_root, args, ctx) => {
+      await leaveChat(ctx, requireViewer(ctx).userId, String(args.chatId));
+      return true;
+    },
+  }),
+  addChatMembers: t.prismaField({
+    type: 'Chat',
+    description: 'Adds users to a group (OWNER or ADMIN). Users already in it are skipped.',
+    args: { chatId: t.arg.id({ required: true }), userIds: t.arg.idList({ required: true }) },
+    resolve: async (query, _root, args, ctx) => {
+      await addChatMembers(ctx, requireViewer(ctx).userId, String(args.chatId), args.userIds);
+      return ctx.prisma.chat.findUniqueOrThrow({ ...query, where: { id: String(args.chatId) } });
+    },
+  }),
+  removeChatMember: t.prismaField({
+    type: 'Chat',
+    description: 'Removes someone from a group: owners remove anyone, admins remove plain members.',
+    args: { chatId: t.arg.id({ required: true }), userId: t.arg.id({ required: true }) },
+    resolve: async (query, _root, args, ctx) => {
+      await removeChatMember(ctx, requireViewer(ctx).userId, String(args.chatId), String(args.userId));
+      return ctx.prisma.chat.findUniqueOrThrow({ ...query, where: { id: String(args.chatId) } });
+    },
+  }),
+  setChatMemberRole: t.prismaField({
+    type: 'Chat',
+    description: "Changes a member's role (OWNER only). A group always keeps at least one owner.",
+    args: {
+      chatId: t.arg.id({ required: true }),
+      userId: t.arg.id({ required: true }),
+      role: t.arg({ type: ChatRoleEnum, required: true }),
+    },
+    resolve: async (query, _root, args, ctx) => {
+      await setChatMemberRole(ctx, requireViewer(ctx).userId, String(args.chatId), String(args.userId), args.role);
+      return ctx.prisma.chat.findUniqueOrThrow({ ...query, where: { id: String(args.chatId) } });
+    },
+  }),
+  updateChat: t.prismaField({
+    type: 'Chat',
+    description: "Changes a group's title or visibility (OWNER or ADMIN).",
+    args: { chatId: t.arg.id({ required: true }), input: t.arg({ type: UpdateChatInput, required: true }) },
+    resolve: async (query, _root, args, ctx) => {
+      await updateChat(ctx, requireViewer(ctx).userId, String(args.chatId), args.input);
+      return ctx.prisma.chat.findUniqueOrThrow({ ...query, where: { id: String(args.chatId) } });
+    },
+  }),
+}));

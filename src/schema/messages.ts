@@ -1,0 +1,161 @@
+// Messages: every kind, replies, edits with history, soft deletes, read state.
+import { requireViewer, type Context } from '../context.ts';
+import { MessageKind } from '../generated/prisma/enums.ts';
+import { decodeContent, editAad, messageAad, type Location, type MessageContent } from '../messages/content.ts';
+import { deleteMessage, editMessage, markRead, sendMessage, TEXT_MAX_LENGTH } from '../messages/messages.ts';
+import { builder } from './builder.ts';
+import { UserRef } from './users.ts';
+
+export const MessageKindEnum = builder.enumType(MessageKind, { name: 'MessageKind' });
+
+const LocationRef = builder.objectRef<Location>('Location').implement({
+  fields: (t) => ({
+    latitude: t.exposeFloat('latitude'),
+    longitude: t.exposeFloat('longitude'),
+  }),
+});
+
+/** Opens a message's sealed content through the request's batch loader (one decryption batch per page). */
+async function contentOf(
+  ctx: Context,
+  message: { id: string; content: Uint8Array | null; contentKeyId: string | null },
+): Promise<MessageContent | null> {
+  if (!message.content || !message.contentKeyId) return null;
+  const plaintext = await ctx.loaders.plaintext.load({
+    aad: messageAad(message.id),
+    keyId: message.contentKeyId,
+    ciphertext: message.content,
+  });
+  return decodeContent(plaintext);
+}
+
+builder.prismaObject('Attachment', {
+  description: 'An uploaded file.',
+  fields: (t) => ({
+    id: t.exposeID('id'),
+    kind: t.expose('kind', { type: MessageKindEnum, nullable: true, description: 'What the file was uploaded as.' }),
+    name: t.exposeString('name'),
+    mimeType: t.exposeString('mimeType'),
+    size: t.exposeInt('size', { description: 'Bytes.' }),
+    width: t.exposeInt('width', { nullable: true }),
+    height: t.exposeInt('height', { nullable: true }),
+    durationMs: t.exposeInt('durationMs', { nullable: true }),
+    createdAt: t.expose('createdAt', { type: 'DateTime' }),
+  }),
+});
+
+builder.prismaObject('MessageEdit', {
+  description: 'An earlier version of an edited message.',
+  fields: (t) => ({
+    text: t.string({
+      nullable: true,
+      description: 'The text the message had before this edit.',
+      resolve: async (edit, _args, ctx) => {
+        const plaintext = await ctx.loaders.plaintext.load({ aad: editAad(edit.id), keyId: edit.contentKeyId, ciphertext: edit.content });
+        return decodeContent(plaintext).text;
+      },
+    }),
+    editedAt: t.expose('editedAt', { type: 'DateTime', description: 'When this text was replaced.' }),
+  }),
+});
+
+builder.prismaObject('Message', {
+  description: 'A message in a chat.',
+  fields: (t) => ({
+    id: t.exposeID('id'),
+    seq: t.exposeInt('seq', {
+      description: 'Position in the chat (1, 2, 3, ... without gaps). Catch up after a reconnect from the last one you saw.',
+    }),
+    chat: t.relation('chat'),
+    sender: t.relation('sender'),
+    kind: t.expose('kind', { type: MessageKindEnum }),
+    text: t.string({
+      nullable: true,
+      description: `Text, or the caption of a media message (up to ${TEXT_MAX_LENGTH} characters). Null once deleted.`,
+      resolve: async (message, _args, ctx) => (await contentOf(ctx, message))?.text ?? null,
+    }),
+    location: t.field({
+      type: LocationRef,
+      nullable: true,
+      description: 'For LOCATION messages. Null once deleted.',
+      resolve: async (message, _args, ctx) => (await contentOf(ctx, message))?.location ?? null,
+    }),
+    attachment: t.relation('attachment', { nullable: true, description: 'For IMAGE, FILE and VOICE messages.' }),
+    replyTo: t.relation('replyTo', { nullable: true }),
+    createdAt: t.expose('createdAt', { type: 'DateTime' }),
+    editedAt: t.expose('editedAt', { type: 'DateTime', nullable: true }),
+    deletedAt: t.expose('deletedAt', { type: 'DateTime', nullable: true, description: 'Set when deleted; the content is gone.' }),
+    clientMessageId: t.exposeString('clientMessageId', { nullable: true }),
+    edits: t.relation('edits', { description: 'Earlier versions, oldest first.', query: { orderBy: { editedAt: 'asc' } } }),
+    readBy: t.field({
+      type: [UserRef],
+      nullable: true,
+      description: 'Members (other than the sender) who have read this far. Null in chats over 50 members.',
+      resolve: async (message, _args, ctx) => {
+        const readers = await ctx.loaders.chatReaders.load(message.chatId);
+        return readers?.filter((r) => r.lastReadSeq >= message.seq && r.user.id !== message.senderId).map((r) => r.user) ?? null;
+      },
+    }),
+  }),
+});
+
+const LocationInput = builder.inputType('LocationInput', {
+  fields: (t) => ({
+    latitude: t.float({ required: true, description: '-90 to 90.' }),
+    longitude: t.float({ required: true, description: '-180 to 180.' }),
+  }),
+});
+
+const SendMessageInput = builder.inputType('SendMessageInput', {
+  fields: (t) => ({
+    chatId: t.id({ required: true }),
+    kind: t.field({ type: MessageKindEnum, required: true }),
+    text: t.string({ required: false, description: `TEXT: required. IMAGE/FILE/VOICE: optional caption. Up to ${TEXT_MAX_LENGTH} characters.` }),
+    attachmentId: t.id({ required: false, description: 'IMAGE/FILE/VOICE: an attachment you uploaded.' }),
+    location: t.field({ type: LocationInput, required: false, description: 'LOCATION: required.' }),
+    replyToId: t.id({ required: false, description: 'A message in the same chat.' }),
+    clientMessageId: t.string({
+      required: false,
+      description: 'Your id for this send (up to 64 characters): retrying with it returns the first message instead of a duplicate.',
+    }),
+  }),
+});
+
+builder.mutationFields((t) => ({
+  sendMessage: t.prismaField({
+    type: 'Message',
+    description: 'Sends a message to a chat you are in.',
+    args: { input: t.arg({ type: SendMessageInput, required: true }) },
+    resolve: async (query, _root, { input }, ctx) => {
+      const message = await sendMessage(ctx, requireViewer(ctx).userId, input);
+      return ctx.prisma.message.findUniqueOrThrow({ ...query, where: { id: message.id } });
+    },
+  }),
+  editMessage: t.prismaField({
+    type: 'Message',
+    description: 'Changes the text or caption of your own message; the earlier text goes to `edits`.',
+    args: { id: t.arg.id({ required: true }), text: t.arg.string({ required: true }) },
+    resolve: async (query, _root, args, ctx) => {
+      const message = await editMessage(ctx, requireViewer(ctx).userId, String(args.id), args.text);
+      return ctx.prisma.message.findUniqueOrThrow({ ...query, where: { id: message.id } });
+    },
+  }),
+  deleteMessage: t.prismaField({
+    type: 'Message',
+    description: 'Deletes a message (yours, or any as a group OWNER/ADMIN). The row stays with `deletedAt` set; its content is erased.',
+    args: { id: t.arg.id({ required: true }) },
+    resolve: async (query, _root, args, ctx) => {
+      const message = await deleteMessage(ctx, requireViewer(ctx).userId, String(args.id));
+      return ctx.prisma.message.findUniqueOrThrow({ ...query, where: { id: message.id } });
+    },
+  }),
+  markRead: t.prismaField({
+    type: 'Chat',
+    description: 'Marks the chat read up to this message. Read state never moves backwards.',
+    args: { chatId: t.arg.id({ required: true }), messageId: t.arg.id({ required: true }) },
+    resolve: async (query, _root, args, ctx) => {
+      await markRead(ctx, requireViewer(ctx).userId, String(args.chatId), String(args.messageId));
+      return ctx.prisma.chat.findUniqueOrThrow({ ...query, where: { id: String(args.chatId) } });
+    },
+  }),
+}));

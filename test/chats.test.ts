@@ -1,0 +1,202 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { App } from '../src/app.ts';
+import { CHAT_FIELDS, codeOf, createChat, gql, registerUser, sendText, startTestApp, type TestUser } from './helpers.ts';
+
+const CREATE = `mutation ($input: CreateChatInput!) { createChat(input: $input) { ${CHAT_FIELDS} members { edges { node { role user { id } } } } } }`;
+const CHAT = `query ($id: ID!) { chat(id: $id) { ${CHAT_FIELDS} members(first: 100) { edges { node { role user { id } } } } } }`;
+const CHATS = `query ($first: Int, $after: String) { chats(first: $first, after: $after) { edges { cursor node { id title } } pageInfo { hasNextPage endCursor } } }`;
+
+let app: App;
+let alice: TestUser;
+let bob: TestUser;
+let carol: TestUser;
+let dave: TestUser;
+
+beforeAll(async () => {
+  app = await startTestApp();
+  [alice, bob, carol, dave] = await Promise.all([registerUser(app), registerUser(app), registerUser(app), registerUser(app)]);
+});
+afterAll(async () => {
+  await app?.stop();
+});
+
+const roles = (chat: any) =>
+  Object.fromEntries(chat.members.edges.map((e: any) => [e.node.user.id, e.node.role])) as Record<string, string>;
+const chatAs = (user: TestUser, id: string) => gql(app, CHAT, { id }, { token: user.accessToken });
+
+describe('direct chats', () => {
+  it('have exactly two members, and opening one twice returns the same chat (from either side)', async () => {
+    const [x, y] = await Promise.all([registerUser(app), registerUser(app)]);
+    const first = await gql(app, CREATE, { input: { kind: 'DIRECT', memberIds: [y.id] } }, { token: x.accessToken });
+    expect(first.errors).toBeUndefined();
+    expect(first.data.createChat).toMatchObject({ kind: 'DIRECT', title: null, isPublic: false, myRole: 'MEMBER' });
+    expect(Object.keys(roles(first.data.createChat)).sort()).toEqual([x.id, y.id].sort());
+    const again = await gql(app, CREATE, { input: { kind: 'DIRECT', memberIds: [y.id, x.id] } }, { token: x.accessToken });
+    const reverse = await gql(app, CREATE, { input: { kind: 'DIRECT', memberIds: [x.id] } }, { token: y.accessToken });
+    expect(again.data.createChat.id).toBe(first.data.createChat.id);
+    expect(reverse.data.createChat.id).toBe(first.data.createChat.id);
+  });
+
+  it('are created once when both sides open them at the same moment', async () => {
+    const [x, y] = await Promise.all([registerUser(app), registerUser(app)]);
+    const results = await Promise.all([
+      gql(app, CREATE, { input: { kind: 'DIRECT', memberIds: [y.id] } }, { token: x.accessToken }),
+      gql(app, CREATE, { input: { kind: 'DIRECT', memberIds: [x.id] } }, { token: y.accessToken }),
+    ]);
+    expect(results.map((r) => r.errors)).toEqual([undefined, undefined]);
+    expect(results[0]!.data.createChat.id).toBe(results[1]!.data.createChat.id);
+  });
+
+  it.each([
+    ['no other member', () => ({ kind: 'DIRECT', memberIds: [] }), 'input.memberIds'],
+    ['only yourself', () => ({ kind: 'DIRECT', memberIds: [alice.id] }), 'input.memberIds'],
+    ['two others', () => ({ kind: 'DIRECT', memberIds: [bob.id, carol.id] }), 'input.memberIds'],
+    ['an unknown user', () => ({ kind: 'DIRECT', memberIds: ['nobody'] }), 'input.memberIds'],
+    ['a title', () => ({ kind: 'DIRECT', memberIds: [bob.id], title: 'x' }), 'input.title'],
+    ['public', () => ({ kind: 'DIRECT', memberIds: [bob.id], isPublic: true }), 'input.isPublic'],
+  ])('refuse %s with BAD_USER_INPUT', async (_case, input, field) => {
+    const result = await gql(app, CREATE, { input: input() }, { token: alice.accessToken });
+    expect(codeOf(result)).toBe('BAD_USER_INPUT');
+    expect(result.errors?.[0]?.extensions?.field).toBe(field);
+  });
+
+  it('cannot be opened with a user who blocked you, or whom you blocked', async () => {
+    const [x, y] = await Promise.all([registerUser(app), registerUser(app)]);
+    await app.services.prisma.userBlock.create({ data: { blockerId: y.id, blockedId: x.id } });
+    expect(codeOf(await gql(app, CREATE, { input: { kind: 'DIRECT', memberIds: [y.id] } }, { token: x.accessToken }))).toBe('FORBIDDEN');
+    expect(codeOf(await gql(app, CREATE, { input: { kind: 'DIRECT', memberIds: [x.id] } }, { token: y.accessToken }))).toBe('FORBIDDEN');
+  });
+
+  it('cannot be left, renamed or extended', async () => {
+    const id = await createChat(app, alice, { kind: 'DIRECT', memberIds: [dave.id] });
+    expect(codeOf(await gql(app, `mutation ($c: ID!) { leaveChat(chatId: $c) }`, { c: id }, { token: alice.accessToken }))).toBe('BAD_USER_INPUT');
+    expect(codeOf(await gql(app, `mutation ($c: ID!) { updateChat(chatId: $c, input: { title: "x" }) { id } }`, { c: id }, { token: alice.accessToken }))).toBe('BAD_USER_INPUT');
+    expect(codeOf(await gql(app, `mutation ($c: ID!, $u: [ID!]!) { addChatMembers(chatId: $c, userIds: $u) { id } }`, { c: id, u: [carol.id] }, { token: alice.accessToken }))).toBe('BAD_USER_INPUT');
+  });
+});
+
+describe('group chats', () => {
+  it('make the creator OWNER and the others MEMBER', async () => {
+    const result = await gql(app, CREATE, { input: { kind: 'GROUP', title: ' Team ', memberIds: [bob.id, carol.id, bob.id] } }, { token: alice.accessToken });
+    expect(result.data.createChat).toMatchObject({ kind: 'GROUP', title: 'Team', isPublic: false, myRole: 'OWNER', unreadCount: 0 });
+    expect(roles(result.data.createChat)).toEqual({ [alice.id]: 'OWNER', [bob.id]: 'MEMBER', [carol.id]: 'MEMBER' });
+    const asBob = await chatAs(bob, result.data.createChat.id);
+    expect(asBob.data.chat.myRole).toBe('MEMBER');
+  });
+
+  it('need a title', async () => {
+    const result = await gql(app, CREATE, { input: { kind: 'GROUP', memberIds: [bob.id] } }, { token: alice.accessToken });
+    expect(codeOf(result)).toBe('BAD_USER_INPUT');
+    expect(result.errors?.[0]?.extensions?.field).toBe('input.title');
+    const long = await gql(app, CREATE, { input: { kind: 'GROUP', title: 'x'.repeat(129), memberIds: [] } }, { token: alice.accessToken });
+    expect(codeOf(long)).toBe('BAD_USER_INPUT');
+  });
+
+  it('are invisible to non-members: NOT_FOUND exactly like an unknown id', async () => {
+    const id = await createChat(app, alice, { kind: 'GROUP', title: 'Secret', memberIds: [bob.id] });
+    const stranger = await chatAs(dave, id);
+    const unknown = await chatAs(dave, 'no-such-chat');
+    expect(codeOf(stranger)).toBe('NOT_FOUND');
+    expect(stranger.errors?.[0]?.message).toBe(unknown.errors?.[0]?.message);
+    for (const mutation of [
+      `mutation ($c: ID!) { leaveChat(chatId: $c) }`,
+      `mutation ($c: ID!) { joinChat(chatId: $c) { id } }`,
+      `mutation ($c: ID!) { updateChat(chatId: $c, input: { title: "pwned" }) { id } }`,
+      `mutation ($c: ID!) { addChatMembers(chatId: $c, userIds: ["x"]) { id } }`,
+      `mutation ($c: ID!) { removeChatMember(chatId: $c, userId: "x") { id } }`,
+    ]) {
+      expect(codeOf(await gql(app, mutation, { c: id }, { token: dave.accessToken }))).toBe('NOT_FOUND');
+    }
+  });
+
+  it('let owners and admins manage members; plain members get FORBIDDEN', async () => {
+    const id = await createChat(app, alice, { kind: 'GROUP', title: 'Managed', memberIds: [bob.id] });
+    const add = `mutation ($c: ID!, $u: [ID!]!) { addChatMembers(chatId: $c, userIds: $u) { id } }`;
+    const remove = `mutation ($c: ID!, $u: ID!) { removeChatMember(chatId: $c, userId: $u) { id } }`;
+    const setRole = `mutation ($c: ID!, $u: ID!, $r: ChatRole!) { setChatMemberRole(chatId: $c, userId: $u, role: $r) { id } }`;
+
+    expect(codeOf(await gql(app, add, { c: id, u: [carol.id] }, { token: bob.accessToken }))).toBe('FORBIDDEN');
+    expect(codeOf(await gql(app, setRole, { c: id, u: bob.id, r: 'ADMIN' }, { token: bob.accessToken }))).toBe('FORBIDDEN');
+    expect((await gql(app, setRole, { c: id, u: bob.id, r: 'ADMIN' }, { token: alice.accessToken })).errors).toBeUndefined();
+
+    // Now an admin: adds (skipping those already in), removes plain members, not the owner.
+    expect((await gql(app, add, { c: id, u: [carol.id, dave.id, alice.id] }, { token: bob.accessToken })).errors).toBeUndefined();
+    expect(roles((await chatAs(alice, id)).data.chat)).toEqual({ [alice.id]: 'OWNER', [bob.id]: 'ADMIN', [carol.id]: 'MEMBER', [dave.id]: 'MEMBER' });
+    expect((await gql(app, remove, { c: id, u: dave.id }, { token: bob.accessToken })).errors).toBeUndefined();
+    expect(codeOf(await gql(app, remove, { c: id, u: alice.id }, { token: bob.accessToken }))).toBe('FORBIDDEN');
+    expect(codeOf(await chatAs(dave, id))).toBe('NOT_FOUND');
+
+    expect(codeOf(await gql(app, add, { c: id, u: ['ghost'] }, { token: alice.accessToken }))).toBe('BAD_USER_INPUT');
+    expect(codeOf(await gql(app, add, { c: id, u: [] }, { token: alice.accessToken }))).toBe('BAD_USER_INPUT');
+    expect(codeOf(await gql(app, remove, { c: id, u: dave.id }, { token: alice.accessToken }))).toBe('NOT_FOUND');
+    expect(codeOf(await gql(app, remove, { c: id, u: alice.id }, { token: alice.accessToken }))).toBe('BAD_USER_INPUT');
+    // The only owner cannot demote themselves.
+    expect(codeOf(await gql(app, setRole, { c: id, u: alice.id, r: 'MEMBER' }, { token: alice.accessToken }))).toBe('BAD_USER_INPUT');
+  });
+
+  it('hand ownership to the oldest admin, else the oldest member, when the last owner leaves', async () => {
+    const id = await createChat(app, alice, { kind: 'GROUP', title: 'Heirs', memberIds: [bob.id] });
+    await gql(app, `mutation ($c: ID!, $u: [ID!]!) { addChatMembers(chatId: $c, userIds: $u) { id } }`, { c: id, u: [carol.id] }, { token: alice.accessToken });
+    await gql(app, `mutation ($c: ID!, $u: [ID!]!) { addChatMembers(chatId: $c, userIds: $u) { id } }`, { c: id, u: [dave.id] }, { token: alice.accessToken });
+    await gql(app, `mutation ($c: ID!, $u: ID!) { setChatMemberRole(chatId: $c, userId: $u, role: ADMIN) { id } }`, { c: id, u: dave.id }, { token: alice.accessToken });
+
+    const leave = (user: TestUser) => gql(app, `mutation ($c: ID!) { leaveChat(chatId: $c) }`, { c: id }, { token: user.accessToken });
+    expect((await leave(alice)).data.leaveChat).toBe(true);
+    expect(roles((await chatAs(bob, id)).data.chat)).toEqual({ [bob.id]: 'MEMBER', [carol.id]: 'MEMBER', [dave.id]: 'OWNER' });
+    expect(codeOf(await chatAs(alice, id))).toBe('NOT_FOUND');
+
+    expect((await leave(dave)).data.leaveChat).toBe(true);
+    // No admin left: the oldest member (bob, there since creation) inherits.
+    expect(roles((await chatAs(carol, id)).data.chat)).toEqual({ [bob.id]: 'OWNER', [carol.id]: 'MEMBER' });
+  });
+
+  it('keep exactly one heir when two owners leave at once', async () => {
+    const id = await createChat(app, alice, { kind: 'GROUP', title: 'Race', memberIds: [bob.id, carol.id, dave.id] });
+    await gql(app, `mutation ($c: ID!, $u: ID!) { setChatMemberRole(chatId: $c, userId: $u, role: OWNER) { id } }`, { c: id, u: bob.id }, { token: alice.accessToken });
+    await Promise.all([alice, bob].map((u) => gql(app, `mutation ($c: ID!) { leaveChat(chatId: $c) }`, { c: id }, { token: u.accessToken })));
+    const after = roles((await chatAs(carol, id)).data.chat);
+    expect(Object.values(after).filter((r) => r === 'OWNER')).toHaveLength(1);
+    expect(Object.keys(after).sort()).toEqual([carol.id, dave.id].sort());
+  });
+
+  it('can be renamed and made public by owners and admins, and public ones joined by anyone', async () => {
+    const id = await createChat(app, alice, { kind: 'GROUP', title: 'Old', memberIds: [bob.id] });
+    const update = `mutation ($c: ID!, $i: UpdateChatInput!) { updateChat(chatId: $c, input: $i) { title isPublic } }`;
+    expect(codeOf(await gql(app, update, { c: id, i: { title: 'Mine' } }, { token: bob.accessToken }))).toBe('FORBIDDEN');
+    expect(codeOf(await gql(app, `mutation ($c: ID!) { joinChat(chatId: $c) { id } }`, { c: id }, { token: dave.accessToken }))).toBe('NOT_FOUND');
+    const updated = await gql(app, update, { c: id, i: { title: 'New', isPublic: true } }, { token: alice.accessToken });
+    expect(updated.data.updateChat).toEqual({ title: 'New', isPublic: true });
+    expect(codeOf(await gql(app, update, { c: id, i: { title: '  ' } }, { token: alice.accessToken }))).toBe('BAD_USER_INPUT');
+
+    const joined = await gql(app, `mutation ($c: ID!) { joinChat(chatId: $c) { id myRole } }`, { c: id }, { token: dave.accessToken });
+    expect(joined.data.joinChat).toEqual({ id, myRole: 'MEMBER' });
+    const again = await gql(app, `mutation ($c: ID!) { joinChat(chatId: $c) { id myRole } }`, { c: id }, { token: dave.accessToken });
+    expect(again.data.joinChat).toEqual({ id, myRole: 'MEMBER' });
+  });
+});
+
+describe('chats', () => {
+  it('lists the viewer’s chats by most recent activity and pages without repeats', async () => {
+    const me = await registerUser(app);
+    const ids: string[] = [];
+    for (const title of ['one', 'two', 'three', 'four']) ids.push(await createChat(app, me, { kind: 'GROUP', title, memberIds: [bob.id] }));
+    await createChat(app, bob, { kind: 'GROUP', title: 'not mine', memberIds: [carol.id] });
+    await sendText(app, me, ids[1]!, 'bump'); // "two" is now the most recently active
+
+    const seen: string[] = [];
+    let after: string | null = null;
+    for (let page = 0; page < 5; page++) {
+      const result: any = await gql(app, CHATS, { first: 3, after }, { token: me.accessToken });
+      seen.push(...result.data.chats.edges.map((e: any) => e.node.title));
+      if (!result.data.chats.pageInfo.hasNextPage) break;
+      after = result.data.chats.pageInfo.endCursor;
+    }
+    expect(seen).toEqual(['two', 'four', 'three', 'one']);
+  });
+
+  it('require sign-in and sane page sizes', async () => {
+    expect(codeOf(await gql(app, CHATS, {}))).toBe('UNAUTHENTICATED');
+    expect(codeOf(await gql(app, CHATS, { first: 101 }, { token: alice.accessToken }))).toBe('BAD_USER_INPUT');
+    expect(codeOf(await gql(app, CHATS, { first: -1 }, { token: alice.accessToken }))).toBe('BAD_USER_INPUT');
+  });
+});
