@@ -194,6 +194,24 @@ describe('chats', () => {
     expect(seen).toEqual(['two', 'four', 'three', 'one']);
   });
 
+  it('page through members in joining order', async () => {
+    const users = await Promise.all(Array.from({ length: 5 }, () => registerUser(app)));
+    const id = await createChat(app, alice, { kind: 'GROUP', title: 'Members', memberIds: [] });
+    for (const user of users) {
+      await gql(app, `mutation ($c: ID!, $u: [ID!]!) { addChatMembers(chatId: $c, userIds: $u) { id } }`, { c: id, u: [user.id] }, { token: alice.accessToken });
+    }
+    const seen: string[] = [];
+    let after: string | null = null;
+    for (let page = 0; page < 10; page++) {
+      const result: any = await gql(app, `query ($id: ID!, $after: String) { chat(id: $id) { members(first: 2, after: $after) {
+        edges { node { user { id } } } pageInfo { hasNextPage endCursor } } } }`, { id, after }, { token: users[0]!.accessToken });
+      seen.push(...result.data.chat.members.edges.map((e: any) => e.node.user.id));
+      if (!result.data.chat.members.pageInfo.hasNextPage) break;
+      after = result.data.chat.members.pageInfo.endCursor;
+    }
+    expect(seen).toEqual([alice.id, ...users.map((u) => u.id)]);
+  });
+
   it('require sign-in and sane page sizes', async () => {
     expect(codeOf(await gql(app, CHATS, {}))).toBe('UNAUTHENTICATED');
     expect(codeOf(await gql(app, CHATS, { first: 101 }, { token: alice.accessToken }))).toBe('BAD_USER_INPUT');

@@ -191,6 +191,22 @@ describe('history', () => {
     expect(codeOf(await gql(app, PAGE, { id: group, last: 5 }, { token: stranger.accessToken }))).toBe('NOT_FOUND');
   });
 
+  it('keeps deleted messages in place, and shows the newest as lastMessage', async () => {
+    const chat = await createChat(app, alice, { kind: 'GROUP', title: 'Holes', memberIds: [bob.id] });
+    const [a, b, c] = [await sendText(app, alice, chat, 'a'), await sendText(app, bob, chat, 'b'), await sendText(app, alice, chat, 'c')];
+    await gql(app, DELETE, { id: b.id }, { token: bob.accessToken });
+    const result = await gql(app, `query ($id: ID!) { chat(id: $id) { lastMessage { id text }
+      messages(first: 10) { edges { node { id seq text deletedAt } } } } }`, { id: chat }, { token: alice.accessToken });
+    const nodes = result.data.chat.messages.edges.map((e: any) => e.node);
+    expect(nodes.map((n: any) => [n.id, n.seq, n.text])).toEqual([[a.id, 1, 'a'], [b.id, 2, null], [c.id, 3, 'c']]);
+    expect(nodes[1].deletedAt).toBeTruthy();
+    expect(result.data.chat.lastMessage).toEqual({ id: c.id, text: 'c' });
+  });
+
+  it('refuses malformed cursors with BAD_USER_INPUT', async () => {
+    expect(codeOf(await gql(app, PAGE, { id: group, first: 5, after: 'garbage' }, { token: alice.accessToken }))).toBe('BAD_USER_INPUT');
+  });
+
   it('loads a page of 50 with sender, replyTo and text in a bounded number of queries', async () => {
     const chat = await createChat(app, alice, { kind: 'GROUP', title: 'N+1', memberIds: [bob.id, carol.id] });
     let previous: string | undefined;
