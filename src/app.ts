@@ -1,7 +1,9 @@
 // Assembles the server. Tests, the CLI and the benches all start the same thing through buildApp().
+import { randomUUID } from 'node:crypto';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { createYoga, useReadinessCheck, type YogaServerInstance } from 'graphql-yoga';
+import { Redis } from 'ioredis';
 import { createPasswordHasher } from './auth/passwords.ts';
 import { createTokenService } from './auth/tokens.ts';
 import { createContext, type Context, type Services } from './context.ts';
@@ -13,6 +15,11 @@ import type { Config } from './env.ts';
 import { createLogger, type Logger } from './logger.ts';
 import { maskError, useErrorLogging } from './plugins/error-logging.ts';
 import { requestIdOf, useRequestId } from './plugins/request-id.ts';
+import { createEventBus } from './realtime/bus.ts';
+import { createEvents } from './realtime/events.ts';
+import { createPresenceTracker, type PresenceTrackerOptions } from './realtime/presence.ts';
+import { useSharedSubscriptionExecution } from './realtime/shared-execution.ts';
+import { attachWebSocketServer, type WebSocketOptions, type WsServerContext } from './realtime/websocket.ts';
 import { schema } from './schema/index.ts';
 import { createWorkerPool } from './worker-pool.ts';
 
@@ -22,26 +29,45 @@ export interface BuildAppOptions {
   logger?: Logger;
   /** Forwarded to Prisma; tests count queries with it. */
   onQuery?: (sql: string) => void;
+  /** Presence timings and limits (tests shorten the grace period). */
+  presence?: Pick<PresenceTrackerOptions, 'offlineGraceMs' | 'heartbeatMs' | 'instanceTimeoutMs' | 'maxConnectionsPerUser' | 'keyPrefix'>;
+  /** WebSocket limits. */
+  webSocket?: WebSocketOptions;
+  /** Prefix of Redis pub/sub channels (tests isolate themselves with it). Default `kocmoc:`. */
+  channelPrefix?: string;
 }
 
 export interface App {
-  yoga: YogaServerInstance<Record<string, unknown>, Context>;
+  yoga: YogaServerInstance<WsServerContext, Context>;
   services: Services;
   databaseUrl: string;
-  /** Listens on `config.http` (port 0 picks a free one). */
+  /** Listens on `config.http` (port 0 picks a free one): HTTP and graphql-ws on /graphql. */
   start(): Promise<{ port: number; url: string }>;
-  /** Closes the server, the pool, the database connections, and the embedded database if we started it. */
+  /** Closes sockets and server, the pool, Redis and database connections, and the embedded database if we started it. */
   stop(): Promise<void>;
 }
 
 /** Opens the database (embedded when no URL is set), applies migrations and wires every service. */
-export async function buildApp({ config, logger = createLogger(config.logLevel), onQuery }: BuildAppOptions): Promise<App> {
+export async function buildApp(options: BuildAppOptions): Promise<App> {
+  const { config, logger = createLogger(config.logLevel), onQuery } = options;
   const database = await openDatabase(config, logger);
   await migrateDatabase(database.url, logger);
 
   const prisma = createPrisma(database.url, { onQuery });
   const pool = createWorkerPool({ threads: config.workers.threads, queueMaxMs: config.workers.queueMaxMs });
   const passwords = createPasswordHasher(pool, config.auth.passwordHash);
+  const bus = createEventBus({ redisUrl: config.redisUrl, channelPrefix: options.channelPrefix, logger });
+  const events = createEvents(bus, logger);
+  const redis = config.redisUrl ? new Redis(config.redisUrl, { maxRetriesPerRequest: 3 }) : undefined;
+  redis?.on('error', (error) => logger.warn({ err: error }, 'redis error'));
+  const presence = createPresenceTracker({
+    redis,
+    prisma,
+    logger,
+    ...options.presence,
+    onChange: (change) =>
+      void events.presence({ userId: change.userId, online: change.online, lastSeenAt: change.lastSeenAt?.toISOString() ?? null }),
+  });
   const services: Services = {
     config,
     prisma,
@@ -49,12 +75,16 @@ export async function buildApp({ config, logger = createLogger(config.logLevel),
     passwords,
     tokens: createTokenService(config.auth),
     cipher: createContentCipher({ keyring: config.messageEncryption, pool }),
+    events,
+    presence,
     logger,
   };
+  logger.info(bus.distributed ? 'events and presence go through Redis' : 'no REDIS_URL: events and presence stay in this process (one instance)');
   await passwords.warmUp();
+  await presence.start();
 
   let migrationsPending = true;
-  const yoga = createYoga<Record<string, unknown>, Context>({
+  const yoga = createYoga<WsServerContext, Context>({
     schema,
     graphqlEndpoint: '/graphql',
     healthCheckEndpoint: '/health',
@@ -68,15 +98,22 @@ export async function buildApp({ config, logger = createLogger(config.logLevel),
       // Yoga logs each error it masks, without the request id; useErrorLogging logs them with it.
       error: (...args) => logger.debug(args.map(String).join(' ')),
     },
-    context: ({ request }) =>
-      createContext(services, {
-        requestId: requestIdOf(request),
-        authorization: request.headers.get('authorization'),
-        userAgent: request.headers.get('user-agent'),
-      }),
+    context: ({ request, socketState }) =>
+      socketState
+        ? createContext(services, {
+            requestId: `${socketState.connectionId}/${randomUUID().slice(0, 8)}`,
+            authorization: socketState.auth,
+            userAgent: socketState.userAgent,
+          })
+        : createContext(services, {
+            requestId: requestIdOf(request),
+            authorization: request.headers.get('authorization'),
+            userAgent: request.headers.get('user-agent'),
+          }),
     plugins: [
       useRequestId(),
       useErrorLogging(logger),
+      useSharedSubscriptionExecution(),
       useReadinessCheck({
         endpoint: '/ready',
         check: async () => {
@@ -90,6 +127,7 @@ export async function buildApp({ config, logger = createLogger(config.logLevel),
   });
 
   let server: Server | undefined;
+  let webSockets: ReturnType<typeof attachWebSocketServer> | undefined;
 
   return {
     yoga,
@@ -97,6 +135,7 @@ export async function buildApp({ config, logger = createLogger(config.logLevel),
     databaseUrl: database.url,
     async start() {
       server = createServer(yoga);
+      webSockets = attachWebSocketServer(server, yoga, services, options.webSocket);
       await new Promise<void>((resolve, reject) => {
         server!.once('error', reject);
         server!.listen(config.http.port, config.http.host, resolve);
@@ -106,10 +145,14 @@ export async function buildApp({ config, logger = createLogger(config.logLevel),
       return { port, url: `http://${host}:${port}/graphql` };
     },
     async stop() {
+      await webSockets?.close();
       if (server?.listening) {
         server.closeAllConnections();
         await new Promise<void>((resolve) => server!.close(() => resolve()));
       }
+      await presence.stop();
+      await bus.close();
+      await redis?.quit().catch(() => {});
       await pool.close();
       await prisma.$disconnect();
       await database.stop();

@@ -8,6 +8,8 @@ import type { Config } from './env.ts';
 import { unauthenticated } from './errors.ts';
 import type { PrismaClient } from './generated/prisma/client.ts';
 import { createLoaders, type Loaders } from './loaders.ts';
+import type { Events } from './realtime/events.ts';
+import type { PresenceTracker } from './realtime/presence.ts';
 import type { Logger } from './logger.ts';
 import type { WorkerPool } from './worker-pool.ts';
 
@@ -20,6 +22,10 @@ export interface Services {
   tokens: TokenService;
   /** Seals and opens message content at rest. */
   cipher: ContentCipher;
+  /** Publishes what subscribers see (through Redis when configured). */
+  events: Events;
+  /** Who has a live connection, across instances. */
+  presence: PresenceTracker;
   logger: Logger;
 }
 
@@ -38,17 +44,32 @@ export interface Context extends Services {
   authError: GraphQLError | null;
   userAgent: string | null;
   loaders: Loaders;
+  /**
+   * The same context with empty loader caches. A subscription's context lives as long as the
+   * subscription; each event is executed with fresh loaders so it never shows cached data.
+   */
+  forEvent(): Context;
+}
+
+export interface Authentication {
+  viewer: Viewer | null;
+  authError: GraphQLError | null;
+  /** When the presented access token expires. */
+  expiresAt?: Date;
 }
 
 export interface ContextInput {
   requestId: string;
-  /** The `Authorization` header (HTTP) or `connection_init` payload value (WebSocket). */
-  authorization: string | null | undefined;
+  /** The `Authorization` header, checked now; or an authentication done earlier (a WebSocket's, at connect). */
+  authorization: string | null | undefined | Authentication;
   userAgent?: string | null;
 }
 
 export async function createContext(services: Services, input: ContextInput): Promise<Context> {
-  const { viewer, authError } = await authenticate(services, input.authorization);
+  const { viewer, authError } =
+    typeof input.authorization === 'object' && input.authorization !== null
+      ? input.authorization
+      : await authenticate(services, input.authorization);
   const context: Context = {
     ...services,
     requestId: input.requestId,
@@ -57,7 +78,11 @@ export async function createContext(services: Services, input: ContextInput): Pr
     authError,
     userAgent: input.userAgent?.slice(0, 512) ?? null,
     // Reads the viewer late: a request that signs in acts as the new session from then on.
-    loaders: createLoaders(services.prisma, services.cipher, () => context.viewer?.userId),
+    loaders: createLoaders(services, () => context.viewer?.userId),
+    forEvent() {
+      const copy: Context = { ...context, loaders: createLoaders(services, () => copy.viewer?.userId) };
+      return copy;
+    },
   };
   return context;
 }
@@ -68,10 +93,8 @@ export function requireViewer(ctx: Pick<Context, 'viewer' | 'authError'>): Viewe
   throw ctx.authError ?? unauthenticated();
 }
 
-async function authenticate(
-  services: Services,
-  authorization: string | null | undefined,
-): Promise<{ viewer: Viewer | null; authError: GraphQLError | null }> {
+/** Checks a `Bearer <accessToken>` value: signature, expiry, and that its session is still live. */
+export async function authenticate(services: Pick<Services, 'tokens' | 'prisma'>, authorization: string | null | undefined): Promise<Authentication> {
   if (!authorization) return { viewer: null, authError: null };
   const match = /^Bearer\s+(\S+)$/i.exec(authorization.trim());
   if (!match?.[1]) return { viewer: null, authError: unauthenticated('Authorization must be "Bearer <accessToken>".') };
@@ -82,5 +105,5 @@ async function authenticate(
   if (!session || session.userId !== claims.userId) {
     return { viewer: null, authError: unauthenticated('Session has ended. Sign in again.') };
   }
-  return { viewer: { userId: claims.userId, sessionId: claims.sessionId }, authError: null };
+  return { viewer: { userId: claims.userId, sessionId: claims.sessionId }, authError: null, expiresAt: claims.expiresAt };
 }

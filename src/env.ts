@@ -86,6 +86,8 @@ const schema = z.object({
         return parsed.success ? parsed.data : Buffer.alloc(0);
       }),
   ),
+  /** How long a typing signal lasts without a refresh. Default 6s. */
+  TYPING_TTL: duration('6s'),
   /** Enables admin mutations when set (sent as `x-admin-token`). */
   ADMIN_TOKEN: optionalString.pipe(z.string().min(16, 'must be at least 16 characters').optional()),
   /** pino level. Default info (warn under test). */
@@ -148,6 +150,7 @@ function toConfig(env: z.infer<typeof schema>) {
       passwordHash: { memoryKib: env.PASSWORD_HASH_MEMORY_KIB, passes: env.PASSWORD_HASH_PASSES },
     },
     messageEncryption: keyring(messageKey, env.MESSAGE_ENCRYPTION_OLD_KEYS),
+    realtime: { typingTtlMs: env.TYPING_TTL },
     adminToken: env.ADMIN_TOKEN,
     logLevel: env.LOG_LEVEL ?? (env.NODE_ENV === 'test' ? 'warn' : 'info'),
     workers: {

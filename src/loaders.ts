@@ -3,6 +3,7 @@
 import DataLoader from 'dataloader';
 import type { ContentCipher } from './crypto/content-cipher.ts';
 import { Prisma, type ChatMember, type PrismaClient, type User } from './generated/prisma/client.ts';
+import type { PresenceTracker } from './realtime/presence.ts';
 
 /** Read receipts (`Message.readBy`) are listed for chats up to this size. */
 export const READ_RECEIPTS_MAX_MEMBERS = 50;
@@ -20,10 +21,22 @@ export interface ChatReader {
 
 export type Loaders = ReturnType<typeof createLoaders>;
 
-export function createLoaders(prisma: PrismaClient, cipher: ContentCipher, viewerId: () => string | undefined) {
+export function createLoaders(
+  { prisma, cipher, presence }: { prisma: PrismaClient; cipher: ContentCipher; presence: PresenceTracker },
+  viewerId: () => string | undefined,
+) {
   return {
+    /** Whether each user has a live connection (for the status others see). */
+    online: new DataLoader<string, boolean>(async (userIds) => {
+      const online = await presence.onlineUserIds(userIds);
+      return userIds.map((id) => online.has(id));
+    }),
+
     /** Plaintext of sealed content; one `cipher.open` call per batch. */
-    plaintext: new DataLoader<SealedItem, Uint8Array, string>((items) => cipher.open([...items]), { cacheKeyFn: (item) => item.aad }),
+    // Keyed by the random IV too: an edited message keeps its AAD but gets a new ciphertext.
+    plaintext: new DataLoader<SealedItem, Uint8Array, string>((items) => cipher.open([...items]), {
+      cacheKeyFn: (item) => `${item.aad}/${Buffer.from(item.ciphertext.subarray(0, 12)).toString('base64')}`,
+    }),
 
     /** The viewer's membership of each chat (null: not a member). */
     membership: new DataLoader<string, ChatMember | null>(async (chatIds) => {

@@ -42,11 +42,15 @@ describe('profile', () => {
     expect(codeOf(await gql(app, UPDATE, { input: { bio: 'x' } }))).toBe('UNAUTHENTICATED');
   });
 
-  it('sets the status; OFFLINE records lastSeenAt', async () => {
-    const busy = await gql(app, `mutation { setStatus(status: BUSY) { status } }`, {}, { token: viewer.accessToken });
-    expect(busy.data.setStatus.status).toBe('BUSY');
-    const off = await gql(app, `mutation { setStatus(status: OFFLINE) { status lastSeenAt } }`, {}, { token: viewer.accessToken });
-    expect(off.data.setStatus.status).toBe('OFFLINE');
+  it('keeps the chosen status (shown to others only while connected); OFFLINE records lastSeenAt', async () => {
+    const busy = await gql(app, `mutation { setStatus(status: BUSY) { status chosenStatus } }`, {}, { token: viewer.accessToken });
+    // No live WebSocket: others see OFFLINE until one connects (see realtime tests).
+    expect(busy.data.setStatus).toEqual({ status: 'OFFLINE', chosenStatus: 'BUSY' });
+    const other = await registerUser(app);
+    const seen = await gql(app, `query ($id: ID!) { user(id: $id) { chosenStatus } }`, { id: viewer.id }, { token: other.accessToken });
+    expect(seen.data.user.chosenStatus).toBeNull();
+    const off = await gql(app, `mutation { setStatus(status: OFFLINE) { chosenStatus lastSeenAt } }`, {}, { token: viewer.accessToken });
+    expect(off.data.setStatus.chosenStatus).toBe('OFFLINE');
     expect(Date.now() - new Date(off.data.setStatus.lastSeenAt).getTime()).toBeLessThan(60_000);
     const bad = await gql(app, `mutation { setStatus(status: SLEEPING) { status } }`, {}, { token: viewer.accessToken });
     expect(bad.errors?.[0]?.message).toMatch(/SLEEPING/);

@@ -13,7 +13,7 @@ export interface AuthPayload {
   sessionId: string;
 }
 
-type SessionServices = Pick<Services, 'prisma' | 'tokens'>;
+type SessionServices = Pick<Services, 'prisma' | 'tokens' | 'events'>;
 
 /** The session if it exists, is not revoked and has not expired. */
 export function findLiveSession(prisma: PrismaClient, sessionId: string) {
@@ -48,7 +48,8 @@ export async function openSession(
  * Trades a refresh token for a new pair. The old token is spent; presenting a spent token again
  * means it leaked (or raced), so the whole session ends and both holders must sign in again.
  */
-export async function refreshSession({ prisma, tokens }: SessionServices, refreshToken: string): Promise<AuthPayload> {
+export async function refreshSession(services: SessionServices, refreshToken: string): Promise<AuthPayload> {
+  const { prisma, tokens } = services;
   const now = new Date();
   const row = await prisma.refreshToken.findUnique({
     where: { tokenHash: hashRefreshToken(refreshToken) },
@@ -72,7 +73,7 @@ export async function refreshSession({ prisma, tokens }: SessionServices, refres
     return true;
   });
   if (!rotated) {
-    await revokeSessions(prisma, [session.id], 'refresh_token_reuse');
+    await revokeSessions(services, [session.id], 'refresh_token_reuse');
     throw unauthenticated('Refresh token was already used, so this session was ended for safety. Sign in again.');
   }
   const access = await tokens.issueAccessToken({ userId: session.userId, sessionId: session.id }, now);
@@ -84,10 +85,11 @@ export async function refreshSession({ prisma, tokens }: SessionServices, refres
  * Either one is enough; with neither there is nothing to end.
  */
 export async function endSession(
-  { prisma }: SessionServices,
+  services: SessionServices,
   viewer: Viewer | null,
   refreshToken: string | null | undefined,
 ): Promise<void> {
+  const { prisma } = services;
   const sessionIds = new Set<string>();
   if (viewer) sessionIds.add(viewer.sessionId);
   if (refreshToken) {
@@ -100,12 +102,14 @@ export async function endSession(
     else if (!viewer) throw unauthenticated('Refresh token is invalid.');
   }
   if (sessionIds.size === 0) throw unauthenticated();
-  await revokeSessions(prisma, [...sessionIds], 'logout');
+  await revokeSessions(services, [...sessionIds], 'logout');
 }
 
-export async function revokeSessions(prisma: PrismaClient, sessionIds: string[], reason: string) {
+/** Ends sessions: their refresh tokens and access tokens stop working, their sockets close. */
+export async function revokeSessions({ prisma, events }: SessionServices, sessionIds: string[], reason: string) {
   await prisma.session.updateMany({
     where: { id: { in: sessionIds }, revokedAt: null },
     data: { revokedAt: new Date(), revokedReason: reason },
   });
+  await events.sessionsEnded(sessionIds);
 }

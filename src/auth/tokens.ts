@@ -8,6 +8,10 @@ export interface AccessClaims {
   sessionId: string;
 }
 
+export interface VerifiedAccessToken extends AccessClaims {
+  expiresAt: Date;
+}
+
 export type TokenService = ReturnType<typeof createTokenService>;
 
 export function createTokenService(auth: Config['auth']) {
@@ -31,7 +35,7 @@ export function createTokenService(auth: Config['auth']) {
     },
 
     /** Null for anything but a well-formed, unexpired HS256 token of ours (alg pinned: no `none`, no RS/HS confusion). */
-    async verifyAccessToken(token: string): Promise<AccessClaims | null> {
+    async verifyAccessToken(token: string): Promise<VerifiedAccessToken | null> {
       try {
         const { payload } = await jwtVerify(token, key, {
           algorithms: ['HS256'],
@@ -40,7 +44,7 @@ export function createTokenService(auth: Config['auth']) {
           requiredClaims: ['sub', 'exp', 'iat'],
         });
         if (typeof payload.sub !== 'string' || typeof payload.sid !== 'string') return null;
-        return { userId: payload.sub, sessionId: payload.sid };
+        return { userId: payload.sub, sessionId: payload.sid, expiresAt: new Date(payload.exp! * 1000) };
       } catch {
         return null;
       }

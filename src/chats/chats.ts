@@ -8,7 +8,7 @@ import { isBlockedEitherWay } from '../users/blocking.ts';
 import { parseInput } from '../validation.ts';
 import { CHAT_NOT_FOUND, requireMembership, requireRole } from './membership.ts';
 
-type ChatServices = Pick<Services, 'prisma'>;
+type ChatServices = Pick<Services, 'prisma' | 'events'>;
 
 export const TITLE_MAX = 128;
 /** Members a group can have; fan-out of every message grows with it. */
@@ -40,9 +40,15 @@ export async function createChat(services: ChatServices, viewerId: string, input
   const memberIds = parseInput(idListSchema(ADD_MEMBERS_MAX), input.memberIds.map(String), 'input.memberIds').filter(
     (id) => id !== viewerId,
   );
-  return input.kind === 'DIRECT'
-    ? createDirectChat(services, viewerId, memberIds, input)
-    : createGroupChat(services, viewerId, memberIds, input);
+  const { chat, created } =
+    input.kind === 'DIRECT'
+      ? await createDirectChat(services, viewerId, memberIds, input)
+      : { chat: await createGroupChat(services, viewerId, memberIds, input), created: true };
+  if (created) {
+    const affected = [viewerId, ...memberIds].map((userId) => ({ userId, member: true }));
+    await services.events.chat(chat.id, 'CREATED', viewerId, { affected });
+  }
+  return chat;
 }
 
 async function createDirectChat({ prisma }: ChatServices, viewerId: string, memberIds: string[], input: CreateChatInput) {
@@ -55,9 +61,9 @@ async function createDirectChat({ prisma }: ChatServices, viewerId: string, memb
 
   const directKey = [viewerId, otherId].sort().join(':');
   const existing = await prisma.chat.findUnique({ where: { directKey } });
-  if (existing) return existing;
+  if (existing) return { chat: existing, created: false };
   try {
-    return await prisma.chat.create({
+    const chat = await prisma.chat.create({
       data: {
         kind: 'DIRECT',
         directKey,
@@ -65,9 +71,10 @@ async function createDirectChat({ prisma }: ChatServices, viewerId: string, memb
         members: { create: [{ userId: viewerId }, { userId: otherId }] },
       },
     });
+    return { chat, created: true };
   } catch (error) {
     // Both users opened the chat at the same moment: the unique key picked one; return it.
-    if (isUniqueViolation(error)) return prisma.chat.findUniqueOrThrow({ where: { directKey } });
+    if (isUniqueViolation(error)) return { chat: await prisma.chat.findUniqueOrThrow({ where: { directKey } }), created: false };
     throw error;
   }
 }
@@ -89,11 +96,12 @@ async function createGroupChat({ prisma }: ChatServices, viewerId: string, membe
 }
 
 /** Joins a public group. Private groups and direct chats answer NOT_FOUND, as to any stranger. */
-export async function joinChat({ prisma }: ChatServices, viewerId: string, chatId: string): Promise<Chat> {
+export async function joinChat({ prisma, events }: ChatServices, viewerId: string, chatId: string): Promise<Chat> {
   const chat = await prisma.chat.findUnique({ where: { id: chatId } });
   if (!chat || chat.kind !== 'GROUP' || !chat.isPublic) throw notFound(CHAT_NOT_FOUND);
   await assertRoomFor(prisma, chatId, 1);
-  await prisma.chatMember.createMany({ data: [{ chatId, userId: viewerId }], skipDuplicates: true });
+  const { count } = await prisma.chatMember.createMany({ data: [{ chatId, userId: viewerId }], skipDuplicates: true });
+  if (count > 0) await events.chat(chatId, 'MEMBER_JOINED', viewerId, { userId: viewerId, affected: [{ userId: viewerId, member: true }] });
   return chat;
 }
 
@@ -101,14 +109,14 @@ export async function joinChat({ prisma }: ChatServices, viewerId: string, chatI
  * Leaves a group. When the last owner leaves, the oldest admin (else the oldest member) becomes
  * owner, so a group with members always has one.
  */
-export async function leaveChat({ prisma }: ChatServices, viewerId: string, chatId: string): Promise<void> {
-  const membership = await requireMembership(prisma, chatId, viewerId);
+export async function leaveChat(services: ChatServices, viewerId: string, chatId: string): Promise<void> {
+  const membership = await requireMembership(services.prisma, chatId, viewerId);
   if (membership.chat.kind === 'DIRECT') throw badUserInput('chatId', 'Direct chats cannot be left.');
-  await removeMemberKeepingOwner(prisma, chatId, viewerId);
+  await removeMemberKeepingOwner(services, chatId, viewerId, viewerId, 'MEMBER_LEFT');
 }
 
 export async function addChatMembers(
-  { prisma }: ChatServices,
+  { prisma, events }: ChatServices,
   viewerId: string,
   chatId: string,
   userIds: readonly (string | number)[],
@@ -118,22 +126,30 @@ export async function addChatMembers(
   if (ids.length === 0) throw badUserInput('userIds', 'Name at least one user to add.');
   await assertUsersExist(prisma, ids, 'userIds');
   await assertRoomFor(prisma, chatId, ids.length);
-  await prisma.chatMember.createMany({ data: ids.map((userId) => ({ chatId, userId })), skipDuplicates: true });
+  const added = await prisma.chatMember.createManyAndReturn({
+    data: ids.map((userId) => ({ chatId, userId })),
+    skipDuplicates: true,
+    select: { userId: true },
+  });
+  for (const { userId } of added) {
+    await events.chat(chatId, 'MEMBER_ADDED', viewerId, { userId, affected: [{ userId, member: true }] });
+  }
 }
 
 /** Owners remove anyone else; admins remove plain members. Leaving yourself is `leaveChat`. */
-export async function removeChatMember({ prisma }: ChatServices, viewerId: string, chatId: string, userId: string): Promise<void> {
+export async function removeChatMember(services: ChatServices, viewerId: string, chatId: string, userId: string): Promise<void> {
+  const { prisma } = services;
   const membership = await requireGroupRole(prisma, chatId, viewerId, ['OWNER', 'ADMIN'], 'remove members');
   if (userId === viewerId) throw badUserInput('userId', 'Use leaveChat to leave a chat yourself.');
   const target = await prisma.chatMember.findUnique({ where: { chatId_userId: { chatId, userId } } });
   if (!target) throw notFound('Member');
   if (membership.role === 'ADMIN' && target.role !== 'MEMBER') throw forbidden('Admins can remove members only.');
-  await removeMemberKeepingOwner(prisma, chatId, userId);
+  await removeMemberKeepingOwner(services, chatId, userId, viewerId, 'MEMBER_REMOVED');
 }
 
 /** Owners promote and demote; the last owner cannot demote themselves (they leave instead). */
 export async function setChatMemberRole(
-  { prisma }: ChatServices,
+  { prisma, events }: ChatServices,
   viewerId: string,
   chatId: string,
   userId: string,
@@ -150,6 +166,7 @@ export async function setChatMemberRole(
     }
     await tx.chatMember.update({ where: { chatId_userId: { chatId, userId } }, data: { role } });
   });
+  await events.chat(chatId, 'ROLE_CHANGED', viewerId, { userId });
 }
 
 export interface UpdateChatInput {
@@ -157,15 +174,17 @@ export interface UpdateChatInput {
   isPublic?: boolean | null;
 }
 
-export async function updateChat({ prisma }: ChatServices, viewerId: string, chatId: string, input: UpdateChatInput): Promise<Chat> {
+export async function updateChat({ prisma, events }: ChatServices, viewerId: string, chatId: string, input: UpdateChatInput): Promise<Chat> {
   await requireGroupRole(prisma, chatId, viewerId, ['OWNER', 'ADMIN'], 'change the chat');
-  return prisma.chat.update({
+  const chat = await prisma.chat.update({
     where: { id: chatId },
     data: {
       ...(input.title != null ? { title: parseInput(titleSchema, input.title, 'input.title') } : {}),
       ...(input.isPublic != null ? { isPublic: input.isPublic } : {}),
     },
   });
+  await events.chat(chatId, 'UPDATED', viewerId);
+  return chat;
 }
 
 /** Membership with one of `roles` in a group; direct chats have no members to manage or settings. */
@@ -182,19 +201,29 @@ async function lockChat(tx: Tx, chatId: string) {
   await tx.$queryRaw`SELECT 1 FROM "Chat" WHERE "id" = ${chatId} FOR UPDATE`;
 }
 
-async function removeMemberKeepingOwner(prisma: ChatServices['prisma'], chatId: string, userId: string) {
-  await prisma.$transaction(async (tx) => {
+async function removeMemberKeepingOwner(
+  { prisma, events }: ChatServices,
+  chatId: string,
+  userId: string,
+  actorId: string,
+  type: 'MEMBER_LEFT' | 'MEMBER_REMOVED',
+) {
+  const outcome = await prisma.$transaction(async (tx) => {
     await lockChat(tx, chatId);
     const removed = await tx.chatMember.deleteMany({ where: { chatId, userId } });
-    if (removed.count === 0) return;
-    if ((await tx.chatMember.count({ where: { chatId, role: 'OWNER' } })) > 0) return;
+    if (removed.count === 0) return { removed: false, heirId: null };
+    if ((await tx.chatMember.count({ where: { chatId, role: 'OWNER' } })) > 0) return { removed: true, heirId: null };
     const heir = await tx.chatMember.findFirst({
       where: { chatId },
       // ADMIN sorts before MEMBER in the enum; then the longest-standing member.
       orderBy: [{ role: 'asc' }, { joinedAt: 'asc' }, { userId: 'asc' }],
     });
     if (heir) await tx.chatMember.update({ where: { chatId_userId: { chatId, userId: heir.userId } }, data: { role: 'OWNER' } });
+    return { removed: true, heirId: heir?.userId ?? null };
   });
+  if (!outcome.removed) return;
+  await events.chat(chatId, type, actorId, { userId, affected: [{ userId, member: false }] });
+  if (outcome.heirId) await events.chat(chatId, 'ROLE_CHANGED', actorId, { userId: outcome.heirId });
 }
 
 async function assertUsersExist(prisma: ChatServices['prisma'], ids: string[], field: string) {

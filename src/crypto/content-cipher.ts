@@ -6,22 +6,30 @@ import type { WorkerPool } from '../worker-pool.ts';
 import { openBatch, sealBatch, type OpenItem, type SealItem } from '../../workers/crypto.ts';
 
 /**
- * Fixed cost of one item (cipher setup, AAD, allocation: ~5-9 µs in the bench) expressed as the
- * bytes AES-GCM gets through in that time (~1 GB/s inline), so a batch's cost is one number.
+ * Fixed cost of one item (cipher setup, AAD, allocation: ~6-10 µs inline in the bench) expressed as
+ * the bytes AES-GCM gets through in that time (~1.2 GB/s inline), so a batch's cost is one number.
  */
 export const ITEM_COST_BYTES = 8 * 1024;
 
 /**
- * A batch whose cost (payload bytes + ITEM_COST_BYTES per item) is at most this runs inline: about
- * 1 ms of main-thread work. Measured (bench/RESULTS.md): a page of 50 small messages opens in
- * ~0.3 ms inline against ~0.5 ms as one pool round trip, and pool-per-item is far slower
- * everywhere; 1 MiB items block the event loop ~1 ms each inline, while the pool keeps it free at
- * the same or better throughput. A page of 50 messages at the 16 KB maximum (~1.2 MiB with the
- * item cost) goes to the pool, typical pages stay inline.
+ * A batch whose cost (payload bytes + ITEM_COST_BYTES per item) is at most this runs inline, at most
+ * ~2 ms of main-thread work; bigger ones go to the pool. From bench/RESULTS.md ("Message encryption"):
+ * - a page of 50 small messages opens in ~0.2-0.3 ms inline and ~0.4 ms as one pool task, but
+ *   ~13 ms as one pool task while logins keep the shared pool busy with argon2 (inline: ~0.2 ms);
+ * - one pool task per item is 7-13x slower than inline below 1 MiB and never worth it;
+ * - 1 MiB items take ~0.85 ms each inline; in the pool, throughput is the same while the main
+ *   thread spends ~0.4x the CPU, with about half the event-loop p99.
+ * 2 MiB rather than 1: a page of 50 messages at the worst-case size (4000 characters, up to ~24 KB
+ * of JSON each: ~1.6 MiB with the item cost) still runs inline, so reading messages never queues
+ * behind password hashing; multi-MiB attachments and bulk batches go to the pool.
  */
-export const INLINE_MAX_BATCH_BYTES = 1024 * 1024;
+export const INLINE_MAX_BATCH_BYTES = 2 * 1024 * 1024;
 
-/** Pool batches are split into tasks of about this many payload bytes so every thread can help. */
+/**
+ * Pool batches are split into tasks of at most this many payload bytes (or one item), so several
+ * threads share a big batch and no single message between threads gets huge; the bench's batched
+ * 1 MiB runs use 4 MiB tasks.
+ */
 export const POOL_TASK_MAX_BYTES = 4 * 1024 * 1024;
 
 export interface ContentCipherOptions {

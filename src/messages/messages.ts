@@ -10,7 +10,7 @@ import { isBlockedEitherWay } from '../users/blocking.ts';
 import { parseInput } from '../validation.ts';
 import { decodeContent, editAad, messageAad, sealContent, type Location, type MessageContent } from './content.ts';
 
-type MessageServices = Pick<Services, 'prisma' | 'cipher'>;
+type MessageServices = Pick<Services, 'prisma' | 'cipher' | 'events'>;
 
 /** Longest text or caption, in Unicode code points. */
 export const TEXT_MAX_LENGTH = 4_000;
@@ -123,8 +123,10 @@ export async function sendMessage(services: MessageServices, senderId: string, i
     }
     throw error;
   }
-  if (inserted.length === 0) throw notFound('Chat');
-  return inserted[0]!;
+  const message = inserted[0];
+  if (!message) throw notFound('Chat');
+  await services.events.message(chatId, 'CREATED', message);
+  return message;
 }
 
 async function findByClientId({ prisma }: MessageServices, senderId: string, clientMessageId: string, chatId: string) {
@@ -184,7 +186,10 @@ export async function editMessage(services: MessageServices, viewerId: string, m
       await tx.messageEdit.create({ data: { id: editId, messageId: message.id, ...previous, editedAt: now } });
       return true;
     });
-    if (applied) return prisma.message.findUniqueOrThrow({ where: { id: message.id } });
+    if (applied) {
+      await services.events.message(message.chatId, 'EDITED', message);
+      return prisma.message.findUniqueOrThrow({ where: { id: message.id } });
+    }
     if (attempt >= 3) throw conflict('id', 'The message is being edited elsewhere; try again.');
   }
 }
@@ -206,6 +211,7 @@ export async function deleteMessage(services: MessageServices, viewerId: string,
     }),
     prisma.messageEdit.deleteMany({ where: { messageId: message.id } }),
   ]);
+  await services.events.message(message.chatId, 'DELETED', message);
   return deleted;
 }
 

@@ -52,3 +52,4 @@ function parseDateTime(value: unknown): Date {
 
 builder.queryType({});
 builder.mutationType({});
+builder.subscriptionType({});

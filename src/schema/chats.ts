@@ -54,15 +54,18 @@ builder.prismaObject('Chat', {
       type: ChatRoleEnum,
       nullable: true,
       description: "The viewer's role; null if the viewer is no longer a member.",
+      extensions: { viewerDependent: true },
       resolve: async (chat, _args, ctx) => (await ctx.loaders.membership.load(chat.id))?.role ?? null,
     }),
     unreadCount: t.int({
       description: "Messages after the viewer's read position, sent by others and not deleted.",
+      extensions: { viewerDependent: true },
       resolve: (chat, _args, ctx) => ctx.loaders.unreadCount.load(chat.id),
     }),
     lastReadMessageId: t.id({
       nullable: true,
       description: 'The newest message the viewer marked read.',
+      extensions: { viewerDependent: true },
       resolve: async (chat, _args, ctx) => (await ctx.loaders.membership.load(chat.id))?.lastReadMessageId ?? null,
     }),
     lastMessage: t.relation('lastMessage', { nullable: true, description: 'The newest message (possibly deleted).' }),

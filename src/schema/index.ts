@@ -4,5 +4,6 @@ import './users.ts';
 import './auth.ts';
 import './chats.ts';
 import './messages.ts';
+import './realtime.ts';
 
 export const schema = builder.toSchema({ sortSchema: true });

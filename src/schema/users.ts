@@ -1,6 +1,7 @@
 // Users: profiles, status, search.
 import { requireViewer } from '../context.ts';
 import { UserStatus } from '../generated/prisma/enums.ts';
+import { effectiveStatus } from '../users/presence.ts';
 import { setStatus, updateProfile, userSearchFilter } from '../users/profile.ts';
 import { builder } from './builder.ts';
 import { pageSizeFor } from './pagination.ts';
@@ -18,13 +19,25 @@ export const UserRef = builder.prismaObject('User', {
     displayName: t.exposeString('displayName'),
     bio: t.exposeString('bio', { nullable: true }),
     avatarUrl: t.exposeString('avatarUrl', { nullable: true }),
-    status: t.expose('status', { type: UserStatusEnum }),
+    status: t.field({
+      type: UserStatusEnum,
+      description: 'What others see: OFFLINE without a live connection; with one, ONLINE or the BUSY/AWAY chosen with setStatus.',
+      resolve: async (user, _args, ctx) => effectiveStatus(user.status, await ctx.loaders.online.load(user.id)),
+    }),
+    chosenStatus: t.field({
+      type: UserStatusEnum,
+      nullable: true,
+      description: 'The status this user chose with setStatus (shown while connected). Visible to that user only.',
+      extensions: { viewerDependent: true },
+      resolve: (user, _args, ctx) => (ctx.viewer?.userId === user.id ? user.status : null),
+    }),
     lastSeenAt: t.expose('lastSeenAt', { type: 'DateTime', nullable: true }),
     createdAt: t.expose('createdAt', { type: 'DateTime' }),
     email: t.string({
       nullable: true,
       description: "The user's email. Visible to that user only; null for everyone else.",
       select: { email: true },
+      extensions: { viewerDependent: true },
       resolve: (user, _args, ctx) => (ctx.viewer?.userId === user.id ? user.email : null),
     }),
   }),
@@ -91,7 +104,7 @@ builder.mutationFields((t) => ({
     description: "Sets the signed-in user's status.",
     args: { status: t.arg({ type: UserStatusEnum, required: true }) },
     resolve: async (query, _root, { status }, ctx) => {
-      const user = await setStatus(ctx.prisma, requireViewer(ctx).userId, status);
+      const user = await setStatus(ctx, requireViewer(ctx).userId, status);
       return ctx.prisma.user.findUniqueOrThrow({ ...query, where: { id: user.id } });
     },
   }),

@@ -1,5 +1,6 @@
 // Profile rules shared by registration and profile edits.
 import { z } from 'zod';
+import type { Services } from '../context.ts';
 import type { PrismaClient, UserStatus } from '../generated/prisma/client.ts';
 import { parseInput } from '../validation.ts';
 
@@ -56,12 +57,18 @@ export async function updateProfile(prisma: PrismaClient, userId: string, input:
   return prisma.user.update({ where: { id: userId }, data });
 }
 
-/** Stores the status the user chose; presence (issue: real-time) decides what others see. */
-export async function setStatus(prisma: PrismaClient, userId: string, status: UserStatus) {
-  return prisma.user.update({
+/**
+ * Stores the status the user chose. Others see it while the user is connected, so a connected
+ * user's followers are told at once.
+ */
+export async function setStatus({ prisma, presence, events }: Pick<Services, 'prisma' | 'presence' | 'events'>, userId: string, status: UserStatus) {
+  const user = await prisma.user.update({
     where: { id: userId },
     data: { status, ...(status === 'OFFLINE' ? { lastSeenAt: new Date() } : {}) },
   });
+  const online = (await presence.onlineUserIds([userId])).has(userId);
+  if (online) await events.presence({ userId, online, lastSeenAt: user.lastSeenAt?.toISOString() ?? null });
+  return user;
 }
 
 export const searchQuerySchema = z

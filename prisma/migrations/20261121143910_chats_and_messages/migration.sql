@@ -7,6 +7,9 @@ CREATE TYPE "ChatRole" AS ENUM ('OWNER', 'ADMIN', 'MEMBER');
 -- CreateEnum
 CREATE TYPE "MessageKind" AS ENUM ('TEXT', 'IMAGE', 'FILE', 'VOICE', 'LOCATION');
 
+-- AlterTable
+ALTER TABLE "User" ALTER COLUMN "status" SET DEFAULT 'ONLINE';
+
 -- CreateTable
 CREATE TABLE "UserBlock" (
     "blockerId" TEXT NOT NULL,

@@ -1,0 +1,95 @@
+// What travels on the event bus. Payloads are small, JSON-safe and immutable once published:
+// subscribers load what they show from the database, after checking they may see it.
+import type { Logger } from '../logger.ts';
+import type { EventBus } from './bus.ts';
+
+export type MessageEventType = 'CREATED' | 'EDITED' | 'DELETED';
+
+export type ChatEventType =
+  | 'CREATED'
+  | 'UPDATED'
+  | 'MEMBER_JOINED'
+  | 'MEMBER_LEFT'
+  | 'MEMBER_ADDED'
+  | 'MEMBER_REMOVED'
+  | 'ROLE_CHANGED';
+
+/** Everything that happens inside one chat; delivered to its members only. */
+export type ChatTopicEvent =
+  | { kind: 'message'; type: MessageEventType; chatId: string; messageId: string; seq: number }
+  | { kind: 'chat'; type: ChatEventType; chatId: string; userId: string | null; actorId: string }
+  | { kind: 'typing'; chatId: string; userId: string; isTyping: boolean; expiresAt: number };
+
+/** Events about one user's own memberships: lets their streams follow chats they join or leave. */
+export type UserTopicEvent = { kind: 'membership'; chatId: string; member: boolean; event: ChatTopicEvent & { kind: 'chat' } };
+
+export interface PresenceTopicEvent {
+  userId: string;
+  online: boolean;
+  /** ISO time, set when the user went offline. */
+  lastSeenAt: string | null;
+}
+
+export interface SessionsTopicEvent {
+  /** Sessions that ended (logout, refresh-token reuse): their sockets close. */
+  sessionIds: string[];
+}
+
+export const channels = {
+  chat: (chatId: string) => `chat:${chatId}`,
+  user: (userId: string) => `user:${userId}`,
+  presence: (userId: string) => `presence:${userId}`,
+  sessions: 'sessions',
+};
+
+export type Events = ReturnType<typeof createEvents>;
+
+/**
+ * Typed publishing on the bus. Publishing happens after the change is committed and never fails
+ * the mutation: a lost event is logged, and message streams fill gaps from the database.
+ */
+export function createEvents(bus: EventBus, logger: Logger) {
+  const safely =
+    <A extends unknown[]>(publish: (...args: A) => Promise<unknown>) =>
+    async (...args: A): Promise<void> => {
+      try {
+        await publish(...args);
+      } catch (error) {
+        logger.warn({ err: error }, 'could not publish an event');
+      }
+    };
+  return {
+    bus,
+    message: safely((chatId: string, type: MessageEventType, message: { id: string; seq: number }) =>
+      bus.publish(channels.chat(chatId), { kind: 'message', type, chatId, messageId: message.id, seq: message.seq } satisfies ChatTopicEvent),
+    ),
+
+    /**
+     * A change to a chat. Members see it on the chat's channel; `affected` users (added, removed,
+     * joined, left, or everyone of a new chat) also get it on their own channel, which is how their
+     * streams start or stop following the chat.
+     */
+    chat: safely(async (
+      chatId: string,
+      type: ChatEventType,
+      actorId: string,
+      subject: { userId?: string; affected?: { userId: string; member: boolean }[] } = {},
+    ) => {
+      const event = { kind: 'chat', type, chatId, userId: subject.userId ?? null, actorId } satisfies ChatTopicEvent;
+      await Promise.all([
+        bus.publish(channels.chat(chatId), event),
+        ...(subject.affected ?? []).map(({ userId, member }) =>
+          bus.publish(channels.user(userId), { kind: 'membership', chatId, member, event } satisfies UserTopicEvent),
+        ),
+      ]);
+    }),
+
+    typing: safely((chatId: string, userId: string, isTyping: boolean, expiresAt: number) =>
+      bus.publish(channels.chat(chatId), { kind: 'typing', chatId, userId, isTyping, expiresAt } satisfies ChatTopicEvent),
+    ),
+
+    presence: safely((event: PresenceTopicEvent) => bus.publish(channels.presence(event.userId), event)),
+
+    sessionsEnded: safely((sessionIds: string[]) => bus.publish(channels.sessions, { sessionIds } satisfies SessionsTopicEvent)),
+  };
+}

@@ -1,0 +1,82 @@
+// Fan-out without re-running the same work: when one event reaches many subscribers with the same
+// operation, its selection is executed once and the result shared. Results are shared only between
+// subscribers who may see the same thing: operations that select a viewer-dependent field (marked
+// with `extensions: { viewerDependent: true }` in the schema) are executed once per viewer.
+import {
+  createSourceEventStream,
+  execute,
+  print,
+  TypeInfo,
+  visit,
+  visitWithTypeInfo,
+  type DocumentNode,
+  type ExecutionArgs,
+  type ExecutionResult,
+  type GraphQLSchema,
+} from 'graphql';
+import { isAsyncIterable, mapAsyncIterator, type Plugin } from 'graphql-yoga';
+import type { Context } from '../context.ts';
+
+/** Results per event payload, per operation key; dropped with the payload. */
+const resultsByEvent = new WeakMap<object, Map<string, Promise<ExecutionResult> | ExecutionResult>>();
+const printedDocuments = new WeakMap<DocumentNode, string>();
+const viewerDependentDocuments = new WeakMap<DocumentNode, boolean>();
+
+/** Envelop plugin: replaces the subscribe function with one that shares per-event execution. */
+export function useSharedSubscriptionExecution(): Plugin {
+  return {
+    onSubscribe({ setSubscribeFn }) {
+      setSubscribeFn(subscribeShared as never);
+    },
+  };
+}
+
+async function subscribeShared(args: ExecutionArgs) {
+  const source = await createSourceEventStream(args);
+  if (!isAsyncIterable(source)) return source;
+  const key = operationKey(args);
+  return mapAsyncIterator(source as AsyncIterable<unknown>, (payload) => executeForEvent(args, payload, key));
+}
+
+function executeForEvent(args: ExecutionArgs, payload: unknown, key: string) {
+  const run = () => execute({ ...args, rootValue: payload, contextValue: (args.contextValue as Context).forEvent() });
+  if (payload === null || typeof payload !== 'object') return run();
+  let results = resultsByEvent.get(payload);
+  if (!results) resultsByEvent.set(payload, (results = new Map()));
+  let result = results.get(key);
+  if (!result) {
+    result = run();
+    results.set(key, result);
+  }
+  return result;
+}
+
+/** Subscribers with equal keys get equal results for the same event. */
+function operationKey(args: ExecutionArgs): string {
+  const viewer = isViewerDependent(args.schema, args.document) ? ((args.contextValue as Context | undefined)?.viewer?.userId ?? '') : '*';
+  return [printed(args.document), args.operationName ?? '', JSON.stringify(args.variableValues ?? {}), viewer].join('\u0000');
+}
+
+function printed(document: DocumentNode): string {
+  let text = printedDocuments.get(document);
+  if (text === undefined) printedDocuments.set(document, (text = print(document)));
+  return text;
+}
+
+export function isViewerDependent(schema: GraphQLSchema, document: DocumentNode): boolean {
+  let dependent = viewerDependentDocuments.get(document);
+  if (dependent === undefined) {
+    dependent = false;
+    const typeInfo = new TypeInfo(schema);
+    visit(
+      document,
+      visitWithTypeInfo(typeInfo, {
+        Field() {
+          if (typeInfo.getFieldDef()?.extensions?.viewerDependent) dependent = true;
+        },
+      }),
+    );
+    viewerDependentDocuments.set(document, dependent);
+  }
+  return dependent;
+}

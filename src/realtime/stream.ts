@@ -1,0 +1,79 @@
+// A push-based async iterator for subscriptions, live before it is returned.
+
+/** Events buffered for a subscriber that reads slower than they arrive; past this it is cut off. */
+export const STREAM_BUFFER_MAX = 1_000;
+
+export class SlowConsumerError extends Error {
+  override name = 'SlowConsumerError';
+}
+
+export interface StreamControls<T> {
+  emit(value: T): void;
+  /** Ends the stream with an error (the subscriber gets it and the subscription completes). */
+  fail(error: unknown): void;
+}
+
+/**
+ * Runs `start`, which begins listening and returns its clean-up, and resolves once listening is
+ * live: whatever `start` emits from then on reaches the iterator, in order. `return()` (the client
+ * unsubscribed or disconnected) runs the clean-up once.
+ */
+export async function openStream<T>(start: (controls: StreamControls<T>) => Promise<() => void>): Promise<AsyncIterableIterator<T>> {
+  const queue: T[] = [];
+  let failure: { error: unknown } | undefined;
+  let finished = false;
+  let wake: (() => void) | undefined;
+  let cleanup: (() => void) | undefined;
+
+  const finish = () => {
+    if (finished) return;
+    finished = true;
+    cleanup?.();
+    wake?.();
+  };
+  const controls: StreamControls<T> = {
+    emit(value) {
+      if (finished || failure) return;
+      if (queue.length >= STREAM_BUFFER_MAX) {
+        controls.fail(new SlowConsumerError('Too many undelivered events: resubscribe and catch up.'));
+        return;
+      }
+      queue.push(value);
+      wake?.();
+    },
+    fail(error) {
+      if (finished || failure) return;
+      failure = { error };
+      wake?.();
+    },
+  };
+
+  cleanup = await start(controls);
+  if (finished) cleanup();
+
+  const iterator: AsyncIterableIterator<T> = {
+    [Symbol.asyncIterator]: () => iterator,
+    async next() {
+      for (;;) {
+        if (queue.length > 0) return { value: queue.shift()!, done: false };
+        if (failure) {
+          const { error } = failure;
+          finish();
+          throw error;
+        }
+        if (finished) return { value: undefined, done: true };
+        await new Promise<void>((resolve) => (wake = resolve));
+        wake = undefined;
+      }
+    },
+    async return() {
+      finish();
+      return { value: undefined, done: true };
+    },
+    async throw(error?: unknown) {
+      finish();
+      throw error;
+    },
+  };
+  return iterator;
+}

@@ -1,0 +1,228 @@
+// The event streams behind the subscription fields. Each checks, when an event is delivered (not
+// only when subscribing), that the viewer may still see it.
+import { requireMembership } from '../chats/membership.ts';
+import type { Services } from '../context.ts';
+import type { PrismaClient } from '../generated/prisma/client.ts';
+import { channels, type ChatTopicEvent, type MessageEventType, type PresenceTopicEvent, type UserTopicEvent } from './events.ts';
+import { openStream, type StreamControls } from './stream.ts';
+
+type StreamServices = Pick<Services, 'prisma' | 'events' | 'config'>;
+
+export type MessageEvent = Extract<ChatTopicEvent, { kind: 'message' }>;
+export type ChatEvent = Extract<ChatTopicEvent, { kind: 'chat' }>;
+export type TypingEvent = Extract<ChatTopicEvent, { kind: 'typing' }>;
+
+/** Missing messages a stream fills from the database before giving up (the client then resubscribes). */
+export const GAP_FILL_MAX = 1_000;
+
+// One member lookup per event and instance, shared by every subscriber the event reaches: the bus
+// hands all local listeners the same payload object.
+const membersOfEvent = new WeakMap<object, Promise<Set<string>>>();
+
+export function isMemberNow(prisma: PrismaClient, event: { chatId: string }, userId: string): Promise<boolean> {
+  let members = membersOfEvent.get(event);
+  if (!members) {
+    members = prisma.chatMember
+      .findMany({ where: { chatId: event.chatId }, select: { userId: true } })
+      .then((rows) => new Set(rows.map((row) => row.userId)));
+    membersOfEvent.set(event, members);
+  }
+  return members.then((set) => set.has(userId));
+}
+
+interface FollowOptions {
+  /** Follow this chat only (the viewer must be a member); otherwise every chat the viewer is in, as it changes. */
+  chatId?: string | null;
+  /** An event on the channel of a followed chat. */
+  onChatEvent(event: ChatTopicEvent): void;
+  /** The viewer's own membership changed (always delivered: it is about them). */
+  onMembership?(event: UserTopicEvent): void;
+  /** A chat started being followed (after its channel is live). */
+  onFollow?(chatIds: string[]): void;
+}
+
+/** Listens to the channels of the viewer's chats, following joins and leaves. Resolves when live. */
+async function followChats({ prisma, events }: StreamServices, viewerId: string, options: FollowOptions): Promise<() => void> {
+  const { bus } = events;
+  const listening = new Map<string, Promise<() => void>>();
+  let closed = false;
+
+  const follow = async (chatIds: string[]) => {
+    const fresh = chatIds.filter((id) => !listening.has(id));
+    for (const id of fresh) listening.set(id, bus.listen(channels.chat(id), (payload) => options.onChatEvent(payload as ChatTopicEvent)));
+    await Promise.all(fresh.map((id) => listening.get(id)));
+    if (!closed && fresh.length > 0) options.onFollow?.(fresh);
+  };
+  const unfollow = (chatId: string) => {
+    const unlisten = listening.get(chatId);
+    listening.delete(chatId);
+    void unlisten?.then((stop) => stop());
+  };
+
+  let stopUserChannel: (() => void) | undefined;
+  if (options.chatId) {
+    await requireMembership(prisma, options.chatId, viewerId);
+    await follow([options.chatId]);
+  } else {
+    stopUserChannel = await bus.listen(channels.user(viewerId), (payload) => {
+      const event = payload as UserTopicEvent;
+      if (event.member) void follow([event.chatId]);
+      else unfollow(event.chatId);
+      options.onMembership?.(event);
+    });
+    const memberships = await prisma.chatMember.findMany({ where: { userId: viewerId }, select: { chatId: true } });
+    await follow(memberships.map((m) => m.chatId));
+  }
+  return () => {
+    closed = true;
+    stopUserChannel?.();
+    for (const chatId of [...listening.keys()]) unfollow(chatId);
+  };
+}
+
+/** Runs async steps one after another, so events keep their order while steps await the database. */
+function serially(controls: StreamControls<unknown>) {
+  let tail = Promise.resolve();
+  return (step: () => Promise<void>) => {
+    tail = tail.then(step).catch((error) => controls.fail(error));
+  };
+}
+
+export interface MessageStreamOptions {
+  chatId?: string | null;
+  /** With `chatId`: first replay every message after this position, then continue live. */
+  sinceSeq?: number | null;
+}
+
+/**
+ * CREATED, EDITED and DELETED events, in each chat's order. Positions are tracked per chat: a
+ * CREATED event that skips positions (an instance published late, or Redis dropped an event)
+ * first delivers the missing messages from the database, so nothing is lost and nothing repeats.
+ */
+export function messageEventStream(services: StreamServices, viewerId: string, options: MessageStreamOptions) {
+  const { prisma } = services;
+  return openStream<MessageEvent>(async (controls) => {
+    /** Position of the last CREATED delivered per followed chat. */
+    const lastSeq = new Map<string, number>();
+    const enqueue = serially(controls as StreamControls<unknown>);
+
+    const fill = async (chatId: string, below: number) => {
+      const from = lastSeq.get(chatId)!;
+      if (below - from - 1 > GAP_FILL_MAX) throw new Error('Too many missed messages: page through history and resubscribe.');
+      const missing = await prisma.message.findMany({
+        where: { chatId, seq: { gt: from, lt: below } },
+        select: { id: true, seq: true },
+        orderBy: { seq: 'asc' },
+      });
+      for (const m of missing) controls.emit({ kind: 'message', type: 'CREATED', chatId, messageId: m.id, seq: m.seq });
+      if (missing.length > 0) lastSeq.set(chatId, Math.max(from, missing.at(-1)!.seq));
+    };
+
+    const deliver = async (event: MessageEvent) => {
+      if (!lastSeq.has(event.chatId) || !(await isMemberNow(prisma, event, viewerId))) return;
+      // A CREATED event may skip positions; an EDITED/DELETED one may be about a message whose
+      // CREATED never arrived: deliver what is missing (through that message) first.
+      const through = event.type === 'CREATED' ? event.seq - 1 : event.seq;
+      if (through > lastSeq.get(event.chatId)!) await fill(event.chatId, through + 1);
+      if (event.type === 'CREATED') {
+        if (event.seq <= lastSeq.get(event.chatId)!) return; // already delivered (replayed or duplicate)
+        lastSeq.set(event.chatId, event.seq);
+      }
+      controls.emit(event);
+    };
+
+    const stop = await followChats(services, viewerId, {
+      chatId: options.chatId,
+      onChatEvent: (event) => {
+        if (event.kind === 'message') enqueue(() => deliver(event));
+      },
+      onFollow: (chatIds) =>
+        // Positions are read once the channels are live: later messages arrive as events, earlier
+        // ones are history (or replayed from `sinceSeq`).
+        enqueue(async () => {
+          const chats = await prisma.chat.findMany({ where: { id: { in: chatIds } }, select: { id: true, lastSeq: true } });
+          for (const chat of chats) {
+            const since = options.chatId && options.sinceSeq != null ? Math.max(0, options.sinceSeq) : null;
+            lastSeq.set(chat.id, since ?? chat.lastSeq);
+            if (since !== null && chat.lastSeq > since) await fill(chat.id, chat.lastSeq + 1);
+          }
+        }),
+      onMembership: (event) => {
+        if (!event.member) enqueue(async () => void lastSeq.delete(event.chatId));
+      },
+    });
+    return stop;
+  });
+}
+
+/** Member joined/left/added/removed, role changed, chat created/updated: for the viewer's chats. */
+export function chatEventStream(services: StreamServices, viewerId: string) {
+  const { prisma } = services;
+  return openStream<ChatEvent>(async (controls) => {
+    const enqueue = serially(controls as StreamControls<unknown>);
+    return followChats(services, viewerId, {
+      onChatEvent: (event) => {
+        if (event.kind !== 'chat') return;
+        // The viewer's own joins and removals come through their user channel instead (below).
+        if (event.userId === viewerId && event.type !== 'ROLE_CHANGED') return;
+        enqueue(async () => {
+          if (await isMemberNow(prisma, event, viewerId)) controls.emit(event);
+        });
+      },
+      onMembership: (event) => enqueue(async () => controls.emit(event.event)),
+    });
+  });
+}
+
+/**
+ * Who starts and stops typing in a chat. A signal that is not refreshed expires here, on the
+ * subscriber's side, so it expires even if the typist's instance died.
+ */
+export function typingStream(services: StreamServices, viewerId: string, chatId: string) {
+  const { prisma } = services;
+  const ttlMs = services.config.realtime.typingTtlMs;
+  return openStream<TypingEvent>(async (controls) => {
+    const expiry = new Map<string, NodeJS.Timeout>();
+    const stopTyping = (userId: string) => {
+      clearTimeout(expiry.get(userId));
+      expiry.delete(userId);
+      controls.emit({ kind: 'typing', chatId, userId, isTyping: false, expiresAt: Date.now() });
+    };
+    const enqueue = serially(controls as StreamControls<unknown>);
+    const stop = await followChats(services, viewerId, {
+      chatId,
+      onChatEvent: (event) => {
+        if (event.kind !== 'typing' || event.userId === viewerId) return;
+        enqueue(async () => {
+          if (!(await isMemberNow(prisma, event, viewerId))) return;
+          const wasTyping = expiry.has(event.userId);
+          if (!event.isTyping) {
+            if (wasTyping) stopTyping(event.userId);
+            return;
+          }
+          clearTimeout(expiry.get(event.userId));
+          // Trust the typist's expiry only up to our own TTL (clocks differ; a client cannot pin "typing").
+          const remaining = Math.min(Math.max(event.expiresAt - Date.now(), 0), ttlMs);
+          expiry.set(event.userId, setTimeout(() => stopTyping(event.userId), remaining));
+          if (!wasTyping) controls.emit(event);
+        });
+      },
+    });
+    return () => {
+      stop();
+      for (const timer of expiry.values()) clearTimeout(timer);
+    };
+  });
+}
+
+/** Presence changes of the given users. */
+export function presenceStream({ events }: StreamServices, userIds: string[]) {
+  return openStream<PresenceTopicEvent>(async (controls) => {
+    const stops = await Promise.all(
+      userIds.map((userId) => events.bus.listen(channels.presence(userId), (payload) => controls.emit(payload as PresenceTopicEvent))),
+    );
+    return () => stops.forEach((stop) => stop());
+  });
+}
+
+export type { MessageEventType };

@@ -1,0 +1,174 @@
+// graphql-ws on the HTTP server's /graphql, through Yoga's envelop: same schema, context, plugins
+// and error masking as HTTP.
+import { randomUUID } from 'node:crypto';
+import type { Server } from 'node:http';
+import type { ExecutionArgs } from 'graphql';
+import { useServer } from 'graphql-ws/use/ws';
+import type { YogaServerInstance } from 'graphql-yoga';
+import { WebSocketServer, type WebSocket } from 'ws';
+import { authenticate, type Authentication, type Context, type Services } from '../context.ts';
+import { rateLimited, unauthenticated } from '../errors.ts';
+import { channels, type SessionsTopicEvent } from './events.ts';
+import type { PresenceTracker } from './presence.ts';
+
+/** graphql-ws close code for a missing, invalid or ended authentication. */
+export const CLOSE_UNAUTHORIZED = 4401;
+/** Too many connections for one user. */
+export const CLOSE_TOO_MANY_CONNECTIONS = 4429;
+
+export interface WebSocketOptions {
+  /** Operations (mostly subscriptions) one connection may run at once. Default 100. */
+  maxOperationsPerConnection?: number;
+  /** Keep-alive ping interval; a peer that misses a pong is dropped. Default 12 s. */
+  keepAliveMs?: number;
+  /** Time a client has to send `connection_init`. Default 10 s. */
+  connectionInitWaitTimeoutMs?: number;
+  /** Largest incoming message. Default 256 KiB. */
+  maxPayloadBytes?: number;
+}
+
+/** Per-connection state; Yoga's context factory turns it into each operation's context. */
+export interface SocketState {
+  connectionId: string;
+  auth: Authentication & { viewer: NonNullable<Authentication['viewer']> };
+  userAgent: string | null;
+  operations: Set<string>;
+  /** Whether presence counted this connection (so closing it must uncount it). */
+  counted: boolean;
+}
+
+export interface WsServerContext {
+  socketState?: SocketState;
+}
+
+type Extra = {
+  state?: SocketState;
+};
+
+export function attachWebSocketServer(
+  server: Server,
+  yoga: YogaServerInstance<WsServerContext, Context>,
+  services: Services & { presence: PresenceTracker },
+  options: WebSocketOptions = {},
+) {
+  const { maxOperationsPerConnection = 100, keepAliveMs = 12_000, connectionInitWaitTimeoutMs = 10_000, maxPayloadBytes = 256 * 1024 } = options;
+  const { presence, logger, events } = services;
+  const wss = new WebSocketServer({ server, path: '/graphql', maxPayload: maxPayloadBytes });
+  /** Open sockets by device session, so logging out closes them on every instance. */
+  const socketsBySession = new Map<string, Set<WebSocket>>();
+
+  const stopSessionListener = events.bus.listen(channels.sessions, (payload) => {
+    for (const sessionId of (payload as SessionsTopicEvent).sessionIds) {
+      for (const socket of socketsBySession.get(sessionId) ?? []) socket.close(CLOSE_UNAUTHORIZED, 'Session ended');
+    }
+  });
+
+  const untrack = (state: SocketState, socket: WebSocket) => {
+    const sockets = socketsBySession.get(state.auth.viewer.sessionId);
+    sockets?.delete(socket);
+    if (sockets?.size === 0) socketsBySession.delete(state.auth.viewer.sessionId);
+  };
+
+  const disposable = useServer<Record<string, unknown> | undefined, Extra>(
+    {
+      connectionInitWaitTimeout: connectionInitWaitTimeoutMs,
+      // onSubscribe put Yoga's enveloped execute/subscribe (with every plugin) in rootValue.
+      execute: (args) => (args.rootValue as EnvelopedRoot).execute(args) as never,
+      subscribe: (args) => (args.rootValue as EnvelopedRoot).subscribe(args) as never,
+
+      onConnect: async (ctx) => {
+        const { socket, request } = ctx.extra;
+        const offered = ctx.connectionParams?.authorization ?? ctx.connectionParams?.Authorization ?? request.headers.authorization;
+        const auth = await authenticate(services, typeof offered === 'string' ? offered : undefined);
+        if (!auth.viewer) {
+          socket.close(CLOSE_UNAUTHORIZED, 'Unauthorized');
+          return false;
+        }
+        const state: SocketState = {
+          connectionId: randomUUID(),
+          auth: { ...auth, viewer: auth.viewer },
+          userAgent: request.headers['user-agent'] ?? null,
+          operations: new Set(),
+          counted: false,
+        };
+        const { accepted } = await presence.connect(auth.viewer.userId);
+        if (!accepted) {
+          socket.close(CLOSE_TOO_MANY_CONNECTIONS, 'Too many connections');
+          return false;
+        }
+        state.counted = true;
+        ctx.extra.state = state;
+        let sockets = socketsBySession.get(auth.viewer.sessionId);
+        if (!sockets) socketsBySession.set(auth.viewer.sessionId, (sockets = new Set()));
+        sockets.add(socket);
+        // The socket may have closed while we were checking.
+        if (socket.readyState !== socket.OPEN) return false;
+        return true;
+      },
+
+      onClose: async (ctx) => {
+        const { state } = ctx.extra;
+        if (!state) return;
+        untrack(state, ctx.extra.socket);
+        if (state.counted) {
+          state.counted = false;
+          await presence.disconnect(state.auth.viewer.userId).catch((error) => logger.warn({ err: error }, 'presence disconnect failed'));
+        }
+      },
+
+      onSubscribe: async (ctx, id, payload) => {
+        const state = ctx.extra.state!;
+        // An expired token keeps its running subscriptions but starts nothing new: reconnect with a fresh one.
+        if (state.auth.expiresAt && state.auth.expiresAt.getTime() <= Date.now()) {
+          return [unauthenticated('Access token expired: reconnect with a fresh one.')];
+        }
+        if (state.operations.size >= maxOperationsPerConnection) {
+          return [rateLimited(`At most ${maxOperationsPerConnection} operations per connection.`)];
+        }
+        const { schema, execute, subscribe, contextFactory, parse, validate } = yoga.getEnveloped({ socketState: state });
+        let document;
+        try {
+          document = parse(payload.query);
+        } catch (error) {
+          return [error as never];
+        }
+        const errors = validate(schema, document);
+        if (errors.length > 0) return errors;
+        state.operations.add(id);
+        const args: ExecutionArgs = {
+          schema,
+          document,
+          operationName: payload.operationName,
+          variableValues: payload.variables,
+          contextValue: await contextFactory(),
+          rootValue: { execute, subscribe } satisfies EnvelopedRoot,
+        };
+        return args;
+      },
+
+      onComplete: (ctx, id) => {
+        ctx.extra.state?.operations.delete(id);
+      },
+    },
+    wss,
+    keepAliveMs,
+  );
+
+  return {
+    /** Open connections on this instance. */
+    get connections() {
+      return wss.clients.size;
+    },
+    async close() {
+      (await stopSessionListener)();
+      for (const socket of wss.clients) socket.close(1001, 'Server shutting down');
+      await disposable.dispose();
+      await new Promise<void>((resolve) => wss.close(() => resolve()));
+    },
+  };
+}
+
+interface EnvelopedRoot {
+  execute: (args: ExecutionArgs) => unknown;
+  subscribe: (args: ExecutionArgs) => unknown;
+}

@@ -1,0 +1,157 @@
+// Live events over graphql-ws: messages, chat changes, typing, presence.
+import { requireMembership } from '../chats/membership.ts';
+import { requireViewer } from '../context.ts';
+import { badUserInput } from '../errors.ts';
+import {
+  chatEventStream,
+  messageEventStream,
+  presenceStream,
+  typingStream,
+  type ChatEvent,
+  type MessageEvent,
+  type TypingEvent,
+} from '../realtime/streams.ts';
+import type { PresenceTopicEvent } from '../realtime/events.ts';
+import { effectiveStatus, presenceAudience, PRESENCE_USER_IDS_MAX } from '../users/presence.ts';
+import { builder } from './builder.ts';
+import { UserStatusEnum } from './users.ts';
+
+const MessageEventTypeEnum = builder.enumType('MessageEventType', { values: ['CREATED', 'EDITED', 'DELETED'] as const });
+
+const MessageEventRef = builder.objectRef<MessageEvent>('MessageEvent').implement({
+  description: 'A message was created, edited or deleted in one of your chats.',
+  fields: (t) => ({
+    type: t.field({ type: MessageEventTypeEnum, resolve: (event) => event.type }),
+    chatId: t.id({ resolve: (event) => event.chatId }),
+    seq: t.int({
+      description: "The message's position in its chat: after a reconnect, resubscribe with `sinceSeq` (or page `messages`) from the last one you saw.",
+      resolve: (event) => event.seq,
+    }),
+    message: t.prismaField({
+      type: 'Message',
+      resolve: (query, event, _args, ctx) => ctx.prisma.message.findUniqueOrThrow({ ...query, where: { id: event.messageId } }),
+    }),
+  }),
+});
+
+const ChatEventTypeEnum = builder.enumType('ChatEventType', {
+  values: ['CREATED', 'UPDATED', 'MEMBER_JOINED', 'MEMBER_LEFT', 'MEMBER_ADDED', 'MEMBER_REMOVED', 'ROLE_CHANGED'] as const,
+});
+
+const ChatEventRef = builder.objectRef<ChatEvent>('ChatEvent').implement({
+  description: 'Something changed about one of your chats (or your membership of it).',
+  fields: (t) => ({
+    type: t.field({ type: ChatEventTypeEnum, resolve: (event) => event.type }),
+    chatId: t.id({ resolve: (event) => event.chatId }),
+    chat: t.prismaField({
+      type: 'Chat',
+      resolve: (query, event, _args, ctx) => ctx.prisma.chat.findUniqueOrThrow({ ...query, where: { id: event.chatId } }),
+    }),
+    user: t.prismaField({
+      type: 'User',
+      nullable: true,
+      description: 'The member concerned (joined, left, added, removed, role changed).',
+      resolve: (query, event, _args, ctx) => (event.userId ? ctx.prisma.user.findUnique({ ...query, where: { id: event.userId } }) : null),
+    }),
+    actor: t.prismaField({
+      type: 'User',
+      nullable: true,
+      description: 'Who made the change.',
+      resolve: (query, event, _args, ctx) => ctx.prisma.user.findUnique({ ...query, where: { id: event.actorId } }),
+    }),
+  }),
+});
+
+const TypingEventRef = builder.objectRef<TypingEvent>('TypingEvent').implement({
+  description: 'Someone started or stopped typing. A start without a refresh ends by itself.',
+  fields: (t) => ({
+    chatId: t.id({ resolve: (event) => event.chatId }),
+    user: t.prismaField({
+      type: 'User',
+      resolve: (query, event, _args, ctx) => ctx.prisma.user.findUniqueOrThrow({ ...query, where: { id: event.userId } }),
+    }),
+    isTyping: t.boolean({ resolve: (event) => event.isTyping }),
+    expiresAt: t.field({
+      type: 'DateTime',
+      nullable: true,
+      description: 'When a start ends unless refreshed.',
+      resolve: (event) => (event.isTyping ? new Date(event.expiresAt) : null),
+    }),
+  }),
+});
+
+const PresenceEventRef = builder.objectRef<PresenceTopicEvent>('PresenceEvent').implement({
+  description: "A user's presence changed.",
+  fields: (t) => ({
+    user: t.prismaField({
+      type: 'User',
+      resolve: (query, event, _args, ctx) => ctx.prisma.user.findUniqueOrThrow({ ...query, where: { id: event.userId } }),
+    }),
+    status: t.field({
+      type: UserStatusEnum,
+      description: 'OFFLINE, or while connected ONLINE (or the BUSY/AWAY the user chose).',
+      resolve: async (event, _args, ctx) => {
+        const user = await ctx.prisma.user.findUniqueOrThrow({ where: { id: event.userId }, select: { status: true } });
+        return effectiveStatus(user.status, event.online);
+      },
+    }),
+    lastSeenAt: t.field({
+      type: 'DateTime',
+      nullable: true,
+      resolve: (event) => (event.lastSeenAt ? new Date(event.lastSeenAt) : null),
+    }),
+  }),
+});
+
+builder.subscriptionFields((t) => ({
+  messageEvents: t.field({
+    type: MessageEventRef,
+    description:
+      'Messages created, edited and deleted, in order. With `chatId`: that chat (NOT_FOUND if you are not in it); without: every chat you are in, including ones you join later and never one you left. With `chatId` and `sinceSeq`: first everything after that position.',
+    args: { chatId: t.arg.id({ required: false }), sinceSeq: t.arg.int({ required: false }) },
+    subscribe: (_root, args, ctx) => {
+      const { userId } = requireViewer(ctx);
+      if (args.sinceSeq != null && args.chatId == null) throw badUserInput('sinceSeq', 'sinceSeq needs a chatId.');
+      return messageEventStream(ctx, userId, { chatId: args.chatId == null ? null : String(args.chatId), sinceSeq: args.sinceSeq });
+    },
+    resolve: (event) => event,
+  }),
+  chatEvents: t.field({
+    type: ChatEventRef,
+    description: 'Chats created or updated, members joining, leaving, added or removed: for your chats.',
+    subscribe: (_root, _args, ctx) => chatEventStream(ctx, requireViewer(ctx).userId),
+    resolve: (event) => event,
+  }),
+  typing: t.field({
+    type: TypingEventRef,
+    description: 'Others starting and stopping typing in a chat you are in. A start ends by itself a few seconds (TYPING_TTL, default 6) after its last refresh.',
+    args: { chatId: t.arg.id({ required: true }) },
+    subscribe: (_root, args, ctx) => typingStream(ctx, requireViewer(ctx).userId, String(args.chatId)),
+    resolve: (event) => event,
+  }),
+  presence: t.field({
+    type: PresenceEventRef,
+    description: `Presence changes of these users (up to ${PRESENCE_USER_IDS_MAX}, among those you share a chat with); without userIds: your direct-chat partners.`,
+    args: { userIds: t.arg.idList({ required: false }) },
+    subscribe: async (_root, args, ctx) => {
+      const { userId } = requireViewer(ctx);
+      const audience = await presenceAudience(ctx.prisma, userId, args.userIds?.map(String) ?? null);
+      return presenceStream(ctx, audience);
+    },
+    resolve: (event) => event,
+  }),
+}));
+
+builder.mutationFields((t) => ({
+  setTyping: t.boolean({
+    description: 'Tells the chat you are (or stopped) typing. While typing, refresh every few seconds (before TYPING_TTL, default 6 s, runs out).',
+    args: { chatId: t.arg.id({ required: true }), isTyping: t.arg.boolean({ required: true }) },
+    resolve: async (_root, args, ctx) => {
+      const { userId } = requireViewer(ctx);
+      const chatId = String(args.chatId);
+      await requireMembership(ctx.prisma, chatId, userId);
+      await ctx.events.typing(chatId, userId, args.isTyping, Date.now() + ctx.config.realtime.typingTtlMs);
+      return true;
+    },
+  }),
+}));
