@@ -14,13 +14,19 @@ const PRESENCE = `subscription ($ids: [ID!]) { presence(userIds: $ids) { user { 
 
 let app: App;
 let url: string;
+const queries: string[] = [];
 const open: Connection[] = [];
 const prefix = `kocmoc-test:${randomUUID()}:`;
 
 beforeAll(async () => {
   app = await startTestApp(
     { TYPING_TTL: '400ms' },
-    { presence: { offlineGraceMs: 150, keyPrefix: prefix }, channelPrefix: prefix, webSocket: { maxOperationsPerConnection: 3 } },
+    {
+      presence: { offlineGraceMs: 150, keyPrefix: prefix },
+      channelPrefix: prefix,
+      webSocket: { maxOperationsPerConnection: 3 },
+      onQuery: (sql) => queries.push(sql),
+    },
   );
   url = (await app.start()).url;
 });
@@ -196,6 +202,23 @@ describe('messageEvents', () => {
     await sendText(app, alice, chatId, 'whose role?');
     expect((await aliceSub.next()).data.messageEvents.message).toEqual({ chat: { myRole: 'OWNER' }, sender: { email: alice.email } });
     expect((await bobSub.next()).data.messageEvents.message).toEqual({ chat: { myRole: 'MEMBER' }, sender: { email: null } });
+  });
+
+  it('executes an event once per distinct operation, not once per subscriber', async () => {
+    const query = `subscription ($chatId: ID) { messageEvents(chatId: $chatId) { type message { id text sender { id username } replyTo { id } } } }`;
+    const queriesPerEvent = async (subscribers: number) => {
+      const users = await Promise.all(Array.from({ length: subscribers }, () => registerUser(app)));
+      const chatId = await createChat(app, users[0]!, { kind: 'GROUP', title: 'Fan-out', memberIds: users.slice(1).map((u) => u.id) });
+      const subs = users.map((u) => subscribe(ws(u.accessToken), query, { chatId }));
+      await settle();
+      queries.length = 0;
+      await sendText(app, users[0]!, chatId, 'to everyone');
+      for (const sub of subs) expect((await sub.next()).data.messageEvents.message.text).toBe('to everyone');
+      return queries.length;
+    };
+    const few = await queriesPerEvent(2);
+    const many = await queriesPerEvent(12);
+    expect(many).toBe(few);
   });
 
   it('refuses sinceSeq without chatId', async () => {

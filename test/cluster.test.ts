@@ -1,0 +1,73 @@
+// Two server instances (two ports) sharing one PostgreSQL and one Redis, as behind a load balancer.
+import { randomUUID } from 'node:crypto';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { App } from '../src/app.ts';
+import { createChat, gql, registerUser, sendText, startTestApp } from './helpers.ts';
+import { connect, settle, subscribe, type Connection } from './ws-helpers.ts';
+
+const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
+const prefix = `kocmoc-test:${randomUUID()}:`;
+let a: App;
+let b: App;
+let urlA: string;
+let urlB: string;
+const open: Connection[] = [];
+
+beforeAll(async () => {
+  const start = () =>
+    startTestApp({ REDIS_URL }, { channelPrefix: prefix, presence: { keyPrefix: prefix, offlineGraceMs: 150, heartbeatMs: 100, instanceTimeoutMs: 500 } });
+  [a, b] = await Promise.all([start(), start()]);
+  [urlA, urlB] = [(await a.start()).url, (await b.start()).url];
+});
+afterAll(async () => {
+  await Promise.all(open.map((c) => c.dispose()));
+  await Promise.all([a?.stop(), b?.stop()]);
+});
+
+const ws = (url: string, token: string) => {
+  const connection = connect(url, token);
+  open.push(connection);
+  return connection;
+};
+
+describe('two instances, one Redis', () => {
+  it('deliver a message sent through instance B to a subscriber on instance A', async () => {
+    const [alice, bob] = await Promise.all([registerUser(a), registerUser(b)]);
+    const chatId = await createChat(b, bob, { kind: 'DIRECT', memberIds: [alice.id] });
+    const sub = subscribe(ws(urlA, alice.accessToken), `subscription { messageEvents { type message { id text } } }`);
+    await settle();
+    const sent = await sendText(b, bob, chatId, 'across instances');
+    expect((await sub.next()).data.messageEvents).toEqual({ type: 'CREATED', message: { id: sent.id, text: 'across instances' } });
+  });
+
+  it('share presence: a connection on B shows ONLINE to a subscriber on A, and OFFLINE after it closes', async () => {
+    const [alice, bob] = await Promise.all([registerUser(a), registerUser(a)]);
+    await createChat(a, alice, { kind: 'DIRECT', memberIds: [bob.id] });
+    const sub = subscribe(ws(urlA, alice.accessToken), `subscription { presence { user { id } status } }`);
+    await settle();
+    const bobOnB = ws(urlB, bob.accessToken);
+    await bobOnB.connected;
+    expect((await sub.next()).data.presence).toEqual({ user: { id: bob.id }, status: 'ONLINE' });
+    const viaA = await gql(a, `query ($id: ID!) { user(id: $id) { status } }`, { id: bob.id }, { token: alice.accessToken });
+    expect(viaA.data.user.status).toBe('ONLINE');
+    await bobOnB.dispose();
+    expect((await sub.next(3_000)).data.presence).toEqual({ user: { id: bob.id }, status: 'OFFLINE' });
+  });
+
+  it('close a session’s sockets on every instance when it logs out on one', async () => {
+    const user = await registerUser(a);
+    const onA = ws(urlA, user.accessToken);
+    await onA.connected;
+    await gql(b, `mutation { logout }`, {}, { token: user.accessToken });
+    expect(await onA.closed).toBe(4401);
+  });
+
+  it('deliver typing across instances', async () => {
+    const [alice, bob] = await Promise.all([registerUser(a), registerUser(a)]);
+    const chatId = await createChat(a, alice, { kind: 'DIRECT', memberIds: [bob.id] });
+    const sub = subscribe(ws(urlA, bob.accessToken), `subscription ($c: ID!) { typing(chatId: $c) { isTyping user { id } } }`, { c: chatId });
+    await settle();
+    await gql(b, `mutation ($c: ID!) { setTyping(chatId: $c, isTyping: true) }`, { c: chatId }, { token: alice.accessToken });
+    expect((await sub.next()).data.typing).toEqual({ isTyping: true, user: { id: alice.id } });
+  });
+});
