@@ -19,6 +19,23 @@ describe('schema.graphql', () => {
       'searchUsers(after: String, before: String, first: Int, last: Int, query: String!): UserConnection!',
       'updateProfile(input: UpdateProfileInput!): User!',
       'setStatus(status: UserStatus!): User!',
+      'chats(after: String, before: String, first: Int, last: Int): ChatConnection!',
+      'chat(id: ID!): Chat',
+      'createChat(input: CreateChatInput!): Chat!',
+      'joinChat(chatId: ID!): Chat!',
+      'leaveChat(chatId: ID!): Boolean!',
+      'addChatMembers(chatId: ID!, userIds: [ID!]!): Chat!',
+      'removeChatMember(chatId: ID!, userId: ID!): Chat!',
+      'updateChat(chatId: ID!, input: UpdateChatInput!): Chat!',
+      'sendMessage(input: SendMessageInput!): Message!',
+      'editMessage(id: ID!, text: String!): Message!',
+      'deleteMessage(id: ID!): Message!',
+      'markRead(chatId: ID!, messageId: ID!): Chat!',
+      'messageEvents(chatId: ID, sinceSeq: Int): MessageEvent!',
+      'presence(userIds: [ID!]): PresenceEvent!',
+      'typing(chatId: ID!): TypingEvent!',
+      'setTyping(chatId: ID!, isTyping: Boolean!): Boolean!',
+      'chatEvents: ChatEvent!',
     ]) {
       expect(sdl).toContain(field);
     }

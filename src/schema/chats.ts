@@ -104,21 +104,24 @@ const UpdateChatInput = builder.inputType('UpdateChatInput', {
 });
 
 builder.queryFields((t) => ({
-  chats: t.prismaConnection({
-    type: 'Chat',
-    cursor: 'id',
-    description: "The viewer's chats, most recent activity first.",
-    defaultSize: 20,
-    maxSize: pageSizeFor,
-    resolve: (query, _root, args, ctx) => {
-      const { userId } = requireViewer(ctx);
-      return ctx.prisma.chat.findMany({
-        ...query,
-        where: { members: { some: { userId } } },
-        orderBy: [{ lastActivityAt: 'desc' }, { id: 'desc' }],
-      });
+  chats: t.prismaConnection(
+    {
+      type: 'Chat',
+      cursor: 'id',
+      description: "The viewer's chats, most recent activity first.",
+      defaultSize: 20,
+      maxSize: pageSizeFor,
+      resolve: (query, _root, _args, ctx) => {
+        const { userId } = requireViewer(ctx);
+        return ctx.prisma.chat.findMany({
+          ...query,
+          where: { members: { some: { userId } } },
+          orderBy: [{ lastActivityAt: 'desc' }, { id: 'desc' }],
+        });
+      },
     },
-  }),
+    { name: 'ChatConnection' },
+  ),
   chat: t.prismaField({
     type: 'Chat',
     nullable: true,
