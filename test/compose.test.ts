@@ -18,6 +18,7 @@ describe('docker-compose.yml', () => {
       expect(env.REDIS_URL).toBe('redis://redis:6379');
       expect(env.NODE_ENV).toBe('production');
       expect(env.JWT_SECRET).toMatch(/JWT_SECRET/);
+      expect(env.MESSAGE_ENCRYPTION_KEY).toMatch(/MESSAGE_ENCRYPTION_KEY/);
     }
   });
 

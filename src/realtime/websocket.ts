@@ -9,7 +9,6 @@ import { WebSocketServer, type WebSocket } from 'ws';
 import { authenticate, type Authentication, type Context, type Services } from '../context.ts';
 import { rateLimited, unauthenticated } from '../errors.ts';
 import { channels, type SessionsTopicEvent } from './events.ts';
-import type { PresenceTracker } from './presence.ts';
 
 /** graphql-ws close code for a missing, invalid or ended authentication. */
 export const CLOSE_UNAUTHORIZED = 4401;
@@ -48,7 +47,7 @@ type Extra = {
 export function attachWebSocketServer(
   server: Server,
   yoga: YogaServerInstance<WsServerContext, Context>,
-  services: Services & { presence: PresenceTracker },
+  services: Services,
   options: WebSocketOptions = {},
 ) {
   const { maxOperationsPerConnection = 100, keepAliveMs = 12_000, connectionInitWaitTimeoutMs = 10_000, maxPayloadBytes = 256 * 1024 } = options;

@@ -9,7 +9,7 @@ interface PageArgs {
 }
 
 /** Refuses page sizes a client could not have meant, instead of silently clamping them. */
-export function checkPageArgs(args: PageArgs) {
+function checkPageArgs(args: PageArgs) {
   for (const field of ['first', 'last'] as const) {
     const size = args[field];
     if (size != null && (size < 0 || size > MAX_PAGE_SIZE)) {
