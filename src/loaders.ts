@@ -4,6 +4,7 @@ import DataLoader from 'dataloader';
 import type { ContentCipher } from './crypto/content-cipher.ts';
 import { Prisma, type ChatMember, type PrismaClient, type User } from './generated/prisma/client.ts';
 import type { PresenceTracker } from './realtime/presence.ts';
+import { blockersAmong } from './users/contacts.ts';
 
 /** Read receipts (`Message.readBy`) are listed for chats up to this size. */
 export const READ_RECEIPTS_MAX_MEMBERS = 50;
@@ -26,6 +27,13 @@ export function createLoaders(
   viewerId: () => string | undefined,
 ) {
   return {
+    /** Whether each user blocked the viewer (then the viewer sees no presence of theirs). */
+    blockedViewer: new DataLoader<string, boolean>(async (userIds) => {
+      const userId = viewerId();
+      const blockers = userId ? await blockersAmong(prisma, userId, userIds) : new Set<string>();
+      return userIds.map((id) => blockers.has(id));
+    }),
+
     /** Whether each user has a live connection (for the status others see). */
     online: new DataLoader<string, boolean>(async (userIds) => {
       const online = await presence.onlineUserIds(userIds);
@@ -34,7 +42,14 @@ export function createLoaders(
 
     /** Plaintext of sealed content; one `cipher.open` call per batch. */
     // Keyed by the random IV too: an edited message keeps its AAD but gets a new ciphertext.
-    plaintext: new DataLoader<SealedItem, Uint8Array, string>((items) => cipher.open([...items]), {
+    plaintext: new DataLoader<SealedItem, Uint8Array, string>(async (items) => {
+      try {
+        return await cipher.open([...items]);
+      } catch {
+        // One bad row must not fail the whole page: open one by one and fail only that field.
+        return Promise.all(items.map((item) => cipher.open([item]).then(([plaintext]) => plaintext!, (error: Error) => error)));
+      }
+    }, {
       cacheKeyFn: (item) => `${item.aad}/${Buffer.from(item.ciphertext.subarray(0, 12)).toString('base64')}`,
     }),
 

@@ -10,8 +10,8 @@ const TAG_BYTES = 16;
 const HEADER_BYTES = IV_BYTES + TAG_BYTES;
 /**
  * Outputs at least this big are moved out of a worker, smaller ones copied: moving 1 MiB outputs
- * was ~1.4x faster than copying them, moving 4 KiB ones ~1.3x slower (per-buffer transfer cost);
- * 64 KiB was about even. See "Message encryption" in bench/RESULTS.md.
+ * was ~1.4-1.8x faster than copying them, while for 4-16 KiB outputs moving was a wash or slower
+ * (a fixed cost per transferred buffer); about even at 64 KiB. See "Message encryption" in bench/RESULTS.md.
  */
 const MOVE_MIN_BYTES = 64 * 1024;
 

@@ -16,9 +16,9 @@ export const ITEM_COST_BYTES = 8 * 1024;
  * ~2 ms of main-thread work; bigger ones go to the pool. From bench/RESULTS.md ("Message encryption"):
  * - a page of 50 small messages opens in ~0.2-0.3 ms inline and ~0.4 ms as one pool task, but
  *   ~13 ms as one pool task while logins keep the shared pool busy with argon2 (inline: ~0.2 ms);
- * - one pool task per item is 7-13x slower than inline below 1 MiB and never worth it;
- * - 1 MiB items take ~0.85 ms each inline; in the pool, throughput is the same while the main
- *   thread spends ~0.4x the CPU, with about half the event-loop p99.
+ * - one pool task per item is 6-14x slower than inline for 100 B and 4 KiB items: never worth it;
+ * - 1 MiB items take ~0.9 ms each inline; in the pool, throughput is the same while the main
+ *   thread spends ~0.4-0.5x the CPU and its event-loop p99 is lower.
  * 2 MiB rather than 1: a page of 50 messages at the worst-case size (4000 characters, up to ~24 KB
  * of JSON each: ~1.6 MiB with the item cost) still runs inline, so reading messages never queues
  * behind password hashing; multi-MiB attachments and bulk batches go to the pool.
@@ -39,7 +39,7 @@ export interface ContentCipherOptions {
   pool: WorkerPool;
   /**
    * Batches costing at most this many bytes (payload + ITEM_COST_BYTES per item) run on the main
-   * thread. Default INLINE_MAX_BATCH_BYTES; 0 sends every batch to the pool, Infinity none.
+   * thread. Default INLINE_MAX_BATCH_BYTES; 0 sends every batch to the pool, Infinity keeps all inline.
    */
   inlineMaxBytes?: number;
   /** Largest payload of one pool task; bigger batches become several tasks. Default POOL_TASK_MAX_BYTES. */
