@@ -30,7 +30,12 @@ export const conflict = (field: string, message: string) => clientError('CONFLIC
 export const rateLimited = (message: string, retryAfterSeconds?: number) =>
   clientError('RATE_LIMITED', message, retryAfterSeconds ? { retryAfterSeconds } : {});
 
-export const maintenance = (message: string) => clientError('MAINTENANCE', message);
+/** Yoga turns `http` into the response status and headers of a plain POST (and strips it from the body). */
+export const maintenance = (message: string, retryAfterSeconds: number) =>
+  clientError('MAINTENANCE', message, {
+    retryAfterSeconds,
+    http: { status: 503, headers: { 'Retry-After': String(retryAfterSeconds) } },
+  });
 
 /** What a masked, unexpected error looks like to the client. */
 export const internal = () => clientError('INTERNAL', 'Internal server error.');

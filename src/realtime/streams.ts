@@ -3,6 +3,7 @@
 import { requireMembership } from '../chats/membership.ts';
 import type { Services } from '../context.ts';
 import type { PrismaClient } from '../generated/prisma/client.ts';
+import { blockersAmong } from '../users/contacts.ts';
 import { channels, type ChatTopicEvent, type MessageEventType, type PresenceTopicEvent, type UserTopicEvent } from './events.ts';
 import { openStream, type StreamControls } from './stream.ts';
 
@@ -200,6 +201,8 @@ export function typingStream(services: StreamServices, viewerId: string, chatId:
             if (wasTyping) stopTyping(event.userId);
             return;
           }
+          // Someone who blocked the viewer types unseen (checked when a start would be shown).
+          if (!wasTyping && (await blockersAmong(prisma, viewerId, [event.userId])).has(event.userId)) return;
           clearTimeout(expiry.get(event.userId));
           // Trust the typist's expiry only up to our own TTL (clocks differ; a client cannot pin "typing").
           const remaining = Math.min(Math.max(event.expiresAt - Date.now(), 0), ttlMs);
@@ -215,11 +218,17 @@ export function typingStream(services: StreamServices, viewerId: string, chatId:
   });
 }
 
-/** Presence changes of the given users. */
-export function presenceStream({ events }: StreamServices, userIds: string[]) {
+/** Presence changes of the given users; never of someone who blocked the viewer (checked per event). */
+export function presenceStream(services: StreamServices, viewerId: string, userIds: string[]) {
+  const { events, prisma } = services;
   return openStream<PresenceTopicEvent>(async (controls) => {
+    const enqueue = serially(controls as StreamControls<unknown>);
+    const deliver = (event: PresenceTopicEvent) =>
+      enqueue(async () => {
+        if (!(await blockersAmong(prisma, viewerId, [event.userId])).has(event.userId)) controls.emit(event);
+      });
     const stops = await Promise.all(
-      userIds.map((userId) => events.bus.listen(channels.presence(userId), (payload) => controls.emit(payload as PresenceTopicEvent))),
+      userIds.map((userId) => events.bus.listen(channels.presence(userId), (payload) => deliver(payload as PresenceTopicEvent))),
     );
     return () => stops.forEach((stop) => stop());
   });

@@ -5,5 +5,6 @@ import './auth.ts';
 import './chats.ts';
 import './messages.ts';
 import './realtime.ts';
+import './contacts.ts';
 
 export const schema = builder.toSchema({ sortSchema: true });

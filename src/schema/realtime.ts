@@ -131,12 +131,12 @@ builder.subscriptionFields((t) => ({
   }),
   presence: t.field({
     type: PresenceEventRef,
-    description: `Presence changes of these users (up to ${PRESENCE_USER_IDS_MAX}, among those you share a chat with); without userIds: your direct-chat partners.`,
+    description: `Presence changes of these users (up to ${PRESENCE_USER_IDS_MAX}, among your contacts and those you share a chat with); without userIds: your contacts and direct-chat partners. Never of someone who blocked you.`,
     args: { userIds: t.arg.idList({ required: false }) },
     subscribe: async (_root, args, ctx) => {
       const { userId } = requireViewer(ctx);
       const audience = await presenceAudience(ctx.prisma, userId, args.userIds?.map(String) ?? null);
-      return presenceStream(ctx, audience);
+      return presenceStream(ctx, userId, audience);
     },
     resolve: (event) => event,
   }),

@@ -21,8 +21,13 @@ export const UserRef = builder.prismaObject('User', {
     avatarUrl: t.exposeString('avatarUrl', { nullable: true }),
     status: t.field({
       type: UserStatusEnum,
-      description: 'What others see: OFFLINE without a live connection; with one, ONLINE or the BUSY/AWAY chosen with setStatus.',
-      resolve: async (user, _args, ctx) => effectiveStatus(user.status, await ctx.loaders.online.load(user.id)),
+      description:
+        'What others see: OFFLINE without a live connection; with one, ONLINE or the BUSY/AWAY chosen with setStatus. Always OFFLINE to users this user blocked.',
+      extensions: { viewerDependent: true },
+      resolve: async (user, _args, ctx) => {
+        if (await ctx.loaders.blockedViewer.load(user.id)) return 'OFFLINE';
+        return effectiveStatus(user.status, await ctx.loaders.online.load(user.id));
+      },
     }),
     chosenStatus: t.field({
       type: UserStatusEnum,
@@ -31,7 +36,13 @@ export const UserRef = builder.prismaObject('User', {
       extensions: { viewerDependent: true },
       resolve: (user, _args, ctx) => (ctx.viewer?.userId === user.id ? user.status : null),
     }),
-    lastSeenAt: t.expose('lastSeenAt', { type: 'DateTime', nullable: true }),
+    lastSeenAt: t.field({
+      type: 'DateTime',
+      nullable: true,
+      description: 'When the user was last connected; null to users they blocked.',
+      extensions: { viewerDependent: true },
+      resolve: async (user, _args, ctx) => ((await ctx.loaders.blockedViewer.load(user.id)) ? null : user.lastSeenAt),
+    }),
     createdAt: t.expose('createdAt', { type: 'DateTime' }),
     email: t.string({
       nullable: true,

@@ -1,6 +1,7 @@
 // What others see of a user's presence, and whose presence a user may follow.
 import { badUserInput } from '../errors.ts';
 import type { PrismaClient, UserStatus } from '../generated/prisma/client.ts';
+import { blockersAmong } from './contacts.ts';
 
 export const PRESENCE_USER_IDS_MAX = 200;
 
@@ -13,24 +14,35 @@ export function effectiveStatus(chosen: UserStatus, online: boolean): UserStatus
 }
 
 /**
- * Users whose presence `viewerId` may follow: of `userIds`, those who share a chat with the viewer
- * (and the viewer); without `userIds`, the viewer's direct-chat partners.
+ * Users whose presence `viewerId` may follow: of `userIds`, those who are the viewer's contacts or
+ * share a chat with them (and the viewer); without `userIds`, the viewer's contacts and
+ * direct-chat partners. Never someone who blocked the viewer (checked again at each event).
  */
 export async function presenceAudience(prisma: PrismaClient, viewerId: string, userIds: string[] | null): Promise<string[]> {
+  let candidates: string[];
   if (userIds === null) {
-    const partners = await prisma.chatMember.findMany({
-      where: { userId: { not: viewerId }, chat: { kind: 'DIRECT', members: { some: { userId: viewerId } } } },
-      select: { userId: true },
-    });
-    return partners.map((p) => p.userId);
+    const [partners, contacts] = await Promise.all([
+      prisma.chatMember.findMany({
+        where: { userId: { not: viewerId }, chat: { kind: 'DIRECT', members: { some: { userId: viewerId } } } },
+        select: { userId: true },
+      }),
+      prisma.contact.findMany({ where: { ownerId: viewerId }, select: { userId: true } }),
+    ]);
+    candidates = [...new Set([...partners, ...contacts].map((p) => p.userId))];
+  } else {
+    const wanted = [...new Set(userIds)];
+    if (wanted.length > PRESENCE_USER_IDS_MAX) throw badUserInput('userIds', `At most ${PRESENCE_USER_IDS_MAX} users.`);
+    const [shared, contacts] = await Promise.all([
+      prisma.chatMember.findMany({
+        where: { userId: { in: wanted }, chat: { members: { some: { userId: viewerId } } } },
+        select: { userId: true },
+        distinct: ['userId'],
+      }),
+      prisma.contact.findMany({ where: { ownerId: viewerId, userId: { in: wanted } }, select: { userId: true } }),
+    ]);
+    const allowed = new Set([...shared, ...contacts].map((s) => s.userId).concat(viewerId));
+    candidates = wanted.filter((id) => allowed.has(id));
   }
-  const wanted = [...new Set(userIds)];
-  if (wanted.length > PRESENCE_USER_IDS_MAX) throw badUserInput('userIds', `At most ${PRESENCE_USER_IDS_MAX} users.`);
-  const shared = await prisma.chatMember.findMany({
-    where: { userId: { in: wanted }, chat: { members: { some: { userId: viewerId } } } },
-    select: { userId: true },
-    distinct: ['userId'],
-  });
-  const allowed = new Set(shared.map((s) => s.userId).concat(viewerId));
-  return wanted.filter((id) => allowed.has(id));
+  const blockers = await blockersAmong(prisma, viewerId, candidates);
+  return candidates.filter((id) => !blockers.has(id));
 }

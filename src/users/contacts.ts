@@ -1,0 +1,46 @@
+// Contact lists and blocking.
+import { badUserInput, notFound } from '../errors.ts';
+import type { PrismaClient } from '../generated/prisma/client.ts';
+
+async function requireOtherUser(prisma: PrismaClient, viewerId: string, userId: string, action: string) {
+  if (userId === viewerId) throw badUserInput('userId', `You cannot ${action} yourself.`);
+  const user = await prisma.user.findUnique({ where: { id: userId }, select: { id: true } });
+  if (!user) throw notFound('User');
+}
+
+/** Adds a user to the viewer's contacts (adding twice is harmless). */
+export async function addContact(prisma: PrismaClient, viewerId: string, userId: string) {
+  await requireOtherUser(prisma, viewerId, userId, 'add');
+  await prisma.contact.createMany({ data: [{ ownerId: viewerId, userId }], skipDuplicates: true });
+}
+
+/** Whether the user was in the viewer's contacts. */
+export async function removeContact(prisma: PrismaClient, viewerId: string, userId: string): Promise<boolean> {
+  const { count } = await prisma.contact.deleteMany({ where: { ownerId: viewerId, userId } });
+  return count > 0;
+}
+
+/**
+ * Blocks a user: no direct chat between the two (new or existing), and the blocked user no longer
+ * sees the viewer's presence or typing. Group chats they share stay shared.
+ */
+export async function blockUser(prisma: PrismaClient, viewerId: string, userId: string) {
+  await requireOtherUser(prisma, viewerId, userId, 'block');
+  await prisma.userBlock.createMany({ data: [{ blockerId: viewerId, blockedId: userId }], skipDuplicates: true });
+}
+
+/** Whether the user was blocked. */
+export async function unblockUser(prisma: PrismaClient, viewerId: string, userId: string): Promise<boolean> {
+  const { count } = await prisma.userBlock.deleteMany({ where: { blockerId: viewerId, blockedId: userId } });
+  return count > 0;
+}
+
+/** Of `userIds`, those who blocked `viewerId`. */
+export async function blockersAmong(prisma: PrismaClient, viewerId: string, userIds: readonly string[]): Promise<Set<string>> {
+  if (userIds.length === 0) return new Set();
+  const rows = await prisma.userBlock.findMany({
+    where: { blockedId: viewerId, blockerId: { in: [...userIds] } },
+    select: { blockerId: true },
+  });
+  return new Set(rows.map((row) => row.blockerId));
+}
