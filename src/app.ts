@@ -12,8 +12,10 @@ import { createPrisma } from './db/client.ts';
 import { migrateDatabase, openDatabase } from './db/database.ts';
 import { pendingMigrations } from './db/migrations.ts';
 import type { Config } from './env.ts';
+import { createMaintenance } from './admin/maintenance.ts';
 import { createLogger, type Logger } from './logger.ts';
 import { maskError, useErrorLogging } from './plugins/error-logging.ts';
+import { useMaintenanceMode } from './plugins/maintenance.ts';
 import { requestIdOf, useRequestId } from './plugins/request-id.ts';
 import { createEventBus } from './realtime/bus.ts';
 import { createEvents } from './realtime/events.ts';
@@ -68,6 +70,7 @@ export async function buildApp(options: BuildAppOptions): Promise<App> {
     onChange: (change) =>
       void events.presence({ userId: change.userId, online: change.online, lastSeenAt: change.lastSeenAt?.toISOString() ?? null }),
   });
+  const maintenance = createMaintenance({ prisma, bus });
   const services: Services = {
     config,
     prisma,
@@ -77,11 +80,13 @@ export async function buildApp(options: BuildAppOptions): Promise<App> {
     cipher: createContentCipher({ keyring: config.messageEncryption, pool }),
     events,
     presence,
+    maintenance,
     logger,
   };
   logger.info(bus.distributed ? 'events and presence go through Redis' : 'no REDIS_URL: events and presence stay in this process (one instance)');
   await passwords.warmUp();
   await presence.start();
+  await maintenance.start();
 
   let migrationsPending = true;
   const yoga = createYoga<WsServerContext, Context>({
@@ -109,18 +114,25 @@ export async function buildApp(options: BuildAppOptions): Promise<App> {
             requestId: requestIdOf(request),
             authorization: request.headers.get('authorization'),
             userAgent: request.headers.get('user-agent'),
+            adminToken: request.headers.get('x-admin-token'),
           }),
     plugins: [
       useRequestId(),
       useErrorLogging(logger),
       useSharedSubscriptionExecution(),
+      useMaintenanceMode(maintenance),
       useReadinessCheck({
         endpoint: '/ready',
-        check: async () => {
+        check: async ({ fetchAPI }) => {
           await prisma.$queryRaw`SELECT 1`;
           // Once applied, migrations stay applied for this process's lifetime.
           if (migrationsPending) migrationsPending = (await pendingMigrations({ databaseUrl: database.url })).length > 0;
-          return !migrationsPending;
+          const state = await maintenance.get();
+          // Maintenance keeps the instance ready (queries and subscriptions still work) but says so.
+          return fetchAPI.Response.json(
+            { ready: !migrationsPending, migrationsPending, maintenance: { enabled: state.enabled, message: state.message } },
+            { status: migrationsPending ? 503 : 200 },
+          );
         },
       }),
     ],
@@ -150,6 +162,7 @@ export async function buildApp(options: BuildAppOptions): Promise<App> {
         server.closeAllConnections();
         await new Promise<void>((resolve) => server!.close(() => resolve()));
       }
+      maintenance.stop();
       await presence.stop();
       await bus.close();
       await redis?.quit().catch(() => {});

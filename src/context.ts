@@ -8,6 +8,7 @@ import type { Config } from './env.ts';
 import { unauthenticated } from './errors.ts';
 import type { PrismaClient } from './generated/prisma/client.ts';
 import { createLoaders, type Loaders } from './loaders.ts';
+import { isAdminToken, type Maintenance } from './admin/maintenance.ts';
 import type { Events } from './realtime/events.ts';
 import type { PresenceTracker } from './realtime/presence.ts';
 import type { Logger } from './logger.ts';
@@ -26,6 +27,8 @@ export interface Services {
   events: Events;
   /** Who has a live connection, across instances. */
   presence: PresenceTracker;
+  /** Maintenance mode, shared by all instances. */
+  maintenance: Maintenance;
   logger: Logger;
 }
 
@@ -43,6 +46,8 @@ export interface Context extends Services {
   /** Why a presented access token was refused; thrown by `requireViewer`. */
   authError: GraphQLError | null;
   userAgent: string | null;
+  /** The request carried a valid `x-admin-token`. */
+  isAdmin: boolean;
   loaders: Loaders;
   /**
    * The same context with empty loader caches. A subscription's context lives as long as the
@@ -63,6 +68,8 @@ export interface ContextInput {
   /** The `Authorization` header, checked now; or an authentication done earlier (a WebSocket's, at connect). */
   authorization: string | null | undefined | Authentication;
   userAgent?: string | null;
+  /** The `x-admin-token` header, if any. */
+  adminToken?: string | null;
 }
 
 export async function createContext(services: Services, input: ContextInput): Promise<Context> {
@@ -77,6 +84,7 @@ export async function createContext(services: Services, input: ContextInput): Pr
     viewer,
     authError,
     userAgent: input.userAgent?.slice(0, 512) ?? null,
+    isAdmin: isAdminToken(services.config.adminToken, input.adminToken),
     // Reads the viewer late: a request that signs in acts as the new session from then on.
     loaders: createLoaders(services, () => context.viewer?.userId),
     forEvent() {

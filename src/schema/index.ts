@@ -6,5 +6,6 @@ import './chats.ts';
 import './messages.ts';
 import './realtime.ts';
 import './contacts.ts';
+import './admin.ts';
 
 export const schema = builder.toSchema({ sortSchema: true });

@@ -1,0 +1,105 @@
+// Maintenance mode switches every instance at once, so this file runs on a database of its own
+// (other test files keep mutating meanwhile).
+import { randomUUID } from 'node:crypto';
+import pg from 'pg';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import type { App } from '../src/app.ts';
+import { applyMigrations, ensureDatabase } from '../src/db/migrations.ts';
+import { codeOf, createChat, gql, registerUser, startTestApp, type TestUser } from './helpers.ts';
+import { connect, settle, subscribe } from './ws-helpers.ts';
+
+const ADMIN_TOKEN = 'test-admin-token-0123456789abcdef';
+const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
+const prefix = `kocmoc-test:${randomUUID()}:`;
+const databaseUrl = (() => {
+  const url = new URL(inject('databaseUrl'));
+  url.pathname = `/kocmoc_maintenance_${process.pid}`;
+  return url.toString();
+})();
+
+const start = (env: Record<string, string> = {}) =>
+  startTestApp({ DATABASE_URL: databaseUrl, ADMIN_TOKEN, REDIS_URL, ...env }, { channelPrefix: prefix, presence: { keyPrefix: prefix } });
+
+let a: App;
+let b: App;
+let user: TestUser;
+
+beforeAll(async () => {
+  await ensureDatabase(databaseUrl);
+  await applyMigrations({ databaseUrl });
+  [a, b] = await Promise.all([start(), start()]);
+  user = await registerUser(a);
+});
+afterAll(async () => {
+  await Promise.all([a?.stop(), b?.stop()]);
+  const admin = new URL(databaseUrl);
+  admin.pathname = '/postgres';
+  const client = new pg.Client({ connectionString: admin.toString() });
+  await client.connect();
+  await client.query(`DROP DATABASE IF EXISTS "${new URL(databaseUrl).pathname.slice(1)}" WITH (FORCE)`);
+  await client.end();
+});
+
+const SET = `mutation ($on: Boolean!, $m: String) { setMaintenanceMode(enabled: $on, message: $m) { enabled message updatedAt } }`;
+const admin = { headers: { 'x-admin-token': ADMIN_TOKEN } };
+
+describe('maintenance mode', () => {
+  it('needs the admin token, compared exactly', async () => {
+    expect(codeOf(await gql(a, SET, { on: true }))).toBe('FORBIDDEN');
+    expect(codeOf(await gql(a, SET, { on: true }, { headers: { 'x-admin-token': `${ADMIN_TOKEN}x` } }))).toBe('FORBIDDEN');
+    expect(codeOf(await gql(a, `{ maintenance { enabled } }`, {}, { token: user.accessToken }))).toBe('FORBIDDEN');
+    expect((await gql(a, `{ maintenance { enabled } }`, {}, admin)).data.maintenance.enabled).toBe(false);
+  });
+
+  it('is disabled entirely without ADMIN_TOKEN', async () => {
+    const plain = await startTestApp({ DATABASE_URL: databaseUrl });
+    try {
+      const result = await gql(plain, SET, { on: true }, admin);
+      expect(codeOf(result)).toBe('FORBIDDEN');
+      expect(result.errors?.[0]?.message).toMatch(/ADMIN_TOKEN/);
+    } finally {
+      await plain.stop();
+    }
+  });
+
+  it('refuses mutations on every instance while on, keeps queries and subscriptions, and survives a restart', async () => {
+    const chatId = await createChat(a, user, { kind: 'GROUP', title: 'Before', memberIds: [] });
+    const { url } = await b.start();
+    const connection = connect(url, user.accessToken);
+    const sub = subscribe(connection, `subscription { chatEvents { type } }`);
+    await settle();
+
+    const on = await gql(a, SET, { on: true, m: 'Upgrading the database' }, admin);
+    expect(on.data.setMaintenanceMode).toMatchObject({ enabled: true, message: 'Upgrading the database' });
+
+    // Instance B refuses at once (the change travels through Redis), as a 503 with Retry-After.
+    const refused = await gql(b, `mutation ($c: ID!) { updateChat(chatId: $c, input: { title: "During" }) { id } }`, { c: chatId }, { token: user.accessToken, headers: { accept: 'application/json' } });
+    expect(codeOf(refused)).toBe('MAINTENANCE');
+    expect(refused.errors?.[0]?.message).toBe('Upgrading the database');
+    expect(refused.response.status).toBe(503);
+    expect(refused.response.headers.get('retry-after')).toBe('60');
+    expect(codeOf(await gql(a, `mutation { register(input: { email: "m@example.com", username: "mmm", password: "password 123" }) { accessToken } }`))).toBe('MAINTENANCE');
+
+    // Queries, subscriptions and readiness keep working, and say so.
+    expect((await gql(b, `{ me { id } }`, {}, { token: user.accessToken })).data.me.id).toBe(user.id);
+    expect(sub.results.filter((r) => r.errors)).toHaveLength(0);
+    const ready = await b.yoga.fetch('http://kocmoc.test/ready');
+    expect(ready.status).toBe(200);
+    expect(await ready.json()).toMatchObject({ ready: true, maintenance: { enabled: true, message: 'Upgrading the database' } });
+
+    // A fresh instance (a restart) finds it still on.
+    const restarted = await start();
+    try {
+      expect(codeOf(await gql(restarted, `mutation { logout }`, {}, { token: user.accessToken }))).toBe('MAINTENANCE');
+    } finally {
+      await restarted.stop();
+    }
+
+    const off = await gql(b, SET, { on: false }, admin);
+    expect(off.data.setMaintenanceMode.enabled).toBe(false);
+    const after = await gql(a, `mutation ($c: ID!) { updateChat(chatId: $c, input: { title: "After" }) { title } }`, { c: chatId }, { token: user.accessToken });
+    expect(after.data.updateChat.title).toBe('After');
+    expect((await sub.next()).data.chatEvents.type).toBe('UPDATED');
+    await connection.dispose();
+  });
+});
