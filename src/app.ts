@@ -14,6 +14,7 @@ import { pendingMigrations } from './db/migrations.ts';
 import type { Config } from './env.ts';
 import { createMaintenance } from './admin/maintenance.ts';
 import { createLogger, type Logger } from './logger.ts';
+import { createMetrics } from './metrics.ts';
 import { maskError, useErrorLogging } from './plugins/error-logging.ts';
 import { useMaintenanceMode } from './plugins/maintenance.ts';
 import { requestIdOf, useRequestId } from './plugins/request-id.ts';
@@ -88,6 +89,9 @@ export async function buildApp(options: BuildAppOptions): Promise<App> {
   await presence.start();
   await maintenance.start();
 
+  let webSockets: ReturnType<typeof attachWebSocketServer> | undefined;
+  const metrics = createMetrics({ pool, webSockets: () => webSockets });
+
   let migrationsPending = true;
   const yoga = createYoga<WsServerContext, Context>({
     schema,
@@ -119,6 +123,7 @@ export async function buildApp(options: BuildAppOptions): Promise<App> {
     plugins: [
       useRequestId(),
       useErrorLogging(logger),
+      metrics.plugin,
       useSharedSubscriptionExecution(),
       useMaintenanceMode(maintenance),
       useReadinessCheck({
@@ -139,7 +144,6 @@ export async function buildApp(options: BuildAppOptions): Promise<App> {
   });
 
   let server: Server | undefined;
-  let webSockets: ReturnType<typeof attachWebSocketServer> | undefined;
 
   return {
     yoga,
@@ -163,6 +167,7 @@ export async function buildApp(options: BuildAppOptions): Promise<App> {
         await new Promise<void>((resolve) => server!.close(() => resolve()));
       }
       maintenance.stop();
+      metrics.stop();
       await presence.stop();
       await bus.close();
       await redis?.quit().catch(() => {});

@@ -37,6 +37,7 @@ export function createWorkerPool({ threads, queueMaxMs = 2_000 }: WorkerPoolOpti
   const costMs = new Map<TaskName, number>();
   /** Estimated milliseconds of work submitted and not finished yet. */
   let pendingMs = 0;
+  const taskListeners = new Set<(task: TaskName, ms: number) => void>();
 
   async function run<N extends TaskName>(task: N, input: TaskInput<N>, options: RunOptions = {}): Promise<TaskOutput<N>> {
     const estimate = costMs.get(task) ?? 0;
@@ -51,6 +52,7 @@ export function createWorkerPool({ threads, queueMaxMs = 2_000 }: WorkerPoolOpti
         options.transferList ? { transferList: options.transferList as never } : {},
       )) as { result: TaskOutput<N>; ms: number };
       costMs.set(task, estimate === 0 ? ms : estimate * 0.9 + ms * 0.1);
+      for (const listener of taskListeners) listener(task, ms);
       return result;
     } finally {
       pendingMs -= estimate;
@@ -66,6 +68,11 @@ export function createWorkerPool({ threads, queueMaxMs = 2_000 }: WorkerPoolOpti
     },
     /** Learned run time of a task in milliseconds (0 before its first run). */
     costOf: (task: TaskName) => costMs.get(task) ?? 0,
+    /** Calls `listener` with each completed task's run time (metrics); returns the unsubscribe. */
+    onTaskDone(listener: (task: TaskName, ms: number) => void) {
+      taskListeners.add(listener);
+      return () => void taskListeners.delete(listener);
+    },
     close: () => piscina.close(),
   };
 }

@@ -4,6 +4,7 @@ import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { App } from '../src/app.ts';
 import { registerUser, startTestApp } from './helpers.ts';
+import { connect, settle, subscribe } from './ws-helpers.ts';
 
 const logLines: any[] = [];
 const captureLogger = pino(
@@ -84,5 +85,42 @@ describe('HTTP', () => {
     expect(body.errors[0].message).toBeTruthy();
     const unknownField = await post({ query: '{ nope }' });
     expect((await unknownField.json()).errors[0].message).toMatch(/nope/);
+  });
+});
+
+describe('GET /metrics', () => {
+  it('exposes GraphQL, WebSocket and worker-pool series in Prometheus format', async () => {
+    await post({ query: '{ __typename }' });
+    await post({ query: '{ nope }' });
+    await registerUser(app); // runs a worker task (password hashing)
+    const res = await fetch(`${base}/metrics`);
+    expect(res.status).toBe(200);
+    expect(res.headers.get('content-type')).toMatch(/text\/plain/);
+    const text = await res.text();
+    for (const series of [
+      'graphql_envelop_request_duration',
+      'graphql_envelop_phase_execute',
+      'graphql_envelop_error_result',
+      'graphql_yoga_http_duration',
+      'kocmoc_ws_connections',
+      'kocmoc_ws_operations',
+      'kocmoc_worker_pool_queue_length',
+      'kocmoc_worker_task_duration_seconds_bucket{le="0.5",task="hashPassword"}',
+      'kocmoc_process_resident_memory_bytes',
+    ]) {
+      expect(text).toContain(series);
+    }
+    expect(text).toMatch(/graphql_envelop_request_duration_count\{[^}]*\} [1-9]/);
+  });
+
+  it('counts live graphql-ws connections and subscriptions', async () => {
+    const user = await registerUser(app);
+    const connection = connect(`${base}/graphql`, user.accessToken);
+    subscribe(connection, 'subscription { chatEvents { type } }');
+    await settle(300);
+    const text = await (await fetch(`${base}/metrics`)).text();
+    expect(text).toMatch(/^kocmoc_ws_connections 1$/m);
+    expect(text).toMatch(/^kocmoc_ws_operations 1$/m);
+    await connection.dispose();
   });
 });

@@ -55,6 +55,7 @@ export function attachWebSocketServer(
   const wss = new WebSocketServer({ server, path: '/graphql', maxPayload: maxPayloadBytes });
   /** Open sockets by device session, so logging out closes them on every instance. */
   const socketsBySession = new Map<string, Set<WebSocket>>();
+  let runningOperations = 0;
 
   const stopSessionListener = events.bus.listen(channels.sessions, (payload) => {
     for (const sessionId of (payload as SessionsTopicEvent).sessionIds) {
@@ -109,6 +110,8 @@ export function attachWebSocketServer(
         const { state } = ctx.extra;
         if (!state) return;
         untrack(state, ctx.extra.socket);
+        runningOperations -= state.operations.size;
+        state.operations.clear();
         if (state.counted) {
           state.counted = false;
           await presence.disconnect(state.auth.viewer.userId).catch((error) => logger.warn({ err: error }, 'presence disconnect failed'));
@@ -134,6 +137,7 @@ export function attachWebSocketServer(
         const errors = validate(schema, document);
         if (errors.length > 0) return errors;
         state.operations.add(id);
+        runningOperations += 1;
         const args: ExecutionArgs = {
           schema,
           document,
@@ -146,7 +150,7 @@ export function attachWebSocketServer(
       },
 
       onComplete: (ctx, id) => {
-        ctx.extra.state?.operations.delete(id);
+        if (ctx.extra.state?.operations.delete(id)) runningOperations -= 1;
       },
     },
     wss,
@@ -157,6 +161,10 @@ export function attachWebSocketServer(
     /** Open connections on this instance. */
     get connections() {
       return wss.clients.size;
+    },
+    /** Operations (mostly subscriptions) running on this instance's connections. */
+    get operations() {
+      return runningOperations;
     },
     async close() {
       (await stopSessionListener)();

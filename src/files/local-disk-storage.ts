@@ -1,0 +1,108 @@
+// FileStorage on the local disk, under UPLOAD_DIR. Writes are atomic: the bytes go to a temporary
+// file, which is fsynced and then renamed into place (and the directory fsynced), so a crash leaves
+// either the whole object or none, never a half-written one under its key.
+import { createHash, randomBytes } from 'node:crypto';
+import { mkdir, open, readdir, rename, rm, stat, unlink } from 'node:fs/promises';
+import { join } from 'node:path';
+import { assertStorageKey, StoredObjectMissing, type ByteRange, type FileStorage } from './storage.ts';
+
+/** Temporary files live here until renamed; the clean-up job removes old ones (from crashes). */
+const TEMP_DIR = '.incomplete';
+
+export interface LocalDiskStorageOptions {
+  /** Root directory (UPLOAD_DIR, default `<DATA_DIR>/uploads`); created when missing. */
+  root: string;
+}
+
+export function createLocalDiskStorage({ root }: LocalDiskStorageOptions): FileStorage {
+  const tempDir = join(root, TEMP_DIR);
+  // 256 subdirectories by a hash of the key keep directories small; uuidv7 ids share their
+  // leading (time) characters, so a prefix of the key would not spread them.
+  const pathOf = (key: string) => {
+    assertStorageKey(key);
+    return join(root, createHash('sha256').update(key).digest('hex').slice(0, 2), key);
+  };
+
+  return {
+    async put(key, bytes) {
+      const target = pathOf(key);
+      await mkdir(tempDir, { recursive: true });
+      const temp = join(tempDir, `${randomBytes(12).toString('hex')}.tmp`);
+      const handle = await open(temp, 'wx', 0o600);
+      let size = 0;
+      try {
+        for await (const chunk of bytes) {
+          // Each write is awaited: a large object is written piece by piece between other work.
+          await handle.write(chunk);
+          size += chunk.byteLength;
+        }
+        await handle.sync();
+      } catch (error) {
+        await handle.close().catch(() => {});
+        await unlink(temp).catch(() => {});
+        throw error;
+      }
+      await handle.close();
+      try {
+        await mkdir(join(target, '..'), { recursive: true });
+        await rename(temp, target);
+      } catch (error) {
+        await unlink(temp).catch(() => {});
+        throw error;
+      }
+      await syncDirectory(join(target, '..'));
+      return { size };
+    },
+
+    async get(key, range?: ByteRange) {
+      const handle = await open(pathOf(key), 'r').catch((error: NodeJS.ErrnoException) => {
+        throw error.code === 'ENOENT' ? new StoredObjectMissing(key) : error;
+      });
+      // The stream closes the handle when it ends or is destroyed (e.g. the client went away).
+      return handle.createReadStream(range ? { start: range.start, end: range.end } : {});
+    },
+
+    async delete(key) {
+      await rm(pathOf(key), { force: true });
+    },
+
+    async stat(key) {
+      try {
+        return { size: (await stat(pathOf(key))).size };
+      } catch (error) {
+        if ((error as NodeJS.ErrnoException).code === 'ENOENT') return null;
+        throw error;
+      }
+    },
+
+    async deleteIncomplete(olderThan) {
+      let names: string[];
+      try {
+        names = await readdir(tempDir);
+      } catch (error) {
+        if ((error as NodeJS.ErrnoException).code === 'ENOENT') return 0;
+        throw error;
+      }
+      let deleted = 0;
+      for (const name of names) {
+        const path = join(tempDir, name);
+        const info = await stat(path).catch(() => null);
+        if (info && info.mtime < olderThan) {
+          await rm(path, { force: true });
+          deleted++;
+        }
+      }
+      return deleted;
+    },
+  };
+}
+
+/** Makes a rename durable: without it a power loss can forget the new directory entry. */
+async function syncDirectory(path: string): Promise<void> {
+  const directory = await open(path, 'r');
+  try {
+    await directory.sync();
+  } finally {
+    await directory.close();
+  }
+}
