@@ -7,6 +7,8 @@ COPY prisma ./prisma
 # Dev dependencies are kept: the Prisma generator runs at install and tsx runs the TypeScript sources.
 RUN npm ci --include=dev && npm cache clean --force
 COPY . .
+# Uploads live in a volume (docker-compose.yml); a new volume takes this directory's owner.
+RUN mkdir -p /var/lib/kocmoc/uploads && chown node:node /var/lib/kocmoc/uploads
 USER node
 EXPOSE 4000
 CMD ["node", "--import", "tsx", "src/main.ts"]

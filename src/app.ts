@@ -12,9 +12,14 @@ import { createPrisma } from './db/client.ts';
 import { migrateDatabase, openDatabase } from './db/database.ts';
 import { pendingMigrations } from './db/migrations.ts';
 import type { Config } from './env.ts';
+import { startUploadCleanup } from './files/cleanup.ts';
+import { useFileDownloads } from './files/downloads.ts';
+import { createLocalDiskStorage } from './files/local-disk-storage.ts';
+import { multipartBodyLimit, useUploadLimits } from './files/upload-limit.ts';
 import { createMaintenance } from './admin/maintenance.ts';
 import { createLogger, type Logger } from './logger.ts';
 import { createMetrics } from './metrics.ts';
+import { createNotifications, type Notifications, type NotificationsOptions } from './notifications/notifications.ts';
 import { maskError, useErrorLogging } from './plugins/error-logging.ts';
 import { useMaintenanceMode } from './plugins/maintenance.ts';
 import { requestIdOf, useRequestId } from './plugins/request-id.ts';
@@ -38,11 +43,14 @@ export interface BuildAppOptions {
   webSocket?: WebSocketOptions;
   /** Prefix of Redis pub/sub channels (tests isolate themselves with it). Default `kocmoc:`. */
   channelPrefix?: string;
+  /** Push notifications: an HTTPS agent for push services (tests trust their local push service with it). */
+  notifications?: Pick<NotificationsOptions, 'pushAgent' | 'relayIntervalMs'>;
 }
 
 export interface App {
   yoga: YogaServerInstance<WsServerContext, Context>;
   services: Services;
+  notifications: Notifications;
   databaseUrl: string;
   /** Listens on `config.http` (port 0 picks a free one): HTTP and graphql-ws on /graphql. */
   start(): Promise<{ port: number; url: string }>;
@@ -72,25 +80,37 @@ export async function buildApp(options: BuildAppOptions): Promise<App> {
       void events.presence({ userId: change.userId, online: change.online, lastSeenAt: change.lastSeenAt?.toISOString() ?? null }),
   });
   const maintenance = createMaintenance({ prisma, bus });
+  const cipher = createContentCipher({ keyring: config.messageEncryption, pool });
+  const notifications = createNotifications({ config, prisma, cipher, presence, logger, ...options.notifications });
   const services: Services = {
     config,
     prisma,
     pool,
     passwords,
     tokens: createTokenService(config.auth),
-    cipher: createContentCipher({ keyring: config.messageEncryption, pool }),
+    cipher,
+    storage: createLocalDiskStorage({ root: config.files.uploadDir }),
     events,
     presence,
     maintenance,
+    notifications,
     logger,
   };
   logger.info(bus.distributed ? 'events and presence go through Redis' : 'no REDIS_URL: events and presence stay in this process (one instance)');
   await passwords.warmUp();
   await presence.start();
   await maintenance.start();
+  notifications.start();
+  const stopUploadCleanup = startUploadCleanup(services, { retentionMs: config.files.unusedRetentionMs });
+  logger.info(
+    notifications.queue.distributed
+      ? 'push notifications are queued in Redis: run `npm run worker` to deliver them'
+      : 'no REDIS_URL: push notifications are processed in this process (same job code as the worker)',
+  );
 
   let webSockets: ReturnType<typeof attachWebSocketServer> | undefined;
   const metrics = createMetrics({ pool, webSockets: () => webSockets });
+  metrics.gauge('kocmoc_notification_queue_depth', 'Push notification jobs waiting, delayed or running.', () => notifications.queue.depth());
 
   let migrationsPending = true;
   const yoga = createYoga<WsServerContext, Context>({
@@ -100,6 +120,9 @@ export async function buildApp(options: BuildAppOptions): Promise<App> {
     landingPage: false,
     graphiql: { title: 'Kocmoc', subscriptionsProtocol: 'WS' },
     maskedErrors: { maskError },
+    // Yoga's cut-off for any request body (25 MB by default) must not be below the upload limit;
+    // multipart bodies meet useUploadLimits' (same size, clearer error) first.
+    maxRequestBodySize: Math.max(25_000_000, multipartBodyLimit(config.files.maxUploadBytes)),
     logging: {
       debug: (...args) => logger.debug(args.map(String).join(' ')),
       info: (...args) => logger.info(args.map(String).join(' ')),
@@ -126,6 +149,8 @@ export async function buildApp(options: BuildAppOptions): Promise<App> {
       metrics.plugin,
       useSharedSubscriptionExecution(),
       useMaintenanceMode(maintenance),
+      useUploadLimits(config.files.maxUploadBytes),
+      useFileDownloads(services),
       useReadinessCheck({
         endpoint: '/ready',
         check: async ({ fetchAPI }) => {
@@ -148,6 +173,7 @@ export async function buildApp(options: BuildAppOptions): Promise<App> {
   return {
     yoga,
     services,
+    notifications,
     databaseUrl: database.url,
     async start() {
       server = createServer(yoga);
@@ -168,6 +194,8 @@ export async function buildApp(options: BuildAppOptions): Promise<App> {
       }
       maintenance.stop();
       metrics.stop();
+      await stopUploadCleanup();
+      await notifications.stop();
       await presence.stop();
       await bus.close();
       await redis?.quit().catch(() => {});

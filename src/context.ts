@@ -5,10 +5,12 @@ import { findLiveSession } from './auth/sessions.ts';
 import type { TokenService } from './auth/tokens.ts';
 import type { ContentCipher } from './crypto/content-cipher.ts';
 import type { Config } from './env.ts';
+import type { FileStorage } from './files/storage.ts';
 import { unauthenticated } from './errors.ts';
 import type { PrismaClient } from './generated/prisma/client.ts';
 import { createLoaders, type Loaders } from './loaders.ts';
 import { isAdminToken, type Maintenance } from './admin/maintenance.ts';
+import type { Notifications } from './notifications/notifications.ts';
 import type { Events } from './realtime/events.ts';
 import type { PresenceTracker } from './realtime/presence.ts';
 import type { Logger } from './logger.ts';
@@ -23,12 +25,16 @@ export interface Services {
   tokens: TokenService;
   /** Seals and opens message content at rest. */
   cipher: ContentCipher;
+  /** Where uploaded files are kept (encrypted by src/files before they get here). */
+  storage: FileStorage;
   /** Publishes what subscribers see (through Redis when configured). */
   events: Events;
   /** Who has a live connection, across instances. */
   presence: PresenceTracker;
   /** Maintenance mode, shared by all instances. */
   maintenance: Maintenance;
+  /** Push notifications: `messageSent()` hands new messages to the job queue. */
+  notifications: Pick<Notifications, 'messageSent'>;
   logger: Logger;
 }
 

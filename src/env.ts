@@ -1,5 +1,5 @@
 // The one place that reads the environment. Everything else receives a `Config`.
-import { createHash, randomBytes } from 'node:crypto';
+import { createECDH, createHash, randomBytes } from 'node:crypto';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -86,6 +86,24 @@ const schema = z.object({
         return parsed.success ? parsed.data : Buffer.alloc(0);
       }),
   ),
+  /**
+   * VAPID key pair (RFC 8292) for Web Push, base64url as printed by `npx web-push generate-vapid-keys`,
+   * and the contact the push services see (`mailto:` or `https:`). Required in production;
+   * generated under DATA_DIR otherwise.
+   */
+  VAPID_PUBLIC_KEY: optionalString,
+  VAPID_PRIVATE_KEY: optionalString,
+  VAPID_SUBJECT: optionalString.pipe(z.string().regex(/^(mailto:|https:\/\/)/, 'must start with mailto: or https://').optional()),
+  /** Allow push endpoints on loopback/private addresses (development and tests only). Default false. */
+  PUSH_ALLOW_PRIVATE_ENDPOINTS: flag.default(false),
+  /** How long a notification waits so a burst of messages becomes one. Default 2s. */
+  PUSH_COLLAPSE_WINDOW: duration('2s'),
+  /** Jobs one worker process runs at once. Default 16. */
+  WORKER_CONCURRENCY: z.coerce.number().int().min(1).max(1_000).default(16),
+  /** How long a job may run before another worker takes it over (BullMQ lock). Default 30s. */
+  JOB_LOCK_DURATION: duration('30s'),
+  /** Prefix of the job queue's Redis keys. Default `kocmoc`. */
+  JOB_QUEUE_PREFIX: z.string().regex(/^[A-Za-z0-9_-]+$/, 'letters, digits, _ and - only').default('kocmoc'),
   /** How long a typing signal lasts without a refresh. Default 6s. */
   TYPING_TTL: duration('6s'),
   /** Enables admin mutations when set (sent as `x-admin-token`). */
@@ -99,6 +117,14 @@ const schema = z.object({
   /** argon2id memory in KiB and passes. Defaults are OWASP's: 19 MiB, 2 passes. */
   PASSWORD_HASH_MEMORY_KIB: z.coerce.number().int().min(19_456).default(19_456),
   PASSWORD_HASH_PASSES: z.coerce.number().int().min(2).default(2),
+  /** Largest upload in bytes, enforced while the body streams in. Default 26214400 (25 MiB). */
+  MAX_UPLOAD_BYTES: z.coerce.number().int().min(1).max(2_147_483_647, 'must fit Attachment.size (2 GiB - 1)').default(25 * 1024 * 1024),
+  /** Where uploaded files are stored, encrypted. Default <DATA_DIR>/uploads. */
+  UPLOAD_DIR: optionalString,
+  /** Uploads no message uses (never sent, or their messages deleted) are deleted after this long. Default 24h. */
+  UPLOAD_RETENTION: duration('24h'),
+  /** How long a signed download link (Attachment.url, thumbnailUrl) works. Default 5m. */
+  FILE_URL_TTL: duration('5m'),
 });
 
 export type Config = ReturnType<typeof toConfig>;
@@ -125,6 +151,9 @@ function toConfig(env: z.infer<typeof schema>) {
   const production = env.NODE_ENV === 'production';
   const missing = [
     ...(production && !env.JWT_SECRET ? ['  JWT_SECRET: required when NODE_ENV=production'] : []),
+    ...(production && !(env.VAPID_PUBLIC_KEY && env.VAPID_PRIVATE_KEY && env.VAPID_SUBJECT)
+      ? ['  VAPID_PUBLIC_KEY, VAPID_PRIVATE_KEY, VAPID_SUBJECT: required when NODE_ENV=production']
+      : []),
     ...(production && !env.MESSAGE_ENCRYPTION_KEY ? ['  MESSAGE_ENCRYPTION_KEY: required when NODE_ENV=production'] : []),
   ];
   if (missing.length > 0) throw new ConfigError(`Invalid environment:\n${missing.join('\n')}`);
@@ -151,11 +180,23 @@ function toConfig(env: z.infer<typeof schema>) {
     },
     messageEncryption: keyring(messageKey, env.MESSAGE_ENCRYPTION_OLD_KEYS),
     realtime: { typingTtlMs: env.TYPING_TTL },
+    push: {
+      vapid: vapidKeys(env, dataDir),
+      allowPrivateEndpoints: env.PUSH_ALLOW_PRIVATE_ENDPOINTS,
+      collapseWindowMs: env.PUSH_COLLAPSE_WINDOW,
+    },
+    jobs: { concurrency: env.WORKER_CONCURRENCY, lockDurationMs: env.JOB_LOCK_DURATION, queuePrefix: env.JOB_QUEUE_PREFIX },
     adminToken: env.ADMIN_TOKEN,
     logLevel: env.LOG_LEVEL ?? (env.NODE_ENV === 'test' ? 'warn' : 'info'),
     workers: {
       threads: env.WORKER_THREADS ?? availableParallelism(),
       queueMaxMs: env.WORK_QUEUE_MAX_MS,
+    },
+    files: {
+      maxUploadBytes: env.MAX_UPLOAD_BYTES,
+      uploadDir: resolve(env.UPLOAD_DIR ?? join(dataDir, 'uploads')),
+      unusedRetentionMs: env.UPLOAD_RETENTION,
+      urlTtlMs: env.FILE_URL_TTL,
     },
   };
 }
@@ -170,6 +211,23 @@ function pgUrlFromParts(env: z.infer<typeof schema>): string | undefined {
   if (env.PG_PASSWORD) url.password = encodeURIComponent(env.PG_PASSWORD);
   if (env.PG_SSL) url.searchParams.set('sslmode', 'require');
   return url.toString();
+}
+
+/** The configured VAPID keys, or a pair generated once and kept under DATA_DIR. */
+function vapidKeys(env: z.infer<typeof schema>, dataDir: string) {
+  const subject = env.VAPID_SUBJECT ?? 'mailto:admin@localhost';
+  if (env.VAPID_PUBLIC_KEY && env.VAPID_PRIVATE_KEY) return { publicKey: env.VAPID_PUBLIC_KEY, privateKey: env.VAPID_PRIVATE_KEY, subject };
+  const pair = JSON.parse(
+    persistentSecret(dataDir, 'vapid.json', () => {
+      const ecdh = createECDH('prime256v1');
+      ecdh.generateKeys();
+      // A private key can have leading zero bytes, which getPrivateKey drops; VAPID wants all 32.
+      const privateKey = ecdh.getPrivateKey();
+      const padded = Buffer.concat([Buffer.alloc(32 - privateKey.length), privateKey]);
+      return JSON.stringify({ publicKey: ecdh.getPublicKey('base64url'), privateKey: padded.toString('base64url') });
+    }),
+  ) as { publicKey: string; privateKey: string };
+  return { ...pair, subject };
 }
 
 export interface Keyring {

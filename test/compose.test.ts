@@ -19,6 +19,7 @@ describe('docker-compose.yml', () => {
       expect(env.NODE_ENV).toBe('production');
       expect(env.JWT_SECRET).toMatch(/JWT_SECRET/);
       expect(env.MESSAGE_ENCRYPTION_KEY).toMatch(/MESSAGE_ENCRYPTION_KEY/);
+      expect(env.VAPID_PUBLIC_KEY).toMatch(/VAPID_PUBLIC_KEY/);
     }
   });
 

@@ -38,11 +38,14 @@ describe('loadConfig', () => {
     }
   });
 
-  it('requires a strong JWT_SECRET and a message key in production', () => {
+  it('requires a strong JWT_SECRET, a message key and VAPID keys in production', () => {
     const key = randomBytes(32).toString('base64');
-    expect(() => loadConfig({ NODE_ENV: 'production', DATA_DIR: dataDir() })).toThrow(/JWT_SECRET: required[^]*MESSAGE_ENCRYPTION_KEY: required/);
-    expect(() => loadConfig({ NODE_ENV: 'production', JWT_SECRET: 'short', MESSAGE_ENCRYPTION_KEY: key })).toThrow(/JWT_SECRET: must be at least 32/);
-    const config = loadConfig({ NODE_ENV: 'production', JWT_SECRET: 'x'.repeat(32), MESSAGE_ENCRYPTION_KEY: key });
+    const vapid = { VAPID_PUBLIC_KEY: 'BPub', VAPID_PRIVATE_KEY: 'priv', VAPID_SUBJECT: 'mailto:ops@example.com' };
+    expect(() => loadConfig({ NODE_ENV: 'production', DATA_DIR: dataDir() })).toThrow(
+      /JWT_SECRET: required[^]*VAPID_PUBLIC_KEY, VAPID_PRIVATE_KEY, VAPID_SUBJECT: required[^]*MESSAGE_ENCRYPTION_KEY: required/,
+    );
+    expect(() => loadConfig({ NODE_ENV: 'production', JWT_SECRET: 'short', MESSAGE_ENCRYPTION_KEY: key, ...vapid })).toThrow(/JWT_SECRET: must be at least 32/);
+    const config = loadConfig({ NODE_ENV: 'production', JWT_SECRET: 'x'.repeat(32), MESSAGE_ENCRYPTION_KEY: key, ...vapid });
     expect(config.auth.jwtSecret).toBe('x'.repeat(32));
     expect(config.messageEncryption.keys[config.messageEncryption.currentKeyId]).toEqual(Buffer.from(key, 'base64'));
   });

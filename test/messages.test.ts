@@ -20,7 +20,7 @@ let stranger: TestUser;
 let group: string;
 
 beforeAll(async () => {
-  app = await startTestApp({}, { onQuery: (sql) => queries.push(sql) });
+  app = await startTestApp({}, { onQuery: (sql) => queries.push(sql), notifications: { relayIntervalMs: 600_000 } });
   [alice, bob, carol, stranger] = await Promise.all([registerUser(app), registerUser(app), registerUser(app), registerUser(app)]);
   group = await createChat(app, alice, { kind: 'GROUP', title: 'Messages', memberIds: [bob.id, carol.id] });
 });
@@ -218,6 +218,7 @@ describe('history', () => {
       gql(app, `query ($id: ID!, $last: Int) { chat(id: $id) { messages(last: $last) { edges { node {
         id text sender { id username } replyTo { id text sender { id } } readBy { id } } } } } }`, { id: chat, last }, { token: alice.accessToken });
     const count = async (last: number) => {
+      await app.notifications.whenIdle(); // the sends' notification jobs query too
       queries.length = 0;
       const result = await page(last);
       expect(result.errors).toBeUndefined();

@@ -1,8 +1,15 @@
-// `npm run worker`: the background worker process (its own service in docker-compose.yml).
-// Push-notification jobs (BullMQ) are processed here once that feature lands; until then the
-// process validates its configuration and waits, so deployments can already run the service.
+// `npm run worker`: the background worker process (its own service in docker-compose.yml). It runs
+// push-notification jobs from Redis; any number of workers can run, and a job whose worker dies is
+// taken over by another once its lock expires. SIGTERM lets running jobs finish.
+import { Redis } from 'ioredis';
+import { createContentCipher } from '../src/crypto/content-cipher.ts';
+import { createPrisma } from '../src/db/client.ts';
 import { ConfigError, loadConfig } from '../src/env.ts';
 import { createLogger } from '../src/logger.ts';
+import { createNotifications } from '../src/notifications/notifications.ts';
+import { startBullWorker } from '../src/notifications/queue.ts';
+import { createPresenceTracker } from '../src/realtime/presence.ts';
+import { createWorkerPool } from '../src/worker-pool.ts';
 
 let config;
 try {
@@ -12,12 +19,52 @@ try {
   console.error(error.message);
   process.exit(1);
 }
-const logger = createLogger(config.logLevel);
-logger.info({ redis: Boolean(config.redisUrl) }, 'worker started: no job queues are defined yet');
-const keepAlive = setInterval(() => {}, 1 << 30);
+const logger = createLogger(config.logLevel).child({ role: 'worker' });
+if (!config.redisUrl || !config.database.url) {
+  logger.error('the worker needs REDIS_URL and DATABASE_URL; without Redis, `npm start` processes notifications itself');
+  process.exit(1);
+}
+
+const prisma = createPrisma(config.database.url, { poolSize: Math.min(config.jobs.concurrency, 20) });
+const pool = createWorkerPool({ threads: Math.min(config.workers.threads, 2) });
+const redis = new Redis(config.redisUrl, { maxRetriesPerRequest: 3 });
+redis.on('error', (error) => logger.warn({ err: error }, 'redis error'));
+// Read-only use: which recipients have a live connection (reported by the API instances).
+const presence = createPresenceTracker({ redis, prisma, logger, onChange: () => {} });
+const notifications = createNotifications({
+  config,
+  prisma,
+  cipher: createContentCipher({ keyring: config.messageEncryption, pool }),
+  presence,
+  logger,
+});
+const worker = startBullWorker({
+  redisUrl: config.redisUrl,
+  prefix: config.jobs.queuePrefix,
+  process: notifications.process,
+  logger,
+  concurrency: config.jobs.concurrency,
+  lockDurationMs: config.jobs.lockDurationMs,
+});
+// Relays the outbox too, so messages still reach the queue while no API instance runs.
+notifications.start();
+logger.info({ concurrency: config.jobs.concurrency }, 'notification worker started');
+
+let stopping = false;
 for (const signal of ['SIGINT', 'SIGTERM'] as const) {
-  process.on(signal, () => {
-    clearInterval(keepAlive);
-    logger.info({ signal }, 'worker stopped');
+  process.on(signal, async () => {
+    if (stopping) return;
+    stopping = true;
+    logger.info({ signal }, 'worker stopping: finishing running jobs');
+    try {
+      await worker.close();
+      await notifications.stop();
+      await Promise.allSettled([pool.close(), prisma.$disconnect(), redis.quit()]);
+      logger.info('worker stopped');
+      process.exit(0);
+    } catch (error) {
+      logger.error({ err: error }, 'worker shutdown failed');
+      process.exit(1);
+    }
   });
 }

@@ -1,10 +1,16 @@
 import { Prisma } from '../generated/prisma/client.ts';
 
-/** A unique-index violation, from a Prisma query (P2002) or a raw one (SQLSTATE 23505). */
-export function isUniqueViolation(error: unknown): boolean {
+/** Whether a Prisma error is `prismaCode`, or a raw query's failure with SQLSTATE `sqlState`. */
+function isDatabaseError(error: unknown, prismaCode: string, sqlState: string): boolean {
   if (!(error instanceof Prisma.PrismaClientKnownRequestError)) return false;
-  if (error.code === 'P2002') return true;
+  if (error.code === prismaCode) return true;
   const meta = error.meta as { code?: string; driverAdapterError?: { cause?: { originalCode?: string; code?: string } } } | undefined;
   const cause = meta?.driverAdapterError?.cause;
-  return meta?.code === '23505' || cause?.originalCode === '23505' || cause?.code === '23505';
+  return meta?.code === sqlState || cause?.originalCode === sqlState || cause?.code === sqlState;
 }
+
+/** A unique-index violation (P2002 / SQLSTATE 23505). */
+export const isUniqueViolation = (error: unknown) => isDatabaseError(error, 'P2002', '23505');
+
+/** A foreign-key violation (P2003 / SQLSTATE 23503): the referenced row is gone. */
+export const isForeignKeyViolation = (error: unknown) => isDatabaseError(error, 'P2003', '23503');

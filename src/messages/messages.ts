@@ -3,14 +3,14 @@ import { z } from 'zod';
 import { directPartner, findMembership, requireMembership } from '../chats/membership.ts';
 import type { Services } from '../context.ts';
 import { badUserInput, conflict, forbidden, notFound } from '../errors.ts';
-import { isUniqueViolation } from '../db/errors.ts';
+import { isForeignKeyViolation, isUniqueViolation } from '../db/errors.ts';
 import type { Message, MessageKind } from '../generated/prisma/client.ts';
 import { uuidv7 } from '../ids.ts';
 import { isBlockedEitherWay } from '../users/blocking.ts';
 import { parseInput } from '../validation.ts';
 import { decodeContent, editAad, messageAad, sealContent, type Location, type MessageContent } from './content.ts';
 
-type MessageServices = Pick<Services, 'prisma' | 'cipher' | 'events'>;
+type MessageServices = Pick<Services, 'prisma' | 'cipher' | 'events' | 'notifications'>;
 
 /** Longest text or caption, in Unicode code points. */
 export const TEXT_MAX_LENGTH = 4_000;
@@ -102,7 +102,8 @@ export async function sendMessage(services: MessageServices, senderId: string, i
   try {
     // One statement: take the next position under the chat row's lock and insert. A reader can never
     // see position n+1 before n, so paging forward during concurrent sends has no gaps. The EXISTS
-    // re-checks membership at the moment of insertion.
+    // re-checks membership at the moment of insertion. The outbox row for push notifications
+    // commits with the message (see src/notifications/outbox.ts).
     inserted = await prisma.$queryRaw<Message[]>`
       WITH next AS (
         UPDATE "Chat" SET "lastSeq" = "lastSeq" + 1, "lastMessageId" = ${id}, "lastActivityAt" = now()
@@ -110,22 +111,31 @@ export async function sendMessage(services: MessageServices, senderId: string, i
           AND EXISTS (SELECT 1 FROM "ChatMember" WHERE "chatId" = ${chatId} AND "userId" = ${senderId})
         RETURNING "lastSeq"
       )
-      INSERT INTO "Message" ("id", "chatId", "seq", "senderId", "kind", "content", "contentKeyId",
-                             "attachmentId", "replyToId", "clientMessageId", "createdAt")
-      SELECT ${id}, ${chatId}, next."lastSeq", ${senderId}, ${input.kind}::"MessageKind", ${sealed.content},
-             ${sealed.contentKeyId}, ${content.attachmentId}, ${replyToId}, ${clientMessageId}, now()
-      FROM next
-      RETURNING *`;
+      , inserted AS (
+        INSERT INTO "Message" ("id", "chatId", "seq", "senderId", "kind", "content", "contentKeyId",
+                               "attachmentId", "replyToId", "clientMessageId", "createdAt")
+        SELECT ${id}, ${chatId}, next."lastSeq", ${senderId}, ${input.kind}::"MessageKind", ${sealed.content},
+               ${sealed.contentKeyId}, ${content.attachmentId}, ${replyToId}, ${clientMessageId}, now()
+        FROM next
+        RETURNING *
+      )
+      , outbox AS (
+        INSERT INTO "NotificationOutbox" ("messageId") SELECT "id" FROM inserted
+      )
+      SELECT * FROM inserted`;
   } catch (error) {
     if (clientMessageId && isUniqueViolation(error)) {
       const earlier = await findByClientId(services, senderId, clientMessageId, chatId);
       if (earlier) return earlier;
     }
+    // The attachment was cleaned up (unused for a day) between the check above and the insert.
+    if (content.attachmentId && isForeignKeyViolation(error)) throw badUserInput('input.attachmentId', 'Unknown attachment.');
     throw error;
   }
   const message = inserted[0];
   if (!message) throw notFound('Chat');
   await services.events.message(chatId, 'CREATED', message);
+  services.notifications.messageSent();
   return message;
 }
 

@@ -91,18 +91,21 @@ export function attachWebSocketServer(
           operations: new Set(),
           counted: false,
         };
+        ctx.extra.state = state;
         const { accepted } = await presence.connect(auth.viewer.userId);
         if (!accepted) {
           socket.close(CLOSE_TOO_MANY_CONNECTIONS, 'Too many connections');
           return false;
         }
+        // The socket may have closed while presence was counting it; onClose then found nothing to uncount.
+        if (socket.readyState !== socket.OPEN) {
+          await presence.disconnect(auth.viewer.userId);
+          return false;
+        }
         state.counted = true;
-        ctx.extra.state = state;
         let sockets = socketsBySession.get(auth.viewer.sessionId);
         if (!sockets) socketsBySession.set(auth.viewer.sessionId, (sockets = new Set()));
         sockets.add(socket);
-        // The socket may have closed while we were checking.
-        if (socket.readyState !== socket.OPEN) return false;
         return true;
       },
 

@@ -4,6 +4,7 @@ import PrismaPlugin from '@pothos/plugin-prisma';
 import RelayPlugin from '@pothos/plugin-relay';
 import { GraphQLError, Kind } from 'graphql';
 import type { Context } from '../context.ts';
+import type { UploadedFile } from '../files/uploads.ts';
 import type PrismaTypes from '../generated/pothos-types.ts';
 import { getDatamodel } from '../generated/pothos-types.ts';
 
@@ -13,6 +14,8 @@ export const builder = new SchemaBuilder<{
   DefaultFieldNullability: false;
   Scalars: {
     DateTime: { Input: Date; Output: Date | string };
+    /** Input only: the WHATWG File Yoga parses out of a multipart request. */
+    File: { Input: UploadedFile; Output: never };
   };
 }>({
   defaultFieldNullability: false,

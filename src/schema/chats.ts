@@ -68,6 +68,16 @@ builder.prismaObject('Chat', {
       extensions: { viewerDependent: true },
       resolve: async (chat, _args, ctx) => (await ctx.loaders.membership.load(chat.id))?.lastReadMessageId ?? null,
     }),
+    mutedUntil: t.field({
+      type: 'DateTime',
+      nullable: true,
+      description: "Until when the viewer muted this chat's push notifications; null when not muted.",
+      extensions: { viewerDependent: true },
+      resolve: async (chat, _args, ctx) => {
+        const mutedUntil = (await ctx.loaders.membership.load(chat.id))?.mutedUntil ?? null;
+        return mutedUntil && mutedUntil > new Date() ? mutedUntil : null;
+      },
+    }),
     lastMessage: t.relation('lastMessage', { nullable: true, description: 'The newest message (possibly deleted).' }),
     messages: t.relatedConnection(
       'messages',

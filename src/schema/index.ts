@@ -4,8 +4,10 @@ import './users.ts';
 import './auth.ts';
 import './chats.ts';
 import './messages.ts';
+import './files.ts';
 import './realtime.ts';
 import './contacts.ts';
 import './admin.ts';
+import './notifications.ts';
 
 export const schema = builder.toSchema({ sortSchema: true });

@@ -29,21 +29,6 @@ async function contentOf(
   return decodeContent(plaintext);
 }
 
-builder.prismaObject('Attachment', {
-  description: 'An uploaded file.',
-  fields: (t) => ({
-    id: t.exposeID('id'),
-    kind: t.expose('kind', { type: MessageKindEnum, nullable: true, description: 'What the file was uploaded as.' }),
-    name: t.exposeString('name'),
-    mimeType: t.exposeString('mimeType'),
-    size: t.exposeInt('size', { description: 'Bytes.' }),
-    width: t.exposeInt('width', { nullable: true }),
-    height: t.exposeInt('height', { nullable: true }),
-    durationMs: t.exposeInt('durationMs', { nullable: true }),
-    createdAt: t.expose('createdAt', { type: 'DateTime' }),
-  }),
-});
-
 builder.prismaObject('MessageEdit', {
   description: 'An earlier version of an edited message.',
   fields: (t) => ({

@@ -1,0 +1,88 @@
+// Uploads that no message uses — never sent, or sent in messages since deleted (deleting a message
+// clears its attachmentId) — are deleted after UPLOAD_RETENTION: the row first, then the bytes, so
+// nothing ever points at a removed file. A crash in between leaves only unreferenced bytes behind.
+import type { Services } from '../context.ts';
+
+type CleanupServices = Pick<Services, 'prisma' | 'storage' | 'logger'>;
+
+/** Rows per transaction: short row locks, bounded memory. */
+const BATCH = 200;
+/** How often buildApp's timer runs the clean-up. */
+export const CLEANUP_INTERVAL_MS = 60 * 60_000;
+
+/** Deletes unused attachments created before `olderThan` (rows and stored bytes); returns how many. */
+export async function deleteUnusedUploads(services: CleanupServices, olderThan: Date): Promise<number> {
+  const { prisma, storage } = services;
+  let deleted = 0;
+  let after = '';
+  for (;;) {
+    const candidates = await prisma.attachment.findMany({
+      where: { createdAt: { lt: olderThan }, messages: { none: {} }, id: { gt: after } },
+      select: { id: true },
+      orderBy: { id: 'asc' },
+      take: BATCH,
+    });
+    if (candidates.length === 0) break;
+    after = candidates.at(-1)!.id;
+    const ids = candidates.map((candidate) => candidate.id);
+
+    const removed = await prisma.$transaction(async (tx) => {
+      // FOR UPDATE conflicts with the key-share lock a message insert takes on the attachment it
+      // references: a send in flight is skipped here, and a later one waits for this transaction and
+      // then fails its foreign key instead of losing its attachment to SET NULL.
+      const locked = await tx.$queryRaw<Array<{ id: string }>>`
+        SELECT "id" FROM "Attachment" WHERE "id" = ANY(${ids}) FOR UPDATE SKIP LOCKED`;
+      if (locked.length === 0) return [];
+      // A new statement, so a new snapshot: it sees every message committed before the locks were taken.
+      return tx.$queryRaw<Array<{ storageKey: string; thumbnailKey: string | null }>>`
+        DELETE FROM "Attachment" a
+        WHERE a."id" = ANY(${locked.map((row) => row.id)})
+          AND NOT EXISTS (SELECT 1 FROM "Message" m WHERE m."attachmentId" = a."id")
+        RETURNING a."storageKey", a."thumbnailKey"`;
+    });
+    for (const key of removed.flatMap((row) => (row.thumbnailKey ? [row.storageKey, row.thumbnailKey] : [row.storageKey]))) {
+      // The row is gone already; bytes that cannot be deleted now are unreferenced, not dangerous.
+      await storage.delete(key).catch((error: unknown) => services.logger.warn({ err: error, storageKey: key }, 'could not delete the stored bytes of an unused upload'));
+    }
+    deleted += removed.length;
+    if (candidates.length < BATCH) break;
+  }
+  // Temporary files of writes a crash interrupted are as old as the retention allows, too.
+  await storage.deleteIncomplete?.(olderThan);
+  return deleted;
+}
+
+export interface UploadCleanupOptions {
+  /** Unused uploads older than this are deleted (UPLOAD_RETENTION). */
+  retentionMs: number;
+  /** Default CLEANUP_INTERVAL_MS (an hour). */
+  intervalMs?: number;
+}
+
+/**
+ * Runs deleteUnusedUploads every interval; the returned function stops the timer and waits for a
+ * run in progress (so shutdown does not pull the database from under it). The timer never keeps
+ * the process alive.
+ */
+export function startUploadCleanup(
+  services: CleanupServices,
+  { retentionMs, intervalMs = CLEANUP_INTERVAL_MS }: UploadCleanupOptions,
+): () => Promise<void> {
+  let running: Promise<void> | undefined;
+  const timer = setInterval(() => {
+    // A run that outlasts the interval is not stacked on.
+    running ??= deleteUnusedUploads(services, new Date(Date.now() - retentionMs))
+      .then((deleted) => {
+        if (deleted > 0) services.logger.info({ deleted }, 'deleted unused uploads');
+      })
+      .catch((error: unknown) => services.logger.warn({ err: error }, 'unused upload clean-up failed'))
+      .finally(() => {
+        running = undefined;
+      });
+  }, intervalMs);
+  timer.unref();
+  return async () => {
+    clearInterval(timer);
+    await running;
+  };
+}

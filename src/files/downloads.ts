@@ -1,0 +1,148 @@
+// GET /files/:id and GET /files/:id/thumbnail on the API's own port, as a Yoga plugin. Access is
+// the viewer's (Bearer token) or a signed link's (Attachment.url); anyone else gets 404, as if the
+// file did not exist. Responses stream the decrypted bytes chunk by chunk, support a single Range
+// (players seek in voice notes) and ETag revalidation, and are locked down so a hostile upload can
+// neither be rendered as a page nor smuggle headers through its name.
+import type { ServerResponse } from 'node:http';
+import { Readable } from 'node:stream';
+import type { GraphQLError } from 'graphql';
+import type { Plugin } from 'graphql-yoga';
+import { authenticate, type Services } from '../context.ts';
+import { badUserInput, forbidden, internal, notFound, unauthenticated } from '../errors.ts';
+import type { Attachment } from '../generated/prisma/client.ts';
+import { requestIdOf } from '../plugins/request-id.ts';
+import { THUMBNAIL_MIME_TYPE } from '../../workers/images.ts';
+import { findDownloadableAttachment } from './access.ts';
+import { encryptedFileSize, readEncryptedFile } from './encrypted-files.ts';
+import { contentDisposition } from './file-names.ts';
+import { isInlineSafe } from './file-types.ts';
+import { etagMatches, parseRange } from './ranges.ts';
+import { checkFileUrl, type FileVariant } from './signed-urls.ts';
+
+type DownloadServices = Pick<Services, 'config' | 'prisma' | 'storage' | 'tokens' | 'logger'>;
+
+const FILE_ROUTE = /^\/files\/([A-Za-z0-9-]{1,64})(\/thumbnail)?\/?$/;
+
+/** Headers on every file response: never sniffed into HTML, never able to run script if opened directly. */
+const LOCKED_DOWN = {
+  'x-content-type-options': 'nosniff',
+  'content-security-policy': "default-src 'none'; sandbox",
+  'referrer-policy': 'no-referrer',
+} as const;
+
+type FetchAPI = { Response: typeof Response };
+
+export function useFileDownloads(services: DownloadServices): Plugin {
+  return {
+    onRequest({ request, url, endResponse, fetchAPI, serverContext }) {
+      const route = FILE_ROUTE.exec(url.pathname);
+      if (!route || (request.method !== 'GET' && request.method !== 'HEAD')) return;
+      const variant: FileVariant = route[2] ? 'thumbnail' : 'original';
+      // Over a Node server the raw response is here; a stream failing after the headers cuts it.
+      const { res } = serverContext as { res?: ServerResponse };
+      const cutConnection = () => res?.destroy();
+      return serveFile(services, fetchAPI, request, url, route[1]!, variant, cutConnection).then(endResponse, (error: unknown) => {
+        services.logger.child({ requestId: requestIdOf(request) }).error({ err: error, path: url.pathname }, 'file download failed');
+        endResponse(errorResponse(fetchAPI, 500, internal()));
+      });
+    },
+  };
+}
+
+async function serveFile(
+  services: DownloadServices,
+  fetchAPI: FetchAPI,
+  request: Request,
+  url: URL,
+  attachmentId: string,
+  variant: FileVariant,
+  cutConnection: () => void,
+): Promise<Response> {
+  const viewer = await downloadingViewer(services, request, url, attachmentId, variant);
+  if ('status' in viewer) return errorResponse(fetchAPI, viewer.status, viewer.error);
+  const attachment = await findDownloadableAttachment(services.prisma, attachmentId, viewer.userId);
+  const stored = attachment && storedVariant(attachment, variant);
+  if (!attachment || !stored) return errorResponse(fetchAPI, 404, notFound('File'));
+  const size = variant === 'original' ? attachment.size : await encryptedFileSize(services.storage, stored.storageKey);
+  if (size === null) throw new Error(`stored thumbnail "${stored.storageKey}" of attachment ${attachment.id} is missing`);
+
+  const etag = `"${attachment.id}${variant === 'thumbnail' ? '.thumb' : ''}"`;
+  const headers: Record<string, string> = {
+    ...LOCKED_DOWN,
+    'content-type': stored.mimeType,
+    'content-disposition': contentDisposition(isInlineSafe(stored.mimeType) ? 'inline' : 'attachment', stored.name),
+    'accept-ranges': 'bytes',
+    etag,
+    // Private (behind auth) and revalidated each time, which the ETag makes cheap; the content of an id never changes.
+    'cache-control': 'private, no-cache',
+  };
+  if (etagMatches(request.headers.get('if-none-match'), etag)) return new fetchAPI.Response(null, { status: 304, headers });
+
+  // If-Range: the range only applies to the version the client has (strong comparison).
+  const ifRange = request.headers.get('if-range');
+  const range = ifRange === null || ifRange.trim() === etag ? parseRange(request.headers.get('range'), size) : { kind: 'whole' as const };
+  if (range.kind === 'unsatisfiable') {
+    return errorResponse(fetchAPI, 416, badUserInput('range', `The requested range is outside the file (${size} bytes).`), {
+      'content-range': `bytes */${size}`,
+    });
+  }
+  const bytes = range.kind === 'partial' ? range.range : { start: 0, end: size - 1 };
+  headers['content-length'] = String(bytes.end - bytes.start + 1);
+  if (range.kind === 'partial') headers['content-range'] = `bytes ${bytes.start}-${bytes.end}/${size}`;
+  const status = range.kind === 'partial' ? 206 : 200;
+  if (request.method === 'HEAD' || size === 0) return new fetchAPI.Response(null, { status, headers });
+
+  const file = { storageKey: stored.storageKey, keyId: attachment.contentKeyId ?? '', size };
+  const plaintext = await readEncryptedFile(services.storage, services.config.messageEncryption, file, bytes);
+  const body = Readable.from(plaintext);
+  // The headers are out by the time a chunk fails to open (tampered, truncated): the client must
+  // see a broken download, not a short one, and the error must not go unhandled (pipe() leaves
+  // source errors to the source).
+  body.once('error', (error) => {
+    services.logger.child({ requestId: requestIdOf(request) }).error({ err: error, attachmentId: attachment.id }, 'file download failed mid-stream');
+    cutConnection();
+  });
+  return new fetchAPI.Response(body as unknown as BodyInit, { status, headers });
+}
+
+/** What is served for a variant: the upload itself, or its WebP thumbnail (null when it has none). */
+function storedVariant(attachment: Attachment, variant: FileVariant) {
+  if (variant === 'original') return { storageKey: attachment.storageKey, mimeType: attachment.mimeType, name: attachment.name };
+  if (!attachment.thumbnailKey) return null;
+  return { storageKey: attachment.thumbnailKey, mimeType: THUMBNAIL_MIME_TYPE, name: `${attachment.name}.thumbnail.webp` };
+}
+
+type ViewerOrRefusal = { userId: string } | { status: 401 | 403; error: GraphQLError };
+
+/** The viewer from `Authorization: Bearer` or, without that header, from a signed link's query. */
+async function downloadingViewer(
+  services: DownloadServices,
+  request: Request,
+  url: URL,
+  attachmentId: string,
+  variant: FileVariant,
+): Promise<ViewerOrRefusal> {
+  const authorization = request.headers.get('authorization');
+  if (authorization) {
+    const { viewer, authError } = await authenticate(services, authorization);
+    return viewer ? { userId: viewer.userId } : { status: 401, error: authError ?? unauthenticated() };
+  }
+  if (!url.searchParams.has('sig')) {
+    return { status: 401, error: unauthenticated('Send "Authorization: Bearer <accessToken>" or use a signed link (Attachment.url).') };
+  }
+  const check = checkFileUrl(services.config.auth.jwtSecret, attachmentId, variant, url.searchParams);
+  if (check.ok) return { userId: check.link.viewerId };
+  return {
+    status: 403,
+    error: forbidden(check.reason === 'expired' ? 'This link has expired; query Attachment.url for a fresh one.' : 'This link is not valid.'),
+  };
+}
+
+/** The API's error shape, `{ "errors": [{ "message", "extensions": { "code" } }] }`, as a plain HTTP response. */
+function errorResponse(fetchAPI: FetchAPI, status: number, error: GraphQLError, extraHeaders: Record<string, string> = {}): Response {
+  const body = JSON.stringify({ errors: [{ message: error.message, extensions: error.extensions }] });
+  return new fetchAPI.Response(body, {
+    status,
+    headers: { ...LOCKED_DOWN, 'content-type': 'application/json; charset=utf-8', 'cache-control': 'no-store', ...extraHeaders },
+  });
+}

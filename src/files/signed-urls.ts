@@ -1,0 +1,67 @@
+// Short-lived download links (`Attachment.url`, `thumbnailUrl`) for places that cannot send an
+// Authorization header, like <img src> and <audio src>. A link names its viewer and is signed
+// with HMAC-SHA256, so it cannot be altered or reused for another file, variant or person; the
+// download still checks that viewer's access, so leaving the chat ends what a link can fetch.
+import { createHmac, hkdfSync, timingSafeEqual } from 'node:crypto';
+
+export type FileVariant = 'original' | 'thumbnail';
+
+export interface FileLink {
+  attachmentId: string;
+  variant: FileVariant;
+  viewerId: string;
+  /** Unix seconds after which the link stops working. */
+  expires: number;
+}
+
+export type LinkCheck = { ok: true; link: FileLink } | { ok: false; reason: 'expired' | 'invalid' };
+
+const keys = new Map<string, Buffer>();
+
+/** The HMAC key, derived from JWT_SECRET (a secret we already have) for this one purpose. */
+function signingKey(secret: string): Buffer {
+  let key = keys.get(secret);
+  if (!key) keys.set(secret, (key = Buffer.from(hkdfSync('sha256', secret, '', 'kocmoc file links v1', 32))));
+  return key;
+}
+
+function signature(secret: string, { attachmentId, variant, viewerId, expires }: FileLink): Buffer {
+  // Newline-separated: none of the parts (ids, a variant name, a number) can contain one.
+  return createHmac('sha256', signingKey(secret)).update(`${attachmentId}\n${variant}\n${viewerId}\n${expires}`).digest();
+}
+
+/** The download path of a file, e.g. `/files/<id>` or `/files/<id>/thumbnail`. */
+export const filePath = (attachmentId: string, variant: FileVariant) =>
+  `/files/${encodeURIComponent(attachmentId)}${variant === 'thumbnail' ? '/thumbnail' : ''}`;
+
+/** A relative URL (`/files/<id>?u=…&expires=…&sig=…`) that works without Authorization until `ttlMs` from now. */
+export function signFileUrl(secret: string, link: Omit<FileLink, 'expires'>, ttlMs: number, now = Date.now()): string {
+  // Rounded up: a link lives at least `ttlMs`, never a moment less.
+  const signed: FileLink = { ...link, expires: Math.ceil((now + ttlMs) / 1_000) };
+  const query = new URLSearchParams({
+    u: signed.viewerId,
+    expires: String(signed.expires),
+    sig: signature(secret, signed).toString('base64url'),
+  });
+  return `${filePath(link.attachmentId, link.variant)}?${query}`;
+}
+
+/** Checks a link's query (`u`, `expires`, `sig`) for this file and variant, in constant time. */
+export function checkFileUrl(
+  secret: string,
+  attachmentId: string,
+  variant: FileVariant,
+  query: URLSearchParams,
+  now = Date.now(),
+): LinkCheck {
+  const viewerId = query.get('u');
+  const expiresText = query.get('expires');
+  const given = Buffer.from(query.get('sig') ?? '', 'base64url');
+  if (!viewerId || !expiresText || !/^\d{1,12}$/.test(expiresText)) return { ok: false, reason: 'invalid' };
+  const link: FileLink = { attachmentId, variant, viewerId, expires: Number(expiresText) };
+  const expected = signature(secret, link);
+  if (given.length !== expected.length || !timingSafeEqual(given, expected)) return { ok: false, reason: 'invalid' };
+  // Checked after the signature, so an altered `expires` reads as invalid rather than as expired.
+  if (now >= link.expires * 1_000) return { ok: false, reason: 'expired' };
+  return { ok: true, link };
+}

@@ -1,0 +1,168 @@
+// The two notification jobs, as plain functions of their input and dependencies. The BullMQ worker
+// and the in-process runner call the same code.
+import { createHash } from 'node:crypto';
+import type { ContentCipher } from '../crypto/content-cipher.ts';
+import type { Config } from '../env.ts';
+import type { PrismaClient } from '../generated/prisma/client.ts';
+import type { Logger } from '../logger.ts';
+import { decodeContent, messageAad } from '../messages/content.ts';
+import type { PresenceTracker } from '../realtime/presence.ts';
+import { checkPushEndpoint } from './endpoints.ts';
+import type { PushSender } from './web-push.ts';
+
+export interface FanOutJob {
+  messageId: string;
+}
+
+export interface DeliveryJob {
+  messageId: string;
+  subscriptionId: string;
+}
+
+/** A job that failed in a way retrying will not fix. */
+export class PermanentJobError extends Error {
+  override name = 'PermanentJobError';
+}
+
+export interface NotificationDeps {
+  prisma: PrismaClient;
+  cipher: ContentCipher;
+  presence: Pick<PresenceTracker, 'onlineUserIds'>;
+  config: Pick<Config, 'push'>;
+  logger: Logger;
+  send: PushSender;
+  /** Queues delivery jobs (job id per message and device, delayed by the collapse window). */
+  enqueueDeliveries(jobs: DeliveryJob[]): Promise<void>;
+}
+
+/** Seconds a push service keeps a notification for an unreachable device. */
+const PUSH_TTL_SECONDS = 24 * 3600;
+const PREVIEW_MAX = 120;
+
+/**
+ * Who hears about a new message: every member but the sender who has not muted the chat, has not
+ * blocked the sender, and has no live connection anywhere (a connected client gets the event over
+ * its socket instead) — one delivery per registered device of a live session.
+ */
+export async function fanOut(deps: NotificationDeps, { messageId }: FanOutJob): Promise<number> {
+  const { prisma } = deps;
+  const message = await prisma.message.findUnique({ where: { id: messageId }, select: { chatId: true, senderId: true, deletedAt: true } });
+  if (!message || message.deletedAt) return 0;
+  const now = new Date();
+  const members = await prisma.chatMember.findMany({
+    where: {
+      chatId: message.chatId,
+      userId: { not: message.senderId },
+      OR: [{ mutedUntil: null }, { mutedUntil: { lte: now } }],
+      user: { blocks: { none: { blockedId: message.senderId } } },
+    },
+    select: { userId: true },
+  });
+  const online = await deps.presence.onlineUserIds(members.map((m) => m.userId));
+  const recipients = members.map((m) => m.userId).filter((id) => !online.has(id));
+  if (recipients.length === 0) return 0;
+  const subscriptions = await prisma.pushSubscription.findMany({
+    where: { userId: { in: recipients }, session: { revokedAt: null, expiresAt: { gt: now } } },
+    select: { id: true },
+  });
+  await deps.enqueueDeliveries(subscriptions.map((s) => ({ messageId, subscriptionId: s.id })));
+  return subscriptions.length;
+}
+
+export type DeliveryOutcome = 'sent' | 'collapsed' | 'gone' | 'skipped';
+
+/**
+ * Sends one notification to one device. A burst collapses: a job whose message has a newer
+ * notifiable one in the same chat leaves the telling to that one (which counts them all), and the
+ * push service replaces pending notifications of the same chat (Topic). Throws to be retried.
+ */
+export async function deliver(deps: NotificationDeps, job: DeliveryJob): Promise<DeliveryOutcome> {
+  const { prisma } = deps;
+  const subscription = await prisma.pushSubscription.findUnique({ where: { id: job.subscriptionId } });
+  if (!subscription) return 'gone';
+  const message = await prisma.message.findUnique({
+    where: { id: job.messageId },
+    include: { chat: { select: { id: true, kind: true, title: true } }, sender: { select: { displayName: true } } },
+  });
+  if (!message || message.deletedAt) return 'skipped';
+  const member = await prisma.chatMember.findUnique({
+    where: { chatId_userId: { chatId: message.chatId, userId: subscription.userId } },
+    select: { lastReadSeq: true, mutedUntil: true },
+  });
+  if (!member || (member.mutedUntil && member.mutedUntil > new Date()) || member.lastReadSeq >= message.seq) return 'skipped';
+
+  const newer = await prisma.message.findFirst({
+    where: { chatId: message.chatId, seq: { gt: message.seq }, senderId: { not: subscription.userId }, deletedAt: null },
+    select: { id: true },
+  });
+  if (newer) return 'collapsed';
+
+  try {
+    await checkPushEndpoint(subscription.endpoint, { allowPrivate: deps.config.push.allowPrivateEndpoints });
+  } catch {
+    await prisma.pushSubscription.deleteMany({ where: { id: subscription.id } });
+    return 'gone';
+  }
+
+  const unread = await prisma.message.count({
+    where: { chatId: message.chatId, seq: { gt: member.lastReadSeq }, senderId: { not: subscription.userId }, deletedAt: null },
+  });
+  const payload = JSON.stringify(await notificationPayload(deps.cipher, message, unread));
+  const outcome = await deps.send(subscription, payload, {
+    topic: chatTopic(message.chatId),
+    ttlSeconds: PUSH_TTL_SECONDS,
+    urgency: 'normal',
+  });
+  switch (outcome.kind) {
+    case 'sent':
+      return 'sent';
+    case 'gone':
+      await prisma.pushSubscription.deleteMany({ where: { id: subscription.id } });
+      return 'gone';
+    case 'retry':
+      throw new Error(`push delivery will be retried: ${outcome.reason}`);
+    case 'rejected':
+      throw new PermanentJobError(outcome.reason);
+  }
+}
+
+/** Collapse key of a chat's notifications (RFC 8030 Topic: up to 32 URL-safe characters). */
+export function chatTopic(chatId: string): string {
+  return createHash('sha256').update(chatId).digest('base64url').slice(0, 32);
+}
+
+interface NotifiedMessage {
+  id: string;
+  chatId: string;
+  kind: string;
+  content: Uint8Array | null;
+  contentKeyId: string | null;
+  chat: { kind: string; title: string | null };
+  sender: { displayName: string };
+}
+
+/** What the service worker shows: who, where, a short preview, and how many are unread. */
+export async function notificationPayload(cipher: ContentCipher, message: NotifiedMessage, unread: number) {
+  let text: string | null = null;
+  if (message.content && message.contentKeyId) {
+    const [plaintext] = await cipher.open([{ keyId: message.contentKeyId, aad: messageAad(message.id), ciphertext: message.content }]);
+    text = decodeContent(plaintext!).text;
+  }
+  const preview = previewOf(message.kind, text);
+  const group = message.chat.kind === 'GROUP';
+  return {
+    type: 'message',
+    chatId: message.chatId,
+    messageId: message.id,
+    title: group ? (message.chat.title ?? 'Group') : message.sender.displayName,
+    body: group ? `${message.sender.displayName}: ${preview}` : preview,
+    unread,
+  };
+}
+
+function previewOf(kind: string, text: string | null): string {
+  const label = { IMAGE: '📷 Photo', FILE: '📎 File', VOICE: '🎤 Voice message', LOCATION: '📍 Location' }[kind];
+  const body = text ? (text.length > PREVIEW_MAX ? `${text.slice(0, PREVIEW_MAX - 1)}…` : text) : '';
+  if (!label) return body;
+  return body ? `${label}: ${body}` : label;
+}

@@ -1,0 +1,68 @@
+// Push notifications for new messages: assembled once for the API (which relays the outbox, and
+// without Redis also runs the jobs) and for the worker process (which runs the jobs from Redis).
+import type { Agent } from 'node:https';
+import type { ContentCipher } from '../crypto/content-cipher.ts';
+import type { Config } from '../env.ts';
+import type { PrismaClient } from '../generated/prisma/client.ts';
+import type { Logger } from '../logger.ts';
+import type { PresenceTracker } from '../realtime/presence.ts';
+import { deliver, fanOut, type NotificationDeps } from './jobs.ts';
+import { createOutboxRelay } from './outbox.ts';
+import { createBullQueue, createLocalQueue, jobIds, type JobData, type JobProcessor } from './queue.ts';
+import { createPushSender } from './web-push.ts';
+
+export interface NotificationsOptions {
+  config: Pick<Config, 'push' | 'redisUrl' | 'jobs'>;
+  prisma: PrismaClient;
+  cipher: ContentCipher;
+  presence: Pick<PresenceTracker, 'onlineUserIds'>;
+  logger: Logger;
+  /** HTTPS agent for push services (tests trust their local push service's certificate with it). */
+  pushAgent?: Agent;
+  /** How often the outbox is checked for leftovers. Default 5 s. */
+  relayIntervalMs?: number;
+}
+
+export type Notifications = ReturnType<typeof createNotifications>;
+
+export function createNotifications(options: NotificationsOptions) {
+  const { config, prisma, logger } = options;
+  const process: JobProcessor = (name, data) =>
+    name === 'fan-out' ? fanOut(deps, data as JobData['fan-out']) : deliver(deps, data as JobData['deliver']);
+  const queue = config.redisUrl ? createBullQueue(config.redisUrl, config.jobs.queuePrefix) : createLocalQueue(process, logger);
+  const deps: NotificationDeps = {
+    prisma,
+    cipher: options.cipher,
+    presence: options.presence,
+    config,
+    logger,
+    send: createPushSender({ vapid: config.push.vapid, agent: options.pushAgent }),
+    enqueueDeliveries: (jobs) =>
+      queue.add('deliver', jobs.map((job) => ({ id: jobIds.deliver(job), data: job })), { delayMs: config.push.collapseWindowMs }),
+  };
+  const relay = createOutboxRelay({ prisma, queue, logger, intervalMs: options.relayIntervalMs });
+
+  return {
+    queue,
+    /** Runs one job (the worker's processor). */
+    process,
+    /** A message was committed with an outbox row: relay it now rather than at the next interval. */
+    messageSent: () => relay.kick(),
+    start: () => relay.start(),
+    /** Resolves once the outbox is relayed and (in-process) no job is waiting or running: tests count queries after it. */
+    async whenIdle(timeoutMs = 10_000) {
+      const deadline = Date.now() + timeoutMs;
+      for (;;) {
+        await relay.drained();
+        const [outbox, depth] = await Promise.all([prisma.notificationOutbox.count(), queue.depth()]);
+        if (outbox === 0 && depth === 0) return;
+        if (Date.now() > deadline) throw new Error(`notifications still busy: ${outbox} in the outbox, ${depth} jobs`);
+        await new Promise((resolve) => setTimeout(resolve, 20));
+      }
+    },
+    async stop() {
+      await relay.stop();
+      await queue.close();
+    },
+  };
+}

@@ -1,0 +1,150 @@
+// Where notification jobs wait: a BullMQ queue on Redis (survives restarts; any worker process
+// takes jobs, and a worker that dies mid-job has it taken over), or, without Redis, an in-process
+// runner with the same job ids, retries and backoff.
+import { Queue, UnrecoverableError, Worker, type JobsOptions } from 'bullmq';
+import { Redis } from 'ioredis';
+import type { Logger } from '../logger.ts';
+import { PermanentJobError, type DeliveryJob, type FanOutJob } from './jobs.ts';
+
+export const QUEUE_NAME = 'kocmoc-notifications';
+/** Attempts per job before it is given up (exponential backoff from RETRY_BASE_MS: ~1 s … ~2 min). */
+export const JOB_ATTEMPTS = 8;
+export const RETRY_BASE_MS = 1_000;
+
+export type JobName = 'fan-out' | 'deliver';
+export interface JobData {
+  'fan-out': FanOutJob;
+  deliver: DeliveryJob;
+}
+export type JobProcessor = <N extends JobName>(name: N, data: JobData[N]) => Promise<unknown>;
+
+export interface NotificationQueue {
+  /** Whether jobs go through Redis (a separate worker process runs them). */
+  readonly distributed: boolean;
+  add<N extends JobName>(name: N, jobs: Array<{ id: string; data: JobData[N] }>, options?: { delayMs?: number }): Promise<void>;
+  /** Jobs waiting, delayed or running. */
+  depth(): Promise<number>;
+  close(): Promise<void>;
+}
+
+/** Job ids make enqueueing idempotent: the same message or (message, device) is queued once. */
+export const jobIds = {
+  fanOut: (messageId: string) => `fanout-${messageId}`,
+  deliver: (job: DeliveryJob) => `push-${job.messageId}-${job.subscriptionId}`,
+};
+
+const jobOptions = (id: string, delayMs = 0): JobsOptions => ({
+  jobId: id,
+  delay: delayMs,
+  attempts: JOB_ATTEMPTS,
+  backoff: { type: 'exponential', delay: RETRY_BASE_MS },
+  // Completed ids are kept a day so a re-enqueue of the same message is still recognised.
+  removeOnComplete: { age: 24 * 3600, count: 100_000 },
+  removeOnFail: { age: 7 * 24 * 3600 },
+});
+
+export function createBullQueue(redisUrl: string, prefix = 'kocmoc'): NotificationQueue {
+  const connection = new Redis(redisUrl, { maxRetriesPerRequest: null });
+  const queue = new Queue(QUEUE_NAME, { connection, prefix });
+  return {
+    distributed: true,
+    async add(name, jobs, options = {}) {
+      if (jobs.length === 0) return;
+      await queue.addBulk(jobs.map((job) => ({ name, data: job.data, opts: jobOptions(job.id, options.delayMs) })));
+    },
+    async depth() {
+      const counts = await queue.getJobCounts('waiting', 'delayed', 'active', 'prioritized', 'waiting-children');
+      return Object.values(counts).reduce((sum, n) => sum + n, 0);
+    },
+    async close() {
+      await queue.close();
+      await connection.quit().catch(() => {});
+    },
+  };
+}
+
+export interface WorkerOptions {
+  redisUrl: string;
+  prefix?: string;
+  process: JobProcessor;
+  logger: Logger;
+  /** Jobs run at once. */
+  concurrency: number;
+  /** A job whose worker stops renewing its lock for this long is taken over by another worker. */
+  lockDurationMs: number;
+}
+
+/** A BullMQ worker for the notification queue. `close()` lets running jobs finish first. */
+export function startBullWorker({ redisUrl, prefix = 'kocmoc', process, logger, concurrency, lockDurationMs }: WorkerOptions) {
+  const connection = new Redis(redisUrl, { maxRetriesPerRequest: null });
+  const worker = new Worker(
+    QUEUE_NAME,
+    async (job) => {
+      try {
+        return await process(job.name as JobName, job.data);
+      } catch (error) {
+        // Tell BullMQ not to retry what cannot succeed.
+        if (error instanceof PermanentJobError) throw new UnrecoverableError(error.message);
+        throw error;
+      }
+    },
+    { connection, prefix, concurrency, lockDuration: lockDurationMs, stalledInterval: Math.max(1_000, lockDurationMs / 2), maxStalledCount: 3 },
+  );
+  worker.on('failed', (job, error) => logger.warn({ jobId: job?.id, attempts: job?.attemptsMade, err: error }, 'notification job failed'));
+  worker.on('error', (error) => logger.warn({ err: error }, 'notification worker error'));
+  return {
+    worker,
+    async close() {
+      await worker.close();
+      await connection.quit().catch(() => {});
+    },
+  };
+}
+
+/**
+ * Without Redis: runs jobs in this process, with the same ids (a job id is run once), delays,
+ * retries and backoff. Jobs do not survive a restart; the outbox re-enqueues messages whose fan-out
+ * had not been handed over.
+ */
+export function createLocalQueue(process: JobProcessor, logger: Logger): NotificationQueue {
+  const known = new Set<string>();
+  const timers = new Set<NodeJS.Timeout>();
+  const running = new Set<Promise<unknown>>();
+  let closed = false;
+
+  const schedule = <N extends JobName>(name: N, id: string, data: JobData[N], delayMs: number, attempt: number) => {
+    const timer = setTimeout(() => {
+      timers.delete(timer);
+      const run = process(name, data)
+        .then(() => setTimeout(() => known.delete(id), 24 * 3600 * 1000).unref())
+        .catch((error: unknown) => {
+          const last = attempt + 1 >= JOB_ATTEMPTS || error instanceof PermanentJobError;
+          logger.warn({ jobId: id, attempt: attempt + 1, err: error }, last ? 'notification job gave up' : 'notification job failed, retrying');
+          if (!last && !closed) schedule(name, id, data, RETRY_BASE_MS * 2 ** attempt, attempt + 1);
+        })
+        .finally(() => running.delete(run));
+      running.add(run);
+    }, delayMs);
+    timers.add(timer);
+  };
+
+  return {
+    distributed: false,
+    async add(name, jobs, options = {}) {
+      for (const job of jobs) {
+        if (closed || known.has(job.id)) continue;
+        known.add(job.id);
+        schedule(name, job.id, job.data, options.delayMs ?? 0, 0);
+      }
+    },
+    async depth() {
+      return timers.size + running.size;
+    },
+    async close() {
+      closed = true;
+      for (const timer of timers) clearTimeout(timer);
+      timers.clear();
+      await Promise.allSettled([...running]);
+    },
+  };
+}

@@ -1,0 +1,575 @@
+// Files over a real port: multipart uploads of every kind, type sniffing, the streaming size limit,
+// encrypted storage, downloads (access, signed links, ranges, ETags, safe headers) and clean-up.
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import sharp from 'sharp';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { App } from '../src/app.ts';
+import { deleteUnusedUploads } from '../src/files/cleanup.ts';
+import { readEncryptedFile, writeEncryptedFile } from '../src/files/encrypted-files.ts';
+import { encryptedSize, FILE_CHUNK_BYTES, HEADER_BYTES } from '../src/files/file-cipher.ts';
+import { contentDisposition, sanitizeFileName } from '../src/files/file-names.ts';
+import { parseRange } from '../src/files/ranges.ts';
+import { signFileUrl } from '../src/files/signed-urls.ts';
+import type { FileStorage } from '../src/files/storage.ts';
+import { codeOf, createChat, gql, registerUser, startTestApp, TEST_JWT_SECRET, type TestUser } from './helpers.ts';
+
+const MAX_UPLOAD_BYTES = 1024 * 1024;
+const ATTACHMENT_FIELDS = 'id kind name mimeType size url width height durationMs thumbnailUrl createdAt';
+const UPLOAD = `mutation ($file: File!, $kind: MessageKind) { uploadFile(file: $file, kind: $kind) { ${ATTACHMENT_FIELDS} } }`;
+const SEND = 'mutation ($input: SendMessageInput!) { sendMessage(input: $input) { id kind attachment { id url thumbnailUrl } } }';
+const DELETE = 'mutation ($id: ID!) { deleteMessage(id: $id) { id } }';
+
+let app: App;
+let base: string;
+let uploadDir: string;
+let alice: TestUser;
+let bob: TestUser;
+let carol: TestUser;
+let group: string;
+
+beforeAll(async () => {
+  uploadDir = mkdtempSync(join(tmpdir(), 'kocmoc-uploads-'));
+  app = await startTestApp({ UPLOAD_DIR: uploadDir, MAX_UPLOAD_BYTES: String(MAX_UPLOAD_BYTES) });
+  base = `http://127.0.0.1:${(await app.start()).port}`;
+  [alice, bob, carol] = await Promise.all([registerUser(app), registerUser(app), registerUser(app)]);
+  group = await createChat(app, alice, { kind: 'GROUP', title: 'Files', memberIds: [bob.id] });
+});
+afterAll(async () => {
+  await app?.stop();
+  if (uploadDir) rmSync(uploadDir, { recursive: true, force: true });
+});
+
+interface UploadOptions {
+  name?: string;
+  /** What the client claims; the server must not believe it. */
+  type?: string;
+  kind?: string | null;
+  token?: string | null;
+}
+
+/** A GraphQL multipart request (operations, map, one file) over the real port. */
+async function upload(user: TestUser, bytes: Uint8Array, { name = 'upload.bin', type = 'application/octet-stream', kind = null, token }: UploadOptions = {}) {
+  const form = new FormData();
+  form.set('operations', JSON.stringify({ query: UPLOAD, variables: { file: null, kind } }));
+  form.set('map', JSON.stringify({ 0: ['variables.file'] }));
+  form.set('0', new Blob([bytes as Uint8Array<ArrayBuffer>], { type }), name);
+  const authToken = token === undefined ? user.accessToken : token;
+  const response = await fetch(`${base}/graphql`, {
+    method: 'POST',
+    headers: authToken ? { authorization: `Bearer ${authToken}` } : {},
+    body: form,
+  });
+  const body = (await response.json()) as { data?: { uploadFile: any } | null; errors?: Array<{ message: string; extensions?: Record<string, any> }> };
+  return { ...body, response };
+}
+
+async function uploaded(user: TestUser, bytes: Uint8Array, options: UploadOptions = {}) {
+  const result = await upload(user, bytes, options);
+  if (!result.data?.uploadFile) throw new Error(`upload failed: ${JSON.stringify(result.errors)}`);
+  return result.data.uploadFile as { id: string; kind: string | null; name: string; mimeType: string; size: number; url: string; thumbnailUrl: string | null; width: number | null; height: number | null; durationMs: number | null };
+}
+
+async function send(user: TestUser, kind: string, attachmentId: string, chatId = group) {
+  const result = await gql(app, SEND, { input: { chatId, kind, attachmentId } }, { token: user.accessToken });
+  if (!result.data?.sendMessage) throw new Error(`send failed: ${JSON.stringify(result.errors)}`);
+  return result.data.sendMessage as { id: string; attachment: { id: string; url: string; thumbnailUrl: string | null } };
+}
+
+const download = (path: string, token?: string | null, headers: Record<string, string> = {}) =>
+  fetch(`${base}${path}`, { headers: { ...(token ? { authorization: `Bearer ${token}` } : {}), ...headers } });
+
+const bytesOf = async (response: Response) => new Uint8Array(await response.arrayBuffer());
+
+const png = (width = 640, height = 480) =>
+  sharp({ create: { width, height, channels: 3, background: { r: 200, g: 60, b: 30 } } }).png().toBuffer();
+
+/** A valid PCM WAV: mono, 16-bit, `sampleRate` Hz, `ms` of a quiet tone. */
+function wav(ms: number, sampleRate = 8_000): Uint8Array {
+  const samples = Math.round((sampleRate * ms) / 1_000);
+  const out = Buffer.alloc(44 + samples * 2);
+  out.write('RIFF', 0, 'latin1');
+  out.writeUInt32LE(36 + samples * 2, 4);
+  out.write('WAVEfmt ', 8, 'latin1');
+  out.writeUInt32LE(16, 16);
+  out.writeUInt16LE(1, 20); // PCM
+  out.writeUInt16LE(1, 22); // mono
+  out.writeUInt32LE(sampleRate, 24);
+  out.writeUInt32LE(sampleRate * 2, 28); // byte rate
+  out.writeUInt16LE(2, 32); // block align
+  out.writeUInt16LE(16, 34); // bits per sample
+  out.write('data', 36, 'latin1');
+  out.writeUInt32LE(samples * 2, 40);
+  for (let i = 0; i < samples; i++) out.writeInt16LE(Math.round(2_000 * Math.sin((2 * Math.PI * 440 * i) / sampleRate)), 44 + i * 2);
+  return out;
+}
+
+const PDF = Buffer.from('%PDF-1.4\n1 0 obj << /Type /Catalog >> endobj\ntrailer << /Root 1 0 R >>\n%%EOF\n', 'latin1');
+
+/** The one stored object named `key` under UPLOAD_DIR, wherever the disk layout put it. */
+function storedPath(key: string): string {
+  const found = readdirSync(uploadDir, { recursive: true, encoding: 'utf8' }).filter((path) => path.split('/').pop() === key);
+  expect(found).toHaveLength(1);
+  return join(uploadDir, found[0]!);
+}
+
+describe('uploadFile', () => {
+  it('takes an IMAGE, measures it, makes a thumbnail, and sends it', async () => {
+    const image = await uploaded(alice, await png(640, 480), { name: 'photo.png', kind: 'IMAGE' });
+    expect(image).toMatchObject({ kind: 'IMAGE', name: 'photo.png', mimeType: 'image/png', width: 640, height: 480, durationMs: null });
+    expect(image.url).toMatch(new RegExp(`^/files/${image.id}\\?u=${alice.id}&expires=\\d+&sig=[\\w-]+$`));
+    expect(image.thumbnailUrl).toMatch(new RegExp(`^/files/${image.id}/thumbnail\\?`));
+
+    const message = await send(alice, 'IMAGE', image.id);
+    expect(message.attachment.id).toBe(image.id);
+
+    const thumbnail = await download(image.thumbnailUrl!);
+    expect(thumbnail.status).toBe(200);
+    expect(thumbnail.headers.get('content-type')).toBe('image/webp');
+    const metadata = await sharp(await bytesOf(thumbnail)).metadata();
+    expect(metadata).toMatchObject({ format: 'webp', width: 320, height: 240 });
+  });
+
+  it('reports an image as displayed, after its EXIF orientation', async () => {
+    const rotated = await sharp({ create: { width: 400, height: 200, channels: 3, background: '#08f' } })
+      .jpeg()
+      .withMetadata({ orientation: 6 })
+      .toBuffer();
+    const image = await uploaded(alice, rotated, { name: 'portrait.jpg', kind: 'IMAGE' });
+    expect(image).toMatchObject({ mimeType: 'image/jpeg', width: 200, height: 400 });
+    const thumbnail = await sharp(await bytesOf(await download(image.thumbnailUrl!))).metadata();
+    expect([thumbnail.width, thumbnail.height]).toEqual([160, 320]);
+  });
+
+  it('takes a VOICE recording, with its duration, and sends it', async () => {
+    const voice = await uploaded(alice, wav(1_500), { name: 'note.wav', kind: 'VOICE' });
+    expect(voice).toMatchObject({ kind: 'VOICE', mimeType: 'audio/wav', durationMs: 1_500, thumbnailUrl: null, width: null });
+    expect((await send(alice, 'VOICE', voice.id)).attachment.id).toBe(voice.id);
+  });
+
+  it('takes any FILE, typed by its content', async () => {
+    const pdf = await uploaded(alice, PDF, { name: 'report.pdf', type: 'text/plain', kind: 'FILE' });
+    expect(pdf).toMatchObject({ kind: 'FILE', mimeType: 'application/pdf', size: PDF.length, thumbnailUrl: null });
+    const noise = await uploaded(alice, randomBytes(5_000), { name: 'noise.bin' });
+    expect(noise).toMatchObject({ kind: null, mimeType: 'application/octet-stream', size: 5_000 });
+    expect((await send(alice, 'FILE', pdf.id)).attachment.id).toBe(pdf.id);
+    expect((await send(alice, 'FILE', noise.id)).attachment.id).toBe(noise.id);
+  });
+
+  it('ignores the type the client declares', async () => {
+    const text = Buffer.from('just some text, not a picture\n');
+    const asFile = await uploaded(alice, text, { name: 'fake.png', type: 'image/png' });
+    expect(asFile.mimeType).toBe('application/octet-stream');
+    const asImage = await upload(alice, text, { name: 'fake.png', type: 'image/png', kind: 'IMAGE' });
+    expect(asImage.errors?.[0]?.extensions).toMatchObject({ code: 'BAD_USER_INPUT', field: 'file' });
+  });
+
+  it.each([
+    ['text as IMAGE', () => Buffer.from('hello'), 'IMAGE', 'file', /IMAGE must be a JPEG, PNG/],
+    ['a PNG as VOICE', () => png(10, 10), 'VOICE', 'file', /VOICE recording must be .* \(this is image\/png\)/],
+    ['a PDF as IMAGE', () => PDF, 'IMAGE', 'file', /\(this is application\/pdf\)/],
+    ['an image with broken pixel data', async () => (await png(200, 200)).subarray(0, 120), 'IMAGE', 'file', /could not be read/],
+    ['an empty file', () => Buffer.alloc(0), 'FILE', 'file', /empty/],
+    ['kind TEXT', () => Buffer.from('hello'), 'TEXT', 'kind', /IMAGE, VOICE or FILE/],
+    ['kind LOCATION', () => Buffer.from('hello'), 'LOCATION', 'kind', /IMAGE, VOICE or FILE/],
+  ])('refuses %s with BAD_USER_INPUT', async (_case, bytes, kind, field, message) => {
+    const result = await upload(alice, await bytes(), { kind });
+    expect(result.errors?.[0]?.extensions).toMatchObject({ code: 'BAD_USER_INPUT', field });
+    expect(result.errors?.[0]?.message).toMatch(message);
+  });
+
+  it('refuses uploads without a signed-in user, before reading them', async () => {
+    const anonymous = await upload(alice, Buffer.from('x'), { token: null });
+    expect(anonymous.response.status).toBe(401);
+    expect(codeOf(anonymous)).toBe('UNAUTHENTICATED');
+    const badToken = await upload(alice, Buffer.from('x'), { token: 'not-a-token' });
+    expect(codeOf(badToken)).toBe('UNAUTHENTICATED');
+  });
+
+  it('refuses a File variable that is not an upload', async () => {
+    const result = await gql(app, UPLOAD, { file: 'not a file' }, { token: alice.accessToken });
+    expect(codeOf(result)).toBe('BAD_USER_INPUT');
+  });
+
+  it('cleans file names', async () => {
+    const file = await uploaded(alice, Buffer.from('x'), { name: `../../etc/\u202Egpj.exe\u0007${'a'.repeat(400)}.txt` });
+    expect(file.name).toMatch(/^gpj\.exea+\.txt$/);
+    expect(Buffer.byteLength(file.name)).toBeLessThanOrEqual(255);
+    expect(sanitizeFileName('..')).toBe('file');
+    expect(sanitizeFileName('C:\\Users\\me\\report.pdf')).toBe('report.pdf');
+  });
+});
+
+describe('upload size limit', () => {
+  it('refuses a file over MAX_UPLOAD_BYTES by its Content-Length, before reading it', async () => {
+    const result = await upload(alice, new Uint8Array(5 * MAX_UPLOAD_BYTES));
+    expect(result.response.status).toBe(413);
+    expect(result.errors?.[0]).toMatchObject({ message: 'The file is larger than the upload limit of 1 MiB.', extensions: { code: 'BAD_USER_INPUT', field: 'file' } });
+  });
+
+  it('refuses a file just over the limit that fits the multipart allowance', async () => {
+    const result = await upload(alice, new Uint8Array(MAX_UPLOAD_BYTES + 1));
+    expect(result.errors?.[0]).toMatchObject({ message: 'The file is larger than the upload limit of 1 MiB.', extensions: { code: 'BAD_USER_INPUT', field: 'file' } });
+    expect((await uploaded(alice, new Uint8Array(MAX_UPLOAD_BYTES))).size).toBe(MAX_UPLOAD_BYTES);
+  });
+
+  it('cuts off a streamed 200 MiB body without a Content-Length soon after the limit, without buffering it', async () => {
+    const boundary = 'kocmoc-test-boundary';
+    const operations = JSON.stringify({ query: UPLOAD, variables: { file: null } });
+    const head =
+      `--${boundary}\r\nContent-Disposition: form-data; name="operations"\r\n\r\n${operations}\r\n` +
+      `--${boundary}\r\nContent-Disposition: form-data; name="map"\r\n\r\n{"0":["variables.file"]}\r\n` +
+      `--${boundary}\r\nContent-Disposition: form-data; name="0"; filename="huge.bin"\r\nContent-Type: application/octet-stream\r\n\r\n`;
+    const total = 200 * 1024 * 1024;
+    const piece = new Uint8Array(64 * 1024);
+    let pulled = 0;
+    // Generated as the request pulls it: `pulled` is how much the server let in before answering.
+    const body = new ReadableStream<Uint8Array>({
+      start(controller) {
+        controller.enqueue(new TextEncoder().encode(head));
+      },
+      pull(controller) {
+        if (pulled >= total) {
+          controller.enqueue(new TextEncoder().encode(`\r\n--${boundary}--\r\n`));
+          controller.close();
+          return;
+        }
+        pulled += piece.byteLength;
+        controller.enqueue(piece);
+      },
+    });
+    const started = performance.now();
+    const response = await fetch(`${base}/graphql`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${alice.accessToken}`, 'content-type': `multipart/form-data; boundary=${boundary}` },
+      body,
+      duplex: 'half',
+    } as RequestInit);
+    const result = (await response.json()) as { errors?: Array<{ message: string; extensions: Record<string, unknown> }> };
+    const elapsedMs = performance.now() - started;
+
+    expect(response.status).toBe(413);
+    expect(result.errors?.[0]).toMatchObject({ message: 'The file is larger than the upload limit of 1 MiB.', extensions: { code: 'BAD_USER_INPUT', field: 'file' } });
+    // The limit is 1 MiB; what got past it is socket and stream buffering, a few MiB at most, not 200.
+    expect(pulled).toBeLessThan(16 * 1024 * 1024);
+    expect(elapsedMs).toBeLessThan(5_000);
+  });
+});
+
+describe('downloads', () => {
+  it('lets the uploader download an unsent upload, and nobody else', async () => {
+    const bytes = randomBytes(3_000);
+    const file = await uploaded(alice, bytes);
+    const own = await download(`/files/${file.id}`, alice.accessToken);
+    expect(own.status).toBe(200);
+    expect(Buffer.from(await bytesOf(own))).toEqual(bytes);
+
+    for (const other of [bob, carol]) {
+      const refused = await download(`/files/${file.id}`, other.accessToken);
+      expect(refused.status).toBe(404);
+      expect(await refused.json()).toEqual({ errors: [{ message: 'File not found.', extensions: { code: 'NOT_FOUND' } }] });
+    }
+  });
+
+  it('lets members of the chat it was sent in download it; not outsiders, and not after it is deleted', async () => {
+    const bytes = randomBytes(2_000);
+    const file = await uploaded(alice, bytes);
+    const message = await send(alice, 'FILE', file.id);
+
+    const member = await download(`/files/${file.id}`, bob.accessToken);
+    expect(member.status).toBe(200);
+    expect(Buffer.from(await bytesOf(member))).toEqual(bytes);
+    // 404 rather than 403: an outsider cannot even tell the file exists.
+    expect((await download(`/files/${file.id}`, carol.accessToken)).status).toBe(404);
+    expect((await download(`/files/no-such-file`, alice.accessToken)).status).toBe(404);
+
+    await gql(app, DELETE, { id: message.id }, { token: alice.accessToken });
+    expect((await download(`/files/${file.id}`, bob.accessToken)).status).toBe(404);
+    expect((await download(`/files/${file.id}`, alice.accessToken)).status).toBe(200);
+  });
+
+  it('answers 401 without credentials and with a bad token, as JSON errors', async () => {
+    const file = await uploaded(alice, Buffer.from('secret'));
+    const anonymous = await download(`/files/${file.id}`);
+    expect(anonymous.status).toBe(401);
+    expect(((await anonymous.json()) as any).errors[0].extensions.code).toBe('UNAUTHENTICATED');
+    const badToken = await download(`/files/${file.id}`, 'not-a-token');
+    expect(badToken.status).toBe(401);
+    expect(((await badToken.json()) as any).errors[0].extensions.code).toBe('UNAUTHENTICATED');
+  });
+
+  it('serves single byte ranges across chunks, suffix ranges, and 416 outside the file', async () => {
+    const size = 3 * FILE_CHUNK_BYTES + 1_234;
+    const bytes = randomBytes(size);
+    const file = await uploaded(alice, bytes, { kind: 'FILE' });
+    const ranged = (range: string) => download(`/files/${file.id}`, alice.accessToken, { range });
+
+    const middle = await ranged('bytes=100-70000');
+    expect(middle.status).toBe(206);
+    expect(middle.headers.get('content-range')).toBe(`bytes 100-70000/${size}`);
+    expect(middle.headers.get('content-length')).toBe('69901');
+    expect(Buffer.from(await bytesOf(middle))).toEqual(bytes.subarray(100, 70_001));
+
+    const suffix = await ranged('bytes=-500');
+    expect(suffix.status).toBe(206);
+    expect(suffix.headers.get('content-range')).toBe(`bytes ${size - 500}-${size - 1}/${size}`);
+    expect(Buffer.from(await bytesOf(suffix))).toEqual(bytes.subarray(size - 500));
+
+    const open = await ranged(`bytes=${2 * FILE_CHUNK_BYTES}-`);
+    expect(open.status).toBe(206);
+    expect(Buffer.from(await bytesOf(open))).toEqual(bytes.subarray(2 * FILE_CHUNK_BYTES));
+
+    const outside = await ranged(`bytes=${size}-`);
+    expect(outside.status).toBe(416);
+    expect(outside.headers.get('content-range')).toBe(`bytes */${size}`);
+    await outside.arrayBuffer();
+
+    const multiple = await ranged('bytes=0-1,5-6');
+    expect(multiple.status).toBe(200);
+    expect((await bytesOf(multiple)).byteLength).toBe(size);
+
+    expect(parseRange('bytes=0-', 0)).toEqual({ kind: 'unsatisfiable' });
+    expect(parseRange('bytes=5-1', 10)).toEqual({ kind: 'whole' });
+    expect(parseRange('bytes=-20', 10)).toEqual({ kind: 'partial', range: { start: 0, end: 9 } });
+  });
+
+  it('revalidates with ETag and If-None-Match (304), and answers HEAD without a body', async () => {
+    const file = await uploaded(alice, randomBytes(1_000));
+    const first = await download(`/files/${file.id}`, alice.accessToken);
+    const etag = first.headers.get('etag');
+    expect(etag).toBe(`"${file.id}"`);
+    await first.arrayBuffer();
+
+    const revalidated = await download(`/files/${file.id}`, alice.accessToken, { 'if-none-match': etag! });
+    expect(revalidated.status).toBe(304);
+    expect((await bytesOf(revalidated)).byteLength).toBe(0);
+
+    const head = await fetch(`${base}/files/${file.id}`, { method: 'HEAD', headers: { authorization: `Bearer ${alice.accessToken}` } });
+    expect(head.status).toBe(200);
+    expect(head.headers.get('content-length')).toBe('1000');
+  });
+
+  it('works from a signed link without Authorization, and refuses altered links', async () => {
+    const file = await uploaded(alice, await png(100, 50), { kind: 'IMAGE' });
+    const message = await send(alice, 'IMAGE', file.id);
+    // Bob's own link, from the message as he sees it.
+    const bobsLink = message.attachment.url.replace(`u=${alice.id}`, `u=${bob.id}`);
+    const page = await gql(app, `query ($id: ID!) { chat(id: $id) { messages(last: 1) { edges { node { attachment { url thumbnailUrl } } } } } }`, { id: group }, { token: bob.accessToken });
+    const { url, thumbnailUrl } = page.data.chat.messages.edges[0].node.attachment;
+    expect(url).toContain(`u=${bob.id}`);
+    expect((await download(url)).status).toBe(200);
+    expect((await download(thumbnailUrl)).status).toBe(200);
+    const expires = Number(new URL(url, base).searchParams.get('expires'));
+    expect(expires * 1_000 - Date.now()).toBeGreaterThan(4 * 60_000);
+    expect(expires * 1_000 - Date.now()).toBeLessThanOrEqual(5 * 60_000 + 1_000);
+
+    const refusals = [
+      bobsLink, // someone else's signature with Bob's id swapped in
+      url.replace(/sig=[\w-]{4}/, 'sig=AAAA'),
+      url.replace(/expires=\d+/, `expires=${expires + 3_600}`),
+      thumbnailUrl.replace('/thumbnail?', '?'), // a thumbnail link used for the original
+    ];
+    for (const link of refusals) {
+      const refused = await download(link);
+      expect(refused.status).toBe(403);
+      expect(((await refused.json()) as any).errors[0]).toEqual({ message: 'This link is not valid.', extensions: { code: 'FORBIDDEN' } });
+    }
+    // A valid link for someone who cannot see the file is as good as nothing.
+    const carolsLink = signFileUrl(TEST_JWT_SECRET, { attachmentId: file.id, variant: 'original', viewerId: carol.id }, 60_000);
+    expect((await download(carolsLink)).status).toBe(404);
+  });
+
+  it('stops honouring a signed link once it expires (FILE_URL_TTL)', async () => {
+    const shortLived = await startTestApp({ UPLOAD_DIR: uploadDir, FILE_URL_TTL: '1s' });
+    try {
+      const file = await uploaded(alice, Buffer.from('short-lived'));
+      const query = `query ($id: ID!) { chat(id: $id) { messages(last: 1) { edges { node { attachment { url } } } } } }`;
+      await send(alice, 'FILE', file.id);
+      const page = await gql(shortLived, query, { id: group }, { token: bob.accessToken });
+      const url: string = page.data.chat.messages.edges[0].node.attachment.url;
+      const fetchLink = () => shortLived.yoga.fetch(`http://kocmoc.test${url}`);
+      expect((await fetchLink()).status).toBe(200);
+      await new Promise((resolve) => setTimeout(resolve, 2_100));
+      const expired = await fetchLink();
+      expect(expired.status).toBe(403);
+      expect(((await expired.json()) as any).errors[0]).toMatchObject({ message: expect.stringMatching(/expired/), extensions: { code: 'FORBIDDEN' } });
+    } finally {
+      await shortLived.stop();
+    }
+  });
+
+  it('sends safe headers, even for a hostile file name', async () => {
+    const hostile = '"evil\r\nSet-Cookie: x=1.png';
+    // Through a standard client: FormData escapes the quote and line break on the wire.
+    const sent = await uploaded(alice, Buffer.from('<html><script>alert(1)</script></html>'), { name: hostile, type: 'text/html', kind: 'FILE' });
+    expect(sent.name).not.toMatch(/[\r\n"]/);
+    expect(sent.mimeType).toBe('application/octet-stream');
+    const served = await download(`/files/${sent.id}`, alice.accessToken);
+    expect(served.status).toBe(200);
+    expect(served.headers.get('set-cookie')).toBeNull();
+    expect(served.headers.get('content-disposition')).toMatch(/^attachment; filename="[^"\r\n]*"; filename\*=UTF-8''[\w%.!~-]+$/);
+    expect(served.headers.get('x-content-type-options')).toBe('nosniff');
+    expect(served.headers.get('content-security-policy')).toBe("default-src 'none'; sandbox");
+    expect(served.headers.get('content-type')).toBe('application/octet-stream');
+    await served.arrayBuffer();
+
+    // The raw name, as if it had reached the database unfiltered (busboy drops parts whose name has
+    // a bare line break): the header still cannot be split.
+    const raw = await app.services.prisma.attachment.create({
+      data: { uploaderId: alice.id, name: hostile, mimeType: 'image/png', size: 1, storageKey: `${sent.id}-raw` },
+    });
+    const { keyId } = await writeEncryptedFile(app.services.storage, app.services.config.messageEncryption, raw.storageKey, [Buffer.from('x')], 1);
+    await app.services.prisma.attachment.update({ where: { id: raw.id }, data: { contentKeyId: keyId } });
+    const rawServed = await download(`/files/${raw.id}`, alice.accessToken);
+    expect(rawServed.status).toBe(200);
+    expect(rawServed.headers.get('set-cookie')).toBeNull();
+    expect(rawServed.headers.get('content-disposition')).toBe(
+      `inline; filename="_evil__Set-Cookie: x=1.png"; filename*=UTF-8''%22evil%0D%0ASet-Cookie%3A%20x%3D1.png`,
+    );
+    await rawServed.arrayBuffer();
+    expect(contentDisposition('attachment', 'b\u00e9\ud800.txt')).toBe(`attachment; filename="be_.txt"; filename*=UTF-8''b%C3%A9%EF%BF%BD.txt`);
+  });
+
+  it('shows images inline and everything else as an attachment', async () => {
+    const image = await uploaded(alice, await png(20, 20), { name: 'pic.png', kind: 'IMAGE' });
+    const shown = await download(`/files/${image.id}`, alice.accessToken);
+    expect(shown.headers.get('content-disposition')).toMatch(/^inline; filename="pic.png"/);
+    await shown.arrayBuffer();
+    const pdf = await uploaded(alice, PDF, { name: 'doc.pdf' });
+    const saved = await download(`/files/${pdf.id}`, alice.accessToken);
+    expect(saved.headers.get('content-type')).toBe('application/pdf');
+    expect(saved.headers.get('content-disposition')).toMatch(/^attachment; filename="doc.pdf"/);
+    await saved.arrayBuffer();
+  });
+});
+
+/** A FileStorage in a Map: the encryption layer must work on any backend. */
+function memoryStorage() {
+  const objects = new Map<string, Buffer>();
+  const storage: FileStorage = {
+    async put(key, bytes) {
+      const parts: Uint8Array[] = [];
+      for await (const part of bytes) parts.push(part);
+      objects.set(key, Buffer.concat(parts));
+      return { size: objects.get(key)!.byteLength };
+    },
+    async get(key, range) {
+      const object = objects.get(key)!;
+      return (async function* () {
+        yield range ? object.subarray(range.start, range.end + 1) : object;
+      })();
+    },
+    async delete(key) {
+      objects.delete(key);
+    },
+    async stat(key) {
+      return objects.has(key) ? { size: objects.get(key)!.byteLength } : null;
+    },
+  };
+  return { objects, storage };
+}
+
+describe('storage', () => {
+  it('keeps files encrypted at rest in the chunked format', async () => {
+    const marker = 'KOCMOC-PLAINTEXT-MARKER-';
+    const plaintext = Buffer.from(marker.repeat(10_000));
+    const file = await uploaded(alice, plaintext, { name: 'marker.txt' });
+    const stored = readFileSync(storedPath(file.id));
+    expect(stored.subarray(0, 4)).toEqual(Buffer.from([0x4b, 0x43, 0x46, 0x01]));
+    expect(stored.byteLength).toBe(encryptedSize(plaintext.byteLength));
+    expect(stored.includes(Buffer.from(marker))).toBe(false);
+    expect(stored.includes(Buffer.from(marker.slice(0, 12)))).toBe(false);
+    expect(Buffer.from(await bytesOf(await download(`/files/${file.id}`, alice.accessToken)))).toEqual(plaintext);
+  });
+
+  it('refuses to serve a file whose stored bytes were altered', async () => {
+    const file = await uploaded(alice, randomBytes(2 * FILE_CHUNK_BYTES));
+    const path = storedPath(file.id);
+    const stored = readFileSync(path);
+    stored[HEADER_BYTES + FILE_CHUNK_BYTES + 20]! ^= 0x01; // inside the second chunk
+    writeFileSync(path, stored);
+    const intact = await download(`/files/${file.id}`, alice.accessToken, { range: 'bytes=0-99' });
+    expect(intact.status).toBe(206);
+    await intact.arrayBuffer();
+    const whole = await download(`/files/${file.id}`, alice.accessToken);
+    await expect(whole.arrayBuffer()).rejects.toThrow();
+  });
+
+  it('seals a file arriving in pieces of any size, and holds the writer to the announced size', async () => {
+    const { objects, storage } = memoryStorage();
+    const keyring = app.services.config.messageEncryption;
+    const plaintext = randomBytes(2 * FILE_CHUNK_BYTES + 100);
+    const pieces = [1, 70_000, 200_000, plaintext.byteLength].map((end, i, ends) => plaintext.subarray(i === 0 ? 0 : ends[i - 1], end));
+    const { keyId } = await writeEncryptedFile(storage, keyring, 'pieces', pieces, plaintext.byteLength);
+    expect(objects.get('pieces')!.byteLength).toBe(encryptedSize(plaintext.byteLength));
+    const read = async (storageKey: string, size: number, range?: { start: number; end: number }) => {
+      const parts: Uint8Array[] = [];
+      for await (const part of await readEncryptedFile(storage, keyring, { storageKey, keyId, size }, range)) parts.push(part);
+      return Buffer.concat(parts);
+    };
+    expect(await read('pieces', plaintext.byteLength)).toEqual(plaintext);
+    expect(await read('pieces', plaintext.byteLength, { start: FILE_CHUNK_BYTES - 1, end: FILE_CHUNK_BYTES })).toEqual(plaintext.subarray(FILE_CHUNK_BYTES - 1, FILE_CHUNK_BYTES + 1));
+
+    await expect(writeEncryptedFile(storage, keyring, 'short', [plaintext], plaintext.byteLength + 1)).rejects.toThrow(/fewer than/);
+    await expect(writeEncryptedFile(storage, keyring, 'long', [plaintext], plaintext.byteLength - 1)).rejects.toThrow(/more than/);
+
+    await writeEncryptedFile(storage, keyring, 'empty', [], 0);
+    expect(objects.get('empty')!.byteLength).toBe(HEADER_BYTES + 16);
+    expect(await read('empty', 0)).toEqual(Buffer.alloc(0));
+  });
+
+  it('detects reordered and truncated chunks, whatever the backend', async () => {
+    const { objects, storage: memory } = memoryStorage();
+    const keyring = app.services.config.messageEncryption;
+    const plaintext = randomBytes(3 * FILE_CHUNK_BYTES);
+    const { keyId } = await writeEncryptedFile(memory, keyring, 'f1', [plaintext], plaintext.byteLength);
+    const read = async (storageKey = 'f1', size = plaintext.byteLength) => {
+      const parts: Uint8Array[] = [];
+      for await (const part of await readEncryptedFile(memory, keyring, { storageKey, keyId, size })) parts.push(part);
+      return Buffer.concat(parts);
+    };
+    expect(await read()).toEqual(plaintext);
+
+    const original = objects.get('f1')!;
+    const sealed = FILE_CHUNK_BYTES + 16;
+    const chunk = (index: number) => original.subarray(HEADER_BYTES + index * sealed, HEADER_BYTES + (index + 1) * sealed);
+    objects.set('f1', Buffer.concat([original.subarray(0, HEADER_BYTES), chunk(1), chunk(0), chunk(2)]));
+    await expect(read()).rejects.toThrow(/chunk 0 failed authentication/);
+    // Dropping the last chunk and claiming the shorter size: chunk 1 was not sealed as the final one.
+    objects.set('f1', original.subarray(0, HEADER_BYTES + 2 * sealed));
+    await expect(read('f1', 2 * FILE_CHUNK_BYTES)).rejects.toThrow(/chunk 1 failed authentication/);
+    // The same bytes under another key (another file) do not open either.
+    objects.set('f2', original);
+    await expect(read('f2')).rejects.toThrow(/failed authentication/);
+  });
+});
+
+describe('deleteUnusedUploads', () => {
+  it('deletes old unused uploads (rows and stored bytes) and keeps used and recent ones', async () => {
+    const unused = await uploaded(alice, await png(30, 30), { kind: 'IMAGE' });
+    const used = await uploaded(alice, randomBytes(100));
+    const unsent = await uploaded(alice, randomBytes(100));
+    const recent = await uploaded(alice, randomBytes(100));
+    await send(alice, 'FILE', used.id);
+    const deletedMessage = await send(alice, 'FILE', unsent.id);
+    await gql(app, DELETE, { id: deletedMessage.id }, { token: alice.accessToken });
+    const twoDaysAgo = new Date(Date.now() - 2 * 86_400_000);
+    await app.services.prisma.attachment.updateMany({ where: { id: { in: [unused.id, used.id, unsent.id] } }, data: { createdAt: twoDaysAgo } });
+    const unusedRow = await app.services.prisma.attachment.findUniqueOrThrow({ where: { id: unused.id } });
+    expect(await app.services.storage.stat(unusedRow.thumbnailKey!)).not.toBeNull();
+
+    const deleted = await deleteUnusedUploads(app.services, new Date(Date.now() - app.services.config.files.unusedRetentionMs));
+    expect(deleted).toBeGreaterThanOrEqual(2);
+
+    const remaining = await app.services.prisma.attachment.findMany({ where: { id: { in: [unused.id, used.id, unsent.id, recent.id] } } });
+    expect(remaining.map((row) => row.id).sort()).toEqual([used.id, recent.id].sort());
+    expect(await app.services.storage.stat(unused.id)).toBeNull();
+    expect(await app.services.storage.stat(unusedRow.thumbnailKey!)).toBeNull();
+    expect(await app.services.storage.stat(unsent.id)).toBeNull();
+    expect(await app.services.storage.stat(used.id)).not.toBeNull();
+    expect((await download(`/files/${used.id}`, bob.accessToken)).status).toBe(200);
+    expect((await download(`/files/${unused.id}`, alice.accessToken)).status).toBe(404);
+  });
+});

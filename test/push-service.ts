@@ -1,0 +1,114 @@
+// A real local Web Push service: HTTPS with a self-signed certificate, decrypting each aes128gcm
+// payload (RFC 8291) with the subscription's private key, answering as each test scripts it.
+import { execFileSync } from 'node:child_process';
+import { createECDH, randomBytes, type ECDH } from 'node:crypto';
+import { mkdtempSync, readFileSync } from 'node:fs';
+import { Agent, createServer, type Server } from 'node:https';
+import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import ece from 'http_ece';
+
+export interface PushDevice {
+  endpoint: string;
+  keys: { p256dh: string; auth: string };
+  /** Payloads received and accepted (status 201), decrypted. */
+  accepted: any[];
+  /** Every request, with the status answered (null while held). */
+  requests: Array<{ status: number | null; headers: Record<string, string | string[] | undefined> }>;
+  /** Statuses to answer next, in order ('hold' never answers, 'slow' answers 201 after 1.5 s); afterwards 201. */
+  script: Array<number | 'hold' | 'slow'>;
+}
+
+export interface PushService {
+  /** The certificate file (for NODE_EXTRA_CA_CERTS of a worker process). */
+  certFile: string;
+  /** An HTTPS agent that trusts the service. */
+  agent: Agent;
+  device(script?: Array<number | 'hold' | 'slow'>): PushDevice;
+  /** Resolves when `device` has `count` accepted payloads. */
+  waitFor(device: PushDevice, count: number, timeoutMs?: number): Promise<void>;
+  close(): Promise<void>;
+}
+
+export async function startPushService(): Promise<PushService> {
+  const dir = mkdtempSync(join(tmpdir(), 'kocmoc-push-'));
+  const [keyFile, certFile] = [join(dir, 'key.pem'), join(dir, 'cert.pem')];
+  execFileSync('openssl', [
+    'req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-days', '1',
+    '-subj', '/CN=127.0.0.1', '-addext', 'subjectAltName=IP:127.0.0.1', '-keyout', keyFile, '-out', certFile,
+  ], { stdio: 'ignore' });
+  const cert = readFileSync(certFile);
+  const devices = new Map<string, PushDevice & { ecdh: ECDH; authSecret: Buffer }>();
+  const waiters = new Set<() => void>();
+  const held = new Set<import('node:http').ServerResponse>();
+
+  const server: Server = createServer({ key: readFileSync(keyFile), cert }, (req, res) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (chunk: Buffer) => chunks.push(chunk));
+    req.on('end', () => {
+      const device = devices.get(req.url!.slice(1));
+      if (!device) {
+        res.writeHead(404).end();
+        return;
+      }
+      const request = { status: null as number | null, headers: req.headers };
+      device.requests.push(request);
+      const next = device.script.shift() ?? 201;
+      if (next === 'hold') {
+        held.add(res);
+        return;
+      }
+      const answer = (status: number) => {
+        request.status = status;
+        if (status === 201) {
+          const plaintext = ece.decrypt(Buffer.concat(chunks), { version: 'aes128gcm', privateKey: device.ecdh, authSecret: device.authSecret });
+          device.accepted.push(JSON.parse(plaintext.toString('utf8')));
+          for (const wake of waiters) wake();
+        }
+        res.writeHead(status, status === 201 ? { location: `${req.url}/receipt` } : {}).end();
+      };
+      if (next === 'slow') setTimeout(() => answer(201), 1_500);
+      else answer(next);
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+
+  return {
+    certFile,
+    agent: new Agent({ ca: cert }),
+    device(script: Array<number | 'hold' | 'slow'> = []) {
+      const ecdh = createECDH('prime256v1');
+      ecdh.generateKeys();
+      const authSecret = randomBytes(16);
+      const id = randomBytes(8).toString('hex');
+      const device = {
+        endpoint: `https://127.0.0.1:${port}/${id}`,
+        keys: { p256dh: ecdh.getPublicKey('base64url'), auth: authSecret.toString('base64url') },
+        accepted: [],
+        requests: [],
+        script: [...script],
+        ecdh,
+        authSecret,
+      };
+      devices.set(id, device);
+      return device;
+    },
+    async waitFor(device, count, timeoutMs = 10_000) {
+      const deadline = Date.now() + timeoutMs;
+      while (device.accepted.length < count) {
+        if (Date.now() > deadline) throw new Error(`expected ${count} pushes, got ${device.accepted.length} (requests: ${device.requests.map((r) => r.status).join(',')})`);
+        await new Promise<void>((resolve) => {
+          waiters.add(resolve);
+          setTimeout(resolve, 100);
+        });
+      }
+    },
+    async close() {
+      for (const res of held) res.destroy();
+      server.closeAllConnections();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    },
+  };
+}

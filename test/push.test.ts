@@ -1,0 +1,248 @@
+// Push notifications end to end: a real local push service over HTTPS decrypts what it receives.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { App } from '../src/app.ts';
+import { codeOf, createChat, gql, registerUser, sendText, startTestApp, type TestUser } from './helpers.ts';
+import { startPushService, type PushDevice, type PushService } from './push-service.ts';
+import { connect } from './ws-helpers.ts';
+
+const REGISTER = `mutation ($input: PushSubscriptionInput!) { registerPushSubscription(input: $input) { id endpoint } }`;
+let push: PushService;
+let app: App;
+
+beforeAll(async () => {
+  push = await startPushService();
+  app = await startTestApp(
+    { PUSH_ALLOW_PRIVATE_ENDPOINTS: 'true', PUSH_COLLAPSE_WINDOW: '150ms' },
+    { notifications: { pushAgent: push.agent }, presence: { offlineGraceMs: 200 } },
+  );
+});
+afterAll(async () => {
+  await app?.stop();
+  await push?.close();
+});
+
+async function subscribeDevice(target: App, user: TestUser, device: PushDevice) {
+  const result = await gql(target, REGISTER, { input: { endpoint: device.endpoint, keys: device.keys } }, { token: user.accessToken });
+  if (!result.data?.registerPushSubscription) throw new Error(JSON.stringify(result.errors));
+  return result.data.registerPushSubscription.id as string;
+}
+
+const idle = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+describe('push subscriptions', () => {
+  it('serves the VAPID public key', async () => {
+    const result = await gql(app, `{ vapidPublicKey }`);
+    expect(result.data.vapidPublicKey).toBe(app.services.config.push.vapid.publicKey);
+    expect(Buffer.from(result.data.vapidPublicKey, 'base64url')).toHaveLength(65);
+  });
+
+  it('registers per device, updates on re-registration, and unregisters', async () => {
+    const user = await registerUser(app);
+    const device = push.device();
+    const first = await subscribeDevice(app, user, device);
+    const again = await subscribeDevice(app, user, device);
+    expect(again).toBe(first);
+    expect(await app.services.prisma.pushSubscription.count({ where: { endpoint: device.endpoint } })).toBe(1);
+    const out = `mutation ($e: String!) { unregisterPushSubscription(endpoint: $e) }`;
+    expect((await gql(app, out, { e: device.endpoint }, { token: user.accessToken })).data.unregisterPushSubscription).toBe(true);
+    expect((await gql(app, out, { e: device.endpoint }, { token: user.accessToken })).data.unregisterPushSubscription).toBe(false);
+  });
+
+  it.each([
+    ['plain http', { endpoint: 'http://push.example.com/x' }, 'input.endpoint'],
+    ['not a URL', { endpoint: 'nope' }, 'input.endpoint'],
+    ['a short p256dh key', { keys: { p256dh: 'AAAA', auth: 'x'.repeat(22) } }, 'input.keys.p256dh'],
+    ['a bad auth secret', { keys: { auth: 'short' } }, 'input.keys.auth'],
+  ])('refuses %s with BAD_USER_INPUT', async (_case, override, field) => {
+    const user = await registerUser(app);
+    const device = push.device();
+    const input = { endpoint: device.endpoint, ...override, keys: { ...device.keys, ...(override as any).keys } };
+    const result = await gql(app, REGISTER, { input }, { token: user.accessToken });
+    expect(codeOf(result)).toBe('BAD_USER_INPUT');
+    expect(result.errors?.[0]?.extensions?.field).toBe(field);
+  });
+
+  it('refuses private addresses unless allowed', async () => {
+    const strict = await startTestApp();
+    try {
+      const user = await registerUser(strict);
+      const device = push.device();
+      const result = await gql(strict, REGISTER, { input: { endpoint: device.endpoint, keys: device.keys } }, { token: user.accessToken });
+      expect(codeOf(result)).toBe('BAD_USER_INPUT');
+      expect(result.errors?.[0]?.message).toMatch(/public address/);
+    } finally {
+      await strict.stop();
+    }
+  });
+});
+
+describe('delivery (in-process, no Redis)', () => {
+  it('pushes an encrypted preview to an offline recipient, not to the sender', async () => {
+    const [alice, bob] = await Promise.all([registerUser(app), registerUser(app, { displayName: 'Bob' })]);
+    const [aliceDevice, bobDevice] = [push.device(), push.device()];
+    await subscribeDevice(app, alice, aliceDevice);
+    await subscribeDevice(app, bob, bobDevice);
+    const chatId = await createChat(app, bob, { kind: 'DIRECT', memberIds: [alice.id] });
+    const sent = await sendText(app, bob, chatId, 'Are we still on for lunch?');
+    await push.waitFor(aliceDevice, 1);
+    expect(aliceDevice.accepted[0]).toMatchObject({ type: 'message', chatId, messageId: sent.id, title: 'Bob', body: 'Are we still on for lunch?', unread: 1 });
+    expect(aliceDevice.requests[0]!.headers.topic).toMatch(/^[A-Za-z0-9_-]{1,32}$/);
+    expect(String(aliceDevice.requests[0]!.headers.authorization)).toMatch(/^vapid t=.+, k=/);
+    await idle(400);
+    expect(bobDevice.requests).toHaveLength(0);
+  });
+
+  it('skips muted chats until unmuted, and recipients who are connected', async () => {
+    const [alice, bob] = await Promise.all([registerUser(app), registerUser(app)]);
+    const device = push.device();
+    await subscribeDevice(app, alice, device);
+    const chatId = await createChat(app, bob, { kind: 'GROUP', title: 'Muted', memberIds: [alice.id] });
+    const mute = await gql(app, `mutation ($c: ID!) { muteChat(chatId: $c) { mutedUntil } }`, { c: chatId }, { token: alice.accessToken });
+    expect(mute.data.muteChat.mutedUntil).toBeTruthy();
+    await sendText(app, bob, chatId, 'muted');
+    await idle(500);
+    expect(device.requests).toHaveLength(0);
+
+    await gql(app, `mutation ($c: ID!) { unmuteChat(chatId: $c) { mutedUntil } }`, { c: chatId }, { token: alice.accessToken });
+    const { url } = await app.start();
+    const connection = connect(url, alice.accessToken);
+    await connection.connected;
+    await sendText(app, bob, chatId, 'you are online');
+    await idle(500);
+    expect(device.requests).toHaveLength(0);
+    await connection.dispose();
+    await idle(600); // the presence grace runs out: alice is offline again
+    await sendText(app, bob, chatId, 'now you are not');
+    await push.waitFor(device, 1);
+    expect(device.accepted[0].body).toMatch(/now you are not/);
+  });
+
+  it('collapses a burst into one notification counting them all', async () => {
+    const [alice, bob] = await Promise.all([registerUser(app), registerUser(app)]);
+    const device = push.device();
+    await subscribeDevice(app, alice, device);
+    const chatId = await createChat(app, bob, { kind: 'DIRECT', memberIds: [alice.id] });
+    for (let i = 1; i <= 5; i++) await sendText(app, bob, chatId, `burst ${i}`);
+    await push.waitFor(device, 1);
+    await idle(600);
+    expect(device.accepted).toHaveLength(1);
+    expect(device.accepted[0]).toMatchObject({ body: 'burst 5', unread: 5 });
+  });
+
+  it('deletes a subscription the push service says is gone (410)', async () => {
+    const [alice, bob] = await Promise.all([registerUser(app), registerUser(app)]);
+    const device = push.device([410]);
+    const id = await subscribeDevice(app, alice, device);
+    const chatId = await createChat(app, bob, { kind: 'DIRECT', memberIds: [alice.id] });
+    await sendText(app, bob, chatId, 'anyone?');
+    for (let i = 0; i < 50 && (await app.services.prisma.pushSubscription.count({ where: { id } })) > 0; i++) await idle(100);
+    expect(await app.services.prisma.pushSubscription.count({ where: { id } })).toBe(0);
+    expect(device.requests.map((r) => r.status)).toEqual([410]);
+  });
+
+  it('retries a 500 and delivers exactly once', async () => {
+    const [alice, bob] = await Promise.all([registerUser(app), registerUser(app)]);
+    const device = push.device([500]);
+    await subscribeDevice(app, alice, device);
+    const chatId = await createChat(app, bob, { kind: 'DIRECT', memberIds: [alice.id] });
+    await sendText(app, bob, chatId, 'second time lucky');
+    await push.waitFor(device, 1);
+    await idle(2_500);
+    expect(device.requests.map((r) => r.status)).toEqual([500, 201]);
+    expect(device.accepted).toHaveLength(1);
+  });
+
+  it('does not push to someone who blocked the sender', async () => {
+    const [alice, bob] = await Promise.all([registerUser(app), registerUser(app)]);
+    const device = push.device();
+    await subscribeDevice(app, alice, device);
+    const chatId = await createChat(app, bob, { kind: 'GROUP', title: 'Blocked', memberIds: [alice.id] });
+    await gql(app, `mutation ($u: ID!) { blockUser(userId: $u) }`, { u: bob.id }, { token: alice.accessToken });
+    await sendText(app, bob, chatId, 'blocked');
+    await idle(500);
+    expect(device.requests).toHaveLength(0);
+  });
+});
+
+describe('worker process (Redis)', () => {
+  const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
+  const queuePrefix = `kocmoc-test-${randomUUID().slice(0, 8)}`;
+  let api: App;
+  const workers: ChildProcess[] = [];
+
+  beforeAll(async () => {
+    api = await startTestApp({ REDIS_URL, JOB_QUEUE_PREFIX: queuePrefix, PUSH_ALLOW_PRIVATE_ENDPOINTS: 'true', PUSH_COLLAPSE_WINDOW: '0s' });
+  });
+  afterAll(async () => {
+    for (const worker of workers) worker.kill('SIGKILL');
+    await api?.stop();
+  });
+
+  /** `npm run worker` as a child process, trusting the push service's certificate. */
+  function startWorker(): Promise<ChildProcess> {
+    const { config } = api.services;
+    const env = {
+      PATH: process.env.PATH ?? '',
+      NODE_EXTRA_CA_CERTS: push.certFile,
+      DATABASE_URL: api.databaseUrl,
+      REDIS_URL,
+      JOB_QUEUE_PREFIX: queuePrefix,
+      JOB_LOCK_DURATION: '2s',
+      PUSH_ALLOW_PRIVATE_ENDPOINTS: 'true',
+      MESSAGE_ENCRYPTION_KEY: config.messageEncryption.keys[config.messageEncryption.currentKeyId]!.toString('base64'),
+      VAPID_PUBLIC_KEY: config.push.vapid.publicKey,
+      VAPID_PRIVATE_KEY: config.push.vapid.privateKey,
+      VAPID_SUBJECT: config.push.vapid.subject,
+      JWT_SECRET: config.auth.jwtSecret,
+      LOG_LEVEL: 'info',
+    };
+    const child = spawn(process.execPath, ['--import', 'tsx', 'workers/main.ts'], { cwd: join(import.meta.dirname, '..'), env });
+    workers.push(child);
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error('worker did not start')), 30_000);
+      child.once('exit', (code) => reject(new Error(`worker exited with ${code}`)));
+      createInterface({ input: child.stdout! }).on('line', (line) => {
+        if (line.includes('notification worker started')) {
+          clearTimeout(timer);
+          resolve(child);
+        }
+      });
+    });
+  }
+
+  it('survives a worker killed mid-job: another worker delivers it', async () => {
+    const [alice, bob] = await Promise.all([registerUser(api), registerUser(api)]);
+    const device = push.device(['hold']);
+    await subscribeDevice(api, alice, device);
+    const chatId = await createChat(api, bob, { kind: 'DIRECT', memberIds: [alice.id] });
+    const first = await startWorker();
+    await sendText(api, bob, chatId, 'do not lose me');
+    for (let i = 0; i < 100 && device.requests.length === 0; i++) await idle(100);
+    expect(device.requests).toHaveLength(1); // the first worker is stuck in the request
+    first.kill('SIGKILL');
+
+    await startWorker();
+    await push.waitFor(device, 1, 20_000);
+    expect(device.accepted[0].body).toBe('do not lose me');
+  }, 40_000);
+
+  it('finishes a running job before stopping on SIGTERM', async () => {
+    const [alice, bob] = await Promise.all([registerUser(api), registerUser(api)]);
+    for (const earlier of workers) earlier.kill('SIGKILL'); // this worker must be the one running the job
+    const device = push.device(['slow']);
+    await subscribeDevice(api, alice, device);
+    const chatId = await createChat(api, bob, { kind: 'DIRECT', memberIds: [alice.id] });
+    const worker = await startWorker();
+    const exited = new Promise<number | null>((resolve) => worker.once('exit', resolve));
+    await sendText(api, bob, chatId, 'before shutdown');
+    for (let i = 0; i < 100 && device.requests.length === 0; i++) await idle(100);
+    // The push service is still answering: stopping now must wait for it.
+    worker.kill('SIGTERM');
+    expect(await exited).toBe(0);
+    expect(device.accepted.map((p) => p.body)).toEqual(['before shutdown']);
+  }, 40_000);
+});
