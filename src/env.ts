@@ -94,6 +94,8 @@ const schema = z.object({
   VAPID_PUBLIC_KEY: optionalString,
   VAPID_PRIVATE_KEY: optionalString,
   VAPID_SUBJECT: optionalString.pipe(z.string().regex(/^(mailto:|https:\/\/)/, 'must start with mailto: or https://').optional()),
+  /** `false` turns push notifications off (no outbox rows, no jobs; VAPID keys then not required). Default true. */
+  PUSH_ENABLED: flag.default(true),
   /** Allow push endpoints on loopback/private addresses (development and tests only). Default false. */
   PUSH_ALLOW_PRIVATE_ENDPOINTS: flag.default(false),
   /** How long a notification waits so a burst of messages becomes one. Default 2s. */
@@ -151,7 +153,7 @@ function toConfig(env: z.infer<typeof schema>) {
   const production = env.NODE_ENV === 'production';
   const missing = [
     ...(production && !env.JWT_SECRET ? ['  JWT_SECRET: required when NODE_ENV=production'] : []),
-    ...(production && !(env.VAPID_PUBLIC_KEY && env.VAPID_PRIVATE_KEY && env.VAPID_SUBJECT)
+    ...(production && env.PUSH_ENABLED && !(env.VAPID_PUBLIC_KEY && env.VAPID_PRIVATE_KEY && env.VAPID_SUBJECT)
       ? ['  VAPID_PUBLIC_KEY, VAPID_PRIVATE_KEY, VAPID_SUBJECT: required when NODE_ENV=production']
       : []),
     ...(production && !env.MESSAGE_ENCRYPTION_KEY ? ['  MESSAGE_ENCRYPTION_KEY: required when NODE_ENV=production'] : []),
@@ -181,6 +183,7 @@ function toConfig(env: z.infer<typeof schema>) {
     messageEncryption: keyring(messageKey, env.MESSAGE_ENCRYPTION_OLD_KEYS),
     realtime: { typingTtlMs: env.TYPING_TTL },
     push: {
+      enabled: env.PUSH_ENABLED,
       vapid: vapidKeys(env, dataDir),
       allowPrivateEndpoints: env.PUSH_ALLOW_PRIVATE_ENDPOINTS,
       collapseWindowMs: env.PUSH_COLLAPSE_WINDOW,

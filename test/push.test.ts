@@ -156,6 +156,22 @@ describe('delivery (in-process, no Redis)', () => {
     expect(device.accepted).toHaveLength(1);
   });
 
+  it('writes no outbox row and pushes nothing with PUSH_ENABLED=false', async () => {
+    const off = await startTestApp({ PUSH_ENABLED: 'false', PUSH_ALLOW_PRIVATE_ENDPOINTS: 'true' }, { notifications: { pushAgent: push.agent } });
+    try {
+      const [alice, bob] = await Promise.all([registerUser(off), registerUser(off)]);
+      const device = push.device();
+      await subscribeDevice(off, alice, device);
+      const chatId = await createChat(off, bob, { kind: 'DIRECT', memberIds: [alice.id] });
+      const sent = await sendText(off, bob, chatId, 'silent');
+      expect(await off.services.prisma.notificationOutbox.count({ where: { messageId: sent.id } })).toBe(0);
+      await idle(500);
+      expect(device.requests).toHaveLength(0);
+    } finally {
+      await off.stop();
+    }
+  });
+
   it('does not push to someone who blocked the sender', async () => {
     const [alice, bob] = await Promise.all([registerUser(app), registerUser(app)]);
     const device = push.device();

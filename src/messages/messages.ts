@@ -4,13 +4,16 @@ import { directPartner, findMembership, requireMembership } from '../chats/membe
 import type { Services } from '../context.ts';
 import { badUserInput, conflict, forbidden, notFound } from '../errors.ts';
 import { isForeignKeyViolation, isUniqueViolation } from '../db/errors.ts';
-import type { Message, MessageKind } from '../generated/prisma/client.ts';
+import { Prisma, type Message, type MessageKind } from '../generated/prisma/client.ts';
 import { uuidv7 } from '../ids.ts';
 import { isBlockedEitherWay } from '../users/blocking.ts';
 import { parseInput } from '../validation.ts';
 import { decodeContent, editAad, messageAad, sealContent, type Location, type MessageContent } from './content.ts';
 
-type MessageServices = Pick<Services, 'prisma' | 'cipher' | 'events' | 'notifications'>;
+type MessageServices = Pick<Services, 'prisma' | 'cipher' | 'events' | 'notifications' | 'config'>;
+
+/** Queues the message's push notifications with it (src/notifications/outbox.ts). */
+const OUTBOX_INSERT = Prisma.sql`, outbox AS (INSERT INTO "NotificationOutbox" ("messageId") SELECT "id" FROM inserted)`;
 
 /** Longest text or caption, in Unicode code points. */
 export const TEXT_MAX_LENGTH = 4_000;
@@ -119,9 +122,7 @@ export async function sendMessage(services: MessageServices, senderId: string, i
         FROM next
         RETURNING *
       )
-      , outbox AS (
-        INSERT INTO "NotificationOutbox" ("messageId") SELECT "id" FROM inserted
-      )
+      ${services.config.push.enabled ? OUTBOX_INSERT : Prisma.empty}
       SELECT * FROM inserted`;
   } catch (error) {
     if (clientMessageId && isUniqueViolation(error)) {
@@ -135,7 +136,7 @@ export async function sendMessage(services: MessageServices, senderId: string, i
   const message = inserted[0];
   if (!message) throw notFound('Chat');
   await services.events.message(chatId, 'CREATED', message);
-  services.notifications.messageSent();
+  if (services.config.push.enabled) services.notifications.messageSent();
   return message;
 }
 
