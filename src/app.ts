@@ -5,6 +5,7 @@ import type { AddressInfo } from 'node:net';
 import { createYoga, useReadinessCheck, type YogaServerInstance } from 'graphql-yoga';
 import { Redis } from 'ioredis';
 import { createPasswordHasher } from './auth/passwords.ts';
+import { createSessionCache } from './auth/session-cache.ts';
 import { createTokenService } from './auth/tokens.ts';
 import { createContext, type Context, type Services } from './context.ts';
 import { createContentCipher } from './crypto/content-cipher.ts';
@@ -80,6 +81,7 @@ export async function buildApp(options: BuildAppOptions): Promise<App> {
       void events.presence({ userId: change.userId, online: change.online, lastSeenAt: change.lastSeenAt?.toISOString() ?? null }),
   });
   const maintenance = createMaintenance({ prisma, bus });
+  const sessions = createSessionCache({ prisma, bus });
   const cipher = createContentCipher({ keyring: config.messageEncryption, pool });
   const notifications = createNotifications({ config, prisma, cipher, presence, logger, ...options.notifications });
   const services: Services = {
@@ -88,6 +90,7 @@ export async function buildApp(options: BuildAppOptions): Promise<App> {
     pool,
     passwords,
     tokens: createTokenService(config.auth),
+    sessions,
     cipher,
     storage: createLocalDiskStorage({ root: config.files.uploadDir }),
     events,
@@ -100,6 +103,7 @@ export async function buildApp(options: BuildAppOptions): Promise<App> {
   await passwords.warmUp();
   await presence.start();
   await maintenance.start();
+  await sessions.start();
   notifications.start();
   const stopUploadCleanup = startUploadCleanup(services, { retentionMs: config.files.unusedRetentionMs });
   logger.info(
@@ -193,6 +197,7 @@ export async function buildApp(options: BuildAppOptions): Promise<App> {
         await new Promise<void>((resolve) => server!.close(() => resolve()));
       }
       maintenance.stop();
+      sessions.stop();
       metrics.stop();
       await stopUploadCleanup();
       await notifications.stop();

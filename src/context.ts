@@ -1,7 +1,7 @@
 // Builds each request's context once: who is asking (viewer and device session) and the services.
 import type { GraphQLError } from 'graphql';
 import type { PasswordHasher } from './auth/passwords.ts';
-import { findLiveSession } from './auth/sessions.ts';
+import type { SessionCache } from './auth/session-cache.ts';
 import type { TokenService } from './auth/tokens.ts';
 import type { ContentCipher } from './crypto/content-cipher.ts';
 import type { Config } from './env.ts';
@@ -23,6 +23,8 @@ export interface Services {
   pool: WorkerPool;
   passwords: PasswordHasher;
   tokens: TokenService;
+  /** Live sessions, briefly cached (cleared at once when a session ends). */
+  sessions: SessionCache;
   /** Seals and opens message content at rest. */
   cipher: ContentCipher;
   /** Where uploaded files are kept (encrypted by src/files before they get here). */
@@ -108,15 +110,15 @@ export function requireViewer(ctx: Pick<Context, 'viewer' | 'authError'>): Viewe
 }
 
 /** Checks a `Bearer <accessToken>` value: signature, expiry, and that its session is still live. */
-export async function authenticate(services: Pick<Services, 'tokens' | 'prisma'>, authorization: string | null | undefined): Promise<Authentication> {
+export async function authenticate(services: Pick<Services, 'tokens' | 'sessions'>, authorization: string | null | undefined): Promise<Authentication> {
   if (!authorization) return { viewer: null, authError: null };
   const match = /^Bearer\s+(\S+)$/i.exec(authorization.trim());
   if (!match?.[1]) return { viewer: null, authError: unauthenticated('Authorization must be "Bearer <accessToken>".') };
   const claims = await services.tokens.verifyAccessToken(match[1]);
   if (!claims) return { viewer: null, authError: unauthenticated('Access token is invalid or expired.') };
-  // One primary-key lookup per request makes logout take effect at once, on every instance.
-  const session = await findLiveSession(services.prisma, claims.sessionId);
-  if (!session || session.userId !== claims.userId) {
+  // Checking the session on every request makes logout take effect at once, on every instance.
+  const sessionUserId = await services.sessions.liveSessionUser(claims.sessionId);
+  if (sessionUserId !== claims.userId) {
     return { viewer: null, authError: unauthenticated('Session has ended. Sign in again.') };
   }
   return { viewer: { userId: claims.userId, sessionId: claims.sessionId }, authError: null, expiresAt: claims.expiresAt };

@@ -62,6 +62,19 @@ describe('two instances, one Redis', () => {
     expect(await onA.closed).toBe(4401);
   });
 
+  it('stop a logged-out session on every instance, even where it was cached', async () => {
+    const user = await registerUser(a);
+    expect((await gql(a, `{ me { id } }`, {}, { token: user.accessToken })).data.me.id).toBe(user.id); // cached on A
+    await gql(b, `mutation { logout }`, {}, { token: user.accessToken });
+    // The end travels through Redis: allow it a moment, no more.
+    let code: string | undefined;
+    for (let i = 0; i < 20 && code !== 'UNAUTHENTICATED'; i++) {
+      code = (await gql(a, `{ me { id } }`, {}, { token: user.accessToken })).errors?.[0]?.extensions?.code;
+      if (code !== 'UNAUTHENTICATED') await settle(25);
+    }
+    expect(code).toBe('UNAUTHENTICATED');
+  });
+
   it('deliver typing across instances', async () => {
     const [alice, bob] = await Promise.all([registerUser(a), registerUser(a)]);
     const chatId = await createChat(a, alice, { kind: 'DIRECT', memberIds: [bob.id] });

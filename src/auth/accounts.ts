@@ -8,7 +8,7 @@ import { parseInput } from '../validation.ts';
 import { PASSWORD_MAX_LENGTH, passwordProblem } from './passwords.ts';
 import { openSession, type AuthPayload } from './sessions.ts';
 
-type AccountServices = Pick<Services, 'prisma' | 'tokens' | 'passwords' | 'events'>;
+type AccountServices = Pick<Services, 'prisma' | 'tokens' | 'passwords' | 'events' | 'sessions'>;
 interface Device {
   userAgent: string | null;
 }

@@ -13,13 +13,13 @@ export interface AuthPayload {
   sessionId: string;
 }
 
-type SessionServices = Pick<Services, 'prisma' | 'tokens' | 'events'>;
+type SessionServices = Pick<Services, 'prisma' | 'tokens' | 'events' | 'sessions'>;
 
 /** The session if it exists, is not revoked and has not expired. */
 export function findLiveSession(prisma: PrismaClient, sessionId: string) {
   return prisma.session.findFirst({
     where: { id: sessionId, revokedAt: null, expiresAt: { gt: new Date() } },
-    select: { id: true, userId: true },
+    select: { id: true, userId: true, expiresAt: true },
   });
 }
 
@@ -106,10 +106,12 @@ export async function endSession(
 }
 
 /** Ends sessions: their refresh tokens and access tokens stop working, their sockets close. */
-export async function revokeSessions({ prisma, events }: SessionServices, sessionIds: string[], reason: string) {
+export async function revokeSessions({ prisma, events, sessions }: SessionServices, sessionIds: string[], reason: string) {
   await prisma.session.updateMany({
     where: { id: { in: sessionIds }, revokedAt: null },
     data: { revokedAt: new Date(), revokedReason: reason },
   });
+  // Here at once; other instances when the event reaches them.
+  sessions.forget(sessionIds);
   await events.sessionsEnded(sessionIds);
 }

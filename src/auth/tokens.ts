@@ -1,5 +1,5 @@
 // Access tokens (short-lived HS256 JWTs, jose) and refresh tokens (opaque, stored hashed).
-import { createHash, randomBytes } from 'node:crypto';
+import { createHash, createSecretKey, randomBytes } from 'node:crypto';
 import { jwtVerify, SignJWT } from 'jose';
 import type { Config } from '../env.ts';
 
@@ -15,7 +15,8 @@ export interface VerifiedAccessToken extends AccessClaims {
 export type TokenService = ReturnType<typeof createTokenService>;
 
 export function createTokenService(auth: Config['auth']) {
-  const key = new TextEncoder().encode(auth.jwtSecret);
+  // A KeyObject made once: jose would otherwise import the raw bytes again on every sign and verify.
+  const key = createSecretKey(Buffer.from(auth.jwtSecret));
 
   return {
     accessTokenTtlMs: auth.accessTokenTtlMs,

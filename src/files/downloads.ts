@@ -19,7 +19,7 @@ import { isInlineSafe } from './file-types.ts';
 import { etagMatches, parseRange } from './ranges.ts';
 import { checkFileUrl, type FileVariant } from './signed-urls.ts';
 
-type DownloadServices = Pick<Services, 'config' | 'prisma' | 'storage' | 'tokens' | 'logger'>;
+type DownloadServices = Pick<Services, 'config' | 'prisma' | 'storage' | 'tokens' | 'sessions' | 'logger'>;
 
 const FILE_ROUTE = /^\/files\/([A-Za-z0-9-]{1,64})(\/thumbnail)?\/?$/;
 

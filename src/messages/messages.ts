@@ -75,6 +75,10 @@ function validateSend(input: SendMessageInput): MessageContent & { attachmentId:
 /**
  * Sends a message. With a clientMessageId, retries (even concurrent ones) return the first message
  * and create nothing: the (sender, clientMessageId) unique index decides, not a prior lookup.
+ *
+ * The happy path is one statement: every rule that needs the database (membership, blocks in a
+ * direct chat, the replied-to message, the attachment) is a condition of the insert, and only a
+ * refused insert pays for the lookups that tell the client why.
  */
 export async function sendMessage(services: MessageServices, senderId: string, input: SendMessageInput): Promise<Message> {
   const { prisma, cipher } = services;
@@ -82,37 +86,32 @@ export async function sendMessage(services: MessageServices, senderId: string, i
   const content = validateSend(input);
   const clientMessageId =
     input.clientMessageId == null ? null : parseInput(clientMessageIdSchema, input.clientMessageId, 'input.clientMessageId');
-
-  const membership = await requireMembership(prisma, chatId, senderId);
-  if (clientMessageId) {
-    const earlier = await findByClientId(services, senderId, clientMessageId, chatId);
-    if (earlier) return earlier;
-  }
-  if (membership.chat.kind === 'DIRECT') {
-    const partner = directPartner(membership.chat.directKey!, senderId);
-    if (partner && (await isBlockedEitherWay(prisma, senderId, partner))) throw forbidden('You cannot message this user.');
-  }
   const replyToId = input.replyToId == null ? null : String(input.replyToId);
-  if (replyToId) {
-    const original = await prisma.message.findFirst({ where: { id: replyToId, chatId }, select: { id: true } });
-    if (!original) throw badUserInput('input.replyToId', 'The message you reply to is not in this chat.');
-  }
-  if (content.attachmentId) await assertAttachmentUsable(services, senderId, content.attachmentId, input.kind);
+  const attachmentKind = input.kind === 'IMAGE' || input.kind === 'VOICE' ? input.kind : null;
 
   const id = uuidv7();
   const sealed = await sealContent(cipher, messageAad(id), content);
   let inserted: Message[];
   try {
-    // One statement: take the next position under the chat row's lock and insert. A reader can never
-    // see position n+1 before n, so paging forward during concurrent sends has no gaps. The EXISTS
-    // re-checks membership at the moment of insertion. The outbox row for push notifications
-    // commits with the message (see src/notifications/outbox.ts).
+    // Taking the next position under the chat row's lock and inserting in one statement means a
+    // reader never sees position n+1 before n: paging forward during concurrent sends has no gaps.
+    // The outbox row for push notifications commits with the message (src/notifications/outbox.ts).
     inserted = await prisma.$queryRaw<Message[]>`
       WITH next AS (
-        UPDATE "Chat" SET "lastSeq" = "lastSeq" + 1, "lastMessageId" = ${id}, "lastActivityAt" = now()
-        WHERE "id" = ${chatId}
-          AND EXISTS (SELECT 1 FROM "ChatMember" WHERE "chatId" = ${chatId} AND "userId" = ${senderId})
-        RETURNING "lastSeq"
+        UPDATE "Chat" c SET "lastSeq" = c."lastSeq" + 1, "lastMessageId" = ${id}, "lastActivityAt" = now()
+        WHERE c."id" = ${chatId}
+          AND EXISTS (SELECT 1 FROM "ChatMember" m WHERE m."chatId" = c."id" AND m."userId" = ${senderId})
+          AND NOT (c."kind" = 'DIRECT' AND EXISTS (
+            SELECT 1 FROM "ChatMember" other JOIN "UserBlock" b
+              ON (b."blockerId" = ${senderId} AND b."blockedId" = other."userId")
+              OR (b."blockerId" = other."userId" AND b."blockedId" = ${senderId})
+            WHERE other."chatId" = c."id" AND other."userId" <> ${senderId}))
+          AND (${replyToId}::text IS NULL OR EXISTS (
+            SELECT 1 FROM "Message" r WHERE r."id" = ${replyToId} AND r."chatId" = c."id"))
+          AND (${content.attachmentId}::text IS NULL OR EXISTS (
+            SELECT 1 FROM "Attachment" a WHERE a."id" = ${content.attachmentId} AND a."uploaderId" = ${senderId}
+              AND (${attachmentKind}::text IS NULL OR a."kind"::text = ${attachmentKind})))
+        RETURNING c."lastSeq"
       )
       , inserted AS (
         INSERT INTO "Message" ("id", "chatId", "seq", "senderId", "kind", "content", "contentKeyId",
@@ -129,15 +128,42 @@ export async function sendMessage(services: MessageServices, senderId: string, i
       const earlier = await findByClientId(services, senderId, clientMessageId, chatId);
       if (earlier) return earlier;
     }
-    // The attachment was cleaned up (unused for a day) between the check above and the insert.
+    // The attachment was cleaned up (unused for a day) while we were sending.
     if (content.attachmentId && isForeignKeyViolation(error)) throw badUserInput('input.attachmentId', 'Unknown attachment.');
     throw error;
   }
   const message = inserted[0];
-  if (!message) throw notFound('Chat');
+  if (!message) throw await whySendWasRefused(services, senderId, chatId, input.kind, replyToId, content.attachmentId);
   await services.events.message(chatId, 'CREATED', message);
   if (services.config.push.enabled) services.notifications.messageSent();
   return message;
+}
+
+/** The error for a refused send, checked in the order a client would fix them. */
+async function whySendWasRefused(
+  services: MessageServices,
+  senderId: string,
+  chatId: string,
+  kind: MessageKind,
+  replyToId: string | null,
+  attachmentId: string | null,
+) {
+  const { prisma } = services;
+  const membership = await findMembership(prisma, chatId, senderId);
+  if (!membership) return notFound('Chat');
+  if (membership.chat.kind === 'DIRECT') {
+    const partner = directPartner(membership.chat.directKey!, senderId);
+    if (partner && (await isBlockedEitherWay(prisma, senderId, partner))) return forbidden('You cannot message this user.');
+  }
+  if (replyToId && !(await prisma.message.findFirst({ where: { id: replyToId, chatId }, select: { id: true } }))) {
+    return badUserInput('input.replyToId', 'The message you reply to is not in this chat.');
+  }
+  if (attachmentId) {
+    const problem = await attachmentProblem(services, senderId, attachmentId, kind);
+    if (problem) return problem;
+  }
+  // Nothing is wrong any more: something changed between the insert and now (e.g. a block lifted).
+  return conflict('input.chatId', 'The chat changed while sending; try again.');
 }
 
 async function findByClientId({ prisma }: MessageServices, senderId: string, clientMessageId: string, chatId: string) {
@@ -148,12 +174,13 @@ async function findByClientId({ prisma }: MessageServices, senderId: string, cli
   return earlier;
 }
 
-async function assertAttachmentUsable({ prisma }: MessageServices, senderId: string, attachmentId: string, kind: MessageKind) {
+async function attachmentProblem({ prisma }: MessageServices, senderId: string, attachmentId: string, kind: MessageKind) {
   const attachment = await prisma.attachment.findUnique({ where: { id: attachmentId } });
   // Someone else's upload is as unknown as a missing one.
-  if (!attachment || attachment.uploaderId !== senderId) throw badUserInput('input.attachmentId', 'Unknown attachment.');
-  if (kind === 'IMAGE' && attachment.kind !== 'IMAGE') throw badUserInput('input.attachmentId', 'This attachment is not an image.');
-  if (kind === 'VOICE' && attachment.kind !== 'VOICE') throw badUserInput('input.attachmentId', 'This attachment is not a voice recording.');
+  if (!attachment || attachment.uploaderId !== senderId) return badUserInput('input.attachmentId', 'Unknown attachment.');
+  if (kind === 'IMAGE' && attachment.kind !== 'IMAGE') return badUserInput('input.attachmentId', 'This attachment is not an image.');
+  if (kind === 'VOICE' && attachment.kind !== 'VOICE') return badUserInput('input.attachmentId', 'This attachment is not a voice recording.');
+  return null;
 }
 
 /** The message if the viewer is a member of its chat; NOT_FOUND otherwise (existence stays private). */

@@ -111,10 +111,8 @@ builder.mutationFields((t) => ({
     type: 'Message',
     description: 'Sends a message to a chat you are in.',
     args: { input: t.arg({ type: SendMessageInput, required: true }) },
-    resolve: async (query, _root, { input }, ctx) => {
-      const message = await sendMessage(ctx, requireViewer(ctx).userId, input);
-      return ctx.prisma.message.findUniqueOrThrow({ ...query, where: { id: message.id } });
-    },
+    // The inserted row is returned as is: relations the client selects are loaded (batched) by Pothos.
+    resolve: (_query, _root, { input }, ctx) => sendMessage(ctx, requireViewer(ctx).userId, input),
   }),
   editMessage: t.prismaField({
     type: 'Message',
