@@ -35,7 +35,7 @@ describe('two instances, one Redis', () => {
     const [alice, bob] = await Promise.all([registerUser(a), registerUser(b)]);
     const chatId = await createChat(b, bob, { kind: 'DIRECT', memberIds: [alice.id] });
     const sub = subscribe(ws(urlA, alice.accessToken), `subscription { messageEvents { type message { id text } } }`);
-    await settle();
+    await settle(600); // the first subscription of a fresh instance also opens its Redis subscriptions
     const sent = await sendText(b, bob, chatId, 'across instances');
     expect((await sub.next()).data.messageEvents).toEqual({ type: 'CREATED', message: { id: sent.id, text: 'across instances' } });
   });

@@ -88,4 +88,4 @@ export function subscribe<T = any>(connection: Connection, query: string, variab
 }
 
 /** Subscriptions go live asynchronously on the server; tests give them this long first. */
-export const settle = (ms = 150) => new Promise((resolve) => setTimeout(resolve, ms));
+export const settle = (ms = 300) => new Promise((resolve) => setTimeout(resolve, ms));
