@@ -148,6 +148,17 @@ export function loadConfig(source: Record<string, string | undefined> = process.
   return toConfig(parsed.data);
 }
 
+/** For entry points: the config, or the list of bad variables on stderr and exit code 1. */
+export function loadConfigOrExit(): Config {
+  try {
+    return loadConfig();
+  } catch (error) {
+    if (!(error instanceof ConfigError)) throw error;
+    console.error(error.message);
+    process.exit(1);
+  }
+}
+
 function toConfig(env: z.infer<typeof schema>) {
   const dataDir = resolve(env.DATA_DIR);
   const production = env.NODE_ENV === 'production';

@@ -1,16 +1,9 @@
 // `npm start`: validate the environment, open the database (embedded by default), serve.
 import { buildApp } from './app.ts';
-import { ConfigError, loadConfig } from './env.ts';
+import { loadConfigOrExit } from './env.ts';
 import { createLogger } from './logger.ts';
 
-let config;
-try {
-  config = loadConfig();
-} catch (error) {
-  if (!(error instanceof ConfigError)) throw error;
-  console.error(error.message);
-  process.exit(1);
-}
+const config = loadConfigOrExit();
 
 const logger = createLogger(config.logLevel);
 const app = await buildApp({ config, logger });

@@ -1,5 +1,6 @@
 // Shared test plumbing: a real app on the test database, and a small GraphQL client over yoga.fetch.
 import { randomBytes } from 'node:crypto';
+import pg from 'pg';
 import { inject } from 'vitest';
 import { buildApp, type App, type BuildAppOptions } from '../src/app.ts';
 import { loadConfig } from '../src/env.ts';
@@ -110,4 +111,22 @@ export async function sendText(app: App, sender: TestUser, chatId: string, text:
   );
   if (!result.data?.sendMessage) throw new Error(`sendMessage failed: ${JSON.stringify(result.errors)}`);
   return result.data.sendMessage as { id: string; seq: number; text: string };
+}
+
+/** A database beside the test database (for tests that must not share it), and how to drop it. */
+export function scratchDatabaseUrl(name: string) {
+  const url = new URL(inject('databaseUrl'));
+  url.pathname = `/${name}_${process.pid}`;
+  const drop = async () => {
+    const admin = new URL(url);
+    admin.pathname = '/postgres';
+    const client = new pg.Client({ connectionString: admin.toString() });
+    await client.connect();
+    try {
+      await client.query(`DROP DATABASE IF EXISTS "${url.pathname.slice(1)}" WITH (FORCE)`);
+    } finally {
+      await client.end();
+    }
+  };
+  return { url: url.toString(), drop };
 }

@@ -1,21 +1,17 @@
 // Maintenance mode switches every instance at once, so this file runs on a database of its own
 // (other test files keep mutating meanwhile).
 import { randomUUID } from 'node:crypto';
-import pg from 'pg';
-import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { App } from '../src/app.ts';
 import { applyMigrations, ensureDatabase } from '../src/db/migrations.ts';
-import { codeOf, createChat, gql, registerUser, startTestApp, type TestUser } from './helpers.ts';
+import { codeOf, createChat, gql, registerUser, scratchDatabaseUrl, startTestApp, type TestUser } from './helpers.ts';
 import { connect, settle, subscribe } from './ws-helpers.ts';
 
 const ADMIN_TOKEN = 'test-admin-token-0123456789abcdef';
 const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
 const prefix = `kocmoc-test:${randomUUID()}:`;
-const databaseUrl = (() => {
-  const url = new URL(inject('databaseUrl'));
-  url.pathname = `/kocmoc_maintenance_${process.pid}`;
-  return url.toString();
-})();
+const scratch = scratchDatabaseUrl('kocmoc_maintenance');
+const databaseUrl = scratch.url;
 
 const start = (env: Record<string, string> = {}) =>
   startTestApp({ DATABASE_URL: databaseUrl, ADMIN_TOKEN, REDIS_URL, ...env }, { channelPrefix: prefix, presence: { keyPrefix: prefix } });
@@ -32,12 +28,7 @@ beforeAll(async () => {
 });
 afterAll(async () => {
   await Promise.all([a?.stop(), b?.stop()]);
-  const admin = new URL(databaseUrl);
-  admin.pathname = '/postgres';
-  const client = new pg.Client({ connectionString: admin.toString() });
-  await client.connect();
-  await client.query(`DROP DATABASE IF EXISTS "${new URL(databaseUrl).pathname.slice(1)}" WITH (FORCE)`);
-  await client.end();
+  await scratch.drop();
 });
 
 const SET = `mutation ($on: Boolean!, $m: String) { setMaintenanceMode(enabled: $on, message: $m) { enabled message updatedAt } }`;

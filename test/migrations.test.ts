@@ -2,22 +2,12 @@
 import { cpSync, mkdtempSync, readdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import pg from 'pg';
 import { afterAll, describe, expect, inject, it } from 'vitest';
 import { applyMigrations, createMigration, ensureDatabase, pendingMigrations } from '../src/db/migrations.ts';
+import { scratchDatabaseUrl } from './helpers.ts';
 
-const serverUrl = new URL(inject('databaseUrl'));
-const scratch = new URL(serverUrl);
-scratch.pathname = `/kocmoc_migrations_${process.pid}`;
-
-afterAll(async () => {
-  const admin = new URL(serverUrl);
-  admin.pathname = '/postgres';
-  const client = new pg.Client({ connectionString: admin.toString() });
-  await client.connect();
-  await client.query(`DROP DATABASE IF EXISTS "${scratch.pathname.slice(1)}" WITH (FORCE)`);
-  await client.end();
-});
+const scratch = scratchDatabaseUrl('kocmoc_migrations');
+afterAll(() => scratch.drop());
 
 describe('migrations', () => {
   const committed = readdirSync('prisma/migrations').filter((name) => /^\d{14}_/.test(name)).sort();
@@ -29,7 +19,7 @@ describe('migrations', () => {
   });
 
   it('apply to an empty database once, then report nothing pending', async () => {
-    const url = scratch.toString();
+    const { url } = scratch;
     await ensureDatabase(url);
     expect(await pendingMigrations({ databaseUrl: url })).toEqual(committed);
     expect((await applyMigrations({ databaseUrl: url })).applied).toEqual(committed);

@@ -4,21 +4,14 @@
 import { Redis } from 'ioredis';
 import { createContentCipher } from '../src/crypto/content-cipher.ts';
 import { createPrisma } from '../src/db/client.ts';
-import { ConfigError, loadConfig } from '../src/env.ts';
+import { loadConfigOrExit } from '../src/env.ts';
 import { createLogger } from '../src/logger.ts';
 import { createNotifications } from '../src/notifications/notifications.ts';
 import { startBullWorker } from '../src/notifications/queue.ts';
 import { createPresenceTracker } from '../src/realtime/presence.ts';
 import { createWorkerPool } from '../src/worker-pool.ts';
 
-let config;
-try {
-  config = loadConfig();
-} catch (error) {
-  if (!(error instanceof ConfigError)) throw error;
-  console.error(error.message);
-  process.exit(1);
-}
+const config = loadConfigOrExit();
 const logger = createLogger(config.logLevel).child({ role: 'worker' });
 if (!config.redisUrl || !config.database.url) {
   logger.error('the worker needs REDIS_URL and DATABASE_URL; without Redis, `npm start` processes notifications itself');
