@@ -1,0 +1,334 @@
+// Fan-out: one sender into a 1,000-member group whose members all subscribe to messageEvents(chatId),
+// each over its own graphql-ws connection. Messages go in through GraphQL over HTTP (sendMessage);
+// every delivery is timed from the moment the sender started the request to the moment a
+// subscriber's client handed it over. Then the same deliveries by a bare ws broadcast server
+// (bench/ws-bare.ts) with the same clients and sender, in the same run: the ceiling on this machine.
+//
+// Three ways of sending, each for PHASE_MS: paced at the target rate with one request at a time
+// (the targets' case), sequential as fast as answers come (the most one sender gets through), and
+// open loop at the target rate, where requests overlap whenever answers are slow (as with several
+// senders): overlapping sends may publish their events out of position order.
+//
+// Both servers run in this process; subscribers and the sender are child processes
+// (bench/ws-client.mjs), so this process's CPU is the server's.
+import { availableParallelism } from 'node:os';
+import { performance, type EventLoopUtilization } from 'node:perf_hooks';
+import { hostBusyShare, sampleHostCpu } from './host-cpu.ts';
+import { benchConfig, startBenchApp, type BenchContext } from './setup.ts';
+import { fixed, sleep, table } from './stats.ts';
+import { startBareBroadcastServer } from './ws-bare.ts';
+import { chunk, sourceAddress, startClientProcess, type ChildRpc } from './ws-clients.ts';
+import { createBenchUsers, createGroupChat, type BenchUser } from './ws-fixtures.ts';
+
+const SUBSCRIBERS = 1_000;
+/** Subscribers are split over this many client processes (one core's worth of parsing can be the limit). */
+const SUBSCRIBER_PROCESSES = 2;
+const TARGET_DELIVERIES_PER_S = 20_000;
+const TARGET_P99_MS = 100;
+const TARGET_RATIO = 0.3;
+/** The paced and open-loop phases offer exactly the target: 20 messages/s x 1,000 subscribers. */
+const RATE = TARGET_DELIVERIES_PER_S / SUBSCRIBERS;
+const PHASE_MS = 6_000;
+const WARM_UP_MESSAGES = 5;
+const MAX_PROBES = 10;
+/** After the last send, wait this long at most for the remaining deliveries. */
+const DRAIN_TIMEOUT_MS = 15_000;
+const DRAIN_IDLE_MS = 3_000;
+const IDLE_WAIT_MAX_MS = 30_000;
+/** Text of each message, padded to a typical short message. */
+const TEXT_BYTES = 100;
+/** Fixed, so the bench never writes a generated key under DATA_DIR. */
+const BENCH_MESSAGE_KEY = Buffer.alloc(32, 7).toString('base64');
+
+const PHASES: Array<[string, SendPlan]> = [
+  [`paced ${RATE}/s`, { mode: 'paced', rate: RATE, durationMs: PHASE_MS }],
+  ['sequential', { mode: 'sequential', durationMs: PHASE_MS }],
+  [`open ${RATE}/s`, { mode: 'open', rate: RATE, durationMs: PHASE_MS }],
+];
+
+const MESSAGE_EVENTS = `subscription ($chatId: ID) { messageEvents(chatId: $chatId) {
+  type chatId seq message { id seq text createdAt sender { id displayName } } } }`;
+
+interface Target {
+  label: string;
+  httpUrl: string;
+  /** Body the sender posts: a GraphQL sendMessage, or the bare server's `{ text }`. */
+  format: 'graphql' | 'bare';
+}
+
+interface Rig {
+  subscribers: ChildRpc[];
+  sender: ChildRpc;
+  users: BenchUser[];
+  chatId: string;
+}
+
+interface PhaseResult {
+  server: string;
+  mode: string;
+  sent: number;
+  sendFailures: Record<string, number>;
+  delivered: number;
+  expected: number;
+  deliveriesPerS: number;
+  latency: { p50: number; p90: number; p99: number; max: number };
+  answerP50Ms: number;
+  /** This process's CPU (the server) as a share of one core, and its event-loop utilization. */
+  serverCpu: number;
+  /** Server CPU per delivery: what throughput would be on cores of its own, and less skewed by other load. */
+  cpuPerDeliveryUs: number;
+  loopBusy: number;
+  hostBusy: number;
+  messageBytes: number;
+  errors: number;
+  firstError?: string;
+}
+
+export async function runFanout({ databaseUrl }: BenchContext): Promise<void> {
+  const config = benchConfig({ DATABASE_URL: databaseUrl, MESSAGE_ENCRYPTION_KEY: BENCH_MESSAGE_KEY });
+  const { app, url } = await startBenchApp(config);
+  let appRunning = true;
+  const subscribers = Array.from({ length: SUBSCRIBER_PROCESSES }, (_, index) => startClientProcess(sourceAddress(index)));
+  const sender = startClientProcess(sourceAddress(SUBSCRIBER_PROCESSES));
+  const results: PhaseResult[] = [];
+  try {
+    const users = await createBenchUsers(app, SUBSCRIBERS, 'fanout');
+    const chatId = await createGroupChat(app, users.map((user) => user.userId), 'Fan-out bench');
+    const rig: Rig = { subscribers, sender, users, chatId };
+
+    console.log(`${SUBSCRIBERS} members of one GROUP chat, each subscribed to messageEvents(chatId) on its own graphql-ws connection;`);
+    console.log(`one sender (member 1, subscribed too) posts sendMessage over HTTP with a ${TEXT_BYTES}-byte text carrying its send time;`);
+    console.log(`latency = send start (sender) -> subscriber's client delivers it, on the shared monotonic clock`);
+    console.log(`phases of ${PHASE_MS / 1_000} s: paced = ${RATE} messages/s (${TARGET_DELIVERIES_PER_S} deliveries/s offered), one request at a time;`);
+    console.log(`  sequential = next request as soon as the previous is answered; open = ${RATE}/s on schedule, requests overlap if answers are slow`);
+    console.log(`delivered/s = deliveries / (first send -> last delivery); missing deliveries are those not in ${DRAIN_TIMEOUT_MS / 1_000} s after the last send`);
+    console.log(`processes: server (this one) | ${SUBSCRIBER_PROCESSES} subscriber processes x ${SUBSCRIBERS / SUBSCRIBER_PROCESSES} clients | 1 sender process | PostgreSQL;`);
+    console.log(`  all share ${availableParallelism()} cores (nothing pinned); server cpu = this process's CPU as % of one core (includes its worker threads);`);
+    console.log('  loop busy = event-loop utilization (includes time the process waited for a core); host = all cores, anyone\'s use');
+    console.log('');
+
+    const ours: Target = { label: 'kocmoc', httpUrl: url, format: 'graphql' };
+    results.push(...(await runTarget(rig, ours)));
+    // Stop ours before the bare run, so its idle connections and presence work cannot disturb it.
+    await app.stop();
+    appRunning = false;
+
+    const bare = await startBareBroadcastServer({ chatId, sender: { id: users[0]!.userId, displayName: 'Bench sender' } });
+    try {
+      results.push(...(await runTarget(rig, { label: 'bare ws', httpUrl: bare.url, format: 'bare' })));
+    } finally {
+      await bare.stop();
+    }
+
+    printResults(results);
+  } finally {
+    await Promise.all([...subscribers, sender].map((child) => child.stop()));
+    if (appRunning) await app.stop();
+  }
+}
+
+/** Connects and subscribes everyone, warms up, runs every phase, disconnects. */
+async function runTarget(rig: Rig, target: Target): Promise<PhaseResult[]> {
+  const wsUrl = target.httpUrl.replace(/^http/, 'ws');
+  const parts = chunk(rig.users.map((user) => user.accessToken), Math.ceil(SUBSCRIBERS / SUBSCRIBER_PROCESSES));
+  const connected = await Promise.all(rig.subscribers.map((child, index) => child.call('connect', { url: wsUrl, tokens: parts[index] })));
+  const opened = connected.reduce((total, result) => total + result.opened, 0);
+  if (opened !== SUBSCRIBERS) throw new Error(`${target.label}: only ${opened} of ${SUBSCRIBERS} connections opened: ${JSON.stringify(connected)}`);
+  await Promise.all(rig.subscribers.map((child) => child.call('subscribe', { query: MESSAGE_EVENTS, variables: { chatId: rig.chatId } })));
+
+  // Subscriptions go live asynchronously: probe until one message reaches every subscriber, then
+  // a few more messages, all of which must arrive, warm up both ends.
+  for (let attempt = 1; ; attempt++) {
+    const phase = `probe-${attempt}`;
+    await sendPhase(rig, target, phase, { mode: 'sequential', durationMs: 30_000, count: 1 });
+    const reached = await drain(rig, phase, SUBSCRIBERS);
+    await Promise.all(rig.subscribers.map((child) => child.call('take', { phase })));
+    if (reached === SUBSCRIBERS) break;
+    if (attempt === MAX_PROBES) throw new Error(`${target.label}: after ${MAX_PROBES} probes, the last reached ${reached} of ${SUBSCRIBERS} subscribers`);
+  }
+  await sendPhase(rig, target, 'warm-up', { mode: 'sequential', durationMs: 30_000, count: WARM_UP_MESSAGES });
+  const warm = await drain(rig, 'warm-up', WARM_UP_MESSAGES * SUBSCRIBERS);
+  if (warm < WARM_UP_MESSAGES * SUBSCRIBERS) throw new Error(`${target.label}: warm-up delivered ${warm} of ${WARM_UP_MESSAGES * SUBSCRIBERS}`);
+  await Promise.all(rig.subscribers.map((child) => child.call('take', { phase: 'warm-up' })));
+  await sleep(500);
+
+  const results: PhaseResult[] = [];
+  for (const [label, plan] of PHASES) {
+    results.push(await measurePhase(rig, target, label, plan));
+    await untilServerIdle();
+  }
+  await Promise.all(rig.subscribers.map((child) => child.call('closeAll')));
+  await untilServerIdle();
+  return results;
+}
+
+/**
+ * Waits until this process's event loop is nearly idle: a phase that fell behind leaves work
+ * queued on the server (even for subscribers that left), which must not spill into the next
+ * phase, nor run into a stopped database pool.
+ */
+async function untilServerIdle() {
+  const deadline = performance.now() + IDLE_WAIT_MAX_MS;
+  do {
+    const before = performance.eventLoopUtilization();
+    await sleep(500);
+    if (performance.eventLoopUtilization(before).utilization < 0.05) return;
+  } while (performance.now() < deadline);
+}
+
+interface SendPlan {
+  mode: 'paced' | 'sequential' | 'open';
+  rate?: number;
+  durationMs: number;
+  /** Stop after this many messages even if time is left. */
+  count?: number;
+}
+
+interface SendResult {
+  sent: number;
+  startedNs: bigint;
+  finishedNs: bigint;
+  answerMs: Float64Array;
+  failures: Record<string, number>;
+}
+
+async function sendPhase(rig: Rig, target: Target, phase: string, plan: SendPlan): Promise<SendResult> {
+  const sender = rig.users[0]!;
+  return rig.sender.call('send', { url: target.httpUrl, token: sender.accessToken, chatId: rig.chatId, format: target.format, phase, textBytes: TEXT_BYTES, ...plan });
+}
+
+/** Waits until `expected` deliveries of the phase arrived, or they stop coming. Returns how many did. */
+async function drain(rig: Rig, phase: string, expected: number): Promise<number> {
+  const deadline = performance.now() + DRAIN_TIMEOUT_MS;
+  let delivered = 0;
+  let lastProgress = performance.now();
+  for (;;) {
+    const counts = await Promise.all(rig.subscribers.map((child) => child.call<{ delivered: number }>('count', { phase })));
+    const now = counts.reduce((total, count) => total + count.delivered, 0);
+    if (now > delivered) lastProgress = performance.now();
+    delivered = now;
+    if (delivered >= expected || performance.now() > deadline || performance.now() - lastProgress > DRAIN_IDLE_MS) return delivered;
+    await sleep(100);
+  }
+}
+
+async function measurePhase(rig: Rig, target: Target, mode: string, plan: SendPlan): Promise<PhaseResult> {
+  const phase = `${target.label}/${mode}`;
+  const cpuBefore = process.cpuUsage();
+  const hostBefore = sampleHostCpu();
+  const loopBefore: EventLoopUtilization = performance.eventLoopUtilization();
+  const started = performance.now();
+
+  const sent = await sendPhase(rig, target, phase, plan);
+  const expected = sent.sent * SUBSCRIBERS;
+  await drain(rig, phase, expected);
+
+  const wallMs = performance.now() - started;
+  const cpu = process.cpuUsage(cpuBefore);
+  const hostBusy = hostBusyShare(hostBefore, sampleHostCpu());
+  const loopBusy = performance.eventLoopUtilization(loopBefore).utilization;
+  const taken = await Promise.all(
+    rig.subscribers.map((child) =>
+      child.call<{ latencies: Float64Array; lastNs: bigint; errors: number; firstError?: string; messageBytes: number }>('take', { phase }),
+    ),
+  );
+  const latencies = concat(taken.map((part) => part.latencies));
+  const lastNs = taken.reduce((latest, part) => (part.lastNs > latest ? part.lastNs : latest), 0n);
+  // From the first send to the last delivery: the rate subscribers were actually served at.
+  const windowS = Number(lastNs - sent.startedNs) / 1e9;
+  return {
+    server: target.label,
+    mode,
+    sent: sent.sent,
+    sendFailures: sent.failures,
+    delivered: latencies.length,
+    expected,
+    deliveriesPerS: latencies.length / windowS,
+    latency: percentiles(latencies),
+    answerP50Ms: percentiles(sent.answerMs).p50,
+    serverCpu: (cpu.user + cpu.system) / 1_000 / wallMs,
+    cpuPerDeliveryUs: (cpu.user + cpu.system) / latencies.length,
+    loopBusy,
+    hostBusy,
+    messageBytes: Math.max(...taken.map((part) => part.messageBytes)),
+    errors: Math.max(...taken.map((part) => part.errors)),
+    firstError: taken.find((part) => part.firstError)?.firstError,
+  };
+}
+
+function printResults(results: PhaseResult[]) {
+  console.log(
+    table(
+      ['server', 'phase', 'sent', 'send errors', 'delivered', 'expected', 'deliveries/s', 'lat p50 ms', 'lat p90 ms', 'lat p99 ms', 'lat max ms', 'answer p50 ms', 'server cpu %', 'cpu µs/delivery', 'loop busy %', 'host %', 'msg bytes'],
+      results.map((r) => [
+        r.server,
+        r.mode,
+        r.sent,
+        Object.entries(r.sendFailures).map(([code, n]) => `${code} x${n}`).join(', ') || '0',
+        r.delivered,
+        r.expected,
+        fixed(r.deliveriesPerS, 0),
+        fixed(r.latency.p50),
+        fixed(r.latency.p90),
+        fixed(r.latency.p99),
+        fixed(r.latency.max),
+        fixed(r.answerP50Ms),
+        fixed(r.serverCpu * 100, 0),
+        fixed(r.cpuPerDeliveryUs),
+        fixed(r.loopBusy * 100, 0),
+        fixed(r.hostBusy * 100, 0),
+        r.messageBytes,
+      ]),
+    ),
+  );
+  for (const r of results) if (r.errors > 0) console.log(`${r.server} ${r.mode}: ${r.errors} subscription errors, first: ${r.firstError}`);
+  console.log('');
+
+  const find = (server: string, mode: string) => results.find((r) => r.server === server && r.mode.startsWith(mode))!;
+  const paced = find('kocmoc', 'paced');
+  const oursMax = find('kocmoc', 'sequential');
+  const bareMax = find('bare ws', 'sequential');
+  const open = find('kocmoc', 'open');
+  const verdict = (pass: boolean) => (pass ? 'PASS' : 'MISS');
+  const complete = (r: PhaseResult) => r.delivered === r.expected;
+  const best = Math.max(paced.deliveriesPerS, oursMax.deliveriesPerS);
+  const ratio = oursMax.deliveriesPerS / bareMax.deliveriesPerS;
+  // Paced sending cannot exceed the offered rate; 2% below it is still keeping up (the window includes the last delivery's latency).
+  console.log(
+    `target >= ${TARGET_DELIVERIES_PER_S} deliveries/s: ${verdict(best >= TARGET_DELIVERIES_PER_S * 0.98)} ` +
+      `(paced: ${fixed(paced.deliveriesPerS, 0)}/s; sequential: ${fixed(oursMax.deliveriesPerS, 0)}/s)`,
+  );
+  console.log(
+    `target p99 < ${TARGET_P99_MS} ms at ${RATE} messages/s x ${SUBSCRIBERS} subscribers (paced): ${verdict(paced.latency.p99 < TARGET_P99_MS && complete(paced))} ` +
+      `(${fixed(paced.latency.p99)} ms, ${paced.delivered} of ${paced.expected} delivered)`,
+  );
+  console.log(
+    `target ours/bare >= ${TARGET_RATIO} (sequential deliveries/s): ${verdict(ratio >= TARGET_RATIO)} ` +
+      `(${fixed(oursMax.deliveriesPerS, 0)} / ${fixed(bareMax.deliveriesPerS, 0)} = ${fixed(ratio, 2)})`,
+  );
+  console.log(
+    `server CPU per delivery, sequential: ${fixed(oursMax.cpuPerDeliveryUs)} µs ours vs ${fixed(bareMax.cpuPerDeliveryUs)} µs bare ` +
+      `(bare/ours = ${fixed(bareMax.cpuPerDeliveryUs / oursMax.cpuPerDeliveryUs, 2)}: the ratio on an otherwise idle machine, were the server CPU-bound)`,
+  );
+  console.log(
+    `open loop at the same ${RATE}/s: ${fixed(open.deliveriesPerS, 0)} deliveries/s, p99 ${fixed(open.latency.p99)} ms, ` +
+      `${open.delivered} of ${open.expected} delivered (ours) vs p99 ${fixed(find('bare ws', 'open').latency.p99)} ms (bare)`,
+  );
+}
+
+function concat(parts: Float64Array[]): Float64Array {
+  const all = new Float64Array(parts.reduce((total, part) => total + part.length, 0));
+  let offset = 0;
+  for (const part of parts) {
+    all.set(part, offset);
+    offset += part.length;
+  }
+  return all;
+}
+
+/** Nearest-rank percentiles of many values at once (one sort; typed arrays sort numerically). */
+function percentiles(values: Float64Array) {
+  const sorted = Float64Array.from(values).sort();
+  const at = (p: number) => (sorted.length === 0 ? Number.NaN : sorted[Math.min(sorted.length, Math.max(1, Math.ceil((p / 100) * sorted.length))) - 1]!);
+  return { p50: at(50), p90: at(90), p99: at(99), max: at(100) };
+}

@@ -1,0 +1,38 @@
+// Runs the benches in sequence against one scratch database.
+// `npm run bench` runs them all; `npm run bench -- login-storm` runs only the named ones.
+import { runEncryption } from './encryption.ts';
+import { runLoginStorm } from './login-storm.ts';
+import { runSendMessage } from './send-message.ts';
+import { describeMachine, openBenchDatabase, type Bench } from './setup.ts';
+import { runUploadBench } from './upload.ts';
+
+const benches: Bench[] = [
+  { name: 'login-storm', run: runLoginStorm },
+  { name: 'encryption', run: runEncryption },
+  { name: 'send-message', run: runSendMessage },
+  { name: 'upload', run: runUploadBench },
+];
+
+async function main() {
+  const requested = process.argv.slice(2);
+  const unknown = requested.filter((name) => !benches.some((bench) => bench.name === name));
+  if (unknown.length > 0) {
+    console.error(`unknown bench: ${unknown.join(', ')}; available: ${benches.map((bench) => bench.name).join(', ')}`);
+    process.exitCode = 1;
+    return;
+  }
+  const selected = requested.length > 0 ? benches.filter((bench) => requested.includes(bench.name)) : benches;
+
+  const database = await openBenchDatabase();
+  try {
+    console.log(await describeMachine(database.url));
+    for (const bench of selected) {
+      console.log(`\n== ${bench.name} ==`);
+      await bench.run({ databaseUrl: database.url });
+    }
+  } finally {
+    await database.stop();
+  }
+}
+
+await main();

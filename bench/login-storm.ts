@@ -1,0 +1,250 @@
+// Login storm: many concurrent logins with argon2 in the worker pool, then with argon2 on the main
+// thread, then a flood far beyond the pool's admission bound. Measures what the pool buys (event-loop
+// responsiveness, throughput against the cores' hashing ceiling) and whether overload is refused.
+import { availableParallelism } from 'node:os';
+import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
+import type { App } from '../src/app.ts';
+import type { PasswordHasher } from '../src/auth/passwords.ts';
+import type { Config } from '../src/env.ts';
+import { hashPassword, verifyPassword } from '../workers/passwords.ts';
+import { createFreeHasher, createMainThreadHasher } from './baseline-hashers.ts';
+import { hostBusyShare, sampleHostCpu } from './host-cpu.ts';
+import { benchConfig, startBenchApp, startLoadClient, type BenchContext, type GraphQLRequest, type LoadClient } from './setup.ts';
+import { fixed, median, percentile, sleep, table } from './stats.ts';
+
+const STORM_LOGINS = 200;
+const FLOOD_LOGINS = 1_000;
+/** A few accounts, so the storm is not one user's rows only. */
+const USERS = 4;
+const WARM_UP_LOGINS = 5;
+const SINGLE_HASH_RUNS = 20;
+const EVENT_LOOP_P99_TARGET_MS = 20;
+const THROUGHPUT_TARGET = 0.8;
+const PASSWORD = 'correct horse battery staple';
+
+const LOGIN = 'mutation ($input: LoginInput!) { login(input: $input) { accessToken } }';
+const REGISTER = 'mutation ($input: RegisterInput!) { register(input: $input) { accessToken } }';
+
+interface Outcome {
+  code: string;
+  ms: number;
+}
+
+interface Measurement {
+  label: string;
+  outcomes: Outcome[];
+  wallMs: number;
+  /** This process's CPU (server, pool threads and load client together) over the run. */
+  cpuMs: number;
+  /** Share of all cores busy over the run, whoever used them (this process, PostgreSQL, anything else). */
+  hostBusy: number;
+  /** Event-loop utilization: the share of the run the main thread spent working rather than waiting. */
+  loopBusy: number;
+  loopDelayMs: { p50: number; p99: number; max: number };
+}
+
+interface Run {
+  client: LoadClient;
+  url: string;
+  logins: GraphQLRequest[];
+}
+
+export async function runLoginStorm({ databaseUrl }: BenchContext): Promise<void> {
+  const config = benchConfig({ DATABASE_URL: databaseUrl });
+  const cores = availableParallelism();
+  const single = measureSingleVerify(config.auth.passwordHash);
+  const singleHashMs = single.medianMs;
+  const ceiling = (cores * 1_000) / singleHashMs;
+  const { memoryKib, passes } = config.auth.passwordHash;
+
+  console.log(`argon2id m=${memoryKib} KiB t=${passes} p=1; pool threads ${config.workers.threads}; queue bound ${config.workers.queueMaxMs} ms`);
+  console.log(`single verify on the main thread: median ${fixed(singleHashMs, 2)} ms of ${SINGLE_HASH_RUNS} runs (min ${fixed(single.minMs, 2)}, max ${fixed(single.maxMs, 2)})`);
+  console.log(`expected ceiling: ${cores} cores x 1000 / ${fixed(singleHashMs, 2)} ms = ${fixed(ceiling)} logins/s`);
+  console.log(`event-loop delay: monitorEventLoopDelay, resolution 1 ms, which the values include (idle p99 here: ${fixed(await idleLoopDelayP99(), 2)} ms)`);
+  console.log('HTTP load comes from a worker thread of this process. loop busy %: event-loop utilization of the main thread;');
+  console.log('cpu/ok ms: this process\'s CPU (server + pool + client) per ok answer; ours %: that CPU as a share of all cores;');
+  console.log('host %: all cores\' busy share over the run (us + PostgreSQL + anything else on the machine)');
+  console.log('');
+
+  const { app, url } = await startBenchApp(config);
+  const client = startLoadClient();
+  try {
+    const run: Run = { client, url, logins: await registerUsers(client, url, USERS) };
+
+    const pool = await loginStorm(run, 'pool', STORM_LOGINS);
+    // What one hash cost inside the workers while the storm ran (the pool's moving average).
+    const poolVerifyMs = app.services.pool.costOf('verifyPassword');
+    const mainThread = await withHasher(app, createMainThreadHasher(config.auth.passwordHash), () =>
+      loginStorm(run, 'main thread', STORM_LOGINS),
+    );
+    const flood = await loginStorm(run, 'flood (pool)', FLOOD_LOGINS);
+
+    console.log(resultsTable([pool, mainThread, flood]));
+    console.log('');
+    printVerdict({ pool, mainThread, flood, ceiling, poolVerifyMs });
+
+    // Where a login's time goes when the targets are judged: hashing alone, and everything but hashing.
+    const hashingOnly = await poolOnlyStorm(app, config.auth.passwordHash, STORM_LOGINS);
+    const noHashing = await withHasher(app, createFreeHasher(), () => loginStorm(run, 'no hashing (HTTP+GraphQL+SQL)', STORM_LOGINS));
+    console.log('');
+    console.log('diagnostics: the two halves of a login, each alone');
+    console.log(resultsTable([hashingOnly, noHashing], 'ok/s'));
+    // The halves' CPU per login, added, is what a login costs this process when nothing interferes.
+    const cpuPerLogin = cpuPerOk(hashingOnly) + cpuPerOk(noHashing);
+    console.log(`hashing only = ${fixed((rate(hashingOnly) / ceiling) * 100)}% of the expected ceiling`);
+    console.log(
+      `halves added: ${fixed(cpuPerOk(hashingOnly))} + ${fixed(cpuPerOk(noHashing))} = ${fixed(cpuPerLogin)} ms CPU per login -> ` +
+        `${cores} cores allow at most ${fixed((cores * 1_000) / cpuPerLogin)} logins/s (${fixed(((cores * 1_000) / cpuPerLogin / ceiling) * 100)}% of the ceiling), PostgreSQL not counted`,
+    );
+  } finally {
+    await client.close();
+    await app.stop();
+  }
+}
+
+/** Sequential inline verifications with the configured parameters, after one untimed run; the median is the reference. */
+function measureSingleVerify(params: Config['auth']['passwordHash']): { medianMs: number; minMs: number; maxMs: number } {
+  const hash = hashPassword({ password: PASSWORD, memoryKib: params.memoryKib, passes: params.passes });
+  verifyPassword({ hash, password: PASSWORD });
+  const times: number[] = [];
+  for (let run = 0; run < SINGLE_HASH_RUNS; run++) {
+    const started = performance.now();
+    verifyPassword({ hash, password: PASSWORD });
+    times.push(performance.now() - started);
+  }
+  return { medianMs: median(times), minMs: Math.min(...times), maxMs: Math.max(...times) };
+}
+
+/** The monitor's floor on this machine, so the storm numbers can be read against it. */
+async function idleLoopDelayP99(): Promise<number> {
+  const histogram = monitorEventLoopDelay({ resolution: 1 });
+  histogram.enable();
+  await sleep(300);
+  histogram.disable();
+  return histogram.percentile(99) / 1e6;
+}
+
+/** Registers accounts one by one (each costs a hash) and returns their login requests. */
+async function registerUsers(client: LoadClient, url: string, count: number): Promise<GraphQLRequest[]> {
+  const suffix = Date.now().toString(36);
+  const logins: GraphQLRequest[] = [];
+  for (let index = 0; index < count; index++) {
+    const username = `bench_${suffix}_${index}`;
+    const input = { email: `${username}@example.com`, username, password: PASSWORD, displayName: `Bench ${index}` };
+    const [result] = (await client.send(url, [{ query: REGISTER, variables: { input } }])).results;
+    if (result?.code !== 'OK') throw new Error(`register ${username} failed: ${result?.code}`);
+    logins.push({ query: LOGIN, variables: { input: { login: username, password: PASSWORD } } });
+  }
+  return logins;
+}
+
+/** Swaps the app's hasher for one run; createContext spreads `services` per request, so new logins see it. */
+async function withHasher<T>(app: App, hasher: PasswordHasher, body: () => Promise<T>): Promise<T> {
+  const original = app.services.passwords;
+  app.services.passwords = hasher;
+  try {
+    return await body();
+  } finally {
+    app.services.passwords = original;
+  }
+}
+
+/** A few sequential logins, then `count` at once. */
+async function loginStorm({ client, url, logins }: Run, label: string, count: number): Promise<Measurement> {
+  for (let index = 0; index < WARM_UP_LOGINS; index++) {
+    const [warm] = (await client.send(url, [logins[index % logins.length]!])).results;
+    if (warm?.code !== 'OK') throw new Error(`${label}: warm-up login failed: ${warm?.code}`);
+  }
+  const requests = Array.from({ length: count }, (_, index) => logins[index % logins.length]!);
+  return measure(label, async () => (await client.send(url, requests)).results);
+}
+
+/** `count` verifications straight into the pool: the hashing throughput with no request around it. */
+async function poolOnlyStorm(app: App, params: Config['auth']['passwordHash'], count: number): Promise<Measurement> {
+  const hash = hashPassword({ password: PASSWORD, memoryKib: params.memoryKib, passes: params.passes });
+  const verifyOnce = async (): Promise<Outcome> => {
+    const started = performance.now();
+    const valid = await app.services.pool.run('verifyPassword', { hash, password: PASSWORD });
+    return { code: valid ? 'OK' : 'WRONG', ms: performance.now() - started };
+  };
+  return measure('hashing only (pool, no HTTP)', () => Promise.all(Array.from({ length: count }, verifyOnce)));
+}
+
+/** Runs `fire` with the event-loop monitor and a CPU reading around it, after letting things settle. */
+async function measure(label: string, fire: () => Promise<Outcome[]>): Promise<Measurement> {
+  await sleep(500);
+  const histogram = monitorEventLoopDelay({ resolution: 1 });
+  histogram.enable();
+  const cpuBefore = process.cpuUsage();
+  const hostBefore = sampleHostCpu();
+  const loopBefore = performance.eventLoopUtilization();
+  const started = performance.now();
+  const outcomes = await fire();
+  const wallMs = performance.now() - started;
+  const cpu = process.cpuUsage(cpuBefore);
+  const hostBusy = hostBusyShare(hostBefore, sampleHostCpu());
+  const loopBusy = performance.eventLoopUtilization(loopBefore).utilization;
+  histogram.disable();
+  return {
+    label,
+    outcomes,
+    wallMs,
+    cpuMs: (cpu.user + cpu.system) / 1_000,
+    hostBusy,
+    loopBusy,
+    loopDelayMs: { p50: histogram.percentile(50) / 1e6, p99: histogram.percentile(99) / 1e6, max: histogram.max / 1e6 },
+  };
+}
+
+const count = (m: Measurement, code: string) => m.outcomes.filter((o) => o.code === code).length;
+const rate = (m: Measurement) => (count(m, 'OK') * 1_000) / m.wallMs;
+const latencies = (m: Measurement, code?: string) => m.outcomes.filter((o) => code === undefined || o.code === code).map((o) => o.ms);
+const cpuPerOk = (m: Measurement) => (count(m, 'OK') > 0 ? m.cpuMs / count(m, 'OK') : Number.NaN);
+const maxOf = (values: number[]) => (values.length > 0 ? Math.max(...values) : Number.NaN);
+
+function resultsTable(measurements: Measurement[], rateHeader = 'logins/s'): string {
+  const headers = ['variant', 'n', 'ok', 'rate-limited', 'other', 'wall ms', rateHeader, 'lat p50 ms', 'lat p99 ms', 'lat max ms', 'loop p50 ms', 'loop p99 ms', 'loop max ms', 'loop busy %', 'cpu/ok ms', 'ours %', 'host %'];
+  const rows = measurements.map((m) => [
+    m.label,
+    m.outcomes.length,
+    count(m, 'OK'),
+    count(m, 'RATE_LIMITED'),
+    m.outcomes.length - count(m, 'OK') - count(m, 'RATE_LIMITED'),
+    fixed(m.wallMs, 0),
+    fixed(rate(m)),
+    fixed(percentile(latencies(m), 50), 0),
+    fixed(percentile(latencies(m), 99), 0),
+    fixed(maxOf(latencies(m)), 0),
+    fixed(m.loopDelayMs.p50, 2),
+    fixed(m.loopDelayMs.p99, 2),
+    fixed(m.loopDelayMs.max, 2),
+    fixed(m.loopBusy * 100, 0),
+    fixed(cpuPerOk(m)),
+    fixed((m.cpuMs / (m.wallMs * availableParallelism())) * 100, 0),
+    fixed(m.hostBusy * 100, 0),
+  ]);
+  const otherLines = measurements.flatMap((m) => {
+    const byCode = new Map<string, number>();
+    for (const { code } of m.outcomes) if (code !== 'OK' && code !== 'RATE_LIMITED') byCode.set(code, (byCode.get(code) ?? 0) + 1);
+    return byCode.size > 0 ? [`${m.label} other outcomes: ${[...byCode].map(([code, n]) => `${code} x${n}`).join(', ')}`] : [];
+  });
+  return [table(headers, rows), ...otherLines].join('\n');
+}
+
+function printVerdict(input: { pool: Measurement; mainThread: Measurement; flood: Measurement; ceiling: number; poolVerifyMs: number }) {
+  const { pool, mainThread, flood, ceiling, poolVerifyMs } = input;
+  const share = rate(pool) / ceiling;
+  const verdict = (pass: boolean) => (pass ? 'PASS' : 'MISS');
+
+  console.log(`pool / main thread: logins/s x${fixed(rate(pool) / rate(mainThread), 2)}, event-loop p99 x${fixed(pool.loopDelayMs.p99 / mainThread.loopDelayMs.p99, 3)}`);
+  console.log(`pool logins/s = ${fixed(share * 100)}% of the expected ceiling (${fixed(ceiling)}/s); one verify inside the pool averaged ${fixed(poolVerifyMs, 2)} ms during the storm`);
+  console.log(`target event-loop p99 < ${EVENT_LOOP_P99_TARGET_MS} ms with the pool: ${verdict(pool.loopDelayMs.p99 < EVENT_LOOP_P99_TARGET_MS)} (${fixed(pool.loopDelayMs.p99, 2)} ms)`);
+  console.log(`target throughput >= ${THROUGHPUT_TARGET * 100}% of ceiling with the pool: ${verdict(share >= THROUGHPUT_TARGET)} (${fixed(share * 100)}%)`);
+  const limited = count(pool, 'RATE_LIMITED');
+  if (limited > 0) console.log(`note: ${limited} of ${pool.outcomes.length} storm logins were RATE_LIMITED; logins/s counts ok logins only`);
+  const unanswered = flood.outcomes.filter((o) => o.code === 'TIMEOUT' || o.code === 'NETWORK').length;
+  console.log(
+    `flood: ${flood.outcomes.length} logins at once -> ${count(flood, 'OK')} ok, ${count(flood, 'RATE_LIMITED')} RATE_LIMITED, ${unanswered} unanswered; ` +
+      `slowest ok ${fixed(maxOf(latencies(flood, 'OK')), 0)} ms, slowest RATE_LIMITED ${fixed(maxOf(latencies(flood, 'RATE_LIMITED')), 0)} ms`,
+  );
+}

@@ -1,0 +1,448 @@
+// sendMessage throughput and latency: 50 senders in a closed loop over real HTTP, first each in its
+// own direct chat (no lock contention), then all in one group chat (everyone queues for the chat
+// row's lock). Baselines in the same run: the same insert statement through bare `pg` (the database's
+// floor for the same rows) and `{ __typename }` over the same HTTP path (the HTTP + Yoga ceiling).
+import { randomBytes } from 'node:crypto';
+import { readdirSync, readFileSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
+import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
+import pg from 'pg';
+import { buildApp } from '../src/app.ts';
+import type { Config } from '../src/env.ts';
+import { uuidv7 } from '../src/ids.ts';
+import { mapLimited, postGraphQL, SEQUENCE_PLACEHOLDER, startLoadProcess, type LoadProcess, type LoadSummary, type SenderSpec } from './graphql-load.ts';
+import { hostBusyShare, sampleHostCpu } from './host-cpu.ts';
+import { benchConfig, type BenchContext } from './setup.ts';
+import { fixed, percentile, sleep, table } from './stats.ts';
+
+const SENDERS = 50;
+const WARM_UP_MS = 2_000;
+const DURATION_MS = 10_000;
+const CEILING_DURATION_MS = 5_000;
+/** Rows the bare-SQL baseline writes untimed first, so its connections and plans are warm too. */
+const SQL_WARM_UP_ROWS = 500;
+/** The app's Prisma pool size (createPrisma's default in src/db/client.ts): the baseline gets the same connections. */
+const APP_POOL_CONNECTIONS = 10;
+/** Registration hashes a password; a few at a time stays well inside the pool's admission bound. */
+const SETUP_CONCURRENCY = 4;
+const TARGET_SENDS_PER_SECOND = 1_500;
+const TARGET_P99_MS = 50;
+/** Linux reports per-process CPU in USER_HZ ticks, 100 per second on every architecture Node runs on. */
+const MS_PER_TICK = 10;
+
+const TEXT = 'Bench message: a short paragraph of ordinary chat text, about one hundred characters long, no emoji.';
+const PASSWORD = 'correct horse battery staple';
+const REGISTER = 'mutation ($input: RegisterInput!) { register(input: $input) { accessToken user { id } } }';
+const CREATE_CHAT = 'mutation ($input: CreateChatInput!) { createChat(input: $input) { id } }';
+/** What a client typically asks back after sending: enough to place the message, not its text again. */
+const SEND_MESSAGE = 'mutation ($input: SendMessageInput!) { sendMessage(input: $input) { id seq createdAt } }';
+
+/** What the bare-SQL baseline writes per row, by the expression sendMessage interpolates into its statement. */
+interface InsertRow {
+  id: string;
+  chatId: string;
+  senderId: string;
+  content: Buffer;
+  contentKeyId: string;
+  clientMessageId: string;
+}
+
+const INSERT_VALUES: Record<string, (row: InsertRow) => unknown> = {
+  id: (row) => row.id,
+  chatId: (row) => row.chatId,
+  senderId: (row) => row.senderId,
+  'input.kind': () => 'TEXT',
+  'sealed.content': (row) => row.content,
+  'sealed.contentKeyId': (row) => row.contentKeyId,
+  'content.attachmentId': () => null,
+  replyToId: () => null,
+  clientMessageId: (row) => row.clientMessageId,
+};
+
+/**
+ * sendMessage's insert statement, read from its source and numbered the way Prisma's $queryRaw
+ * numbers interpolations. Read rather than copied, so the baseline cannot drift from the product
+ * while the statement evolves; an interpolation the bench does not know stops the bench.
+ */
+function productInsertStatement(): { text: string; params: (row: InsertRow) => unknown[] } {
+  const source = readFileSync(new URL('../src/messages/messages.ts', import.meta.url), 'utf8');
+  const opening = '$queryRaw<Message[]>`';
+  const start = source.indexOf(opening, source.indexOf('export async function sendMessage'));
+  if (start < 0) throw new Error('bench: no `$queryRaw<Message[]>` statement found in sendMessage (src/messages/messages.ts)');
+  const bodyStart = start + opening.length;
+  const template = source.slice(bodyStart, source.indexOf('`', bodyStart));
+  const expressions: string[] = [];
+  const text = template.replace(/\$\{([^}]+)\}/g, (_, expression: string) => {
+    expressions.push(expression.trim());
+    return `$${expressions.length}`;
+  });
+  const unknown = expressions.filter((expression) => !(expression in INSERT_VALUES));
+  if (unknown.length > 0) throw new Error(`bench: sendMessage's statement interpolates ${unknown.join(', ')}; add them to INSERT_VALUES`);
+  return { text, params: (row) => expressions.map((expression) => INSERT_VALUES[expression]!(row)) };
+}
+
+interface Sender {
+  userId: string;
+  token: string;
+  directChatId: string;
+}
+
+interface Latency {
+  p50: number;
+  p95: number;
+  p99: number;
+  max: number;
+}
+
+/** What the parent process saw over one measured window. */
+interface WindowReading {
+  wallMs: number;
+  /** This process: the server (or, for bare SQL, the pg driver), worker threads included. */
+  appCpuMs: number;
+  /** The PostgreSQL backends connected to the bench database. */
+  postgresCpuMs: number;
+  hostBusy: number;
+  loopBusy: number;
+  loopP99Ms: number;
+  loopMaxMs: number;
+}
+
+interface Measurement {
+  label: string;
+  workers: number;
+  codes: Record<string, number>;
+  latencyMs: Latency;
+  reading: WindowReading;
+  /** The load process's CPU; NaN when there is none (bare SQL). */
+  clientCpuMs: number;
+  /** SQL statements sent during the window, background work included. */
+  statements: number;
+}
+
+export async function runSendMessage({ databaseUrl }: BenchContext): Promise<void> {
+  const config = benchConfig({ DATABASE_URL: databaseUrl });
+  const databaseName = decodeURIComponent(new URL(databaseUrl).pathname.slice(1));
+  console.log(`${SENDERS} senders in a closed loop (one request in flight each, own keep-alive socket), ${WARM_UP_MS / 1_000} s warm-up + ${DURATION_MS / 1_000} s measured per shape`);
+  console.log(`sendMessage: TEXT of ${TEXT.length} characters with a unique clientMessageId, selection { id seq createdAt }`);
+  console.log(`bare SQL: sendMessage's insert statement (as in src/messages/messages.ts) through pg, ${SENDERS} workers on ${APP_POOL_CONNECTIONS} connections (the app's pool size), as many rows as sendMessage managed`);
+  console.log(
+    config.redisUrl
+      ? 'REDIS_URL set: events and background jobs go through Redis; jobs run by a separate worker are not measured here'
+      : 'REDIS_URL unset: events and background jobs (e.g. push fan-out) run in the server process and count in its numbers',
+  );
+  console.log('HTTP load comes from a child process. loop: event-loop delay (resolution 1 ms, included) and utilization of the server\'s main thread;');
+  console.log('stmts/ok: SQL statements sent during the window per ok answer (Prisma query log), background work such as push fan-out included;');
+  console.log('CPU ms per ok: app = this process (server; the pg driver for bare SQL), client = load process, pg = backends of the bench database;');
+  console.log('host %: all cores\' busy share over the window, whoever used them; others %: the part of it not used by app, client or pg (other load on the machine)');
+  console.log('');
+
+  // Read first: if the product's statement changed shape, stop before spending the run.
+  const insert = { ...productInsertStatement(), contentKeyId: config.messageEncryption.currentKeyId, content: randomBytes(sealedSize(TEXT)) };
+  const { senders, groupChatId, direct, group, ceiling } = await measureThroughApp(config, databaseName);
+  // The app is stopped by now, so none of its background work (e.g. push fan-out of the rows the
+  // baseline writes) runs during the baseline.
+  const sql = new pg.Pool({ connectionString: databaseUrl, max: APP_POOL_CONNECTIONS });
+  let directSql: Measurement;
+  let groupSql: Measurement;
+  try {
+    directSql = await measureBareSql(sql, databaseName, 'bare SQL, direct chats', count(direct, 'OK'), insert,
+      senders.map((sender) => ({ chatId: sender.directChatId, senderId: sender.userId })),
+    );
+    groupSql = await measureBareSql(sql, databaseName, 'bare SQL, one group chat', count(group, 'OK'), insert,
+      senders.map((sender) => ({ chatId: groupChatId, senderId: sender.userId })),
+    );
+  } finally {
+    await sql.end();
+  }
+
+  const all = [direct, directSql, group, groupSql, ceiling];
+  console.log(resultsTable(all));
+  for (const line of outcomeLines(all)) console.log(line);
+  console.log('');
+  console.log(ratioLine('direct chats', direct, directSql));
+  console.log(ratioLine('one group chat', group, groupSql));
+  console.log(
+    `sendMessage / { __typename } ok/s: direct x${fixed(rate(direct) / rate(ceiling), 2)}, group x${fixed(rate(group) / rate(ceiling), 2)} ` +
+      `(the HTTP + Yoga ceiling here: ${fixed(rate(ceiling), 0)}/s)`,
+  );
+  for (const m of [direct, group]) console.log(cpuBudgetLine(m));
+  console.log('');
+  for (const m of [direct, group]) console.log(verdictLine(m));
+}
+
+/** Everything that needs the app: setup, both sendMessage shapes and the HTTP ceiling, counting the app's SQL statements. */
+async function measureThroughApp(config: Config, databaseName: string) {
+  // Counting statements through Prisma's query events cost no measurable CPU (within noise of a
+  // findFirst micro-run), so the measured app counts its own.
+  const statements = { issued: 0 };
+  const app = await buildApp({ config, onQuery: () => void statements.issued++ });
+  const { url } = await app.start();
+  const load = startLoadProcess();
+  try {
+    const { senders, groupChatId } = await createSendersAndChats(url);
+    const measure = (label: string, specs: SenderSpec[], durationMs = DURATION_MS) =>
+      measureHttp(load, databaseName, statements, label, { url, senders: specs, warmUpMs: WARM_UP_MS, durationMs });
+    const direct = await measure(
+      'sendMessage, direct chats',
+      senders.map((sender, index) => ({ token: sender.token, body: sendBody(sender.directChatId, `direct-${index}`) })),
+    );
+    const group = await measure(
+      'sendMessage, one group chat',
+      senders.map((sender, index) => ({ token: sender.token, body: sendBody(groupChatId, `group-${index}`) })),
+    );
+    const ceiling = await measure(
+      '{ __typename }, no auth',
+      senders.map(() => ({ body: JSON.stringify({ query: '{ __typename }' }) })),
+      CEILING_DURATION_MS,
+    );
+    return { senders, groupChatId, direct, group, ceiling };
+  } finally {
+    await load.close();
+    await app.stop();
+  }
+}
+
+/** A hub user, 50 senders each in a direct chat with the hub, and one group of all of them; all through GraphQL. */
+async function createSendersAndChats(url: string): Promise<{ senders: Sender[]; groupChatId: string }> {
+  const suffix = Date.now().toString(36);
+  const accounts = await mapLimited(Array.from({ length: SENDERS + 1 }, (_, index) => index), SETUP_CONCURRENCY, async (index) => {
+    const username = `send_${suffix}_${index}`;
+    const input = { email: `${username}@example.com`, username, password: PASSWORD, displayName: `Sender ${index}` };
+    const { register } = await postGraphQL(url, REGISTER, { input });
+    return { userId: register.user.id as string, token: register.accessToken as string };
+  });
+  const [hub, ...others] = accounts as [Omit<Sender, 'directChatId'>, ...Omit<Sender, 'directChatId'>[]];
+  const senders = await mapLimited(others, 10, async (sender) => {
+    const { createChat } = await postGraphQL(url, CREATE_CHAT, { input: { kind: 'DIRECT', memberIds: [hub.userId] } }, sender.token);
+    return { ...sender, directChatId: createChat.id as string };
+  });
+  const { createChat } = await postGraphQL(
+    url,
+    CREATE_CHAT,
+    { input: { kind: 'GROUP', title: 'Send bench', memberIds: senders.map((sender) => sender.userId) } },
+    hub.token,
+  );
+  return { senders, groupChatId: createChat.id };
+}
+
+/** The request body for one sender; the load process fills in the sequence, so every clientMessageId is new. */
+function sendBody(chatId: string, senderTag: string): string {
+  const input = { chatId, kind: 'TEXT', text: TEXT, clientMessageId: `${senderTag}-${SEQUENCE_PLACEHOLDER}` };
+  return JSON.stringify({ query: SEND_MESSAGE, variables: { input } });
+}
+
+/** Bytes the product stores for a text: `{"t":…}` sealed as iv (12) + tag (16) + ciphertext. */
+function sealedSize(text: string): number {
+  return 28 + Buffer.byteLength(JSON.stringify({ t: text }));
+}
+
+async function measureHttp(
+  load: LoadProcess,
+  databaseName: string,
+  statements: { issued: number },
+  label: string,
+  spec: Parameters<LoadProcess['run']>[0],
+): Promise<Measurement> {
+  // Lets the previous shape's leftovers (queued background work, closing sockets) settle first.
+  await sleep(1_000);
+  let stop: (() => WindowReading) | undefined;
+  let reading: WindowReading | undefined;
+  let issuedAtStart = 0;
+  let issued = Number.NaN;
+  const summary: LoadSummary = await load.run(spec, {
+    onStart: () => {
+      issuedAtStart = statements.issued;
+      stop = startWindow(databaseName);
+    },
+    onEnd: () => {
+      reading = stop?.();
+      issued = statements.issued - issuedAtStart;
+    },
+  });
+  if (!reading) throw new Error(`${label}: the load process never closed its window`);
+  const { codes, latencyMs, clientCpuMs } = summary;
+  return { label, workers: spec.senders.length, codes, latencyMs, reading, clientCpuMs, statements: issued };
+}
+
+/**
+ * `rows` inserts of sendMessage's statement by SENDERS workers sharing the pool; worker i writes as
+ * targets[i]. Latency includes waiting for a connection, as a request in the app would.
+ */
+async function measureBareSql(
+  sql: pg.Pool,
+  databaseName: string,
+  label: string,
+  rows: number,
+  insert: { text: string; params: (row: InsertRow) => unknown[]; contentKeyId: string; content: Buffer },
+  targets: Array<{ chatId: string; senderId: string }>,
+): Promise<Measurement> {
+  const runTag = `${label.replace(/\W+/g, '-')}-${Date.now().toString(36)}`;
+  const insertRows = async (total: number, phase: string) => {
+    const latencies: number[] = [];
+    const codes: Record<string, number> = {};
+    let issued = 0;
+    const worker = async (index: number) => {
+      const { chatId, senderId } = targets[index % targets.length]!;
+      while (issued < total) {
+        const sequence = issued++;
+        const started = performance.now();
+        const row = { id: uuidv7(), chatId, senderId, content: insert.content, contentKeyId: insert.contentKeyId, clientMessageId: `${runTag}-${phase}-${sequence}` };
+        const code = await sql.query(insert.text, insert.params(row)).then(
+          (result) => (result.rowCount === 1 ? 'OK' : 'NOT_INSERTED'),
+          (error: { code?: string }) => `PG_${error.code ?? 'ERROR'}`,
+        );
+        latencies.push(performance.now() - started);
+        codes[code] = (codes[code] ?? 0) + 1;
+      }
+    };
+    await Promise.all(Array.from({ length: SENDERS }, (_, index) => worker(index)));
+    return { latencies, codes };
+  };
+
+  await sleep(500);
+  await insertRows(SQL_WARM_UP_ROWS, 'warm');
+  const stop = startWindow(databaseName);
+  const { latencies, codes } = await insertRows(rows, 'run');
+  const reading = stop();
+  return { label, workers: SENDERS, codes, latencyMs: summarize(latencies), reading, clientCpuMs: Number.NaN, statements: rows };
+}
+
+/** Starts the parent's readings for one window; the returned function ends them. */
+function startWindow(databaseName: string): () => WindowReading {
+  const histogram = monitorEventLoopDelay({ resolution: 1 });
+  histogram.enable();
+  const started = performance.now();
+  const cpuBefore = process.cpuUsage();
+  const hostBefore = sampleHostCpu();
+  const loopBefore = performance.eventLoopUtilization();
+  const postgresBefore = backendCpuMs(databaseName);
+  return () => {
+    const wallMs = performance.now() - started;
+    const cpu = process.cpuUsage(cpuBefore);
+    const postgresAfter = backendCpuMs(databaseName);
+    const reading: WindowReading = {
+      wallMs,
+      appCpuMs: (cpu.user + cpu.system) / 1_000,
+      // Backends that connected during the window count in full: all of their CPU is in it.
+      postgresCpuMs:
+        postgresAfter.size === 0 ? Number.NaN : [...postgresAfter].reduce((sum, [pid, ms]) => sum + ms - (postgresBefore.get(pid) ?? 0), 0),
+      hostBusy: hostBusyShare(hostBefore, sampleHostCpu()),
+      loopBusy: performance.eventLoopUtilization(loopBefore).utilization,
+      loopP99Ms: histogram.percentile(99) / 1e6,
+      loopMaxMs: histogram.max / 1e6,
+    };
+    histogram.disable();
+    return reading;
+  };
+}
+
+/**
+ * CPU so far of each PostgreSQL backend connected to `databaseName`, by pid, from /proc (Linux,
+ * local server only; empty otherwise). Backends title themselves "postgres: … user database host …".
+ */
+function backendCpuMs(databaseName: string): Map<number, number> {
+  const usage = new Map<number, number>();
+  let entries: string[];
+  try {
+    entries = readdirSync('/proc');
+  } catch {
+    return usage;
+  }
+  for (const entry of entries) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const title = readFileSync(`/proc/${entry}/cmdline`, 'utf8');
+      if (!title.startsWith('postgres:') || !title.includes(` ${databaseName} `)) continue;
+      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
+      // After "pid (comm) ": state is field 3, utime and stime fields 14 and 15.
+      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      usage.set(Number(entry), (Number(fields[11]) + Number(fields[12])) * MS_PER_TICK);
+    } catch {
+      // The process ended while we looked.
+    }
+  }
+  return usage;
+}
+
+function summarize(latencies: number[]): Latency {
+  return {
+    p50: percentile(latencies, 50),
+    p95: percentile(latencies, 95),
+    p99: percentile(latencies, 99),
+    max: latencies.length > 0 ? Math.max(...latencies) : Number.NaN,
+  };
+}
+
+const count = (m: Measurement, code: string) => m.codes[code] ?? 0;
+const total = (m: Measurement) => Object.values(m.codes).reduce((sum, n) => sum + n, 0);
+const rate = (m: Measurement) => (count(m, 'OK') * 1_000) / m.reading.wallMs;
+const perOk = (m: Measurement, cpuMs: number) => cpuMs / count(m, 'OK');
+
+function resultsTable(measurements: Measurement[]): string {
+  const headers = ['variant', 'workers', 'ok', 'errors', 'ok/s', 'p50 ms', 'p95 ms', 'p99 ms', 'max ms', 'loop p99 ms', 'loop max ms', 'loop busy %', 'stmts/ok', 'app ms/ok', 'client ms/ok', 'pg ms/ok', 'host %', 'others %'];
+  const rows = measurements.map((m) => [
+    m.label,
+    m.workers,
+    count(m, 'OK'),
+    total(m) - count(m, 'OK'),
+    fixed(rate(m), 0),
+    fixed(m.latencyMs.p50, 1),
+    fixed(m.latencyMs.p95, 1),
+    fixed(m.latencyMs.p99, 1),
+    fixed(m.latencyMs.max, 0),
+    fixed(m.reading.loopP99Ms, 1),
+    fixed(m.reading.loopMaxMs, 1),
+    fixed(m.reading.loopBusy * 100, 0),
+    fixed(m.statements / count(m, 'OK'), 2),
+    fixed(perOk(m, m.reading.appCpuMs), 3),
+    fixed(perOk(m, m.clientCpuMs), 3),
+    fixed(perOk(m, m.reading.postgresCpuMs), 3),
+    fixed(m.reading.hostBusy * 100, 0),
+    fixed(othersShare(m) * 100, 0),
+  ]);
+  return table(headers, rows);
+}
+
+/** Share of all cores busy with something other than this bench's processes: other load that disturbed the row. */
+function othersShare(m: Measurement): number {
+  const ours = m.reading.appCpuMs + (Number.isNaN(m.clientCpuMs) ? 0 : m.clientCpuMs) + (Number.isNaN(m.reading.postgresCpuMs) ? 0 : m.reading.postgresCpuMs);
+  return Math.max(0, m.reading.hostBusy - ours / (m.reading.wallMs * availableParallelism()));
+}
+
+function outcomeLines(measurements: Measurement[]): string[] {
+  return measurements.flatMap((m) => {
+    const failures = Object.entries(m.codes).filter(([code]) => code !== 'OK');
+    return failures.length > 0 ? [`${m.label} errors: ${failures.map(([code, n]) => `${code} x${n}`).join(', ')}`] : [];
+  });
+}
+
+function ratioLine(shape: string, ours: Measurement, bare: Measurement): string {
+  return (
+    `${shape}: sendMessage / bare SQL = ok/s x${fixed(rate(ours) / rate(bare), 2)} (${fixed(rate(ours), 0)} vs ${fixed(rate(bare), 0)}), ` +
+    `p99 x${fixed(ours.latencyMs.p99 / bare.latencyMs.p99, 2)} (${fixed(ours.latencyMs.p99, 1)} vs ${fixed(bare.latencyMs.p99, 1)} ms)`
+  );
+}
+
+/**
+ * Two limits from what one send cost: the machine's cores over everybody's CPU per send, and the
+ * server's one event loop over the app's CPU per send (the main thread does nearly all of it).
+ */
+function cpuBudgetLine(m: Measurement): string {
+  const app = perOk(m, m.reading.appCpuMs);
+  const client = perOk(m, m.clientCpuMs);
+  const postgres = perOk(m, m.reading.postgresCpuMs);
+  const sum = app + client + postgres;
+  const cores = availableParallelism();
+  return (
+    `${m.label}: CPU per send app ${fixed(app, 3)} + client ${fixed(client, 3)} + pg ${fixed(postgres, 3)} = ${fixed(sum, 3)} ms ` +
+    `-> ${cores} cores allow ~${fixed((cores * 1_000) / sum, 0)}/s; one server event loop allows ~${fixed(1_000 / app, 0)}/s`
+  );
+}
+
+function verdictLine(m: Measurement): string {
+  const pass = rate(m) >= TARGET_SENDS_PER_SECOND && m.latencyMs.p99 < TARGET_P99_MS && total(m) === count(m, 'OK');
+  return (
+    `target >= ${TARGET_SENDS_PER_SECOND} sends/s with p99 < ${TARGET_P99_MS} ms and no errors, ${m.label}: ${pass ? 'PASS' : 'MISS'} ` +
+    `(${fixed(rate(m), 0)}/s, p99 ${fixed(m.latencyMs.p99, 1)} ms, ${total(m) - count(m, 'OK')} errors)`
+  );
+}

@@ -1,0 +1,122 @@
+// What every bench shares: its config, the scratch database, the machine description, a load client.
+import { availableParallelism, cpus, loadavg } from 'node:os';
+import { Worker } from 'node:worker_threads';
+import pg from 'pg';
+import { buildApp, type App } from '../src/app.ts';
+import { openScratchDatabase, type Database } from '../src/db/database.ts';
+import { loadConfig, type Config } from '../src/env.ts';
+import { hostBusyShare, sampleHostCpu } from './host-cpu.ts';
+import { fixed, sleep } from './stats.ts';
+
+/** Fixed so a bench never writes a generated secret under DATA_DIR (and never needs one). */
+const BENCH_JWT_SECRET = 'bench-secret-that-is-long-enough-for-hs256-0123456789';
+
+export interface BenchContext {
+  /** An emptied, migrated database that the bench may fill as it likes. */
+  databaseUrl: string;
+}
+
+export interface Bench {
+  name: string;
+  run: (context: BenchContext) => Promise<void>;
+}
+
+/**
+ * The environment (so WORKER_THREADS, PASSWORD_HASH_* etc. can be tried), pinned to a quiet,
+ * loopback-only server on a free port. `test` rather than `production`: same code paths, no required secrets.
+ */
+export function benchConfig(overrides: Record<string, string> = {}): Config {
+  return loadConfig({
+    ...process.env,
+    NODE_ENV: 'test',
+    LOG_LEVEL: process.env.LOG_LEVEL ?? 'warn',
+    JWT_SECRET: BENCH_JWT_SECRET,
+    PORT: '0',
+    HOST: '127.0.0.1',
+    ...overrides,
+  });
+}
+
+/**
+ * A `kocmoc_bench` database beside DATABASE_URL, or an embedded server when none is set.
+ * BENCH_DATABASE_NAME picks another name, so two bench runs against one server do not empty each other's tables.
+ */
+export function openBenchDatabase(): Promise<Database> {
+  return openScratchDatabase(benchConfig(), process.env.BENCH_DATABASE_NAME || 'kocmoc_bench');
+}
+
+/** One line that says what the numbers were measured on. */
+export async function describeMachine(databaseUrl: string): Promise<string> {
+  const client = new pg.Client({ connectionString: databaseUrl });
+  await client.connect();
+  let postgres: string;
+  try {
+    const { rows } = await client.query<{ version: string }>('SELECT version()');
+    // "PostgreSQL 15.20 (Debian …) on x86_64-pc-linux-gnu, compiled by …": the part before " on " is enough.
+    postgres = rows[0]!.version.split(' on ')[0]!;
+  } finally {
+    await client.end();
+  }
+  const load = loadavg().map((value) => value.toFixed(2)).join(' ');
+  // Other work on the machine skews every number below; say how busy it was just before.
+  const before = sampleHostCpu();
+  await sleep(1_000);
+  const busy = hostBusyShare(before, sampleHostCpu());
+  return [
+    `machine: ${cpus()[0]?.model.trim() ?? 'unknown CPU'}, ${availableParallelism()} cores, Node ${process.version}, ${postgres}`,
+    `date: ${new Date().toISOString()}; before start: load average ${load}, host CPU ${fixed(busy * 100, 0)}% busy over 1 s`,
+  ].join('\n');
+}
+
+/** Builds and starts the real server; the caller stops it. */
+export async function startBenchApp(config: Config): Promise<{ app: App; url: string }> {
+  const app = await buildApp({ config });
+  const { url } = await app.start();
+  return { app, url };
+}
+
+export interface GraphQLRequest {
+  query: string;
+  variables: Record<string, unknown>;
+}
+
+export interface GraphQLResult {
+  /** `extensions.code` of the first error; `OK` without errors; `HTTP_<status>`, `TIMEOUT` or `NETWORK` without a GraphQL answer. */
+  code: string;
+  /** From send to parsed body. */
+  ms: number;
+  data: Record<string, any> | null;
+}
+
+export interface LoadClient {
+  /** Sends every request at once over real sockets; resolves when all have answered, in order. */
+  send(url: string, requests: GraphQLRequest[], timeoutMs?: number): Promise<{ results: GraphQLResult[]; wallMs: number }>;
+  close(): Promise<void>;
+}
+
+/** HTTP client in a worker thread (bench/load-client.mjs), so it does not load the server's event loop. */
+export function startLoadClient(): LoadClient {
+  const worker = new Worker(new URL('./load-client.mjs', import.meta.url));
+  const pending = new Map<number, { resolve: (value: { results: GraphQLResult[]; wallMs: number }) => void; reject: (error: unknown) => void }>();
+  let nextId = 0;
+  worker.on('message', ({ id, results, wallMs }: { id: number; results: GraphQLResult[]; wallMs: number }) => {
+    pending.get(id)?.resolve({ results, wallMs });
+    pending.delete(id);
+  });
+  worker.on('error', (error) => {
+    for (const { reject } of pending.values()) reject(error);
+    pending.clear();
+  });
+  return {
+    send(url, requests, timeoutMs = 60_000) {
+      const id = nextId++;
+      return new Promise((resolve, reject) => {
+        pending.set(id, { resolve, reject });
+        worker.postMessage({ id, requests: requests.map((request) => ({ url, timeoutMs, ...request })) });
+      });
+    },
+    close: async () => {
+      await worker.terminate();
+    },
+  };
+}

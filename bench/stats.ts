@@ -1,0 +1,25 @@
+// Small numeric and text helpers shared by the benches.
+
+/** Nearest-rank percentile (p in 0..100) of unsorted values; NaN when there are none. */
+export function percentile(values: readonly number[], p: number): number {
+  if (values.length === 0) return Number.NaN;
+  const sorted = [...values].sort((a, b) => a - b);
+  const rank = Math.ceil((p / 100) * sorted.length);
+  return sorted[Math.min(sorted.length, Math.max(1, rank)) - 1]!;
+}
+
+export const median = (values: readonly number[]) => percentile(values, 50);
+
+/** Fixed decimals, or `-` for NaN so empty measurements read as such. */
+export const fixed = (value: number, digits = 1) => (Number.isNaN(value) ? '-' : value.toFixed(digits));
+
+/** A plain-text table: first column left-aligned, the rest right-aligned (they are numbers). */
+export function table(headers: readonly string[], rows: ReadonlyArray<ReadonlyArray<string | number>>): string {
+  const cells = [headers, ...rows].map((row) => row.map(String));
+  const widths = headers.map((_, column) => Math.max(...cells.map((row) => row[column]?.length ?? 0)));
+  const line = (row: string[]) =>
+    row.map((cell, column) => (column === 0 ? cell.padEnd(widths[column]!) : cell.padStart(widths[column]!))).join('  ');
+  return cells.map(line).join('\n');
+}
+
+export const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));

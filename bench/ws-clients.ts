@@ -1,0 +1,125 @@
+// The parent's side of the WebSocket benches' child processes: client processes (bench/ws-client.mjs),
+// a second server instance (bench/ws-server.ts), and what a server process looks like from outside.
+import { fork, type ChildProcess } from 'node:child_process';
+import { readdirSync, readFileSync } from 'node:fs';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
+
+/** A child process answering `{ id, command, ...args }` with `{ id, result | error }`. */
+export interface ChildRpc {
+  pid: number;
+  call<T = any>(command: string, args?: Record<string, unknown>): Promise<T>;
+  /** Disconnects IPC (the child exits by itself) and waits for the exit, killing it after `graceMs`. */
+  stop(graceMs?: number): Promise<void>;
+}
+
+function rpc(child: ChildProcess): ChildRpc {
+  const pending = new Map<number, { resolve: (value: any) => void; reject: (error: Error) => void }>();
+  let nextId = 0;
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  child.on('message', (message: { id: number; result?: unknown; error?: string }) => {
+    const waiter = pending.get(message.id);
+    pending.delete(message.id);
+    if (message.error !== undefined) waiter?.reject(new Error(`child ${child.pid}: ${message.error}`));
+    else waiter?.resolve(message.result);
+  });
+  child.once('exit', (code, signal) => {
+    for (const { reject } of pending.values()) reject(new Error(`child ${child.pid} exited (${code ?? signal})`));
+    pending.clear();
+  });
+  return {
+    pid: child.pid!,
+    call(command, args = {}) {
+      const id = nextId++;
+      return new Promise((resolve, reject) => {
+        pending.set(id, { resolve, reject });
+        child.send({ id, command, ...args });
+      });
+    },
+    async stop(graceMs = 10_000) {
+      if (child.exitCode === null && child.signalCode === null) {
+        if (child.connected) child.disconnect();
+        // A stuck child still goes, a little later.
+        const timer = setTimeout(() => child.kill('SIGKILL'), graceMs);
+        await exited;
+        clearTimeout(timer);
+      }
+    },
+  };
+}
+
+/** A client process whose sockets all leave from `localAddress` (any of 127.0.0.0/8 works on Linux). */
+export function startClientProcess(localAddress: string): ChildRpc {
+  // 'advanced' serialization carries typed arrays and bigints (latencies, hrtime stamps) as they are.
+  return rpc(fork(new URL('./ws-client.mjs', import.meta.url), [localAddress], { serialization: 'advanced', execArgv: [] }));
+}
+
+/** Another instance of the real server in a process of its own, on the same database. */
+export async function startServerProcess(databaseUrl: string): Promise<ChildRpc & { url: string }> {
+  const child = rpc(
+    fork(new URL('./ws-server.ts', import.meta.url), [], {
+      serialization: 'advanced',
+      execArgv: ['--import', 'tsx'],
+      env: { ...process.env, DATABASE_URL: databaseUrl },
+    }),
+  );
+  const { url } = await child.call<{ url: string }>('start');
+  return { ...child, url };
+}
+
+export interface ProcessSample {
+  rssBytes: number;
+  heapUsedBytes: number;
+  externalBytes: number;
+  openFds: number;
+  cpuMicros: number;
+}
+
+/** Memory after a full collection (what connections keep, not garbage), open descriptors, CPU so far. */
+export function sampleThisProcess(): ProcessSample {
+  collectGarbage();
+  const memory = process.memoryUsage();
+  const cpu = process.cpuUsage();
+  return {
+    rssBytes: memory.rss,
+    heapUsedBytes: memory.heapUsed,
+    externalBytes: memory.external + memory.arrayBuffers,
+    openFds: readdirSync('/proc/self/fd').length,
+    cpuMicros: cpu.user + cpu.system,
+  };
+}
+
+let gc: (() => void) | undefined;
+
+/** `global.gc` without having to start node with --expose-gc (the bench runner does not). */
+function collectGarbage() {
+  if (!gc) {
+    setFlagsFromString('--expose-gc');
+    gc = runInNewContext('gc') as () => void;
+  }
+  // Twice: the first pass may only finalize what the second frees.
+  gc();
+  gc();
+}
+
+/**
+ * How many files (sockets) one process may hold open: the soft limit, which Node raises to the hard
+ * limit at startup, and which accept() runs into.
+ */
+export function openFileLimit(): number {
+  const line = readFileSync('/proc/self/limits', 'utf8')
+    .split('\n')
+    .find((row) => row.startsWith('Max open files'));
+  const soft = line?.trim().split(/\s+/)[3];
+  return soft === undefined || soft === 'unlimited' ? Number.POSITIVE_INFINITY : Number(soft);
+}
+
+/** Loopback source addresses, one per client process: 127.0.0.2, 127.0.0.3, … */
+export const sourceAddress = (index: number) => `127.0.0.${2 + index}`;
+
+/** Splits `items` into consecutive chunks of at most `size`. */
+export function chunk<T>(items: readonly T[], size: number): T[][] {
+  const chunks: T[][] = [];
+  for (let start = 0; start < items.length; start += size) chunks.push(items.slice(start, start + size));
+  return chunks;
+}
