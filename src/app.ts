@@ -104,12 +104,14 @@ export async function buildApp(options: BuildAppOptions): Promise<App> {
   await presence.start();
   await maintenance.start();
   await sessions.start();
-  notifications.start();
+  if (config.push.enabled) notifications.start();
   const stopUploadCleanup = startUploadCleanup(services, { retentionMs: config.files.unusedRetentionMs });
   logger.info(
-    notifications.queue.distributed
-      ? 'push notifications are queued in Redis: run `npm run worker` to deliver them'
-      : 'no REDIS_URL: push notifications are processed in this process (same job code as the worker)',
+    !config.push.enabled
+      ? 'push notifications are off (PUSH_ENABLED=false)'
+      : notifications.queue.distributed
+        ? 'push notifications are queued in Redis: run `npm run worker` to deliver them'
+        : 'no REDIS_URL: push notifications are processed in this process (same job code as the worker)',
   );
 
   let webSockets: ReturnType<typeof attachWebSocketServer> | undefined;

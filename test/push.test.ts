@@ -1,28 +1,42 @@
 // Push notifications end to end: a real local push service over HTTPS decrypts what it receives.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
+import { mkdtempSync } from 'node:fs';
+import { connect as connectTcp, type Socket } from 'node:net';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { App } from '../src/app.ts';
-import { codeOf, createChat, gql, registerUser, sendText, startTestApp, type TestUser } from './helpers.ts';
+import { applyMigrations, ensureDatabase } from '../src/db/migrations.ts';
+import { codeOf, createChat, gql, registerUser, scratchDatabaseUrl, sendText, startTestApp, type TestUser } from './helpers.ts';
 import { startPushService, type PushDevice, type PushService } from './push-service.ts';
 import { connect } from './ws-helpers.ts';
 
 const REGISTER = `mutation ($input: PushSubscriptionInput!) { registerPushSubscription(input: $input) { id endpoint } }`;
+// Every app relays the whole outbox table: on the shared test database, other files' apps would
+// take (and try to deliver) these messages' notifications. This file keeps a database of its own.
+const database = scratchDatabaseUrl('kocmoc_push');
+const startApp = (env: Record<string, string> = {}, options: Parameters<typeof startTestApp>[1] = {}) =>
+  startTestApp({ DATABASE_URL: database.url, ...env }, options);
 let push: PushService;
 let app: App;
+let appRunning = false;
 
 beforeAll(async () => {
+  await ensureDatabase(database.url);
+  await applyMigrations({ databaseUrl: database.url });
   push = await startPushService();
-  app = await startTestApp(
+  app = await startApp(
     { PUSH_ALLOW_PRIVATE_ENDPOINTS: 'true', PUSH_COLLAPSE_WINDOW: '150ms' },
     { notifications: { pushAgent: push.agent }, presence: { offlineGraceMs: 200 } },
   );
+  appRunning = true;
 });
 afterAll(async () => {
-  await app?.stop();
+  if (appRunning) await app.stop();
   await push?.close();
+  await database.drop();
 });
 
 async function subscribeDevice(target: App, user: TestUser, device: PushDevice) {
@@ -67,7 +81,7 @@ describe('push subscriptions', () => {
   });
 
   it('refuses private addresses unless allowed', async () => {
-    const strict = await startTestApp();
+    const strict = await startApp();
     try {
       const user = await registerUser(strict);
       const device = push.device();
@@ -157,7 +171,7 @@ describe('delivery (in-process, no Redis)', () => {
   });
 
   it('writes no outbox row and pushes nothing with PUSH_ENABLED=false', async () => {
-    const off = await startTestApp({ PUSH_ENABLED: 'false', PUSH_ALLOW_PRIVATE_ENDPOINTS: 'true' }, { notifications: { pushAgent: push.agent } });
+    const off = await startApp({ PUSH_ENABLED: 'false', PUSH_ALLOW_PRIVATE_ENDPOINTS: 'true' }, { notifications: { pushAgent: push.agent } });
     try {
       const [alice, bob] = await Promise.all([registerUser(off), registerUser(off)]);
       const device = push.device();
@@ -191,7 +205,10 @@ describe('worker process (Redis)', () => {
   const workers: ChildProcess[] = [];
 
   beforeAll(async () => {
-    api = await startTestApp({ REDIS_URL, JOB_QUEUE_PREFIX: queuePrefix, PUSH_ALLOW_PRIVATE_ENDPOINTS: 'true', PUSH_COLLAPSE_WINDOW: '0s' });
+    // The in-process app above would relay (and deliver) these messages itself: only workers may here.
+    if (appRunning) await app.stop();
+    appRunning = false;
+    api = await startApp({ REDIS_URL, JOB_QUEUE_PREFIX: queuePrefix, PUSH_ALLOW_PRIVATE_ENDPOINTS: 'true', PUSH_COLLAPSE_WINDOW: '0s' });
   });
   afterAll(async () => {
     for (const worker of workers) worker.kill('SIGKILL');
@@ -261,4 +278,68 @@ describe('worker process (Redis)', () => {
     expect(await exited).toBe(0);
     expect(device.accepted.map((p) => p.body)).toEqual(['before shutdown']);
   }, 40_000);
+});
+
+describe('Redis restart', () => {
+  const queuePrefix = `kocmoc-test-${randomUUID().slice(0, 8)}`;
+  const dir = mkdtempSync(join(tmpdir(), 'kocmoc-redis-'));
+  const port = 46_000 + Math.floor(Math.random() * 4_000);
+  let redis: ChildProcess | undefined;
+  let api: App | undefined;
+  let worker: ChildProcess | undefined;
+
+  /** A Redis of our own that persists every write (AOF, fsync always), so it can be restarted. */
+  async function startRedis() {
+    redis = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--dir', dir, '--appendonly', 'yes', '--appendfsync', 'always', '--save', '']);
+    for (let i = 0; i < 50; i++) {
+      if (await new Promise((resolve) => connectTcp(port, '127.0.0.1').once('connect', function (this: Socket) { this.destroy(); resolve(true); }).once('error', () => resolve(false)))) return;
+      await idle(100);
+    }
+    throw new Error('redis-server did not start');
+  }
+
+  afterAll(async () => {
+    worker?.kill('SIGKILL');
+    await api?.stop();
+    redis?.kill('SIGKILL');
+  });
+
+  it('keeps queued jobs across a Redis restart', async () => {
+    await startRedis();
+    const REDIS_URL = `redis://127.0.0.1:${port}`;
+    api = await startApp({ REDIS_URL, JOB_QUEUE_PREFIX: queuePrefix, PUSH_ALLOW_PRIVATE_ENDPOINTS: 'true', PUSH_COLLAPSE_WINDOW: '0s' });
+    const [alice, bob] = await Promise.all([registerUser(api), registerUser(api)]);
+    const device = push.device();
+    await subscribeDevice(api, alice, device);
+    const chatId = await createChat(api, bob, { kind: 'DIRECT', memberIds: [alice.id] });
+    await sendText(api, bob, chatId, 'queued before the restart');
+    // Relayed from the outbox: the fan-out job now waits in Redis (no worker runs yet).
+    for (let i = 0; i < 100 && (await api.services.prisma.notificationOutbox.count()) > 0; i++) await idle(50);
+    expect(await api.notifications.queue.depth()).toBe(1);
+    expect(device.requests).toHaveLength(0);
+
+    redis!.kill('SIGKILL');
+    await new Promise((resolve) => redis!.once('exit', resolve));
+    await startRedis();
+
+    const config = api.services.config;
+    worker = spawn(process.execPath, ['--import', 'tsx', 'workers/main.ts'], {
+      cwd: join(import.meta.dirname, '..'),
+      env: {
+        PATH: process.env.PATH ?? '',
+        NODE_EXTRA_CA_CERTS: push.certFile,
+        DATABASE_URL: api.databaseUrl,
+        REDIS_URL,
+        JOB_QUEUE_PREFIX: queuePrefix,
+        PUSH_ALLOW_PRIVATE_ENDPOINTS: 'true',
+        MESSAGE_ENCRYPTION_KEY: config.messageEncryption.keys[config.messageEncryption.currentKeyId]!.toString('base64'),
+        VAPID_PUBLIC_KEY: config.push.vapid.publicKey,
+        VAPID_PRIVATE_KEY: config.push.vapid.privateKey,
+        VAPID_SUBJECT: config.push.vapid.subject,
+        JWT_SECRET: config.auth.jwtSecret,
+      },
+    });
+    await push.waitFor(device, 1, 20_000);
+    expect(device.accepted[0].body).toBe('queued before the restart');
+  }, 60_000);
 });
