@@ -73,7 +73,7 @@ interface PhaseResult {
   deliveriesPerS: number;
   latency: { p50: number; p90: number; p99: number; max: number };
   answerP50Ms: number;
-  /** This process's CPU (the server) as a share of one core, and its event-loop utilization. */
+  /** This process's CPU (the server) as a share of one core. */
   serverCpu: number;
   /** Server CPU per delivery: what throughput would be on cores of its own, and less skewed by other load. */
   cpuPerDeliveryUs: number;
@@ -101,7 +101,8 @@ export async function runFanout({ databaseUrl }: BenchContext): Promise<void> {
     console.log(`latency = send start (sender) -> subscriber's client delivers it, on the shared monotonic clock`);
     console.log(`phases of ${PHASE_MS / 1_000} s: paced = ${RATE} messages/s (${TARGET_DELIVERIES_PER_S} deliveries/s offered), one request at a time;`);
     console.log(`  sequential = next request as soon as the previous is answered; open = ${RATE}/s on schedule, requests overlap if answers are slow`);
-    console.log(`delivered/s = deliveries / (first send -> last delivery); missing deliveries are those not in ${DRAIN_TIMEOUT_MS / 1_000} s after the last send`);
+    console.log(`deliveries/s = deliveries / (first send -> last delivery); missing deliveries are those not in ${DRAIN_TIMEOUT_MS / 1_000} s after the last send;`);
+    console.log('answer = the sender\'s HTTP round trip for one message');
     console.log(`processes: server (this one) | ${SUBSCRIBER_PROCESSES} subscriber processes x ${SUBSCRIBERS / SUBSCRIBER_PROCESSES} clients | 1 sender process | PostgreSQL;`);
     console.log(`  all share ${availableParallelism()} cores (nothing pinned); server cpu = this process's CPU as % of one core (includes its worker threads);`);
     console.log('  loop busy = event-loop utilization (includes time the process waited for a core); host = all cores, anyone\'s use');

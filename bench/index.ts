@@ -2,6 +2,7 @@
 // `npm run bench` runs them all; `npm run bench -- login-storm` runs only the named ones.
 import { runEncryption } from './encryption.ts';
 import { runLoginStorm } from './login-storm.ts';
+import { runPush } from './push.ts';
 import { runSendMessage } from './send-message.ts';
 import { describeMachine, openBenchDatabase, type Bench } from './setup.ts';
 import { runUploadBench } from './upload.ts';
@@ -11,6 +12,7 @@ const benches: Bench[] = [
   { name: 'encryption', run: runEncryption },
   { name: 'send-message', run: runSendMessage },
   { name: 'upload', run: runUploadBench },
+  { name: 'push', run: runPush },
 ];
 
 async function main() {

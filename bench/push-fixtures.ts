@@ -38,13 +38,6 @@ export async function createDirectChats(databaseUrl: string, pairs: Array<[strin
   return chatIds;
 }
 
-/** Adds members to an existing group (createGroupChat takes one member list only). */
-export async function addGroupMembers(databaseUrl: string, chatId: string, userIds: string[]): Promise<void> {
-  await withClient(databaseUrl, (client) =>
-    client.query(`INSERT INTO "ChatMember" ("chatId", "userId") SELECT $1, * FROM unnest($2::text[])`, [chatId, userIds]),
-  );
-}
-
 async function withClient<T>(databaseUrl: string, body: (client: pg.Client) => Promise<T>): Promise<T> {
   const client = new pg.Client({ connectionString: databaseUrl });
   await client.connect();

@@ -2,6 +2,7 @@
 // runs it), and CPU readings of every process involved, from /proc (Linux; elsewhere NaN).
 import { spawn, type ChildProcess } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
+import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import { hostBusyShare, sampleHostCpu, type HostCpuSample } from './host-cpu.ts';
 

@@ -4,7 +4,7 @@
 // service's certificate the same way (NODE_EXTRA_CA_CERTS, default HTTPS agent).
 import type { Config } from '../src/env.ts';
 import { createPushSender } from '../src/notifications/web-push.ts';
-import { forkChild, ownCpuMs, serveCommands, wallNow, type ChildHandle } from './push-child.ts';
+import { forkChild, serveCommands, wallNow, type ChildHandle } from './push-child.ts';
 import type { PushDeviceKeys } from './push-endpoint.ts';
 
 const CHILD_FLAG = '--push-raw-child';
@@ -24,7 +24,6 @@ export interface RawSendResult {
   failures: Record<string, number>;
   startedAt: number;
   finishedAt: number;
-  cpuMs: number;
 }
 
 export interface RawSender {
@@ -51,7 +50,6 @@ function runRawSender() {
       const failures: Record<string, number> = {};
       let next = 0;
       let sent = 0;
-      const cpuBefore = ownCpuMs();
       const startedAt = wallNow();
       const lane = async () => {
         while (next < spec.total) {
@@ -62,7 +60,7 @@ function runRawSender() {
         }
       };
       await Promise.all(Array.from({ length: spec.concurrency }, lane));
-      return { sent, failures, startedAt, finishedAt: wallNow(), cpuMs: ownCpuMs() - cpuBefore };
+      return { sent, failures, startedAt, finishedAt: wallNow() };
     },
   });
 }

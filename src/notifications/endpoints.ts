@@ -34,8 +34,21 @@ export async function checkPushEndpoint(endpoint: string, { allowPrivate }: { al
   if (url.username || url.password) throw refuse('must not carry credentials');
   if (allowPrivate) return url;
   const host = url.hostname.replace(/^\[|\]$/g, '');
-  const addresses = isIP(host) ? [host] : (await lookup(host, { all: true }).catch(() => [])).map((a) => a.address);
+  const addresses = isIP(host) ? [host] : await addressesOf(host);
   if (addresses.length === 0) throw refuse('host does not resolve');
   if (addresses.some(isPrivateAddress)) throw refuse('must be on a public address');
   return url;
+}
+
+/** Push services are few hosts with many pushes: their addresses are looked up once a minute. */
+const ADDRESS_CACHE_MS = 60_000;
+const addressCache = new Map<string, { addresses: string[]; until: number }>();
+
+async function addressesOf(host: string): Promise<string[]> {
+  const cached = addressCache.get(host);
+  if (cached && cached.until > Date.now()) return cached.addresses;
+  const addresses = (await lookup(host, { all: true }).catch(() => [])).map((a) => a.address);
+  if (addressCache.size > 1_000) addressCache.clear();
+  addressCache.set(host, { addresses, until: Date.now() + ADDRESS_CACHE_MS });
+  return addresses;
 }

@@ -33,6 +33,8 @@ export interface NotificationDeps {
   send: PushSender;
   /** Queues delivery jobs (job id per message and device, delayed by the collapse window). */
   enqueueDeliveries(jobs: DeliveryJob[]): Promise<void>;
+  /** A message as every recipient's notification shows it (cached: one message has many recipients). */
+  notifiedMessage(messageId: string): Promise<NotifiedMessage | null>;
 }
 
 /** Seconds a push service keeps a notification for an unreachable device. */
@@ -80,22 +82,20 @@ export async function deliver(deps: NotificationDeps, job: DeliveryJob): Promise
   const { prisma } = deps;
   const subscription = await prisma.pushSubscription.findUnique({ where: { id: job.subscriptionId } });
   if (!subscription) return 'gone';
-  const message = await prisma.message.findUnique({
-    where: { id: job.messageId },
-    include: { chat: { select: { id: true, kind: true, title: true } }, sender: { select: { displayName: true } } },
-  });
-  if (!message || message.deletedAt) return 'skipped';
-  const member = await prisma.chatMember.findUnique({
-    where: { chatId_userId: { chatId: message.chatId, userId: subscription.userId } },
-    select: { lastReadSeq: true, mutedUntil: true },
-  });
-  if (!member || (member.mutedUntil && member.mutedUntil > new Date()) || member.lastReadSeq >= message.seq) return 'skipped';
-
-  const newer = await prisma.message.findFirst({
-    where: { chatId: message.chatId, seq: { gt: message.seq }, senderId: { not: subscription.userId }, deletedAt: null },
-    select: { id: true },
-  });
-  if (newer) return 'collapsed';
+  const message = await deps.notifiedMessage(job.messageId);
+  if (!message) return 'skipped';
+  // One statement for everything that is the recipient's own and must be fresh.
+  const [state] = await prisma.$queryRaw<Array<{ lastReadSeq: number; muted: boolean; deleted: boolean; newer: boolean; unread: number }>>`
+    SELECT cm."lastReadSeq",
+           coalesce(cm."mutedUntil" > now(), false) AS muted,
+           (SELECT m."deletedAt" IS NOT NULL FROM "Message" m WHERE m."id" = ${message.id}) AS deleted,
+           EXISTS (SELECT 1 FROM "Message" n WHERE n."chatId" = cm."chatId" AND n."seq" > ${message.seq}
+                     AND n."senderId" <> cm."userId" AND n."deletedAt" IS NULL) AS newer,
+           (SELECT count(*)::int FROM "Message" u WHERE u."chatId" = cm."chatId" AND u."seq" > cm."lastReadSeq"
+                     AND u."senderId" <> cm."userId" AND u."deletedAt" IS NULL) AS unread
+    FROM "ChatMember" cm WHERE cm."chatId" = ${message.chatId} AND cm."userId" = ${subscription.userId}`;
+  if (!state || state.muted || state.deleted || state.lastReadSeq >= message.seq) return 'skipped';
+  if (state.newer) return 'collapsed';
 
   try {
     await checkPushEndpoint(subscription.endpoint, { allowPrivate: deps.config.push.allowPrivateEndpoints });
@@ -104,10 +104,7 @@ export async function deliver(deps: NotificationDeps, job: DeliveryJob): Promise
     return 'gone';
   }
 
-  const unread = await prisma.message.count({
-    where: { chatId: message.chatId, seq: { gt: member.lastReadSeq }, senderId: { not: subscription.userId }, deletedAt: null },
-  });
-  const payload = JSON.stringify(await notificationPayload(deps.cipher, message, unread));
+  const payload = JSON.stringify({ ...message.payload, unread: state.unread });
   const outcome = await deps.send(subscription, payload, {
     topic: chatTopic(message.chatId),
     ttlSeconds: PUSH_TTL_SECONDS,
@@ -131,18 +128,21 @@ export function chatTopic(chatId: string): string {
   return createHash('sha256').update(chatId).digest('base64url').slice(0, 32);
 }
 
-interface NotifiedMessage {
+/** What every recipient of one message is shown (their own unread count is added per device). */
+export interface NotifiedMessage {
   id: string;
   chatId: string;
-  kind: string;
-  content: Uint8Array | null;
-  contentKeyId: string | null;
-  chat: { kind: string; title: string | null };
-  sender: { displayName: string };
+  seq: number;
+  payload: { type: 'message'; chatId: string; messageId: string; title: string; body: string };
 }
 
-/** What the service worker shows: who, where, a short preview, and how many are unread. */
-export async function notificationPayload(cipher: ContentCipher, message: NotifiedMessage, unread: number) {
+/** Loads and opens a message for notifications; null if it is gone or deleted. */
+export async function loadNotifiedMessage({ prisma, cipher }: Pick<NotificationDeps, 'prisma' | 'cipher'>, messageId: string): Promise<NotifiedMessage | null> {
+  const message = await prisma.message.findUnique({
+    where: { id: messageId },
+    include: { chat: { select: { kind: true, title: true } }, sender: { select: { displayName: true } } },
+  });
+  if (!message || message.deletedAt) return null;
   let text: string | null = null;
   if (message.content && message.contentKeyId) {
     const [plaintext] = await cipher.open([{ keyId: message.contentKeyId, aad: messageAad(message.id), ciphertext: message.content }]);
@@ -151,12 +151,16 @@ export async function notificationPayload(cipher: ContentCipher, message: Notifi
   const preview = previewOf(message.kind, text);
   const group = message.chat.kind === 'GROUP';
   return {
-    type: 'message',
+    id: message.id,
     chatId: message.chatId,
-    messageId: message.id,
-    title: group ? (message.chat.title ?? 'Group') : message.sender.displayName,
-    body: group ? `${message.sender.displayName}: ${preview}` : preview,
-    unread,
+    seq: message.seq,
+    payload: {
+      type: 'message',
+      chatId: message.chatId,
+      messageId: message.id,
+      title: group ? (message.chat.title ?? 'Group') : message.sender.displayName,
+      body: group ? `${message.sender.displayName}: ${preview}` : preview,
+    },
   };
 }
 

@@ -6,7 +6,7 @@ import type { Config } from '../env.ts';
 import type { PrismaClient } from '../generated/prisma/client.ts';
 import type { Logger } from '../logger.ts';
 import type { PresenceTracker } from '../realtime/presence.ts';
-import { deliver, fanOut, type NotificationDeps } from './jobs.ts';
+import { deliver, fanOut, loadNotifiedMessage, type NotificationDeps, type NotifiedMessage } from './jobs.ts';
 import { createOutboxRelay } from './outbox.ts';
 import { createBullQueue, createLocalQueue, jobIds, type JobData, type JobProcessor } from './queue.ts';
 import { createPushSender } from './web-push.ts';
@@ -25,8 +25,13 @@ export interface NotificationsOptions {
 
 export type Notifications = ReturnType<typeof createNotifications>;
 
+/** A message's notification is the same for all its recipients: built once per process and minute. */
+const MESSAGE_CACHE_MS = 60_000;
+const MESSAGE_CACHE_MAX = 1_000;
+
 export function createNotifications(options: NotificationsOptions) {
   const { config, prisma, logger } = options;
+  const messages = new Map<string, { message: Promise<NotifiedMessage | null>; until: number }>();
   const process: JobProcessor = (name, data) =>
     name === 'fan-out' ? fanOut(deps, data as JobData['fan-out']) : deliver(deps, data as JobData['deliver']);
   const queue = config.redisUrl ? createBullQueue(config.redisUrl, config.jobs.queuePrefix) : createLocalQueue(process, logger);
@@ -39,6 +44,15 @@ export function createNotifications(options: NotificationsOptions) {
     send: createPushSender({ vapid: config.push.vapid, agent: options.pushAgent }),
     enqueueDeliveries: (jobs) =>
       queue.add('deliver', jobs.map((job) => ({ id: jobIds.deliver(job), data: job })), { delayMs: config.push.collapseWindowMs }),
+    notifiedMessage: (messageId) => {
+      const cached = messages.get(messageId);
+      if (cached && cached.until > Date.now()) return cached.message;
+      const message = loadNotifiedMessage({ prisma, cipher: options.cipher }, messageId);
+      if (messages.size >= MESSAGE_CACHE_MAX) messages.delete(messages.keys().next().value!);
+      messages.set(messageId, { message, until: Date.now() + MESSAGE_CACHE_MS });
+      message.catch(() => messages.delete(messageId));
+      return message;
+    },
   };
   const relay = createOutboxRelay({ prisma, queue, logger, intervalMs: options.relayIntervalMs });
 

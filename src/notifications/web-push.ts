@@ -37,14 +37,39 @@ export interface PushSenderOptions {
   timeoutMs?: number;
 }
 
+/** How long a VAPID token we sign is valid (RFC 8292 allows up to 24 h). */
+const VAPID_TOKEN_SECONDS = 12 * 3600;
+/** A cached token is replaced this long before it expires. */
+const VAPID_REFRESH_MARGIN_MS = 3600_000;
+
 export function createPushSender({ vapid, agent, timeoutMs = 10_000 }: PushSenderOptions): PushSender {
-  const vapidDetails = { subject: vapid.subject, publicKey: vapid.publicKey, privateKey: vapid.privateKey };
+  // Signing a VAPID token is the costliest part of a push; one token per push service serves every
+  // push to it for hours.
+  const tokens = new Map<string, { headers: Record<string, string>; refreshAt: number }>();
+  const vapidHeaders = (endpoint: string) => {
+    const audience = new URL(endpoint).origin;
+    const cached = tokens.get(audience);
+    if (cached && cached.refreshAt > Date.now()) return cached.headers;
+    const expiration = Math.floor(Date.now() / 1000) + VAPID_TOKEN_SECONDS;
+    const headers = webpush.getVapidHeaders(audience, vapid.subject, vapid.publicKey, vapid.privateKey, 'aes128gcm', expiration) as Record<string, string>;
+    tokens.set(audience, { headers, refreshAt: expiration * 1000 - VAPID_REFRESH_MARGIN_MS });
+    return headers;
+  };
+
   return async (target, payload, options) => {
     try {
       const result = await webpush.sendNotification(
         { endpoint: target.endpoint, keys: { p256dh: target.p256dh, auth: target.auth } },
         payload,
-        { vapidDetails, TTL: options.ttlSeconds, urgency: options.urgency, topic: options.topic, contentEncoding: 'aes128gcm', timeout: timeoutMs, ...(agent ? { agent } : {}) },
+        {
+          headers: vapidHeaders(target.endpoint),
+          TTL: options.ttlSeconds,
+          urgency: options.urgency,
+          topic: options.topic,
+          contentEncoding: 'aes128gcm',
+          timeout: timeoutMs,
+          ...(agent ? { agent } : {}),
+        },
       );
       return { kind: 'sent', statusCode: result.statusCode };
     } catch (error) {
