@@ -1,11 +1,13 @@
 // Runs the benches in sequence against one scratch database.
 // `npm run bench` runs them all; `npm run bench -- login-storm` runs only the named ones.
 import { runEncryption } from './encryption.ts';
+import { runFanout } from './fanout.ts';
 import { runLoginStorm } from './login-storm.ts';
 import { runPush } from './push.ts';
 import { runSendMessage } from './send-message.ts';
 import { describeMachine, openBenchDatabase, type Bench } from './setup.ts';
 import { runUploadBench } from './upload.ts';
+import { runWsIdle } from './ws-idle.ts';
 
 const benches: Bench[] = [
   { name: 'login-storm', run: runLoginStorm },
@@ -13,6 +15,8 @@ const benches: Bench[] = [
   { name: 'send-message', run: runSendMessage },
   { name: 'upload', run: runUploadBench },
   { name: 'push', run: runPush },
+  { name: 'ws-idle', run: runWsIdle },
+  { name: 'fanout', run: runFanout },
 ];
 
 async function main() {

@@ -25,6 +25,7 @@ import { maskError, useErrorLogging } from './plugins/error-logging.ts';
 import { useMaintenanceMode } from './plugins/maintenance.ts';
 import { requestIdOf, useRequestId } from './plugins/request-id.ts';
 import { createEventBus } from './realtime/bus.ts';
+import { createChatFeeds } from './realtime/chat-feed.ts';
 import { createEvents } from './realtime/events.ts';
 import { createPresenceTracker, type PresenceTrackerOptions } from './realtime/presence.ts';
 import { useSharedSubscriptionExecution } from './realtime/shared-execution.ts';
@@ -70,6 +71,7 @@ export async function buildApp(options: BuildAppOptions): Promise<App> {
   const passwords = createPasswordHasher(pool, config.auth.passwordHash);
   const bus = createEventBus({ redisUrl: config.redisUrl, channelPrefix: options.channelPrefix, logger });
   const events = createEvents(bus, logger);
+  const chatFeeds = createChatFeeds({ bus, prisma, logger });
   const redis = config.redisUrl ? new Redis(config.redisUrl, { maxRetriesPerRequest: 3 }) : undefined;
   redis?.on('error', (error) => logger.warn({ err: error }, 'redis error'));
   const presence = createPresenceTracker({
@@ -94,6 +96,7 @@ export async function buildApp(options: BuildAppOptions): Promise<App> {
     cipher,
     storage: createLocalDiskStorage({ root: config.files.uploadDir }),
     events,
+    chatFeeds,
     presence,
     maintenance,
     notifications,

@@ -11,6 +11,7 @@ import type { PrismaClient } from './generated/prisma/client.ts';
 import { createLoaders, type Loaders } from './loaders.ts';
 import { isAdminToken, type Maintenance } from './admin/maintenance.ts';
 import type { Notifications } from './notifications/notifications.ts';
+import type { ChatFeeds } from './realtime/chat-feed.ts';
 import type { Events } from './realtime/events.ts';
 import type { PresenceTracker } from './realtime/presence.ts';
 import type { Logger } from './logger.ts';
@@ -31,6 +32,8 @@ export interface Services {
   storage: FileStorage;
   /** Publishes what subscribers see (through Redis when configured). */
   events: Events;
+  /** Each chat's events, ordered and shared by this instance's subscribers. */
+  chatFeeds: ChatFeeds;
   /** Who has a live connection, across instances. */
   presence: PresenceTracker;
   /** Maintenance mode, shared by all instances. */

@@ -7,7 +7,7 @@ import { blockersAmong } from '../users/contacts.ts';
 import { channels, type ChatTopicEvent, type MessageEventType, type PresenceTopicEvent, type UserTopicEvent } from './events.ts';
 import { openStream, type StreamControls } from './stream.ts';
 
-type StreamServices = Pick<Services, 'prisma' | 'events' | 'config'>;
+type StreamServices = Pick<Services, 'prisma' | 'events' | 'config' | 'chatFeeds'>;
 
 export type MessageEvent = Extract<ChatTopicEvent, { kind: 'message' }>;
 export type ChatEvent = Extract<ChatTopicEvent, { kind: 'chat' }>;
@@ -43,14 +43,14 @@ interface FollowOptions {
 }
 
 /** Listens to the channels of the viewer's chats, following joins and leaves. Resolves when live. */
-async function followChats({ prisma, events }: StreamServices, viewerId: string, options: FollowOptions): Promise<() => void> {
+async function followChats({ prisma, events, chatFeeds }: StreamServices, viewerId: string, options: FollowOptions): Promise<() => void> {
   const { bus } = events;
   const listening = new Map<string, Promise<() => void>>();
   let closed = false;
 
   const follow = async (chatIds: string[]) => {
     const fresh = chatIds.filter((id) => !listening.has(id));
-    for (const id of fresh) listening.set(id, bus.listen(channels.chat(id), (payload) => options.onChatEvent(payload as ChatTopicEvent)));
+    for (const id of fresh) listening.set(id, chatFeeds.follow(id, options.onChatEvent));
     await Promise.all(fresh.map((id) => listening.get(id)));
     if (!closed && fresh.length > 0) options.onFollow?.(fresh);
   };
@@ -96,63 +96,42 @@ export interface MessageStreamOptions {
 }
 
 /**
- * CREATED, EDITED and DELETED events, in each chat's order. Positions are tracked per chat: a
- * CREATED event that skips positions (an instance published late, or Redis dropped an event)
- * first delivers the missing messages from the database, so nothing is lost and nothing repeats.
+ * CREATED, EDITED and DELETED events, in each chat's order (the chat feeds order them and fill
+ * gaps once for all subscribers). With `sinceSeq`, the messages after it are replayed from the
+ * database first; live events they overlap are dropped, so nothing repeats.
  */
 export function messageEventStream(services: StreamServices, viewerId: string, options: MessageStreamOptions) {
   const { prisma } = services;
   return openStream<MessageEvent>(async (controls) => {
-    /** Position of the last CREATED delivered per followed chat. */
-    const lastSeq = new Map<string, number>();
     const enqueue = serially(controls as StreamControls<unknown>);
+    /** Highest position replayed per chat: live CREATED events up to it were already delivered. */
+    const replayedTo = new Map<string, number>();
 
-    const fill = async (chatId: string, below: number) => {
-      const from = lastSeq.get(chatId)!;
-      if (below - from - 1 > GAP_FILL_MAX) throw new Error('Too many missed messages: page through history and resubscribe.');
-      const missing = await prisma.message.findMany({
-        where: { chatId, seq: { gt: from, lt: below } },
+    const replay = async (chatId: string, since: number) => {
+      const missed = await prisma.message.findMany({
+        where: { chatId, seq: { gt: since } },
         select: { id: true, seq: true },
         orderBy: { seq: 'asc' },
+        take: GAP_FILL_MAX + 1,
       });
-      for (const m of missing) controls.emit({ kind: 'message', type: 'CREATED', chatId, messageId: m.id, seq: m.seq });
-      if (missing.length > 0) lastSeq.set(chatId, Math.max(from, missing.at(-1)!.seq));
+      if (missed.length > GAP_FILL_MAX) throw new Error('Too many missed messages: page through history and resubscribe.');
+      for (const m of missed) controls.emit({ kind: 'message', type: 'CREATED', chatId, messageId: m.id, seq: m.seq });
+      replayedTo.set(chatId, missed.at(-1)?.seq ?? since);
     };
 
-    const deliver = async (event: MessageEvent) => {
-      if (!lastSeq.has(event.chatId) || !(await isMemberNow(prisma, event, viewerId))) return;
-      // A CREATED event may skip positions; an EDITED/DELETED one may be about a message whose
-      // CREATED never arrived: deliver what is missing (through that message) first.
-      const through = event.type === 'CREATED' ? event.seq - 1 : event.seq;
-      if (through > lastSeq.get(event.chatId)!) await fill(event.chatId, through + 1);
-      if (event.type === 'CREATED') {
-        if (event.seq <= lastSeq.get(event.chatId)!) return; // already delivered (replayed or duplicate)
-        lastSeq.set(event.chatId, event.seq);
-      }
-      controls.emit(event);
-    };
-
-    const stop = await followChats(services, viewerId, {
+    return followChats(services, viewerId, {
       chatId: options.chatId,
       onChatEvent: (event) => {
-        if (event.kind === 'message') enqueue(() => deliver(event));
-      },
-      onFollow: (chatIds) =>
-        // Positions are read once the channels are live: later messages arrive as events, earlier
-        // ones are history (or replayed from `sinceSeq`).
+        if (event.kind !== 'message') return;
         enqueue(async () => {
-          const chats = await prisma.chat.findMany({ where: { id: { in: chatIds } }, select: { id: true, lastSeq: true } });
-          for (const chat of chats) {
-            const since = options.chatId && options.sinceSeq != null ? Math.max(0, options.sinceSeq) : null;
-            lastSeq.set(chat.id, since ?? chat.lastSeq);
-            if (since !== null && chat.lastSeq > since) await fill(chat.id, chat.lastSeq + 1);
-          }
-        }),
-      onMembership: (event) => {
-        if (!event.member) enqueue(async () => void lastSeq.delete(event.chatId));
+          if (event.type === 'CREATED' && event.seq <= (replayedTo.get(event.chatId) ?? 0)) return;
+          if (await isMemberNow(prisma, event, viewerId)) controls.emit(event);
+        });
+      },
+      onFollow: (chatIds) => {
+        if (options.chatId && options.sinceSeq != null) enqueue(() => replay(chatIds[0]!, Math.max(0, options.sinceSeq!)));
       },
     });
-    return stop;
   });
 }
 
