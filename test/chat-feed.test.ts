@@ -28,7 +28,8 @@ describe('chat feeds', () => {
 
     // The feed starts at the chat's current position (3): pretend the three are not sent yet.
     await prisma.chat.update({ where: { id: chatId }, data: { lastSeq: 0 } });
-    const [seenByA, seenByB]: ChatTopicEvent[][] = [[], []];
+    const seenByA: ChatTopicEvent[] = [];
+    const seenByB: ChatTopicEvent[] = [];
     const stopA = await feeds.follow(chatId, (event) => seenByA.push(event));
     const stopB = await feeds.follow(chatId, (event) => seenByB.push(event));
 
