@@ -47,6 +47,26 @@ async function subscribeDevice(target: App, user: TestUser, device: PushDevice) 
 
 const idle = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
+/** `npm run worker` as a child process with `api`'s keys and database, trusting the push service's certificate. */
+function spawnWorker(api: App, redisUrl: string, queuePrefix: string, extra: Record<string, string> = {}): ChildProcess {
+  const { config } = api.services;
+  const env = {
+    PATH: process.env.PATH ?? '',
+    NODE_EXTRA_CA_CERTS: push.certFile,
+    DATABASE_URL: api.databaseUrl,
+    REDIS_URL: redisUrl,
+    JOB_QUEUE_PREFIX: queuePrefix,
+    PUSH_ALLOW_PRIVATE_ENDPOINTS: 'true',
+    MESSAGE_ENCRYPTION_KEY: config.messageEncryption.keys[config.messageEncryption.currentKeyId]!.toString('base64'),
+    VAPID_PUBLIC_KEY: config.push.vapid.publicKey,
+    VAPID_PRIVATE_KEY: config.push.vapid.privateKey,
+    VAPID_SUBJECT: config.push.vapid.subject,
+    JWT_SECRET: config.auth.jwtSecret,
+    ...extra,
+  };
+  return spawn(process.execPath, ['--import', 'tsx', 'workers/main.ts'], { cwd: join(import.meta.dirname, '..'), env });
+}
+
 describe('push subscriptions', () => {
   it('serves the VAPID public key', async () => {
     const result = await gql(app, `{ vapidPublicKey }`);
@@ -217,23 +237,7 @@ describe('worker process (Redis)', () => {
 
   /** `npm run worker` as a child process, trusting the push service's certificate. */
   function startWorker(): Promise<ChildProcess> {
-    const { config } = api.services;
-    const env = {
-      PATH: process.env.PATH ?? '',
-      NODE_EXTRA_CA_CERTS: push.certFile,
-      DATABASE_URL: api.databaseUrl,
-      REDIS_URL,
-      JOB_QUEUE_PREFIX: queuePrefix,
-      JOB_LOCK_DURATION: '2s',
-      PUSH_ALLOW_PRIVATE_ENDPOINTS: 'true',
-      MESSAGE_ENCRYPTION_KEY: config.messageEncryption.keys[config.messageEncryption.currentKeyId]!.toString('base64'),
-      VAPID_PUBLIC_KEY: config.push.vapid.publicKey,
-      VAPID_PRIVATE_KEY: config.push.vapid.privateKey,
-      VAPID_SUBJECT: config.push.vapid.subject,
-      JWT_SECRET: config.auth.jwtSecret,
-      LOG_LEVEL: 'info',
-    };
-    const child = spawn(process.execPath, ['--import', 'tsx', 'workers/main.ts'], { cwd: join(import.meta.dirname, '..'), env });
+    const child = spawnWorker(api, REDIS_URL, queuePrefix, { JOB_LOCK_DURATION: '2s', LOG_LEVEL: 'info' });
     workers.push(child);
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => reject(new Error('worker did not start')), 30_000);
@@ -322,23 +326,7 @@ describe('Redis restart', () => {
     await new Promise((resolve) => redis!.once('exit', resolve));
     await startRedis();
 
-    const config = api.services.config;
-    worker = spawn(process.execPath, ['--import', 'tsx', 'workers/main.ts'], {
-      cwd: join(import.meta.dirname, '..'),
-      env: {
-        PATH: process.env.PATH ?? '',
-        NODE_EXTRA_CA_CERTS: push.certFile,
-        DATABASE_URL: api.databaseUrl,
-        REDIS_URL,
-        JOB_QUEUE_PREFIX: queuePrefix,
-        PUSH_ALLOW_PRIVATE_ENDPOINTS: 'true',
-        MESSAGE_ENCRYPTION_KEY: config.messageEncryption.keys[config.messageEncryption.currentKeyId]!.toString('base64'),
-        VAPID_PUBLIC_KEY: config.push.vapid.publicKey,
-        VAPID_PRIVATE_KEY: config.push.vapid.privateKey,
-        VAPID_SUBJECT: config.push.vapid.subject,
-        JWT_SECRET: config.auth.jwtSecret,
-      },
-    });
+    worker = spawnWorker(api, REDIS_URL, queuePrefix);
     await push.waitFor(device, 1, 20_000);
     expect(device.accepted[0].body).toBe('queued before the restart');
   }, 60_000);
