@@ -1,6 +1,7 @@
 // Device sessions: each holds one rotation family of refresh tokens (RFC 6749 §10.4 reuse detection).
 import type { Services, Viewer } from '../context.ts';
 import { unauthenticated } from '../errors.ts';
+import { uuidv7 } from '../ids.ts';
 import type { PrismaClient, User } from '../generated/prisma/client.ts';
 import { hashRefreshToken, newRefreshToken } from './tokens.ts';
 
@@ -31,15 +32,17 @@ export async function openSession(
 ): Promise<AuthPayload> {
   const refreshToken = newRefreshToken();
   const now = new Date();
-  const session = await prisma.session.create({
-    data: {
-      userId: user.id,
-      userAgent: device.userAgent,
-      expiresAt: new Date(now.getTime() + tokens.refreshTokenTtlMs),
-      refreshTokens: { create: { tokenHash: hashRefreshToken(refreshToken) } },
-    },
-    select: { id: true },
-  });
+  const session = { id: uuidv7(), expiresAt: new Date(now.getTime() + tokens.refreshTokenTtlMs) };
+  // The session and its first refresh token in one statement (no transaction round trips): logins
+  // are a hot path during reconnect storms.
+  await prisma.$executeRaw`
+    WITH session AS (
+      INSERT INTO "Session" ("id", "userId", "userAgent", "createdAt", "lastRefreshAt", "expiresAt")
+      VALUES (${session.id}, ${user.id}, ${device.userAgent}, ${now}, ${now}, ${session.expiresAt})
+      RETURNING "id"
+    )
+    INSERT INTO "RefreshToken" ("id", "sessionId", "tokenHash", "createdAt")
+    SELECT ${uuidv7()}, "id", ${hashRefreshToken(refreshToken)}, ${now} FROM session`;
   const access = await tokens.issueAccessToken({ userId: user.id, sessionId: session.id }, now);
   return { accessToken: access.token, accessTokenExpiresAt: access.expiresAt, refreshToken, user, sessionId: session.id };
 }
