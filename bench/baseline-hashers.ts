@@ -14,6 +14,8 @@ export function createMainThreadHasher(params: Config['auth']['passwordHash']): 
 
   // `async` bodies run synchronously up to their first await, so each call blocks the loop for one hash.
   return {
+    // No queue to bound: the main thread just blocks.
+    assertCapacity: () => {},
     hash,
     verify: async (passwordHash: string, password: string) => verifyPassword({ hash: passwordHash, password }),
     verifyUnknownUser: async (password: string) => {
@@ -29,6 +31,7 @@ export function createMainThreadHasher(params: Config['auth']['passwordHash']): 
 /** Accepts every password without hashing: what a login costs apart from argon2 (HTTP, GraphQL, SQL, JWT). */
 export function createFreeHasher(): PasswordHasher {
   return {
+    assertCapacity: () => {},
     hash: async (password: string) => `free:${password}`,
     verify: async () => true,
     verifyUnknownUser: async () => false as const,

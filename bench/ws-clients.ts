@@ -1,52 +1,12 @@
 // The parent's side of the WebSocket benches' child processes: client processes (bench/ws-client.mjs),
 // a second server instance (bench/ws-server.ts), and what a server process looks like from outside.
-import { fork, type ChildProcess } from 'node:child_process';
+import { fork } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
+import { rpc, type ChildRpc } from './child-rpc.ts';
 
-/** A child process answering `{ id, command, ...args }` with `{ id, result | error }`. */
-export interface ChildRpc {
-  pid: number;
-  call<T = any>(command: string, args?: Record<string, unknown>): Promise<T>;
-  /** Disconnects IPC (the child exits by itself) and waits for the exit, killing it after `graceMs`. */
-  stop(graceMs?: number): Promise<void>;
-}
-
-function rpc(child: ChildProcess): ChildRpc {
-  const pending = new Map<number, { resolve: (value: any) => void; reject: (error: Error) => void }>();
-  let nextId = 0;
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-  child.on('message', (message: { id: number; result?: unknown; error?: string }) => {
-    const waiter = pending.get(message.id);
-    pending.delete(message.id);
-    if (message.error !== undefined) waiter?.reject(new Error(`child ${child.pid}: ${message.error}`));
-    else waiter?.resolve(message.result);
-  });
-  child.once('exit', (code, signal) => {
-    for (const { reject } of pending.values()) reject(new Error(`child ${child.pid} exited (${code ?? signal})`));
-    pending.clear();
-  });
-  return {
-    pid: child.pid!,
-    call(command, args = {}) {
-      const id = nextId++;
-      return new Promise((resolve, reject) => {
-        pending.set(id, { resolve, reject });
-        child.send({ id, command, ...args });
-      });
-    },
-    async stop(graceMs = 10_000) {
-      if (child.exitCode === null && child.signalCode === null) {
-        if (child.connected) child.disconnect();
-        // A stuck child still goes, a little later.
-        const timer = setTimeout(() => child.kill('SIGKILL'), graceMs);
-        await exited;
-        clearTimeout(timer);
-      }
-    },
-  };
-}
+export type { ChildRpc };
 
 /** A client process whose sockets all leave from `localAddress` (any of 127.0.0.0/8 works on Linux). */
 export function startClientProcess(localAddress: string): ChildRpc {
