@@ -39,12 +39,15 @@ export function createWorkerPool({ threads, queueMaxMs = 2_000 }: WorkerPoolOpti
   let pendingMs = 0;
   const taskListeners = new Set<(task: TaskName, ms: number) => void>();
 
+  /** RATE_LIMITED when queued work would keep every thread busy for longer than the bound. */
+  function assertCapacity() {
+    if (pendingMs / threads <= queueMaxMs) return;
+    throw rateLimited('The server is busy. Try again in a moment.', Math.ceil(pendingMs / threads / 1_000));
+  }
+
   async function run<N extends TaskName>(task: N, input: TaskInput<N>, options: RunOptions = {}): Promise<TaskOutput<N>> {
     const estimate = costMs.get(task) ?? 0;
-    if (options.bounded && pendingMs / threads > queueMaxMs) {
-      const retryAfterSeconds = Math.ceil(pendingMs / threads / 1_000);
-      throw rateLimited('The server is busy. Try again in a moment.', retryAfterSeconds);
-    }
+    if (options.bounded) assertCapacity();
     pendingMs += estimate;
     try {
       const { result, ms } = (await piscina.run(
@@ -61,6 +64,7 @@ export function createWorkerPool({ threads, queueMaxMs = 2_000 }: WorkerPoolOpti
 
   return {
     run,
+    assertCapacity,
     threads,
     /** Tasks waiting for a free thread. */
     get queueSize() {

@@ -30,6 +30,7 @@ export interface RegisterInput {
 export async function register(services: AccountServices, input: RegisterInput, device: Device): Promise<AuthPayload> {
   const { prisma, passwords } = services;
   const data = parseInput(registerSchema, { ...input, displayName: input.displayName ?? undefined });
+  passwords.assertCapacity();
   const problem = passwordProblem(data.password, data);
   if (problem) throw badUserInput('input.password', problem);
   // Checked before hashing so a taken name costs no CPU; the unique indexes still decide races.
@@ -72,6 +73,8 @@ export async function login(services: AccountServices, input: LoginInput, device
   if (!input.password) throw badUserInput('input.password', 'Enter your password.');
   // Longer than any password we accept: refuse without spending a hash on it.
   if (input.password.length > PASSWORD_MAX_LENGTH) throw unauthenticated(INVALID_LOGIN);
+  // Under overload, answer at once instead of queueing for a database connection first.
+  passwords.assertCapacity();
   const user = await prisma.user.findUnique({ where: login.includes('@') ? { email: login } : { username: login } });
   // Unknown users cost one verification too, so timing does not tell which accounts exist.
   const valid = user ? await passwords.verify(user.passwordHash, input.password) : await passwords.verifyUnknownUser(input.password);

@@ -16,6 +16,8 @@ export function createPasswordHasher(pool: WorkerPool, params: Config['auth']['p
   const getDummyHash = () => (dummyHash ??= hash('kocmoc-dummy-password-for-timing'));
 
   return {
+    /** Refuses early (RATE_LIMITED) while hashing is over its queue bound, before any other work. */
+    assertCapacity: () => pool.assertCapacity(),
     hash,
     verify: (passwordHash: string, password: string) =>
       pool.run('verifyPassword', { hash: passwordHash, password }, { bounded: true }),

@@ -21,6 +21,7 @@ export function createOutboxRelay({ prisma, queue, logger, intervalMs = 5_000, b
   let draining: Promise<void> | undefined;
   let again = false;
 
+  // Requests can hold every pooled connection for a while under load: wait for one rather than fail.
   const drainBatch = () =>
     prisma.$transaction(async (tx) => {
       const rows = await tx.$queryRaw<Array<{ messageId: string }>>`
@@ -30,7 +31,7 @@ export function createOutboxRelay({ prisma, queue, logger, intervalMs = 5_000, b
       await queue.add('fan-out', ids.map((messageId) => ({ id: jobIds.fanOut(messageId), data: { messageId } })));
       await tx.notificationOutbox.deleteMany({ where: { messageId: { in: ids } } });
       return rows.length;
-    });
+    }, { maxWait: 15_000, timeout: 30_000 });
 
   const drain = async () => {
     while ((await drainBatch()) === batchSize) {
