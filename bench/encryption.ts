@@ -15,7 +15,7 @@ import { createWorkerPool, type WorkerPool } from '../src/worker-pool.ts';
 import { openBatch, sealBatch, type OpenItem, type SealItem } from '../workers/crypto.ts';
 import { hostBusyShare, sampleHostCpu } from './host-cpu.ts';
 import type { BenchContext } from './setup.ts';
-import { fixed, percentile, sleep, table } from './stats.ts';
+import { fixed, idleLoopDelayP99, percentile, sleep, table } from './stats.ts';
 
 interface PayloadCase {
   label: string;
@@ -255,13 +255,6 @@ async function warmUp(pool: WorkerPool, key: Uint8Array, keyId: string): Promise
   }
 }
 
-async function idleLoopDelayP99(): Promise<number> {
-  const histogram = monitorEventLoopDelay({ resolution: 1 });
-  histogram.enable();
-  await sleep(300);
-  histogram.disable();
-  return histogram.percentile(99) / 1e6;
-}
 
 const itemsPerSecond = (m: Measurement) => (m.items * 1_000) / m.wallMs;
 const megabytesPerSecond = (m: Measurement) => m.payloadBytes / 1e6 / (m.wallMs / 1_000);

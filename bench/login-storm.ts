@@ -10,7 +10,7 @@ import { hashPassword, verifyPassword } from '../workers/passwords.ts';
 import { createFreeHasher, createMainThreadHasher } from './baseline-hashers.ts';
 import { hostBusyShare, sampleHostCpu } from './host-cpu.ts';
 import { benchConfig, startBenchApp, startLoadClient, type BenchContext, type GraphQLRequest, type LoadClient } from './setup.ts';
-import { fixed, median, percentile, sleep, table } from './stats.ts';
+import { fixed, idleLoopDelayP99, median, percentile, sleep, table } from './stats.ts';
 
 const STORM_LOGINS = 200;
 const FLOOD_LOGINS = 1_000;
@@ -115,14 +115,6 @@ function measureSingleVerify(params: Config['auth']['passwordHash']): { medianMs
   return { medianMs: median(times), minMs: Math.min(...times), maxMs: Math.max(...times) };
 }
 
-/** The monitor's floor on this machine, so the storm numbers can be read against it. */
-async function idleLoopDelayP99(): Promise<number> {
-  const histogram = monitorEventLoopDelay({ resolution: 1 });
-  histogram.enable();
-  await sleep(300);
-  histogram.disable();
-  return histogram.percentile(99) / 1e6;
-}
 
 /** Registers accounts one by one (each costs a hash) and returns their login requests. */
 async function registerUsers(client: LoadClient, url: string, count: number): Promise<GraphQLRequest[]> {

@@ -1,4 +1,5 @@
 // Small numeric and text helpers shared by the benches.
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 
 /** Nearest-rank percentile (p in 0..100) of unsorted values; NaN when there are none. */
 export function percentile(values: readonly number[], p: number): number {
@@ -23,3 +24,12 @@ export function table(headers: readonly string[], rows: ReadonlyArray<ReadonlyAr
 }
 
 export const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+
+/** The event-loop monitor's floor on this machine (p99 in ms while idle), to read measurements against. */
+export async function idleLoopDelayP99(): Promise<number> {
+  const histogram = monitorEventLoopDelay({ resolution: 1 });
+  histogram.enable();
+  await sleep(300);
+  histogram.disable();
+  return histogram.percentile(99) / 1e6;
+}
