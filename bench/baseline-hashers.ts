@@ -1,6 +1,6 @@
 // Stand-ins for the product's PasswordHasher, used only to put the worker pool's numbers in context.
 // Never use them in the server.
-import type { PasswordHasher } from '../src/auth/passwords.ts';
+import type { HashingSlot, PasswordHasher } from '../src/auth/passwords.ts';
 import type { Config } from '../src/env.ts';
 import { hashPassword, verifyPassword } from '../workers/passwords.ts';
 
@@ -13,15 +13,20 @@ export function createMainThreadHasher(params: Config['auth']['passwordHash']): 
     (dummyHash ??= hashPassword({ password: 'kocmoc-dummy-password-for-timing', memoryKib: params.memoryKib, passes: params.passes }));
 
   // `async` bodies run synchronously up to their first await, so each call blocks the loop for one hash.
+  const slot: HashingSlot = {
+    hash,
+    verify: async (passwordHash, password) => verifyPassword({ hash: passwordHash, password }),
+    verifyUnknownUser: async (password) => {
+      verifyPassword({ hash: getDummyHash(), password });
+      return false;
+    },
+    release: () => {},
+  };
   return {
     // No queue to bound: the main thread just blocks.
-    assertCapacity: () => {},
+    reserve: () => slot,
     hash,
-    verify: async (passwordHash: string, password: string) => verifyPassword({ hash: passwordHash, password }),
-    verifyUnknownUser: async (password: string) => {
-      verifyPassword({ hash: getDummyHash(), password });
-      return false as const;
-    },
+    needsRehash: () => false,
     warmUp: async () => {
       verifyPassword({ hash: getDummyHash(), password: 'warm-up' });
     },
@@ -30,11 +35,7 @@ export function createMainThreadHasher(params: Config['auth']['passwordHash']): 
 
 /** Accepts every password without hashing: what a login costs apart from argon2 (HTTP, GraphQL, SQL, JWT). */
 export function createFreeHasher(): PasswordHasher {
-  return {
-    assertCapacity: () => {},
-    hash: async (password: string) => `free:${password}`,
-    verify: async () => true,
-    verifyUnknownUser: async () => false as const,
-    warmUp: async () => {},
-  };
+  const hash = async (password: string) => `free:${password}`;
+  const slot: HashingSlot = { hash, verify: async () => true, verifyUnknownUser: async () => false, release: () => {} };
+  return { reserve: () => slot, hash, needsRehash: () => false, warmUp: async () => {} };
 }

@@ -116,9 +116,14 @@ const schema = z.object({
   WORKER_THREADS: z.coerce.number().int().min(1).max(256).optional(),
   /** How much queued hashing work (in milliseconds of CPU) the pool accepts before answering RATE_LIMITED. Default 2000. */
   WORK_QUEUE_MAX_MS: z.coerce.number().int().min(100).default(2_000),
-  /** argon2id memory in KiB and passes. Defaults are OWASP's: 19 MiB, 2 passes. */
-  PASSWORD_HASH_MEMORY_KIB: z.coerce.number().int().min(19_456).default(19_456),
-  PASSWORD_HASH_PASSES: z.coerce.number().int().min(2).default(2),
+  /**
+   * argon2id memory in KiB and passes. Default 12288 KiB (12 MiB) and 3 passes: one of OWASP's five
+   * equally strong settings, the fastest of them on the 2-core bench machine when two hashes run at
+   * once (bench/RESULTS.md). Any pair at least as strong as one of OWASP's rows is accepted.
+   */
+  PASSWORD_HASH_MEMORY_KIB: z.coerce.number().int().min(7_168).max(4_194_304).default(12_288),
+  /** See PASSWORD_HASH_MEMORY_KIB. Default 3. */
+  PASSWORD_HASH_PASSES: z.coerce.number().int().min(1).max(64).default(3),
   /** Largest upload in bytes, enforced while the body streams in. Default 26214400 (25 MiB). */
   MAX_UPLOAD_BYTES: z.coerce.number().int().min(1).max(2_147_483_647, 'must fit Attachment.size (2 GiB - 1)').default(25 * 1024 * 1024),
   /** Where uploaded files are stored, encrypted. Default <DATA_DIR>/uploads. */
@@ -127,6 +132,31 @@ const schema = z.object({
   UPLOAD_RETENTION: duration('24h'),
   /** How long a signed download link (Attachment.url, thumbnailUrl) works. Default 5m. */
   FILE_URL_TTL: duration('5m'),
+});
+
+/**
+ * OWASP's argon2id settings of equal strength (memory KiB, passes): more memory buys fewer passes.
+ * https://cheatsheetseries.owasp.org/cheatsheets/Password_Storage_Cheat_Sheet.html#argon2id
+ */
+export const OWASP_ARGON2ID_SETTINGS: ReadonlyArray<{ memoryKib: number; passes: number }> = [
+  { memoryKib: 47_104, passes: 1 },
+  { memoryKib: 19_456, passes: 2 },
+  { memoryKib: 12_288, passes: 3 },
+  { memoryKib: 9_216, passes: 4 },
+  { memoryKib: 7_168, passes: 5 },
+];
+
+const validatedSchema = schema.superRefine((env, context) => {
+  const strongEnough = OWASP_ARGON2ID_SETTINGS.some(
+    (row) => env.PASSWORD_HASH_MEMORY_KIB >= row.memoryKib && env.PASSWORD_HASH_PASSES >= row.passes,
+  );
+  if (!strongEnough) {
+    context.addIssue({
+      code: 'custom',
+      path: ['PASSWORD_HASH_PASSES'],
+      message: `${env.PASSWORD_HASH_PASSES} passes at ${env.PASSWORD_HASH_MEMORY_KIB} KiB is weaker than OWASP's minimum; use at least one of ${OWASP_ARGON2ID_SETTINGS.map((row) => `${row.memoryKib} KiB x ${row.passes}`).join(', ')}`,
+    });
+  }
 });
 
 export type Config = ReturnType<typeof toConfig>;
@@ -140,7 +170,7 @@ export class ConfigError extends Error {
  * `source` defaults to `process.env`; tests pass their own overrides.
  */
 export function loadConfig(source: Record<string, string | undefined> = process.env): Config {
-  const parsed = schema.safeParse(source);
+  const parsed = validatedSchema.safeParse(source);
   if (!parsed.success) {
     const lines = parsed.error.issues.map((issue) => `  ${issue.path.join('.')}: ${issue.message}`);
     throw new ConfigError(`Invalid environment:\n${lines.join('\n')}`);

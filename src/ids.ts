@@ -1,4 +1,4 @@
-import { randomBytes } from 'node:crypto';
+import { randomBytes } from './random.ts';
 
 /**
  * A UUIDv7 (RFC 9562): time-ordered, so new rows land at the end of the primary-key index.

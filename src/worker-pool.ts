@@ -27,6 +27,14 @@ export interface RunOptions {
 
 export type WorkerPool = ReturnType<typeof createWorkerPool>;
 
+/** A place in the pool's bounded queue for one task (see `reserve`). */
+export interface Reservation {
+  /** Runs the task the place was reserved for; a reservation runs at most one. */
+  run<N extends TaskName>(task: N, input: TaskInput<N>, options?: Omit<RunOptions, 'bounded'>): Promise<TaskOutput<N>>;
+  /** Gives the place back without running anything (safe to call after `run`). */
+  release(): void;
+}
+
 export function createWorkerPool({ threads, queueMaxMs = 2_000 }: WorkerPoolOptions) {
   const piscina = new Piscina({
     filename: new URL('../workers/entry.mjs', import.meta.url).href,
@@ -45,26 +53,64 @@ export function createWorkerPool({ threads, queueMaxMs = 2_000 }: WorkerPoolOpti
     throw rateLimited('The server is busy. Try again in a moment.', Math.ceil(pendingMs / threads / 1_000));
   }
 
-  async function run<N extends TaskName>(task: N, input: TaskInput<N>, options: RunOptions = {}): Promise<TaskOutput<N>> {
-    const estimate = costMs.get(task) ?? 0;
-    if (options.bounded) assertCapacity();
+  /** Counts one task's estimated cost as queued work until `release` (idempotent). */
+  function hold(costOf: TaskName) {
+    const estimate = costMs.get(costOf) ?? 0;
     pendingMs += estimate;
-    try {
-      const { result, ms } = (await piscina.run(
-        { task, input },
-        options.transferList ? { transferList: options.transferList as never } : {},
-      )) as { result: TaskOutput<N>; ms: number };
-      costMs.set(task, estimate === 0 ? ms : estimate * 0.9 + ms * 0.1);
-      for (const listener of taskListeners) listener(task, ms);
-      return result;
-    } finally {
+    let held = true;
+    return () => {
+      if (!held) return;
+      held = false;
       pendingMs -= estimate;
+    };
+  }
+
+  async function execute<N extends TaskName>(task: N, input: TaskInput<N>, options: RunOptions): Promise<TaskOutput<N>> {
+    const { result, ms } = (await piscina.run(
+      { task, input },
+      options.transferList ? { transferList: options.transferList as never } : {},
+    )) as { result: TaskOutput<N>; ms: number };
+    const estimate = costMs.get(task);
+    costMs.set(task, estimate === undefined ? ms : estimate * 0.9 + ms * 0.1);
+    for (const listener of taskListeners) listener(task, ms);
+    return result;
+  }
+
+  async function run<N extends TaskName>(task: N, input: TaskInput<N>, options: RunOptions = {}): Promise<TaskOutput<N>> {
+    if (options.bounded) assertCapacity();
+    const release = hold(task);
+    try {
+      return await execute(task, input, options);
+    } finally {
+      release();
     }
+  }
+
+  /**
+   * Takes a place in the bounded queue now, for one task whose input is not ready yet (a login
+   * reserves its verification before looking the user up). Under overload this refuses at once,
+   * before any other work; the reserved cost counts against the bound until the task ends or
+   * `release` is called.
+   */
+  function reserve(costOf: TaskName): Reservation {
+    assertCapacity();
+    const release = hold(costOf);
+    let used = false;
+    async function runReserved<N extends TaskName>(task: N, input: TaskInput<N>, options: RunOptions = {}): Promise<TaskOutput<N>> {
+      if (used) throw new Error('A reservation runs one task.');
+      used = true;
+      try {
+        return await execute(task, input, options);
+      } finally {
+        release();
+      }
+    }
+    return { run: runReserved, release };
   }
 
   return {
     run,
-    assertCapacity,
+    reserve,
     threads,
     /** Tasks waiting for a free thread. */
     get queueSize() {

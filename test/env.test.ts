@@ -79,6 +79,15 @@ describe('loadConfig', () => {
     expect(url.searchParams.get('sslmode')).toBe('require');
   });
 
+  it('accepts argon2id settings only as strong as one of OWASP rows', () => {
+    expect(loadConfig({}).auth.passwordHash).toEqual({ memoryKib: 12_288, passes: 3 });
+    expect(loadConfig({ PASSWORD_HASH_MEMORY_KIB: '47104', PASSWORD_HASH_PASSES: '1' }).auth.passwordHash).toEqual({ memoryKib: 47_104, passes: 1 });
+    expect(loadConfig({ PASSWORD_HASH_MEMORY_KIB: '65536', PASSWORD_HASH_PASSES: '3' }).auth.passwordHash.memoryKib).toBe(65_536);
+    expect(() => loadConfig({ PASSWORD_HASH_MEMORY_KIB: '19456', PASSWORD_HASH_PASSES: '1' })).toThrow(/PASSWORD_HASH_PASSES: 1 passes at 19456 KiB is weaker than OWASP's minimum/);
+    expect(() => loadConfig({ PASSWORD_HASH_MEMORY_KIB: '12288', PASSWORD_HASH_PASSES: '2' })).toThrow(/weaker than OWASP/);
+    expect(() => loadConfig({ PASSWORD_HASH_MEMORY_KIB: '4096', PASSWORD_HASH_PASSES: '10' })).toThrow(/PASSWORD_HASH_MEMORY_KIB/);
+  });
+
   it('prefers DATABASE_URL over PG_* and treats empty values as unset', () => {
     const config = loadConfig({ DATABASE_URL: 'postgresql://a@b/c', PG_HOST: 'other', REDIS_URL: '', ADMIN_TOKEN: '' });
     expect(config.database.url).toBe('postgresql://a@b/c');

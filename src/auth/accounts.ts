@@ -1,14 +1,15 @@
 // Registration and login: the two ways to get a first device session.
 import { z } from 'zod';
 import type { Services } from '../context.ts';
-import { badUserInput, conflict, unauthenticated } from '../errors.ts';
+import { badUserInput, conflict, errorCode, unauthenticated } from '../errors.ts';
 import { isUniqueViolation } from '../db/errors.ts';
 import { displayNameSchema, emailSchema, usernameSchema } from '../users/profile.ts';
 import { parseInput } from '../validation.ts';
 import { PASSWORD_MAX_LENGTH, passwordProblem } from './passwords.ts';
 import { openSession, type AuthPayload } from './sessions.ts';
+import type { User } from '../generated/prisma/client.ts';
 
-type AccountServices = Pick<Services, 'prisma' | 'tokens' | 'passwords' | 'events' | 'sessions'>;
+type AccountServices = Pick<Services, 'prisma' | 'tokens' | 'passwords' | 'events' | 'sessions' | 'logger'>;
 interface Device {
   userAgent: string | null;
 }
@@ -30,12 +31,18 @@ export interface RegisterInput {
 export async function register(services: AccountServices, input: RegisterInput, device: Device): Promise<AuthPayload> {
   const { prisma, passwords } = services;
   const data = parseInput(registerSchema, { ...input, displayName: input.displayName ?? undefined });
-  passwords.assertCapacity();
   const problem = passwordProblem(data.password, data);
   if (problem) throw badUserInput('input.password', problem);
-  // Checked before hashing so a taken name costs no CPU; the unique indexes still decide races.
-  await assertAvailable(services, data.email, data.username);
-  const passwordHash = await passwords.hash(data.password);
+  // Under overload, answer at once instead of queueing for a database connection first.
+  const hashing = passwords.reserve();
+  let passwordHash: string;
+  try {
+    // Checked before hashing so a taken name costs no CPU; the unique indexes still decide races.
+    await assertAvailable(services, data.email, data.username);
+    passwordHash = await hashing.hash(data.password);
+  } finally {
+    hashing.release();
+  }
   try {
     const user = await prisma.user.create({
       data: { email: data.email, username: data.username, displayName: data.displayName ?? data.username, passwordHash },
@@ -74,10 +81,33 @@ export async function login(services: AccountServices, input: LoginInput, device
   // Longer than any password we accept: refuse without spending a hash on it.
   if (input.password.length > PASSWORD_MAX_LENGTH) throw unauthenticated(INVALID_LOGIN);
   // Under overload, answer at once instead of queueing for a database connection first.
-  passwords.assertCapacity();
-  const user = await prisma.user.findUnique({ where: login.includes('@') ? { email: login } : { username: login } });
-  // Unknown users cost one verification too, so timing does not tell which accounts exist.
-  const valid = user ? await passwords.verify(user.passwordHash, input.password) : await passwords.verifyUnknownUser(input.password);
+  const hashing = passwords.reserve();
+  let user: User | null;
+  let valid: boolean;
+  try {
+    user = await prisma.user.findUnique({ where: login.includes('@') ? { email: login } : { username: login } });
+    // Unknown users cost one verification too, so timing does not tell which accounts exist.
+    valid = user ? await hashing.verify(user.passwordHash, input.password) : await hashing.verifyUnknownUser(input.password);
+  } finally {
+    hashing.release();
+  }
   if (!user || !valid) throw unauthenticated(INVALID_LOGIN);
+  // After the response's work, not before it: the user waits for one hash, not two.
+  if (passwords.needsRehash(user.passwordHash)) void upgradePasswordHash(services, user, input.password);
   return openSession(services, user, device);
+}
+
+/**
+ * Re-hashes a password whose stored hash uses other argon2id parameters than the configured ones
+ * (e.g. after PASSWORD_HASH_* changed), so every account moves to the new cost as its owner signs in.
+ * Skipped while hashing is over its bound; the next login tries again. Never throws.
+ */
+async function upgradePasswordHash({ prisma, passwords, logger }: AccountServices, user: { id: string; passwordHash: string }, password: string) {
+  try {
+    const passwordHash = await passwords.hash(password);
+    // Only if the hash is still the one that was verified: a concurrent change wins.
+    await prisma.user.updateMany({ where: { id: user.id, passwordHash: user.passwordHash }, data: { passwordHash } });
+  } catch (error) {
+    if (errorCode(error) !== 'RATE_LIMITED') logger.warn({ err: error, userId: user.id }, 'password hash upgrade failed');
+  }
 }

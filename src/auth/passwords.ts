@@ -8,23 +8,51 @@ export const PASSWORD_MAX_LENGTH = 256;
 
 export type PasswordHasher = ReturnType<typeof createPasswordHasher>;
 
+/** One hashing operation's place in the worker pool's bounded queue, taken before its input is known. */
+export interface HashingSlot {
+  hash(password: string): Promise<string>;
+  verify(passwordHash: string, password: string): Promise<boolean>;
+  /** Spends one verification's worth of work and returns false. */
+  verifyUnknownUser(password: string): Promise<false>;
+  /** Gives the place back when the request ends before hashing (safe to call after hashing). */
+  release(): void;
+}
+
 export function createPasswordHasher(pool: WorkerPool, params: Config['auth']['passwordHash']) {
   // Unknown-user logins verify against this, so they cost what a wrong password costs.
   let dummyHash: Promise<string> | undefined;
-  const hash = (password: string) =>
-    pool.run('hashPassword', { password, memoryKib: params.memoryKib, passes: params.passes }, { bounded: true });
-  const getDummyHash = () => (dummyHash ??= hash('kocmoc-dummy-password-for-timing'));
+  const hashInput = (password: string) => ({ password, memoryKib: params.memoryKib, passes: params.passes });
+  const getDummyHash = () => (dummyHash ??= pool.run('hashPassword', hashInput('kocmoc-dummy-password-for-timing')));
 
   return {
-    /** Refuses early (RATE_LIMITED) while hashing is over its queue bound, before any other work. */
-    assertCapacity: () => pool.assertCapacity(),
-    hash,
-    verify: (passwordHash: string, password: string) =>
-      pool.run('verifyPassword', { hash: passwordHash, password }, { bounded: true }),
-    /** Spends one verification's worth of work and returns false. */
-    verifyUnknownUser: async (password: string) => {
-      await pool.run('verifyPassword', { hash: await getDummyHash(), password }, { bounded: true });
-      return false as const;
+    /**
+     * Takes a place for one hash or verification, or throws RATE_LIMITED at once while hashing is
+     * over its queue bound. Logins and registrations call it first, so under overload they are
+     * refused before any database work and the queue never grows past its bound.
+     */
+    reserve(): HashingSlot {
+      // Hashing and verifying cost the same (same parameters): the verification estimate serves both.
+      const slot = pool.reserve('verifyPassword');
+      return {
+        hash: (password) => slot.run('hashPassword', hashInput(password)),
+        verify: (passwordHash, password) => slot.run('verifyPassword', { hash: passwordHash, password }),
+        verifyUnknownUser: async (password) => {
+          try {
+            await slot.run('verifyPassword', { hash: await getDummyHash(), password });
+          } finally {
+            slot.release();
+          }
+          return false;
+        },
+        release: slot.release,
+      };
+    },
+    /** Hashes now if the queue has room (RATE_LIMITED otherwise). */
+    hash: (password: string) => pool.run('hashPassword', hashInput(password), { bounded: true }),
+    /** True when a stored hash was made with other parameters than today's (it is then re-hashed at login). */
+    needsRehash: (passwordHash: string) => {
+      const stored = /^\$argon2id\$v=19\$m=(\d+),t=(\d+),p=1\$/.exec(passwordHash);
+      return !stored || Number(stored[1]) !== params.memoryKib || Number(stored[2]) !== params.passes;
     },
     /** Computes the dummy hash and teaches the pool what hashing and verifying cost, before the first login. */
     warmUp: async () => {

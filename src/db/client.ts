@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { PrismaPg } from '@prisma/adapter-pg';
 import { PrismaClient } from '../generated/prisma/client.ts';
 
@@ -9,7 +10,10 @@ export interface PrismaOptions {
 }
 
 export function createPrisma(databaseUrl: string, { poolSize = 10, onQuery }: PrismaOptions = {}) {
-  const adapter = new PrismaPg({ connectionString: databaseUrl, max: poolSize });
+  const adapter = new PrismaPg({ connectionString: databaseUrl, max: poolSize }, {
+    // Typed as always naming; pg runs an undefined name as an unnamed statement.
+    statementNameGenerator: preparedStatementNames() as (query: { sql: string }) => string,
+  });
   const prisma = new PrismaClient({ adapter, log: onQuery ? [{ emit: 'event', level: 'query' }] : [] });
   if (onQuery) (prisma as unknown as QueryEvents).$on('query', (event) => onQuery(event.query));
   return prisma;
@@ -17,4 +21,23 @@ export function createPrisma(databaseUrl: string, { poolSize = 10, onQuery }: Pr
 
 interface QueryEvents {
   $on(event: 'query', listener: (event: { query: string }) => void): void;
+}
+
+/** Distinct SQL texts that become prepared statements; later ones run unnamed (parsed each time). */
+const MAX_PREPARED_STATEMENTS = 500;
+
+/**
+ * Names each distinct SQL text, so every connection parses and plans it once and then only binds
+ * and executes (PostgreSQL spends less CPU per query; bench/RESULTS.md). The cap bounds what each
+ * connection keeps when SQL varies without end (e.g. IN lists of every length).
+ */
+function preparedStatementNames() {
+  const names = new Map<string, string>();
+  return ({ sql }: { sql: string }): string | undefined => {
+    const known = names.get(sql);
+    if (known !== undefined || names.size >= MAX_PREPARED_STATEMENTS) return known;
+    const name = `k${createHash('sha1').update(sql).digest('base64url')}`;
+    names.set(sql, name);
+    return name;
+  };
 }
