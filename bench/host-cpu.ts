@@ -1,6 +1,6 @@
 // Machine-wide CPU use from /proc/stat, so a bench can tell its own load from other processes'.
 // Linux only; elsewhere the readings are undefined and the benches print `-`.
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 
 export interface HostCpuSample {
   busy: number;
@@ -23,4 +23,45 @@ export function sampleHostCpu(): HostCpuSample | undefined {
 export function hostBusyShare(before: HostCpuSample | undefined, after: HostCpuSample | undefined): number {
   if (!before || !after || after.total === before.total) return Number.NaN;
   return (after.busy - before.busy) / (after.total - before.total);
+}
+
+/** CPU milliseconds per thread or process, keyed by who used it. */
+export type CpuSplitSample = Map<'main thread' | 'load client' | 'pool and other threads' | 'PostgreSQL', number>;
+
+/** The scheduler's exact run time of a thread or process (`se.sum_exec_runtime`, ms), unlike /proc stat's 10 ms ticks. */
+function runtimeMs(schedPath: string): number {
+  const match = /se\.sum_exec_runtime\s*:\s*([\d.]+)/.exec(readFileSync(schedPath, 'utf8'));
+  return match ? Number(match[1]) : 0;
+}
+
+/**
+ * Who used the CPU: this process's threads (its main thread, the load client's thread, everything
+ * else: worker pool, libuv, V8 helpers) and every local `postgres` process. Linux only.
+ */
+export function sampleCpuSplit(loadClientTid: number | undefined): CpuSplitSample | undefined {
+  try {
+    const split: CpuSplitSample = new Map([['main thread', 0], ['load client', 0], ['pool and other threads', 0], ['PostgreSQL', 0]]);
+    for (const tid of readdirSync('/proc/self/task')) {
+      const who = Number(tid) === process.pid ? 'main thread' : Number(tid) === loadClientTid ? 'load client' : 'pool and other threads';
+      split.set(who, split.get(who)! + runtimeMs(`/proc/self/task/${tid}/sched`));
+    }
+    for (const pid of readdirSync('/proc')) {
+      if (!/^\d+$/.test(pid)) continue;
+      try {
+        if (readFileSync(`/proc/${pid}/comm`, 'utf8').trim() !== 'postgres') continue;
+        split.set('PostgreSQL', split.get('PostgreSQL')! + runtimeMs(`/proc/${pid}/sched`));
+      } catch {
+        // The process ended between the listing and the read.
+      }
+    }
+    return split;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Milliseconds of CPU each user spent between two samples. */
+export function cpuSplitBetween(before: CpuSplitSample | undefined, after: CpuSplitSample | undefined): Map<string, number> | undefined {
+  if (!before || !after) return undefined;
+  return new Map([...after].map(([who, ms]) => [who, ms - (before.get(who) ?? 0)]));
 }

@@ -1,5 +1,6 @@
 // Runs the benches in sequence against one scratch database.
 // `npm run bench` runs them all; `npm run bench -- login-storm` runs only the named ones.
+import { runArgon2Settings } from './argon2-settings.ts';
 import { runEncryption } from './encryption.ts';
 import { runFanout } from './fanout.ts';
 import { runLoginStorm } from './login-storm.ts';
@@ -11,6 +12,7 @@ import { runWsIdle } from './ws-idle.ts';
 
 const benches: Bench[] = [
   { name: 'login-storm', run: runLoginStorm },
+  { name: 'argon2-settings', run: runArgon2Settings },
   { name: 'encryption', run: runEncryption },
   { name: 'send-message', run: runSendMessage },
   { name: 'upload', run: runUploadBench },

@@ -6,6 +6,7 @@
 // the server it measures, and fetch (undici's WHATWG layer) cost about 1 ms of CPU per request,
 // a tenth of an argon2 verification. Writing prebuilt bytes and reading one JSON body costs a few
 // dozen microseconds, like a load balancer's keep-alive connections to the server would.
+import { readlinkSync } from 'node:fs';
 import { connect } from 'node:net';
 import { parentPort } from 'node:worker_threads';
 
@@ -85,6 +86,15 @@ function parseBody(body) {
     return undefined;
   }
 }
+
+// The OS thread id, so the bench can tell this thread's CPU from the server's (Linux only).
+let tid;
+try {
+  tid = Number(readlinkSync('/proc/thread-self').split('/').pop());
+} catch {
+  tid = undefined;
+}
+parentPort.postMessage({ tid });
 
 // Each message is a batch sent all at once; the answer keeps the batch's order.
 parentPort.on('message', async ({ id, requests }) => {

@@ -8,7 +8,7 @@ import type { PasswordHasher } from '../src/auth/passwords.ts';
 import type { Config } from '../src/env.ts';
 import { hashPassword, verifyPassword } from '../workers/passwords.ts';
 import { createFreeHasher, createMainThreadHasher } from './baseline-hashers.ts';
-import { hostBusyShare, sampleHostCpu } from './host-cpu.ts';
+import { cpuSplitBetween, hostBusyShare, sampleCpuSplit, sampleHostCpu } from './host-cpu.ts';
 import { benchConfig, startBenchApp, startLoadClient, type BenchContext, type GraphQLRequest, type LoadClient } from './setup.ts';
 import { fixed, idleLoopDelayP99, median, percentile, sleep, table } from './stats.ts';
 
@@ -41,10 +41,14 @@ interface Measurement {
   /** Event-loop utilization: the share of the run the main thread spent working rather than waiting. */
   loopBusy: number;
   loopDelayMs: { p50: number; p99: number; max: number };
+  /** CPU milliseconds by who used it (Linux), PostgreSQL included. */
+  cpuSplit: Map<string, number> | undefined;
 }
 
 interface Run {
   client: LoadClient;
+  /** The load client's OS thread, so its CPU is not counted as the server's. */
+  clientTid: number | undefined;
   url: string;
   logins: GraphQLRequest[];
 }
@@ -69,7 +73,7 @@ export async function runLoginStorm({ databaseUrl }: BenchContext): Promise<void
   const { app, url } = await startBenchApp(config);
   const client = startLoadClient();
   try {
-    const run: Run = { client, url, logins: await registerUsers(client, url, USERS) };
+    const run: Run = { client, clientTid: await client.tid, url, logins: await registerUsers(client, url, USERS) };
 
     const pool = await loginStorm(run, 'pool', STORM_LOGINS);
     // What one hash cost inside the workers while the storm ran (the pool's moving average).
@@ -84,7 +88,7 @@ export async function runLoginStorm({ databaseUrl }: BenchContext): Promise<void
     printVerdict({ pool, mainThread, flood, ceiling, poolVerifyMs });
 
     // Where a login's time goes when the targets are judged: hashing alone, and everything but hashing.
-    const hashingOnly = await poolOnlyStorm(app, config.auth.passwordHash, STORM_LOGINS);
+    const hashingOnly = await poolOnlyStorm(app, run.clientTid, config.auth.passwordHash, STORM_LOGINS);
     const noHashing = await withHasher(app, createFreeHasher(), () => loginStorm(run, 'no hashing (HTTP+GraphQL+SQL)', STORM_LOGINS));
     console.log('');
     console.log('diagnostics: the two halves of a login, each alone');
@@ -96,6 +100,7 @@ export async function runLoginStorm({ databaseUrl }: BenchContext): Promise<void
       `halves added: ${fixed(cpuPerOk(hashingOnly))} + ${fixed(cpuPerOk(noHashing))} = ${fixed(cpuPerLogin)} ms CPU per login -> ` +
         `${cores} cores allow at most ${fixed((cores * 1_000) / cpuPerLogin)} logins/s (${fixed(((cores * 1_000) / cpuPerLogin / ceiling) * 100)}% of the ceiling), PostgreSQL not counted`,
     );
+    printCpuSplit([pool, hashingOnly, noHashing], cores, ceiling);
   } finally {
     await client.close();
     await app.stop();
@@ -142,39 +147,41 @@ async function withHasher<T>(app: App, hasher: PasswordHasher, body: () => Promi
 }
 
 /** A few sequential logins, then `count` at once. */
-async function loginStorm({ client, url, logins }: Run, label: string, count: number): Promise<Measurement> {
+async function loginStorm({ client, clientTid, url, logins }: Run, label: string, count: number): Promise<Measurement> {
   for (let index = 0; index < WARM_UP_LOGINS; index++) {
     const [warm] = (await client.send(url, [logins[index % logins.length]!])).results;
     if (warm?.code !== 'OK') throw new Error(`${label}: warm-up login failed: ${warm?.code}`);
   }
   const requests = Array.from({ length: count }, (_, index) => logins[index % logins.length]!);
-  return measure(label, async () => (await client.send(url, requests)).results);
+  return measure(label, clientTid, async () => (await client.send(url, requests)).results);
 }
 
 /** `count` verifications straight into the pool: the hashing throughput with no request around it. */
-async function poolOnlyStorm(app: App, params: Config['auth']['passwordHash'], count: number): Promise<Measurement> {
+async function poolOnlyStorm(app: App, clientTid: number | undefined, params: Config['auth']['passwordHash'], count: number): Promise<Measurement> {
   const hash = hashPassword({ password: PASSWORD, memoryKib: params.memoryKib, passes: params.passes });
   const verifyOnce = async (): Promise<Outcome> => {
     const started = performance.now();
     const valid = await app.services.pool.run('verifyPassword', { hash, password: PASSWORD });
     return { code: valid ? 'OK' : 'WRONG', ms: performance.now() - started };
   };
-  return measure('hashing only (pool, no HTTP)', () => Promise.all(Array.from({ length: count }, verifyOnce)));
+  return measure('hashing only (pool, no HTTP)', clientTid, () => Promise.all(Array.from({ length: count }, verifyOnce)));
 }
 
 /** Runs `fire` with the event-loop monitor and a CPU reading around it, after letting things settle. */
-async function measure(label: string, fire: () => Promise<Outcome[]>): Promise<Measurement> {
+async function measure(label: string, clientTid: number | undefined, fire: () => Promise<Outcome[]>): Promise<Measurement> {
   await sleep(500);
   const histogram = monitorEventLoopDelay({ resolution: 1 });
   histogram.enable();
   const cpuBefore = process.cpuUsage();
   const hostBefore = sampleHostCpu();
+  const splitBefore = sampleCpuSplit(clientTid);
   const loopBefore = performance.eventLoopUtilization();
   const started = performance.now();
   const outcomes = await fire();
   const wallMs = performance.now() - started;
   const cpu = process.cpuUsage(cpuBefore);
   const hostBusy = hostBusyShare(hostBefore, sampleHostCpu());
+  const cpuSplit = cpuSplitBetween(splitBefore, sampleCpuSplit(clientTid));
   const loopBusy = performance.eventLoopUtilization(loopBefore).utilization;
   histogram.disable();
   return {
@@ -184,6 +191,7 @@ async function measure(label: string, fire: () => Promise<Outcome[]>): Promise<M
     cpuMs: (cpu.user + cpu.system) / 1_000,
     hostBusy,
     loopBusy,
+    cpuSplit,
     loopDelayMs: { p50: histogram.percentile(50) / 1e6, p99: histogram.percentile(99) / 1e6, max: histogram.max / 1e6 },
   };
 }
@@ -229,7 +237,7 @@ function printVerdict(input: { pool: Measurement; mainThread: Measurement; flood
   const verdict = (pass: boolean) => (pass ? 'PASS' : 'MISS');
 
   console.log(`pool / main thread: logins/s x${fixed(rate(pool) / rate(mainThread), 2)}, event-loop p99 x${fixed(pool.loopDelayMs.p99 / mainThread.loopDelayMs.p99, 3)}`);
-  console.log(`pool logins/s = ${fixed(share * 100)}% of the expected ceiling (${fixed(ceiling)}/s); one verify inside the pool averaged ${fixed(poolVerifyMs, 2)} ms during the storm`);
+  console.log(`pool logins/s = ${fixed(share * 100)}% of the expected ceiling (${fixed(ceiling)}/s); one verify inside the pool averaged ${fixed(poolVerifyMs, 2)} ms of CPU during the storm`);
   console.log(`target event-loop p99 < ${EVENT_LOOP_P99_TARGET_MS} ms with the pool: ${verdict(pool.loopDelayMs.p99 < EVENT_LOOP_P99_TARGET_MS)} (${fixed(pool.loopDelayMs.p99, 2)} ms)`);
   console.log(`target throughput >= ${THROUGHPUT_TARGET * 100}% of ceiling with the pool: ${verdict(share >= THROUGHPUT_TARGET)} (${fixed(share * 100)}%)`);
   const limited = count(pool, 'RATE_LIMITED');
@@ -239,4 +247,22 @@ function printVerdict(input: { pool: Measurement; mainThread: Measurement; flood
     `flood: ${flood.outcomes.length} logins at once -> ${count(flood, 'OK')} ok, ${count(flood, 'RATE_LIMITED')} RATE_LIMITED, ${unanswered} unanswered; ` +
       `slowest ok ${fixed(maxOf(latencies(flood, 'OK')), 0)} ms, slowest RATE_LIMITED ${fixed(maxOf(latencies(flood, 'RATE_LIMITED')), 0)} ms`,
   );
+}
+
+/**
+ * Where each ok login's CPU went, PostgreSQL included, and the ceiling share that total allows:
+ * on a machine where everything shares the cores, this is the most the storm can reach.
+ */
+function printCpuSplit(measurements: Measurement[], cores: number, ceiling: number) {
+  const measured = measurements.filter((m) => m.cpuSplit && count(m, 'OK') > 0);
+  if (measured.length === 0) return;
+  const users = [...measured[0]!.cpuSplit!.keys()];
+  const rows = measured.map((m) => {
+    const perLogin = users.map((who) => m.cpuSplit!.get(who)! / count(m, 'OK'));
+    const total = perLogin.reduce((sum, ms) => sum + ms, 0);
+    return [m.label, ...perLogin.map((ms) => fixed(ms, 2)), fixed(total, 2), fixed(((cores * 1_000) / total / ceiling) * 100)];
+  });
+  console.log('');
+  console.log('CPU per ok login by who used it (ms, scheduler run time from /proc; PostgreSQL = every local postgres process)');
+  console.log(table(['variant', ...users, 'total', 'cores allow % of ceiling'], rows));
 }

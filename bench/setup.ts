@@ -91,6 +91,8 @@ export interface GraphQLResult {
 export interface LoadClient {
   /** Sends every request at once over real sockets; resolves when all have answered, in order. */
   send(url: string, requests: GraphQLRequest[], timeoutMs?: number): Promise<{ results: GraphQLResult[]; wallMs: number }>;
+  /** The client thread's OS thread id (Linux), to tell its CPU from the server's. */
+  tid: Promise<number | undefined>;
   close(): Promise<void>;
 }
 
@@ -99,15 +101,19 @@ export function startLoadClient(): LoadClient {
   const worker = new Worker(new URL('./load-client.mjs', import.meta.url));
   const pending = new Map<number, { resolve: (value: { results: GraphQLResult[]; wallMs: number }) => void; reject: (error: unknown) => void }>();
   let nextId = 0;
-  worker.on('message', ({ id, results, wallMs }: { id: number; results: GraphQLResult[]; wallMs: number }) => {
-    pending.get(id)?.resolve({ results, wallMs });
-    pending.delete(id);
+  let resolveTid!: (tid: number | undefined) => void;
+  const tid = new Promise<number | undefined>((resolve) => (resolveTid = resolve));
+  worker.on('message', (message: { id: number; results: GraphQLResult[]; wallMs: number } | { tid: number | undefined }) => {
+    if ('tid' in message) return resolveTid(message.tid);
+    pending.get(message.id)?.resolve({ results: message.results, wallMs: message.wallMs });
+    pending.delete(message.id);
   });
   worker.on('error', (error) => {
     for (const { reject } of pending.values()) reject(error);
     pending.clear();
   });
   return {
+    tid,
     send(url, requests, timeoutMs = 60_000) {
       const id = nextId++;
       return new Promise((resolve, reject) => {

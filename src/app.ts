@@ -67,7 +67,7 @@ export async function buildApp(options: BuildAppOptions): Promise<App> {
   await migrateDatabase(database.url, logger);
 
   const prisma = createPrisma(database.url, { onQuery });
-  const pool = createWorkerPool({ threads: config.workers.threads, queueMaxMs: config.workers.queueMaxMs });
+  const pool = createWorkerPool(config.workers);
   const passwords = createPasswordHasher(pool, config.auth.passwordHash);
   const bus = createEventBus({ redisUrl: config.redisUrl, channelPrefix: options.channelPrefix, logger });
   const events = createEvents(bus, logger);

@@ -114,12 +114,19 @@ const schema = z.object({
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).optional(),
   /** Worker threads for CPU-heavy tasks. Default: the number of cores. */
   WORKER_THREADS: z.coerce.number().int().min(1).max(256).optional(),
+  /**
+   * Nice value of the worker threads (Linux; ignored elsewhere). Above 0, the event loop gets a core
+   * first when hashing keeps every core busy, so requests are read, refused or answered without
+   * waiting behind argon2 (bench/RESULTS.md). 0 treats them alike. Default 10.
+   */
+  WORKER_NICE: z.coerce.number().int().min(0).max(19).default(10),
   /** How much queued hashing work (in milliseconds of CPU) the pool accepts before answering RATE_LIMITED. Default 2000. */
   WORK_QUEUE_MAX_MS: z.coerce.number().int().min(100).default(2_000),
   /**
    * argon2id memory in KiB and passes. Default 12288 KiB (12 MiB) and 3 passes: one of OWASP's five
-   * equally strong settings, the fastest of them on the 2-core bench machine when two hashes run at
-   * once (bench/RESULTS.md). Any pair at least as strong as one of OWASP's rows is accepted.
+   * equally strong settings. With every core hashing, the 12, 9 and 7 MiB rows verified 1.26–1.29×
+   * as fast as 19 MiB × 2 on the 2-core bench machine (bench/RESULTS.md); 12 MiB is the one of them
+   * with the most memory. Any pair at least as strong as one of OWASP's rows is accepted.
    */
   PASSWORD_HASH_MEMORY_KIB: z.coerce.number().int().min(7_168).max(4_194_304).default(12_288),
   /** See PASSWORD_HASH_MEMORY_KIB. Default 3. */
@@ -235,6 +242,7 @@ function toConfig(env: z.infer<typeof schema>) {
     workers: {
       threads: env.WORKER_THREADS ?? availableParallelism(),
       queueMaxMs: env.WORK_QUEUE_MAX_MS,
+      nice: env.WORKER_NICE,
     },
     files: {
       maxUploadBytes: env.MAX_UPLOAD_BYTES,

@@ -1,6 +1,6 @@
 // Cryptographically secure random bytes, drawn from a buffer refilled 4 KiB at a time.
-// Each crypto.randomBytes call is a getrandom(2) system call, about 15 µs on the VMs we measured
-// (bench/RESULTS.md); a login needs three draws. Node buffers randomUUID() the same way.
+// Each crypto.randomBytes call is a getrandom(2) system call, which is slow on virtual machines;
+// a login draws three times. Node buffers randomUUID() the same way.
 import { randomFillSync } from 'node:crypto';
 
 const POOL_BYTES = 4096;

@@ -17,6 +17,8 @@ export interface WorkerPoolOptions {
    * instead of waiting. Default 2000 ms.
    */
   queueMaxMs?: number;
+  /** Nice value of the worker threads on Linux (0–19): above 0 the event loop wins a busy core. Default 0. */
+  nice?: number;
 }
 
 export interface RunOptions {
@@ -35,13 +37,14 @@ export interface Reservation {
   release(): void;
 }
 
-export function createWorkerPool({ threads, queueMaxMs = 2_000 }: WorkerPoolOptions) {
+export function createWorkerPool({ threads, queueMaxMs = 2_000, nice = 0 }: WorkerPoolOptions) {
   const piscina = new Piscina({
     filename: new URL('../workers/entry.mjs', import.meta.url).href,
     minThreads: threads,
     maxThreads: threads,
+    workerData: { nice },
   });
-  /** Moving average of each task's run time, learned from completed runs. */
+  /** Moving average of each task's work (CPU ms for synchronous tasks), learned from completed runs. */
   const costMs = new Map<TaskName, number>();
   /** Estimated milliseconds of work submitted and not finished yet. */
   let pendingMs = 0;
@@ -66,12 +69,13 @@ export function createWorkerPool({ threads, queueMaxMs = 2_000 }: WorkerPoolOpti
   }
 
   async function execute<N extends TaskName>(task: N, input: TaskInput<N>, options: RunOptions): Promise<TaskOutput<N>> {
-    const { result, ms } = (await piscina.run(
+    const { result, ms, workMs } = (await piscina.run(
       { task, input },
       options.transferList ? { transferList: options.transferList as never } : {},
-    )) as { result: TaskOutput<N>; ms: number };
+    )) as { result: TaskOutput<N>; ms: number; workMs: number };
+    // Work, not wall time: a hash that waited for a core while the event loop ran is no more work.
     const estimate = costMs.get(task);
-    costMs.set(task, estimate === undefined ? ms : estimate * 0.9 + ms * 0.1);
+    costMs.set(task, estimate === undefined ? workMs : estimate * 0.9 + workMs * 0.1);
     for (const listener of taskListeners) listener(task, ms);
     return result;
   }
@@ -116,7 +120,7 @@ export function createWorkerPool({ threads, queueMaxMs = 2_000 }: WorkerPoolOpti
     get queueSize() {
       return piscina.queueSize;
     },
-    /** Learned run time of a task in milliseconds (0 before its first run). */
+    /** Learned work of one run of a task in milliseconds (CPU time for synchronous tasks; 0 before its first run). */
     costOf: (task: TaskName) => costMs.get(task) ?? 0,
     /** Calls `listener` with each completed task's run time (metrics); returns the unsubscribe. */
     onTaskDone(listener: (task: TaskName, ms: number) => void) {

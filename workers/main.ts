@@ -19,7 +19,7 @@ if (!config.redisUrl || !config.database.url) {
 }
 
 const prisma = createPrisma(config.database.url, { poolSize: Math.min(config.jobs.concurrency, 20) });
-const pool = createWorkerPool({ threads: Math.min(config.workers.threads, 2) });
+const pool = createWorkerPool({ ...config.workers, threads: Math.min(config.workers.threads, 2) });
 const redis = new Redis(config.redisUrl, { maxRetriesPerRequest: 3 });
 redis.on('error', (error) => logger.warn({ err: error }, 'redis error'));
 // Read-only use: which recipients have a live connection (reported by the API instances).

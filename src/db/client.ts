@@ -28,7 +28,7 @@ const MAX_PREPARED_STATEMENTS = 500;
 
 /**
  * Names each distinct SQL text, so every connection parses and plans it once and then only binds
- * and executes (PostgreSQL spends less CPU per query; bench/RESULTS.md). The cap bounds what each
+ * and executes (less PostgreSQL CPU per query). The cap bounds what each
  * connection keeps when SQL varies without end (e.g. IN lists of every length).
  */
 function preparedStatementNames() {
