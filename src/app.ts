@@ -6,6 +6,7 @@ import { createYoga, useReadinessCheck, type YogaServerInstance } from 'graphql-
 import { Redis } from 'ioredis';
 import { createPasswordHasher } from './auth/passwords.ts';
 import { createSessionCache } from './auth/session-cache.ts';
+import { startSessionCleanup } from './auth/session-cleanup.ts';
 import { createTokenService } from './auth/tokens.ts';
 import { createContext, type Context, type Services } from './context.ts';
 import { createContentCipher } from './crypto/content-cipher.ts';
@@ -109,6 +110,7 @@ export async function buildApp(options: BuildAppOptions): Promise<App> {
   await sessions.start();
   if (config.push.enabled) notifications.start();
   const stopUploadCleanup = startUploadCleanup(services, { retentionMs: config.files.unusedRetentionMs });
+  const stopSessionCleanup = startSessionCleanup(services);
   logger.info(
     !config.push.enabled
       ? 'push notifications are off (PUSH_ENABLED=false)'
@@ -205,6 +207,7 @@ export async function buildApp(options: BuildAppOptions): Promise<App> {
       sessions.stop();
       metrics.stop();
       await stopUploadCleanup();
+      await stopSessionCleanup();
       await notifications.stop();
       await presence.stop();
       await bus.close();

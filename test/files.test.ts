@@ -4,6 +4,7 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'n
 import { randomBytes } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { crc32 } from 'node:zlib';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { App } from '../src/app.ts';
@@ -335,11 +336,22 @@ describe('downloads', () => {
     expect(parseRange('bytes=-20', 10)).toEqual({ kind: 'partial', range: { start: 0, end: 9 } });
   });
 
+  it('serves an image whose row says size 0 (recorded so before sizes were fixed) in full', async () => {
+    const file = await uploaded(alice, await png(64, 32), { kind: 'IMAGE' });
+    const whole = Buffer.from(await (await download(`/files/${file.id}`, alice.accessToken)).arrayBuffer());
+    await app.services.prisma.attachment.update({ where: { id: file.id }, data: { size: 0 } });
+    const response = await download(`/files/${file.id}`, alice.accessToken);
+    expect(response.headers.get('content-length')).toBe(String(whole.length));
+    expect(Buffer.from(await response.arrayBuffer()).equals(whole)).toBe(true);
+  });
+
   it('revalidates with ETag and If-None-Match (304), and answers HEAD without a body', async () => {
     const file = await uploaded(alice, randomBytes(1_000));
     const first = await download(`/files/${file.id}`, alice.accessToken);
     const etag = first.headers.get('etag');
     expect(etag).toBe(`"${file.id}"`);
+    // With Authorization (no expiring link), the client asks again each time; the ETag makes that cheap.
+    expect(first.headers.get('cache-control')).toBe('private, no-cache');
     await first.arrayBuffer();
 
     const revalidated = await download(`/files/${file.id}`, alice.accessToken, { 'if-none-match': etag! });
@@ -359,11 +371,17 @@ describe('downloads', () => {
     const page = await gql(app, `query ($id: ID!) { chat(id: $id) { messages(last: 1) { edges { node { attachment { url thumbnailUrl } } } } } }`, { id: group }, { token: bob.accessToken });
     const { url, thumbnailUrl } = page.data.chat.messages.edges[0].node.attachment;
     expect(url).toContain(`u=${bob.id}`);
-    expect((await download(url)).status).toBe(200);
+    const viaLink = await download(url);
+    expect(viaLink.status).toBe(200);
     expect((await download(thumbnailUrl)).status).toBe(200);
     const expires = Number(new URL(url, base).searchParams.get('expires'));
+    // FILE_URL_TTL (5 minutes) rounded up to a quarter of it, so repeated queries give the same URL.
     expect(expires * 1_000 - Date.now()).toBeGreaterThan(4 * 60_000);
-    expect(expires * 1_000 - Date.now()).toBeLessThanOrEqual(5 * 60_000 + 1_000);
+    expect(expires * 1_000 - Date.now()).toBeLessThanOrEqual(5 * 60_000 * 1.25 + 1_000);
+    // The browser may reuse the file until the link expires, without asking again.
+    const maxAge = Number(/^private, max-age=(\d+)$/.exec(viaLink.headers.get('cache-control') ?? '')?.[1]);
+    expect(maxAge).toBeGreaterThan(4 * 60);
+    expect(maxAge).toBeLessThanOrEqual(expires - Math.floor(Date.now() / 1_000) + 1);
 
     const refusals = [
       bobsLink, // someone else's signature with Bob's id swapped in
@@ -442,6 +460,139 @@ describe('downloads', () => {
     expect(saved.headers.get('content-type')).toBe('application/pdf');
     expect(saved.headers.get('content-disposition')).toMatch(/^attachment; filename="doc.pdf"/);
     await saved.arrayBuffer();
+  });
+});
+
+describe('image metadata', () => {
+  const CAMERA = 'KocmocCam-SN-0042';
+  /** Where and with what a photo was taken: what must not reach the chat. */
+  const EXIF = {
+    IFD0: { Make: CAMERA, Model: 'Spy 1' },
+    IFD3: { GPSLatitudeRef: 'N', GPSLatitude: '55/1 45/1 2136/100', GPSLongitudeRef: 'E', GPSLongitude: '37/1 37/1 1188/100' },
+  };
+  const XMP = '<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#"><rdf:Description xmlns:dc="http://purl.org/dc/elements/1.1/" dc:creator="Alice at home"/></rdf:RDF></x:xmpmeta>';
+  const COMMENT = 'Shot at 12 Secret Lane';
+
+  /** Random pixels: any re-encoding would change them, so equal pixels prove a lossless strip. */
+  const noise = (width: number, height: number) => sharp(randomBytes(width * height * 3), { raw: { width, height, channels: 3 } });
+  const pixelsOf = (image: Uint8Array) => sharp(image).raw().toBuffer();
+  const contains = (bytes: Uint8Array, text: string) => Buffer.from(bytes).includes(text, 0, 'latin1');
+
+  /** `jpeg` with `segments` (marker, payload) inserted after SOI, as cameras and editors place them. */
+  function withJpegSegments(jpeg: Buffer, segments: Array<[marker: number, payload: Buffer]>): Buffer {
+    const encoded = segments.map(([marker, payload]) => {
+      const header = Buffer.from([0xff, marker, 0, 0]);
+      header.writeUInt16BE(payload.length + 2, 2);
+      return Buffer.concat([header, payload]);
+    });
+    return Buffer.concat([jpeg.subarray(0, 2), ...encoded, jpeg.subarray(2)]);
+  }
+
+  /** `png` with a `type` chunk inserted after IHDR (8-byte signature + 25-byte IHDR). */
+  function withPngChunk(png: Buffer, type: string, data: Buffer): Buffer {
+    const chunk = Buffer.alloc(12 + data.length);
+    chunk.writeUInt32BE(data.length, 0);
+    chunk.write(type, 4, 'latin1');
+    data.copy(chunk, 8);
+    chunk.writeUInt32BE(crc32(chunk.subarray(4, 8 + data.length)), 8 + data.length);
+    return Buffer.concat([png.subarray(0, 33), chunk, png.subarray(33)]);
+  }
+
+  /** `gif` with a comment extension and an XMP application extension before its trailer. */
+  function withGifMetadata(gif: Buffer, comment: string, xmp: string): Buffer {
+    const subBlocks = (data: Buffer) => Buffer.concat([Buffer.from([data.length]), data, Buffer.from([0])]); // all under 256 bytes here
+    const commentExtension = Buffer.concat([Buffer.from([0x21, 0xfe]), subBlocks(Buffer.from(comment, 'latin1'))]);
+    const xmpExtension = Buffer.concat([Buffer.from([0x21, 0xff, 11]), Buffer.from('XMP DataXMP', 'latin1'), subBlocks(Buffer.from(xmp, 'latin1'))]);
+    return Buffer.concat([gif.subarray(0, -1), commentExtension, xmpExtension, gif.subarray(-1)]);
+  }
+
+  /** Uploads `bytes` as an IMAGE and downloads the stored original, checking the recorded size against it. */
+  async function storedImage(bytes: Buffer, name: string) {
+    const image = await uploaded(alice, bytes, { name, kind: 'IMAGE' });
+    const stored = await bytesOf(await download(`/files/${image.id}`, alice.accessToken));
+    expect(image.size).toBe(stored.byteLength);
+    return { image, stored, metadata: await sharp(stored).metadata() };
+  }
+
+  it('stores a JPEG without EXIF (GPS, camera), XMP, IPTC or comments, and with its pixels untouched', async () => {
+    const iptc = Buffer.concat([Buffer.from('Photoshop 3.0\0', 'latin1'), Buffer.from(`8BIM\x04\x04\0\0\0\0\0\x1c\x1c\x02\x5a\0\x18${'Moscow, 12 Secret Lane..'}`, 'latin1')]);
+    const encoded = await noise(300, 200).jpeg({ quality: 90 }).withExif(EXIF).withXmp(XMP).withIccProfile('p3').toBuffer();
+    // After the image's end, a second picture with its own EXIF, as MPF and motion photos append them.
+    const appended = await noise(16, 16).jpeg().withExif(EXIF).toBuffer();
+    const photo = Buffer.concat([
+      withJpegSegments(encoded, [
+        [0xfe, Buffer.from(COMMENT, 'latin1')],
+        [0xed, iptc],
+      ]),
+      appended,
+    ]);
+    const sent = await sharp(photo).metadata();
+    expect(sent.exif?.includes(CAMERA)).toBe(true);
+    expect([sent.xmp, sent.iptc].every(Boolean)).toBe(true);
+
+    const { image, stored, metadata } = await storedImage(photo, 'gps.jpg');
+    expect(image).toMatchObject({ mimeType: 'image/jpeg', width: 300, height: 200 });
+    expect(metadata).toMatchObject({ format: 'jpeg', width: 300, height: 200 });
+    expect({ exif: metadata.exif, xmp: metadata.xmp, iptc: metadata.iptc, orientation: metadata.orientation }).toEqual({});
+    for (const text of [CAMERA, 'Exif\0\0', 'Alice at home', 'Photoshop 3.0', COMMENT]) expect(contains(stored, text), text).toBe(false);
+    // Lossless: the colour profile is kept and the decoded pixels are the same as the upload's.
+    expect(metadata.icc).toEqual(sent.icc);
+    expect(await pixelsOf(stored)).toEqual(await pixelsOf(photo));
+    expect(stored.byteLength).toBeLessThan(photo.byteLength);
+  });
+
+  it('turns a JPEG with an EXIF orientation upright, instead of dropping the tag and the turn with it', async () => {
+    // 400x200, red on the left, blue on the right; orientation 6 shows it turned 90° clockwise.
+    const red = { create: { width: 200, height: 200, channels: 3 as const, background: '#f00' } };
+    const photo = await sharp({ create: { width: 400, height: 200, channels: 3, background: '#00f' } })
+      .composite([{ input: red, left: 0, top: 0 }])
+      .jpeg()
+      .withExif(EXIF)
+      .withMetadata({ orientation: 6 })
+      .toBuffer();
+    expect((await sharp(photo).metadata()).orientation).toBe(6);
+
+    const { image, stored, metadata } = await storedImage(photo, 'portrait.jpg');
+    expect(image).toMatchObject({ width: 200, height: 400 });
+    expect(metadata).toMatchObject({ format: 'jpeg', width: 200, height: 400 });
+    expect(metadata.orientation ?? 1).toBe(1);
+    expect(metadata.exif).toBeUndefined();
+    expect(contains(stored, CAMERA)).toBe(false);
+    // Turned clockwise, the red left half is now on top.
+    const { data } = await sharp(stored).raw().toBuffer({ resolveWithObject: true });
+    const colourAt = (x: number, y: number) => {
+      const [r = 0, g = 0, b = 0] = data.subarray((y * 200 + x) * 3);
+      return r > 200 && g < 60 && b < 60 ? 'red' : b > 200 && r < 60 && g < 60 ? 'blue' : `rgb(${r}, ${g}, ${b})`;
+    };
+    expect([colourAt(100, 100), colourAt(100, 300)]).toEqual(['red', 'blue']);
+  });
+
+  it('stores a PNG without its text chunks or eXIf, and with its pixels and colour profile', async () => {
+    const encoded = await noise(64, 48).png().withExif(EXIF).withIccProfile('p3').toBuffer();
+    const photo = withPngChunk(encoded, 'tEXt', Buffer.from(`Comment\0${COMMENT}`, 'latin1'));
+    const sent = await sharp(photo).metadata();
+    expect(sent.comments).toEqual([{ keyword: 'Comment', text: COMMENT }]);
+    expect(sent.exif?.includes(CAMERA)).toBe(true);
+
+    const { stored, metadata } = await storedImage(photo, 'screenshot.png');
+    expect(metadata).toMatchObject({ format: 'png', width: 64, height: 48 });
+    expect({ exif: metadata.exif, xmp: metadata.xmp, comments: metadata.comments }).toEqual({});
+    for (const text of ['tEXt', 'eXIf', COMMENT, CAMERA]) expect(contains(stored, text), text).toBe(false);
+    expect(metadata.icc).toEqual(sent.icc);
+    expect(await pixelsOf(stored)).toEqual(await pixelsOf(photo));
+  });
+
+  it.each([
+    ['WebP', 'webp', () => noise(64, 48).webp().withExif(EXIF).withXmp(XMP).toBuffer()],
+    ['GIF', 'gif', async () => withGifMetadata(await noise(64, 48).gif().toBuffer(), COMMENT, XMP)],
+    ['AVIF', 'heif', () => noise(64, 48).avif().withExif(EXIF).withXmp(XMP).toBuffer()],
+  ])('stores a %s without its metadata', async (_format, format, make) => {
+    const photo = await make();
+    expect(contains(photo, CAMERA) || contains(photo, COMMENT)).toBe(true);
+    const { stored, metadata } = await storedImage(photo, 'image');
+    expect(metadata).toMatchObject({ format, width: 64, height: 48 });
+    expect({ exif: metadata.exif, xmp: metadata.xmp }).toEqual({});
+    for (const text of [CAMERA, COMMENT, 'Alice at home']) expect(contains(stored, text), text).toBe(false);
   });
 });
 

@@ -20,9 +20,11 @@ let admin: Redis;
 const trackers: PresenceTracker[] = [];
 const clients: Redis[] = [];
 const prefixes: string[] = [];
+/** Every SQL statement the app's Prisma client (the trackers' too) ran; tests reset it. */
+const queries: string[] = [];
 
 beforeAll(async () => {
-  app = await startTestApp();
+  app = await startTestApp({}, { onQuery: (sql) => queries.push(sql) });
   prisma = app.services.prisma;
   admin = new Redis(REDIS_URL);
 });
@@ -47,6 +49,27 @@ async function createUser() {
     data: { email: `${username}@example.com`, username, passwordHash: 'unused', displayName: username },
   });
   return user.id;
+}
+
+/** Many users at once (one INSERT), for the batching tests. */
+async function createUsers(count: number) {
+  const usernames = Array.from({ length: count }, () => uniqueName('presence'));
+  const users = await prisma.user.createManyAndReturn({
+    data: usernames.map((username) => ({ email: `${username}@example.com`, username, passwordHash: 'unused', displayName: username })),
+    select: { id: true },
+  });
+  return users.map((user) => user.id);
+}
+
+/** UPDATE statements that wrote lastSeenAt since `queries` was last reset. */
+const lastSeenWrites = () => queries.filter((sql) => /^\s*UPDATE\b/i.test(sql) && sql.includes('"lastSeenAt"')).length;
+
+/** Checks that every one of these users has, in the database, the lastSeenAt their OFFLINE reported. */
+async function expectLastSeenSaved(userIds: string[], changes: PresenceChange[]) {
+  const reported = new Map(changes.filter((change) => !change.online).map((change) => [change.userId, change.lastSeenAt]));
+  const rows = await prisma.user.findMany({ where: { id: { in: userIds } }, select: { id: true, lastSeenAt: true } });
+  expect(rows).toHaveLength(userIds.length);
+  for (const row of rows) expect(row.lastSeenAt, row.id).toEqual(reported.get(row.id));
 }
 
 function redisClient() {
@@ -181,6 +204,39 @@ describe('in-process presence', () => {
     expect(await lastSeenAtInDb(userId)).toEqual(changes[1]!.lastSeenAt);
     await expect(presence.connect(userId)).rejects.toThrow(/stopped/);
   });
+
+  it('writes lastSeenAt of many users at stop in one statement per 1,000 users, never moving it backwards', async () => {
+    const userIds = await createUsers(2_500);
+    // A later lastSeenAt already saved (say, by a newer report) must stay.
+    const [ahead, ...rest] = userIds as [string, ...string[]];
+    const later = new Date(Date.now() + 60_000);
+    await prisma.user.update({ where: { id: ahead }, data: { lastSeenAt: later } });
+    const { presence, changes } = tracker();
+    await presence.start();
+    await Promise.all(userIds.map((userId) => presence.connect(userId)));
+
+    queries.length = 0;
+    await presence.stop();
+    expect(changes.filter((change) => !change.online).map((change) => change.userId).sort()).toEqual([...userIds].sort());
+    // stop() waited for every write: they are all there now.
+    await expectLastSeenSaved(rest, changes);
+    expect(await lastSeenAtInDb(ahead)).toEqual(later);
+    expect(lastSeenWrites()).toBe(3);
+  });
+
+  it('coalesces the lastSeenAt writes of users whose grace ends together', async () => {
+    const userIds = await createUsers(300);
+    const { presence, changes } = tracker();
+    await presence.start();
+    await Promise.all(userIds.map((userId) => presence.connect(userId)));
+
+    queries.length = 0;
+    await Promise.all(userIds.map((userId) => presence.disconnect(userId)));
+    await vi.waitFor(() => expect(changes.filter((change) => !change.online)).toHaveLength(userIds.length), { timeout: 2_000, interval: 10 });
+    await vi.waitFor(() => expectLastSeenSaved(userIds, changes), { timeout: 2_000, interval: 20 });
+    // Grace timers end a few at a time, so allow a few statements; one per user would be 300.
+    expect(lastSeenWrites()).toBeLessThanOrEqual(5);
+  });
 });
 
 describe('presence across instances (Redis)', () => {
@@ -234,6 +290,22 @@ describe('presence across instances (Redis)', () => {
       timeout: 2_000,
       interval: 10,
     });
+  });
+
+  it('writes lastSeenAt of the users a stopped instance held in few statements, once their grace ends', async () => {
+    const userIds = await createUsers(300);
+    const { a, changes } = await cluster();
+    await Promise.all(userIds.map((userId) => a.presence.connect(userId)));
+
+    queries.length = 0;
+    await a.presence.stop();
+    // All of a's users entered their grace at once, so one of b's ticks reports them together.
+    await vi.waitFor(() => expect(changes.filter((change) => !change.online && change.instanceId === 'b')).toHaveLength(userIds.length), {
+      timeout: 3_000,
+      interval: 10,
+    });
+    await vi.waitFor(() => expectLastSeenSaved(userIds, changes), { timeout: 2_000, interval: 20 });
+    expect(lastSeenWrites()).toBeLessThanOrEqual(2);
   });
 
   it("drops a crashed instance's connections after its heartbeat times out, and takes them back if it returns", async () => {

@@ -1,6 +1,8 @@
-// Image uploads: size and thumbnail with sharp, as a pool task (decoding a photo takes tens of
-// milliseconds of CPU, too long for the event loop). A pure function of the bytes it is given.
-import type { Sharp, SharpOptions } from 'sharp';
+// Image uploads: size, thumbnail and a metadata-free original with sharp, as a pool task (decoding a
+// photo takes tens of milliseconds of CPU, too long for the event loop). A pure function of the bytes it is given.
+import type { Metadata, Sharp, SharpOptions } from 'sharp';
+import { TRANSFERABLE_RESULT } from './crypto.ts';
+import { stripMetadata } from './strip-metadata.ts';
 
 type SharpFactory = (input: Uint8Array, options: SharpOptions) => Sharp;
 let sharpLoaded: Promise<SharpFactory> | undefined;
@@ -35,7 +37,12 @@ export interface DescribeImageInput {
 export type ImageDescription =
   | {
       ok: true;
-      /** As displayed, i.e. after the EXIF orientation is applied. */
+      /**
+       * The bytes to store instead of the upload: the same image in the same format, without EXIF
+       * (GPS position, camera serials), XMP, IPTC or comments, upright. Moved out of the worker.
+       */
+      original: Uint8Array;
+      /** Of `original` as displayed (it has no orientation tag left to apply). */
       width: number;
       height: number;
       /** A WebP of at most maxThumbnailPx on its longer side, first frame only, without metadata. */
@@ -51,20 +58,85 @@ export async function describeImage({ bytes, maxThumbnailPx = THUMBNAIL_MAX_PX }
     // Animated images report one frame's height as pageHeight.
     const frameHeight = metadata.pageHeight ?? metadata.height;
     if (metadata.width * frameHeight > IMAGE_MAX_PIXELS) return { ok: false, reason: 'too-large' };
-    const rotated = metadata.orientation !== undefined && metadata.orientation >= 5;
-    const thumbnail = await sharp(bytes, options)
-      .autoOrient()
-      .resize(maxThumbnailPx, maxThumbnailPx, { fit: 'inside', withoutEnlargement: true })
-      .webp({ quality: 70 })
-      .toBuffer();
-    return {
+    const orientation = orientationToApply(metadata);
+    const rotated = orientation >= 5;
+    const thumbnail = await makeThumbnail(sharp(bytes, options), orientation, maxThumbnailPx);
+    const original = await withoutMetadata(sharp, bytes, metadata, orientation, options);
+    const description: ImageDescription = {
       ok: true,
+      original,
       width: rotated ? frameHeight : metadata.width,
       height: rotated ? metadata.width : frameHeight,
       thumbnail: new Uint8Array(thumbnail),
     };
+    // Only a buffer the view spans alone can be moved without taking something else along.
+    const movable = original.byteOffset === 0 && original.byteLength === original.buffer.byteLength ? [original.buffer] : [];
+    return Object.defineProperty(description, TRANSFERABLE_RESULT, { value: movable, enumerable: false });
   } catch {
     // libvips' messages name no user-facing cause; corrupt or truncated pixel data ends up here.
     return { ok: false, reason: 'unreadable' };
+  }
+}
+
+/**
+ * The EXIF orientation the stored original gets turned by (1: none). libvips cannot rotate
+ * multi-page images, so an animation keeps its frames as stored, and is described that way.
+ */
+const orientationToApply = (metadata: Metadata) => ((metadata.pages ?? 1) > 1 ? 1 : (metadata.orientation ?? 1));
+
+/** The first frame, upright, at most `maxPx` on its longer side. */
+function makeThumbnail(image: Sharp, orientation: number, maxPx: number): Promise<Buffer> {
+  if (orientation !== 1) image.autoOrient();
+  return image.resize(maxPx, maxPx, { fit: 'inside', withoutEnlargement: true }).webp({ quality: 70 }).toBuffer();
+}
+
+/** What sharp still finds in a file that viewers could read besides the pixels. */
+const carriesMetadata = (metadata: Metadata) =>
+  Boolean(metadata.exif || metadata.xmp || metadata.iptc || metadata.tifftagPhotoshop || metadata.comments?.length);
+
+/**
+ * The original to store. Losslessly stripped when the format allows (same encoded pixels, so no
+ * quality lost); re-encoded when an orientation must be applied (dropping the tag alone would turn
+ * the picture), and when sharp still sees metadata in what stripping left (an AVIF with any, as
+ * stripMetadata does not handle AVIF). An AVIF without metadata is stored as sent.
+ */
+async function withoutMetadata(sharp: SharpFactory, bytes: Uint8Array, metadata: Metadata, orientation: number, options: SharpOptions): Promise<Uint8Array> {
+  if (orientation === 1) {
+    const stripped = stripMetadata(bytes, metadata.format);
+    // A stripped file sharp cannot read is a bug here, not the user's: re-encode the upload instead.
+    const left = stripped ? await sharp(stripped, options).metadata().catch(() => undefined) : metadata;
+    if (left && !carriesMetadata(left)) return stripped ?? bytes;
+  }
+  return reencode(sharp, bytes, metadata, orientation, options);
+}
+
+/**
+ * The image decoded and encoded again in its own format at high quality, upright, keeping only its
+ * ICC profile (sharp writes no other metadata unless told to; without the profile colours would shift).
+ */
+async function reencode(sharp: SharpFactory, bytes: Uint8Array, metadata: Metadata, orientation: number, options: SharpOptions): Promise<Uint8Array> {
+  const animated = (metadata.pages ?? 1) > 1;
+  const image = sharp(bytes, { ...options, animated }).keepIccProfile();
+  if (orientation !== 1) image.autoOrient();
+  const output = await encoderFor(metadata)(image).toBuffer();
+  return new Uint8Array(output); // a copy it spans alone, so it can be moved
+}
+
+function encoderFor(metadata: Metadata): (image: Sharp) => Sharp {
+  switch (metadata.format) {
+    case 'jpeg':
+      // Photos keep full-resolution colour when they had it; otherwise 4:2:0, like cameras write.
+      return (image) => image.jpeg({ quality: 92, chromaSubsampling: metadata.chromaSubsampling === '4:4:4' ? '4:4:4' : '4:2:0' });
+    case 'png':
+      return (image) => image.png();
+    case 'webp':
+      return (image) => image.webp({ quality: 90 });
+    case 'gif':
+      return (image) => image.gif();
+    case 'heif':
+      // AVIF: the only HEIF that IMAGE uploads accept (src/files/file-types.ts).
+      return (image) => image.avif({ quality: 75 });
+    default:
+      throw new Error(`No encoder for ${metadata.format}`);
   }
 }

@@ -1,6 +1,7 @@
 // Uploads that no message uses — never sent, or sent in messages since deleted (deleting a message
 // clears its attachmentId) — are deleted after UPLOAD_RETENTION: the row first, then the bytes, so
 // nothing ever points at a removed file. A crash in between leaves only unreferenced bytes behind.
+import { startPeriodicJob } from '../periodic-job.ts';
 import type { Services } from '../context.ts';
 
 type CleanupServices = Pick<Services, 'prisma' | 'storage' | 'logger'>;
@@ -68,21 +69,10 @@ export function startUploadCleanup(
   services: CleanupServices,
   { retentionMs, intervalMs = CLEANUP_INTERVAL_MS }: UploadCleanupOptions,
 ): () => Promise<void> {
-  let running: Promise<void> | undefined;
-  const timer = setInterval(() => {
-    // A run that outlasts the interval is not stacked on.
-    running ??= deleteUnusedUploads(services, new Date(Date.now() - retentionMs))
-      .then((deleted) => {
-        if (deleted > 0) services.logger.info({ deleted }, 'deleted unused uploads');
-      })
-      .catch((error: unknown) => services.logger.warn({ err: error }, 'unused upload clean-up failed'))
-      .finally(() => {
-        running = undefined;
-      });
-  }, intervalMs);
-  timer.unref();
-  return async () => {
-    clearInterval(timer);
-    await running;
-  };
+  return startPeriodicJob(services.logger, {
+    intervalMs,
+    run: () => deleteUnusedUploads(services, new Date(Date.now() - retentionMs)),
+    doneMessage: 'deleted unused uploads',
+    failedMessage: 'unused upload clean-up failed',
+  });
 }

@@ -63,7 +63,10 @@ async function serveFile(
   const attachment = await findDownloadableAttachment(services.prisma, attachmentId, viewer.userId);
   const stored = attachment && storedVariant(attachment, variant);
   if (!attachment || !stored) return errorResponse(fetchAPI, 404, notFound('File'));
-  const size = variant === 'original' ? attachment.size : await encryptedFileSize(services.storage, stored.storageKey);
+  // Empty uploads are refused, so a size of 0 is a row from before image sizes were recorded right
+  // (they were saved as 0): read the size from the stored file instead of serving nothing.
+  const size =
+    variant === 'original' && attachment.size > 0 ? attachment.size : await encryptedFileSize(services.storage, stored.storageKey);
   if (size === null) throw new Error(`stored thumbnail "${stored.storageKey}" of attachment ${attachment.id} is missing`);
 
   const etag = `"${attachment.id}${variant === 'thumbnail' ? '.thumb' : ''}"`;
@@ -73,8 +76,7 @@ async function serveFile(
     'content-disposition': contentDisposition(isInlineSafe(stored.mimeType) ? 'inline' : 'attachment', stored.name),
     'accept-ranges': 'bytes',
     etag,
-    // Private (behind auth) and revalidated each time, which the ETag makes cheap; the content of an id never changes.
-    'cache-control': 'private, no-cache',
+    'cache-control': cacheControl(viewer.linkExpires),
   };
   if (etagMatches(request.headers.get('if-none-match'), etag)) return new fetchAPI.Response(null, { status: 304, headers });
 
@@ -112,7 +114,8 @@ function storedVariant(attachment: Attachment, variant: FileVariant) {
   return { storageKey: attachment.thumbnailKey, mimeType: THUMBNAIL_MIME_TYPE, name: `${attachment.name}.thumbnail.webp` };
 }
 
-type ViewerOrRefusal = { userId: string } | { status: 401 | 403; error: GraphQLError };
+/** `linkExpires`: the signed link's expiry (Unix seconds) when the viewer came with one. */
+type ViewerOrRefusal = { userId: string; linkExpires?: number } | { status: 401 | 403; error: GraphQLError };
 
 /** The viewer from `Authorization: Bearer` or, without that header, from a signed link's query. */
 async function downloadingViewer(
@@ -131,11 +134,21 @@ async function downloadingViewer(
     return { status: 401, error: unauthenticated('Send "Authorization: Bearer <accessToken>" or use a signed link (Attachment.url).') };
   }
   const check = checkFileUrl(services.config.auth.jwtSecret, attachmentId, variant, url.searchParams);
-  if (check.ok) return { userId: check.link.viewerId };
+  if (check.ok) return { userId: check.link.viewerId, linkExpires: check.link.expires };
   return {
     status: 403,
     error: forbidden(check.reason === 'expired' ? 'This link has expired; query Attachment.url for a fresh one.' : 'This link is not valid.'),
   };
+}
+
+/**
+ * The content of a file id never changes, and it is private. A signed link's URL stays the same for
+ * a while (see signFileUrl), so what an <img src> fetched may be reused without asking until the
+ * link expires; with an Authorization header the client revalidates each time (cheap: ETag).
+ */
+function cacheControl(linkExpires: number | undefined, now = Date.now()): string {
+  if (linkExpires === undefined) return 'private, no-cache';
+  return `private, max-age=${Math.max(0, Math.floor((linkExpires * 1_000 - now) / 1_000))}`;
 }
 
 /** The API's error shape, `{ "errors": [{ "message", "extensions": { "code" } }] }`, as a plain HTTP response. */

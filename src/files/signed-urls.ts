@@ -34,10 +34,15 @@ function signature(secret: string, { attachmentId, variant, viewerId, expires }:
 export const filePath = (attachmentId: string, variant: FileVariant) =>
   `/files/${encodeURIComponent(attachmentId)}${variant === 'thumbnail' ? '/thumbnail' : ''}`;
 
-/** A relative URL (`/files/<id>?u=…&expires=…&sig=…`) that works without Authorization until `ttlMs` from now. */
+/**
+ * A relative URL (`/files/<id>?u=…&expires=…&sig=…`) that works without Authorization for at least
+ * `ttlMs` and at most 1.25 × `ttlMs`. The expiry is rounded up to a step of a quarter of the TTL, so
+ * every query within one step hands a viewer the same URL for a file and browsers reuse what they
+ * cached instead of downloading it again.
+ */
 export function signFileUrl(secret: string, link: Omit<FileLink, 'expires'>, ttlMs: number, now = Date.now()): string {
-  // Rounded up: a link lives at least `ttlMs`, never a moment less.
-  const signed: FileLink = { ...link, expires: Math.ceil((now + ttlMs) / 1_000) };
+  const stepMs = Math.max(1_000, Math.floor(ttlMs / 4));
+  const signed: FileLink = { ...link, expires: Math.ceil(Math.ceil((now + ttlMs) / stepMs) * stepMs / 1_000) };
   const query = new URLSearchParams({
     u: signed.viewerId,
     expires: String(signed.expires),

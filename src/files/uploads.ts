@@ -1,6 +1,7 @@
-// uploadFile: checks what was sent, stores it encrypted (with a thumbnail for images) and records
-// the Attachment. The bytes are stored first and the row written last, so the database never
-// points at a file that is not complete; if the row cannot be written the stored bytes are removed.
+// uploadFile: checks what was sent, stores it encrypted (images without their metadata, and with a
+// thumbnail) and records the Attachment. The bytes are stored first and the row written last, so the
+// database never points at a file that is not complete; if the row cannot be written the stored
+// bytes are removed.
 // sharp's docs: on glibc Linux the main thread must load sharp before worker threads use it, so its
 // shared libraries outlive those threads. Loaded here, before buildApp starts the pool.
 import 'sharp';
@@ -8,7 +9,7 @@ import type { Services } from '../context.ts';
 import { badUserInput } from '../errors.ts';
 import type { Attachment, MessageKind } from '../generated/prisma/client.ts';
 import { uuidv7 } from '../ids.ts';
-import { IMAGE_MAX_PIXELS, type ImageDescription } from '../../workers/images.ts';
+import { IMAGE_MAX_PIXELS } from '../../workers/images.ts';
 import { audioDurationMs } from './audio-duration.ts';
 import { writeEncryptedFile } from './encrypted-files.ts';
 import { sanitizeFileName } from './file-names.ts';
@@ -49,12 +50,13 @@ export async function uploadFile(services: UploadServices, uploaderId: string, f
   const keys = storageKeysOf(id);
   const stored: string[] = [];
   try {
-    const { keyId } = await writeEncryptedFile(storage, config.messageEncryption, keys.file, [bytes], bytes.byteLength);
+    // An image is stored as the worker hands it back, without its EXIF (GPS position and all); the
+    // upload's own bytes move to the worker and are not usable here afterwards.
+    const image = kind === 'IMAGE' ? await describeImage(services, bytes) : undefined;
+    const original = image ? image.original : bytes;
+    const { keyId } = await writeEncryptedFile(storage, config.messageEncryption, keys.file, [original], original.byteLength);
     stored.push(keys.file);
-    let image: Extract<ImageDescription, { ok: true }> | undefined;
-    if (kind === 'IMAGE') {
-      // Last use of `bytes`: they move to the worker.
-      image = await describeImage(services, bytes);
+    if (image) {
       await writeEncryptedFile(storage, config.messageEncryption, keys.thumbnail, [image.thumbnail], image.thumbnail.byteLength);
       stored.push(keys.thumbnail);
     }
@@ -65,7 +67,7 @@ export async function uploadFile(services: UploadServices, uploaderId: string, f
         kind: kind ?? null,
         name: sanitizeFileName(file.name),
         mimeType,
-        size: bytes.byteLength,
+        size: original.byteLength,
         storageKey: keys.file,
         contentKeyId: keyId,
         width: image?.width ?? null,
@@ -85,7 +87,7 @@ async function readAll(file: UploadedFile): Promise<Uint8Array> {
   return data instanceof Uint8Array ? data : new Uint8Array(data);
 }
 
-/** Size and thumbnail from the pool. Moves `bytes` to the worker: the caller must be done with them. */
+/** Size, thumbnail and the original without metadata, from the pool. Moves `bytes` to the worker: the caller must be done with them. */
 async function describeImage({ pool }: Pick<Services, 'pool'>, bytes: Uint8Array) {
   // Only a buffer the view spans alone can be moved; a view into a shared one is copied first.
   const movable = bytes.byteOffset === 0 && bytes.byteLength === bytes.buffer.byteLength ? bytes : bytes.slice();

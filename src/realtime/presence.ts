@@ -132,6 +132,10 @@ export function createPresenceTracker(options: PresenceTrackerOptions): Presence
   const chains = new Map<string, Promise<unknown>>();
   /** Settles and database writes still running, which stop() waits for. */
   const background = new Set<Promise<unknown>>();
+  /** lastSeenAt values reported but not yet sent to the database: userId -> the latest one. */
+  const unsaved = new Map<string, Date>();
+  /** The loop sending `unsaved`, while it runs (tracked, so stop() waits for it). */
+  let saving: Promise<void> | undefined;
   let tickTimer: NodeJS.Timeout | undefined;
   let ticking: Promise<void> | undefined;
   let started = false;
@@ -163,12 +167,38 @@ export function createPresenceTracker(options: PresenceTrackerOptions): Presence
   function reportOffline({ userId, lastSeenMs }: Offline) {
     const lastSeenAt = new Date(lastSeenMs);
     report({ userId, online: false, lastSeenAt });
-    // Never moves lastSeenAt backwards if two reports' writes land out of order.
-    track(
-      prisma.user
-        .updateMany({ where: { id: userId, OR: [{ lastSeenAt: null }, { lastSeenAt: { lt: lastSeenAt } }] }, data: { lastSeenAt } })
-        .catch((error: unknown) => logger.error({ err: error, userId }, 'presence could not write lastSeenAt')),
-    );
+    saveLastSeen(userId, lastSeenAt);
+  }
+
+  function saveLastSeen(userId: string, lastSeenAt: Date) {
+    const queued = unsaved.get(userId);
+    if (!queued || queued < lastSeenAt) unsaved.set(userId, lastSeenAt);
+    if (!saving) track((saving = drainUnsaved()));
+  }
+
+  // One statement per batch of users instead of one per user: at shutdown, or when a tick reports
+  // hundreds of users, per-row UPDATEs took seconds. One batch at a time, so a busy database
+  // makes later reports wait and coalesce into the next statement rather than pile up.
+  async function drainUnsaved() {
+    try {
+      // Reports often come many at once (a tick, stop()): let this turn of the event loop add theirs.
+      await new Promise<void>((resolve) => setImmediate(resolve));
+      while (unsaved.size > 0) {
+        const batch: Array<[string, Date]> = [];
+        for (const entry of unsaved) {
+          batch.push(entry);
+          if (batch.length === LAST_SEEN_BATCH_SIZE) break;
+        }
+        for (const [userId] of batch) unsaved.delete(userId);
+        try {
+          await writeLastSeen(prisma, batch);
+        } catch (error) {
+          logger.error({ err: error, users: batch.length, userIds: batch.slice(0, 10).map(([userId]) => userId) }, 'presence could not write lastSeenAt');
+        }
+      }
+    } finally {
+      saving = undefined;
+    }
   }
 
   function scheduleSettle(userId: string, delayMs: number) {
@@ -308,6 +338,24 @@ export function createPresenceTracker(options: PresenceTrackerOptions): Presence
 }
 
 function noop() {}
+
+/** Users per lastSeenAt UPDATE: two array parameters, whatever the count, so one prepared statement. */
+const LAST_SEEN_BATCH_SIZE = 1_000;
+
+/** Writes each user's lastSeenAt, unless their row already has a later one. */
+async function writeLastSeen(prisma: PrismaClient, batch: ReadonlyArray<readonly [string, Date]>) {
+  // Sorted, so concurrent batches (from other instances) lock shared rows in the same order.
+  const sorted = [...batch].sort(([a], [b]) => (a < b ? -1 : 1)); // ids are unique in a batch
+  const userIds = sorted.map(([userId]) => userId);
+  const times = sorted.map(([, lastSeenAt]) => lastSeenAt);
+  // The column is timestamp(3) holding UTC, as Prisma writes it; the adapter sends Dates as UTC
+  // without a zone, so casting to timestamp(3) involves no session time zone. The condition
+  // never moves lastSeenAt backwards if two reports' writes land out of order.
+  await prisma.$executeRaw`
+    UPDATE "User" u SET "lastSeenAt" = v."at"
+    FROM unnest(${userIds}::text[], ${times}::timestamp(3)[]) AS v("id", "at")
+    WHERE u."id" = v."id" AND (u."lastSeenAt" IS NULL OR u."lastSeenAt" < v."at")`;
+}
 
 // ---------------------------------------------------------------------------------------------
 // In-process store: one instance, so no heartbeats; the tracker's grace timers settle users.

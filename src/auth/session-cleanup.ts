@@ -1,0 +1,85 @@
+// Device sessions that ended (revoked, or expired without a refresh) are deleted once they have been
+// over for DEAD_SESSION_RETENTION_MS. Their refresh tokens and push subscriptions go with them: both
+// foreign keys to "Session" are ON DELETE CASCADE, so a single DELETE statement removes them all.
+//
+// Spent refresh tokens of live sessions are NOT purged on their own. refreshSession finds a token by
+// its hash and, when it is already spent, ends the session (reuse detection). A deleted spent token
+// would instead be "invalid", and the session would go on. Whoever still holds a spent token may
+// present it any time while the session lives — a stolen token's victim that comes back after weeks
+// offline is the case detection exists for — and the session can be kept alive indefinitely by the
+// other holder's refreshes. So no age or "keep the last N" rule is safe; bounding that growth would
+// need tokens that name their session (and generation), not a purge. The rows are small: one per
+// refresh, which an active client does about once per access-token lifetime.
+import { startPeriodicJob } from '../periodic-job.ts';
+import type { Services } from '../context.ts';
+import type { Prisma } from '../generated/prisma/client.ts';
+
+type SessionCleanupServices = Pick<Services, 'prisma' | 'logger'>;
+
+/**
+ * How long an ended session is kept before it is deleted. Meanwhile its revokedReason stays visible
+ * (e.g. refresh_token_reuse, for support) and a client presenting its token hears "Session has
+ * ended" rather than "invalid". Default 7 days.
+ */
+export const DEAD_SESSION_RETENTION_MS = 7 * 24 * 60 * 60_000;
+/** How often buildApp's timer runs the clean-up. */
+export const SESSION_CLEANUP_INTERVAL_MS = 60 * 60_000;
+/** Sessions per DELETE (each its own short transaction): short row locks, bounded memory. */
+const BATCH = 500;
+
+/** Sessions revoked, or expired, before `cutoff`: neither state is ever undone. */
+const sessionsEndedBefore = (cutoff: Date): Prisma.SessionWhereInput => ({
+  OR: [{ revokedAt: { lt: cutoff } }, { expiresAt: { lt: cutoff } }],
+});
+
+/**
+ * Deletes sessions revoked or expired before `endedBefore`, with their refresh tokens and push
+ * subscriptions (by cascade); returns how many sessions. Live sessions and their tokens — spent ones
+ * included, see the top of this file — are left alone.
+ */
+export async function deleteDeadSessions(services: Pick<Services, 'prisma'>, endedBefore: Date): Promise<number> {
+  const { prisma } = services;
+  let deleted = 0;
+  // Walking the primary key (keyset) makes a run one pass over the table, however many batches.
+  let after = '';
+  for (;;) {
+    const candidates = await prisma.session.findMany({
+      where: { ...sessionsEndedBefore(endedBefore), id: { gt: after } },
+      select: { id: true },
+      orderBy: { id: 'asc' },
+      take: BATCH,
+    });
+    if (candidates.length === 0) break;
+    after = candidates.at(-1)!.id;
+    const removed = await prisma.session.deleteMany({
+      where: { id: { in: candidates.map((candidate) => candidate.id) }, ...sessionsEndedBefore(endedBefore) },
+    });
+    deleted += removed.count;
+    if (candidates.length < BATCH) break;
+  }
+  return deleted;
+}
+
+export interface SessionCleanupOptions {
+  /** Ended sessions older than this are deleted. Default DEAD_SESSION_RETENTION_MS (7 days). */
+  retentionMs?: number;
+  /** Default SESSION_CLEANUP_INTERVAL_MS (an hour). */
+  intervalMs?: number;
+}
+
+/**
+ * Runs deleteDeadSessions every interval; the returned function stops the timer and waits for a run
+ * in progress (so shutdown does not pull the database from under it). Failures are logged, not
+ * thrown, and the timer never keeps the process alive.
+ */
+export function startSessionCleanup(
+  services: SessionCleanupServices,
+  { retentionMs = DEAD_SESSION_RETENTION_MS, intervalMs = SESSION_CLEANUP_INTERVAL_MS }: SessionCleanupOptions = {},
+): () => Promise<void> {
+  return startPeriodicJob(services.logger, {
+    intervalMs,
+    run: () => deleteDeadSessions(services, new Date(Date.now() - retentionMs)),
+    doneMessage: 'deleted ended device sessions',
+    failedMessage: 'ended session clean-up failed',
+  });
+}
