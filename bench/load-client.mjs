@@ -23,7 +23,9 @@ function post({ url, query, variables, timeoutMs }) {
     `accept: application/graphql-response+json, application/json\r\ncontent-length: ${body.length}\r\n\r\n`;
   return new Promise((resolve) => {
     const origin = target.host;
-    const socket = idleSockets.get(origin)?.pop() ?? connect({ host: target.hostname, port: Number(target.port), noDelay: true });
+    const reused = idleSockets.get(origin)?.pop();
+    reused?.emit('reused');
+    const socket = reused ?? connect({ host: target.hostname, port: Number(target.port), noDelay: true });
     let received = Buffer.alloc(0);
     let settled = false;
     const finish = (code, data, reusable) => {
@@ -31,7 +33,7 @@ function post({ url, query, variables, timeoutMs }) {
       settled = true;
       clearTimeout(timer);
       socket.off('data', onData).off('error', onError).off('close', onClose);
-      if (reusable) (idleSockets.get(origin) ?? idleSockets.set(origin, []).get(origin)).push(socket);
+      if (reusable) keepIdle(origin, socket);
       else socket.destroy();
       resolve({ code, ms: performance.now() - started, data });
     };
@@ -49,6 +51,22 @@ function post({ url, query, variables, timeoutMs }) {
     socket.on('data', onData).on('error', onError).on('close', onClose);
     socket.write(head);
     socket.write(body);
+  });
+}
+
+/** Parks a socket for reuse until the server closes it (keep-alive timeout), then forgets it. */
+function keepIdle(origin, socket) {
+  const idle = idleSockets.get(origin) ?? idleSockets.set(origin, []).get(origin);
+  const forget = () => {
+    const index = idle.indexOf(socket);
+    if (index >= 0) idle.splice(index, 1);
+  };
+  socket.once('close', forget);
+  socket.once('error', forget);
+  idle.push(socket);
+  // Taken again: the request in flight handles close and errors itself.
+  socket.once('reused', () => {
+    socket.off('close', forget).off('error', forget);
   });
 }
 
