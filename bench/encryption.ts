@@ -4,16 +4,15 @@
 // throughput next to what each costs the main thread (event-loop delay, main-thread CPU). Then the
 // case the issue names: opening one page of 50 small messages, latency per page.
 import { randomBytes } from 'node:crypto';
-import { readFileSync } from 'node:fs';
 import { availableParallelism, cpus, loadavg } from 'node:os';
-import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { setImmediate as nextTurn } from 'node:timers/promises';
 import { pathToFileURL } from 'node:url';
 import { createContentCipher, INLINE_MAX_BATCH_BYTES, ITEM_COST_BYTES, POOL_TASK_MAX_BYTES, type ContentCipher } from '../src/crypto/content-cipher.ts';
 import { keyIdOf } from '../src/env.ts';
 import { createWorkerPool, type WorkerPool } from '../src/worker-pool.ts';
 import { openBatch, sealBatch, type OpenItem, type SealItem } from '../workers/crypto.ts';
-import { hostBusyShare, sampleHostCpu } from './host-cpu.ts';
+import { hostBusyShare, mainThreadCpuMs, sampleHostCpu } from './host-cpu.ts';
+import { measureRun } from './readings.ts';
 import type { BenchContext } from './setup.ts';
 import { fixed, idleLoopDelayP99, percentile, sleep, table } from './stats.ts';
 
@@ -60,7 +59,7 @@ interface Measurement {
   wallMs: number;
   loopP99Ms: number;
   loopMaxMs: number;
-  /** CPU time of the main thread alone (Linux schedstat), NaN elsewhere. */
+  /** CPU time of the main thread alone (Linux /proc), NaN elsewhere. */
   mainCpuMs: number;
   /** This process's CPU (main thread and pool threads) as a share of all cores. */
   ours: number;
@@ -196,41 +195,16 @@ type Reading = Omit<Measurement, 'variant' | 'op' | 'payloadBytes' | 'spread'>;
 
 /** One run with the event-loop monitor and CPU readings around it, after a pause. */
 async function measure(run: () => Promise<number>): Promise<Reading> {
-  await sleep(100);
-  const histogram = monitorEventLoopDelay({ resolution: 1 });
-  histogram.enable();
-  const cpuBefore = process.cpuUsage();
-  const mainBefore = mainThreadCpuMs();
-  const hostBefore = sampleHostCpu();
-  const started = performance.now();
-  const items = await run();
-  const wallMs = performance.now() - started;
-  const mainCpuMs = mainThreadCpuMs() - mainBefore;
-  const cpu = process.cpuUsage(cpuBefore);
-  const hostBusy = hostBusyShare(hostBefore, sampleHostCpu());
-  histogram.disable();
+  const { value: items, wallMs, loopDelayMs, mainCpuMs, cpuMs, hostBusy } = await measureRun(run, { settleMs: 100 });
   return {
     items,
     wallMs,
-    loopP99Ms: histogram.percentile(99) / 1e6,
-    loopMaxMs: histogram.max / 1e6,
+    loopP99Ms: loopDelayMs.p99,
+    loopMaxMs: loopDelayMs.max,
     mainCpuMs,
-    ours: (cpu.user + cpu.system) / 1_000 / (wallMs * availableParallelism()),
+    ours: cpuMs / (wallMs * availableParallelism()),
     hostBusy,
   };
-}
-
-/**
- * CPU time of the main thread alone: process.cpuUsage() sums every thread, pool included, and
- * event-loop utilization counts wall time, which stretches when other threads take the cores.
- */
-function mainThreadCpuMs(): number {
-  try {
-    // "<ns on CPU> <ns waiting> <timeslices>"; the main thread's id is the process id.
-    return Number(readFileSync(`/proc/self/task/${process.pid}/schedstat`, 'utf8').split(' ', 1)[0]) / 1e6;
-  } catch {
-    return Number.NaN;
-  }
 }
 
 /** The run with the median throughput, carrying how far the rounds spread. */

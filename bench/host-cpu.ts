@@ -1,5 +1,6 @@
-// Machine-wide CPU use from /proc/stat, so a bench can tell its own load from other processes'.
-// Linux only; elsewhere the readings are undefined and the benches print `-`.
+// CPU readings from /proc: the whole machine's, so a bench can tell its own load from other
+// processes', and single threads'. Linux only; elsewhere the readings are undefined or NaN and the
+// benches print `-`.
 import { readdirSync, readFileSync } from 'node:fs';
 
 export interface HostCpuSample {
@@ -31,7 +32,20 @@ export type CpuSplitSample = Map<'main thread' | 'load client' | 'pool and other
 /** The scheduler's exact run time of a thread or process (`se.sum_exec_runtime`, ms), unlike /proc stat's 10 ms ticks. */
 function runtimeMs(schedPath: string): number {
   const match = /se\.sum_exec_runtime\s*:\s*([\d.]+)/.exec(readFileSync(schedPath, 'utf8'));
-  return match ? Number(match[1]) : 0;
+  return match ? Number(match[1]) : Number.NaN;
+}
+
+/**
+ * CPU time of the main thread alone: process.cpuUsage() sums every thread, pool included, and
+ * event-loop utilization counts wall time, which stretches when other threads take the cores.
+ */
+export function mainThreadCpuMs(): number {
+  try {
+    // The main thread's id is the process id.
+    return runtimeMs(`/proc/self/task/${process.pid}/sched`);
+  } catch {
+    return Number.NaN;
+  }
 }
 
 /**

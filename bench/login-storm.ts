@@ -2,15 +2,15 @@
 // thread, then a flood far beyond the pool's admission bound. Measures what the pool buys (event-loop
 // responsiveness, throughput against the cores' hashing ceiling) and whether overload is refused.
 import { availableParallelism } from 'node:os';
-import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
+import { performance } from 'node:perf_hooks';
 import type { App } from '../src/app.ts';
 import type { PasswordHasher } from '../src/auth/passwords.ts';
 import type { Config } from '../src/env.ts';
 import { hashPassword, verifyPassword } from '../workers/passwords.ts';
 import { createFreeHasher, createMainThreadHasher } from './baseline-hashers.ts';
-import { cpuSplitBetween, hostBusyShare, sampleCpuSplit, sampleHostCpu } from './host-cpu.ts';
+import { measureRun, type RunReadings } from './readings.ts';
 import { benchConfig, startBenchApp, startLoadClient, type BenchContext, type GraphQLRequest, type LoadClient } from './setup.ts';
-import { fixed, idleLoopDelayP99, median, percentile, sleep, table } from './stats.ts';
+import { fixed, idleLoopDelayP99, median, percentile, table } from './stats.ts';
 
 const STORM_LOGINS = 200;
 const FLOOD_LOGINS = 1_000;
@@ -30,19 +30,9 @@ interface Outcome {
   ms: number;
 }
 
-interface Measurement {
+interface Measurement extends Omit<RunReadings<unknown>, 'value'> {
   label: string;
   outcomes: Outcome[];
-  wallMs: number;
-  /** This process's CPU (server, pool threads and load client together) over the run. */
-  cpuMs: number;
-  /** Share of all cores busy over the run, whoever used them (this process, PostgreSQL, anything else). */
-  hostBusy: number;
-  /** Event-loop utilization: the share of the run the main thread spent working rather than waiting. */
-  loopBusy: number;
-  loopDelayMs: { p50: number; p99: number; max: number };
-  /** CPU milliseconds by who used it (Linux), PostgreSQL included. */
-  cpuSplit: Map<string, number> | undefined;
 }
 
 interface Run {
@@ -167,33 +157,10 @@ async function poolOnlyStorm(app: App, clientTid: number | undefined, params: Co
   return measure('hashing only (pool, no HTTP)', clientTid, () => Promise.all(Array.from({ length: count }, verifyOnce)));
 }
 
-/** Runs `fire` with the event-loop monitor and a CPU reading around it, after letting things settle. */
+/** Runs `fire` with the event-loop monitor and CPU readings around it, after letting things settle. */
 async function measure(label: string, clientTid: number | undefined, fire: () => Promise<Outcome[]>): Promise<Measurement> {
-  await sleep(500);
-  const histogram = monitorEventLoopDelay({ resolution: 1 });
-  histogram.enable();
-  const cpuBefore = process.cpuUsage();
-  const hostBefore = sampleHostCpu();
-  const splitBefore = sampleCpuSplit(clientTid);
-  const loopBefore = performance.eventLoopUtilization();
-  const started = performance.now();
-  const outcomes = await fire();
-  const wallMs = performance.now() - started;
-  const cpu = process.cpuUsage(cpuBefore);
-  const hostBusy = hostBusyShare(hostBefore, sampleHostCpu());
-  const cpuSplit = cpuSplitBetween(splitBefore, sampleCpuSplit(clientTid));
-  const loopBusy = performance.eventLoopUtilization(loopBefore).utilization;
-  histogram.disable();
-  return {
-    label,
-    outcomes,
-    wallMs,
-    cpuMs: (cpu.user + cpu.system) / 1_000,
-    hostBusy,
-    loopBusy,
-    cpuSplit,
-    loopDelayMs: { p50: histogram.percentile(50) / 1e6, p99: histogram.percentile(99) / 1e6, max: histogram.max / 1e6 },
-  };
+  const { value: outcomes, ...readings } = await measureRun(fire, { settleMs: 500, cpuSplit: { loadClientTid: clientTid } });
+  return { label, outcomes, ...readings };
 }
 
 const count = (m: Measurement, code: string) => m.outcomes.filter((o) => o.code === code).length;

@@ -5,7 +5,7 @@
 // encryption), and discarded (the HTTP floor). Then where file encryption should run: chunked on
 // the main thread (what ships) or in the worker pool, for one 25 MiB upload.
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { availableParallelism, tmpdir } from 'node:os';
@@ -15,7 +15,8 @@ import { Worker } from 'node:worker_threads';
 import { FILE_CHUNK_BYTES, sealFile } from '../src/files/file-cipher.ts';
 import { createLocalDiskStorage } from '../src/files/local-disk-storage.ts';
 import type { WorkerPool } from '../src/worker-pool.ts';
-import { hostBusyShare, sampleHostCpu } from './host-cpu.ts';
+import { mainThreadCpuMs } from './host-cpu.ts';
+import { measureRun } from './readings.ts';
 import { benchConfig, startBenchApp, type BenchContext } from './setup.ts';
 import { fixed, median, percentile, sleep, table } from './stats.ts';
 
@@ -134,26 +135,11 @@ async function registerUser(url: string): Promise<string> {
 }
 
 async function uploadRound(client: UploadClient, variant: Variant): Promise<Measurement> {
-  await sleep(300);
-  const histogram = monitorEventLoopDelay({ resolution: 1 });
-  histogram.enable();
-  const cpuBefore = process.cpuUsage();
-  const mainBefore = mainThreadCpuMs();
-  const hostBefore = sampleHostCpu();
-  const started = performance.now();
-  const outcomes = await client.upload(variant.url, variant.token, UPLOADS, UPLOAD_BYTES);
-  const wallMs = performance.now() - started;
-  const cpu = process.cpuUsage(cpuBefore);
-  histogram.disable();
-  return {
-    label: variant.label,
-    outcomes,
-    wallMs,
-    mainCpuMs: mainThreadCpuMs() - mainBefore,
-    cpuMs: (cpu.user + cpu.system) / 1_000,
-    hostBusy: hostBusyShare(hostBefore, sampleHostCpu()),
-    loopDelayMs: { p50: histogram.percentile(50) / 1e6, p99: histogram.percentile(99) / 1e6, max: histogram.max / 1e6 },
-  };
+  const { value: outcomes, wallMs, mainCpuMs, cpuMs, hostBusy, loopDelayMs } = await measureRun(
+    () => client.upload(variant.url, variant.token, UPLOADS, UPLOAD_BYTES),
+    { settleMs: 300 },
+  );
+  return { label: variant.label, outcomes, wallMs, mainCpuMs, cpuMs, hostBusy, loopDelayMs };
 }
 
 const okCount = (m: Measurement) => m.outcomes.filter((o) => o.code === 'OK').length;
@@ -325,15 +311,6 @@ function startUploadClient(): UploadClient {
       await worker.terminate();
     },
   };
-}
-
-function mainThreadCpuMs(): number {
-  try {
-    // "<ns on CPU> <ns waiting> <timeslices>"; the main thread's id is the process id.
-    return Number(readFileSync(`/proc/self/task/${process.pid}/schedstat`, 'utf8').split(' ', 1)[0]) / 1e6;
-  } catch {
-    return Number.NaN;
-  }
 }
 
 function rotate<T>(values: readonly T[], by: number): T[] {
