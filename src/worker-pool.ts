@@ -56,18 +56,6 @@ export function createWorkerPool({ threads, queueMaxMs = 2_000, nice = 0 }: Work
     throw rateLimited('The server is busy. Try again in a moment.', Math.ceil(pendingMs / threads / 1_000));
   }
 
-  /** Counts one task's estimated cost as queued work until `release` (idempotent). */
-  function hold(costOf: TaskName) {
-    const estimate = costMs.get(costOf) ?? 0;
-    pendingMs += estimate;
-    let held = true;
-    return () => {
-      if (!held) return;
-      held = false;
-      pendingMs -= estimate;
-    };
-  }
-
   async function execute<N extends TaskName>(task: N, input: TaskInput<N>, options: RunOptions): Promise<TaskOutput<N>> {
     const { result, ms, workMs } = (await piscina.run(
       { task, input },
@@ -80,27 +68,22 @@ export function createWorkerPool({ threads, queueMaxMs = 2_000, nice = 0 }: Work
     return result;
   }
 
-  async function run<N extends TaskName>(task: N, input: TaskInput<N>, options: RunOptions = {}): Promise<TaskOutput<N>> {
-    if (options.bounded) assertCapacity();
-    const release = hold(task);
-    try {
-      return await execute(task, input, options);
-    } finally {
-      release();
-    }
-  }
-
   /**
-   * Takes a place in the bounded queue now, for one task whose input is not ready yet (a login
-   * reserves its verification before looking the user up). Under overload this refuses at once,
-   * before any other work; the reserved cost counts against the bound until the task ends or
-   * `release` is called.
+   * A place in the queue for one task, counted as `costOf`'s estimated work until the task ends or
+   * the place is released. With `bounded`, refuses (RATE_LIMITED) when the queue is over its bound.
    */
-  function reserve(costOf: TaskName): Reservation {
-    assertCapacity();
-    const release = hold(costOf);
+  function takePlace(costOf: TaskName, bounded: boolean): Reservation {
+    if (bounded) assertCapacity();
+    const estimate = costMs.get(costOf) ?? 0;
+    pendingMs += estimate;
+    let held = true;
     let used = false;
-    async function runReserved<N extends TaskName>(task: N, input: TaskInput<N>, options: RunOptions = {}): Promise<TaskOutput<N>> {
+    const release = () => {
+      if (!held) return;
+      held = false;
+      pendingMs -= estimate;
+    };
+    async function runInPlace<N extends TaskName>(task: N, input: TaskInput<N>, options: RunOptions = {}): Promise<TaskOutput<N>> {
       if (used) throw new Error('A reservation runs one task.');
       used = true;
       try {
@@ -109,8 +92,20 @@ export function createWorkerPool({ threads, queueMaxMs = 2_000, nice = 0 }: Work
         release();
       }
     }
-    return { run: runReserved, release };
+    return { run: runInPlace, release };
   }
+
+  async function run<N extends TaskName>(task: N, input: TaskInput<N>, options: RunOptions = {}): Promise<TaskOutput<N>> {
+    return takePlace(task, options.bounded === true).run(task, input, options);
+  }
+
+  /**
+   * Takes a place in the bounded queue now, for one task whose input is not ready yet (a login
+   * reserves its verification before looking the user up). Under overload this refuses at once,
+   * before any other work; the reserved cost counts against the bound until the task ends or
+   * `release` is called.
+   */
+  const reserve = (costOf: TaskName): Reservation => takePlace(costOf, true);
 
   return {
     run,

@@ -37,11 +37,7 @@ export function createPasswordHasher(pool: WorkerPool, params: Config['auth']['p
         hash: (password) => slot.run('hashPassword', hashInput(password)),
         verify: (passwordHash, password) => slot.run('verifyPassword', { hash: passwordHash, password }),
         verifyUnknownUser: async (password) => {
-          try {
-            await slot.run('verifyPassword', { hash: await getDummyHash(), password });
-          } finally {
-            slot.release();
-          }
+          await slot.run('verifyPassword', { hash: await getDummyHash(), password });
           return false;
         },
         release: slot.release,
