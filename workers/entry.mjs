@@ -1,6 +1,6 @@
 // Piscina worker entry. Worker threads do not inherit the TypeScript loader of the main thread
 // (tsx, vitest), so the tasks are loaded through tsx's API here; this file stays plain JS.
-import { readFileSync, readlinkSync } from 'node:fs';
+import { closeSync, openSync, readlinkSync, readSync } from 'node:fs';
 import { setPriority } from 'node:os';
 import { performance } from 'node:perf_hooks';
 import { Piscina } from 'piscina';
@@ -25,14 +25,33 @@ function lowerThreadPriority(nice) {
 /** The ArrayBuffers a task lists on its result as safe to move rather than copy (see workers/crypto.ts). */
 const TRANSFERABLE_RESULT = Symbol.for('kocmoc.worker.transferableResult');
 
-/** This thread's CPU time in ms from the Linux scheduler, or undefined where /proc cannot tell. */
+/**
+ * This thread's CPU time in ms from the Linux scheduler, or undefined where /proc cannot tell.
+ * The file stays open (a read of it then costs about 2 µs, against 20 µs opening it each time);
+ * `schedstat` reads 0 on kernels without scheduler statistics, where `sched` still tells.
+ */
 function threadCpuMs() {
   try {
-    const match = /se\.sum_exec_runtime\s*:\s*([\d.]+)/.exec(readFileSync('/proc/thread-self/sched', 'utf8'));
+    cpuFile ??= openCpuFile();
+    const length = readSync(cpuFile.fd, cpuBuffer, 0, cpuBuffer.length, 0);
+    const text = cpuBuffer.toString('latin1', 0, length);
+    if (cpuFile.kind === 'schedstat') return Number(text.slice(0, text.indexOf(' '))) / 1e6;
+    const match = /se\.sum_exec_runtime\s*:\s*([\d.]+)/.exec(text);
     return match ? Number(match[1]) : undefined;
   } catch {
     return undefined;
   }
+}
+
+let cpuFile;
+const cpuBuffer = Buffer.alloc(4096);
+
+function openCpuFile() {
+  const fd = openSync('/proc/thread-self/schedstat', 'r');
+  const length = readSync(fd, cpuBuffer, 0, cpuBuffer.length, 0);
+  if (Number.parseInt(cpuBuffer.toString('latin1', 0, length), 10) > 0) return { fd, kind: 'schedstat' };
+  closeSync(fd);
+  return { fd: openSync('/proc/thread-self/sched', 'r'), kind: 'sched' };
 }
 
 /**
