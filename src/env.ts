@@ -60,7 +60,10 @@ const schema = z.object({
   DATA_DIR: z.string().default('.data'),
   /** Redis URL. Unset: in-process pub/sub and jobs (single instance only). */
   REDIS_URL: optionalString.pipe(z.url({ protocol: /^rediss?$/ }).optional()),
-  /** HS256 key for access tokens, at least 32 characters. Required in production; generated under DATA_DIR otherwise. */
+  /**
+   * HS256 key for access tokens; refresh tokens are MACed with a key derived from it, so changing it
+   * signs every device out. At least 32 characters. Required in production; generated under DATA_DIR otherwise.
+   */
   JWT_SECRET: optionalString.pipe(z.string().min(32, 'must be at least 32 characters').optional()),
   /** Access token lifetime. Default 15m. */
   JWT_TTL: duration('15m'),

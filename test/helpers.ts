@@ -1,9 +1,10 @@
 // Shared test plumbing: a real app on the test database, and a small GraphQL client over yoga.fetch.
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import pg from 'pg';
 import { inject } from 'vitest';
 import { buildApp, type App, type BuildAppOptions } from '../src/app.ts';
 import { loadConfig } from '../src/env.ts';
+import { uuidv7 } from '../src/ids.ts';
 
 export const TEST_JWT_SECRET = 'test-secret-that-is-long-enough-for-hs256-0123456789';
 
@@ -86,6 +87,28 @@ export async function registerUser(app: App, overrides: Partial<{ username: stri
   if (!result.data?.register) throw new Error(`register failed: ${JSON.stringify(result.errors)}`);
   const { accessToken, refreshToken, user } = result.data.register;
   return { id: user.id, username, email, password, accessToken, refreshToken };
+}
+
+/**
+ * A session opened the way logins did before refresh tokens had generations (LEGACY): a
+ * "RefreshToken" row holding the SHA-256 of an opaque token, after `spent` rotated ones. Returns
+ * the tokens, spent and live.
+ */
+export async function createLegacySession(app: App, userId: string, spent = 0) {
+  const { prisma, tokens } = app.services;
+  const sessionId = uuidv7();
+  const expiresAt = new Date(Date.now() + tokens.refreshTokenTtlMs);
+  await prisma.$executeRaw`
+    INSERT INTO "Session" ("id", "userId", "userAgent", "expiresAt") VALUES (${sessionId}, ${userId}, 'old client', ${expiresAt})`;
+  const issued = Array.from({ length: spent + 1 }, () => randomBytes(32).toString('base64url'));
+  await prisma.refreshToken.createMany({
+    data: issued.map((token, index) => ({
+      sessionId,
+      tokenHash: createHash('sha256').update(token).digest('base64url'),
+      rotatedAt: index < spent ? new Date() : null,
+    })),
+  });
+  return { sessionId, spent: issued.slice(0, spent), live: issued.at(-1)! };
 }
 
 export const CHAT_FIELDS = 'id kind title isPublic myRole unreadCount lastReadMessageId';

@@ -3,7 +3,7 @@ import type { App } from '../src/app.ts';
 import { DEAD_SESSION_RETENTION_MS, deleteDeadSessions, startSessionCleanup } from '../src/auth/session-cleanup.ts';
 import { hashRefreshToken } from '../src/auth/tokens.ts';
 import type { Services } from '../src/context.ts';
-import { AUTH_FIELDS, codeOf, gql, registerUser, startTestApp, type TestUser } from './helpers.ts';
+import { AUTH_FIELDS, codeOf, createLegacySession, gql, registerUser, startTestApp, type TestUser } from './helpers.ts';
 
 const LOGIN = `mutation ($input: LoginInput!) { login(input: $input) { ${AUTH_FIELDS} } }`;
 const REFRESH = `mutation ($t: String!) { refreshToken(refreshToken: $t) { ${AUTH_FIELDS} } }`;
@@ -29,8 +29,9 @@ async function login(user: TestUser) {
 }
 
 async function sessionOf(refreshToken: string) {
-  const row = await app.services.prisma.refreshToken.findUniqueOrThrow({ where: { tokenHash: hashRefreshToken(refreshToken) } });
-  return row.sessionId;
+  const presented = app.services.tokens.readRefreshToken(refreshToken);
+  if (presented?.kind !== 'generation') throw new Error(`not a generation token: ${refreshToken}`);
+  return presented.sessionId;
 }
 
 async function refresh(refreshToken: string): Promise<string> {
@@ -40,7 +41,7 @@ async function refresh(refreshToken: string): Promise<string> {
 }
 
 describe('deleteDeadSessions', () => {
-  it('deletes sessions ended before the cut-off with their tokens and push subscriptions, and keeps the rest', async () => {
+  it('deletes sessions ended before the cut-off with their push subscriptions and legacy tokens, and keeps the rest', async () => {
     const user = await registerUser(app);
     const live = { refreshToken: user.refreshToken, sessionId: await sessionOf(user.refreshToken) };
     const revokedLongAgo = await login(user);
@@ -49,52 +50,66 @@ describe('deleteDeadSessions', () => {
     const expiredLongAgo = await login(user);
     const revokedRecently = await login(user);
     const expiredRecently = await login(user);
+    const legacyRevokedLongAgo = await createLegacySession(app, user.id, 1);
+    const legacyRevokedRecently = await createLegacySession(app, user.id, 1);
     const { prisma } = app.services;
     await prisma.pushSubscription.create({
       data: { userId: user.id, sessionId: revokedLongAgo.sessionId, endpoint: `https://push.test/${revokedLongAgo.sessionId}`, p256dh: 'key', auth: 'secret' },
     });
-    await prisma.session.update({ where: { id: revokedLongAgo.sessionId }, data: { revokedAt: daysAgo(8), revokedReason: 'logout' } });
+    for (const id of [revokedLongAgo.sessionId, legacyRevokedLongAgo.sessionId]) {
+      await prisma.session.update({ where: { id }, data: { revokedAt: daysAgo(8), revokedReason: 'logout' } });
+    }
     await prisma.session.update({ where: { id: expiredLongAgo.sessionId }, data: { expiresAt: daysAgo(8) } });
-    await prisma.session.update({ where: { id: revokedRecently.sessionId }, data: { revokedAt: daysAgo(1 / 24), revokedReason: 'logout' } });
+    for (const id of [revokedRecently.sessionId, legacyRevokedRecently.sessionId]) {
+      await prisma.session.update({ where: { id }, data: { revokedAt: daysAgo(1 / 24), revokedReason: 'logout' } });
+    }
     await prisma.session.update({ where: { id: expiredRecently.sessionId }, data: { expiresAt: daysAgo(6) } });
 
-    expect(await deleteDeadSessions(app.services, purgeCutoff())).toBeGreaterThanOrEqual(2);
+    expect(await deleteDeadSessions(app.services, purgeCutoff())).toBeGreaterThanOrEqual(3);
 
     const sessions = await prisma.session.findMany({ where: { userId: user.id }, select: { id: true } });
-    expect(sessions.map((session) => session.id).sort()).toEqual([live.sessionId, revokedRecently.sessionId, expiredRecently.sessionId].sort());
-    const gone = [revokedLongAgo.sessionId, expiredLongAgo.sessionId];
-    expect(await prisma.refreshToken.count({ where: { sessionId: { in: gone } } })).toBe(0);
+    expect(sessions.map((session) => session.id).sort()).toEqual(
+      [live.sessionId, revokedRecently.sessionId, expiredRecently.sessionId, legacyRevokedRecently.sessionId].sort(),
+    );
     expect(await prisma.pushSubscription.count({ where: { sessionId: revokedLongAgo.sessionId } })).toBe(0);
-    expect(await prisma.refreshToken.count({ where: { sessionId: { in: [revokedRecently.sessionId, expiredRecently.sessionId] } } })).toBe(2);
+    expect(await prisma.refreshToken.count({ where: { sessionId: legacyRevokedLongAgo.sessionId } })).toBe(0);
+    expect(await prisma.refreshToken.count({ where: { sessionId: legacyRevokedRecently.sessionId } })).toBe(2);
 
     // The live session still refreshes; a recently ended one still says so; a deleted one is unknown.
-    await expect(refresh(live.refreshToken)).resolves.toMatch(/^[A-Za-z0-9_-]{43}$/);
-    const recent = await gql(app, REFRESH, { t: revokedRecently.refreshToken });
-    expect(errorMessage(recent)).toMatch(/Session has ended/);
-    for (const token of [revokedLongAgo.refreshToken, revokedLongAgoSpent, expiredLongAgo.refreshToken]) {
+    await expect(refresh(live.refreshToken)).resolves.toMatch(/^[0-9a-f-]{36}\.2\.[A-Za-z0-9_-]{43}$/);
+    for (const token of [revokedRecently.refreshToken, legacyRevokedRecently.live]) {
+      expect(errorMessage(await gql(app, REFRESH, { t: token }))).toMatch(/Session has ended/);
+    }
+    const deleted = [revokedLongAgo.refreshToken, revokedLongAgoSpent, expiredLongAgo.refreshToken, legacyRevokedLongAgo.live, ...legacyRevokedLongAgo.spent];
+    for (const token of deleted) {
       const result = await gql(app, REFRESH, { t: token });
       expect(codeOf(result)).toBe('UNAUTHENTICATED');
       expect(errorMessage(result)).toMatch(/invalid/);
     }
   });
 
-  it('keeps the spent refresh tokens of a live session however old, so reusing one still ends the session', async () => {
+  it('keeps a live session whatever its age, so a token spent long ago still ends it', async () => {
     const user = await registerUser(app);
     const sessionId = await sessionOf(user.refreshToken);
     let current = user.refreshToken;
     for (let i = 0; i < 3; i++) current = await refresh(current);
+    const legacy = await createLegacySession(app, user.id, 3);
     const { prisma } = app.services;
-    // As if the rotations had happened long ago (the session itself is kept alive by them).
-    await prisma.refreshToken.updateMany({ where: { sessionId, rotatedAt: { not: null } }, data: { createdAt: daysAgo(60), rotatedAt: daysAgo(59) } });
-    await prisma.session.update({ where: { id: sessionId }, data: { createdAt: daysAgo(60) } });
+    // As if the sessions had started, and the legacy tokens been spent, long ago (the sessions
+    // themselves are kept alive by their refreshes).
+    await prisma.session.updateMany({ where: { id: { in: [sessionId, legacy.sessionId] } }, data: { createdAt: daysAgo(60) } });
+    await prisma.refreshToken.updateMany({ where: { sessionId: legacy.sessionId, rotatedAt: { not: null } }, data: { createdAt: daysAgo(60), rotatedAt: daysAgo(59) } });
 
     await deleteDeadSessions(app.services, purgeCutoff());
 
-    expect(await prisma.refreshToken.count({ where: { sessionId, rotatedAt: { not: null } } })).toBe(3);
+    expect(await prisma.refreshToken.count({ where: { sessionId: legacy.sessionId } })).toBe(4);
     current = await refresh(current);
-    const reuse = await gql(app, REFRESH, { t: user.refreshToken });
-    expect(errorMessage(reuse)).toMatch(/already used/);
-    expect(await prisma.session.findUniqueOrThrow({ where: { id: sessionId } })).toMatchObject({ revokedReason: 'refresh_token_reuse' });
+    for (const spent of [user.refreshToken, legacy.spent[0]!]) {
+      const reuse = await gql(app, REFRESH, { t: spent });
+      expect(errorMessage(reuse)).toMatch(/already used/);
+    }
+    const ended = await prisma.session.findMany({ where: { id: { in: [sessionId, legacy.sessionId] } }, select: { revokedReason: true } });
+    expect(ended).toEqual([{ revokedReason: 'refresh_token_reuse' }, { revokedReason: 'refresh_token_reuse' }]);
     expect(codeOf(await gql(app, REFRESH, { t: current }))).toBe('UNAUTHENTICATED');
   });
 

@@ -1,15 +1,16 @@
 // Device sessions that ended (revoked, or expired without a refresh) are deleted once they have been
-// over for DEAD_SESSION_RETENTION_MS. Their refresh tokens and push subscriptions go with them: both
-// foreign keys to "Session" are ON DELETE CASCADE, so a single DELETE statement removes them all.
+// over for DEAD_SESSION_RETENTION_MS. Their push subscriptions and LEGACY refresh-token rows go with
+// them: both foreign keys to "Session" are ON DELETE CASCADE, so a single DELETE statement removes
+// them all.
 //
-// Spent refresh tokens of live sessions are NOT purged on their own. refreshSession finds a token by
-// its hash and, when it is already spent, ends the session (reuse detection). A deleted spent token
-// would instead be "invalid", and the session would go on. Whoever still holds a spent token may
-// present it any time while the session lives — a stolen token's victim that comes back after weeks
-// offline is the case detection exists for — and the session can be kept alive indefinitely by the
-// other holder's refreshes. So no age or "keep the last N" rule is safe; bounding that growth would
-// need tokens that name their session (and generation), not a purge. The rows are small: one per
-// refresh, which an active client does about once per access-token lifetime.
+// A live session is one row however often it refreshes: a refresh token names its session and
+// generation (sessions.ts), so a spent one is still recognised — and ends the session — with nothing
+// stored for it. Only the LEGACY "RefreshToken" rows (tokens issued before generations) are stored
+// per token, and nothing inserts them any more, so that table only shrinks, by this DELETE. Their
+// spent rows are not purged while the session lives: a deleted one would read as "invalid" rather
+// than as reuse, and whoever still holds a spent token may present it any time while the session
+// lives (a stolen token's victim that comes back after weeks offline is the case detection exists
+// for). When the legacy path and table can go: see the top of sessions.ts.
 import { startPeriodicJob } from '../periodic-job.ts';
 import type { Services } from '../context.ts';
 import type { Prisma } from '../generated/prisma/client.ts';
@@ -33,9 +34,9 @@ const sessionsEndedBefore = (cutoff: Date): Prisma.SessionWhereInput => ({
 });
 
 /**
- * Deletes sessions revoked or expired before `endedBefore`, with their refresh tokens and push
- * subscriptions (by cascade); returns how many sessions. Live sessions and their tokens — spent ones
- * included, see the top of this file — are left alone.
+ * Deletes sessions revoked or expired before `endedBefore`, with their push subscriptions and legacy
+ * refresh-token rows (by cascade); returns how many sessions. Live sessions and their rows — spent
+ * legacy tokens included, see the top of this file — are left alone.
  */
 export async function deleteDeadSessions(services: Pick<Services, 'prisma'>, endedBefore: Date): Promise<number> {
   const { prisma } = services;
