@@ -3,7 +3,8 @@
 // event-loop delay p99 during it, side by side with two baselines in the same process and run:
 // the same multipart bodies written plainly through the same disk storage (no GraphQL, sniffing or
 // encryption), and discarded (the HTTP floor). Then where file encryption should run: chunked on
-// the main thread (what ships) or in the worker pool, for one 25 MiB upload.
+// the main thread (what ships) or in the worker pool, for one 25 MiB upload. Last, what storing a
+// portrait JPEG costs: turned upright and re-encoded (before) or stripped with its orientation kept.
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
@@ -15,6 +16,8 @@ import { Worker } from 'node:worker_threads';
 import { FILE_CHUNK_BYTES, sealFile } from '../src/files/file-cipher.ts';
 import { createLocalDiskStorage } from '../src/files/local-disk-storage.ts';
 import type { WorkerPool } from '../src/worker-pool.ts';
+import { describeImage } from '../workers/images.ts';
+import { stripMetadata } from '../workers/strip-metadata.ts';
 import { mainThreadCpuMs } from './host-cpu.ts';
 import { measureRun } from './readings.ts';
 import { benchConfig, startBenchApp, type BenchContext } from './setup.ts';
@@ -96,6 +99,8 @@ export async function runUploadBench({ databaseUrl }: BenchContext): Promise<voi
     console.log(`uploadFile / discard: throughput x${fixed(shipped.mibPerSecond / discard.mibPerSecond, 2)}`);
     console.log('');
     await encryptionPlacement(app.services.pool, config.messageEncryption.keys[config.messageEncryption.currentKeyId]!, plainDir);
+    console.log('');
+    await portraitStore();
   } finally {
     await client.close();
     await new Promise<void>((resolve) => baseline.server.close(() => resolve()));
@@ -255,6 +260,60 @@ async function encryptionPlacement(pool: WorkerPool, masterKey: Uint8Array, stor
   }
   console.log(`encryption of one ${BIG_UPLOAD_BYTES / MiB} MiB upload alone, median of ${ROUNDS} rounds after a warm-up`);
   console.log(table(['where', 'wall ms', 'MiB/s', 'main cpu ms', 'loop max ms'], rows));
+}
+
+/**
+ * One 12-megapixel portrait JPEG (EXIF orientation 6 with camera and GPS tags, as phones write
+ * them) made ready to store, in this process with one libvips thread as in a pool thread: turned
+ * upright and re-encoded (what shipped before), stripped with the orientation kept as a tag and
+ * re-read by sharp (what ships), and the whole describeImage task around it (thumbnail included).
+ */
+async function portraitStore(): Promise<void> {
+  const { default: sharp } = await import('sharp');
+  sharp.concurrency(1);
+  // Upscaled noise: detail a JPEG encoder has to work at, at a phone photo's size.
+  const photo = await sharp(randomBytes(1008 * 756 * 3), { raw: { width: 1008, height: 756, channels: 3 } })
+    .resize(4032, 3024)
+    .jpeg({ quality: 90 })
+    .withExif({ IFD0: { Make: 'Bench', Model: 'Phone' }, IFD3: { GPSLatitudeRef: 'N', GPSLatitude: '55/1 45/1 2136/100' } })
+    .withMetadata({ orientation: 6 })
+    .toBuffer();
+  const variants: Array<[string, () => Promise<number>]> = [
+    ['before: turned upright, re-encoded (q92)', async () => (await sharp(photo).autoOrient().keepIccProfile().jpeg({ quality: 92 }).toBuffer()).byteLength],
+    [
+      'shipped: stripped, orientation kept, re-read',
+      async () => {
+        const stripped = stripMetadata(photo, 'jpeg', 6)!;
+        await sharp(stripped).metadata();
+        return stripped.byteLength;
+      },
+    ],
+    [
+      'shipped describeImage (with thumbnail)',
+      async () => {
+        const description = await describeImage({ bytes: new Uint8Array(photo) });
+        return description.ok ? description.original.byteLength : Number.NaN;
+      },
+    ],
+  ];
+  const results = new Map<string, Array<{ wallMs: number; cpuMs: number; bytes: number }>>();
+  for (let round = 0; round < ROUNDS + 1; round++) {
+    for (const [label, run] of rotate(variants, round)) {
+      const { value: bytes, wallMs, cpuMs } = await measureRun(run, { settleMs: 100 });
+      // Round 0 warms up (libvips loads its codecs on first use).
+      if (round > 0) results.set(label, [...(results.get(label) ?? []), { wallMs, cpuMs, bytes }]);
+    }
+  }
+  console.log(`storing one ${fixed(photo.byteLength / MiB, 1)} MiB portrait JPEG (4032x3024, orientation 6), one libvips thread, median of ${ROUNDS} rounds after a warm-up`);
+  console.log(
+    table(
+      ['variant', 'wall ms', 'cpu ms', 'stored KiB'],
+      variants.map(([label]) => {
+        const runs = results.get(label)!;
+        return [label, fixed(median(runs.map((r) => r.wallMs)), 1), fixed(median(runs.map((r) => r.cpuMs)), 1), fixed(runs[0]!.bytes / 1024, 0)];
+      }),
+    ),
+  );
 }
 
 interface UploadClient {

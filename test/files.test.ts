@@ -5,7 +5,7 @@ import { randomBytes } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { crc32 } from 'node:zlib';
-import sharp from 'sharp';
+import sharp, { type Sharp } from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { App } from '../src/app.ts';
 import { deleteUnusedUploads } from '../src/files/cleanup.ts';
@@ -15,6 +15,7 @@ import { contentDisposition, sanitizeFileName } from '../src/files/file-names.ts
 import { parseRange } from '../src/files/ranges.ts';
 import { signFileUrl } from '../src/files/signed-urls.ts';
 import type { FileStorage } from '../src/files/storage.ts';
+import { orientationExif } from '../workers/strip-metadata.ts';
 import { codeOf, createChat, gql, registerUser, startTestApp, TEST_JWT_SECRET, type TestUser } from './helpers.ts';
 
 const MAX_UPLOAD_BYTES = 1024 * 1024;
@@ -541,30 +542,100 @@ describe('image metadata', () => {
     expect(stored.byteLength).toBeLessThan(photo.byteLength);
   });
 
-  it('turns a JPEG with an EXIF orientation upright, instead of dropping the tag and the turn with it', async () => {
-    // 400x200, red on the left, blue on the right; orientation 6 shows it turned 90° clockwise.
-    const red = { create: { width: 200, height: 200, channels: 3 as const, background: '#f00' } };
-    const photo = await sharp({ create: { width: 400, height: 200, channels: 3, background: '#00f' } })
-      .composite([{ input: red, left: 0, top: 0 }])
-      .jpeg()
+  /** 400x200, red on the left, blue on the right, with camera and GPS EXIF; orientation 6 shows it turned 90° clockwise. */
+  const sideways = (encode: (image: Sharp) => Sharp) =>
+    encode(
+      sharp({ create: { width: 400, height: 200, channels: 3, background: '#00f' } }).composite([
+        { input: { create: { width: 200, height: 200, channels: 3, background: '#f00' } }, left: 0, top: 0 },
+      ]),
+    )
       .withExif(EXIF)
       .withMetadata({ orientation: 6 })
       .toBuffer();
-    expect((await sharp(photo).metadata()).orientation).toBe(6);
+
+  /** The colour at each [x, y] of `image` as a viewer shows it (orientation applied), as a name. */
+  async function coloursShown(image: Uint8Array, points: Array<[x: number, y: number]>) {
+    const { data, info } = await sharp(image).autoOrient().raw().toBuffer({ resolveWithObject: true });
+    return points.map(([x, y]) => {
+      const [r = 0, g = 0, b = 0] = data.subarray((y * info.width + x) * info.channels);
+      return r > 200 && g < 60 && b < 60 ? 'red' : b > 200 && r < 60 && g < 60 ? 'blue' : `rgb(${r}, ${g}, ${b})`;
+    });
+  }
+
+  /** A JPEG from its first SOS on: the scans, as the encoder wrote them, up to and with EOI. */
+  function scanData(jpeg: Uint8Array): Buffer {
+    const bytes = Buffer.from(jpeg);
+    let pos = 2;
+    while (bytes[pos + 1] !== 0xda) pos += 2 + bytes.readUInt16BE(pos + 2);
+    return bytes.subarray(pos);
+  }
+
+  /** IFD0 of an EXIF block (after "Exif\0\0"): each entry's tag, type, count and value (a SHORT's), and where a next IFD would be. */
+  function ifd0(exif: Buffer) {
+    const tiff = exif.subarray(6);
+    const bigEndian = tiff.toString('latin1', 0, 2) === 'MM';
+    const u16 = (at: number) => (bigEndian ? tiff.readUInt16BE(at) : tiff.readUInt16LE(at));
+    const u32 = (at: number) => (bigEndian ? tiff.readUInt32BE(at) : tiff.readUInt32LE(at));
+    const start = u32(4);
+    const entries = Array.from({ length: u16(start) }, (_, i) => start + 2 + 12 * i).map((at) => [u16(at), u16(at + 2), u32(at + 4), u16(at + 8)]);
+    return { entries, nextIfd: u32(start + 2 + 12 * entries.length) };
+  }
+
+  /** Whether an EXIF block has the tag that points to a GPS IFD (0x8825), in either byte order. */
+  const pointsToGps = (exif: Buffer) => exif.includes(Buffer.from([0x88, 0x25])) || exif.includes(Buffer.from([0x25, 0x88]));
+
+  it('stores a portrait JPEG losslessly, with its orientation as the only EXIF left', async () => {
+    const photo = await sideways((image) => image.jpeg({ quality: 90 }));
+    const sent = await sharp(photo).metadata();
+    expect(sent).toMatchObject({ orientation: 6, width: 400, height: 200 });
+    expect(sent.exif?.includes(CAMERA)).toBe(true);
+    expect(pointsToGps(sent.exif!)).toBe(true);
 
     const { image, stored, metadata } = await storedImage(photo, 'portrait.jpg');
+    // Reported as displayed; stored as encoded, with the tag that turns it.
+    expect(image).toMatchObject({ mimeType: 'image/jpeg', width: 200, height: 400 });
+    expect(metadata).toMatchObject({ format: 'jpeg', width: 400, height: 200, orientation: 6, autoOrient: { width: 200, height: 400 } });
+    // The EXIF holds the orientation and nothing else: no camera, no GPS IFD, no next IFD (a thumbnail's).
+    expect(ifd0(metadata.exif!)).toEqual({ entries: [[0x0112, 3, 1, 6]], nextIfd: 0 });
+    expect(pointsToGps(metadata.exif!)).toBe(false);
+    expect({ xmp: metadata.xmp, iptc: metadata.iptc }).toEqual({});
+    for (const text of [CAMERA, 'Spy 1']) expect(contains(stored, text), text).toBe(false);
+    // Lossless and not re-encoded: the same scans byte for byte, the same profile.
+    expect(scanData(stored).equals(scanData(photo))).toBe(true);
+    expect(metadata.icc).toEqual(sent.icc);
+    expect(stored.byteLength).toBeLessThan(photo.byteLength);
+    // Shown turned clockwise: the red left half on top. The thumbnail is upright in its pixels.
+    expect(await coloursShown(stored, [[100, 100], [100, 300]])).toEqual(['red', 'blue']);
+    const thumbnail = await bytesOf(await download(image.thumbnailUrl!));
+    const thumbnailMetadata = await sharp(thumbnail).metadata();
+    expect(thumbnailMetadata).toMatchObject({ width: 160, height: 320 });
+    expect({ orientation: thumbnailMetadata.orientation, exif: thumbnailMetadata.exif }).toEqual({});
+    expect(await coloursShown(thumbnail, [[80, 80], [80, 240]])).toEqual(['red', 'blue']);
+  });
+
+  it.each([
+    ['PNG', 'png', (image: Sharp) => image.png()],
+    ['WebP', 'webp', (image: Sharp) => image.webp({ lossless: true })],
+  ])('turns a %s with an EXIF orientation upright, as browsers would not apply the tag', async (_format, format, encode) => {
+    const photo = await sideways(encode);
+    expect(await sharp(photo).metadata()).toMatchObject({ format, orientation: 6 });
+
+    const { image, stored, metadata } = await storedImage(photo, 'portrait');
     expect(image).toMatchObject({ width: 200, height: 400 });
-    expect(metadata).toMatchObject({ format: 'jpeg', width: 200, height: 400 });
-    expect(metadata.orientation ?? 1).toBe(1);
-    expect(metadata.exif).toBeUndefined();
+    expect(metadata).toMatchObject({ format, width: 200, height: 400 });
+    expect({ orientation: metadata.orientation, exif: metadata.exif }).toEqual({});
     expect(contains(stored, CAMERA)).toBe(false);
-    // Turned clockwise, the red left half is now on top.
-    const { data } = await sharp(stored).raw().toBuffer({ resolveWithObject: true });
-    const colourAt = (x: number, y: number) => {
-      const [r = 0, g = 0, b = 0] = data.subarray((y * 200 + x) * 3);
-      return r > 200 && g < 60 && b < 60 ? 'red' : b > 200 && r < 60 && g < 60 ? 'blue' : `rgb(${r}, ${g}, ${b})`;
-    };
-    expect([colourAt(100, 100), colourAt(100, 300)]).toEqual(['red', 'blue']);
+    expect(await coloursShown(stored, [[100, 100], [100, 300]])).toEqual(['red', 'blue']);
+  });
+
+  it('writes an orientation EXIF that libvips reads, for every orientation', async () => {
+    const plain = await noise(40, 20).jpeg().toBuffer();
+    for (let orientation = 1; orientation <= 8; orientation++) {
+      const tagged = withJpegSegments(plain, [[0xe1, Buffer.from(orientationExif(orientation))]]);
+      const metadata = await sharp(tagged).metadata();
+      expect(metadata.orientation, `orientation ${orientation}`).toBe(orientation);
+      expect(metadata.autoOrient).toEqual(orientation >= 5 ? { width: 20, height: 40 } : { width: 40, height: 20 });
+    }
   });
 
   it('stores a PNG without its text chunks or eXIf, and with its pixels and colour profile', async () => {

@@ -2,7 +2,7 @@
 // photo takes tens of milliseconds of CPU, too long for the event loop). A pure function of the bytes it is given.
 import type { Metadata, Sharp, SharpOptions } from 'sharp';
 import { TRANSFERABLE_RESULT } from './crypto.ts';
-import { stripMetadata } from './strip-metadata.ts';
+import { orientationExif, stripMetadata } from './strip-metadata.ts';
 
 type SharpFactory = (input: Uint8Array, options: SharpOptions) => Sharp;
 let sharpLoaded: Promise<SharpFactory> | undefined;
@@ -39,10 +39,11 @@ export type ImageDescription =
       ok: true;
       /**
        * The bytes to store instead of the upload: the same image in the same format, without EXIF
-       * (GPS position, camera serials), XMP, IPTC or comments, upright. Moved out of the worker.
+       * (GPS position, camera serials), XMP, IPTC or comments. Shown upright: a JPEG keeps its
+       * orientation as the one EXIF tag left, other formats are turned. Moved out of the worker.
        */
       original: Uint8Array;
-      /** Of `original` as displayed (it has no orientation tag left to apply). */
+      /** Of `original` as displayed, its orientation applied (whether turned or kept as a tag). */
       width: number;
       height: number;
       /** A WebP of at most maxThumbnailPx on its longer side, first frame only, without metadata. */
@@ -79,8 +80,9 @@ export async function describeImage({ bytes, maxThumbnailPx = THUMBNAIL_MAX_PX }
 }
 
 /**
- * The EXIF orientation the stored original gets turned by (1: none). libvips cannot rotate
- * multi-page images, so an animation keeps its frames as stored, and is described that way.
+ * The EXIF orientation the image is shown with (1: none): the thumbnail and the size apply it, the
+ * stored original keeps it as a tag or is turned by it. libvips cannot rotate multi-page images, so
+ * an animation keeps its frames as stored (and loses the tag), and is described that way.
  */
 const orientationToApply = (metadata: Metadata) => ((metadata.pages ?? 1) > 1 ? 1 : (metadata.orientation ?? 1));
 
@@ -90,22 +92,30 @@ function makeThumbnail(image: Sharp, orientation: number, maxPx: number): Promis
   return image.resize(maxPx, maxPx, { fit: 'inside', withoutEnlargement: true }).webp({ quality: 70 }).toBuffer();
 }
 
-/** What sharp still finds in a file that viewers could read besides the pixels. */
-const carriesMetadata = (metadata: Metadata) =>
-  Boolean(metadata.exif || metadata.xmp || metadata.iptc || metadata.tifftagPhotoshop || metadata.comments?.length);
+/**
+ * Whether sharp finds nothing in a file that viewers could read besides the pixels, but for the
+ * orientation: as `orientation` (1: none), its EXIF exactly the one stripMetadata writes for it.
+ */
+function onlyOrientationLeft(metadata: Metadata, orientation: number): boolean {
+  if ((metadata.orientation ?? 1) !== orientation) return false;
+  const exifLeft = metadata.exif && !(orientation !== 1 && metadata.exif.equals(orientationExif(orientation)));
+  return !(exifLeft || metadata.xmp || metadata.iptc || metadata.tifftagPhotoshop || metadata.comments?.length);
+}
 
 /**
  * The original to store. Losslessly stripped when the format allows (same encoded pixels, so no
- * quality lost); re-encoded when an orientation must be applied (dropping the tag alone would turn
- * the picture), and when sharp still sees metadata in what stripping left (an AVIF with any, as
- * stripMetadata does not handle AVIF). An AVIF without metadata is stored as sent.
+ * quality lost, and no decoding): a JPEG keeps an orientation as its only EXIF, which viewers
+ * apply. Re-encoded, turned upright, when another format has an orientation (browsers ignore the
+ * tag in WebP and, but for Safari, in PNG; dropping it alone would turn the picture), and when sharp
+ * still sees metadata in what stripping left (an AVIF with any, as stripMetadata does not handle
+ * AVIF). An AVIF without metadata is stored as sent.
  */
 async function withoutMetadata(sharp: SharpFactory, bytes: Uint8Array, metadata: Metadata, orientation: number, options: SharpOptions): Promise<Uint8Array> {
-  if (orientation === 1) {
-    const stripped = stripMetadata(bytes, metadata.format);
+  const stripped = stripMetadata(bytes, metadata.format, orientation);
+  if (stripped || orientation === 1) {
     // A stripped file sharp cannot read is a bug here, not the user's: re-encode the upload instead.
     const left = stripped ? await sharp(stripped, options).metadata().catch(() => undefined) : metadata;
-    if (left && !carriesMetadata(left)) return stripped ?? bytes;
+    if (left && onlyOrientationLeft(left, orientation)) return stripped ?? bytes;
   }
   return reencode(sharp, bytes, metadata, orientation, options);
 }

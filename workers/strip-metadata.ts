@@ -1,19 +1,23 @@
 // Lossless metadata removal for uploaded images: copies the pieces of the file a viewer needs to
 // render it (pixels, palettes, colour profile, animation control) and leaves out the rest (EXIF
 // with its GPS position and camera serials, XMP, IPTC, comments, appended extra images). The
-// encoded pixels are copied byte for byte, so quality is untouched. Pure functions of the bytes;
-// workers/images.ts runs them in the worker pool and re-encodes what they cannot handle.
+// encoded pixels are copied byte for byte, so quality is untouched. A JPEG can keep its EXIF
+// orientation as the one tag left, so a portrait photo stays lossless too. Pure functions of the
+// bytes; workers/images.ts runs them in the worker pool and re-encodes what they cannot handle.
 
 /**
  * `bytes` without metadata, as a new buffer it alone spans (so it can be moved between threads);
  * null when the format is not one handled here or the file is not well-formed enough to walk.
- * `format` is sharp's name for it (`metadata().format`).
+ * `format` is sharp's name for it (`metadata().format`). An `orientation` other than 1 (the EXIF
+ * one the image is shown with) is kept as the only EXIF left, and only in a JPEG: browsers apply it
+ * there (CSS `image-orientation: from-image`), while none applies a WebP's and only Safari a PNG's
+ * eXIf, and a GIF has no place for one; those give null, to be turned upright by re-encoding.
  */
-export function stripMetadata(bytes: Uint8Array, format: string | undefined): Uint8Array | null {
+export function stripMetadata(bytes: Uint8Array, format: string | undefined, orientation = 1): Uint8Array | null {
   const strip = STRIPPERS[format ?? ''];
-  if (!strip) return null;
+  if (!strip || (orientation !== 1 && format !== 'jpeg')) return null;
   try {
-    return strip(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength));
+    return strip(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength), orientation);
   } catch (error) {
     // Buffer's reads throw RangeError past the end: a length field that points outside the file.
     if (error instanceof RangeError) return null;
@@ -21,23 +25,44 @@ export function stripMetadata(bytes: Uint8Array, format: string | undefined): Ui
   }
 }
 
-type Stripper = (bytes: Buffer) => Uint8Array | null;
-/** [start, end) byte ranges of the input to keep, in order. */
-type Ranges = Array<[number, number]>;
+type Stripper = (bytes: Buffer, orientation: number) => Uint8Array | null;
+/** [start, end) byte ranges of the input to keep, and new bytes to put in, in order. */
+type Ranges = Array<[number, number] | Uint8Array>;
 
 const STRIPPERS: Record<string, Stripper> = { jpeg: stripJpeg, png: stripPng, webp: stripWebp, gif: stripGif };
 
 function joinRanges(bytes: Buffer, ranges: Ranges): Uint8Array {
-  const out = new Uint8Array(ranges.reduce((total, [start, end]) => total + end - start, 0));
+  const pieces = ranges.map((range) => (range instanceof Uint8Array ? range : bytes.subarray(...range)));
+  const out = new Uint8Array(pieces.reduce((total, piece) => total + piece.byteLength, 0));
   let offset = 0;
-  for (const [start, end] of ranges) {
-    out.set(bytes.subarray(start, end), offset);
-    offset += end - start;
+  for (const piece of pieces) {
+    out.set(piece, offset);
+    offset += piece.byteLength;
   }
   return out;
 }
 
 const startsWith = (bytes: Buffer, at: number, ascii: string) => bytes.toString('latin1', at, at + ascii.length) === ascii;
+
+const EXIF_IDENTIFIER = 'Exif\0\0';
+
+/**
+ * An EXIF block as JPEG's APP1 carries it (sharp's `metadata().exif`) holding nothing but the
+ * orientation: a big-endian TIFF header and an IFD0 with the one entry Orientation (0x0112, SHORT,
+ * count 1) and no next IFD, so no GPS or EXIF sub-IFD, maker notes or thumbnail.
+ */
+export function orientationExif(orientation: number): Uint8Array {
+  const exif = Buffer.alloc(32); // zero-filled: the value's padding and the next-IFD offset stay 0
+  exif.write(`${EXIF_IDENTIFIER}MM`, 0, 'latin1');
+  exif.writeUInt16BE(42, 8); // TIFF magic
+  exif.writeUInt32BE(8, 10); // IFD0's offset, counted from the TIFF header
+  exif.writeUInt16BE(1, 14); // entries
+  exif.writeUInt16BE(0x0112, 16);
+  exif.writeUInt16BE(3, 18); // SHORT
+  exif.writeUInt32BE(1, 20); // count
+  exif.writeUInt16BE(orientation, 24); // a value that fits is stored in the entry, left-justified
+  return exif;
+}
 
 // --- JPEG: a sequence of marker segments; entropy-coded scan data follows each SOS. ---
 
@@ -47,8 +72,9 @@ const JPEG_EOI = 0xd9;
 /**
  * APPn segments worth keeping, by marker and identifier: JFIF (density, for old decoders), the ICC
  * profile, and Adobe's (it says how to read the colour channels). Every other APPn (Exif and XMP in
- * APP1, MPF's extra images in APP2, C2PA in APP11, IPTC in APP13, ...) and COM is left out;
- * non-APP segments (frame, tables, scans, restart interval) are all kept.
+ * APP1, MPF's extra images in APP2, C2PA in APP11, IPTC in APP13, ...) and COM is left out, but
+ * for an orientation's own EXIF (stripJpeg); non-APP segments (frame, tables, scans, restart
+ * interval) are all kept.
  */
 const JPEG_KEPT_APP: ReadonlyArray<[marker: number, identifier: string]> = [
   [0xe0, 'JFIF\0'],
@@ -63,9 +89,23 @@ const isJpegMetadata = (bytes: Buffer, marker: number, payload: number) =>
 /** Markers without a length: TEM and the restart markers RST0-7. */
 const isStandaloneMarker = (marker: number) => marker === 0x01 || (marker >= 0xd0 && marker <= 0xd7);
 
-function stripJpeg(bytes: Buffer): Uint8Array | null {
+/** An APP1 segment holding `orientationExif`. */
+function jpegOrientationSegment(orientation: number): Uint8Array {
+  const exif = orientationExif(orientation);
+  const segment = Buffer.alloc(4 + exif.byteLength);
+  segment.writeUInt16BE(0xffe1, 0);
+  segment.writeUInt16BE(2 + exif.byteLength, 2);
+  segment.set(exif, 4);
+  return segment;
+}
+
+function stripJpeg(bytes: Buffer, orientation: number): Uint8Array | null {
   if (bytes.readUInt16BE(0) !== 0xffd8) return null;
   const ranges: Ranges = [[0, 2]];
+  // Takes the place of the file's first EXIF, where its writer put it for viewers to read.
+  let orientationSegment = orientation === 1 ? undefined : jpegOrientationSegment(orientation);
+  /** The file as kept; null when the orientation found no EXIF to replace (the caller re-encodes then). */
+  const kept = () => (orientationSegment ? null : joinRanges(bytes, ranges));
   let pos = 2;
   while (pos < bytes.length) {
     if (bytes.readUInt8(pos) !== 0xff) return null;
@@ -78,7 +118,7 @@ function stripJpeg(bytes: Buffer): Uint8Array | null {
       // Whatever follows the image (MPF's second images, phone makers' trailers, motion-photo
       // videos) is dropped: those carry their own EXIF.
       ranges.push([pos, pos + 2]);
-      return joinRanges(bytes, ranges);
+      return kept();
     }
     if (isStandaloneMarker(marker)) {
       ranges.push([pos, pos + 2]);
@@ -87,7 +127,12 @@ function stripJpeg(bytes: Buffer): Uint8Array | null {
     }
     const end = pos + 2 + bytes.readUInt16BE(pos + 2);
     if (end > bytes.length) return null;
-    if (!isJpegMetadata(bytes, marker, pos + 4)) ranges.push([pos, end]);
+    if (!isJpegMetadata(bytes, marker, pos + 4)) {
+      ranges.push([pos, end]);
+    } else if (orientationSegment && marker === 0xe1 && startsWith(bytes, pos + 4, EXIF_IDENTIFIER)) {
+      ranges.push(orientationSegment);
+      orientationSegment = undefined;
+    }
     pos = end;
     if (marker === JPEG_SOS) {
       const scanEnd = endOfScan(bytes, pos);
@@ -96,7 +141,7 @@ function stripJpeg(bytes: Buffer): Uint8Array | null {
     }
   }
   // No EOI: a truncated file that decoders still show; keep what there is.
-  return joinRanges(bytes, ranges);
+  return kept();
 }
 
 /** Where the entropy-coded data starting at `from` ends: the next 0xFF that is not a stuffed 0xFF00 or an RSTn. */
