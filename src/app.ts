@@ -17,7 +17,9 @@ import type { Config } from './env.ts';
 import { startUploadCleanup } from './files/cleanup.ts';
 import { useFileDownloads } from './files/downloads.ts';
 import { createLocalDiskStorage } from './files/local-disk-storage.ts';
-import { multipartBodyLimit, useUploadLimits } from './files/upload-limit.ts';
+import { useUploadLimits } from './files/upload-limit.ts';
+import { createUploadMemory } from './files/upload-memory.ts';
+import { multipartBodyLimit } from './files/upload-sizes.ts';
 import { createMaintenance } from './admin/maintenance.ts';
 import { createLogger, type Logger } from './logger.ts';
 import { createMetrics } from './metrics.ts';
@@ -96,6 +98,7 @@ export async function buildApp(options: BuildAppOptions): Promise<App> {
     sessions,
     cipher,
     storage: createLocalDiskStorage({ root: config.files.uploadDir }),
+    uploadMemory: createUploadMemory({ limitBytes: config.files.uploadMemoryBytes }),
     events,
     chatFeeds,
     presence,
@@ -122,6 +125,12 @@ export async function buildApp(options: BuildAppOptions): Promise<App> {
   let webSockets: ReturnType<typeof attachWebSocketServer> | undefined;
   const metrics = createMetrics({ pool, webSockets: () => webSockets });
   metrics.gauge('kocmoc_notification_queue_depth', 'Push notification jobs waiting, delayed or running.', () => notifications.queue.depth());
+  metrics.gauge(
+    'kocmoc_upload_memory_bytes',
+    'Upload bytes held in memory (request bodies and image working copies), of UPLOAD_MEMORY_BYTES.',
+    () => services.uploadMemory.heldBytes,
+  );
+  metrics.gauge('kocmoc_upload_memory_waiting', 'Upload requests waiting for room in UPLOAD_MEMORY_BYTES.', () => services.uploadMemory.waiting);
 
   let migrationsPending = true;
   const yoga = createYoga<WsServerContext, Context>({
@@ -160,7 +169,7 @@ export async function buildApp(options: BuildAppOptions): Promise<App> {
       metrics.plugin,
       useSharedSubscriptionExecution(),
       useMaintenanceMode(maintenance),
-      useUploadLimits(config.files.maxUploadBytes),
+      useUploadLimits({ maxUploadBytes: config.files.maxUploadBytes, memory: services.uploadMemory }),
       useFileDownloads(services),
       useReadinessCheck({
         endpoint: '/ready',

@@ -6,6 +6,7 @@ import type { TokenService } from './auth/tokens.ts';
 import type { ContentCipher } from './crypto/content-cipher.ts';
 import type { Config } from './env.ts';
 import type { FileStorage } from './files/storage.ts';
+import type { UploadMemory } from './files/upload-memory.ts';
 import { unauthenticated } from './errors.ts';
 import type { PrismaClient } from './generated/prisma/client.ts';
 import { createLoaders, type Loaders } from './loaders.ts';
@@ -30,6 +31,8 @@ export interface Services {
   cipher: ContentCipher;
   /** Where uploaded files are kept (encrypted by src/files before they get here). */
   storage: FileStorage;
+  /** Upload bytes held in memory by this process, within UPLOAD_MEMORY_BYTES. */
+  uploadMemory: UploadMemory;
   /** Publishes what subscribers see (through Redis when configured). */
   events: Events;
   /** Each chat's events, ordered and shared by this instance's subscribers. */

@@ -4,6 +4,7 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { join, resolve } from 'node:path';
 import { z } from 'zod';
+import { IMAGE_WORKING_COPIES, MULTIPART_OVERHEAD_BYTES, uploadPeakBytes } from './files/upload-sizes.ts';
 
 /** `15m`, `900s`, `2h`, `30d` or a bare number of seconds. */
 const DURATION = /^(\d+)\s*(ms|s|m|h|d)?$/;
@@ -136,6 +137,13 @@ const schema = z.object({
   PASSWORD_HASH_PASSES: z.coerce.number().int().min(1).max(64).default(3),
   /** Largest upload in bytes, enforced while the body streams in. Default 26214400 (25 MiB). */
   MAX_UPLOAD_BYTES: z.coerce.number().int().min(1).max(2_147_483_647, 'must fit Attachment.size (2 GiB - 1)').default(25 * 1024 * 1024),
+  /**
+   * Upload bytes this process holds in memory at once, over all uploads in progress: their request
+   * bodies and an image's working copies. An upload that finds no room waits up to 2 s, then gets
+   * RATE_LIMITED. At least what one largest upload needs (3 x MAX_UPLOAD_BYTES + 64 KiB). Default
+   * 268435456 (256 MiB).
+   */
+  UPLOAD_MEMORY_BYTES: z.coerce.number().int().min(1).default(256 * 1024 * 1024),
   /** Where uploaded files are stored, encrypted. Default <DATA_DIR>/uploads. */
   UPLOAD_DIR: optionalString,
   /** Uploads no message uses (never sent, or their messages deleted) are deleted after this long. Default 24h. */
@@ -157,6 +165,16 @@ export const OWASP_ARGON2ID_SETTINGS: ReadonlyArray<{ memoryKib: number; passes:
 ];
 
 const validatedSchema = schema.superRefine((env, context) => {
+  const uploadPeak = uploadPeakBytes(env.MAX_UPLOAD_BYTES);
+  if (env.UPLOAD_MEMORY_BYTES < uploadPeak) {
+    context.addIssue({
+      code: 'custom',
+      path: ['UPLOAD_MEMORY_BYTES'],
+      message:
+        `must be at least ${uploadPeak} (${IMAGE_WORKING_COPIES + 1} x MAX_UPLOAD_BYTES + ${MULTIPART_OVERHEAD_BYTES / 1024} KiB), what one upload of MAX_UPLOAD_BYTES holds at its peak: ` +
+        `an image's request body, the copy the worker decodes and the stripped original; got ${env.UPLOAD_MEMORY_BYTES}`,
+    });
+  }
   const strongEnough = OWASP_ARGON2ID_SETTINGS.some(
     (row) => env.PASSWORD_HASH_MEMORY_KIB >= row.memoryKib && env.PASSWORD_HASH_PASSES >= row.passes,
   );
@@ -249,6 +267,7 @@ function toConfig(env: z.infer<typeof schema>) {
     },
     files: {
       maxUploadBytes: env.MAX_UPLOAD_BYTES,
+      uploadMemoryBytes: env.UPLOAD_MEMORY_BYTES,
       uploadDir: resolve(env.UPLOAD_DIR ?? join(dataDir, 'uploads')),
       unusedRetentionMs: env.UPLOAD_RETENTION,
       urlTtlMs: env.FILE_URL_TTL,

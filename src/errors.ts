@@ -31,11 +31,13 @@ export const rateLimited = (message: string, retryAfterSeconds?: number) =>
   clientError('RATE_LIMITED', message, retryAfterSeconds ? { retryAfterSeconds } : {});
 
 /** Yoga turns `http` into the response status and headers of a plain POST (and strips it from the body). */
+export function withHttpStatus(error: GraphQLError, status: number, headers?: Record<string, string>): GraphQLError {
+  Object.assign(error.extensions, { http: headers ? { status, headers } : { status } });
+  return error;
+}
+
 export const maintenance = (message: string, retryAfterSeconds: number) =>
-  clientError('MAINTENANCE', message, {
-    retryAfterSeconds,
-    http: { status: 503, headers: { 'Retry-After': String(retryAfterSeconds) } },
-  });
+  withHttpStatus(clientError('MAINTENANCE', message, { retryAfterSeconds }), 503, { 'Retry-After': String(retryAfterSeconds) });
 
 /** What a masked, unexpected error looks like to the client. */
 export const internal = () => clientError('INTERNAL', 'Internal server error.');

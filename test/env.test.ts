@@ -88,6 +88,19 @@ describe('loadConfig', () => {
     expect(() => loadConfig({ PASSWORD_HASH_MEMORY_KIB: '4096', PASSWORD_HASH_PASSES: '10' })).toThrow(/PASSWORD_HASH_MEMORY_KIB/);
   });
 
+  it('holds upload memory to at least what one largest upload needs at once', () => {
+    expect(loadConfig({}).files.uploadMemoryBytes).toBe(256 * 1024 * 1024);
+    // 3 x 1 MiB + 64 KiB: an image's body, the copy the worker decodes and the stripped original.
+    const least = 3 * 1024 * 1024 + 64 * 1024;
+    expect(loadConfig({ MAX_UPLOAD_BYTES: String(1024 * 1024), UPLOAD_MEMORY_BYTES: String(least) }).files.uploadMemoryBytes).toBe(least);
+    expect(() => loadConfig({ MAX_UPLOAD_BYTES: String(1024 * 1024), UPLOAD_MEMORY_BYTES: String(least - 1) })).toThrow(
+      new RegExp(`^  UPLOAD_MEMORY_BYTES: must be at least ${least} \\(3 x MAX_UPLOAD_BYTES \\+ 64 KiB\\)[^\\n]*; got ${least - 1}$`, 'm'),
+    );
+    // The default budget is checked against a raised MAX_UPLOAD_BYTES too.
+    expect(() => loadConfig({ MAX_UPLOAD_BYTES: String(100 * 1024 * 1024) })).toThrow(/UPLOAD_MEMORY_BYTES: must be at least 314638336 /);
+    expect(() => loadConfig({ UPLOAD_MEMORY_BYTES: 'lots' })).toThrow(/UPLOAD_MEMORY_BYTES: /);
+  });
+
   it('prefers DATABASE_URL over PG_* and treats empty values as unset', () => {
     const config = loadConfig({ DATABASE_URL: 'postgresql://a@b/c', PG_HOST: 'other', REDIS_URL: '', ADMIN_TOKEN: '' });
     expect(config.database.url).toBe('postgresql://a@b/c');

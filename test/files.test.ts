@@ -1,8 +1,7 @@
 // Files over a real port: multipart uploads of every kind, type sniffing, the streaming size limit,
 // encrypted storage, downloads (access, signed links, ranges, ETags, safe headers) and clean-up.
-import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { crc32 } from 'node:zlib';
 import sharp, { type Sharp } from 'sharp';
@@ -16,7 +15,7 @@ import { parseRange } from '../src/files/ranges.ts';
 import { signFileUrl } from '../src/files/signed-urls.ts';
 import type { FileStorage } from '../src/files/storage.ts';
 import { orientationExif } from '../workers/strip-metadata.ts';
-import { codeOf, createChat, gql, registerUser, startTestApp, TEST_JWT_SECRET, type TestUser } from './helpers.ts';
+import { codeOf, createChat, gql, registerUser, startTestApp, startUploadTestApp, TEST_JWT_SECRET, type TestUser } from './helpers.ts';
 
 const MAX_UPLOAD_BYTES = 1024 * 1024;
 const ATTACHMENT_FIELDS = 'id kind name mimeType size url width height durationMs thumbnailUrl createdAt';
@@ -27,22 +26,18 @@ const DELETE = 'mutation ($id: ID!) { deleteMessage(id: $id) { id } }';
 let app: App;
 let base: string;
 let uploadDir: string;
+let stopApp: (() => Promise<void>) | undefined;
 let alice: TestUser;
 let bob: TestUser;
 let carol: TestUser;
 let group: string;
 
 beforeAll(async () => {
-  uploadDir = mkdtempSync(join(tmpdir(), 'kocmoc-uploads-'));
-  app = await startTestApp({ UPLOAD_DIR: uploadDir, MAX_UPLOAD_BYTES: String(MAX_UPLOAD_BYTES) });
-  base = `http://127.0.0.1:${(await app.start()).port}`;
+  ({ app, base, uploadDir, stop: stopApp } = await startUploadTestApp({ MAX_UPLOAD_BYTES: String(MAX_UPLOAD_BYTES) }));
   [alice, bob, carol] = await Promise.all([registerUser(app), registerUser(app), registerUser(app)]);
   group = await createChat(app, alice, { kind: 'GROUP', title: 'Files', memberIds: [bob.id] });
 });
-afterAll(async () => {
-  await app?.stop();
-  if (uploadDir) rmSync(uploadDir, { recursive: true, force: true });
-});
+afterAll(() => stopApp?.());
 
 interface UploadOptions {
   name?: string;
@@ -108,6 +103,37 @@ function wav(ms: number, sampleRate = 8_000): Uint8Array {
   return out;
 }
 
+/** One Ogg page header with a single segment of `bodyBytes` (CRC left 0: nothing here checks it). */
+function oggPage(headerType: number, granule: bigint, sequence: number, body: Uint8Array): Buffer {
+  const page = Buffer.alloc(28);
+  page.write('OggS', 0, 'latin1');
+  page[5] = headerType;
+  page.writeBigInt64LE(granule, 6);
+  page.writeUInt32LE(0x6b6f63, 14); // serial
+  page.writeUInt32LE(sequence, 18);
+  page[26] = 1;
+  page[27] = body.byteLength;
+  return Buffer.concat([page, body]);
+}
+
+/**
+ * An Ogg/Opus recording of `ms` (48 kHz granules after a 312-sample pre-skip) padded to about
+ * `bytes` with pages of opaque packets, so its first and last pages are far apart.
+ */
+function oggOpus(ms: number, bytes: number): Buffer {
+  const head = Buffer.alloc(19);
+  head.write('OpusHead', 0, 'latin1');
+  head[8] = 1; // version
+  head[9] = 1; // channels
+  head.writeUInt16LE(312, 10); // pre-skip
+  head.writeUInt32LE(48_000, 12);
+  const pages = [oggPage(2, 0n, 0, head)];
+  const packet = Buffer.alloc(255, 0x2a);
+  for (let size = pages[0]!.byteLength; size < bytes; size += 28 + packet.byteLength) pages.push(oggPage(0, -1n, pages.length, packet));
+  pages.push(oggPage(4, BigInt(312 + (ms * 48_000) / 1_000), pages.length, packet));
+  return Buffer.concat(pages);
+}
+
 const PDF = Buffer.from('%PDF-1.4\n1 0 obj << /Type /Catalog >> endobj\ntrailer << /Root 1 0 R >>\n%%EOF\n', 'latin1');
 
 /** The one stored object named `key` under UPLOAD_DIR, wherever the disk layout put it. */
@@ -149,6 +175,15 @@ describe('uploadFile', () => {
     const voice = await uploaded(alice, wav(1_500), { name: 'note.wav', kind: 'VOICE' });
     expect(voice).toMatchObject({ kind: 'VOICE', mimeType: 'audio/wav', durationMs: 1_500, thumbnailUrl: null, width: null });
     expect((await send(alice, 'VOICE', voice.id)).attachment.id).toBe(voice.id);
+  });
+
+  it('reads the durations of recordings larger than what is read of them: WAV by its size, Ogg by its last page', async () => {
+    // Only the first 64 KiB and the last 128 KiB are read, never the whole recording.
+    const longWav = wav(30_000);
+    expect(longWav.byteLength).toBeGreaterThan(256 * 1024);
+    expect(await uploaded(alice, longWav, { name: 'long.wav', kind: 'VOICE' })).toMatchObject({ mimeType: 'audio/wav', durationMs: 30_000, size: longWav.byteLength });
+    const ogg = oggOpus(42_500, 400 * 1024);
+    expect(await uploaded(alice, ogg, { name: 'long.opus', kind: 'VOICE' })).toMatchObject({ mimeType: 'audio/ogg; codecs=opus', durationMs: 42_500, size: ogg.byteLength });
   });
 
   it('takes any FILE, typed by its content', async () => {

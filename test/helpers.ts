@@ -1,5 +1,8 @@
 // Shared test plumbing: a real app on the test database, and a small GraphQL client over yoga.fetch.
 import { createHash, randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import pg from 'pg';
 import { inject } from 'vitest';
 import { buildApp, type App, type BuildAppOptions } from '../src/app.ts';
@@ -26,6 +29,18 @@ export async function startTestApp(
   options: Omit<BuildAppOptions, 'config'> = {},
 ): Promise<App> {
   return buildApp({ config: testConfig(overrides), ...options });
+}
+
+/** An app with an UPLOAD_DIR of its own, listening on a free port; `stop` removes the directory too. */
+export async function startUploadTestApp(overrides: Record<string, string> = {}) {
+  const uploadDir = mkdtempSync(join(tmpdir(), 'kocmoc-uploads-'));
+  const app = await startTestApp({ UPLOAD_DIR: uploadDir, ...overrides });
+  const base = `http://127.0.0.1:${(await app.start()).port}`;
+  const stop = async () => {
+    await app.stop();
+    rmSync(uploadDir, { recursive: true, force: true });
+  };
+  return { app, base, uploadDir, stop };
 }
 
 export interface GraphQLResponse<T = any> {

@@ -3,75 +3,104 @@
 // before a byte is read, or cut off as soon as the counted bytes pass the limit (chunked bodies,
 // lying clients) — never buffered whole. Both answer 413 with BAD_USER_INPUT on `file` and the
 // limit in the message. Requests without credentials are refused before their body is read at all.
+// What a body holds counts against the process-wide upload memory (upload-memory.ts) until its
+// response is made: the declared Content-Length before reading, or each piece as it arrives.
 import type { GraphQLError } from 'graphql';
 import type { Plugin } from 'graphql-yoga';
-import { badUserInput, unauthenticated } from '../errors.ts';
+import { badUserInput, unauthenticated, withHttpStatus } from '../errors.ts';
+import type { UploadLease, UploadMemory } from './upload-memory.ts';
+import { multipartBodyLimit } from './upload-sizes.ts';
 import { formatBytes } from './uploads.ts';
 
-/** Room for the multipart framing and the `operations` and `map` fields around the file. */
-export const MULTIPART_OVERHEAD_BYTES = 64 * 1024;
-
-/** Largest multipart body accepted for files of up to `maxUploadBytes`. */
-export const multipartBodyLimit = (maxUploadBytes: number) => maxUploadBytes + MULTIPART_OVERHEAD_BYTES;
-
-/** Yoga answers an error thrown while parsing with this HTTP status (and leaves `http` out of the body). */
-function withStatus(error: GraphQLError, status: number): GraphQLError {
-  Object.assign(error.extensions, { http: { status } });
-  return error;
-}
-
 const uploadTooLarge = (maxUploadBytes: number) =>
-  withStatus(badUserInput('file', `The file is larger than the upload limit of ${formatBytes(maxUploadBytes)}.`), 413);
+  withHttpStatus(badUserInput('file', `The file is larger than the upload limit of ${formatBytes(maxUploadBytes)}.`), 413);
 
 const isMultipart = (request: Request) => /^multipart\/form-data\b/i.test(request.headers.get('content-type') ?? '');
+
+/**
+ * Node keeps a connection whose request body was left half read, and the client's next request on
+ * it then hangs: an answer given before the body's end closes the connection.
+ */
+function closingConnection(error: unknown): unknown {
+  const extensions = (error as Partial<GraphQLError> | null)?.extensions;
+  if (!extensions) return error;
+  const http = (extensions.http ?? {}) as { status?: number; headers?: Record<string, string> };
+  Object.assign(extensions, { http: { ...http, headers: { ...http.headers, Connection: 'close' } } });
+  return error;
+}
 
 /** Yoga's own body limit (`maxRequestBodySize`) counts outside this one and may stop the body first. */
 const isYogaBodyLimit = (error: unknown) => (error as Partial<GraphQLError> | null)?.extensions?.code === 'REQUEST_ENTITY_TOO_LARGE';
 
-export function useUploadLimits(maxUploadBytes: number): Plugin {
+export interface UploadLimitsOptions {
+  /** MAX_UPLOAD_BYTES. */
+  maxUploadBytes: number;
+  /** The budget bodies are held under (UPLOAD_MEMORY_BYTES). */
+  memory: UploadMemory;
+}
+
+export function useUploadLimits({ maxUploadBytes, memory }: UploadLimitsOptions): Plugin {
   const limit = multipartBodyLimit(maxUploadBytes);
+  // Each multipart request's share, released when its response is made: the parsed file lives that long.
+  const leases = new WeakMap<Request, UploadLease>();
   return {
     onRequestParse({ request, requestParser, setRequestParser, fetchAPI }) {
       if (!requestParser || !request.body || !isMultipart(request)) return;
       // Only uploadFile takes files, and it needs a signed-in user: no reason to receive 25 MiB first.
-      if (!request.headers.get('authorization')) throw withStatus(unauthenticated('Sign in to upload files.'), 401);
-      const declared = request.headers.get('content-length');
-      if (declared && /^\d+$/.test(declared) && Number(declared) > limit) throw uploadTooLarge(maxUploadBytes);
+      if (!request.headers.get('authorization')) throw withHttpStatus(unauthenticated('Sign in to upload files.'), 401);
+      const declaredHeader = request.headers.get('content-length');
+      const declared = declaredHeader && /^\d+$/.test(declaredHeader) ? Number(declaredHeader) : undefined;
+      if (declared !== undefined && declared > limit) throw uploadTooLarge(maxUploadBytes);
+      const lease = memory.lease();
+      leases.set(request, lease);
 
       setRequestParser(async (incoming) => {
-        let exceeded = false;
+        // Why the body stopped, when we stopped it: the multipart parser rewraps stream errors as
+        // "invalid multipart data".
+        let refusal: unknown;
+        let halfRead = false;
         const body = incoming.body as AsyncIterable<Uint8Array>;
         async function* counted() {
+          halfRead = true;
           let received = 0;
           try {
             for await (const chunk of body) {
               received += chunk.byteLength;
-              if (received > limit) {
-                exceeded = true;
-                throw uploadTooLarge(maxUploadBytes);
+              if (received > limit) throw (refusal = uploadTooLarge(maxUploadBytes));
+              // A chunked body (or one running past its Content-Length) leases what it has read.
+              if (received > lease.heldBytes) {
+                await lease.grow(received - lease.heldBytes, incoming.signal).catch((error: unknown) => {
+                  throw (refusal = error);
+                });
               }
               yield chunk;
             }
+            halfRead = false;
           } catch (error) {
-            if (isYogaBodyLimit(error)) exceeded = true;
+            if (isYogaBodyLimit(error)) refusal ??= uploadTooLarge(maxUploadBytes);
             throw error;
           }
         }
-        const limited = new fetchAPI.Request(incoming.url, {
-          method: incoming.method,
-          headers: incoming.headers,
-          signal: incoming.signal,
-          body: counted() as unknown as BodyInit,
-          duplex: 'half',
-        } as RequestInit);
         try {
+          // A declared body is leased before a byte is read, so a request waiting for room holds nothing.
+          if (declared !== undefined) await lease.grow(declared, incoming.signal);
+          const limited = new fetchAPI.Request(incoming.url, {
+            method: incoming.method,
+            headers: incoming.headers,
+            signal: incoming.signal,
+            body: counted() as unknown as BodyInit,
+            duplex: 'half',
+          } as RequestInit);
           return await requestParser(limited);
         } catch (error) {
-          // The multipart parser rewraps stream errors as "invalid multipart data"; say what happened.
-          if (exceeded) throw uploadTooLarge(maxUploadBytes);
-          throw error;
+          // Nothing of a body that failed to parse is kept (client gone, too large, no room, malformed).
+          lease.release();
+          throw halfRead ? closingConnection(refusal ?? error) : (refusal ?? error);
         }
       });
+    },
+    onResponse({ request }) {
+      leases.get(request)?.release();
     },
   };
 }

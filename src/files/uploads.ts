@@ -10,18 +10,21 @@ import { badUserInput } from '../errors.ts';
 import type { Attachment, MessageKind } from '../generated/prisma/client.ts';
 import { uuidv7 } from '../ids.ts';
 import { IMAGE_MAX_PIXELS } from '../../workers/images.ts';
-import { audioDurationMs } from './audio-duration.ts';
+import { AUDIO_TAIL_BYTES, audioDurationMs } from './audio-duration.ts';
 import { writeEncryptedFile } from './encrypted-files.ts';
 import { sanitizeFileName } from './file-names.ts';
 import { detectMimeType, SNIFF_BYTES } from './file-types.ts';
+import type { UploadLease } from './upload-memory.ts';
+import { IMAGE_WORKING_COPIES } from './upload-sizes.ts';
 
-type UploadServices = Pick<Services, 'config' | 'prisma' | 'pool' | 'storage'>;
+type UploadServices = Pick<Services, 'config' | 'prisma' | 'pool' | 'storage' | 'uploadMemory'>;
 
 /** What the GraphQL multipart request hands a resolver (a WHATWG File). */
 export interface UploadedFile {
   name: string;
   size: number;
-  arrayBuffer(): Promise<ArrayBuffer | Uint8Array>;
+  /** The file's pieces as they arrived; every call reads them anew, without joining or copying them. */
+  stream(): AsyncIterable<Uint8Array>;
 }
 
 const UPLOAD_KINDS: ReadonlySet<MessageKind> = new Set(['IMAGE', 'FILE', 'VOICE']);
@@ -41,20 +44,22 @@ export async function uploadFile(services: UploadServices, uploaderId: string, f
   if (file.size === 0) throw badUserInput('file', 'The file is empty.');
 
   // Yoga has the file in memory already (at most MAX_UPLOAD_BYTES, see upload-limit.ts), in the
-  // pieces it arrived in; joining them is one copy (~0.2 ms per MiB), cheaper than streaming them
-  // through web streams, which join buffered pieces anyway.
-  const bytes = await readAll(file);
-  const mimeType = await detectMimeType(bytes.subarray(0, SNIFF_BYTES), kind ?? null);
-  const durationMs = kind === 'VOICE' ? audioDurationMs(bytes, mimeType) : null;
+  // pieces it arrived in. Only what is read here is copied (its start, a voice note's end); the
+  // pieces themselves are sealed as they are, so a FILE or VOICE upload holds no second copy.
+  const head = await copyOf(file, 0, SNIFF_BYTES);
+  const mimeType = await detectMimeType(head, kind ?? null);
+  const durationMs =
+    kind === 'VOICE' ? audioDurationMs({ head, tail: await copyOf(file, file.size - AUDIO_TAIL_BYTES, file.size), size: file.size }, mimeType) : null;
   const id = uuidv7();
   const keys = storageKeysOf(id);
   const stored: string[] = [];
+  // An image's working copies count against UPLOAD_MEMORY_BYTES like its body does (upload-sizes.ts).
+  const imageMemory = kind === 'IMAGE' ? services.uploadMemory.lease() : undefined;
   try {
-    // An image is stored as the worker hands it back, without its EXIF (GPS position and all); the
-    // upload's own bytes move to the worker and are not usable here afterwards.
-    const image = kind === 'IMAGE' ? await describeImage(services, bytes) : undefined;
-    const original = image ? image.original : bytes;
-    const { keyId } = await writeEncryptedFile(storage, config.messageEncryption, keys.file, [original], original.byteLength);
+    // An image is stored as the worker hands it back, without its EXIF (GPS position and all).
+    const image = imageMemory ? await describeImage(services, file, imageMemory) : undefined;
+    const size = image ? image.original.byteLength : file.size;
+    const { keyId } = await writeEncryptedFile(storage, config.messageEncryption, keys.file, image ? [image.original] : file.stream(), size);
     stored.push(keys.file);
     if (image) {
       await writeEncryptedFile(storage, config.messageEncryption, keys.thumbnail, [image.thumbnail], image.thumbnail.byteLength);
@@ -67,7 +72,7 @@ export async function uploadFile(services: UploadServices, uploaderId: string, f
         kind: kind ?? null,
         name: sanitizeFileName(file.name),
         mimeType,
-        size: original.byteLength,
+        size,
         storageKey: keys.file,
         contentKeyId: keyId,
         width: image?.width ?? null,
@@ -79,19 +84,43 @@ export async function uploadFile(services: UploadServices, uploaderId: string, f
   } catch (error) {
     await Promise.all(stored.map((key) => storage.delete(key).catch(() => {})));
     throw error;
+  } finally {
+    imageMemory?.release();
   }
 }
 
-async function readAll(file: UploadedFile): Promise<Uint8Array> {
-  const data = await file.arrayBuffer();
-  return data instanceof Uint8Array ? data : new Uint8Array(data);
+/**
+ * Bytes [start, end) of the file (clamped to it) in a buffer of their own, so it can be moved to a
+ * worker as it is; the pieces outside the range are skipped, not copied.
+ */
+async function copyOf(file: UploadedFile, start: number, end: number): Promise<Uint8Array> {
+  const from = Math.max(0, start);
+  const to = Math.min(end, file.size);
+  const copy = Buffer.allocUnsafeSlow(Math.max(0, to - from));
+  let copied = 0;
+  let at = 0; // where the piece starts in the file
+  for await (const piece of file.stream()) {
+    const first = Math.max(from, at);
+    const last = Math.min(to, at + piece.byteLength);
+    if (first < last) copy.set(piece.subarray(first - at, last - at), first - from);
+    copied += Math.max(0, last - first);
+    at += piece.byteLength;
+    if (at >= to) break;
+  }
+  // Unfilled, the buffer would hold whatever memory it was given before: never store that.
+  if (copied !== copy.byteLength) throw new Error(`upload "${file.name}" has ${at} bytes, not the ${file.size} it reports`);
+  return copy;
 }
 
-/** Size, thumbnail and the original without metadata, from the pool. Moves `bytes` to the worker: the caller must be done with them. */
-async function describeImage({ pool }: Pick<Services, 'pool'>, bytes: Uint8Array) {
-  // Only a buffer the view spans alone can be moved; a view into a shared one is copied first.
-  const movable = bytes.byteOffset === 0 && bytes.byteLength === bytes.buffer.byteLength ? bytes : bytes.slice();
-  const result = await pool.run('describeImage', { bytes: movable }, { bounded: true, transferList: [movable.buffer as ArrayBuffer] });
+/**
+ * Size, thumbnail and the original without metadata, from the pool. The file is joined into one
+ * buffer (sharp needs it whole) that moves to the worker; `memory` leases that copy and the original
+ * coming back, waiting for room like a request body does.
+ */
+async function describeImage({ pool }: Pick<Services, 'pool'>, file: UploadedFile, memory: UploadLease) {
+  await memory.grow(IMAGE_WORKING_COPIES * file.size);
+  const bytes = await copyOf(file, 0, file.size);
+  const result = await pool.run('describeImage', { bytes }, { bounded: true, transferList: [bytes.buffer as ArrayBuffer] });
   if (!result.ok) {
     throw badUserInput(
       'file',

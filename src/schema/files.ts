@@ -8,7 +8,7 @@ import { builder } from './builder.ts';
 import { MessageKindEnum } from './messages.ts';
 
 const isUploadedFile = (value: unknown): value is UploadedFile =>
-  typeof value === 'object' && value !== null && 'arrayBuffer' in value && 'size' in value && 'name' in value;
+  typeof value === 'object' && value !== null && 'stream' in value && 'size' in value && 'name' in value;
 
 // Resolvers receive the WHATWG File that Yoga parsed out of the multipart request.
 const FileScalar = builder.scalarType('File', {
@@ -61,7 +61,8 @@ builder.mutationFields((t) => ({
     type: 'Attachment',
     description:
       'Uploads a file to send with sendMessage (attachmentId). A multipart request (GraphQL multipart request spec), at most ' +
-      'MAX_UPLOAD_BYTES (25 MiB by default). Its type is detected from the content. Unsent uploads are deleted after a day.',
+      'MAX_UPLOAD_BYTES (25 MiB by default). Its type is detected from the content. Unsent uploads are deleted after a day. ' +
+        'RATE_LIMITED (HTTP 429, Retry-After) when the server holds too many uploads in memory to take this one within a couple of seconds.',
     args: {
       file: t.arg({ type: FileScalar, required: true, description: 'The file.' }),
       kind: t.arg({

@@ -1,0 +1,18 @@
+// How many bytes an upload takes: on the wire, and in memory at its peak. No imports, so env.ts
+// can validate UPLOAD_MEMORY_BYTES against MAX_UPLOAD_BYTES without loading the files code.
+
+/** Room for the multipart framing and the `operations` and `map` fields around the file. */
+export const MULTIPART_OVERHEAD_BYTES = 64 * 1024;
+
+/** Largest multipart body accepted for files of up to `maxUploadBytes`. */
+export const multipartBodyLimit = (maxUploadBytes: number) => maxUploadBytes + MULTIPART_OVERHEAD_BYTES;
+
+/**
+ * Copies of an IMAGE held besides its request body: the joined bytes moved to the worker (sharp
+ * needs them in one piece) and the metadata-free original it hands back. Other kinds are streamed
+ * from the body's own pieces and hold no copy.
+ */
+export const IMAGE_WORKING_COPIES = 2;
+
+/** The most memory one upload of `maxUploadBytes` holds at once: a largest image, while the worker has it. */
+export const uploadPeakBytes = (maxUploadBytes: number) => multipartBodyLimit(maxUploadBytes) + IMAGE_WORKING_COPIES * maxUploadBytes;
