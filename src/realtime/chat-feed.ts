@@ -100,6 +100,8 @@ export function createChatFeeds({ bus, prisma, logger, holdMs = 100, fillMax = 1
     } finally {
       feed.filling = false;
     }
+    // Everyone left while we read: a stopped feed must not set a new timer.
+    if (feeds.get(chatId) !== feed) return;
     // Whatever is still missing is not coming: continue from the first position we have.
     const first = Math.min(...feed.held.map((event) => event.seq));
     if (first > feed.lastSeq + 1) feed.lastSeq = first - 1;

@@ -14,7 +14,7 @@ import {
   type ExecutionResult,
   type GraphQLSchema,
 } from 'graphql';
-import { isAsyncIterable, mapAsyncIterator, type Plugin } from 'graphql-yoga';
+import { isAsyncIterable, type Plugin } from 'graphql-yoga';
 import type { Context } from '../context.ts';
 
 /** Results per event payload, per operation key; dropped with the payload. */
@@ -35,7 +35,51 @@ async function subscribeShared(args: ExecutionArgs) {
   const source = await createSourceEventStream(args);
   if (!isAsyncIterable(source)) return source;
   const key = operationKey(args);
-  return mapAsyncIterator(source as AsyncIterable<unknown>, (payload) => executeForEvent(args, payload, key));
+  return executeEach(source[Symbol.asyncIterator](), (payload) => executeForEvent(args, payload, key));
+}
+
+type ResultStream = Required<AsyncIterableIterator<ExecutionResult>>;
+
+const DONE = { value: undefined, done: true } as const;
+
+/**
+ * Executes each event the source yields. Once ended (the client completed the operation or the
+ * socket closed), no further event is executed and a result still being computed is dropped;
+ * `return()` resolves once the source has ended and that execution has settled.
+ */
+function executeEach(
+  source: AsyncIterator<unknown>,
+  executeEvent: (payload: unknown) => Promise<ExecutionResult> | ExecutionResult,
+): ResultStream {
+  let ended: Promise<unknown> | undefined;
+  let executing: Promise<ExecutionResult> | undefined;
+  const end = () => {
+    ended ??= Promise.allSettled([source.return?.(), executing]);
+    return ended.then(() => DONE);
+  };
+  const iterator: ResultStream = {
+    [Symbol.asyncIterator]: () => iterator,
+    async next() {
+      if (ended) return DONE;
+      try {
+        const event = await source.next();
+        if (event.done) return await end();
+        if (ended) return DONE;
+        executing = Promise.resolve(executeEvent(event.value));
+        const value = await executing;
+        return ended ? DONE : { value, done: false };
+      } catch (error) {
+        await end();
+        throw error;
+      }
+    },
+    return: end,
+    async throw(error?: unknown) {
+      await end();
+      throw error;
+    },
+  };
+  return iterator;
 }
 
 function executeForEvent(args: ExecutionArgs, payload: unknown, key: string) {
