@@ -16,26 +16,52 @@ import {
 } from 'graphql';
 import { isAsyncIterable, type Plugin } from 'graphql-yoga';
 import type { Context } from '../context.ts';
+import type { InFlight } from '../in-flight.ts';
 
 /** Results per event payload, per operation key; dropped with the payload. */
 const resultsByEvent = new WeakMap<object, Map<string, Promise<ExecutionResult> | ExecutionResult>>();
 const printedDocuments = new WeakMap<DocumentNode, string>();
 const viewerDependentDocuments = new WeakMap<DocumentNode, boolean>();
 
-/** Envelop plugin: replaces the subscribe function with one that shares per-event execution. */
-export function useSharedSubscriptionExecution(): Plugin {
-  return {
-    onSubscribe({ setSubscribeFn }) {
-      setSubscribeFn(subscribeShared as never);
-    },
-  };
+export interface SubscriptionExecution {
+  /** Envelop plugin: replaces the subscribe function with one that shares per-event execution. */
+  plugin: Plugin;
+  /** Ends every live subscription, and each one started from now on (the endings are tracked in-flight work). */
+  close(): void;
 }
 
-async function subscribeShared(args: ExecutionArgs) {
-  const source = await createSourceEventStream(args);
-  if (!isAsyncIterable(source)) return source;
-  const key = operationKey(args);
-  return executeEach(source[Symbol.asyncIterator](), (payload) => executeForEvent(args, payload, key));
+/**
+ * Subscriptions of one app. Set-ups and endings (which wait for the execution under way) are
+ * tracked in `inFlight`, so shutdown can wait for them before it closes the database.
+ */
+export function createSubscriptionExecution(inFlight: InFlight): SubscriptionExecution {
+  const live = new Set<ResultStream>();
+  let closed = false;
+
+  const subscribe = async (args: ExecutionArgs) => {
+    const source = await inFlight.track(createSourceEventStream(args));
+    if (!isAsyncIterable(source)) return source;
+    const key = operationKey(args);
+    const results = executeEach(source[Symbol.asyncIterator](), (payload) => executeForEvent(args, payload, key), {
+      inFlight,
+      onEnd: () => live.delete(results),
+    });
+    live.add(results);
+    if (closed) void results.return();
+    return results;
+  };
+
+  return {
+    plugin: {
+      onSubscribe({ setSubscribeFn }) {
+        setSubscribeFn(subscribe as never);
+      },
+    },
+    close() {
+      closed = true;
+      for (const results of live) void results.return();
+    },
+  };
 }
 
 type ResultStream = Required<AsyncIterableIterator<ExecutionResult>>;
@@ -50,11 +76,12 @@ const DONE = { value: undefined, done: true } as const;
 function executeEach(
   source: AsyncIterator<unknown>,
   executeEvent: (payload: unknown) => Promise<ExecutionResult> | ExecutionResult,
+  { inFlight, onEnd }: { inFlight: InFlight; onEnd: () => void },
 ): ResultStream {
   let ended: Promise<unknown> | undefined;
   let executing: Promise<ExecutionResult> | undefined;
   const end = () => {
-    ended ??= Promise.allSettled([source.return?.(), executing]);
+    ended ??= inFlight.track(Promise.allSettled([source.return?.(), executing])).finally(onEnd);
     return ended.then(() => DONE);
   };
   const iterator: ResultStream = {
