@@ -21,6 +21,7 @@ import { useUploadLimits } from './files/upload-limit.ts';
 import { createUploadMemory } from './files/upload-memory.ts';
 import { multipartBodyLimit } from './files/upload-sizes.ts';
 import { createMaintenance } from './admin/maintenance.ts';
+import { createInFlight } from './in-flight.ts';
 import { createLogger, type Logger } from './logger.ts';
 import { createMetrics } from './metrics.ts';
 import { createNotifications, type Notifications, type NotificationsOptions } from './notifications/notifications.ts';
@@ -31,10 +32,13 @@ import { createEventBus } from './realtime/bus.ts';
 import { createChatFeeds } from './realtime/chat-feed.ts';
 import { createEvents } from './realtime/events.ts';
 import { createPresenceTracker, type PresenceTrackerOptions } from './realtime/presence.ts';
-import { useSharedSubscriptionExecution } from './realtime/shared-execution.ts';
+import { createSubscriptionExecution } from './realtime/shared-execution.ts';
 import { attachWebSocketServer, type WebSocketOptions, type WsServerContext } from './realtime/websocket.ts';
 import { schema } from './schema/index.ts';
 import { createWorkerPool } from './worker-pool.ts';
+
+/** How long work in progress at shutdown may take before connections are cut (and again after that). */
+const SHUTDOWN_DRAIN_MS = 5_000;
 
 export interface BuildAppOptions {
   config: Config;
@@ -74,7 +78,10 @@ export async function buildApp(options: BuildAppOptions): Promise<App> {
   const passwords = createPasswordHasher(pool, config.auth.passwordHash);
   const bus = createEventBus({ redisUrl: config.redisUrl, channelPrefix: options.channelPrefix, logger });
   const events = createEvents(bus, logger);
-  const chatFeeds = createChatFeeds({ bus, prisma, logger });
+  // Requests and subscription work still running: stop() waits for it before closing what it uses.
+  const inFlight = createInFlight();
+  const subscriptions = createSubscriptionExecution(inFlight);
+  const chatFeeds = createChatFeeds({ bus, prisma, logger, inFlight });
   const redis = config.redisUrl ? new Redis(config.redisUrl, { maxRetriesPerRequest: 3 }) : undefined;
   redis?.on('error', (error) => logger.warn({ err: error }, 'redis error'));
   const presence = createPresenceTracker({
@@ -167,7 +174,7 @@ export async function buildApp(options: BuildAppOptions): Promise<App> {
       useRequestId(),
       useErrorLogging(logger),
       metrics.plugin,
-      useSharedSubscriptionExecution(),
+      subscriptions.plugin,
       useMaintenanceMode(maintenance),
       useUploadLimits({ maxUploadBytes: config.files.maxUploadBytes, memory: services.uploadMemory }),
       useFileDownloads(services),
@@ -196,8 +203,13 @@ export async function buildApp(options: BuildAppOptions): Promise<App> {
     notifications,
     databaseUrl: database.url,
     async start() {
-      server = createServer(yoga);
-      webSockets = attachWebSocketServer(server, yoga, services, options.webSocket);
+      server = createServer((request, response) => {
+        // Until both are done: a streamed body (events, a download) outlives the handler, and the
+        // handler of a request whose client went away still runs.
+        const responded = new Promise((resolve) => response.once('close', resolve));
+        void inFlight.track(Promise.all([yoga(request, response), responded]));
+      });
+      webSockets = attachWebSocketServer(server, yoga, services, inFlight, options.webSocket);
       await new Promise<void>((resolve, reject) => {
         server!.once('error', reject);
         server!.listen(config.http.port, config.http.host, resolve);
@@ -207,11 +219,17 @@ export async function buildApp(options: BuildAppOptions): Promise<App> {
       return { port, url: `http://${host}:${port}/graphql` };
     },
     async stop() {
+      // Nothing new comes in; subscriptions end; requests get a while to finish. Only once no work
+      // is left does anything it uses (queues, presence, Redis, workers, the database) close.
+      const serverClosed = server?.listening ? new Promise<void>((resolve) => server!.close(() => resolve())) : undefined;
       await webSockets?.close();
-      if (server?.listening) {
-        server.closeAllConnections();
-        await new Promise<void>((resolve) => server!.close(() => resolve()));
-      }
+      subscriptions.close();
+      let settled = await inFlight.settled(SHUTDOWN_DRAIN_MS);
+      server?.closeAllConnections();
+      // A request whose connection was cut still runs to its end.
+      if (!settled) settled = await inFlight.settled(SHUTDOWN_DRAIN_MS);
+      if (!settled) logger.warn('stopping while requests or subscription work still run');
+      await serverClosed;
       maintenance.stop();
       sessions.stop();
       metrics.stop();

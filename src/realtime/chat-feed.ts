@@ -5,6 +5,7 @@
 // hands every subscriber the same event objects in position order, so per-event work (membership,
 // execution) stays shared.
 import type { PrismaClient } from '../generated/prisma/client.ts';
+import type { InFlight } from '../in-flight.ts';
 import type { Logger } from '../logger.ts';
 import type { EventBus } from './bus.ts';
 import { channels, type ChatTopicEvent } from './events.ts';
@@ -20,6 +21,8 @@ export interface ChatFeedsOptions {
   holdMs?: number;
   /** Most messages one gap fill reads. Default 1000. */
   fillMax?: number;
+  /** Tracks gap fills, so shutdown waits for them before closing the database. */
+  inFlight?: InFlight;
 }
 
 interface Feed {
@@ -39,7 +42,7 @@ export type ChatFeeds = ReturnType<typeof createChatFeeds>;
 
 const TYPE_ORDER = { CREATED: 0, EDITED: 1, DELETED: 2 } as const;
 
-export function createChatFeeds({ bus, prisma, logger, holdMs = 100, fillMax = 1_000 }: ChatFeedsOptions) {
+export function createChatFeeds({ bus, prisma, logger, holdMs = 100, fillMax = 1_000, inFlight }: ChatFeedsOptions) {
   const feeds = new Map<string, Feed>();
 
   const handOut = (feed: Feed, event: ChatTopicEvent) => {
@@ -74,7 +77,10 @@ export function createChatFeeds({ bus, prisma, logger, holdMs = 100, fillMax = 1
       clearTimeout(feed.timer);
       feed.timer = undefined;
     } else {
-      feed.timer ??= setTimeout(() => void fill(chatId, feed), holdMs);
+      feed.timer ??= setTimeout(() => {
+        const filling = fill(chatId, feed);
+        void inFlight?.track(filling);
+      }, holdMs);
     }
   };
 
@@ -100,6 +106,8 @@ export function createChatFeeds({ bus, prisma, logger, holdMs = 100, fillMax = 1
     } finally {
       feed.filling = false;
     }
+    // Everyone left while we read: a stopped feed must not set a new timer.
+    if (feeds.get(chatId) !== feed) return;
     // Whatever is still missing is not coming: continue from the first position we have.
     const first = Math.min(...feed.held.map((event) => event.seq));
     if (first > feed.lastSeq + 1) feed.lastSeq = first - 1;

@@ -14,28 +14,99 @@ import {
   type ExecutionResult,
   type GraphQLSchema,
 } from 'graphql';
-import { isAsyncIterable, mapAsyncIterator, type Plugin } from 'graphql-yoga';
+import { isAsyncIterable, type Plugin } from 'graphql-yoga';
 import type { Context } from '../context.ts';
+import type { InFlight } from '../in-flight.ts';
 
 /** Results per event payload, per operation key; dropped with the payload. */
 const resultsByEvent = new WeakMap<object, Map<string, Promise<ExecutionResult> | ExecutionResult>>();
 const printedDocuments = new WeakMap<DocumentNode, string>();
 const viewerDependentDocuments = new WeakMap<DocumentNode, boolean>();
 
-/** Envelop plugin: replaces the subscribe function with one that shares per-event execution. */
-export function useSharedSubscriptionExecution(): Plugin {
+export interface SubscriptionExecution {
+  /** Envelop plugin: replaces the subscribe function with one that shares per-event execution. */
+  plugin: Plugin;
+  /** Ends every live subscription, and each one started from now on (the endings are tracked in-flight work). */
+  close(): void;
+}
+
+/**
+ * Subscriptions of one app. Set-ups and endings (which wait for the execution under way) are
+ * tracked in `inFlight`, so shutdown can wait for them before it closes the database.
+ */
+export function createSubscriptionExecution(inFlight: InFlight): SubscriptionExecution {
+  const live = new Set<ResultStream>();
+  let closed = false;
+
+  const subscribe = async (args: ExecutionArgs) => {
+    const source = await inFlight.track(createSourceEventStream(args));
+    if (!isAsyncIterable(source)) return source;
+    const key = operationKey(args);
+    const results = executeEach(source[Symbol.asyncIterator](), (payload) => executeForEvent(args, payload, key), {
+      inFlight,
+      onEnd: () => live.delete(results),
+    });
+    live.add(results);
+    if (closed) void results.return();
+    return results;
+  };
+
   return {
-    onSubscribe({ setSubscribeFn }) {
-      setSubscribeFn(subscribeShared as never);
+    plugin: {
+      onSubscribe({ setSubscribeFn }) {
+        setSubscribeFn(subscribe as never);
+      },
+    },
+    close() {
+      closed = true;
+      for (const results of live) void results.return();
     },
   };
 }
 
-async function subscribeShared(args: ExecutionArgs) {
-  const source = await createSourceEventStream(args);
-  if (!isAsyncIterable(source)) return source;
-  const key = operationKey(args);
-  return mapAsyncIterator(source as AsyncIterable<unknown>, (payload) => executeForEvent(args, payload, key));
+type ResultStream = Required<AsyncIterableIterator<ExecutionResult>>;
+
+const DONE = { value: undefined, done: true } as const;
+
+/**
+ * Executes each event the source yields. Once ended (the client completed the operation or the
+ * socket closed), no further event is executed and a result still being computed is dropped;
+ * `return()` resolves once the source has ended and that execution has settled.
+ */
+function executeEach(
+  source: AsyncIterator<unknown>,
+  executeEvent: (payload: unknown) => Promise<ExecutionResult> | ExecutionResult,
+  { inFlight, onEnd }: { inFlight: InFlight; onEnd: () => void },
+): ResultStream {
+  let ended: Promise<unknown> | undefined;
+  let executing: Promise<ExecutionResult> | undefined;
+  const end = () => {
+    ended ??= inFlight.track(Promise.allSettled([source.return?.(), executing])).finally(onEnd);
+    return ended.then(() => DONE);
+  };
+  const iterator: ResultStream = {
+    [Symbol.asyncIterator]: () => iterator,
+    async next() {
+      if (ended) return DONE;
+      try {
+        const event = await source.next();
+        if (event.done) return await end();
+        if (ended) return DONE;
+        executing = Promise.resolve(executeEvent(event.value));
+        const value = await executing;
+        return ended ? DONE : { value, done: false };
+      } catch (error) {
+        await end();
+        throw error;
+      }
+    },
+    return: end,
+    async throw(error?: unknown) {
+      await end();
+      throw error;
+    },
+  };
+  return iterator;
 }
 
 function executeForEvent(args: ExecutionArgs, payload: unknown, key: string) {

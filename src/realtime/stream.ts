@@ -11,12 +11,20 @@ export interface StreamControls<T> {
   emit(value: T): void;
   /** Ends the stream with an error (the subscriber gets it and the subscription completes). */
   fail(error: unknown): void;
+  /**
+   * Runs async steps one after another, so events keep their order while steps await the database.
+   * Once the subscriber is gone, steps still queued never run.
+   */
+  enqueue(step: () => Promise<void>): void;
+  /** The subscriber is gone (or the stream failed): a running step should start no more database work. */
+  readonly closed: boolean;
 }
 
 /**
  * Runs `start`, which begins listening and returns its clean-up, and resolves once listening is
  * live: whatever `start` emits from then on reaches the iterator, in order. `return()` (the client
- * unsubscribed or disconnected) runs the clean-up once.
+ * unsubscribed or disconnected) runs the clean-up once, drops undelivered events and resolves once
+ * the step running then has settled, so nothing works for the subscriber afterwards.
  */
 export async function openStream<T>(start: (controls: StreamControls<T>) => Promise<() => void>): Promise<AsyncIterableIterator<T>> {
   const queue: T[] = [];
@@ -24,10 +32,12 @@ export async function openStream<T>(start: (controls: StreamControls<T>) => Prom
   let finished = false;
   let wake: (() => void) | undefined;
   let cleanup: (() => void) | undefined;
+  let steps = Promise.resolve();
 
   const finish = () => {
     if (finished) return;
     finished = true;
+    queue.length = 0;
     cleanup?.();
     wake?.();
   };
@@ -45,6 +55,12 @@ export async function openStream<T>(start: (controls: StreamControls<T>) => Prom
       if (finished || failure) return;
       failure = { error };
       wake?.();
+    },
+    enqueue(step) {
+      steps = steps.then(() => (controls.closed ? undefined : step())).catch((error) => controls.fail(error));
+    },
+    get closed() {
+      return finished || failure !== undefined;
     },
   };
 
@@ -68,10 +84,12 @@ export async function openStream<T>(start: (controls: StreamControls<T>) => Prom
     },
     async return() {
       finish();
+      await steps;
       return { value: undefined, done: true };
     },
     async throw(error?: unknown) {
       finish();
+      await steps;
       throw error;
     },
   };

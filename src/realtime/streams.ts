@@ -5,7 +5,7 @@ import type { Services } from '../context.ts';
 import type { PrismaClient } from '../generated/prisma/client.ts';
 import { blockersAmong } from '../users/contacts.ts';
 import { channels, type ChatTopicEvent, type MessageEventType, type PresenceTopicEvent, type UserTopicEvent } from './events.ts';
-import { openStream, type StreamControls } from './stream.ts';
+import { openStream } from './stream.ts';
 
 type StreamServices = Pick<Services, 'prisma' | 'events' | 'config' | 'chatFeeds'>;
 
@@ -81,14 +81,6 @@ async function followChats({ prisma, events, chatFeeds }: StreamServices, viewer
   };
 }
 
-/** Runs async steps one after another, so events keep their order while steps await the database. */
-function serially(controls: StreamControls<unknown>) {
-  let tail = Promise.resolve();
-  return (step: () => Promise<void>) => {
-    tail = tail.then(step).catch((error) => controls.fail(error));
-  };
-}
-
 export interface MessageStreamOptions {
   chatId?: string | null;
   /** With `chatId`: first replay every message after this position, then continue live. */
@@ -103,7 +95,6 @@ export interface MessageStreamOptions {
 export function messageEventStream(services: StreamServices, viewerId: string, options: MessageStreamOptions) {
   const { prisma } = services;
   return openStream<MessageEvent>(async (controls) => {
-    const enqueue = serially(controls as StreamControls<unknown>);
     /** Highest position replayed per chat: live CREATED events up to it were already delivered. */
     const replayedTo = new Map<string, number>();
 
@@ -123,13 +114,13 @@ export function messageEventStream(services: StreamServices, viewerId: string, o
       chatId: options.chatId,
       onChatEvent: (event) => {
         if (event.kind !== 'message') return;
-        enqueue(async () => {
+        controls.enqueue(async () => {
           if (event.type === 'CREATED' && event.seq <= (replayedTo.get(event.chatId) ?? 0)) return;
           if (await isMemberNow(prisma, event, viewerId)) controls.emit(event);
         });
       },
       onFollow: (chatIds) => {
-        if (options.chatId && options.sinceSeq != null) enqueue(() => replay(chatIds[0]!, Math.max(0, options.sinceSeq!)));
+        if (options.chatId && options.sinceSeq != null) controls.enqueue(() => replay(chatIds[0]!, Math.max(0, options.sinceSeq!)));
       },
     });
   });
@@ -139,17 +130,16 @@ export function messageEventStream(services: StreamServices, viewerId: string, o
 export function chatEventStream(services: StreamServices, viewerId: string) {
   const { prisma } = services;
   return openStream<ChatEvent>(async (controls) => {
-    const enqueue = serially(controls as StreamControls<unknown>);
     return followChats(services, viewerId, {
       onChatEvent: (event) => {
         if (event.kind !== 'chat') return;
         // The viewer's own joins and removals come through their user channel instead (below).
         if (event.userId === viewerId && event.type !== 'ROLE_CHANGED') return;
-        enqueue(async () => {
+        controls.enqueue(async () => {
           if (await isMemberNow(prisma, event, viewerId)) controls.emit(event);
         });
       },
-      onMembership: (event) => enqueue(async () => controls.emit(event.event)),
+      onMembership: (event) => controls.enqueue(async () => controls.emit(event.event)),
     });
   });
 }
@@ -168,13 +158,12 @@ export function typingStream(services: StreamServices, viewerId: string, chatId:
       expiry.delete(userId);
       controls.emit({ kind: 'typing', chatId, userId, isTyping: false, expiresAt: Date.now() });
     };
-    const enqueue = serially(controls as StreamControls<unknown>);
     const stop = await followChats(services, viewerId, {
       chatId,
       onChatEvent: (event) => {
         if (event.kind !== 'typing' || event.userId === viewerId) return;
-        enqueue(async () => {
-          if (!(await isMemberNow(prisma, event, viewerId))) return;
+        controls.enqueue(async () => {
+          if (!(await isMemberNow(prisma, event, viewerId)) || controls.closed) return;
           const wasTyping = expiry.has(event.userId);
           if (!event.isTyping) {
             if (wasTyping) stopTyping(event.userId);
@@ -201,9 +190,8 @@ export function typingStream(services: StreamServices, viewerId: string, chatId:
 export function presenceStream(services: StreamServices, viewerId: string, userIds: string[]) {
   const { events, prisma } = services;
   return openStream<PresenceTopicEvent>(async (controls) => {
-    const enqueue = serially(controls as StreamControls<unknown>);
     const deliver = (event: PresenceTopicEvent) =>
-      enqueue(async () => {
+      controls.enqueue(async () => {
         if (!(await blockersAmong(prisma, viewerId, [event.userId])).has(event.userId)) controls.emit(event);
       });
     const stops = await Promise.all(

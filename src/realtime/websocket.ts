@@ -8,6 +8,7 @@ import type { YogaServerInstance } from 'graphql-yoga';
 import { WebSocketServer, type WebSocket } from 'ws';
 import { authenticate, type Authentication, type Context, type Services } from '../context.ts';
 import { rateLimited, unauthenticated } from '../errors.ts';
+import type { InFlight } from '../in-flight.ts';
 import { channels, type SessionsTopicEvent } from './events.ts';
 
 /** graphql-ws close code for a missing, invalid or ended authentication. */
@@ -44,10 +45,12 @@ type Extra = {
   state?: SocketState;
 };
 
+/** `inFlight` tracks connecting, closing and queries/mutations, so shutdown can wait for them. */
 export function attachWebSocketServer(
   server: Server,
   yoga: YogaServerInstance<WsServerContext, Context>,
   services: Services,
+  inFlight: InFlight,
   options: WebSocketOptions = {},
 ) {
   const { maxOperationsPerConnection = 100, keepAliveMs = 12_000, connectionInitWaitTimeoutMs = 10_000, maxPayloadBytes = 256 * 1024 } = options;
@@ -69,14 +72,20 @@ export function attachWebSocketServer(
     if (sockets?.size === 0) socketsBySession.delete(state.auth.viewer.sessionId);
   };
 
+  const tracked =
+    <A extends unknown[], R>(hook: (...args: A) => Promise<R>) =>
+    (...args: A) =>
+      inFlight.track(hook(...args));
+
   const disposable = useServer<Record<string, unknown> | undefined, Extra>(
     {
       connectionInitWaitTimeout: connectionInitWaitTimeoutMs,
       // onSubscribe put Yoga's enveloped execute/subscribe (with every plugin) in rootValue.
-      execute: (args) => (args.rootValue as EnvelopedRoot).execute(args) as never,
+      // Subscriptions track their own work (shared-execution.ts).
+      execute: tracked(async (args: ExecutionArgs) => (args.rootValue as EnvelopedRoot).execute(args)) as never,
       subscribe: (args) => (args.rootValue as EnvelopedRoot).subscribe(args) as never,
 
-      onConnect: async (ctx) => {
+      onConnect: tracked(async (ctx) => {
         const { socket, request } = ctx.extra;
         const offered = ctx.connectionParams?.authorization ?? ctx.connectionParams?.Authorization ?? request.headers.authorization;
         const auth = await authenticate(services, typeof offered === 'string' ? offered : undefined);
@@ -107,9 +116,9 @@ export function attachWebSocketServer(
         if (!sockets) socketsBySession.set(auth.viewer.sessionId, (sockets = new Set()));
         sockets.add(socket);
         return true;
-      },
+      }),
 
-      onClose: async (ctx) => {
+      onClose: tracked(async (ctx) => {
         const { state } = ctx.extra;
         if (!state) return;
         untrack(state, ctx.extra.socket);
@@ -119,7 +128,7 @@ export function attachWebSocketServer(
           state.counted = false;
           await presence.disconnect(state.auth.viewer.userId).catch((error) => logger.warn({ err: error }, 'presence disconnect failed'));
         }
-      },
+      }),
 
       onSubscribe: async (ctx, id, payload) => {
         const state = ctx.extra.state!;

@@ -1,0 +1,34 @@
+// Work that has to settle before what it uses is closed: shutdown waits for requests, subscription
+// set-ups and endings before it ends the database pool under them.
+
+export interface InFlight {
+  /** Counts `work` until it settles, and returns it unchanged. */
+  track<T>(work: Promise<T>): Promise<T>;
+  /** Whether nothing tracked runs any more (work tracked meanwhile included) within `timeoutMs`. */
+  settled(timeoutMs: number): Promise<boolean>;
+}
+
+export function createInFlight(): InFlight {
+  const running = new Set<Promise<unknown>>();
+  const idle = async () => {
+    while (running.size > 0) await Promise.all(running);
+    return true;
+  };
+  return {
+    track(work) {
+      const done: Promise<unknown> = work.then(
+        () => running.delete(done),
+        () => running.delete(done),
+      );
+      running.add(done);
+      return work;
+    },
+    async settled(timeoutMs) {
+      let timer: NodeJS.Timeout | undefined;
+      const timedOut = new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(false), timeoutMs)));
+      const settled = await Promise.race([idle(), timedOut]);
+      clearTimeout(timer);
+      return settled;
+    },
+  };
+}

@@ -1,0 +1,292 @@
+// Ending subscriptions, and stopping the app, while their work is under way: real PostgreSQL, Redis
+// and graphql-ws clients on a real port. A table lock holds that work at a known point, so this
+// file runs on a database of its own (the lock would stall the other test files).
+import { randomUUID } from 'node:crypto';
+import { Writable } from 'node:stream';
+import { Redis } from 'ioredis';
+import pg from 'pg';
+import { pino } from 'pino';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import type { App } from '../src/app.ts';
+import { applyMigrations, ensureDatabase } from '../src/db/migrations.ts';
+import { createChat, gql, registerUser, scratchDatabaseUrl, sendText, startTestApp, type TestUser } from './helpers.ts';
+import { connect, subscribe, type Connection } from './ws-helpers.ts';
+
+const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
+const MESSAGE_EVENTS = `subscription ($chatId: ID) { messageEvents(chatId: $chatId) { type message { id text sender { id } } } }`;
+const CHAT_EVENTS = `subscription { chatEvents { type chat { id title } } }`;
+const TYPING = `subscription ($chatId: ID!) { typing(chatId: $chatId) { isTyping user { id } } }`;
+const PRESENCE = `subscription { presence { user { id } status } }`;
+const EVENTS = 20;
+
+const scratch = scratchDatabaseUrl('kocmoc_lifecycle');
+let admin: pg.Client;
+let redis: Redis;
+
+beforeAll(async () => {
+  await ensureDatabase(scratch.url);
+  await applyMigrations({ databaseUrl: scratch.url });
+  admin = new pg.Client({ connectionString: scratch.url });
+  await admin.connect();
+  redis = new Redis(REDIS_URL);
+});
+afterAll(async () => {
+  await admin?.end();
+  redis?.disconnect();
+  await scratch.drop();
+});
+
+/** Holds an ACCESS EXCLUSIVE lock on `table`: every statement touching it waits until `release()`. */
+async function lockTable(table: string) {
+  const holder = new pg.Client({ connectionString: scratch.url });
+  await holder.connect();
+  await holder.query('BEGIN');
+  await holder.query(`LOCK TABLE "${table}" IN ACCESS EXCLUSIVE MODE`);
+  let released = false;
+  return {
+    async release() {
+      if (released) return;
+      released = true;
+      await holder.query('ROLLBACK');
+      await holder.end();
+    },
+  };
+}
+
+/** Resolves once a statement containing `fragment` waits for a lock. */
+async function waitsForLock(fragment: string) {
+  await vi.waitFor(
+    async () => {
+      const { rows } = await admin.query(
+        `SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock' AND query LIKE $1`,
+        [`%${fragment}%`],
+      );
+      expect(rows[0].n).toBeGreaterThan(0);
+    },
+    { timeout: 5_000, interval: 20 },
+  );
+}
+
+describe('a subscription the client ended', () => {
+  let app: App;
+  let url: string;
+  const queries: string[] = [];
+  const prefix = `kocmoc-test:${randomUUID()}:`;
+  const open: Connection[] = [];
+
+  beforeAll(async () => {
+    app = await startTestApp(
+      { DATABASE_URL: scratch.url, REDIS_URL, PUSH_ENABLED: 'false' },
+      { channelPrefix: prefix, presence: { keyPrefix: prefix }, onQuery: (sql) => queries.push(sql) },
+    );
+    url = (await app.start()).url;
+  });
+  afterAll(async () => {
+    await Promise.all(open.map((connection) => connection.dispose()));
+    await app?.stop();
+  });
+
+  /** Bob subscribed to a direct chat with EVENTS messages from Alice in it. */
+  async function subscribedChat() {
+    const [alice, bob] = await Promise.all([registerUser(app), registerUser(app)]);
+    const chatId = await createChat(app, alice, { kind: 'DIRECT', memberIds: [bob.id] });
+    const sent = [];
+    for (let i = 0; i < EVENTS; i++) sent.push(await sendText(app, alice, chatId, `message ${i}`));
+    const connection = connect(url, bob.accessToken);
+    open.push(connection);
+    const subscription = subscribe(connection, MESSAGE_EVENTS, { chatId });
+    await vi.waitFor(() => expect(app.services.chatFeeds.lastSeq(chatId)).toBe(EVENTS));
+    return { chatId, sent, connection, subscription };
+  }
+
+  const endings = {
+    'completes the operation': (s: Awaited<ReturnType<typeof subscribedChat>>) => s.subscription.unsubscribe(),
+    'closes the socket': (s: Awaited<ReturnType<typeof subscribedChat>>) => void s.connection.dispose(),
+  };
+  type Ending = keyof typeof endings;
+  const endingNames = Object.keys(endings) as Ending[];
+
+  /** The chat's feed and its Redis subscription are gone, so the stream's clean-up ran. */
+  async function released(chatId: string) {
+    const channel = `${prefix}chat:${chatId}`;
+    await vi.waitFor(async () => {
+      expect(app.services.chatFeeds.lastSeq(chatId)).toBeUndefined();
+      expect(await redis.pubsub('NUMSUB', channel)).toEqual([channel, 0]);
+    });
+  }
+
+  /** Resolves once no SQL statement has run for a while: whatever was still coming has come. */
+  async function quiet() {
+    for (let seen = -1; seen !== queries.length; ) {
+      seen = queries.length;
+      await new Promise((resolve) => setTimeout(resolve, 300));
+    }
+  }
+
+  /**
+   * Publishes EVENTS events to Bob's subscription while a lock on `table` holds up the first, lets
+   * `queued` wait for the rest to line up, has the client end the subscription and lifts the lock.
+   * Returns how many statements containing a fragment ran from the publishing on.
+   */
+  async function endWhileHeldUp(ending: Ending, table: string, queued = async (_ran: (fragment: string) => number) => {}) {
+    const subscribed = await subscribedChat();
+    const from = queries.length;
+    const ran = (fragment: string) => queries.slice(from).filter((sql) => sql.includes(fragment)).length;
+    const lock = await lockTable(table);
+    try {
+      for (const message of subscribed.sent) await app.services.events.message(subscribed.chatId, 'EDITED', message);
+      await waitsForLock(`"${table}"`);
+      await queued(ran);
+      endings[ending](subscribed);
+      await released(subscribed.chatId);
+    } finally {
+      await lock.release();
+    }
+    await quiet();
+    return ran;
+  }
+
+  it.each(endingNames)('executes none of the events already queued for it when the client %s', async (ending) => {
+    // The first event's execution waits for the lock while every event passes its membership check
+    // (not locked) and queues up behind it.
+    const ran = await endWhileHeldUp(ending, 'Message', (ranSoFar) => vi.waitFor(() => expect(ranSoFar('"ChatMember"')).toBe(EVENTS)));
+    // Only the execution already waiting ran; the other events were dropped with the subscription.
+    expect(ran('FROM "public"."Message"')).toBe(1);
+  });
+
+  it.each(endingNames)('runs none of the membership checks still queued for it when the client %s', async (ending) => {
+    // The first event's check waits for the lock; the others queue up behind it.
+    const ran = await endWhileHeldUp(ending, 'ChatMember');
+    expect(ran('"ChatMember"')).toBe(1);
+    expect(ran('FROM "public"."Message"')).toBe(0);
+  });
+});
+
+describe('stop()', () => {
+  const modes: Array<{ bus: string; env: Record<string, string> }> = [
+    { bus: 'in-process', env: {} },
+    { bus: 'Redis', env: { REDIS_URL } },
+  ];
+
+  it.each(modes)(
+    '($bus) lets a request and subscription executions under way finish before the database closes, logging no error',
+    async ({ env }) => {
+      const logs: Array<Record<string, unknown>> = [];
+      const logger = pino(
+        { level: 'debug' },
+        new Writable({
+          write(chunk, _encoding, done) {
+            for (const line of String(chunk).split('\n').filter(Boolean)) logs.push(JSON.parse(line));
+            done();
+          },
+        }),
+      );
+      const consoleErrors = vi.spyOn(console, 'error');
+      // Named, so the connections this app leaves behind can be counted.
+      const applicationName = `kocmoc-stop-${randomUUID().slice(0, 8)}`;
+      const databaseUrl = new URL(scratch.url);
+      databaseUrl.searchParams.set('application_name', applicationName);
+      const prefix = `kocmoc-test:${randomUUID()}:`;
+      const app = await startTestApp({ DATABASE_URL: databaseUrl.toString(), ...env }, { logger, channelPrefix: prefix, presence: { keyPrefix: prefix } });
+      let lock: Awaited<ReturnType<typeof lockTable>> | undefined;
+      let stopped: Promise<void> | undefined;
+      try {
+        const { url } = await app.start();
+        const users = await Promise.all([registerUser(app), registerUser(app), registerUser(app)]);
+        const [alice] = users as [TestUser, ...TestUser[]];
+        const chatId = await createChat(app, alice, { kind: 'GROUP', title: 'Shutdown', memberIds: users.slice(1).map((u) => u.id) });
+        const sent = [];
+        for (let i = 0; i < EVENTS; i++) sent.push(await sendText(app, users[i % users.length]!, chatId, `message ${i}`));
+
+        const connections = users.map((user) => connect(url, user.accessToken));
+        for (const connection of connections) {
+          subscribe(connection, MESSAGE_EVENTS, {});
+          subscribe(connection, CHAT_EVENTS);
+          subscribe(connection, TYPING, { chatId });
+          subscribe(connection, PRESENCE);
+        }
+        await Promise.all(connections.map((connection) => connection.connected));
+        await vi.waitFor(() => expect(app.services.chatFeeds.lastSeq(chatId)).toBe(EVENTS));
+
+        lock = await lockTable('Message');
+        // A burst every subscriber executes: the executions wait for the lock, and so does a send.
+        for (const message of sent) await app.services.events.message(chatId, 'EDITED', message);
+        await waitsForLock('FROM "public"."Message"');
+        const response = fetch(url, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json', authorization: `Bearer ${alice.accessToken}` },
+          body: JSON.stringify({
+            query: `mutation ($input: SendMessageInput!) { sendMessage(input: $input) { id } }`,
+            variables: { input: { chatId, kind: 'TEXT', text: 'in flight at shutdown' } },
+          }),
+        });
+        await waitsForLock('INSERT INTO "Message"');
+
+        stopped = app.stop();
+        // Sockets close at once; the request and the executions are let finish.
+        const closeCodes = await Promise.all(connections.map((connection) => connection.closed));
+        await lock.release();
+        await stopped;
+
+        expect(closeCodes).toEqual(connections.map(() => 1001));
+        const sentInFlight = await response;
+        expect(sentInFlight.status).toBe(200);
+        expect(((await sentInFlight.json()) as { data: { sendMessage: { id: string } } }).data.sendMessage.id).toEqual(expect.any(String));
+        // Not even a warning: nothing ran into a queue, pool or connection already closed.
+        expect(logs.filter((entry) => (entry.level as number) >= 40)).toEqual([]);
+        expect(JSON.stringify(logs)).not.toContain('pool after calling end');
+        expect(consoleErrors).not.toHaveBeenCalled();
+        // Nothing reopened a connection after the pool ended.
+        await vi.waitFor(async () => {
+          const { rows } = await admin.query(`SELECT count(*)::int AS n FROM pg_stat_activity WHERE application_name = $1`, [applicationName]);
+          expect(rows[0].n).toBe(0);
+        });
+        if (!env.REDIS_URL) {
+          // In-process presence reports everyone offline at stop and saves when they were last seen.
+          const { rows } = await admin.query(`SELECT count(*)::int AS n FROM "User" WHERE id = ANY($1) AND "lastSeenAt" IS NOT NULL`, [users.map((u) => u.id)]);
+          expect(rows[0].n).toBe(users.length);
+        }
+      } finally {
+        consoleErrors.mockRestore();
+        await lock?.release();
+        await (stopped ?? app.stop());
+      }
+    },
+  );
+
+  it('ends subscriptions over HTTP event streams with a complete event rather than cutting them off', async () => {
+    const app = await startTestApp({ DATABASE_URL: scratch.url, PUSH_ENABLED: 'false' });
+    let stopped: Promise<void> | undefined;
+    try {
+      const { url } = await app.start();
+      const [alice, bob] = await Promise.all([registerUser(app), registerUser(app)]);
+      const chatId = await createChat(app, alice, { kind: 'DIRECT', memberIds: [bob.id] });
+      const response = await fetch(url, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', accept: 'text/event-stream', authorization: `Bearer ${bob.accessToken}` },
+        body: JSON.stringify({ query: TYPING, variables: { chatId } }),
+      });
+      expect(response.headers.get('content-type')).toContain('text/event-stream');
+      const body = response.body!.pipeThrough(new TextDecoderStream()).getReader();
+      let received = '';
+      const readUntil = async (done: (text: string) => boolean) => {
+        while (!done(received)) {
+          const chunk = await body.read();
+          if (chunk.done) return;
+          received += chunk.value;
+        }
+      };
+      await vi.waitFor(() => expect(app.services.chatFeeds.lastSeq(chatId)).toBeDefined());
+      await gql(app, `mutation ($c: ID!) { setTyping(chatId: $c, isTyping: true) }`, { c: chatId }, { token: alice.accessToken });
+      await readUntil((text) => text.includes('event: next'));
+
+      stopped = app.stop();
+      await stopped;
+      await readUntil(() => false);
+      // Ended by the server, not cut off with its connection once the drain ran out.
+      expect(received).toMatch(/event: complete\n/);
+    } finally {
+      await (stopped ?? app.stop());
+    }
+  });
+});
