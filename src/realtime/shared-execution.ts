@@ -84,21 +84,30 @@ function executeEach(
     ended ??= inFlight.track(Promise.allSettled([source.return?.(), executing])).finally(onEnd);
     return ended.then(() => DONE);
   };
+  // Promise chains rather than an async function with awaits: this runs once per delivery, for
+  // every subscriber, and each await is another turn of the microtask queue.
+  const deliver = (value: ExecutionResult) => (ended ? DONE : { value, done: false as const });
+  const fail = (error: unknown) =>
+    end().then(() => {
+      throw error;
+    });
   const iterator: ResultStream = {
     [Symbol.asyncIterator]: () => iterator,
-    async next() {
-      if (ended) return DONE;
-      try {
-        const event = await source.next();
-        if (event.done) return await end();
+    next() {
+      if (ended) return Promise.resolve(DONE);
+      return source.next().then((event) => {
+        if (event.done) return end();
         if (ended) return DONE;
-        executing = Promise.resolve(executeEvent(event.value));
-        const value = await executing;
-        return ended ? DONE : { value, done: false };
-      } catch (error) {
-        await end();
-        throw error;
-      }
+        let result: Promise<ExecutionResult> | ExecutionResult;
+        try {
+          result = executeEvent(event.value);
+        } catch (error) {
+          return fail(error);
+        }
+        if (!(result instanceof Promise)) return deliver(result);
+        executing = result;
+        return result.then(deliver, fail);
+      }, fail);
     },
     return: end,
     async throw(error?: unknown) {
