@@ -6,11 +6,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { afterAll, describe, expect, it } from 'vitest';
+import { unusedPort } from './helpers.ts';
 
 const dataDir = mkdtempSync(join(tmpdir(), 'kocmoc-cli-'));
 // mkdtemp makes it private; as root the embedded server runs as `postgres` and must enter it.
 chmodSync(dataDir, 0o755);
-const embeddedPort = String(55_000 + Math.floor(Math.random() * 4_000));
+const embeddedPort = String(await unusedPort());
 const children: ChildProcess[] = [];
 
 afterAll(() => {

@@ -9,7 +9,7 @@ import { createInterface } from 'node:readline';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { App } from '../src/app.ts';
 import { applyMigrations, ensureDatabase } from '../src/db/migrations.ts';
-import { codeOf, createChat, gql, registerUser, scratchDatabaseUrl, sendText, startTestApp, type TestUser } from './helpers.ts';
+import { codeOf, createChat, gql, registerUser, scratchDatabaseUrl, sendText, startTestApp, unusedPort, type TestUser } from './helpers.ts';
 import { startPushService, type PushDevice, type PushService } from './push-service.ts';
 import { connect } from './ws-helpers.ts';
 
@@ -287,7 +287,7 @@ describe('worker process (Redis)', () => {
 describe('Redis restart', () => {
   const queuePrefix = `kocmoc-test-${randomUUID().slice(0, 8)}`;
   const dir = mkdtempSync(join(tmpdir(), 'kocmoc-redis-'));
-  const port = 46_000 + Math.floor(Math.random() * 4_000);
+  let port: number;
   let redis: ChildProcess | undefined;
   let api: App | undefined;
   let worker: ChildProcess | undefined;
@@ -309,6 +309,7 @@ describe('Redis restart', () => {
   });
 
   it('keeps queued jobs across a Redis restart', async () => {
+    port = await unusedPort();
     await startRedis();
     const REDIS_URL = `redis://127.0.0.1:${port}`;
     api = await startApp({ REDIS_URL, JOB_QUEUE_PREFIX: queuePrefix, PUSH_ALLOW_PRIVATE_ENDPOINTS: 'true', PUSH_COLLAPSE_WINDOW: '0s' });
