@@ -27,6 +27,7 @@ import { createMetrics } from './metrics.ts';
 import { createNotifications, type Notifications, type NotificationsOptions } from './notifications/notifications.ts';
 import { maskError, useErrorLogging } from './plugins/error-logging.ts';
 import { useMaintenanceMode } from './plugins/maintenance.ts';
+import { useRequestBodyLimit } from './plugins/request-body-limit.ts';
 import { requestIdOf, useRequestId } from './plugins/request-id.ts';
 import { createEventBus } from './realtime/bus.ts';
 import { createChatFeeds } from './realtime/chat-feed.ts';
@@ -148,7 +149,8 @@ export async function buildApp(options: BuildAppOptions): Promise<App> {
     graphiql: { title: 'Kocmoc', subscriptionsProtocol: 'WS' },
     maskedErrors: { maskError },
     // Yoga's cut-off for any request body (25 MB by default) must not be below the upload limit;
-    // multipart bodies meet useUploadLimits' (same size, clearer error) first.
+    // multipart bodies meet useUploadLimits' (same size, clearer error) first, others
+    // useRequestBodyLimit's (MAX_REQUEST_BYTES).
     maxRequestBodySize: Math.max(25_000_000, multipartBodyLimit(config.files.maxUploadBytes)),
     logging: {
       debug: (...args) => logger.debug(args.map(String).join(' ')),
@@ -176,6 +178,7 @@ export async function buildApp(options: BuildAppOptions): Promise<App> {
       metrics.plugin,
       subscriptions.plugin,
       useMaintenanceMode(maintenance),
+      useRequestBodyLimit(config.http.maxRequestBytes),
       useUploadLimits({ maxUploadBytes: config.files.maxUploadBytes, memory: services.uploadMemory }),
       useFileDownloads(services),
       useReadinessCheck({

@@ -43,6 +43,11 @@ const schema = z.object({
   PORT: port(4000),
   /** Interface to listen on. Default 0.0.0.0. */
   HOST: z.string().default('0.0.0.0'),
+  /**
+   * Largest body of a GraphQL request that is not an upload (JSON, form-encoded), in bytes: each is
+   * held whole while it is parsed. Default 1048576 (1 MiB); uploads have MAX_UPLOAD_BYTES.
+   */
+  MAX_REQUEST_BYTES: z.coerce.number().int().min(16 * 1024, 'must be at least 16384').default(1024 * 1024),
   /** PostgreSQL URL. Unset (and no PG_HOST): an embedded PostgreSQL under DATA_DIR. */
   DATABASE_URL: optionalString.pipe(z.url({ protocol: /^postgres(ql)?$/ }).optional()),
   /** Alternative to DATABASE_URL, libpq style. Used when PG_HOST is set. */
@@ -232,7 +237,7 @@ function toConfig(env: z.infer<typeof schema>) {
     env.MESSAGE_ENCRYPTION_KEY ?? Buffer.from(persistentSecret(dataDir, 'message-key', () => randomBytes(32).toString('base64')), 'base64');
   return {
     env: env.NODE_ENV,
-    http: { port: env.PORT, host: env.HOST },
+    http: { port: env.PORT, host: env.HOST, maxRequestBytes: env.MAX_REQUEST_BYTES },
     dataDir,
     database: {
       /** Undefined: start an embedded PostgreSQL. */

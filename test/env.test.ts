@@ -88,6 +88,13 @@ describe('loadConfig', () => {
     expect(() => loadConfig({ PASSWORD_HASH_MEMORY_KIB: '4096', PASSWORD_HASH_PASSES: '10' })).toThrow(/PASSWORD_HASH_MEMORY_KIB/);
   });
 
+  it('limits non-upload request bodies to MAX_REQUEST_BYTES, 1 MiB by default', () => {
+    expect(loadConfig({}).http.maxRequestBytes).toBe(1024 * 1024);
+    expect(loadConfig({ MAX_REQUEST_BYTES: '65536' }).http.maxRequestBytes).toBe(65_536);
+    expect(() => loadConfig({ MAX_REQUEST_BYTES: '1000' })).toThrow(/MAX_REQUEST_BYTES: must be at least 16384/);
+    expect(() => loadConfig({ MAX_REQUEST_BYTES: 'lots' })).toThrow(/MAX_REQUEST_BYTES/);
+  });
+
   it('holds upload memory to at least what one largest upload needs at once', () => {
     expect(loadConfig({}).files.uploadMemoryBytes).toBe(256 * 1024 * 1024);
     // 3 x 1 MiB + 64 KiB: an image's body, the copy the worker decodes and the stripped original.

@@ -1,4 +1,5 @@
 // The server over a real TCP port: health, readiness, GraphiQL, request ids, error masking.
+import { Agent, request as httpRequest } from 'node:http';
 import { Writable } from 'node:stream';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -122,5 +123,98 @@ describe('GET /metrics', () => {
     expect(text).toMatch(/^kocmoc_ws_connections 1$/m);
     expect(text).toMatch(/^kocmoc_ws_operations 1$/m);
     await connection.dispose();
+  });
+});
+
+describe('request body limit (MAX_REQUEST_BYTES)', () => {
+  const LIMIT = 16_384;
+  let small: App;
+  let port: number;
+  const agent = new Agent({ keepAlive: true, maxSockets: 1 });
+  beforeAll(async () => {
+    small = await startTestApp({ MAX_REQUEST_BYTES: String(LIMIT) });
+    ({ port } = await small.start());
+  });
+  afterAll(async () => {
+    agent.destroy();
+    await small?.stop();
+  });
+
+  /** A `{ __typename }` query padded with whitespace to `bytes`, sent with Content-Length or chunked, on one kept-alive socket. */
+  function send(bytes: number, framing: 'content-length' | 'chunked') {
+    const query = '{ __typename }';
+    const json = JSON.stringify({ query: query + ' '.repeat(Math.max(0, bytes - JSON.stringify({ query }).length)) });
+    const body = Buffer.from(json);
+    let answered = false;
+    return new Promise<{ status: number; headers: Record<string, unknown>; body: any; socket: unknown }>((resolve, reject) => {
+      const req = httpRequest(
+        { port, host: '127.0.0.1', path: '/graphql', method: 'POST', agent, headers: { 'content-type': 'application/json', ...(framing === 'content-length' ? { 'content-length': body.length } : {}) } },
+        (res) => {
+          answered = true;
+          const chunks: Buffer[] = [];
+          res.on('data', (chunk: Buffer) => chunks.push(chunk));
+          res.on('end', () => resolve({ status: res.statusCode!, headers: res.headers, body: JSON.parse(Buffer.concat(chunks).toString()), socket: req.socket }));
+        },
+      );
+      req.on('error', reject);
+      // In pieces, as a client streaming a body would; a chunked one stops once the server has
+      // answered (what it did not read would otherwise reset the connection under its answer).
+      void (async () => {
+        for (let at = 0; at < body.length && !(answered && framing === 'chunked'); at += 4_096) {
+          req.write(body.subarray(at, at + 4_096));
+          await new Promise((wait) => setTimeout(wait, 2));
+        }
+        req.end();
+      })();
+    });
+  }
+
+  it.each(['content-length', 'chunked'] as const)('answers a %s body within the limit', async (framing) => {
+    const res = await send(LIMIT - 100, framing);
+    expect(res.status).toBe(200);
+    expect(res.body.data).toEqual({ __typename: 'Query' });
+  });
+
+  it('refuses a body whose Content-Length is over the limit before reading it, with 413 BAD_USER_INPUT', async () => {
+    const res = await send(LIMIT + 1, 'content-length');
+    expect(res.status).toBe(413);
+    expect(res.body.errors[0].extensions).toMatchObject({ code: 'BAD_USER_INPUT', field: 'body' });
+    expect(res.body.errors[0].message).toContain('16 KiB');
+    // The unread body was discarded, not left on the connection: the next request on it works.
+    const next = await send(100, 'content-length');
+    expect(next.body.data).toEqual({ __typename: 'Query' });
+  });
+
+  it('refuses a chunked body over the limit with 413, reading the rest so the connection stays usable', async () => {
+    const res = await send(LIMIT * 4, 'chunked');
+    expect(res.status).toBe(413);
+    expect(res.body.errors[0].extensions).toMatchObject({ code: 'BAD_USER_INPUT', field: 'body' });
+    expect(res.headers.connection).not.toBe('close');
+    const next = await send(100, 'chunked');
+    expect(next.body.data).toEqual({ __typename: 'Query' });
+    expect(next.socket).toBe(res.socket);
+  });
+
+  it('stops reading a chunked body far over the limit and stays up', async () => {
+    const outcome = await send(LIMIT * 64, 'chunked').then(
+      (res) => ({ status: res.status, connection: res.headers.connection }),
+      (error: NodeJS.ErrnoException) => ({ status: error.code }),
+    );
+    // The 413 with `Connection: close`, or, when the client was still sending, a reset under it.
+    expect([{ status: 413, connection: 'close' }, { status: 'ECONNRESET' }, { status: 'EPIPE' }]).toContainEqual(outcome);
+    const next = await send(100, 'content-length');
+    expect(next.body.data).toEqual({ __typename: 'Query' });
+  });
+
+  it('leaves uploads to their own, larger limit', async () => {
+    const user = await registerUser(small);
+    const form = new FormData();
+    form.set('operations', JSON.stringify({ query: 'mutation ($file: File!) { uploadFile(file: $file, kind: FILE) { size } }', variables: { file: null } }));
+    form.set('map', JSON.stringify({ 0: ['variables.file'] }));
+    form.set('0', new Blob([Buffer.alloc(LIMIT * 4, 7)]), 'big.bin');
+    const res = await fetch(`http://127.0.0.1:${port}/graphql`, { method: 'POST', headers: { authorization: `Bearer ${user.accessToken}` }, body: form });
+    const json: any = await res.json();
+    expect(json.errors).toBeUndefined();
+    expect(json.data.uploadFile.size).toBe(LIMIT * 4);
   });
 });

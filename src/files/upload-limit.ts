@@ -8,26 +8,13 @@
 import type { GraphQLError } from 'graphql';
 import type { Plugin } from 'graphql-yoga';
 import { badUserInput, unauthenticated, withHttpStatus } from '../errors.ts';
+import { closingConnection, isMultipart } from '../plugins/request-body-limit.ts';
 import type { UploadLease, UploadMemory } from './upload-memory.ts';
 import { multipartBodyLimit } from './upload-sizes.ts';
 import { formatBytes } from './uploads.ts';
 
 const uploadTooLarge = (maxUploadBytes: number) =>
   withHttpStatus(badUserInput('file', `The file is larger than the upload limit of ${formatBytes(maxUploadBytes)}.`), 413);
-
-const isMultipart = (request: Request) => /^multipart\/form-data\b/i.test(request.headers.get('content-type') ?? '');
-
-/**
- * Node keeps a connection whose request body was left half read, and the client's next request on
- * it then hangs: an answer given before the body's end closes the connection.
- */
-function closingConnection(error: unknown): unknown {
-  const extensions = (error as Partial<GraphQLError> | null)?.extensions;
-  if (!extensions) return error;
-  const http = (extensions.http ?? {}) as { status?: number; headers?: Record<string, string> };
-  Object.assign(extensions, { http: { ...http, headers: { ...http.headers, Connection: 'close' } } });
-  return error;
-}
 
 /** Yoga's own body limit (`maxRequestBodySize`) counts outside this one and may stop the body first. */
 const isYogaBodyLimit = (error: unknown) => (error as Partial<GraphQLError> | null)?.extensions?.code === 'REQUEST_ENTITY_TOO_LARGE';
