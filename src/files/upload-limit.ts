@@ -8,7 +8,7 @@
 import type { GraphQLError } from 'graphql';
 import type { Plugin } from 'graphql-yoga';
 import { badUserInput, unauthenticated, withHttpStatus } from '../errors.ts';
-import { closingConnection, isMultipart } from '../plugins/request-body-limit.ts';
+import { closingConnection, isMultipart, withBody } from '../plugins/request-body-limit.ts';
 import type { UploadLease, UploadMemory } from './upload-memory.ts';
 import { multipartBodyLimit } from './upload-sizes.ts';
 import { formatBytes } from './uploads.ts';
@@ -71,14 +71,7 @@ export function useUploadLimits({ maxUploadBytes, memory }: UploadLimitsOptions)
         try {
           // A declared body is leased before a byte is read, so a request waiting for room holds nothing.
           if (declared !== undefined) await lease.grow(declared, incoming.signal);
-          const limited = new fetchAPI.Request(incoming.url, {
-            method: incoming.method,
-            headers: incoming.headers,
-            signal: incoming.signal,
-            body: counted() as unknown as BodyInit,
-            duplex: 'half',
-          } as RequestInit);
-          return await requestParser(limited);
+          return await requestParser(withBody(fetchAPI, incoming, counted()));
         } catch (error) {
           // Nothing of a body that failed to parse is kept (client gone, too large, no room, malformed).
           lease.release();

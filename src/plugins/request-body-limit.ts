@@ -21,6 +21,17 @@ export function closingConnection(error: unknown): unknown {
   return error;
 }
 
+/** `request` with `body` streamed in place of its own (for a parser to read through a counter). */
+export function withBody(fetchAPI: { Request: typeof Request }, request: Request, body: AsyncIterable<Uint8Array>): Request {
+  return new fetchAPI.Request(request.url, {
+    method: request.method,
+    headers: request.headers,
+    signal: request.signal,
+    body: body as unknown as BodyInit,
+    duplex: 'half',
+  } as RequestInit);
+}
+
 const tooLarge = (maxBytes: number) =>
   withHttpStatus(badUserInput('body', `The request body is larger than the limit of ${formatBytes(maxBytes)}.`), 413);
 
@@ -69,15 +80,8 @@ export function useRequestBodyLimit(maxBytes: number): Plugin {
             yield next.value;
           }
         }
-        const limited = new fetchAPI.Request(incoming.url, {
-          method: incoming.method,
-          headers: incoming.headers,
-          signal: incoming.signal,
-          body: counted() as unknown as BodyInit,
-          duplex: 'half',
-        } as RequestInit);
         try {
-          return await requestParser(limited);
+          return await requestParser(withBody(fetchAPI, incoming, counted()));
         } catch (error) {
           // The JSON parser wraps stream errors; the client should hear why its body was refused.
           if (!refused) throw error;
