@@ -43,6 +43,12 @@ const schema = z.object({
   PORT: port(4000),
   /** Interface to listen on. Default 0.0.0.0. */
   HOST: z.string().default('0.0.0.0'),
+  /**
+   * How long stopping on SIGTERM or SIGINT may take, in the API and in the worker: work still running
+   * is given up after it. Keep it within the grace period after which the orchestrator kills the
+   * process (Docker's default is 10 s, Kubernetes' 30 s). Default 10s.
+   */
+  SHUTDOWN_TIMEOUT: duration('10s'),
   /** PostgreSQL URL. Unset (and no PG_HOST): an embedded PostgreSQL under DATA_DIR. */
   DATABASE_URL: optionalString.pipe(z.url({ protocol: /^postgres(ql)?$/ }).optional()),
   /** Alternative to DATABASE_URL, libpq style. Used when PG_HOST is set. */
@@ -233,6 +239,7 @@ function toConfig(env: z.infer<typeof schema>) {
   return {
     env: env.NODE_ENV,
     http: { port: env.PORT, host: env.HOST },
+    shutdownTimeoutMs: env.SHUTDOWN_TIMEOUT,
     dataDir,
     database: {
       /** Undefined: start an embedded PostgreSQL. */
