@@ -36,10 +36,17 @@ import { createPresenceTracker, type PresenceTrackerOptions } from './realtime/p
 import { createSubscriptionExecution } from './realtime/shared-execution.ts';
 import { attachWebSocketServer, type WebSocketOptions, type WsServerContext } from './realtime/websocket.ts';
 import { schema } from './schema/index.ts';
+import { shutdownBudget, WORK_SHARE } from './shutdown.ts';
 import { createWorkerPool } from './worker-pool.ts';
 
-/** How long work in progress at shutdown may take before connections are cut (and again after that). */
-const SHUTDOWN_DRAIN_MS = 5_000;
+/**
+ * How stop() divides SHUTDOWN_TIMEOUT, in shares of it counted from the start: WebSocket clients
+ * have until a tenth (1 s at most) to answer the close frame; work in progress has until half
+ * before connections are cut, and until WORK_SHARE after; the rest is for closing the queues,
+ * presence, Redis, the workers and the database.
+ */
+const SHUTDOWN_SHARES = { closeHandshake: 0.1, beforeCut: 0.5, afterCut: WORK_SHARE } as const;
+const CLOSE_HANDSHAKE_MAX_MS = 1_000;
 
 export interface BuildAppOptions {
   config: Config;
@@ -64,7 +71,10 @@ export interface App {
   databaseUrl: string;
   /** Listens on `config.http` (port 0 picks a free one): HTTP and graphql-ws on /graphql. */
   start(): Promise<{ port: number; url: string }>;
-  /** Closes sockets and server, the pool, Redis and database connections, and the embedded database if we started it. */
+  /**
+   * Closes sockets and server, lets work in progress finish, then closes the pool, Redis and database
+   * connections, and the embedded database if we started it: all within `config.shutdownTimeoutMs`.
+   */
   stop(): Promise<void>;
 }
 
@@ -224,27 +234,31 @@ export async function buildApp(options: BuildAppOptions): Promise<App> {
     async stop() {
       // Nothing new comes in; subscriptions end; requests get a while to finish. Only once no work
       // is left does anything it uses (queues, presence, Redis, workers, the database) close.
+      const budget = shutdownBudget(config.shutdownTimeoutMs);
       const serverClosed = server?.listening ? new Promise<void>((resolve) => server!.close(() => resolve())) : undefined;
-      await webSockets?.close();
+      await webSockets?.close(Math.min(CLOSE_HANDSHAKE_MAX_MS, budget.until(SHUTDOWN_SHARES.closeHandshake)));
       subscriptions.close();
-      let settled = await inFlight.settled(SHUTDOWN_DRAIN_MS);
+      let settled = await inFlight.settled(budget.until(SHUTDOWN_SHARES.beforeCut));
       server?.closeAllConnections();
       // A request whose connection was cut still runs to its end.
-      if (!settled) settled = await inFlight.settled(SHUTDOWN_DRAIN_MS);
+      if (!settled) settled = await inFlight.settled(budget.until(SHUTDOWN_SHARES.afterCut));
       if (!settled) logger.warn('stopping while requests or subscription work still run');
-      await serverClosed;
-      maintenance.stop();
-      sessions.stop();
-      metrics.stop();
-      await stopUploadCleanup();
-      await stopSessionCleanup();
-      await notifications.stop();
-      await presence.stop();
-      await bus.close();
-      await redis?.quit().catch(() => {});
-      await pool.close();
-      await prisma.$disconnect();
-      await database.stop();
+      // Work still running holds a database connection, which the database's disconnect waits for.
+      await budget.finish(async () => {
+        await serverClosed;
+        maintenance.stop();
+        sessions.stop();
+        metrics.stop();
+        await stopUploadCleanup();
+        await stopSessionCleanup();
+        await notifications.stop();
+        await presence.stop();
+        await bus.close();
+        await redis?.quit().catch(() => {});
+        await pool.close();
+        await prisma.$disconnect();
+        await database.stop();
+      }, logger);
     },
   };
 }

@@ -48,6 +48,12 @@ const schema = z.object({
    * held whole while it is parsed. Default 1048576 (1 MiB); uploads have MAX_UPLOAD_BYTES.
    */
   MAX_REQUEST_BYTES: z.coerce.number().int().min(16 * 1024, 'must be at least 16384').default(1024 * 1024),
+  /**
+   * How long stopping on SIGTERM or SIGINT may take, in the API and in the worker: work still running
+   * is given up after it. Keep it within the grace period after which the orchestrator kills the
+   * process (Docker's default is 10 s, Kubernetes' 30 s). Default 10s.
+   */
+  SHUTDOWN_TIMEOUT: duration('10s'),
   /** PostgreSQL URL. Unset (and no PG_HOST): an embedded PostgreSQL under DATA_DIR. */
   DATABASE_URL: optionalString.pipe(z.url({ protocol: /^postgres(ql)?$/ }).optional()),
   /** Alternative to DATABASE_URL, libpq style. Used when PG_HOST is set. */
@@ -238,6 +244,7 @@ function toConfig(env: z.infer<typeof schema>) {
   return {
     env: env.NODE_ENV,
     http: { port: env.PORT, host: env.HOST, maxRequestBytes: env.MAX_REQUEST_BYTES },
+    shutdownTimeoutMs: env.SHUTDOWN_TIMEOUT,
     dataDir,
     database: {
       /** Undefined: start an embedded PostgreSQL. */

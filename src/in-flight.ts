@@ -1,5 +1,6 @@
 // Work that has to settle before what it uses is closed: shutdown waits for requests, subscription
 // set-ups and endings before it ends the database pool under them.
+import { settledWithin } from './shutdown.ts';
 
 export interface InFlight {
   /** Counts `work` until it settles, and returns it unchanged. */
@@ -12,7 +13,6 @@ export function createInFlight(): InFlight {
   const running = new Set<Promise<unknown>>();
   const idle = async () => {
     while (running.size > 0) await Promise.all(running);
-    return true;
   };
   return {
     track(work) {
@@ -23,12 +23,6 @@ export function createInFlight(): InFlight {
       running.add(done);
       return work;
     },
-    async settled(timeoutMs) {
-      let timer: NodeJS.Timeout | undefined;
-      const timedOut = new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(false), timeoutMs)));
-      const settled = await Promise.race([idle(), timedOut]);
-      clearTimeout(timer);
-      return settled;
-    },
+    settled: (timeoutMs) => settledWithin(idle(), timeoutMs),
   };
 }

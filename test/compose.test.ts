@@ -4,7 +4,8 @@ import { describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
 import pkg from '../package.json' with { type: 'json' };
 
-const compose = parse(readFileSync(new URL('../docker-compose.yml', import.meta.url), 'utf8'));
+// Merge keys (`<<:`), as Docker Compose reads them.
+const compose = parse(readFileSync(new URL('../docker-compose.yml', import.meta.url), 'utf8'), { merge: true });
 
 describe('docker-compose.yml', () => {
   it('defines postgres, redis, api and worker', () => {
@@ -26,6 +27,14 @@ describe('docker-compose.yml', () => {
   it('runs what `npm start` and `npm run worker` run, without npm in between', () => {
     expect(`${compose.services.api.command.join(' ')}`).toBe(pkg.scripts.start);
     expect(`${compose.services.worker.command.join(' ')}`).toBe(pkg.scripts.worker);
+  });
+
+  it('gives each service a SHUTDOWN_TIMEOUT within the grace period before `docker stop` kills it', () => {
+    const { api, worker } = compose.services;
+    // Docker's default grace period is 10 s, the default SHUTDOWN_TIMEOUT too.
+    expect(api.stop_grace_period).toBeUndefined();
+    expect(api.environment.SHUTDOWN_TIMEOUT).toBeUndefined();
+    expect(worker.environment.SHUTDOWN_TIMEOUT).toBe(worker.stop_grace_period);
   });
 
   it('waits for healthy dependencies', () => {

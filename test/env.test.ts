@@ -15,6 +15,13 @@ describe('loadConfig', () => {
     expect(config.auth.accessTokenTtlMs).toBe(15 * 60_000);
     expect(config.auth.refreshTokenTtlMs).toBe(30 * 86_400_000);
     expect(config.redisUrl).toBeUndefined();
+    expect(config.shutdownTimeoutMs).toBe(10_000);
+  });
+
+  it('reads SHUTDOWN_TIMEOUT as a duration', () => {
+    expect(loadConfig({ DATA_DIR: dataDir(), SHUTDOWN_TIMEOUT: '25s' }).shutdownTimeoutMs).toBe(25_000);
+    expect(loadConfig({ DATA_DIR: dataDir(), SHUTDOWN_TIMEOUT: '1500ms' }).shutdownTimeoutMs).toBe(1_500);
+    expect(() => loadConfig({ DATA_DIR: dataDir(), SHUTDOWN_TIMEOUT: 'soon' })).toThrow(/SHUTDOWN_TIMEOUT: expected a duration/);
   });
 
   it('keeps a generated JWT secret under DATA_DIR across loads', () => {

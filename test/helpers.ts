@@ -4,7 +4,9 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
+import { Writable } from 'node:stream';
 import pg from 'pg';
+import { pino, type Level } from 'pino';
 import { inject } from 'vitest';
 import { buildApp, type App, type BuildAppOptions } from '../src/app.ts';
 import { loadConfig } from '../src/env.ts';
@@ -73,6 +75,21 @@ export async function gql<T = any>(
   });
   const body = (await response.json()) as GraphQLResponse<T>;
   return { ...body, response };
+}
+
+/** A logger whose entries (parsed JSON lines) are kept in `logs`, for asserting what was logged. */
+export function capturedLogs(level: Level = 'debug') {
+  const logs: Array<Record<string, any>> = [];
+  const logger = pino(
+    { level },
+    new Writable({
+      write(chunk, _encoding, done) {
+        for (const line of String(chunk).split('\n').filter(Boolean)) logs.push(JSON.parse(line));
+        done();
+      },
+    }),
+  );
+  return { logs, logger };
 }
 
 /** The `extensions.code` of the first error, for terse assertions. */

@@ -1,22 +1,11 @@
 // The server over a real TCP port: health, readiness, GraphiQL, request ids, error masking.
 import { Agent, request as httpRequest } from 'node:http';
-import { Writable } from 'node:stream';
-import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { App } from '../src/app.ts';
-import { registerUser, startTestApp } from './helpers.ts';
+import { capturedLogs, registerUser, startTestApp } from './helpers.ts';
 import { connect, settle, subscribe } from './ws-helpers.ts';
 
-const logLines: any[] = [];
-const captureLogger = pino(
-  { level: 'info' },
-  new Writable({
-    write(chunk, _enc, done) {
-      logLines.push(JSON.parse(String(chunk)));
-      done();
-    },
-  }),
-);
+const { logs: logLines, logger: captureLogger } = capturedLogs('info');
 
 let app: App;
 let base: string;

@@ -8,8 +8,11 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { App } from '../src/app.ts';
+import { createPrisma } from '../src/db/client.ts';
 import { applyMigrations, ensureDatabase } from '../src/db/migrations.ts';
-import { codeOf, createChat, gql, registerUser, scratchDatabaseUrl, sendText, startTestApp, unusedPort, type TestUser } from './helpers.ts';
+import { createOutboxRelay } from '../src/notifications/outbox.ts';
+import { createLocalQueue } from '../src/notifications/queue.ts';
+import { capturedLogs, codeOf, createChat, gql, registerUser, scratchDatabaseUrl, sendText, startTestApp, unusedPort, type TestUser } from './helpers.ts';
 import { startPushService, type PushDevice, type PushService } from './push-service.ts';
 import { connect } from './ws-helpers.ts';
 
@@ -235,14 +238,15 @@ describe('worker process (Redis)', () => {
     await api?.stop();
   });
 
-  /** `npm run worker` as a child process, trusting the push service's certificate. */
-  function startWorker(): Promise<ChildProcess> {
-    const child = spawnWorker(api, REDIS_URL, queuePrefix, { JOB_LOCK_DURATION: '2s', LOG_LEVEL: 'info' });
+  /** `npm run worker` as a child process, trusting the push service's certificate; its log lines go to `lines`. */
+  function startWorker(env: Record<string, string> = {}, lines: string[] = []): Promise<ChildProcess> {
+    const child = spawnWorker(api, REDIS_URL, queuePrefix, { JOB_LOCK_DURATION: '2s', LOG_LEVEL: 'info', ...env });
     workers.push(child);
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => reject(new Error('worker did not start')), 30_000);
       child.once('exit', (code) => reject(new Error(`worker exited with ${code}`)));
       createInterface({ input: child.stdout! }).on('line', (line) => {
+        lines.push(line);
         if (line.includes('notification worker started')) {
           clearTimeout(timer);
           resolve(child);
@@ -267,20 +271,45 @@ describe('worker process (Redis)', () => {
     expect(device.accepted[0].body).toBe('do not lose me');
   }, 40_000);
 
-  it('finishes a running job before stopping on SIGTERM', async () => {
+  /** The only worker, started with `env`, in the middle of pushing `text`: the push service is answering per `script`. */
+  async function workerMidJob(script: Array<'hold' | 'slow'>, text: string, env: Record<string, string> = {}, lines: string[] = []) {
     const [alice, bob] = await Promise.all([registerUser(api), registerUser(api)]);
     for (const earlier of workers) earlier.kill('SIGKILL'); // this worker must be the one running the job
-    const device = push.device(['slow']);
+    const device = push.device(script);
     await subscribeDevice(api, alice, device);
     const chatId = await createChat(api, bob, { kind: 'DIRECT', memberIds: [alice.id] });
-    const worker = await startWorker();
+    const worker = await startWorker(env, lines);
     const exited = new Promise<number | null>((resolve) => worker.once('exit', resolve));
-    await sendText(api, bob, chatId, 'before shutdown');
+    await sendText(api, bob, chatId, text);
     for (let i = 0; i < 100 && device.requests.length === 0; i++) await idle(100);
+    expect(device.requests).toHaveLength(1);
+    return { worker, exited, device };
+  }
+
+  it('finishes a running job before stopping on SIGTERM', async () => {
+    const { worker, exited, device } = await workerMidJob(['slow'], 'before shutdown');
     // The push service is still answering: stopping now must wait for it.
     worker.kill('SIGTERM');
     expect(await exited).toBe(0);
     expect(device.accepted.map((p) => p.body)).toEqual(['before shutdown']);
+  }, 40_000);
+
+  it('stops within SHUTDOWN_TIMEOUT on SIGTERM when a job does not finish; another worker takes the job over', async () => {
+    const lines: string[] = [];
+    // The push service never answers: the worker is stuck in the request.
+    const { worker, exited, device } = await workerMidJob(['hold'], 'held at shutdown', { SHUTDOWN_TIMEOUT: '1s' }, lines);
+
+    const started = performance.now();
+    worker.kill('SIGTERM');
+    expect(await exited).toBe(0);
+    // Rather than until the push request times out (10 s).
+    expect(performance.now() - started).toBeLessThan(3_000);
+    const warnings = lines.map((line) => JSON.parse(line)).filter((entry) => entry.level === 40);
+    expect(warnings.map((entry) => entry.msg)).toContainEqual(expect.stringMatching(/jobs still running/));
+
+    await startWorker();
+    await push.waitFor(device, 1, 20_000);
+    expect(device.accepted.map((p) => p.body)).toEqual(['held at shutdown']);
   }, 40_000);
 });
 
@@ -331,4 +360,21 @@ describe('Redis restart', () => {
     await push.waitFor(device, 1, 20_000);
     expect(device.accepted[0].body).toBe('queued before the restart');
   }, 60_000);
+});
+
+describe('outbox relay', () => {
+  it('does nothing when kicked after it stopped: no query on a pool that closes with it', async () => {
+    const queries: string[] = [];
+    const { logs, logger } = capturedLogs();
+    const prisma = createPrisma(database.url, { onQuery: (sql) => queries.push(sql) });
+    const relay = createOutboxRelay({ prisma, queue: createLocalQueue(async () => {}, logger), logger });
+    await relay.stop();
+    await prisma.$disconnect();
+
+    // As a request that outlived shutdown would, after sending its message.
+    relay.kick();
+    await relay.drained();
+    expect(queries).toEqual([]);
+    expect(logs).toEqual([]);
+  });
 });

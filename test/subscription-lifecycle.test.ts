@@ -2,14 +2,15 @@
 // and graphql-ws clients on a real port. A table lock holds that work at a known point, so this
 // file runs on a database of its own (the lock would stall the other test files).
 import { randomUUID } from 'node:crypto';
-import { Writable } from 'node:stream';
+import { once } from 'node:events';
+import type { Socket } from 'node:net';
 import { Redis } from 'ioredis';
 import pg from 'pg';
-import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import WebSocket from 'ws';
 import type { App } from '../src/app.ts';
 import { applyMigrations, ensureDatabase } from '../src/db/migrations.ts';
-import { createChat, gql, registerUser, scratchDatabaseUrl, sendText, startTestApp, type TestUser } from './helpers.ts';
+import { capturedLogs, createChat, gql, registerUser, scratchDatabaseUrl, sendText, startTestApp, type TestUser } from './helpers.ts';
 import { connect, subscribe, type Connection } from './ws-helpers.ts';
 
 const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
@@ -65,6 +66,28 @@ async function waitsForLock(fragment: string) {
     },
     { timeout: 5_000, interval: 20 },
   );
+}
+
+/** A graphql-ws client that, once acknowledged, stops reading its socket: it never answers a close frame. */
+async function unresponsiveClient(url: string, token: string) {
+  const socket = new WebSocket(url.replace(/^http/, 'ws'), 'graphql-transport-ws');
+  // Answering the close frame once it reads again fails: the server has cut the connection by then.
+  socket.on('error', () => {});
+  let tcp: Socket | undefined;
+  socket.once('upgrade', (response) => (tcp = response.socket));
+  const closed = new Promise<number>((resolve) => socket.once('close', resolve));
+  await once(socket, 'open');
+  socket.send(JSON.stringify({ type: 'connection_init', payload: { authorization: `Bearer ${token}` } }));
+  const [ack] = await once(socket, 'message');
+  expect(JSON.parse(String(ack))).toEqual({ type: 'connection_ack' });
+  tcp!.pause();
+  return {
+    /** Reads again: what the server sent meanwhile arrives, and then the close event's code. */
+    resume() {
+      tcp!.resume();
+      return closed;
+    },
+  };
 }
 
 describe('a subscription the client ended', () => {
@@ -162,6 +185,44 @@ describe('a subscription the client ended', () => {
   });
 });
 
+/** Sends a message through the HTTP server (unlike yoga.fetch, so that stop() sees the request). */
+function sendOverHttp(url: string, sender: TestUser, chatId: string, text: string) {
+  return fetch(url, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', authorization: `Bearer ${sender.accessToken}` },
+    body: JSON.stringify({
+      query: `mutation ($input: SendMessageInput!) { sendMessage(input: $input) { id } }`,
+      variables: { input: { chatId, kind: 'TEXT', text } },
+    }),
+  });
+}
+
+interface StoppableApp {
+  app: App;
+  url: string;
+  users: [TestUser, TestUser];
+  /** Stops the app; resolves with how long that took, in milliseconds. */
+  stop(): Promise<number>;
+}
+
+/** Runs `test` on a listening app of its own (push off) with two users, and stops the app after it unless `test` did. */
+async function withStoppableApp(env: Record<string, string>, options: Parameters<typeof startTestApp>[1], test: (s: StoppableApp) => Promise<void>) {
+  const app = await startTestApp({ DATABASE_URL: scratch.url, PUSH_ENABLED: 'false', ...env }, options);
+  let stopped: Promise<void> | undefined;
+  try {
+    const { url } = await app.start();
+    const users = await Promise.all([registerUser(app), registerUser(app)]);
+    const stop = async () => {
+      const started = performance.now();
+      await (stopped = app.stop());
+      return performance.now() - started;
+    };
+    await test({ app, url, users, stop });
+  } finally {
+    await (stopped ?? app.stop());
+  }
+}
+
 describe('stop()', () => {
   const modes: Array<{ bus: string; env: Record<string, string> }> = [
     { bus: 'in-process', env: {} },
@@ -171,16 +232,7 @@ describe('stop()', () => {
   it.each(modes)(
     '($bus) lets a request and subscription executions under way finish before the database closes, logging no error',
     async ({ env }) => {
-      const logs: Array<Record<string, unknown>> = [];
-      const logger = pino(
-        { level: 'debug' },
-        new Writable({
-          write(chunk, _encoding, done) {
-            for (const line of String(chunk).split('\n').filter(Boolean)) logs.push(JSON.parse(line));
-            done();
-          },
-        }),
-      );
+      const { logs, logger } = capturedLogs();
       const consoleErrors = vi.spyOn(console, 'error');
       // Named, so the connections this app leaves behind can be counted.
       const applicationName = `kocmoc-stop-${randomUUID().slice(0, 8)}`;
@@ -212,14 +264,7 @@ describe('stop()', () => {
         // A burst every subscriber executes: the executions wait for the lock, and so does a send.
         for (const message of sent) await app.services.events.message(chatId, 'EDITED', message);
         await waitsForLock('FROM "public"."Message"');
-        const response = fetch(url, {
-          method: 'POST',
-          headers: { 'content-type': 'application/json', authorization: `Bearer ${alice.accessToken}` },
-          body: JSON.stringify({
-            query: `mutation ($input: SendMessageInput!) { sendMessage(input: $input) { id } }`,
-            variables: { input: { chatId, kind: 'TEXT', text: 'in flight at shutdown' } },
-          }),
-        });
+        const response = sendOverHttp(url, alice, chatId, 'in flight at shutdown');
         await waitsForLock('INSERT INTO "Message"');
 
         stopped = app.stop();
@@ -254,12 +299,43 @@ describe('stop()', () => {
     },
   );
 
-  it('ends subscriptions over HTTP event streams with a complete event rather than cutting them off', async () => {
-    const app = await startTestApp({ DATABASE_URL: scratch.url, PUSH_ENABLED: 'false' });
-    let stopped: Promise<void> | undefined;
-    try {
-      const { url } = await app.start();
-      const [alice, bob] = await Promise.all([registerUser(app), registerUser(app)]);
+  it('cuts off a WebSocket client that does not answer the close frame rather than waiting for it', () =>
+    withStoppableApp({}, {}, async ({ url, users: [alice, bob], stop }) => {
+      const silent = await unresponsiveClient(url, alice.accessToken);
+      const attentive = connect(url, bob.accessToken);
+      await attentive.connected;
+
+      // ws on its own waits 30 s for the close handshake; stop() allows 1 s of its budget for it.
+      expect(await stop()).toBeLessThan(3_000);
+      expect(await attentive.closed).toBe(1001);
+      // The silent one was sent the close frame too before its connection was cut.
+      expect(await silent.resume()).toBe(1001);
+    }), 45_000);
+
+  it('keeps to SHUTDOWN_TIMEOUT when a request does not finish, and warns about it', async () => {
+    const { logs, logger } = capturedLogs();
+    await withStoppableApp({ SHUTDOWN_TIMEOUT: '2s' }, { logger }, async ({ app, url, users: [alice, bob], stop }) => {
+      const chatId = await createChat(app, alice, { kind: 'DIRECT', memberIds: [bob.id] });
+      const lock = await lockTable('Message');
+      try {
+        const response = sendOverHttp(url, alice, chatId, 'held up past the shutdown budget').catch((error: unknown) => error);
+        await waitsForLock('INSERT INTO "Message"');
+
+        const elapsed = await stop();
+        // It waited for the request (four fifths of the budget), then gave up on it.
+        expect(elapsed).toBeGreaterThan(1_500);
+        expect(elapsed).toBeLessThan(2_500);
+        expect(logs.filter((entry) => entry.level === 40).map((entry) => entry.msg)).toContain('stopping while requests or subscription work still run');
+        // Its connection was cut.
+        expect(await response).toBeInstanceOf(Error);
+      } finally {
+        await lock.release();
+      }
+    });
+  });
+
+  it('ends subscriptions over HTTP event streams with a complete event rather than cutting them off', () =>
+    withStoppableApp({}, {}, async ({ app, url, users: [alice, bob], stop }) => {
       const chatId = await createChat(app, alice, { kind: 'DIRECT', memberIds: [bob.id] });
       const response = await fetch(url, {
         method: 'POST',
@@ -280,13 +356,9 @@ describe('stop()', () => {
       await gql(app, `mutation ($c: ID!) { setTyping(chatId: $c, isTyping: true) }`, { c: chatId }, { token: alice.accessToken });
       await readUntil((text) => text.includes('event: next'));
 
-      stopped = app.stop();
-      await stopped;
+      await stop();
       await readUntil(() => false);
       // Ended by the server, not cut off with its connection once the drain ran out.
       expect(received).toMatch(/event: complete\n/);
-    } finally {
-      await (stopped ?? app.stop());
-    }
-  });
+    }));
 });

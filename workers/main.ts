@@ -1,6 +1,6 @@
 // `npm run worker`: the background worker process (its own service in docker-compose.yml). It runs
 // push-notification jobs from Redis; any number of workers can run, and a job whose worker dies is
-// taken over by another once its lock expires. SIGTERM lets running jobs finish.
+// taken over by another once its lock expires. SIGTERM lets running jobs finish within SHUTDOWN_TIMEOUT.
 import { Redis } from 'ioredis';
 import { createContentCipher } from '../src/crypto/content-cipher.ts';
 import { createPrisma } from '../src/db/client.ts';
@@ -9,6 +9,7 @@ import { createLogger } from '../src/logger.ts';
 import { createNotifications } from '../src/notifications/notifications.ts';
 import { startBullWorker } from '../src/notifications/queue.ts';
 import { createPresenceTracker } from '../src/realtime/presence.ts';
+import { settledWithin, shutdownBudget, WORK_SHARE } from '../src/shutdown.ts';
 import { createWorkerPool } from '../src/worker-pool.ts';
 
 const config = loadConfigOrExit();
@@ -48,11 +49,17 @@ for (const signal of ['SIGINT', 'SIGTERM'] as const) {
   process.on(signal, async () => {
     if (stopping) return;
     stopping = true;
+    const budget = shutdownBudget(config.shutdownTimeoutMs);
     logger.info({ signal }, 'worker stopping: finishing running jobs');
     try {
-      await worker.close();
-      await notifications.stop();
-      await Promise.allSettled([pool.close(), prisma.$disconnect(), redis.quit()]);
+      // Takes no new job, and lets the running ones finish while the budget allows.
+      if (!(await settledWithin(worker.close(), budget.until(WORK_SHARE)))) {
+        logger.warn('jobs still running at SHUTDOWN_TIMEOUT: another worker takes them over once their lock (JOB_LOCK_DURATION) expires');
+      }
+      await budget.finish(async () => {
+        await notifications.stop();
+        await Promise.allSettled([pool.close(), prisma.$disconnect(), redis.quit()]);
+      }, logger);
       logger.info('worker stopped');
       process.exit(0);
     } catch (error) {

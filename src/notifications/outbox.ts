@@ -20,6 +20,7 @@ export function createOutboxRelay({ prisma, queue, logger, intervalMs = 5_000, b
   let timer: NodeJS.Timeout | undefined;
   let draining: Promise<void> | undefined;
   let again = false;
+  let stopped = false;
 
   // Requests can hold every pooled connection for a while under load: wait for one rather than fail.
   const drainBatch = () =>
@@ -41,6 +42,8 @@ export function createOutboxRelay({ prisma, queue, logger, intervalMs = 5_000, b
 
   /** Relays soon; calls while a drain runs make it run once more, so nothing waits for the interval. */
   const kick = () => {
+    // A request that outlived shutdown still kicks; draining then would reopen the database pool stop() closed.
+    if (stopped) return;
     if (draining) {
       again = true;
       return;
@@ -68,6 +71,7 @@ export function createOutboxRelay({ prisma, queue, logger, intervalMs = 5_000, b
       while (draining) await draining;
     },
     async stop() {
+      stopped = true;
       clearInterval(timer);
       again = false;
       await draining;

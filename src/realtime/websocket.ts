@@ -178,10 +178,19 @@ export function attachWebSocketServer(
     get operations() {
       return runningOperations;
     },
-    async close() {
+    /**
+     * Closes every socket with 1001. A client that has not answered the close frame within
+     * `handshakeMs` is cut off: ws would wait 30 s for it, past an orchestrator's grace period.
+     */
+    async close(handshakeMs: number) {
       (await stopSessionListener)();
       for (const socket of wss.clients) socket.close(1001, 'Server shutting down');
+      const cutOff = setTimeout(() => {
+        if (wss.clients.size > 0) logger.info({ sockets: wss.clients.size }, 'cutting off WebSocket clients that did not answer the close frame');
+        for (const socket of wss.clients) socket.terminate();
+      }, handshakeMs);
       await disposable.dispose();
+      clearTimeout(cutOff);
       await new Promise<void>((resolve) => wss.close(() => resolve()));
     },
   };
