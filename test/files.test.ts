@@ -20,6 +20,7 @@ import { parseRange } from '../src/files/ranges.ts';
 import { signFileUrl } from '../src/files/signed-urls.ts';
 import type { FileStorage } from '../src/files/storage.ts';
 import { orientationExif } from '../workers/strip-metadata.ts';
+import { isLosslessWebp, webpChunks } from '../workers/webp.ts';
 import { codeOf, createChat, gql, registerUser, startTestApp, startUploadTestApp, TEST_JWT_SECRET, type TestUser } from './helpers.ts';
 
 const MAX_UPLOAD_BYTES = 1024 * 1024;
@@ -685,6 +686,85 @@ describe('image metadata', () => {
       expect(metadata.orientation, `orientation ${orientation}`).toBe(orientation);
       expect(metadata.autoOrient).toEqual(orientation >= 5 ? { width: 20, height: 40 } : { width: 40, height: 20 });
     }
+  });
+
+  /** The chunk types of a WebP, animation frames' chunks after their ANMF. */
+  const webpChunkTypes = (webp: Uint8Array) => {
+    const bytes = Buffer.from(webp);
+    return [...webpChunks(bytes)].flatMap((chunk) =>
+      chunk.type === 'ANMF' ? ['ANMF', ...[...webpChunks(bytes, chunk.payloadStart + 16, chunk.payloadEnd)].map(({ type }) => type)] : [chunk.type],
+    );
+  };
+  /** Random RGBA pixels, a quarter of them fully transparent (with a colour all the same). */
+  const translucentNoise = (width: number, height: number) => {
+    const pixels = randomBytes(width * height * 4);
+    for (let alpha = 3; alpha < pixels.length; alpha += 16) pixels[alpha] = 0;
+    return sharp(pixels, { raw: { width, height, channels: 4 } });
+  };
+  /** What a viewer decodes, turned upright: `raw` at the image's own depth (8 or 16 bits a sample). */
+  const uprightPixels = (image: Uint8Array, depth: 'uchar' | 'ushort' = 'uchar') => sharp(image).autoOrient().raw({ depth }).toBuffer();
+
+  it('turns a lossless WebP upright losslessly: every pixel as sent, turned', async () => {
+    const photo = await translucentNoise(64, 48).webp({ lossless: true, exact: true }).withExif(EXIF).withMetadata({ orientation: 6 }).toBuffer();
+    expect(webpChunkTypes(photo)).toContain('VP8L');
+    expect(isLosslessWebp(photo)).toBe(true);
+
+    const { image, stored, metadata } = await storedImage(photo, 'lossless.webp');
+    expect(image).toMatchObject({ width: 48, height: 64 });
+    expect(metadata).toMatchObject({ format: 'webp', width: 48, height: 64, channels: 4 });
+    expect({ orientation: metadata.orientation, exif: metadata.exif }).toEqual({});
+    expect(webpChunkTypes(stored)).toContain('VP8L');
+    expect(webpChunkTypes(stored)).not.toContain('VP8 ');
+    // Even the colours under the transparent pixels, which a lossy or non-exact encoder changes.
+    expect(await uprightPixels(stored)).toEqual(await uprightPixels(photo));
+  });
+
+  it('turns a lossy WebP upright as a lossy one', async () => {
+    const photo = await noise(64, 48).webp({ quality: 80 }).withMetadata({ orientation: 6 }).toBuffer();
+    expect(isLosslessWebp(photo)).toBe(false);
+    const { stored, metadata } = await storedImage(photo, 'lossy.webp');
+    expect(metadata).toMatchObject({ format: 'webp', width: 48, height: 64 });
+    expect(webpChunkTypes(stored)).toContain('VP8 ');
+    expect(webpChunkTypes(stored)).not.toContain('VP8L');
+  });
+
+  it('tells a lossless WebP by its chunks: a still image, or an animation whose every frame is VP8L', async () => {
+    const frames = (encode: (image: Sharp) => Sharp) =>
+      encode(sharp(randomBytes(32 * 64 * 3), { raw: { width: 32, height: 64, channels: 3, pageHeight: 32 } })).toBuffer();
+    const lossless = await frames((image) => image.webp({ lossless: true }));
+    const lossy = await frames((image) => image.webp({ quality: 80 }));
+    expect(webpChunkTypes(lossless)).toEqual(['VP8X', 'ANIM', 'ANMF', 'VP8L', 'ANMF', 'VP8L']);
+    expect(webpChunkTypes(lossy)).toEqual(['VP8X', 'ANIM', 'ANMF', 'VP8 ', 'ANMF', 'VP8 ']);
+    expect([isLosslessWebp(lossless), isLosslessWebp(lossy)]).toEqual([true, false]);
+
+    // A lossless first frame, then a lossy one: not lossless.
+    const [, , , secondLossy] = [...webpChunks(lossy)];
+    const mixed = Buffer.concat([lossless.subarray(0, [...webpChunks(lossless)][3]!.start), lossy.subarray(secondLossy!.start, secondLossy!.end)]);
+    mixed.writeUInt32LE(mixed.byteLength - 8, 4);
+    expect(webpChunkTypes(mixed)).toEqual(['VP8X', 'ANIM', 'ANMF', 'VP8L', 'ANMF', 'VP8 ']);
+    expect(isLosslessWebp(mixed)).toBe(false);
+    // Cut short, or not a WebP at all: nothing to tell it by.
+    expect(isLosslessWebp(lossless.subarray(0, lossless.byteLength - 10))).toBe(false);
+    expect(isLosslessWebp(await png(10, 10))).toBe(false);
+  });
+
+  it('turns a palette PNG upright as a palette of the same bit depth, every pixel as sent', async () => {
+    const photo = await translucentNoise(64, 48).png({ palette: true, colours: 16 }).withMetadata({ orientation: 6 }).toBuffer();
+    expect(await sharp(photo).metadata()).toMatchObject({ isPalette: true, bitsPerSample: 4, hasAlpha: true, orientation: 6 });
+    const { stored, metadata } = await storedImage(photo, 'palette.png');
+    expect(metadata).toMatchObject({ format: 'png', width: 48, height: 64, isPalette: true, bitsPerSample: 4 });
+    expect(metadata.orientation).toBeUndefined();
+    expect(await uprightPixels(stored)).toEqual(await uprightPixels(photo));
+  });
+
+  it('turns a 16-bit PNG upright at 16 bits, every sample as sent', async () => {
+    const raw = { width: 40, height: 30, channels: 3 as const, depth: 'ushort' };
+    const photo = await sharp(randomBytes(40 * 30 * 3 * 2), { raw }).toColourspace('rgb16').png().withMetadata({ orientation: 6 }).toBuffer();
+    expect(await sharp(photo).metadata()).toMatchObject({ depth: 'ushort', bitsPerSample: 16, orientation: 6 });
+    const { stored, metadata } = await storedImage(photo, 'deep.png');
+    expect(metadata).toMatchObject({ format: 'png', width: 30, height: 40, depth: 'ushort', bitsPerSample: 16 });
+    expect(metadata.orientation).toBeUndefined();
+    expect(await uprightPixels(stored, 'ushort')).toEqual(await uprightPixels(photo, 'ushort'));
   });
 
   it('stores a PNG without its text chunks or eXIf, and with its pixels and colour profile', async () => {
