@@ -1,8 +1,13 @@
 // Files over a real port: multipart uploads of every kind, type sniffing, the streaming size limit,
 // encrypted storage, downloads (access, signed links, ranges, ETags, safe headers) and clean-up.
-import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { randomBytes } from 'node:crypto';
+import { existsSync, readdirSync, readFileSync, readlinkSync, writeFileSync } from 'node:fs';
+import { randomBytes, randomUUID } from 'node:crypto';
+import { once } from 'node:events';
+import { connect } from 'node:net';
 import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import { crc32 } from 'node:zlib';
 import sharp, { type Sharp } from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -15,6 +20,7 @@ import { parseRange } from '../src/files/ranges.ts';
 import { signFileUrl } from '../src/files/signed-urls.ts';
 import type { FileStorage } from '../src/files/storage.ts';
 import { orientationExif } from '../workers/strip-metadata.ts';
+import { isLosslessWebp, webpChunks } from '../workers/webp.ts';
 import { codeOf, createChat, gql, registerUser, startTestApp, startUploadTestApp, TEST_JWT_SECRET, type TestUser } from './helpers.ts';
 
 const MAX_UPLOAD_BYTES = 1024 * 1024;
@@ -31,13 +37,22 @@ let alice: TestUser;
 let bob: TestUser;
 let carol: TestUser;
 let group: string;
+/** Every process warning while this file runs: a FileHandle left to the garbage collector shows up here. */
+const warnings: Error[] = [];
+const collectWarning = (warning: Error) => warnings.push(warning);
+/** Node's warnings (and DEP0137) for FileHandles the garbage collector had to close. */
+const handlesClosedByGc = () => warnings.map((warning) => warning.message).filter((message) => /on garbage collection/.test(message));
 
 beforeAll(async () => {
+  process.on('warning', collectWarning);
   ({ app, base, uploadDir, stop: stopApp } = await startUploadTestApp({ MAX_UPLOAD_BYTES: String(MAX_UPLOAD_BYTES) }));
   [alice, bob, carol] = await Promise.all([registerUser(app), registerUser(app), registerUser(app)]);
   group = await createChat(app, alice, { kind: 'GROUP', title: 'Files', memberIds: [bob.id] });
 });
-afterAll(() => stopApp?.());
+afterAll(async () => {
+  process.off('warning', collectWarning);
+  await stopApp?.();
+});
 
 interface UploadOptions {
   name?: string;
@@ -673,6 +688,85 @@ describe('image metadata', () => {
     }
   });
 
+  /** The chunk types of a WebP, animation frames' chunks after their ANMF. */
+  const webpChunkTypes = (webp: Uint8Array) => {
+    const bytes = Buffer.from(webp);
+    return [...webpChunks(bytes)].flatMap((chunk) =>
+      chunk.type === 'ANMF' ? ['ANMF', ...[...webpChunks(bytes, chunk.payloadStart + 16, chunk.payloadEnd)].map(({ type }) => type)] : [chunk.type],
+    );
+  };
+  /** Random RGBA pixels, a quarter of them fully transparent (with a colour all the same). */
+  const translucentNoise = (width: number, height: number) => {
+    const pixels = randomBytes(width * height * 4);
+    for (let alpha = 3; alpha < pixels.length; alpha += 16) pixels[alpha] = 0;
+    return sharp(pixels, { raw: { width, height, channels: 4 } });
+  };
+  /** What a viewer decodes, turned upright: `raw` at the image's own depth (8 or 16 bits a sample). */
+  const uprightPixels = (image: Uint8Array, depth: 'uchar' | 'ushort' = 'uchar') => sharp(image).autoOrient().raw({ depth }).toBuffer();
+
+  it('turns a lossless WebP upright losslessly: every pixel as sent, turned', async () => {
+    const photo = await translucentNoise(64, 48).webp({ lossless: true, exact: true }).withExif(EXIF).withMetadata({ orientation: 6 }).toBuffer();
+    expect(webpChunkTypes(photo)).toContain('VP8L');
+    expect(isLosslessWebp(photo)).toBe(true);
+
+    const { image, stored, metadata } = await storedImage(photo, 'lossless.webp');
+    expect(image).toMatchObject({ width: 48, height: 64 });
+    expect(metadata).toMatchObject({ format: 'webp', width: 48, height: 64, channels: 4 });
+    expect({ orientation: metadata.orientation, exif: metadata.exif }).toEqual({});
+    expect(webpChunkTypes(stored)).toContain('VP8L');
+    expect(webpChunkTypes(stored)).not.toContain('VP8 ');
+    // Even the colours under the transparent pixels, which a lossy or non-exact encoder changes.
+    expect(await uprightPixels(stored)).toEqual(await uprightPixels(photo));
+  });
+
+  it('turns a lossy WebP upright as a lossy one', async () => {
+    const photo = await noise(64, 48).webp({ quality: 80 }).withMetadata({ orientation: 6 }).toBuffer();
+    expect(isLosslessWebp(photo)).toBe(false);
+    const { stored, metadata } = await storedImage(photo, 'lossy.webp');
+    expect(metadata).toMatchObject({ format: 'webp', width: 48, height: 64 });
+    expect(webpChunkTypes(stored)).toContain('VP8 ');
+    expect(webpChunkTypes(stored)).not.toContain('VP8L');
+  });
+
+  it('tells a lossless WebP by its chunks: a still image, or an animation whose every frame is VP8L', async () => {
+    const frames = (encode: (image: Sharp) => Sharp) =>
+      encode(sharp(randomBytes(32 * 64 * 3), { raw: { width: 32, height: 64, channels: 3, pageHeight: 32 } })).toBuffer();
+    const lossless = await frames((image) => image.webp({ lossless: true }));
+    const lossy = await frames((image) => image.webp({ quality: 80 }));
+    expect(webpChunkTypes(lossless)).toEqual(['VP8X', 'ANIM', 'ANMF', 'VP8L', 'ANMF', 'VP8L']);
+    expect(webpChunkTypes(lossy)).toEqual(['VP8X', 'ANIM', 'ANMF', 'VP8 ', 'ANMF', 'VP8 ']);
+    expect([isLosslessWebp(lossless), isLosslessWebp(lossy)]).toEqual([true, false]);
+
+    // A lossless first frame, then a lossy one: not lossless.
+    const [, , , secondLossy] = [...webpChunks(lossy)];
+    const mixed = Buffer.concat([lossless.subarray(0, [...webpChunks(lossless)][3]!.start), lossy.subarray(secondLossy!.start, secondLossy!.end)]);
+    mixed.writeUInt32LE(mixed.byteLength - 8, 4);
+    expect(webpChunkTypes(mixed)).toEqual(['VP8X', 'ANIM', 'ANMF', 'VP8L', 'ANMF', 'VP8 ']);
+    expect(isLosslessWebp(mixed)).toBe(false);
+    // Cut short, or not a WebP at all: nothing to tell it by.
+    expect(isLosslessWebp(lossless.subarray(0, lossless.byteLength - 10))).toBe(false);
+    expect(isLosslessWebp(await png(10, 10))).toBe(false);
+  });
+
+  it('turns a palette PNG upright as a palette of the same bit depth, every pixel as sent', async () => {
+    const photo = await translucentNoise(64, 48).png({ palette: true, colours: 16 }).withMetadata({ orientation: 6 }).toBuffer();
+    expect(await sharp(photo).metadata()).toMatchObject({ isPalette: true, bitsPerSample: 4, hasAlpha: true, orientation: 6 });
+    const { stored, metadata } = await storedImage(photo, 'palette.png');
+    expect(metadata).toMatchObject({ format: 'png', width: 48, height: 64, isPalette: true, bitsPerSample: 4 });
+    expect(metadata.orientation).toBeUndefined();
+    expect(await uprightPixels(stored)).toEqual(await uprightPixels(photo));
+  });
+
+  it('turns a 16-bit PNG upright at 16 bits, every sample as sent', async () => {
+    const raw = { width: 40, height: 30, channels: 3 as const, depth: 'ushort' };
+    const photo = await sharp(randomBytes(40 * 30 * 3 * 2), { raw }).toColourspace('rgb16').png().withMetadata({ orientation: 6 }).toBuffer();
+    expect(await sharp(photo).metadata()).toMatchObject({ depth: 'ushort', bitsPerSample: 16, orientation: 6 });
+    const { stored, metadata } = await storedImage(photo, 'deep.png');
+    expect(metadata).toMatchObject({ format: 'png', width: 30, height: 40, depth: 'ushort', bitsPerSample: 16 });
+    expect(metadata.orientation).toBeUndefined();
+    expect(await uprightPixels(stored, 'ushort')).toEqual(await uprightPixels(photo, 'ushort'));
+  });
+
   it('stores a PNG without its text chunks or eXIf, and with its pixels and colour profile', async () => {
     const encoded = await noise(64, 48).png().withExif(EXIF).withIccProfile('p3').toBuffer();
     const photo = withPngChunk(encoded, 'tEXt', Buffer.from(`Comment\0${COMMENT}`, 'latin1'));
@@ -828,5 +922,157 @@ describe('deleteUnusedUploads', () => {
     expect(await app.services.storage.stat(used.id)).not.toBeNull();
     expect((await download(`/files/${used.id}`, bob.accessToken)).status).toBe(200);
     expect((await download(`/files/${unused.id}`, alice.accessToken)).status).toBe(404);
+  });
+});
+
+// Every file a download, upload or storage call opens is closed when it is done with it, however it
+// ends, not left to the garbage collector: under load, such leaks run the process out of descriptors.
+describe.runIf(existsSync('/proc/self/fd'))('file descriptors', () => {
+  /** Files this process holds open (Linux: /proc/self/fd) stored under one of `keys`, or being written. */
+  function openFiles(keys: string[]): string[] {
+    const paths: string[] = [];
+    for (const fd of readdirSync('/proc/self/fd')) {
+      try {
+        const path = readlinkSync(`/proc/self/fd/${fd}`);
+        const ours = keys.includes(path.split('/').pop()!) || path.startsWith(join(uploadDir, '.incomplete'));
+        if (path.startsWith(uploadDir) && ours) paths.push(path);
+      } catch {
+        // The descriptor readdir used, closed by now.
+      }
+    }
+    return paths;
+  }
+
+  /**
+   * A handle closes a turn or two after its stream ends or is destroyed: waits that long at most,
+   * then asserts. A leaked handle the garbage collector closed meanwhile is caught by its warning.
+   */
+  async function expectClosed(keys: string[]) {
+    for (const deadline = Date.now() + 2_000; openFiles(keys).length > 0 && Date.now() < deadline; ) await sleep(10);
+    expect(openFiles(keys)).toEqual([]);
+    expect(handlesClosedByGc()).toEqual([]);
+  }
+
+  /** An unsent FILE of `size` random bytes, stored directly (uploads stop at MAX_UPLOAD_BYTES). */
+  async function storedFile(size: number) {
+    const { storage, config, prisma } = app.services;
+    const id = randomUUID();
+    const { keyId } = await writeEncryptedFile(storage, config.messageEncryption, id, [randomBytes(size)], size);
+    await prisma.attachment.create({ data: { id, uploaderId: alice.id, name: 'big.bin', mimeType: 'application/octet-stream', size, storageKey: id, contentKeyId: keyId } });
+    return id;
+  }
+
+  const inProcess = (path: string, headers: Record<string, string> = {}) =>
+    app.yoga.fetch(`http://kocmoc.test${path}`, { headers: { authorization: `Bearer ${alice.accessToken}`, ...headers } });
+
+  it('closes the file of every download: whole, ranged, revalidated, HEAD, out of range, thumbnail', async () => {
+    const file = await uploaded(alice, randomBytes(3 * FILE_CHUNK_BYTES), { kind: 'FILE' });
+    const image = await uploaded(alice, await png(64, 64), { kind: 'IMAGE' });
+    const get = async (path: string, headers: Record<string, string> = {}, method = 'GET') => {
+      const response = await fetch(`${base}${path}`, { method, headers: { authorization: `Bearer ${alice.accessToken}`, ...headers } });
+      return { status: response.status, bytes: (await response.arrayBuffer()).byteLength };
+    };
+    const results = await Promise.all(
+      Array.from({ length: 10 }, () => [
+        get(`/files/${file.id}`),
+        get(`/files/${file.id}`, { range: 'bytes=70000-140000' }),
+        get(`/files/${file.id}`, { range: `bytes=${10 * FILE_CHUNK_BYTES}-` }),
+        get(`/files/${file.id}`, { 'if-none-match': `"${file.id}"` }),
+        get(`/files/${file.id}`, {}, 'HEAD'),
+        get(`/files/${image.id}/thumbnail`),
+      ]).flat(),
+    );
+    expect(new Set(results.map(({ status }) => status))).toEqual(new Set([200, 206, 416, 304]));
+    await expectClosed([file.id, `${image.id}.thumb`]);
+  });
+
+  it('closes the file when the client goes away mid-download', async () => {
+    const id = await storedFile(8 * 1024 * 1024);
+    const aborts = Array.from({ length: 8 }, () => new AbortController());
+    const readers = await Promise.all(
+      aborts.map(async ({ signal }) => {
+        const response = await fetch(`${base}/files/${id}`, { headers: { authorization: `Bearer ${alice.accessToken}` }, signal });
+        const reader = response.body!.getReader();
+        expect((await reader.read()).done).toBe(false);
+        return reader;
+      }),
+    );
+    // 8 MiB do not fit in the socket buffers: the server is still reading each file.
+    expect(openFiles([id]).length).toBeGreaterThan(0);
+    for (const abort of aborts) abort.abort();
+    await Promise.all(readers.map((reader) => reader.closed.catch(() => {})));
+    await expectClosed([id]);
+  });
+
+  it('closes the file of a response nobody reads, and of one whose reader cancels it', async () => {
+    const id = await storedFile(4 * FILE_CHUNK_BYTES);
+    // Dropped unread: what a client that went away before the headers leaves behind, too.
+    for (let i = 0; i < 10; i++) expect((await inProcess(`/files/${id}`)).status).toBe(200);
+    for (let i = 0; i < 10; i++) expect((await inProcess(`/files/${id}`, { range: 'bytes=1000-' })).status).toBe(206);
+    for (let i = 0; i < 10; i++) {
+      const reader = (await inProcess(`/files/${id}`)).body!.getReader();
+      expect((await reader.read()).done).toBe(false);
+      await reader.cancel();
+      await (await inProcess(`/files/${id}`)).body!.cancel();
+    }
+    await expectClosed([id]);
+  });
+
+  it('closes the file when the client goes away before the response starts', async () => {
+    const id = await storedFile(4 * FILE_CHUNK_BYTES);
+    const { port } = new URL(base);
+    await Promise.all(
+      Array.from({ length: 10 }, async () => {
+        const socket = connect(Number(port), '127.0.0.1');
+        await once(socket, 'connect');
+        socket.write(`GET /files/${id} HTTP/1.1\r\nHost: kocmoc.test\r\nAuthorization: Bearer ${alice.accessToken}\r\n\r\n`);
+        // Gone while the server checks access: it answers a closed response, whose body nobody reads.
+        socket.destroy();
+      }),
+    );
+    // The server is done with those requests once it has answered ones it got after them.
+    for (let i = 0; i < 3; i++) expect((await download(`/files/${id}`, alice.accessToken)).status).toBe(200);
+    await sleep(100);
+    await expectClosed([id]);
+  });
+
+  it('closes the file of a download that fails: tampered, truncated, or not decryptable', async () => {
+    const tampered = await storedFile(3 * FILE_CHUNK_BYTES);
+    const truncated = await storedFile(3 * FILE_CHUNK_BYTES);
+    const path = storedPath(tampered);
+    const stored = readFileSync(path);
+    stored[HEADER_BYTES + FILE_CHUNK_BYTES + 20]! ^= 0x01;
+    writeFileSync(path, stored);
+    writeFileSync(storedPath(truncated), readFileSync(storedPath(truncated)).subarray(0, HEADER_BYTES + FILE_CHUNK_BYTES + 16 + 100));
+    for (let i = 0; i < 5; i++) {
+      for (const id of [tampered, truncated]) {
+        await expect((await download(`/files/${id}`, alice.accessToken)).arrayBuffer()).rejects.toThrow();
+        await expect((await inProcess(`/files/${id}`)).arrayBuffer()).rejects.toThrow();
+      }
+    }
+    // A key id the keyring does not have: refused after the header is read, before the body.
+    await app.services.prisma.attachment.update({ where: { id: truncated }, data: { contentKeyId: 'gone' } });
+    expect((await download(`/files/${truncated}`, alice.accessToken)).status).toBe(500);
+    await expectClosed([tampered, truncated]);
+  });
+
+  it('closes the file when storage cannot read or write it', async () => {
+    const { storage, config } = app.services;
+    const id = await storedFile(1_000);
+    await expect(storage.get(id, { start: 500, end: 100 })).rejects.toThrow(RangeError);
+    await expect(writeEncryptedFile(storage, config.messageEncryption, `${id}-short`, [randomBytes(10)], 11)).rejects.toThrow(/fewer than/);
+    expect(await storage.stat(`${id}-short`)).toBeNull();
+    await expectClosed([id]);
+  });
+});
+
+describe('file handles', () => {
+  it('are never left to the garbage collector, in any test of this file', async () => {
+    setFlagsFromString('--expose-gc');
+    const gc = runInNewContext('gc') as () => void;
+    gc();
+    // The warning is emitted on a later turn.
+    await sleep(50);
+    expect(handlesClosedByGc()).toEqual([]);
   });
 });

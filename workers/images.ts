@@ -3,6 +3,7 @@
 import type { Metadata, Sharp, SharpOptions } from 'sharp';
 import { TRANSFERABLE_RESULT } from './crypto.ts';
 import { orientationExif, stripMetadata } from './strip-metadata.ts';
+import { isLosslessWebp } from './webp.ts';
 
 type SharpFactory = (input: Uint8Array, options: SharpOptions) => Sharp;
 let sharpLoaded: Promise<SharpFactory> | undefined;
@@ -121,26 +122,28 @@ async function withoutMetadata(sharp: SharpFactory, bytes: Uint8Array, metadata:
 }
 
 /**
- * The image decoded and encoded again in its own format at high quality, upright, keeping only its
- * ICC profile (sharp writes no other metadata unless told to; without the profile colours would shift).
+ * The image decoded and encoded again in its own format, upright, keeping only its ICC profile
+ * (sharp writes no other metadata unless told to; without the profile colours would shift).
+ * Lossless formats stay lossless (PNG, lossless WebP); lossy ones are encoded at high quality.
  */
 async function reencode(sharp: SharpFactory, bytes: Uint8Array, metadata: Metadata, orientation: number, options: SharpOptions): Promise<Uint8Array> {
   const animated = (metadata.pages ?? 1) > 1;
   const image = sharp(bytes, { ...options, animated }).keepIccProfile();
   if (orientation !== 1) image.autoOrient();
-  const output = await encoderFor(metadata)(image).toBuffer();
+  const output = await encoderFor(metadata, bytes)(image).toBuffer();
   return new Uint8Array(output); // a copy it spans alone, so it can be moved
 }
 
-function encoderFor(metadata: Metadata): (image: Sharp) => Sharp {
+function encoderFor(metadata: Metadata, bytes: Uint8Array): (image: Sharp) => Sharp {
   switch (metadata.format) {
     case 'jpeg':
       // Photos keep full-resolution colour when they had it; otherwise 4:2:0, like cameras write.
       return (image) => image.jpeg({ quality: 92, chromaSubsampling: metadata.chromaSubsampling === '4:4:4' ? '4:4:4' : '4:2:0' });
     case 'png':
-      return (image) => image.png();
+      return pngEncoder(metadata);
     case 'webp':
-      return (image) => image.webp({ quality: 90 });
+      // `exact`: the colour under fully transparent pixels is kept too, so every pixel stays as sent.
+      return isLosslessWebp(bytes) ? (image) => image.webp({ lossless: true, exact: true }) : (image) => image.webp({ quality: 90 });
     case 'gif':
       return (image) => image.gif();
     case 'heif':
@@ -149,4 +152,18 @@ function encoderFor(metadata: Metadata): (image: Sharp) => Sharp {
     default:
       throw new Error(`No encoder for ${metadata.format}`);
   }
+}
+
+/**
+ * A PNG as the input stored its samples; sharp's default is 8-bit RGB(A) whatever came in. A palette
+ * stays a palette of as many entries as its bit depth allows: the image has no more colours than
+ * that, so libimagequant keeps every visible pixel (it may change the colour under a fully
+ * transparent one), and the file stays about as small as sent (RGB was ~1.7x the size; quantising
+ * costs ~3x the CPU of a plain encode, acceptable as only an orientation makes a PNG re-encoded).
+ * 16 bits a sample stay 16.
+ */
+function pngEncoder(metadata: Metadata): (image: Sharp) => Sharp {
+  if (metadata.isPalette) return (image) => image.png({ palette: true, colours: 2 ** (metadata.bitsPerSample ?? 8) });
+  if (metadata.depth === 'ushort') return (image) => image.toColourspace(metadata.space === 'grey16' ? 'grey16' : 'rgb16').png();
+  return (image) => image.png();
 }

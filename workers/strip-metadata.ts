@@ -4,6 +4,7 @@
 // encoded pixels are copied byte for byte, so quality is untouched. A JPEG can keep its EXIF
 // orientation as the one tag left, so a portrait photo stays lossless too. Pure functions of the
 // bytes; workers/images.ts runs them in the worker pool and re-encodes what they cannot handle.
+import { isWebp, webpChunks } from './webp.ts';
 
 /**
  * `bytes` without metadata, as a new buffer it alone spans (so it can be moved between threads);
@@ -191,20 +192,10 @@ const WEBP_KEPT_CHUNKS: ReadonlySet<string> = new Set(['VP8X', 'VP8 ', 'VP8L', '
 const VP8X_EXIF_AND_XMP = 0x08 | 0x04;
 
 function stripWebp(bytes: Buffer): Uint8Array | null {
-  if (!startsWith(bytes, 0, 'RIFF') || !startsWith(bytes, 8, 'WEBP')) return null;
+  if (!isWebp(bytes)) return null;
   const ranges: Ranges = [[0, 12]];
-  // The RIFF size may be shorter than the buffer (trailing bytes), never longer in a well-formed file.
-  const riffEnd = 8 + bytes.readUInt32LE(4);
-  if (riffEnd > bytes.length) return null;
-  let pos = 12;
-  while (pos < riffEnd) {
-    const type = bytes.toString('latin1', pos, pos + 4);
-    const size = bytes.readUInt32LE(pos + 4);
-    const end = pos + 8 + size + (size % 2); // payloads are padded to an even length
-    if (end > riffEnd) return null;
-    if (WEBP_KEPT_CHUNKS.has(type)) ranges.push([pos, end]);
-    pos = end;
-  }
+  // Trailing bytes after the RIFF size are dropped; a chunk past it throws RangeError (null, above).
+  for (const { type, start, end } of webpChunks(bytes)) if (WEBP_KEPT_CHUNKS.has(type)) ranges.push([start, end]);
   const out = joinRanges(bytes, ranges);
   const view = new DataView(out.buffer);
   view.setUint32(4, out.byteLength - 8, true);

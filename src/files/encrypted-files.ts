@@ -41,6 +41,10 @@ export async function writeEncryptedFile(
 /**
  * The plaintext of a stored file, or of `range` of it (inclusive, within `file.size`), opening only
  * the chunks the range touches. The stream fails if any chunk does not authenticate.
+ *
+ * The stored bytes are opened when the first chunk is read, not before: a stream that is dropped or
+ * cancelled unread (the client left before the response started) holds no file, since a generator
+ * that never started runs no clean-up. Once reading, ending early (return, a failed chunk) closes it.
  */
 export async function readEncryptedFile(
   storage: FileStorage,
@@ -57,12 +61,12 @@ export async function readEncryptedFile(
   const first = Math.floor(range.start / chunkBytes);
   const last = Math.floor(range.end / chunkBytes);
   const sealedLength = (index: number) => Math.min(chunkBytes, file.size - index * chunkBytes) + TAG_BYTES;
-  const sealed = await storage.get(file.storageKey, {
-    start: chunkOffset(first, chunkBytes),
-    end: chunkOffset(last, chunkBytes) + sealedLength(last) - 1,
-  });
 
   return (async function* () {
+    const sealed = await storage.get(file.storageKey, {
+      start: chunkOffset(first, chunkBytes),
+      end: chunkOffset(last, chunkBytes) + sealedLength(last) - 1,
+    });
     // Read pieces do not line up with sealed chunks; carry what is left over to the next piece.
     let buffered: Uint8Array = new Uint8Array(0);
     let index = first;

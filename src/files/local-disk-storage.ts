@@ -4,7 +4,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { mkdir, open, readdir, rename, rm, stat, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
-import { assertStorageKey, StoredObjectMissing, type ByteRange, type FileStorage } from './storage.ts';
+import { assertByteRange, assertStorageKey, StoredObjectMissing, type ByteRange, type FileStorage } from './storage.ts';
 
 /** Temporary files live here until renamed; the clean-up job removes old ones (from crashes). */
 const TEMP_DIR = '.incomplete';
@@ -70,7 +70,11 @@ export function createLocalDiskStorage({ root }: LocalDiskStorageOptions): FileS
     },
 
     async get(key, range?: ByteRange) {
-      const handle = await open(pathOf(key), 'r').catch((error: NodeJS.ErrnoException) => {
+      const path = pathOf(key);
+      // Checked before opening: a range createReadStream refuses leaves the handle it was given
+      // referenced by the stream it failed to build, so that handle could not even be closed.
+      if (range) assertByteRange(range);
+      const handle = await open(path, 'r').catch((error: NodeJS.ErrnoException) => {
         throw error.code === 'ENOENT' ? new StoredObjectMissing(key) : error;
       });
       // The stream closes the handle when it ends or is destroyed (e.g. the client went away).

@@ -14,7 +14,11 @@ export interface FileStorage {
    * reads as missing, and a failed or interrupted write leaves no object behind.
    */
   put(key: string, bytes: AsyncIterable<Uint8Array> | Iterable<Uint8Array>): Promise<{ size: number }>;
-  /** The object's bytes (only `range` when given). Rejects with `StoredObjectMissing` for an unknown key. */
+  /**
+   * The object's bytes (only `range` when given). Rejects with `StoredObjectMissing` for an unknown key.
+   * What it holds open (a file) is released when the iteration ends, fails or is returned from early,
+   * so a caller must iterate what it gets: one never iterated keeps it until garbage collection.
+   */
   get(key: string, range?: ByteRange): Promise<AsyncIterable<Uint8Array>>;
   /** Removes the object; removing a missing one is not an error. */
   delete(key: string): Promise<void>;
@@ -42,4 +46,11 @@ export const STORAGE_KEY = /^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$/;
 
 export function assertStorageKey(key: string): void {
   if (!STORAGE_KEY.test(key) || key.includes('..')) throw new Error(`invalid storage key "${key}"`);
+}
+
+/** A range `get` can read: whole non-negative offsets, start at most end. */
+export function assertByteRange({ start, end }: ByteRange): void {
+  if (!Number.isSafeInteger(start) || !Number.isSafeInteger(end) || start < 0 || end < start) {
+    throw new RangeError(`invalid byte range ${start}-${end}`);
+  }
 }
