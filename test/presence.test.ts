@@ -308,6 +308,23 @@ describe('presence across instances (Redis)', () => {
     expect(lastSeenWrites()).toBeLessThanOrEqual(2);
   });
 
+  it('reports all users of a stopped instance in one heartbeat, however many batches that takes', async () => {
+    const HEARTBEAT = 1_000;
+    const userIds = await createUsers(1_200);
+    const { a, b, changes } = await cluster({ heartbeatMs: HEARTBEAT, instanceTimeoutMs: 3 * HEARTBEAT });
+    await Promise.all(userIds.map((userId) => a.presence.connect(userId)));
+
+    const stoppedAt = Date.now();
+    await a.presence.stop();
+    // 1,200 users are three of the script's batches of 500: all in b's first tick after the grace.
+    await vi.waitFor(() => expect(changes.filter((change) => !change.online && change.instanceId === 'b')).toHaveLength(userIds.length), {
+      timeout: 5_000,
+      interval: 20,
+    });
+    expect(Date.now() - stoppedAt).toBeLessThan(GRACE_MS + 2 * HEARTBEAT);
+    await b.presence.stop();
+  });
+
   it("drops a crashed instance's connections after its heartbeat times out, and takes them back if it returns", async () => {
     const userId = await createUser();
     const { a, b, changes, prefix } = await cluster();

@@ -100,7 +100,7 @@ interface PresenceStore {
   /** Reports those of these users (or, with null, of all users) whose grace has run out. */
   settle(userIds: readonly string[] | null, graceMs: number): Promise<SettleResult>;
   /** Heartbeat, sweep of dead instances and settling of due users, at once. */
-  tick(graceMs: number, timeoutMs: number): Promise<{ registered: boolean; offline: Offline[] }>;
+  tick(graceMs: number, timeoutMs: number): Promise<{ registered: boolean; offline: Offline[]; more: boolean }>;
   online(userIds: readonly string[]): Promise<Set<string>>;
   /** Removes this instance's connections; returns users to report offline at once (in-process store only). */
   leave(): Promise<Offline[]>;
@@ -263,9 +263,15 @@ export function createPresenceTracker(options: PresenceTrackerOptions): Presence
   }
 
   async function tick() {
-    const { registered, offline } = await store.tick(graceMs, instanceTimeoutMs);
-    offline.forEach(reportOffline);
-    await resync(registered ? [...dirty] : [...local.keys(), ...dirty]);
+    let result = await store.tick(graceMs, instanceTimeoutMs);
+    result.offline.forEach(reportOffline);
+    await resync(result.registered ? [...dirty] : [...local.keys(), ...dirty]);
+    // A stopped or dead instance leaves all its users due at once. Each tick settles a batch (one
+    // short Redis script); the rest follow at once, not one batch per heartbeat.
+    while (result.more && !stopped) {
+      result = await store.tick(graceMs, instanceTimeoutMs);
+      result.offline.forEach(reportOffline);
+    }
   }
 
   function scheduleTick() {
@@ -407,7 +413,7 @@ function createMemoryStore(): PresenceStore {
     },
     async tick(graceMs) {
       const { offline } = await settle(null, graceMs);
-      return { registered: true, offline };
+      return { registered: true, offline, more: false };
     },
     async online(userIds) {
       return new Set(userIds.filter((userId) => online.has(userId)));
@@ -510,8 +516,11 @@ for i = 3, #ARGV do settle_user(KEYS[1], KEYS[2], ARGV[1], ARGV[i], grace, now, 
 return {offline, waits}
 `;
 
-// KEYS: instances, online, pending. ARGV: instanceId, user prefix, instance-users prefix, timeoutMs, graceMs.
-// Returns {registered, {userId, lastSeenMs, ...}}.
+/** Users whose grace has ended settled by one script run: Redis runs nothing else meanwhile. */
+const SETTLE_BATCH = 500;
+
+// KEYS: instances, online, pending. ARGV: instanceId, user prefix, instance-users prefix, timeoutMs, graceMs, batch.
+// Returns {registered, {userId, lastSeenMs, ...}, number of users settled}.
 const TICK = `${LUA_PRELUDE}
 local now, timeout, grace = now_ms(), tonumber(ARGV[4]), tonumber(ARGV[5])
 local registered = redis.call('ZSCORE', KEYS[1], ARGV[1]) and 1 or 0
@@ -522,9 +531,9 @@ for i = 1, #dead, 2 do
   drop_instance(KEYS[1], KEYS[2], KEYS[3], ARGV[2], ARGV[3], dead[i], tonumber(dead[i + 1]))
 end
 local offline, waits = {}, {}
-local due = redis.call('ZRANGEBYSCORE', KEYS[3], '-inf', now - grace, 'LIMIT', 0, 500)
+local due = redis.call('ZRANGEBYSCORE', KEYS[3], '-inf', now - grace, 'LIMIT', 0, tonumber(ARGV[6]))
 for _, user in ipairs(due) do settle_user(KEYS[2], KEYS[3], ARGV[2], user, grace, now, offline, waits) end
-return {registered, offline}
+return {registered, offline, #due}
 `;
 
 // KEYS: instances, online, pending. ARGV: instanceId, user prefix, instance-users prefix.
@@ -567,11 +576,15 @@ function createRedisStore(redis: Redis, keyPrefix: string, instanceId: string): 
       };
     },
     async tick(graceMs, timeoutMs) {
-      const [registered, offline] = (await tick(
+      const [registered, offline, settled] = (await tick(
         [instancesKey, onlineKey, pendingKey],
-        [instanceId, userPrefix, instanceUsersPrefix, timeoutMs, graceMs],
-      )) as [number, unknown[]];
-      return { registered: registered === 1, offline: pairs(offline).map(([userId, lastSeenMs]) => ({ userId, lastSeenMs })) };
+        [instanceId, userPrefix, instanceUsersPrefix, timeoutMs, graceMs, SETTLE_BATCH],
+      )) as [number, unknown[], number];
+      return {
+        registered: registered === 1,
+        offline: pairs(offline).map(([userId, lastSeenMs]) => ({ userId, lastSeenMs })),
+        more: settled >= SETTLE_BATCH,
+      };
     },
     async online(userIds) {
       const flags = await redis.smismember(onlineKey, ...userIds);
