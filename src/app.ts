@@ -222,7 +222,7 @@ export async function buildApp(options: BuildAppOptions): Promise<App> {
         const responded = new Promise((resolve) => response.once('close', resolve));
         void inFlight.track(Promise.all([yoga(request, response), responded]));
       });
-      webSockets = attachWebSocketServer(server, yoga, services, inFlight, options.webSocket);
+      webSockets = attachWebSocketServer(server, yoga, services, { inFlight, onErrorsSent: (errors) => metrics.countErrors('ws', errors) }, options.webSocket);
       await new Promise<void>((resolve, reject) => {
         server!.once('error', reject);
         server!.listen(config.http.port, config.http.host, resolve);

@@ -2,7 +2,7 @@
 // connections and operations, the worker pool, and whatever else registers a gauge here.
 import { usePrometheus } from '@graphql-yoga/plugin-prometheus';
 import type { Plugin } from 'graphql-yoga';
-import { collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
+import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { WorkerPool } from './worker-pool.ts';
 
 export interface MetricsOptions {
@@ -14,6 +14,8 @@ export interface MetricsOptions {
 export interface Metrics {
   registry: Registry;
   plugin: Plugin;
+  /** Counts errors sent to clients by their `extensions.code` (the HTTP ones the plugin counts itself). */
+  countErrors(transport: 'http' | 'ws', errors: ReadonlyArray<{ extensions?: Record<string, unknown> }> | undefined): void;
   /** Adds a gauge read at scrape time (e.g. a job queue's depth). */
   gauge(name: string, help: string, read: () => number | Promise<number>): void;
   stop(): void;
@@ -46,7 +48,28 @@ export function createMetrics({ pool, webSockets }: MetricsOptions): Metrics {
   });
   const stopTaskListener = pool.onTaskDone((task, ms) => taskDuration.observe({ task }, ms / 1_000));
 
-  const plugin = usePrometheus({
+  // By code, so RATE_LIMITED (overload), INTERNAL (bugs) or UNAUTHENTICATED (expired clients) can be
+  // alerted on: Prometheus' error series above count errors by operation, not by kind.
+  const errorsSent = new Counter({
+    name: 'kocmoc_graphql_errors_total',
+    help: 'Errors sent to clients, by extensions.code and transport (http, ws).',
+    labelNames: ['code', 'transport'],
+    registers: [registry],
+  });
+  const countErrors: Metrics['countErrors'] = (transport, errors) => {
+    for (const error of errors ?? []) errorsSent.inc({ code: String(error.extensions?.code ?? 'UNKNOWN'), transport });
+  };
+  // Every HTTP answer, refusals before execution (413, 429, MAINTENANCE) included; subscriptions over
+  // SSE are streams and not counted here.
+  const countHttpErrors: Plugin = {
+    onResultProcess({ result }) {
+      for (const single of Array.isArray(result) ? result : [result]) {
+        if (single && typeof single === 'object' && 'errors' in single) countErrors('http', single.errors as never);
+      }
+    },
+  };
+
+  const prometheus = usePrometheus({
     endpoint: '/metrics',
     registry,
     metrics: {
@@ -61,5 +84,6 @@ export function createMetrics({ pool, webSockets }: MetricsOptions): Metrics {
     },
   });
 
-  return { registry, plugin, gauge, stop: stopTaskListener };
+  const plugin: Plugin = { onPluginInit: ({ addPlugin }) => [prometheus, countHttpErrors].forEach(addPlugin) };
+  return { registry, plugin, gauge, countErrors, stop: stopTaskListener };
 }

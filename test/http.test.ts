@@ -103,6 +103,36 @@ describe('GET /metrics', () => {
     expect(text).toMatch(/graphql_envelop_request_duration_count\{[^}]*\} [1-9]/);
   });
 
+  it('counts errors sent to clients by code and transport', async () => {
+    const user = await registerUser(app);
+    const count = async (code: string, transport: string) => {
+      const text = await (await fetch(`${base}/metrics`)).text();
+      const line = new RegExp(`^kocmoc_graphql_errors_total\\{code="${code}",transport="${transport}"\\} (\\d+)$`, 'm').exec(text);
+      return line ? Number(line[1]) : 0;
+    };
+    const before = {
+      badInput: await count('BAD_USER_INPUT', 'http'),
+      unauthenticated: await count('UNAUTHENTICATED', 'http'),
+      validation: await count('GRAPHQL_VALIDATION_FAILED', 'ws'),
+      wsUnauthenticated: await count('UNAUTHENTICATED', 'ws'),
+    };
+    await post({ query: 'mutation { login(input: { login: "", password: "x" }) { accessToken } }' });
+    await post({ query: 'mutation { login(input: { login: "nobody-here", password: "wrong password" }) { accessToken } }' });
+    await post({ query: '{ me { id } }' });
+    const connection = connect(`${base}/graphql`, user.accessToken);
+    const invalid = subscribe(connection, 'subscription { noSuchField }');
+    await invalid.completed;
+    const mutation = subscribe(connection, 'mutation { login(input: { login: "nobody-here", password: "wrong password" }) { accessToken } }');
+    await mutation.completed;
+    await connection.dispose();
+
+    expect(await count('BAD_USER_INPUT', 'http')).toBe(before.badInput + 1);
+    // The wrong password and the signed-out `me`.
+    expect(await count('UNAUTHENTICATED', 'http')).toBe(before.unauthenticated + 2);
+    expect(await count('GRAPHQL_VALIDATION_FAILED', 'ws')).toBe(before.validation + 1);
+    expect(await count('UNAUTHENTICATED', 'ws')).toBe(before.wsUnauthenticated + 1);
+  });
+
   it('counts live graphql-ws connections and subscriptions', async () => {
     const user = await registerUser(app);
     const connection = connect(`${base}/graphql`, user.accessToken);
@@ -169,6 +199,9 @@ describe('request body limit (MAX_REQUEST_BYTES)', () => {
     expect(res.status).toBe(413);
     expect(res.body.errors[0].extensions).toMatchObject({ code: 'BAD_USER_INPUT', field: 'body' });
     expect(res.body.errors[0].message).toContain('16 KiB');
+    // Refusals before execution are counted with the rest.
+    const metrics = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+    expect(metrics).toMatch(/^kocmoc_graphql_errors_total\{code="BAD_USER_INPUT",transport="http"\} 1$/m);
     // The unread body was discarded, not left on the connection: the next request on it works.
     const next = await send(100, 'content-length');
     expect(next.body.data).toEqual({ __typename: 'Query' });

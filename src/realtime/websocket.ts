@@ -27,6 +27,13 @@ export interface WebSocketOptions {
   maxPayloadBytes?: number;
 }
 
+export interface WebSocketHooks {
+  /** Tracks connecting, closing and queries/mutations, so shutdown can wait for them. */
+  inFlight: InFlight;
+  /** Sees every error sent to a client, in `error` and `next` messages (metrics count them). */
+  onErrorsSent?: (errors: ReadonlyArray<{ extensions?: Record<string, unknown> }>) => void;
+}
+
 /** Per-connection state; Yoga's context factory turns it into each operation's context. */
 export interface SocketState {
   connectionId: string;
@@ -50,7 +57,7 @@ export function attachWebSocketServer(
   server: Server,
   yoga: YogaServerInstance<WsServerContext, Context>,
   services: Services,
-  inFlight: InFlight,
+  { inFlight, onErrorsSent }: WebSocketHooks,
   options: WebSocketOptions = {},
 ) {
   const { maxOperationsPerConnection = 100, keepAliveMs = 12_000, connectionInitWaitTimeoutMs = 10_000, maxPayloadBytes = 256 * 1024 } = options;
@@ -159,6 +166,13 @@ export function attachWebSocketServer(
           rootValue: { execute, subscribe } satisfies EnvelopedRoot,
         };
         return args;
+      },
+
+      onError: (_ctx, _id, _payload, errors) => {
+        onErrorsSent?.(errors);
+      },
+      onNext: (_ctx, _id, _payload, _args, result) => {
+        if ('errors' in result && result.errors) onErrorsSent?.(result.errors);
       },
 
       onComplete: (ctx, id) => {
