@@ -1,16 +1,14 @@
 // A local Web Push service for the push bench, in a process of its own so its CPU is not the
-// sender's: HTTPS with a self-signed certificate (as test/push-service.ts), one endpoint per device,
+// sender's: HTTPS with a self-signed certificate (test/localhost-certificate.ts, as test/push-service.ts), one endpoint per device,
 // answering 201 at once. It only records when each push arrived (its Topic, i.e. its chat) and
 // keeps the encrypted body; a sample is decrypted (RFC 8291) after the measurement, off the clock,
 // to check that what arrived is a real notification for the right message.
-import { execFileSync } from 'node:child_process';
 import { createECDH, randomBytes, type ECDH } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { rmSync } from 'node:fs';
 import { createServer, type Server } from 'node:https';
 import type { AddressInfo } from 'node:net';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import ece from 'http_ece';
+import { localhostCertificate } from '../test/localhost-certificate.ts';
 import { forkChild, ownCpuMs, serveCommands, wallNow } from './push-child.ts';
 import { sleep } from './stats.ts';
 
@@ -83,8 +81,7 @@ interface Device {
 }
 
 function runService() {
-  const dir = mkdtempSync(join(tmpdir(), 'kocmoc-bench-push-'));
-  const [keyFile, certFile] = [join(dir, 'key.pem'), join(dir, 'cert.pem')];
+  const certificate = localhostCertificate('kocmoc-bench-push-');
   const devices = new Map<string, Device>();
   let at: number[] = [];
   let deviceOf: number[] = [];
@@ -113,16 +110,12 @@ function runService() {
   serveCommands(
     {
       async start() {
-        execFileSync('openssl', [
-          'req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-days', '1',
-          '-subj', '/CN=127.0.0.1', '-addext', 'subjectAltName=IP:127.0.0.1', '-keyout', keyFile, '-out', certFile,
-        ], { stdio: 'ignore' });
-        server = createServer({ key: readFileSync(keyFile), cert: readFileSync(certFile) }, handle);
+        server = createServer({ key: certificate.key, cert: certificate.cert }, handle);
         // Senders keep connections between phases; a few seconds of idling must not close them.
         server.keepAliveTimeout = 60_000;
         await new Promise<void>((resolve) => server!.listen(0, '127.0.0.1', resolve));
         port = (server.address() as AddressInfo).port;
-        return { certFile };
+        return { certFile: certificate.certFile };
       },
       async devices({ count }: { count: number }) {
         return Array.from({ length: count }, () => {
@@ -157,7 +150,7 @@ function runService() {
     async () => {
       server?.closeAllConnections();
       await new Promise<void>((resolve) => (server ? server.close(() => resolve()) : resolve()));
-      rmSync(dir, { recursive: true, force: true });
+      rmSync(certificate.dir, { recursive: true, force: true });
     },
   );
 }

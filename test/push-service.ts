@@ -1,13 +1,11 @@
 // A real local Web Push service: HTTPS with a self-signed certificate, decrypting each aes128gcm
 // payload (RFC 8291) with the subscription's private key, answering as each test scripts it.
-import { execFileSync } from 'node:child_process';
 import { createECDH, randomBytes, type ECDH } from 'node:crypto';
-import { mkdtempSync, readFileSync } from 'node:fs';
+import { rmSync } from 'node:fs';
 import { Agent, createServer, type Server } from 'node:https';
 import type { AddressInfo } from 'node:net';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import ece from 'http_ece';
+import { localhostCertificate } from './localhost-certificate.ts';
 
 export interface PushDevice {
   endpoint: string;
@@ -32,18 +30,12 @@ export interface PushService {
 }
 
 export async function startPushService(): Promise<PushService> {
-  const dir = mkdtempSync(join(tmpdir(), 'kocmoc-push-'));
-  const [keyFile, certFile] = [join(dir, 'key.pem'), join(dir, 'cert.pem')];
-  execFileSync('openssl', [
-    'req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-days', '1',
-    '-subj', '/CN=127.0.0.1', '-addext', 'subjectAltName=IP:127.0.0.1', '-keyout', keyFile, '-out', certFile,
-  ], { stdio: 'ignore' });
-  const cert = readFileSync(certFile);
+  const { dir, certFile, key, cert } = localhostCertificate('kocmoc-push-');
   const devices = new Map<string, PushDevice & { ecdh: ECDH; authSecret: Buffer }>();
   const waiters = new Set<() => void>();
   const held = new Set<import('node:http').ServerResponse>();
 
-  const server: Server = createServer({ key: readFileSync(keyFile), cert }, (req, res) => {
+  const server: Server = createServer({ key, cert }, (req, res) => {
     const chunks: Buffer[] = [];
     req.on('data', (chunk: Buffer) => chunks.push(chunk));
     req.on('end', () => {
@@ -109,6 +101,7 @@ export async function startPushService(): Promise<PushService> {
       for (const res of held) res.destroy();
       server.closeAllConnections();
       await new Promise<void>((resolve) => server.close(() => resolve()));
+      rmSync(dir, { recursive: true, force: true });
     },
   };
 }
