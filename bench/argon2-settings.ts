@@ -4,7 +4,7 @@
 import { availableParallelism } from 'node:os';
 import { performance } from 'node:perf_hooks';
 import { OWASP_ARGON2ID_SETTINGS } from '../src/env.ts';
-import { createWorkerPool } from '../src/worker-pool.ts';
+import { createWorkerPool } from '../src/cpu/pool.ts';
 import { hashPassword, verifyPassword } from '../workers/passwords.ts';
 import type { BenchContext } from './setup.ts';
 import { fixed, median, table } from './stats.ts';

@@ -9,7 +9,7 @@ import { setImmediate as nextTurn } from 'node:timers/promises';
 import { pathToFileURL } from 'node:url';
 import { createContentCipher, INLINE_MAX_BATCH_BYTES, ITEM_COST_BYTES, POOL_TASK_MAX_BYTES, type ContentCipher } from '../src/crypto/content-cipher.ts';
 import { keyIdOf } from '../src/env.ts';
-import { createWorkerPool, type WorkerPool } from '../src/worker-pool.ts';
+import { createWorkerPool, type WorkerPool } from '../src/cpu/pool.ts';
 import { openBatch, sealBatch, type OpenItem, type SealItem } from '../workers/crypto.ts';
 import { hostBusyShare, mainThreadCpuMs, sampleHostCpu } from './host-cpu.ts';
 import { measureRun } from './readings.ts';

@@ -15,7 +15,7 @@ import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
 import { Worker } from 'node:worker_threads';
 import { FILE_CHUNK_BYTES, sealFile } from '../src/files/file-cipher.ts';
 import { createLocalDiskStorage } from '../src/files/local-disk-storage.ts';
-import type { WorkerPool } from '../src/worker-pool.ts';
+import type { WorkerPool } from '../src/cpu/pool.ts';
 import { describeImage } from '../workers/images.ts';
 import { stripMetadata } from '../workers/strip-metadata.ts';
 import { mainThreadCpuMs } from './host-cpu.ts';

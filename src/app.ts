@@ -37,7 +37,7 @@ import { createSubscriptionExecution } from './realtime/shared-execution.ts';
 import { attachWebSocketServer, type WebSocketOptions, type WsServerContext } from './realtime/websocket.ts';
 import { schema } from './schema/index.ts';
 import { shutdownBudget, WORK_SHARE } from './shutdown.ts';
-import { createWorkerPool } from './worker-pool.ts';
+import { createWorkerPool } from './cpu/pool.ts';
 
 /**
  * How stop() divides SHUTDOWN_TIMEOUT, in shares of it counted from the start: WebSocket clients

@@ -16,7 +16,7 @@ import type { ChatFeeds } from './realtime/chat-feed.ts';
 import type { Events } from './realtime/events.ts';
 import type { PresenceTracker } from './realtime/presence.ts';
 import type { Logger } from './logger.ts';
-import type { WorkerPool } from './worker-pool.ts';
+import type { WorkerPool } from './cpu/pool.ts';
 
 /** Long-lived services shared by every request (and by tests and workers). */
 export interface Services {

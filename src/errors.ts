@@ -41,7 +41,3 @@ export const maintenance = (message: string, retryAfterSeconds: number) =>
 
 /** What a masked, unexpected error looks like to the client. */
 export const internal = () => clientError('INTERNAL', 'Internal server error.');
-
-export function errorCode(error: unknown): ErrorCode | undefined {
-  return error instanceof Error && error.name === "GraphQLError" ? ((error as GraphQLError).extensions.code as ErrorCode | undefined) : undefined;
-}

@@ -3,7 +3,7 @@ import { randomBytes } from 'node:crypto';
 import { afterAll, describe, expect, it } from 'vitest';
 import { createContentCipher, type ContentCipher } from '../src/crypto/content-cipher.ts';
 import { keyIdOf, type Keyring } from '../src/env.ts';
-import { createWorkerPool, type WorkerPool } from '../src/worker-pool.ts';
+import { createWorkerPool, type WorkerPool } from '../src/cpu/pool.ts';
 import { openBatch, sealBatch } from '../workers/crypto.ts';
 
 const text = (value: string) => new TextEncoder().encode(value);

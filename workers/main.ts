@@ -10,7 +10,7 @@ import { createNotifications } from '../src/notifications/notifications.ts';
 import { startBullWorker } from '../src/notifications/queue.ts';
 import { createPresenceTracker } from '../src/realtime/presence.ts';
 import { settledWithin, shutdownBudget, WORK_SHARE } from '../src/shutdown.ts';
-import { createWorkerPool } from '../src/worker-pool.ts';
+import { createWorkerPool } from '../src/cpu/pool.ts';
 
 const config = loadConfigOrExit();
 const logger = createLogger(config.logLevel).child({ role: 'worker' });

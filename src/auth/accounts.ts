@@ -1,7 +1,8 @@
 // Registration and login: the two ways to get a first device session.
 import { z } from 'zod';
 import type { Services } from '../context.ts';
-import { badUserInput, conflict, errorCode, unauthenticated } from '../errors.ts';
+import { WorkerPoolBusyError } from '../cpu/pool.ts';
+import { badUserInput, conflict, unauthenticated } from '../errors.ts';
 import { isUniqueViolation } from '../db/errors.ts';
 import { displayNameSchema, emailSchema, usernameSchema } from '../users/profile.ts';
 import { parseInput } from '../validation.ts';
@@ -108,6 +109,6 @@ async function upgradePasswordHash({ prisma, passwords, logger }: AccountService
     // Only if the hash is still the one that was verified: a concurrent change wins.
     await prisma.user.updateMany({ where: { id: user.id, passwordHash: user.passwordHash }, data: { passwordHash } });
   } catch (error) {
-    if (errorCode(error) !== 'RATE_LIMITED') logger.warn({ err: error, userId: user.id }, 'password hash upgrade failed');
+    if (!(error instanceof WorkerPoolBusyError)) logger.warn({ err: error, userId: user.id }, 'password hash upgrade failed');
   }
 }

@@ -1,6 +1,6 @@
 // Password hashing through the worker pool, and the rules a new password must meet.
 import type { Config } from '../env.ts';
-import type { WorkerPool } from '../worker-pool.ts';
+import type { WorkerPool } from '../cpu/pool.ts';
 
 export const PASSWORD_MIN_LENGTH = 8;
 /** Long enough for any passphrase, short enough that hashing cannot be abused. */
@@ -26,7 +26,8 @@ export function createPasswordHasher(pool: WorkerPool, params: Config['auth']['p
 
   return {
     /**
-     * Takes a place for one hash or verification, or throws RATE_LIMITED at once while hashing is
+     * Takes a place for one hash or verification, or throws WorkerPoolBusyError (answered
+     * RATE_LIMITED) at once while hashing is
      * over its queue bound. Logins and registrations call it first, so under overload they are
      * refused before any database work and the queue never grows past its bound.
      */
@@ -43,7 +44,7 @@ export function createPasswordHasher(pool: WorkerPool, params: Config['auth']['p
         release: slot.release,
       };
     },
-    /** Hashes now if the queue has room (RATE_LIMITED otherwise). */
+    /** Hashes now if the queue has room (WorkerPoolBusyError otherwise). */
     hash: (password: string) => pool.run('hashPassword', hashInput(password), { bounded: true }),
     /** True when a stored hash was made with other parameters than today's (it is then re-hashed at login). */
     needsRehash: (passwordHash: string) => {

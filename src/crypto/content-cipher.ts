@@ -2,7 +2,7 @@
 // AES-256-GCM. Always batch-shaped, so a page of messages is one call: small batches run inline on
 // the main thread, big ones as pool tasks, as measured in bench/RESULTS.md ("Message encryption").
 import type { Keyring } from '../env.ts';
-import type { WorkerPool } from '../worker-pool.ts';
+import type { WorkerPool } from '../cpu/pool.ts';
 import { openBatch, sealBatch, type OpenItem, type SealItem } from '../../workers/crypto.ts';
 
 /**

@@ -1,7 +1,8 @@
 import { GraphQLError } from 'graphql';
 import { useErrorHandler, type Plugin } from 'graphql-yoga';
 import type { Context } from '../context.ts';
-import { internal } from '../errors.ts';
+import { WorkerPoolBusyError } from '../cpu/pool.ts';
+import { internal, rateLimited } from '../errors.ts';
 import type { Logger } from '../logger.ts';
 
 // By name, not instanceof: graphql ships CJS and ESM builds, and a bundler or test runner can
@@ -16,12 +17,24 @@ export function isClientError(error: unknown): error is GraphQLError {
 /** Pothos rejects malformed connection arguments (bad cursor, negative `first`) with this. */
 const isPothosValidationError = (error: unknown) => error instanceof Error && error.name === 'PothosValidationError';
 
+/** Infrastructure refusing work it has no room for: the client is told to come back, nothing is logged. */
+const isOverload = (error: unknown): error is WorkerPoolBusyError => error instanceof WorkerPoolBusyError;
+
+/** The client error an expected, non-GraphQL failure stands for, or undefined. */
+function clientErrorFor(cause: unknown) {
+  if (isOverload(cause)) return rateLimited('The server is busy. Try again in a moment.', cause.retryAfterSeconds);
+  return undefined;
+}
+
 /**
- * Yoga's `maskError`: our own errors pass, Pothos argument errors become BAD_USER_INPUT, and
- * anything unexpected becomes a plain INTERNAL error (the log has the details).
+ * Yoga's `maskError`: our own errors pass, Pothos argument errors become BAD_USER_INPUT, an
+ * overloaded worker pool becomes RATE_LIMITED, and anything unexpected becomes a plain INTERNAL
+ * error (the log has the details).
  */
 export function maskError(error: unknown): Error {
   if (isClientError(error)) return error;
+  const mapped = clientErrorFor(isGraphQLError(error) ? error.originalError : error);
+  if (mapped) return isGraphQLError(error) ? new GraphQLError(mapped.message, { path: error.path, extensions: mapped.extensions }) : mapped;
   if (isGraphQLError(error) && isPothosValidationError(error.originalError)) {
     return new GraphQLError(error.message, { path: error.path, extensions: { code: 'BAD_USER_INPUT' } });
   }
@@ -38,6 +51,7 @@ export function useErrorLogging(logger: Logger): Plugin {
     for (const error of errors) {
       if (isClientError(error) || (isGraphQLError(error) && isPothosValidationError(error.originalError))) continue;
       const cause = isGraphQLError(error) ? (error.originalError ?? error) : error;
+      if (clientErrorFor(cause)) continue;
       log.error({ err: cause, path: isGraphQLError(error) ? error.path : undefined }, 'unexpected error');
     }
   }) as Plugin;

@@ -1,7 +1,7 @@
-// The Piscina pool that runs CPU-heavy tasks from workers/ off the event loop.
+// The Piscina pool that runs CPU-heavy tasks from workers/ off the event loop. It knows nothing of
+// GraphQL: a full queue is a WorkerPoolBusyError, which the API answers as RATE_LIMITED.
 import { Piscina } from 'piscina';
-import type * as tasks from '../workers/index.ts';
-import { rateLimited } from './errors.ts';
+import type * as tasks from '../../workers/index.ts';
 
 type Tasks = typeof tasks;
 export type TaskName = keyof Tasks;
@@ -13,8 +13,8 @@ export interface WorkerPoolOptions {
   threads: number;
   /**
    * Admission bound for tasks run with `{ bounded: true }`: when the work already queued
-   * would keep every thread busy for longer than this, new work fails fast with RATE_LIMITED
-   * instead of waiting. Default 2000 ms.
+   * would keep every thread busy for longer than this, new work fails fast with a
+   * WorkerPoolBusyError instead of waiting. Default 2000 ms.
    */
   queueMaxMs?: number;
   /** Nice value of the worker threads on Linux (0–19): above 0 the event loop wins a busy core. Default 0. */
@@ -22,12 +22,23 @@ export interface WorkerPoolOptions {
 }
 
 export interface RunOptions {
-  /** Refuse with RATE_LIMITED when the queue is over its bound (use for work users can spam). */
+  /** Refuse with a WorkerPoolBusyError when the queue is over its bound (use for work users can spam). */
   bounded?: boolean;
   transferList?: Transferable[];
 }
 
 export type WorkerPool = ReturnType<typeof createWorkerPool>;
+
+/** Bounded work was refused: the queue already holds more than `queueMaxMs` of work per thread. */
+export class WorkerPoolBusyError extends Error {
+  override name = 'WorkerPoolBusyError';
+  /** When the queued work should have drained. */
+  readonly retryAfterSeconds: number;
+  constructor(retryAfterSeconds: number) {
+    super('The worker pool is over its queue bound.');
+    this.retryAfterSeconds = retryAfterSeconds;
+  }
+}
 
 /** A place in the pool's bounded queue for one task (see `reserve`). */
 export interface Reservation {
@@ -39,7 +50,7 @@ export interface Reservation {
 
 export function createWorkerPool({ threads, queueMaxMs = 2_000, nice = 0 }: WorkerPoolOptions) {
   const piscina = new Piscina({
-    filename: new URL('../workers/entry.mjs', import.meta.url).href,
+    filename: new URL('../../workers/entry.mjs', import.meta.url).href,
     minThreads: threads,
     maxThreads: threads,
     workerData: { nice },
@@ -50,10 +61,10 @@ export function createWorkerPool({ threads, queueMaxMs = 2_000, nice = 0 }: Work
   let pendingMs = 0;
   const taskListeners = new Set<(task: TaskName, ms: number) => void>();
 
-  /** RATE_LIMITED when queued work would keep every thread busy for longer than the bound. */
+  /** Refuses when queued work would keep every thread busy for longer than the bound. */
   function assertCapacity() {
     if (pendingMs / threads <= queueMaxMs) return;
-    throw rateLimited('The server is busy. Try again in a moment.', Math.ceil(pendingMs / threads / 1_000));
+    throw new WorkerPoolBusyError(Math.ceil(pendingMs / threads / 1_000));
   }
 
   async function execute<N extends TaskName>(task: N, input: TaskInput<N>, options: RunOptions): Promise<TaskOutput<N>> {
@@ -70,7 +81,7 @@ export function createWorkerPool({ threads, queueMaxMs = 2_000, nice = 0 }: Work
 
   /**
    * A place in the queue for one task, counted as `costOf`'s estimated work until the task ends or
-   * the place is released. With `bounded`, refuses (RATE_LIMITED) when the queue is over its bound.
+   * the place is released. With `bounded`, refuses (WorkerPoolBusyError) when the queue is over its bound.
    */
   function takePlace(costOf: TaskName, bounded: boolean): Reservation {
     if (bounded) assertCapacity();
