@@ -3,41 +3,28 @@ import { randomUUID } from 'node:crypto';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { createYoga, useReadinessCheck, type YogaServerInstance } from 'graphql-yoga';
-import { Redis } from 'ioredis';
-import { createPasswordHasher } from './auth/passwords.ts';
-import { createSessionCache } from './auth/session-cache.ts';
 import { startSessionCleanup } from './auth/session-cleanup.ts';
-import { createTokenService } from './auth/tokens.ts';
-import { createContext, type Context, type Services } from './context.ts';
-import { createContentCipher } from './crypto/content-cipher.ts';
-import { createPrisma } from './db/client.ts';
+import { createContext, type Context } from './context.ts';
 import { migrateDatabase, openDatabase } from './db/database.ts';
 import { pendingMigrations } from './db/migrations.ts';
 import type { Config } from './env.ts';
 import { startUploadCleanup } from './files/cleanup.ts';
 import { useFileDownloads } from './files/downloads.ts';
-import { createLocalDiskStorage } from './files/local-disk-storage.ts';
 import { useUploadLimits } from './files/upload-limit.ts';
-import { createUploadMemory } from './files/upload-memory.ts';
 import { multipartBodyLimit } from './files/upload-sizes.ts';
-import { createMaintenance } from './admin/maintenance.ts';
 import { createInFlight } from './in-flight.ts';
 import { createLogger, type Logger } from './logger.ts';
 import { createMetrics } from './metrics.ts';
-import { createNotifications, type Notifications, type NotificationsOptions } from './notifications/notifications.ts';
+import type { Notifications } from './notifications/notifications.ts';
 import { maskError, useErrorLogging } from './plugins/error-logging.ts';
 import { useMaintenanceMode } from './plugins/maintenance.ts';
 import { useRequestBodyLimit } from './plugins/request-body-limit.ts';
 import { requestIdOf, useRequestId } from './plugins/request-id.ts';
-import { createEventBus } from './realtime/bus.ts';
-import { createChatFeeds } from './realtime/chat-feed.ts';
-import { createEvents } from './realtime/events.ts';
-import { createPresenceTracker, type PresenceTrackerOptions } from './realtime/presence.ts';
 import { createSubscriptionExecution } from './realtime/shared-execution.ts';
 import { attachWebSocketServer, type WebSocketOptions, type WsServerContext } from './realtime/websocket.ts';
 import { schema } from './schema/index.ts';
+import { createServices, type Services, type ServicesOptions } from './services.ts';
 import { shutdownBudget, WORK_SHARE } from './shutdown.ts';
-import { createWorkerPool } from './cpu/pool.ts';
 
 /**
  * How stop() divides SHUTDOWN_TIMEOUT, in shares of it counted from the start: WebSocket clients
@@ -48,20 +35,12 @@ import { createWorkerPool } from './cpu/pool.ts';
 const SHUTDOWN_SHARES = { closeHandshake: 0.1, beforeCut: 0.5, afterCut: WORK_SHARE } as const;
 const CLOSE_HANDSHAKE_MAX_MS = 1_000;
 
-export interface BuildAppOptions {
+export interface BuildAppOptions extends Pick<ServicesOptions, 'onQuery' | 'presence' | 'channelPrefix' | 'notifications'> {
   config: Config;
   /** Defaults to a pino logger at `config.logLevel`. */
   logger?: Logger;
-  /** Forwarded to Prisma; tests count queries with it. */
-  onQuery?: (sql: string) => void;
-  /** Presence timings and limits (tests shorten the grace period). */
-  presence?: Pick<PresenceTrackerOptions, 'offlineGraceMs' | 'heartbeatMs' | 'instanceTimeoutMs' | 'maxConnectionsPerUser' | 'keyPrefix'>;
   /** WebSocket limits. */
   webSocket?: WebSocketOptions;
-  /** Prefix of Redis pub/sub channels (tests isolate themselves with it). Default `kocmoc:`. */
-  channelPrefix?: string;
-  /** Push notifications: an HTTPS agent for push services (tests trust their local push service with it). */
-  notifications?: Pick<NotificationsOptions, 'pushAgent' | 'relayIntervalMs'>;
 }
 
 export interface App {
@@ -80,65 +59,26 @@ export interface App {
 
 /** Opens the database (embedded when no URL is set), applies migrations and wires every service. */
 export async function buildApp(options: BuildAppOptions): Promise<App> {
-  const { config, logger = createLogger(config.logLevel), onQuery } = options;
+  const { config, logger = createLogger(config.logLevel) } = options;
   const database = await openDatabase(config, logger);
   await migrateDatabase(database.url, logger);
 
-  const prisma = createPrisma(database.url, { onQuery });
-  const pool = createWorkerPool(config.workers);
-  const passwords = createPasswordHasher(pool, config.auth.passwordHash);
-  const bus = createEventBus({ redisUrl: config.redisUrl, channelPrefix: options.channelPrefix, logger });
-  const events = createEvents(bus, logger);
   // Requests and subscription work still running: stop() waits for it before closing what it uses.
   const inFlight = createInFlight();
   const subscriptions = createSubscriptionExecution(inFlight);
-  const chatFeeds = createChatFeeds({ bus, prisma, logger, inFlight });
-  const redis = config.redisUrl ? new Redis(config.redisUrl, { maxRetriesPerRequest: 3 }) : undefined;
-  redis?.on('error', (error) => logger.warn({ err: error }, 'redis error'));
-  const presence = createPresenceTracker({
-    redis,
-    prisma,
-    logger,
-    ...options.presence,
-    onChange: (change) =>
-      void events.presence({ userId: change.userId, online: change.online, lastSeenAt: change.lastSeenAt?.toISOString() ?? null }),
-  });
-  const maintenance = createMaintenance({ prisma, bus });
-  const sessions = createSessionCache({ prisma, bus });
-  const cipher = createContentCipher({ keyring: config.messageEncryption, pool });
-  const notifications = createNotifications({ config, prisma, cipher, presence, logger, ...options.notifications });
-  const services: Services = {
-    config,
-    prisma,
-    pool,
-    passwords,
-    tokens: createTokenService(config.auth),
-    sessions,
-    cipher,
-    storage: createLocalDiskStorage({ root: config.files.uploadDir }),
-    uploadMemory: createUploadMemory({ limitBytes: config.files.uploadMemoryBytes }),
-    events,
-    chatFeeds,
+  const { onQuery, presence, channelPrefix } = options;
+  const { services, notifications, ...lifecycle } = createServices(config, logger, {
+    databaseUrl: database.url,
+    inFlight,
+    onQuery,
     presence,
-    maintenance,
-    notifications,
-    logger,
-  };
-  logger.info(bus.distributed ? 'events and presence go through Redis' : 'no REDIS_URL: events and presence stay in this process (one instance)');
-  await passwords.warmUp();
-  await presence.start();
-  await maintenance.start();
-  await sessions.start();
-  if (config.push.enabled) notifications.start();
+    channelPrefix,
+    notifications: options.notifications,
+  });
+  const { prisma, pool, maintenance } = services;
+  await lifecycle.start();
   const stopUploadCleanup = startUploadCleanup(services, { retentionMs: config.files.unusedRetentionMs });
   const stopSessionCleanup = startSessionCleanup(services);
-  logger.info(
-    !config.push.enabled
-      ? 'push notifications are off (PUSH_ENABLED=false)'
-      : notifications.queue.distributed
-        ? 'push notifications are queued in Redis: run `npm run worker` to deliver them'
-        : 'no REDIS_URL: push notifications are processed in this process (same job code as the worker)',
-  );
 
   let webSockets: ReturnType<typeof attachWebSocketServer> | undefined;
   const metrics = createMetrics({ pool, webSockets: () => webSockets });
@@ -246,17 +186,10 @@ export async function buildApp(options: BuildAppOptions): Promise<App> {
       // Work still running holds a database connection, which the database's disconnect waits for.
       await budget.finish(async () => {
         await serverClosed;
-        maintenance.stop();
-        sessions.stop();
         metrics.stop();
         await stopUploadCleanup();
         await stopSessionCleanup();
-        await notifications.stop();
-        await presence.stop();
-        await bus.close();
-        await redis?.quit().catch(() => {});
-        await pool.close();
-        await prisma.$disconnect();
+        await lifecycle.stop();
         await database.stop();
       }, logger);
     },

@@ -1,55 +1,11 @@
-// Builds each request's context once: who is asking (viewer and device session) and the services.
+// Builds each request's context once: who is asking (viewer and device session), loaders, and the
+// services. HTTP requests and graphql-ws operations both get theirs here (server/app.ts).
 import type { GraphQLError } from 'graphql';
-import type { PasswordHasher } from './auth/passwords.ts';
-import type { SessionCache } from './auth/session-cache.ts';
-import type { TokenService } from './auth/tokens.ts';
-import type { ContentCipher } from './crypto/content-cipher.ts';
-import type { Config } from './env.ts';
-import type { FileStorage } from './files/storage.ts';
-import type { UploadMemory } from './files/upload-memory.ts';
-import { unauthenticated } from './errors.ts';
-import type { PrismaClient } from './generated/prisma/client.ts';
+import { isAdminToken } from './admin/maintenance.ts';
+import { authenticate, type Authentication, type Viewer } from './auth/authenticate.ts';
 import { createLoaders, type Loaders } from './loaders.ts';
-import { isAdminToken, type Maintenance } from './admin/maintenance.ts';
-import type { Notifications } from './notifications/notifications.ts';
-import type { ChatFeeds } from './realtime/chat-feed.ts';
-import type { Events } from './realtime/events.ts';
-import type { PresenceTracker } from './realtime/presence.ts';
 import type { Logger } from './logger.ts';
-import type { WorkerPool } from './cpu/pool.ts';
-
-/** Long-lived services shared by every request (and by tests and workers). */
-export interface Services {
-  config: Config;
-  prisma: PrismaClient;
-  pool: WorkerPool;
-  passwords: PasswordHasher;
-  tokens: TokenService;
-  /** Live sessions, briefly cached (cleared at once when a session ends). */
-  sessions: SessionCache;
-  /** Seals and opens message content at rest. */
-  cipher: ContentCipher;
-  /** Where uploaded files are kept (encrypted by src/files before they get here). */
-  storage: FileStorage;
-  /** Upload bytes held in memory by this process, within UPLOAD_MEMORY_BYTES. */
-  uploadMemory: UploadMemory;
-  /** Publishes what subscribers see (through Redis when configured). */
-  events: Events;
-  /** Each chat's events, ordered and shared by this instance's subscribers. */
-  chatFeeds: ChatFeeds;
-  /** Who has a live connection, across instances. */
-  presence: PresenceTracker;
-  /** Maintenance mode, shared by all instances. */
-  maintenance: Maintenance;
-  /** Push notifications: `messageSent()` hands new messages to the job queue. */
-  notifications: Pick<Notifications, 'messageSent'>;
-  logger: Logger;
-}
-
-export interface Viewer {
-  userId: string;
-  sessionId: string;
-}
+import type { Services } from './services.ts';
 
 export interface Context extends Services {
   requestId: string;
@@ -68,13 +24,6 @@ export interface Context extends Services {
    * subscription; each event is executed with fresh loaders so it never shows cached data.
    */
   forEvent(): Context;
-}
-
-export interface Authentication {
-  viewer: Viewer | null;
-  authError: GraphQLError | null;
-  /** When the presented access token expires. */
-  expiresAt?: Date;
 }
 
 export interface ContextInput {
@@ -107,25 +56,4 @@ export async function createContext(services: Services, input: ContextInput): Pr
     },
   };
   return context;
-}
-
-/** The viewer, or the reason there is none as an UNAUTHENTICATED error. */
-export function requireViewer(ctx: Pick<Context, 'viewer' | 'authError'>): Viewer {
-  if (ctx.viewer) return ctx.viewer;
-  throw ctx.authError ?? unauthenticated();
-}
-
-/** Checks a `Bearer <accessToken>` value: signature, expiry, and that its session is still live. */
-export async function authenticate(services: Pick<Services, 'tokens' | 'sessions'>, authorization: string | null | undefined): Promise<Authentication> {
-  if (!authorization) return { viewer: null, authError: null };
-  const match = /^Bearer\s+(\S+)$/i.exec(authorization.trim());
-  if (!match?.[1]) return { viewer: null, authError: unauthenticated('Authorization must be "Bearer <accessToken>".') };
-  const claims = await services.tokens.verifyAccessToken(match[1]);
-  if (!claims) return { viewer: null, authError: unauthenticated('Access token is invalid or expired.') };
-  // Checking the session on every request makes logout take effect at once, on every instance.
-  const sessionUserId = await services.sessions.liveSessionUser(claims.sessionId);
-  if (sessionUserId !== claims.userId) {
-    return { viewer: null, authError: unauthenticated('Session has ended. Sign in again.') };
-  }
-  return { viewer: { userId: claims.userId, sessionId: claims.sessionId }, authError: null, expiresAt: claims.expiresAt };
 }

@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import type { App } from '../src/app.ts';
 import { DEAD_SESSION_RETENTION_MS, deleteDeadSessions, startSessionCleanup } from '../src/auth/session-cleanup.ts';
 import { hashRefreshToken } from '../src/auth/tokens.ts';
-import type { Services } from '../src/context.ts';
+import type { Services } from '../src/services.ts';
 import { AUTH_FIELDS, codeOf, createLegacySession, gql, registerUser, startTestApp, type TestUser } from './helpers.ts';
 
 const LOGIN = `mutation ($input: LoginInput!) { login(input: $input) { ${AUTH_FIELDS} } }`;

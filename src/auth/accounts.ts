@@ -1,6 +1,6 @@
 // Registration and login: the two ways to get a first device session.
 import { z } from 'zod';
-import type { Services } from '../context.ts';
+import type { Services } from '../services.ts';
 import { WorkerPoolBusyError } from '../cpu/pool.ts';
 import { badUserInput, conflict, unauthenticated } from '../errors.ts';
 import { isUniqueViolation } from '../db/errors.ts';

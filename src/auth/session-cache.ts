@@ -4,7 +4,6 @@
 import type { PrismaClient } from '../generated/prisma/client.ts';
 import type { EventBus } from '../realtime/bus.ts';
 import { channels, type SessionsTopicEvent } from '../realtime/events.ts';
-import { findLiveSession } from './sessions.ts';
 
 export interface SessionCacheOptions {
   prisma: PrismaClient;
@@ -46,4 +45,12 @@ export function createSessionCache({ prisma, bus, ttlMs = 10_000, maxEntries = 1
       return session?.userId ?? null;
     },
   };
+}
+
+/** The session if it exists, is not revoked and has not expired. */
+function findLiveSession(prisma: PrismaClient, sessionId: string) {
+  return prisma.session.findFirst({
+    where: { id: sessionId, revokedAt: null, expiresAt: { gt: new Date() } },
+    select: { id: true, userId: true, expiresAt: true },
+  });
 }

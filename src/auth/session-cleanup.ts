@@ -12,7 +12,7 @@
 // lives (a stolen token's victim that comes back after weeks offline is the case detection exists
 // for). When the legacy path and table can go: see the top of sessions.ts.
 import { startPeriodicJob } from '../periodic-job.ts';
-import type { Services } from '../context.ts';
+import type { Services } from '../services.ts';
 import type { Prisma } from '../generated/prisma/client.ts';
 
 type SessionCleanupServices = Pick<Services, 'prisma' | 'logger'>;

@@ -12,10 +12,11 @@
 // of sessionOfRefreshToken and readRefreshToken, hashRefreshToken, the RefreshToken model and
 // table) if a spent pre-upgrade token may from then on read as "invalid" rather than end its
 // session; or, keeping that guarantee to the end, once the table is empty.
-import type { Services, Viewer } from '../context.ts';
 import { unauthenticated } from '../errors.ts';
 import { uuidv7 } from '../ids.ts';
-import type { Prisma, PrismaClient, User } from '../generated/prisma/client.ts';
+import type { Prisma, User } from '../generated/prisma/client.ts';
+import type { Services } from '../services.ts';
+import type { Viewer } from './authenticate.ts';
 import type { TokenService } from './tokens.ts';
 
 export interface AuthPayload {
@@ -31,14 +32,6 @@ type SessionServices = Pick<Services, 'prisma' | 'tokens' | 'events' | 'sessions
 
 /** The generation of a new session's first refresh token. */
 const FIRST_GENERATION = 1;
-
-/** The session if it exists, is not revoked and has not expired. */
-export function findLiveSession(prisma: PrismaClient, sessionId: string) {
-  return prisma.session.findFirst({
-    where: { id: sessionId, revokedAt: null, expiresAt: { gt: new Date() } },
-    select: { id: true, userId: true, expiresAt: true },
-  });
-}
 
 /** Starts a new device session for a user who just proved who they are. */
 export async function openSession(

@@ -1,6 +1,6 @@
 // Direct and group chats: creation, membership and roles.
 import { z } from 'zod';
-import type { Services } from '../context.ts';
+import type { Services } from '../services.ts';
 import { badUserInput, forbidden, notFound } from '../errors.ts';
 import { isUniqueViolation } from '../db/errors.ts';
 import type { Chat, ChatKind, ChatRole, Prisma } from '../generated/prisma/client.ts';

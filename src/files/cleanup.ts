@@ -2,7 +2,7 @@
 // clears its attachmentId) — are deleted after UPLOAD_RETENTION: the row first, then the bytes, so
 // nothing ever points at a removed file. A crash in between leaves only unreferenced bytes behind.
 import { startPeriodicJob } from '../periodic-job.ts';
-import type { Services } from '../context.ts';
+import type { Services } from '../services.ts';
 
 type CleanupServices = Pick<Services, 'prisma' | 'storage' | 'logger'>;
 

@@ -5,7 +5,7 @@
 // sharp's docs: on glibc Linux the main thread must load sharp before worker threads use it, so its
 // shared libraries outlive those threads. Loaded here, before buildApp starts the pool.
 import 'sharp';
-import type { Services } from '../context.ts';
+import type { Services } from '../services.ts';
 import { badUserInput } from '../errors.ts';
 import type { Attachment, MessageKind } from '../generated/prisma/client.ts';
 import { uuidv7 } from '../ids.ts';

@@ -1,7 +1,7 @@
 // Sending, editing, deleting and reading messages.
 import { z } from 'zod';
 import { directPartner, findMembership, requireMembership } from '../chats/membership.ts';
-import type { Services } from '../context.ts';
+import type { Services } from '../services.ts';
 import { badUserInput, conflict, forbidden, notFound } from '../errors.ts';
 import { isForeignKeyViolation, isUniqueViolation } from '../db/errors.ts';
 import { Prisma, type Message, type MessageKind } from '../generated/prisma/client.ts';

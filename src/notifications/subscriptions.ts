@@ -1,7 +1,8 @@
 // Registering devices for push, and muting chats.
 import { z } from 'zod';
 import { requireMembership } from '../chats/membership.ts';
-import type { Services, Viewer } from '../context.ts';
+import type { Viewer } from '../auth/authenticate.ts';
+import type { Services } from '../services.ts';
 import { badUserInput } from '../errors.ts';
 import { parseInput } from '../validation.ts';
 import { checkPushEndpoint } from './endpoints.ts';

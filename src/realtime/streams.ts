@@ -1,7 +1,7 @@
 // The event streams behind the subscription fields. Each checks, when an event is delivered (not
 // only when subscribing), that the viewer may still see it.
 import { requireMembership } from '../chats/membership.ts';
-import type { Services } from '../context.ts';
+import type { Services } from '../services.ts';
 import type { PrismaClient } from '../generated/prisma/client.ts';
 import { blockersAmong } from '../users/contacts.ts';
 import { channels, type ChatTopicEvent, type MessageEventType, type PresenceTopicEvent, type UserTopicEvent } from './events.ts';

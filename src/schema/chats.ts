@@ -9,7 +9,7 @@ import {
   updateChat,
 } from '../chats/chats.ts';
 import { CHAT_NOT_FOUND } from '../chats/membership.ts';
-import { requireViewer } from '../context.ts';
+import { requireViewer } from '../auth/authenticate.ts';
 import { notFound } from '../errors.ts';
 import { ChatKind, ChatRole } from '../generated/prisma/enums.ts';
 import { builder } from './builder.ts';

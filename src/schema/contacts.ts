@@ -1,5 +1,5 @@
 // Contacts and blocking.
-import { requireViewer } from '../context.ts';
+import { requireViewer } from '../auth/authenticate.ts';
 import { addContact, blockUser, removeContact, unblockUser } from '../users/contacts.ts';
 import { builder } from './builder.ts';
 import { pageSizeFor } from './pagination.ts';

@@ -1,5 +1,6 @@
 // Files: uploads (GraphQL multipart request spec) and the Attachment type with its download links.
-import { requireViewer, type Context } from '../context.ts';
+import { requireViewer } from '../auth/authenticate.ts';
+import type { Context } from '../context.ts';
 import { badUserInput } from '../errors.ts';
 import { signFileUrl, type FileVariant } from '../files/signed-urls.ts';
 import { uploadFile, type UploadedFile } from '../files/uploads.ts';

@@ -1,5 +1,6 @@
 // Messages: every kind, replies, edits with history, soft deletes, read state.
-import { requireViewer, type Context } from '../context.ts';
+import { requireViewer } from '../auth/authenticate.ts';
+import type { Context } from '../context.ts';
 import { MessageKind } from '../generated/prisma/enums.ts';
 import { decodeContent, editAad, messageAad, type Location, type MessageContent } from '../messages/content.ts';
 import { deleteMessage, editMessage, markRead, sendMessage, TEXT_MAX_LENGTH } from '../messages/messages.ts';

@@ -1,5 +1,5 @@
 // Push notifications: VAPID key, device registration, muting chats.
-import { requireViewer } from '../context.ts';
+import { requireViewer } from '../auth/authenticate.ts';
 import { muteChat, registerPushSubscription, unmuteChat, unregisterPushSubscription } from '../notifications/subscriptions.ts';
 import { builder } from './builder.ts';
 

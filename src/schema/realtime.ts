@@ -1,6 +1,6 @@
 // Live events over graphql-ws: messages, chat changes, typing, presence.
 import { requireMembership } from '../chats/membership.ts';
-import { requireViewer } from '../context.ts';
+import { requireViewer } from '../auth/authenticate.ts';
 import { badUserInput } from '../errors.ts';
 import {
   chatEventStream,

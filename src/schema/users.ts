@@ -1,5 +1,5 @@
 // Users: profiles, status, search.
-import { requireViewer } from '../context.ts';
+import { requireViewer } from '../auth/authenticate.ts';
 import { UserStatus } from '../generated/prisma/enums.ts';
 import { effectiveStatus } from '../users/presence.ts';
 import { setStatus, updateProfile, userSearchFilter } from '../users/profile.ts';

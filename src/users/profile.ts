@@ -1,6 +1,6 @@
 // Profile rules shared by registration and profile edits.
 import { z } from 'zod';
-import type { Services } from '../context.ts';
+import type { Services } from '../services.ts';
 import type { PrismaClient, UserStatus } from '../generated/prisma/client.ts';
 import { parseInput } from '../validation.ts';
 

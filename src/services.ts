@@ -1,0 +1,176 @@
+// The composition root: every long-lived service is built here, once, with the same options for
+// both processes. The API (server/app.ts) takes the whole set; the BullMQ worker process
+// (worker-main.ts) takes the core it needs to run notification jobs.
+import { Redis } from 'ioredis';
+import { createPasswordHasher, type PasswordHasher } from './auth/passwords.ts';
+import { createSessionCache, type SessionCache } from './auth/session-cache.ts';
+import { createTokenService, type TokenService } from './auth/tokens.ts';
+import { createMaintenance, type Maintenance } from './admin/maintenance.ts';
+import { createWorkerPool, type WorkerPool } from './cpu/pool.ts';
+import { createContentCipher, type ContentCipher } from './crypto/content-cipher.ts';
+import { createPrisma } from './db/client.ts';
+import type { Config } from './env.ts';
+import { createLocalDiskStorage } from './files/local-disk-storage.ts';
+import type { FileStorage } from './files/storage.ts';
+import { createUploadMemory, type UploadMemory } from './files/upload-memory.ts';
+import type { PrismaClient } from './generated/prisma/client.ts';
+import type { InFlight } from './in-flight.ts';
+import type { Logger } from './logger.ts';
+import { createNotifications, type Notifications, type NotificationsOptions } from './notifications/notifications.ts';
+import { createEventBus, type EventBus } from './realtime/bus.ts';
+import { createChatFeeds, type ChatFeeds } from './realtime/chat-feed.ts';
+import { createEvents, type Events } from './realtime/events.ts';
+import { createPresenceTracker, type PresenceTracker, type PresenceTrackerOptions } from './realtime/presence.ts';
+
+/** Long-lived services shared by every request (and by tests and workers). */
+export interface Services {
+  config: Config;
+  prisma: PrismaClient;
+  pool: WorkerPool;
+  passwords: PasswordHasher;
+  tokens: TokenService;
+  /** Live sessions, briefly cached (cleared at once when a session ends). */
+  sessions: SessionCache;
+  /** Seals and opens message content at rest. */
+  cipher: ContentCipher;
+  /** Where uploaded files are kept (encrypted by src/files before they get here). */
+  storage: FileStorage;
+  /** Upload bytes held in memory by this process, within UPLOAD_MEMORY_BYTES. */
+  uploadMemory: UploadMemory;
+  /** Publishes what subscribers see (through Redis when configured). */
+  events: Events;
+  /** Each chat's events, ordered and shared by this instance's subscribers. */
+  chatFeeds: ChatFeeds;
+  /** Who has a live connection, across instances. */
+  presence: PresenceTracker;
+  /** Maintenance mode, shared by all instances. */
+  maintenance: Maintenance;
+  /** Push notifications: `messageSent()` hands new messages to the job queue. */
+  notifications: Pick<Notifications, 'messageSent'>;
+  logger: Logger;
+}
+
+export interface CoreServicesOptions {
+  databaseUrl: string;
+  /** Connections in this process's database pool. Default 10. */
+  databasePoolSize?: number;
+  /** Worker threads of the CPU pool. Default `config.workers.threads`. */
+  workerThreads?: number;
+  /** Forwarded to Prisma; tests count queries with it. */
+  onQuery?: (sql: string) => void;
+}
+
+/** What every process needs: the database, the CPU pool, Redis (when configured) and the content cipher. */
+export interface CoreServices extends Pick<Services, 'config' | 'logger' | 'prisma' | 'pool' | 'cipher'> {
+  /** Commands (presence, job state); pub/sub has connections of its own (realtime/bus.ts). */
+  redis: Redis | undefined;
+  /** Closes Redis, the pool and the database connections. */
+  close(): Promise<void>;
+}
+
+export function createCoreServices(config: Config, logger: Logger, options: CoreServicesOptions): CoreServices {
+  const prisma = createPrisma(options.databaseUrl, { poolSize: options.databasePoolSize, onQuery: options.onQuery });
+  const pool = createWorkerPool({ ...config.workers, threads: options.workerThreads ?? config.workers.threads });
+  const redis = config.redisUrl ? new Redis(config.redisUrl, { maxRetriesPerRequest: 3 }) : undefined;
+  redis?.on('error', (error) => logger.warn({ err: error }, 'redis error'));
+  return {
+    config,
+    logger,
+    prisma,
+    pool,
+    redis,
+    cipher: createContentCipher({ keyring: config.messageEncryption, pool }),
+    async close() {
+      await redis?.quit().catch(() => {});
+      await pool.close();
+      await prisma.$disconnect();
+    },
+  };
+}
+
+export interface ServicesOptions extends CoreServicesOptions {
+  /** Requests and subscription work still running: chat feeds count their database reads in it. */
+  inFlight: InFlight;
+  /** Presence timings and limits (tests shorten the grace period). */
+  presence?: Pick<PresenceTrackerOptions, 'offlineGraceMs' | 'heartbeatMs' | 'instanceTimeoutMs' | 'maxConnectionsPerUser' | 'keyPrefix'>;
+  /** Prefix of Redis pub/sub channels (tests isolate themselves with it). Default `kocmoc:`. */
+  channelPrefix?: string;
+  /** Push notifications: an HTTPS agent for push services (tests trust their local push service with it). */
+  notifications?: Pick<NotificationsOptions, 'pushAgent' | 'relayIntervalMs'>;
+}
+
+/** The API's services and their lifecycle. */
+export interface ServiceSet {
+  services: Services;
+  /** The whole notifications service (tests wait for its queue with `whenIdle`). */
+  notifications: Notifications;
+  /** Starts what runs in the background: presence heartbeats, listeners, the outbox relay. */
+  start(): Promise<void>;
+  /** Stops all of it and closes every connection; call once no request uses them any more. */
+  stop(): Promise<void>;
+}
+
+export function createServices(config: Config, logger: Logger, options: ServicesOptions): ServiceSet {
+  const core = createCoreServices(config, logger, options);
+  const { prisma, pool, redis, cipher } = core;
+  const passwords = createPasswordHasher(pool, config.auth.passwordHash);
+  const bus = createEventBus({ redisUrl: config.redisUrl, channelPrefix: options.channelPrefix, logger });
+  const events = createEvents(bus, logger);
+  const presence = createPresenceTracker({
+    redis,
+    prisma,
+    logger,
+    ...options.presence,
+    onChange: (change) =>
+      void events.presence({ userId: change.userId, online: change.online, lastSeenAt: change.lastSeenAt?.toISOString() ?? null }),
+  });
+  const maintenance = createMaintenance({ prisma, bus });
+  const sessions = createSessionCache({ prisma, bus });
+  const notifications = createNotifications({ config, prisma, cipher, presence, logger, ...options.notifications });
+
+  const services: Services = {
+    config,
+    prisma,
+    pool,
+    passwords,
+    tokens: createTokenService(config.auth),
+    sessions,
+    cipher,
+    storage: createLocalDiskStorage({ root: config.files.uploadDir }),
+    uploadMemory: createUploadMemory({ limitBytes: config.files.uploadMemoryBytes }),
+    events,
+    chatFeeds: createChatFeeds({ bus, prisma, logger, inFlight: options.inFlight }),
+    presence,
+    maintenance,
+    notifications,
+    logger,
+  };
+
+  return {
+    services,
+    notifications,
+    async start() {
+      logger.info(bus.distributed ? 'events and presence go through Redis' : 'no REDIS_URL: events and presence stay in this process (one instance)');
+      await passwords.warmUp();
+      await presence.start();
+      await maintenance.start();
+      await sessions.start();
+      if (config.push.enabled) notifications.start();
+      logger.info(
+        !config.push.enabled
+          ? 'push notifications are off (PUSH_ENABLED=false)'
+          : notifications.queue.distributed
+            ? 'push notifications are queued in Redis: run `npm run worker` to deliver them'
+            : 'no REDIS_URL: push notifications are processed in this process (same job code as the worker)',
+      );
+    },
+    async stop() {
+      maintenance.stop();
+      sessions.stop();
+      await notifications.stop();
+      await presence.stop();
+      await bus.close();
+      await core.close();
+    },
+  };
+}
