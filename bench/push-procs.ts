@@ -1,4 +1,4 @@
-// Worker processes for the push bench (`node --import tsx workers/main.ts`, as `npm run worker`
+// Worker processes for the push bench (`node --import tsx src/worker-main.ts`, as `npm run worker`
 // runs it), and CPU readings of every process involved, from /proc (Linux; elsewhere NaN).
 import { spawn, type ChildProcess } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
@@ -22,7 +22,7 @@ export interface WorkerProcess {
 
 /** Starts one worker process and resolves once it takes jobs. */
 export function startWorker(env: Record<string, string>): Promise<WorkerProcess> {
-  const child: ChildProcess = spawn(process.execPath, ['--import', 'tsx', 'workers/main.ts'], { cwd: REPO_ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child: ChildProcess = spawn(process.execPath, ['--import', 'tsx', 'src/worker-main.ts'], { cwd: REPO_ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
   const warnings: string[] = [];
   const tail: string[] = [];
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));

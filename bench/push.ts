@@ -175,7 +175,7 @@ function printLegend(rig: Rig) {
   console.log(`throughput: ${RECIPIENTS} offline recipients (1 push subscription each, no WebSocket) in ${GROUP_CHATS} group chats with one sender;`);
   console.log(`  one message per chat per phase, sent at once through sendMessage (API in this process, REDIS_URL=${rig.redisUrl})`);
   console.log(`  -> ${GROUP_CHATS * RECIPIENTS} pushes per phase; PUSH_COLLAPSE_WINDOW=0s (with the default 2s a burst collapses by design)`);
-  console.log(`  workers: node --import tsx workers/main.ts, each phase after a ${WARM_UP_MEMBERS}-push warm-up; raw: same number of pushes, ${RAW_CONCURRENCY} in flight,`);
+  console.log(`  workers: node --import tsx src/worker-main.ts, each phase after a ${WARM_UP_MEMBERS}-push warm-up; raw: same number of pushes, ${RAW_CONCURRENCY} in flight,`);
   console.log(`  product sender (web-push, aes128gcm, VAPID) in one process, no queue, no database`);
   console.log(`pushes/s = pushes / (first send -> last arrival), i.e. delivery jobs/s (+${GROUP_CHATS} fan-out jobs per phase);`);
   console.log(`  e2e = send start -> arrival at the push service (all processes, one clock);`);

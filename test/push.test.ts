@@ -67,7 +67,7 @@ function spawnWorker(api: App, redisUrl: string, queuePrefix: string, extra: Rec
     JWT_SECRET: config.auth.jwtSecret,
     ...extra,
   };
-  return spawn(process.execPath, ['--import', 'tsx', 'workers/main.ts'], { cwd: join(import.meta.dirname, '..'), env });
+  return spawn(process.execPath, ['--import', 'tsx', 'src/worker-main.ts'], { cwd: join(import.meta.dirname, '..'), env });
 }
 
 describe('push subscriptions', () => {

@@ -1,16 +1,13 @@
 // `npm run worker`: the background worker process (its own service in docker-compose.yml). It runs
 // push-notification jobs from Redis; any number of workers can run, and a job whose worker dies is
 // taken over by another once its lock expires. SIGTERM lets running jobs finish within SHUTDOWN_TIMEOUT.
-import { Redis } from 'ioredis';
-import { createContentCipher } from '../src/crypto/content-cipher.ts';
-import { createPrisma } from '../src/db/client.ts';
-import { loadConfigOrExit } from '../src/env.ts';
-import { createLogger } from '../src/logger.ts';
-import { createNotifications } from '../src/notifications/notifications.ts';
-import { startBullWorker } from '../src/notifications/queue.ts';
-import { createPresenceTracker } from '../src/realtime/presence.ts';
-import { settledWithin, shutdownBudget, WORK_SHARE } from '../src/shutdown.ts';
-import { createWorkerPool } from '../src/cpu/pool.ts';
+import { loadConfigOrExit } from './env.ts';
+import { createLogger } from './logger.ts';
+import { createNotifications } from './notifications/notifications.ts';
+import { startBullWorker } from './notifications/queue.ts';
+import { createPresenceTracker } from './realtime/presence.ts';
+import { createCoreServices } from './services.ts';
+import { settledWithin, shutdownBudget, WORK_SHARE } from './shutdown.ts';
 
 const config = loadConfigOrExit();
 const logger = createLogger(config.logLevel).child({ role: 'worker' });
@@ -19,19 +16,14 @@ if (!config.redisUrl || !config.database.url) {
   process.exit(1);
 }
 
-const prisma = createPrisma(config.database.url, { poolSize: Math.min(config.jobs.concurrency, 20) });
-const pool = createWorkerPool({ ...config.workers, threads: Math.min(config.workers.threads, 2) });
-const redis = new Redis(config.redisUrl, { maxRetriesPerRequest: 3 });
-redis.on('error', (error) => logger.warn({ err: error }, 'redis error'));
-// Read-only use: which recipients have a live connection (reported by the API instances).
-const presence = createPresenceTracker({ redis, prisma, logger, onChange: () => {} });
-const notifications = createNotifications({
-  config,
-  prisma,
-  cipher: createContentCipher({ keyring: config.messageEncryption, pool }),
-  presence,
-  logger,
+const core = createCoreServices(config, logger, {
+  databaseUrl: config.database.url,
+  databasePoolSize: Math.min(config.jobs.concurrency, 20),
+  workerThreads: Math.min(config.workers.threads, 2),
 });
+// Read-only use: which recipients have a live connection (reported by the API instances).
+const presence = createPresenceTracker({ redis: core.redis, prisma: core.prisma, logger, onChange: () => {} });
+const notifications = createNotifications({ ...core, presence });
 const worker = startBullWorker({
   redisUrl: config.redisUrl,
   prefix: config.jobs.queuePrefix,
@@ -58,7 +50,7 @@ for (const signal of ['SIGINT', 'SIGTERM'] as const) {
       }
       await budget.finish(async () => {
         await notifications.stop();
-        await Promise.allSettled([pool.close(), prisma.$disconnect(), redis.quit()]);
+        await core.close();
       }, logger);
       logger.info('worker stopped');
       process.exit(0);
