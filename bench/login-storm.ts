@@ -3,7 +3,7 @@
 // responsiveness, throughput against the cores' hashing ceiling) and whether overload is refused.
 import { availableParallelism } from 'node:os';
 import { performance } from 'node:perf_hooks';
-import type { App } from '../src/app.ts';
+import type { App } from '../src/server/app.ts';
 import type { PasswordHasher } from '../src/auth/passwords.ts';
 import type { Config } from '../src/env.ts';
 import { hashPassword, verifyPassword } from '../workers/passwords.ts';

@@ -16,7 +16,7 @@ import { performance } from 'node:perf_hooks';
 import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
 import webpush from 'web-push';
-import { buildApp, type App } from '../src/app.ts';
+import { buildApp, type App } from '../src/server/app.ts';
 import { createPrisma } from '../src/db/client.ts';
 import { openScratchDatabase } from '../src/db/database.ts';
 import { chatTopic, deliver, fanOut, loadNotifiedMessage, type NotificationDeps } from '../src/notifications/jobs.ts';

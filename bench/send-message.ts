@@ -7,7 +7,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
 import pg from 'pg';
-import { buildApp } from '../src/app.ts';
+import { buildApp } from '../src/server/app.ts';
 import type { Config } from '../src/env.ts';
 import { uuidv7 } from '../src/ids.ts';
 import { mapLimited, postGraphQL, SEQUENCE_PLACEHOLDER, startLoadProcess, type LoadProcess, type LoadSummary, type SenderSpec } from './graphql-load.ts';

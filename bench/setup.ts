@@ -2,7 +2,7 @@
 import { availableParallelism, cpus, loadavg } from 'node:os';
 import { Worker } from 'node:worker_threads';
 import pg from 'pg';
-import { buildApp, type App } from '../src/app.ts';
+import { buildApp, type App } from '../src/server/app.ts';
 import { openScratchDatabase, type Database } from '../src/db/database.ts';
 import { loadConfig, type Config } from '../src/env.ts';
 import { hostBusyShare, sampleHostCpu } from './host-cpu.ts';

@@ -7,7 +7,7 @@
 // and a 5,000-row createMany is a shape of its own that would stay in the server's heap (hundreds
 // of MiB) and blur the memory measured per connection.
 import pg from 'pg';
-import type { App } from '../src/app.ts';
+import type { App } from '../src/server/app.ts';
 import { uuidv7 } from '../src/ids.ts';
 import { hashPassword } from '../workers/passwords.ts';
 

@@ -1,7 +1,7 @@
 // A second instance of the real server in a child process, started by the idle-connections bench
 // when one process may not hold all the sockets it wants (each process has its own open-file limit).
 // Commands come over IPC like bench/ws-client.mjs's; DATABASE_URL comes in the environment.
-import type { App } from '../src/app.ts';
+import type { App } from '../src/server/app.ts';
 import { benchConfig, startBenchApp } from './setup.ts';
 import { sampleThisProcess } from './ws-clients.ts';
 

@@ -1,5 +1,5 @@
 // `npm start`: validate the environment, open the database (embedded by default), serve.
-import { buildApp } from './app.ts';
+import { buildApp } from './server/app.ts';
 import { loadConfigOrExit } from './env.ts';
 import { createLogger } from './logger.ts';
 

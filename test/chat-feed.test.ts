@@ -1,6 +1,6 @@
 // The per-chat feed orders message events, fills gaps once, and shares event objects.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { App } from '../src/app.ts';
+import type { App } from '../src/server/app.ts';
 import { createEventBus } from '../src/realtime/bus.ts';
 import { createChatFeeds } from '../src/realtime/chat-feed.ts';
 import { channels, type ChatTopicEvent } from '../src/realtime/events.ts';

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { App } from '../src/app.ts';
+import type { App } from '../src/server/app.ts';
 import { CHAT_FIELDS, codeOf, createChat, gql, registerUser, sendText, startTestApp, type TestUser } from './helpers.ts';
 
 const CREATE = `mutation ($input: CreateChatInput!) { createChat(input: $input) { ${CHAT_FIELDS} members { edges { node { role user { id } } } } } }`;

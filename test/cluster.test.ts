@@ -1,7 +1,7 @@
 // Two server instances (two ports) sharing one PostgreSQL and one Redis, as behind a load balancer.
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { App } from '../src/app.ts';
+import type { App } from '../src/server/app.ts';
 import { createChat, gql, registerUser, sendText, startTestApp } from './helpers.ts';
 import { connect, settle, subscribe, type Connection } from './ws-helpers.ts';
 

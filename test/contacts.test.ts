@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { App } from '../src/app.ts';
+import type { App } from '../src/server/app.ts';
 import { codeOf, createChat, gql, registerUser, sendText, startTestApp, type TestUser } from './helpers.ts';
 import { connect, settle, subscribe, type Connection } from './ws-helpers.ts';
 

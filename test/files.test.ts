@@ -11,7 +11,7 @@ import { runInNewContext } from 'node:vm';
 import { crc32 } from 'node:zlib';
 import sharp, { type Sharp } from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { App } from '../src/app.ts';
+import type { App } from '../src/server/app.ts';
 import { deleteUnusedUploads } from '../src/files/cleanup.ts';
 import { readEncryptedFile, writeEncryptedFile } from '../src/files/encrypted-files.ts';
 import { encryptedSize, FILE_CHUNK_BYTES, HEADER_BYTES } from '../src/files/file-cipher.ts';

@@ -8,7 +8,7 @@ import { Writable } from 'node:stream';
 import pg from 'pg';
 import { pino, type Level } from 'pino';
 import { inject } from 'vitest';
-import { buildApp, type App, type BuildAppOptions } from '../src/app.ts';
+import { buildApp, type App, type BuildAppOptions } from '../src/server/app.ts';
 import { loadConfig } from '../src/env.ts';
 import { uuidv7 } from '../src/ids.ts';
 

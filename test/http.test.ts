@@ -1,7 +1,7 @@
 // The server over a real TCP port: health, readiness, GraphiQL, request ids, error masking.
 import { Agent, request as httpRequest } from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { App } from '../src/app.ts';
+import type { App } from '../src/server/app.ts';
 import { capturedLogs, registerUser, startTestApp } from './helpers.ts';
 import { connect, settle, subscribe } from './ws-helpers.ts';
 

@@ -2,7 +2,7 @@
 // (other test files keep mutating meanwhile).
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { App } from '../src/app.ts';
+import type { App } from '../src/server/app.ts';
 import { applyMigrations, ensureDatabase } from '../src/db/migrations.ts';
 import { codeOf, createChat, gql, registerUser, scratchDatabaseUrl, startTestApp, type TestUser } from './helpers.ts';
 import { connect, settle, subscribe } from './ws-helpers.ts';

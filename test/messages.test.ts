@@ -1,6 +1,6 @@
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import type { App } from '../src/app.ts';
+import type { App } from '../src/server/app.ts';
 import { codeOf, createChat, gql, MESSAGE_FIELDS, registerUser, sendText, startTestApp, uniqueName, type TestUser } from './helpers.ts';
 
 const SEND = `mutation ($input: SendMessageInput!) { sendMessage(input: $input) { ${MESSAGE_FIELDS} attachment { id name kind } } }`;

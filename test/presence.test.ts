@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Redis } from 'ioredis';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
-import type { App } from '../src/app.ts';
+import type { App } from '../src/server/app.ts';
 import type { PrismaClient } from '../src/generated/prisma/client.ts';
 import { createPresenceTracker, type PresenceChange, type PresenceTracker, type PresenceTrackerOptions } from '../src/realtime/presence.ts';
 import { startTestApp, uniqueName } from './helpers.ts';

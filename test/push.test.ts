@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { App } from '../src/app.ts';
+import type { App } from '../src/server/app.ts';
 import { createPrisma } from '../src/db/client.ts';
 import { applyMigrations, ensureDatabase } from '../src/db/migrations.ts';
 import { createOutboxRelay } from '../src/notifications/outbox.ts';

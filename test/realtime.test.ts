@@ -2,7 +2,7 @@
 import { randomUUID } from 'node:crypto';
 import { SignJWT } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { App } from '../src/app.ts';
+import type { App } from '../src/server/app.ts';
 import { codeOf, createChat, gql, registerUser, sendText, startTestApp, TEST_JWT_SECRET, type TestUser } from './helpers.ts';
 import { connect, settle, subscribe, type Connection } from './ws-helpers.ts';
 

@@ -3,7 +3,7 @@
 // tokens issued before generations (LEGACY, "RefreshToken" rows) still work once.
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { App } from '../src/app.ts';
+import type { App } from '../src/server/app.ts';
 import { AUTH_FIELDS, codeOf, createLegacySession, gql, registerUser, startTestApp, type GraphQLResponse } from './helpers.ts';
 
 const LOGIN = `mutation ($input: LoginInput!) { login(input: $input) { ${AUTH_FIELDS} } }`;

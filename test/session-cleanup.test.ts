@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import type { App } from '../src/app.ts';
+import type { App } from '../src/server/app.ts';
 import { DEAD_SESSION_RETENTION_MS, deleteDeadSessions, startSessionCleanup } from '../src/auth/session-cleanup.ts';
 import { hashRefreshToken } from '../src/auth/tokens.ts';
 import type { Services } from '../src/services.ts';

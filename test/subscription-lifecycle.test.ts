@@ -8,7 +8,7 @@ import { Redis } from 'ioredis';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import WebSocket from 'ws';
-import type { App } from '../src/app.ts';
+import type { App } from '../src/server/app.ts';
 import { applyMigrations, ensureDatabase } from '../src/db/migrations.ts';
 import { capturedLogs, createChat, gql, registerUser, scratchDatabaseUrl, sendText, startTestApp, type TestUser } from './helpers.ts';
 import { connect, subscribe, type Connection } from './ws-helpers.ts';

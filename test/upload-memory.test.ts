@@ -6,7 +6,7 @@ import { request as httpRequest, type ClientRequest } from 'node:http';
 import { setTimeout as sleep } from 'node:timers/promises';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { App } from '../src/app.ts';
+import type { App } from '../src/server/app.ts';
 import { createUploadMemory, UPLOAD_MEMORY_WAIT_MS } from '../src/files/upload-memory.ts';
 import { uploadPeakBytes } from '../src/files/upload-sizes.ts';
 import { codeOf, gql, registerUser, startUploadTestApp, type TestUser } from './helpers.ts';

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { App } from '../src/app.ts';
+import type { App } from '../src/server/app.ts';
 import { codeOf, gql, registerUser, startTestApp, uniqueName, type TestUser } from './helpers.ts';
 
 const UPDATE = `mutation ($input: UpdateProfileInput!) { updateProfile(input: $input) { id displayName bio avatarUrl } }`;

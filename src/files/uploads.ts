@@ -15,7 +15,7 @@ import { writeEncryptedFile } from './encrypted-files.ts';
 import { sanitizeFileName } from './file-names.ts';
 import { detectMimeType, SNIFF_BYTES } from './file-types.ts';
 import type { UploadLease } from './upload-memory.ts';
-import { IMAGE_WORKING_COPIES } from './upload-sizes.ts';
+import { formatBytes, IMAGE_WORKING_COPIES } from './upload-sizes.ts';
 
 type UploadServices = Pick<Services, 'config' | 'prisma' | 'pool' | 'storage' | 'uploadMemory'>;
 
@@ -43,8 +43,8 @@ export async function uploadFile(services: UploadServices, uploaderId: string, f
   if (file.size > maxUploadBytes) throw badUserInput('file', `The file is larger than the upload limit of ${formatBytes(maxUploadBytes)}.`);
   if (file.size === 0) throw badUserInput('file', 'The file is empty.');
 
-  // Yoga has the file in memory already (at most MAX_UPLOAD_BYTES, see upload-limit.ts), in the
-  // pieces it arrived in. Only what is read here is copied (its start, a voice note's end); the
+  // Yoga has the file in memory already (at most MAX_UPLOAD_BYTES, see
+  // server/plugins/upload-limits.ts), in the pieces it arrived in. Only what is read here is copied (its start, a voice note's end); the
   // pieces themselves are sealed as they are, so a FILE or VOICE upload holds no second copy.
   const head = await copyOf(file, 0, SNIFF_BYTES);
   const mimeType = await detectMimeType(head, kind ?? null);
@@ -128,11 +128,4 @@ async function describeImage({ pool }: Pick<Services, 'pool'>, file: UploadedFil
     );
   }
   return result;
-}
-
-/** `25 MiB`, `512 KiB`, `100 bytes`: limits in error messages. */
-export function formatBytes(bytes: number): string {
-  if (bytes >= 1024 * 1024 && bytes % (1024 * 1024) === 0) return `${bytes / (1024 * 1024)} MiB`;
-  if (bytes >= 1024 && bytes % 1024 === 0) return `${bytes / 1024} KiB`;
-  return `${bytes} bytes`;
 }

@@ -3,7 +3,7 @@
 import { usePrometheus } from '@graphql-yoga/plugin-prometheus';
 import type { Plugin } from 'graphql-yoga';
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
-import type { WorkerPool } from './cpu/pool.ts';
+import type { WorkerPool } from '../cpu/pool.ts';
 
 export interface MetricsOptions {
   pool: WorkerPool;

@@ -7,11 +7,10 @@
 // response is made: the declared Content-Length before reading, or each piece as it arrives.
 import type { GraphQLError } from 'graphql';
 import type { Plugin } from 'graphql-yoga';
-import { badUserInput, unauthenticated, withHttpStatus } from '../errors.ts';
-import { closingConnection, isMultipart, withBody } from '../plugins/request-body-limit.ts';
-import type { UploadLease, UploadMemory } from './upload-memory.ts';
-import { multipartBodyLimit } from './upload-sizes.ts';
-import { formatBytes } from './uploads.ts';
+import { badUserInput, unauthenticated, withHttpStatus } from '../../errors.ts';
+import { closingConnection, isMultipart, withBody } from '../http-body.ts';
+import type { UploadLease, UploadMemory } from '../../files/upload-memory.ts';
+import { formatBytes, multipartBodyLimit } from '../../files/upload-sizes.ts';
 
 const uploadTooLarge = (maxUploadBytes: number) =>
   withHttpStatus(badUserInput('file', `The file is larger than the upload limit of ${formatBytes(maxUploadBytes)}.`), 413);

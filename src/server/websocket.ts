@@ -11,7 +11,7 @@ import type { Context } from '../context.ts';
 import type { Services } from '../services.ts';
 import { rateLimited, unauthenticated } from '../errors.ts';
 import type { InFlight } from '../in-flight.ts';
-import { channels, type SessionsTopicEvent } from './events.ts';
+import { channels, type SessionsTopicEvent } from '../realtime/events.ts';
 
 /** graphql-ws close code for a missing, invalid or ended authentication. */
 export const CLOSE_UNAUTHORIZED = 4401;

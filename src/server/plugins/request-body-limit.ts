@@ -1,36 +1,11 @@
 // The size limit of GraphQL requests other than uploads (JSON and form-encoded bodies): their
 // largest legitimate input is a few KiB, and each one is buffered whole before parsing, so the
 // upload limit (25 MiB, which Yoga's own `maxRequestBodySize` must allow) would let a few hundred
-// requests hold gigabytes. Multipart bodies have their own limits (files/upload-limit.ts).
-import type { GraphQLError } from 'graphql';
+// requests hold gigabytes. Multipart bodies have their own limits (upload-limits.ts).
 import type { Plugin } from 'graphql-yoga';
-import { badUserInput, withHttpStatus } from '../errors.ts';
-import { formatBytes } from '../files/uploads.ts';
-
-export const isMultipart = (request: Request) => /^multipart\/form-data\b/i.test(request.headers.get('content-type') ?? '');
-
-/**
- * Node keeps a connection whose request body was left half read, and the client's next request on
- * it then hangs: an answer given before the body's end closes the connection.
- */
-export function closingConnection(error: unknown): unknown {
-  const extensions = (error as Partial<GraphQLError> | null)?.extensions;
-  if (!extensions) return error;
-  const http = (extensions.http ?? {}) as { status?: number; headers?: Record<string, string> };
-  Object.assign(extensions, { http: { ...http, headers: { ...http.headers, Connection: 'close' } } });
-  return error;
-}
-
-/** `request` with `body` streamed in place of its own (for a parser to read through a counter). */
-export function withBody(fetchAPI: { Request: typeof Request }, request: Request, body: AsyncIterable<Uint8Array>): Request {
-  return new fetchAPI.Request(request.url, {
-    method: request.method,
-    headers: request.headers,
-    signal: request.signal,
-    body: body as unknown as BodyInit,
-    duplex: 'half',
-  } as RequestInit);
-}
+import { badUserInput, withHttpStatus } from '../../errors.ts';
+import { formatBytes } from '../../files/upload-sizes.ts';
+import { closingConnection, isMultipart, withBody } from '../http-body.ts';
 
 const tooLarge = (maxBytes: number) =>
   withHttpStatus(badUserInput('body', `The request body is larger than the limit of ${formatBytes(maxBytes)}.`), 413);

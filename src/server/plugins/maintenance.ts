@@ -1,7 +1,7 @@
 import { getOperationAST } from 'graphql';
 import type { Plugin } from 'graphql-yoga';
-import { MAINTENANCE_RETRY_AFTER_SECONDS, type Maintenance } from '../admin/maintenance.ts';
-import { maintenance as maintenanceError } from '../errors.ts';
+import { MAINTENANCE_RETRY_AFTER_SECONDS, type Maintenance } from '../../admin/maintenance.ts';
+import { maintenance as maintenanceError } from '../../errors.ts';
 
 /** Mutations that still run during maintenance (the ones that switch it). */
 export const ADMIN_MUTATIONS: ReadonlySet<string> = new Set(['setMaintenanceMode']);

@@ -1,9 +1,9 @@
 import { GraphQLError } from 'graphql';
 import { useErrorHandler, type Plugin } from 'graphql-yoga';
-import type { Context } from '../context.ts';
-import { WorkerPoolBusyError } from '../cpu/pool.ts';
-import { internal, rateLimited } from '../errors.ts';
-import type { Logger } from '../logger.ts';
+import type { Context } from '../../context.ts';
+import { WorkerPoolBusyError } from '../../cpu/pool.ts';
+import { internal, rateLimited } from '../../errors.ts';
+import type { Logger } from '../../logger.ts';
 
 // By name, not instanceof: graphql ships CJS and ESM builds, and a bundler or test runner can
 // load both, which gives two GraphQLError classes.
