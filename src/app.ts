@@ -12,7 +12,7 @@ import { createContext, type Context, type Services } from './context.ts';
 import { createContentCipher } from './crypto/content-cipher.ts';
 import { createPrisma } from './db/client.ts';
 import { migrateDatabase, openDatabase } from './db/database.ts';
-import { pendingMigrations } from './db/migrations.ts';
+import { pendingMigrations } from './db/migrate/index.ts';
 import type { Config } from './env.ts';
 import { startUploadCleanup } from './files/cleanup.ts';
 import { useFileDownloads } from './files/downloads.ts';

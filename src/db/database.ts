@@ -4,7 +4,8 @@ import pg from 'pg';
 import type { Config } from '../env.ts';
 import type { Logger } from '../logger.ts';
 import { startEmbeddedPostgres } from './embedded.ts';
-import { applyMigrations, ensureDatabase } from './migrations.ts';
+import { applyMigrations } from './migrate/index.ts';
+import { ensureDatabase } from './pg-admin.ts';
 
 export interface Database {
   url: string;
