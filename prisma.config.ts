@@ -1,4 +1,4 @@
-// Used by the Prisma CLI only for `prisma generate`: migrations run through src/db/migrations.ts,
+// Used by the Prisma CLI only for `prisma generate`: migrations run through src/db/migrate/,
 // which uses Prisma's WASM schema engine and works offline.
 import { defineConfig } from 'prisma/config';
 

@@ -8,6 +8,7 @@ import { availableParallelism } from 'node:os';
 import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
 import pg from 'pg';
 import { buildApp } from '../src/server/app.ts';
+import { databaseName } from '../src/db/pg-admin.ts';
 import type { Config } from '../src/env.ts';
 import { uuidv7 } from '../src/ids.ts';
 import { mapLimited, postGraphQL, SEQUENCE_PLACEHOLDER, startLoadProcess, type LoadProcess, type LoadSummary, type SenderSpec } from './graphql-load.ts';
@@ -118,7 +119,7 @@ interface Measurement {
 
 export async function runSendMessage({ databaseUrl }: BenchContext): Promise<void> {
   const config = benchConfig({ DATABASE_URL: databaseUrl });
-  const databaseName = decodeURIComponent(new URL(databaseUrl).pathname.slice(1));
+  const database = databaseName(databaseUrl);
   console.log(`${SENDERS} senders in a closed loop (one request in flight each, own keep-alive socket), ${WARM_UP_MS / 1_000} s warm-up + ${DURATION_MS / 1_000} s measured per shape`);
   console.log(`sendMessage: TEXT of ${TEXT.length} characters with a unique clientMessageId, selection { id seq createdAt }`);
   console.log(`bare SQL: sendMessage's insert statement (as in src/messages/messages.ts) through pg, ${SENDERS} workers on ${APP_POOL_CONNECTIONS} connections (the app's pool size), as many rows as sendMessage managed`);
@@ -135,17 +136,17 @@ export async function runSendMessage({ databaseUrl }: BenchContext): Promise<voi
 
   // Read first: if the product's statement changed shape, stop before spending the run.
   const insert = { ...productInsertStatement(), contentKeyId: config.messageEncryption.currentKeyId, content: randomBytes(sealedSize(TEXT)) };
-  const { senders, groupChatId, direct, group, ceiling } = await measureThroughApp(config, databaseName);
+  const { senders, groupChatId, direct, group, ceiling } = await measureThroughApp(config, database);
   // The app is stopped by now, so none of its background work (e.g. push fan-out of the rows the
   // baseline writes) runs during the baseline.
   const sql = new pg.Pool({ connectionString: databaseUrl, max: APP_POOL_CONNECTIONS });
   let directSql: Measurement;
   let groupSql: Measurement;
   try {
-    directSql = await measureBareSql(sql, databaseName, 'bare SQL, direct chats', count(direct, 'OK'), insert,
+    directSql = await measureBareSql(sql, database, 'bare SQL, direct chats', count(direct, 'OK'), insert,
       senders.map((sender) => ({ chatId: sender.directChatId, senderId: sender.userId })),
     );
-    groupSql = await measureBareSql(sql, databaseName, 'bare SQL, one group chat', count(group, 'OK'), insert,
+    groupSql = await measureBareSql(sql, database, 'bare SQL, one group chat', count(group, 'OK'), insert,
       senders.map((sender) => ({ chatId: groupChatId, senderId: sender.userId })),
     );
   } finally {

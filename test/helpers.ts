@@ -5,10 +5,10 @@ import { tmpdir } from 'node:os';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
-import pg from 'pg';
 import { pino, type Level } from 'pino';
 import { inject } from 'vitest';
 import { buildApp, type App, type BuildAppOptions } from '../src/server/app.ts';
+import { dropDatabase, withDatabase } from '../src/db/pg-admin.ts';
 import { loadConfig } from '../src/env.ts';
 import { uuidv7 } from '../src/ids.ts';
 
@@ -171,20 +171,8 @@ export async function sendText(app: App, sender: TestUser, chatId: string, text:
 
 /** A database beside the test database (for tests that must not share it), and how to drop it. */
 export function scratchDatabaseUrl(name: string) {
-  const url = new URL(inject('databaseUrl'));
-  url.pathname = `/${name}_${process.pid}`;
-  const drop = async () => {
-    const admin = new URL(url);
-    admin.pathname = '/postgres';
-    const client = new pg.Client({ connectionString: admin.toString() });
-    await client.connect();
-    try {
-      await client.query(`DROP DATABASE IF EXISTS "${url.pathname.slice(1)}" WITH (FORCE)`);
-    } finally {
-      await client.end();
-    }
-  };
-  return { url: url.toString(), drop };
+  const url = withDatabase(inject('databaseUrl'), `${name}_${process.pid}`);
+  return { url, drop: () => dropDatabase(url) };
 }
 
 /**

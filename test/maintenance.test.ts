@@ -3,7 +3,8 @@
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { App } from '../src/server/app.ts';
-import { applyMigrations, ensureDatabase } from '../src/db/migrations.ts';
+import { applyMigrations } from '../src/db/migrate/index.ts';
+import { ensureDatabase } from '../src/db/pg-admin.ts';
 import { codeOf, createChat, gql, registerUser, scratchDatabaseUrl, startTestApp, type TestUser } from './helpers.ts';
 import { connect, settle, subscribe } from './ws-helpers.ts';
 

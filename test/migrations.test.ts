@@ -3,7 +3,8 @@ import { cpSync, mkdtempSync, readdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, inject, it } from 'vitest';
-import { applyMigrations, createMigration, ensureDatabase, pendingMigrations } from '../src/db/migrations.ts';
+import { applyMigrations, createMigration, pendingMigrations } from '../src/db/migrate/index.ts';
+import { ensureDatabase } from '../src/db/pg-admin.ts';
 import { scratchDatabaseUrl } from './helpers.ts';
 
 const scratch = scratchDatabaseUrl('kocmoc_migrations');

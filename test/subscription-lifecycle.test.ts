@@ -9,7 +9,8 @@ import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import WebSocket from 'ws';
 import type { App } from '../src/server/app.ts';
-import { applyMigrations, ensureDatabase } from '../src/db/migrations.ts';
+import { applyMigrations } from '../src/db/migrate/index.ts';
+import { ensureDatabase } from '../src/db/pg-admin.ts';
 import { capturedLogs, createChat, gql, registerUser, scratchDatabaseUrl, sendText, startTestApp, type TestUser } from './helpers.ts';
 import { connect, subscribe, type Connection } from './ws-helpers.ts';
 

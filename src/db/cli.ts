@@ -3,7 +3,8 @@
 import { loadConfig } from '../env.ts';
 import { createLogger } from '../logger.ts';
 import { migrateDatabase, openDatabase } from './database.ts';
-import { createMigration, ensureDatabase } from './migrations.ts';
+import { createMigration } from './migrate/index.ts';
+import { ensureDatabase } from './pg-admin.ts';
 
 const [command, name] = process.argv.slice(2);
 const config = loadConfig();

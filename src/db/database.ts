@@ -1,10 +1,10 @@
 // Where the data lives: the configured PostgreSQL, or an embedded one under DATA_DIR.
 import { join } from 'node:path';
-import pg from 'pg';
 import type { Config } from '../env.ts';
 import type { Logger } from '../logger.ts';
 import { startEmbeddedPostgres } from './embedded.ts';
-import { applyMigrations, ensureDatabase } from './migrations.ts';
+import { applyMigrations } from './migrate/index.ts';
+import { ensureDatabase, resetSchema, withDatabase } from './pg-admin.ts';
 
 export interface Database {
   url: string;
@@ -42,9 +42,7 @@ export async function openScratchDatabase(config: Config, name: string, explicit
   if (explicitUrl) {
     database = { url: explicitUrl, embedded: false, stop: async () => {} };
   } else if (config.database.url) {
-    const url = new URL(config.database.url);
-    url.pathname = `/${name}`;
-    database = { url: url.toString(), embedded: false, stop: async () => {} };
+    database = { url: withDatabase(config.database.url, name), embedded: false, stop: async () => {} };
   } else {
     const server = await startEmbeddedPostgres({
       dataDir: join(config.dataDir, `postgres-${name}`),
@@ -58,14 +56,4 @@ export async function openScratchDatabase(config: Config, name: string, explicit
   await resetSchema(database.url);
   await applyMigrations({ databaseUrl: database.url });
   return database;
-}
-
-async function resetSchema(url: string) {
-  const client = new pg.Client({ connectionString: url });
-  await client.connect();
-  try {
-    await client.query('DROP SCHEMA IF EXISTS public CASCADE; CREATE SCHEMA public;');
-  } finally {
-    await client.end();
-  }
 }

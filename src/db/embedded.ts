@@ -3,7 +3,7 @@
 import type { ChildProcess } from 'node:child_process';
 import { readFile, readdir, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
-import { ensureDatabase } from './migrations.ts';
+import { ensureDatabase } from './pg-admin.ts';
 
 /** Options of {@link startEmbeddedPostgres}. */
 export interface EmbeddedPostgresOptions {

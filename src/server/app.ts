@@ -6,7 +6,7 @@ import { createYoga, useReadinessCheck, type YogaServerInstance } from 'graphql-
 import { startSessionCleanup } from '../auth/session-cleanup.ts';
 import { createContext, type Context } from '../context.ts';
 import { migrateDatabase, openDatabase } from '../db/database.ts';
-import { pendingMigrations } from '../db/migrations.ts';
+import { pendingMigrations } from '../db/migrate/index.ts';
 import type { Config } from '../env.ts';
 import { startUploadCleanup } from '../files/cleanup.ts';
 import { useFileDownloads } from './plugins/file-downloads.ts';
