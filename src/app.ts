@@ -32,7 +32,7 @@ import { requestIdOf, useRequestId } from './plugins/request-id.ts';
 import { createEventBus } from './realtime/bus.ts';
 import { createChatFeeds } from './realtime/chat-feed.ts';
 import { createEvents } from './realtime/events.ts';
-import { createPresenceTracker, type PresenceTrackerOptions } from './realtime/presence.ts';
+import { createPresenceTracker, type PresenceTrackerOptions } from './realtime/presence/tracker.ts';
 import { createSubscriptionExecution } from './realtime/shared-execution.ts';
 import { attachWebSocketServer, type WebSocketOptions, type WsServerContext } from './realtime/websocket.ts';
 import { schema } from './schema/index.ts';

@@ -14,7 +14,7 @@ import { isAdminToken, type Maintenance } from './admin/maintenance.ts';
 import type { Notifications } from './notifications/notifications.ts';
 import type { ChatFeeds } from './realtime/chat-feed.ts';
 import type { Events } from './realtime/events.ts';
-import type { PresenceTracker } from './realtime/presence.ts';
+import type { PresenceTracker } from './realtime/presence/tracker.ts';
 import type { Logger } from './logger.ts';
 import type { WorkerPool } from './worker-pool.ts';
 

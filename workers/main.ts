@@ -8,7 +8,7 @@ import { loadConfigOrExit } from '../src/env.ts';
 import { createLogger } from '../src/logger.ts';
 import { createNotifications } from '../src/notifications/notifications.ts';
 import { startBullWorker } from '../src/notifications/queue.ts';
-import { createPresenceTracker } from '../src/realtime/presence.ts';
+import { createPresenceReader } from '../src/realtime/presence/reader.ts';
 import { settledWithin, shutdownBudget, WORK_SHARE } from '../src/shutdown.ts';
 import { createWorkerPool } from '../src/worker-pool.ts';
 
@@ -23,8 +23,8 @@ const prisma = createPrisma(config.database.url, { poolSize: Math.min(config.job
 const pool = createWorkerPool({ ...config.workers, threads: Math.min(config.workers.threads, 2) });
 const redis = new Redis(config.redisUrl, { maxRetriesPerRequest: 3 });
 redis.on('error', (error) => logger.warn({ err: error }, 'redis error'));
-// Read-only use: which recipients have a live connection (reported by the API instances).
-const presence = createPresenceTracker({ redis, prisma, logger, onChange: () => {} });
+// Which recipients have a live connection (reported by the API instances).
+const presence = createPresenceReader({ redis });
 const notifications = createNotifications({
   config,
   prisma,
