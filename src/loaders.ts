@@ -3,7 +3,7 @@
 import DataLoader from 'dataloader';
 import type { ContentCipher } from './crypto/content-cipher.ts';
 import { Prisma, type ChatMember, type PrismaClient, type User } from './generated/prisma/client.ts';
-import type { PresenceTracker } from './realtime/presence.ts';
+import type { PresenceTracker } from './realtime/presence/tracker.ts';
 import { blockersAmong } from './users/contacts.ts';
 
 /** Read receipts (`Message.readBy`) are listed for chats up to this size. */

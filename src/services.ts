@@ -20,7 +20,7 @@ import { createNotifications, type Notifications, type NotificationsOptions } fr
 import { createEventBus, type EventBus } from './realtime/bus.ts';
 import { createChatFeeds, type ChatFeeds } from './realtime/chat-feed.ts';
 import { createEvents, type Events } from './realtime/events.ts';
-import { createPresenceTracker, type PresenceTracker, type PresenceTrackerOptions } from './realtime/presence.ts';
+import { createPresenceTracker, type PresenceTracker, type PresenceTrackerOptions } from './realtime/presence/tracker.ts';
 
 /** Long-lived services shared by every request (and by tests and workers). */
 export interface Services {

@@ -5,7 +5,7 @@ import { loadConfigOrExit } from './env.ts';
 import { createLogger } from './logger.ts';
 import { createNotifications } from './notifications/notifications.ts';
 import { startBullWorker } from './notifications/queue.ts';
-import { createPresenceTracker } from './realtime/presence.ts';
+import { createPresenceReader } from './realtime/presence/reader.ts';
 import { createCoreServices } from './services.ts';
 import { settledWithin, shutdownBudget, WORK_SHARE } from './shutdown.ts';
 
@@ -21,9 +21,8 @@ const core = createCoreServices(config, logger, {
   databasePoolSize: Math.min(config.jobs.concurrency, 20),
   workerThreads: Math.min(config.workers.threads, 2),
 });
-// Read-only use: which recipients have a live connection (reported by the API instances).
-const presence = createPresenceTracker({ redis: core.redis, prisma: core.prisma, logger, onChange: () => {} });
-const notifications = createNotifications({ ...core, presence });
+// Which recipients have a live connection (reported by the API instances).
+const notifications = createNotifications({ ...core, presence: createPresenceReader({ redis: core.redis! }) });
 const worker = startBullWorker({
   redisUrl: config.redisUrl,
   prefix: config.jobs.queuePrefix,

@@ -4,7 +4,8 @@ import { Redis } from 'ioredis';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import type { App } from '../src/server/app.ts';
 import type { PrismaClient } from '../src/generated/prisma/client.ts';
-import { createPresenceTracker, type PresenceChange, type PresenceTracker, type PresenceTrackerOptions } from '../src/realtime/presence.ts';
+import { createPresenceReader } from '../src/realtime/presence/reader.ts';
+import { createPresenceTracker, type PresenceChange, type PresenceTracker, type PresenceTrackerOptions } from '../src/realtime/presence/tracker.ts';
 import { startTestApp, uniqueName } from './helpers.ts';
 
 const REDIS_URL = process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
@@ -263,6 +264,25 @@ describe('presence across instances (Redis)', () => {
     // Both instances' timers and sweepers have had their chance to report it again.
     await sleep(GRACE_MS + HEARTBEAT_MS * 4);
     expect(changes).toHaveLength(2);
+  });
+
+  it('gives a reader (the push worker\'s) the answer the trackers give, ONLINE through the grace', async () => {
+    const [userId, other] = [await createUser(), await createUser()];
+    // A grace long enough to look inside it on a loaded machine.
+    const { a, changes, prefix } = await cluster({ offlineGraceMs: 600 });
+    const reader = createPresenceReader({ redis: redisClient(), keyPrefix: prefix });
+    const both = async (userIds: string[]) => [await reader.onlineUserIds(userIds), await a.presence.onlineUserIds(userIds)];
+
+    expect(await both([])).toEqual([new Set(), new Set()]);
+    await a.presence.connect(userId);
+    expect(await both([userId, other, userId])).toEqual([new Set([userId]), new Set([userId])]);
+
+    await a.presence.disconnect(userId);
+    expect(kinds(changes)).toEqual(['ONLINE']);
+    expect(await both([userId, other])).toEqual([new Set([userId]), new Set([userId])]);
+
+    await vi.waitFor(() => expect(kinds(changes)).toEqual(['ONLINE', 'OFFLINE']), { timeout: 3_000, interval: 10 });
+    expect(await both([userId, other])).toEqual([new Set(), new Set()]);
   });
 
   it('reports no change when a user moves to another instance within the grace', async () => {

@@ -6,7 +6,7 @@ import type { Config } from '../env.ts';
 import type { PrismaClient } from '../generated/prisma/client.ts';
 import type { Logger } from '../logger.ts';
 import { decodeContent, messageAad } from '../messages/content.ts';
-import type { PresenceTracker } from '../realtime/presence.ts';
+import type { PresenceReader } from '../realtime/presence/reader.ts';
 import { checkPushEndpoint } from './endpoints.ts';
 import type { PushSender } from './web-push.ts';
 
@@ -27,7 +27,7 @@ export class PermanentJobError extends Error {
 export interface NotificationDeps {
   prisma: PrismaClient;
   cipher: ContentCipher;
-  presence: Pick<PresenceTracker, 'onlineUserIds'>;
+  presence: PresenceReader;
   config: Pick<Config, 'push'>;
   logger: Logger;
   send: PushSender;

@@ -5,7 +5,7 @@ import type { ContentCipher } from '../crypto/content-cipher.ts';
 import type { Config } from '../env.ts';
 import type { PrismaClient } from '../generated/prisma/client.ts';
 import type { Logger } from '../logger.ts';
-import type { PresenceTracker } from '../realtime/presence.ts';
+import type { PresenceReader } from '../realtime/presence/reader.ts';
 import { deliver, fanOut, loadNotifiedMessage, type NotificationDeps, type NotifiedMessage } from './jobs.ts';
 import { createOutboxRelay } from './outbox.ts';
 import { createBullQueue, createLocalQueue, jobIds, type JobData, type JobProcessor } from './queue.ts';
@@ -15,7 +15,7 @@ export interface NotificationsOptions {
   config: Pick<Config, 'push' | 'redisUrl' | 'jobs'>;
   prisma: PrismaClient;
   cipher: ContentCipher;
-  presence: Pick<PresenceTracker, 'onlineUserIds'>;
+  presence: PresenceReader;
   logger: Logger;
   /** HTTPS agent for push services (tests trust their local push service's certificate with it). */
   pushAgent?: Agent;

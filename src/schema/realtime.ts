@@ -12,7 +12,7 @@ import {
   type TypingEvent,
 } from '../realtime/streams.ts';
 import type { PresenceTopicEvent } from '../realtime/events.ts';
-import { effectiveStatus, presenceAudience, PRESENCE_USER_IDS_MAX } from '../users/presence.ts';
+import { effectiveStatus, presenceAudience, PRESENCE_USER_IDS_MAX } from '../users/status.ts';
 import { builder } from './builder.ts';
 import { UserStatusEnum } from './users.ts';
 

@@ -1,7 +1,7 @@
 // Users: profiles, status, search.
 import { requireViewer } from '../auth/authenticate.ts';
 import { UserStatus } from '../generated/prisma/enums.ts';
-import { effectiveStatus } from '../users/presence.ts';
+import { effectiveStatus } from '../users/status.ts';
 import { setStatus, updateProfile, userSearchFilter } from '../users/profile.ts';
 import { builder } from './builder.ts';
 import { pageSizeFor } from './pagination.ts';
