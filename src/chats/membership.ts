@@ -1,9 +1,18 @@
 // Who may do what in a chat. Non-members get NOT_FOUND, never FORBIDDEN: a chat's existence is
 // itself private to its members.
 import { forbidden, notFound } from '../errors.ts';
-import type { ChatRole, PrismaClient } from '../generated/prisma/client.ts';
+import type { ChatRole, Prisma, PrismaClient } from '../generated/prisma/client.ts';
 
 export const CHAT_NOT_FOUND = 'Chat';
+
+/** The chats a user may read: the ones they are a member of. */
+export const chatsOfMember = (userId: string) => ({ members: { some: { userId } } }) satisfies Prisma.ChatWhereInput;
+
+/** One chat, if the user may read it. */
+export const chatOfMember = (chatId: string, userId: string) => ({ id: chatId, ...chatsOfMember(userId) }) satisfies Prisma.ChatWhereInput;
+
+/** A chat list's order: most recent activity first (ties by id, so pages never overlap). */
+export const CHATS_BY_ACTIVITY = [{ lastActivityAt: 'desc' }, { id: 'desc' }] satisfies Prisma.ChatOrderByWithRelationInput[];
 
 export function findMembership(prisma: PrismaClient, chatId: string, userId: string) {
   return prisma.chatMember.findUnique({

@@ -8,7 +8,7 @@ import {
   setChatMemberRole,
   updateChat,
 } from '../chats/chats.ts';
-import { CHAT_NOT_FOUND } from '../chats/membership.ts';
+import { CHAT_NOT_FOUND, CHATS_BY_ACTIVITY, chatOfMember, chatsOfMember } from '../chats/membership.ts';
 import { requireViewer } from '../auth/authenticate.ts';
 import { notFound } from '../errors.ts';
 import { ChatKind, ChatRole } from '../generated/prisma/enums.ts';
@@ -123,11 +123,7 @@ builder.queryFields((t) => ({
       maxSize: pageSizeFor,
       resolve: (query, _root, _args, ctx) => {
         const { userId } = requireViewer(ctx);
-        return ctx.prisma.chat.findMany({
-          ...query,
-          where: { members: { some: { userId } } },
-          orderBy: [{ lastActivityAt: 'desc' }, { id: 'desc' }],
-        });
+        return ctx.prisma.chat.findMany({ ...query, where: chatsOfMember(userId), orderBy: CHATS_BY_ACTIVITY });
       },
     },
     { name: 'ChatConnection' },
@@ -139,7 +135,7 @@ builder.queryFields((t) => ({
     args: { id: t.arg.id({ required: true }) },
     resolve: async (query, _root, { id }, ctx) => {
       const { userId } = requireViewer(ctx);
-      const chat = await ctx.prisma.chat.findFirst({ ...query, where: { id: String(id), members: { some: { userId } } } });
+      const chat = await ctx.prisma.chat.findFirst({ ...query, where: chatOfMember(String(id), userId) });
       if (!chat) throw notFound(CHAT_NOT_FOUND);
       return chat;
     },

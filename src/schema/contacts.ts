@@ -1,6 +1,6 @@
 // Contacts and blocking.
 import { requireViewer } from '../auth/authenticate.ts';
-import { addContact, blockUser, removeContact, unblockUser } from '../users/contacts.ts';
+import { addContact, blocksBy, blockUser, CONTACTS_BY_USERNAME, contactsOf, removeContact, unblockUser } from '../users/contacts.ts';
 import { builder } from './builder.ts';
 import { pageSizeFor } from './pagination.ts';
 import { UserConnection } from './users.ts';
@@ -14,11 +14,7 @@ builder.queryFields((t) => ({
       defaultSize: 50,
       maxSize: pageSizeFor,
       resolve: (query, _root, _args, ctx) =>
-        ctx.prisma.user.findMany({
-          ...query,
-          where: { contactOf: { some: { ownerId: requireViewer(ctx).userId } } },
-          orderBy: { username: 'asc' },
-        }),
+        ctx.prisma.user.findMany({ ...query, where: contactsOf(requireViewer(ctx).userId), orderBy: CONTACTS_BY_USERNAME }),
     },
     UserConnection,
   ),
@@ -27,9 +23,7 @@ builder.queryFields((t) => ({
     description: 'Users you blocked, most recent first.',
     resolve: async (query, _root, _args, ctx) => {
       const blocks = await ctx.prisma.userBlock.findMany({
-        where: { blockerId: requireViewer(ctx).userId },
-        orderBy: { createdAt: 'desc' },
-        take: 1_000,
+        ...blocksBy(requireViewer(ctx).userId),
         // An empty selection from Pothos means "the whole row".
         include: { blocked: Object.keys(query).length > 0 ? query : true },
       });

@@ -1,5 +1,5 @@
 // Live events over graphql-ws: messages, chat changes, typing, presence.
-import { requireMembership } from '../chats/membership.ts';
+import { setTyping } from '../chats/typing.ts';
 import { requireViewer } from '../auth/authenticate.ts';
 import { badUserInput } from '../errors.ts';
 import {
@@ -147,10 +147,7 @@ builder.mutationFields((t) => ({
     description: 'Tells the chat you are (or stopped) typing. While typing, refresh every few seconds (before TYPING_TTL, default 6 s, runs out).',
     args: { chatId: t.arg.id({ required: true }), isTyping: t.arg.boolean({ required: true }) },
     resolve: async (_root, args, ctx) => {
-      const { userId } = requireViewer(ctx);
-      const chatId = String(args.chatId);
-      await requireMembership(ctx.prisma, chatId, userId);
-      await ctx.events.typing(chatId, userId, args.isTyping, Date.now() + ctx.config.realtime.typingTtlMs);
+      await setTyping(ctx, requireViewer(ctx).userId, String(args.chatId), args.isTyping);
       return true;
     },
   }),

@@ -1,6 +1,19 @@
 // Contact lists and blocking.
 import { badUserInput, notFound } from '../errors.ts';
-import type { PrismaClient } from '../generated/prisma/client.ts';
+import type { Prisma, PrismaClient } from '../generated/prisma/client.ts';
+
+/** The users in someone's contact list. */
+export const contactsOf = (ownerId: string) => ({ contactOf: { some: { ownerId } } }) satisfies Prisma.UserWhereInput;
+
+/** Contact lists are ordered by username. */
+export const CONTACTS_BY_USERNAME = { username: 'asc' } satisfies Prisma.UserOrderByWithRelationInput;
+
+/** Blocks listed at most (a list, not a connection: nobody blocks thousands). */
+export const BLOCKED_USERS_MAX = 1_000;
+
+/** The blocks someone made, most recent first. */
+export const blocksBy = (blockerId: string) =>
+  ({ where: { blockerId }, orderBy: { createdAt: 'desc' }, take: BLOCKED_USERS_MAX }) satisfies Prisma.UserBlockFindManyArgs;
 
 async function requireOtherUser(prisma: PrismaClient, viewerId: string, userId: string, action: string) {
   if (userId === viewerId) throw badUserInput('userId', `You cannot ${action} yourself.`);
