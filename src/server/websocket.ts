@@ -3,6 +3,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Server } from 'node:http';
 import type { ExecutionArgs } from 'graphql';
+import { CloseCode } from 'graphql-ws';
 import { useServer } from 'graphql-ws/use/ws';
 import type { YogaServerInstance } from 'graphql-yoga';
 import { WebSocketServer, type WebSocket } from 'ws';
@@ -13,10 +14,12 @@ import { rateLimited, unauthenticated } from '../errors.ts';
 import type { InFlight } from '../in-flight.ts';
 import { channels, type SessionsTopicEvent } from '../realtime/events.ts';
 
-/** graphql-ws close code for a missing, invalid or ended authentication. */
-export const CLOSE_UNAUTHORIZED = 4401;
-/** Too many connections for one user. */
-export const CLOSE_TOO_MANY_CONNECTIONS = 4429;
+/**
+ * Too many connections for one user (presence's `maxConnectionsPerUser`, 20). This is graphql-ws's
+ * own "too many" code (TooManyInitialisationRequests), which its clients treat as fatal: they stop
+ * instead of reconnecting in a loop that is refused again until one of the user's sockets closes.
+ */
+const CLOSE_TOO_MANY_CONNECTIONS = CloseCode.TooManyInitialisationRequests;
 
 export interface WebSocketOptions {
   /** Operations (mostly subscriptions) one connection may run at once. Default 100. */
@@ -71,7 +74,7 @@ export function attachWebSocketServer(
 
   const stopSessionListener = events.bus.listen(channels.sessions, (payload) => {
     for (const sessionId of (payload as SessionsTopicEvent).sessionIds) {
-      for (const socket of socketsBySession.get(sessionId) ?? []) socket.close(CLOSE_UNAUTHORIZED, 'Session ended');
+      for (const socket of socketsBySession.get(sessionId) ?? []) socket.close(CloseCode.Unauthorized, 'Session ended');
     }
   });
 
@@ -99,7 +102,7 @@ export function attachWebSocketServer(
         const offered = ctx.connectionParams?.authorization ?? ctx.connectionParams?.Authorization ?? request.headers.authorization;
         const auth = await authenticate(services, typeof offered === 'string' ? offered : undefined);
         if (!auth.viewer) {
-          socket.close(CLOSE_UNAUTHORIZED, 'Unauthorized');
+          socket.close(CloseCode.Unauthorized, 'Unauthorized');
           return false;
         }
         const state: SocketState = {
