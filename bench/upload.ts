@@ -17,6 +17,7 @@ import { FILE_CHUNK_BYTES, sealFile } from '../src/files/file-cipher.ts';
 import { createLocalDiskStorage } from '../src/files/local-disk-storage.ts';
 import type { WorkerPool } from '../src/cpu/pool.ts';
 import { describeImage } from '../workers/images.ts';
+import { IMAGE_MAX_PIXELS, THUMBNAIL_MAX_PX } from '../src/files/image-limits.ts';
 import { stripMetadata } from '../workers/strip-metadata.ts';
 import { mainThreadCpuMs } from './host-cpu.ts';
 import { measureRun } from './readings.ts';
@@ -291,7 +292,7 @@ async function portraitStore(): Promise<void> {
     [
       'shipped describeImage (with thumbnail)',
       async () => {
-        const description = await describeImage({ bytes: new Uint8Array(photo) });
+        const description = await describeImage({ bytes: new Uint8Array(photo), maxThumbnailPx: THUMBNAIL_MAX_PX, maxPixels: IMAGE_MAX_PIXELS });
         return description.ok ? description.original.byteLength : Number.NaN;
       },
     ],

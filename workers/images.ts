@@ -22,17 +22,13 @@ function loadSharp(): Promise<SharpFactory> {
   }));
 }
 
-/** Thumbnails fit in this many pixels on their longer side. */
-export const THUMBNAIL_MAX_PX = 320;
-/** Bigger images (width x height, per frame) are refused before decoding: a small file can declare a huge canvas. */
-export const IMAGE_MAX_PIXELS = 100_000_000;
-export const THUMBNAIL_MIME_TYPE = 'image/webp';
-
 export interface DescribeImageInput {
   /** The image file's bytes; transfer its buffer, the caller is done with it. */
   bytes: Uint8Array;
-  /** Default THUMBNAIL_MAX_PX. */
-  maxThumbnailPx?: number;
+  /** Thumbnails fit in this many pixels on their longer side (THUMBNAIL_MAX_PX). */
+  maxThumbnailPx: number;
+  /** Bigger images (width x height, per frame) are refused before decoding (IMAGE_MAX_PIXELS). */
+  maxPixels: number;
 }
 
 export type ImageDescription =
@@ -47,19 +43,19 @@ export type ImageDescription =
       /** Of `original` as displayed, its orientation applied (whether turned or kept as a tag). */
       width: number;
       height: number;
-      /** A WebP of at most maxThumbnailPx on its longer side, first frame only, without metadata. */
+      /** A WebP (THUMBNAIL_MIME_TYPE) of at most maxThumbnailPx on its longer side, first frame only, without metadata. */
       thumbnail: Uint8Array;
     }
   | { ok: false; reason: 'too-large' | 'unreadable' };
 
-export async function describeImage({ bytes, maxThumbnailPx = THUMBNAIL_MAX_PX }: DescribeImageInput): Promise<ImageDescription> {
+export async function describeImage({ bytes, maxThumbnailPx, maxPixels }: DescribeImageInput): Promise<ImageDescription> {
   const sharp = await loadSharp();
-  const options: SharpOptions = { limitInputPixels: IMAGE_MAX_PIXELS, failOn: 'error' };
+  const options: SharpOptions = { limitInputPixels: maxPixels, failOn: 'error' };
   try {
     const metadata = await sharp(bytes, options).metadata();
     // Animated images report one frame's height as pageHeight.
     const frameHeight = metadata.pageHeight ?? metadata.height;
-    if (metadata.width * frameHeight > IMAGE_MAX_PIXELS) return { ok: false, reason: 'too-large' };
+    if (metadata.width * frameHeight > maxPixels) return { ok: false, reason: 'too-large' };
     const orientation = orientationToApply(metadata);
     const rotated = orientation >= 5;
     const thumbnail = await makeThumbnail(sharp(bytes, options), orientation, maxThumbnailPx);

@@ -9,11 +9,11 @@ import type { Services } from '../services.ts';
 import { badUserInput } from '../errors.ts';
 import type { Attachment, MessageKind } from '../generated/prisma/client.ts';
 import { uuidv7 } from '../ids.ts';
-import { IMAGE_MAX_PIXELS } from '../../workers/images.ts';
 import { AUDIO_TAIL_BYTES, audioDurationMs } from './audio-duration.ts';
 import { writeEncryptedFile } from './encrypted-files.ts';
 import { sanitizeFileName } from './file-names.ts';
 import { detectMimeType, SNIFF_BYTES } from './file-types.ts';
+import { IMAGE_MAX_PIXELS, THUMBNAIL_MAX_PX } from './image-limits.ts';
 import type { UploadLease } from './upload-memory.ts';
 import { formatBytes, IMAGE_WORKING_COPIES } from './upload-sizes.ts';
 
@@ -120,7 +120,8 @@ async function copyOf(file: UploadedFile, start: number, end: number): Promise<U
 async function describeImage({ pool }: Pick<Services, 'pool'>, file: UploadedFile, memory: UploadLease) {
   await memory.grow(IMAGE_WORKING_COPIES * file.size);
   const bytes = await copyOf(file, 0, file.size);
-  const result = await pool.run('describeImage', { bytes }, { bounded: true, transferList: [bytes.buffer as ArrayBuffer] });
+  const input = { bytes, maxThumbnailPx: THUMBNAIL_MAX_PX, maxPixels: IMAGE_MAX_PIXELS };
+  const result = await pool.run('describeImage', input, { bounded: true, transferList: [bytes.buffer as ArrayBuffer] });
   if (!result.ok) {
     throw badUserInput(
       'file',

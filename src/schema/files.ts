@@ -4,7 +4,7 @@ import type { Context } from '../context.ts';
 import { badUserInput } from '../errors.ts';
 import { signFileUrl, type FileVariant } from '../files/signed-urls.ts';
 import { uploadFile, type UploadedFile } from '../files/uploads.ts';
-import { THUMBNAIL_MAX_PX } from '../../workers/images.ts';
+import { THUMBNAIL_MAX_PX } from '../files/image-limits.ts';
 import { builder } from './builder.ts';
 import { MessageKindEnum } from './messages.ts';
 

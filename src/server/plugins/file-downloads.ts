@@ -12,7 +12,7 @@ import type { Services } from '../../services.ts';
 import { badUserInput, forbidden, internal, notFound, unauthenticated } from '../../errors.ts';
 import type { Attachment } from '../../generated/prisma/client.ts';
 import { requestIdOf } from './request-id.ts';
-import { THUMBNAIL_MIME_TYPE } from '../../../workers/images.ts';
+import { THUMBNAIL_MIME_TYPE } from '../../files/image-limits.ts';
 import { findDownloadableAttachment } from '../../files/access.ts';
 import { encryptedFileSize, readEncryptedFile } from '../../files/encrypted-files.ts';
 import { contentDisposition } from '../../files/file-names.ts';
