@@ -261,7 +261,7 @@ function toConfig(env: z.infer<typeof schema>) {
       audience: env.JWT_AUDIENCE,
       passwordHash: { memoryKib: env.PASSWORD_HASH_MEMORY_KIB, passes: env.PASSWORD_HASH_PASSES },
     },
-    messageEncryption: keyring(messageKey, env.MESSAGE_ENCRYPTION_OLD_KEYS),
+    messageEncryption: keyringOf(messageKey, ...env.MESSAGE_ENCRYPTION_OLD_KEYS),
     realtime: { typingTtlMs: env.TYPING_TTL },
     push: {
       enabled: env.PUSH_ENABLED,
@@ -328,7 +328,8 @@ export function keyIdOf(key: Uint8Array): string {
   return createHash('sha256').update(key).digest('hex').slice(0, 12);
 }
 
-function keyring(current: Buffer, old: Buffer[]): Keyring {
+/** A keyring of `current` (sealing) and `old` keys (opening only), each under its derived id. */
+export function keyringOf(current: Buffer, ...old: Buffer[]): Keyring {
   const keys: Record<string, Buffer> = {};
   for (const key of [...old, current]) keys[keyIdOf(key)] = key;
   return { currentKeyId: keyIdOf(current), keys };

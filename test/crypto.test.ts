@@ -2,18 +2,12 @@
 import { randomBytes } from 'node:crypto';
 import { afterAll, describe, expect, it } from 'vitest';
 import { createContentCipher, type ContentCipher } from '../src/crypto/content-cipher.ts';
-import { keyIdOf, type Keyring } from '../src/env.ts';
+import { keyIdOf, keyringOf } from '../src/env.ts';
 import { createWorkerPool, type WorkerPool } from '../src/cpu/pool.ts';
 import { openBatch, sealBatch } from '../workers/crypto.ts';
 
 const text = (value: string) => new TextEncoder().encode(value);
 const decode = (bytes: Uint8Array) => new TextDecoder().decode(bytes);
-
-function keyringOf(current: Buffer, ...old: Buffer[]): Keyring {
-  const keys: Record<string, Buffer> = {};
-  for (const key of [...old, current]) keys[keyIdOf(key)] = key;
-  return { currentKeyId: keyIdOf(current), keys };
-}
 
 /** A copy with one byte flipped at `index` (negative: from the end). */
 function flipped(bytes: Uint8Array, index: number): Uint8Array {

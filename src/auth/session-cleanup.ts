@@ -11,6 +11,7 @@
 // than as reuse, and whoever still holds a spent token may present it any time while the session
 // lives (a stolen token's victim that comes back after weeks offline is the case detection exists
 // for). When the legacy path and table can go: see the top of sessions.ts.
+import { forEachIdBatch } from '../db/keyset.ts';
 import { startPeriodicJob } from '../periodic-job.ts';
 import type { Services } from '../services.ts';
 import type { Prisma } from '../generated/prisma/client.ts';
@@ -40,25 +41,13 @@ const sessionsEndedBefore = (cutoff: Date): Prisma.SessionWhereInput => ({
  */
 export async function deleteDeadSessions(services: Pick<Services, 'prisma'>, endedBefore: Date): Promise<number> {
   const { prisma } = services;
-  let deleted = 0;
-  // Walking the primary key (keyset) makes a run one pass over the table, however many batches.
-  let after = '';
-  for (;;) {
-    const candidates = await prisma.session.findMany({
-      where: { ...sessionsEndedBefore(endedBefore), id: { gt: after } },
-      select: { id: true },
-      orderBy: { id: 'asc' },
-      take: BATCH,
-    });
-    if (candidates.length === 0) break;
-    after = candidates.at(-1)!.id;
-    const removed = await prisma.session.deleteMany({
-      where: { id: { in: candidates.map((candidate) => candidate.id) }, ...sessionsEndedBefore(endedBefore) },
-    });
-    deleted += removed.count;
-    if (candidates.length < BATCH) break;
-  }
-  return deleted;
+  const ended = sessionsEndedBefore(endedBefore);
+  return forEachIdBatch(
+    (after, take) => prisma.session.findMany({ where: { ...ended, id: { gt: after } }, select: { id: true }, orderBy: { id: 'asc' }, take }),
+    BATCH,
+    // Walking the primary key makes a run one pass over the table, however many batches.
+    async (ids) => (await prisma.session.deleteMany({ where: { id: { in: ids }, ...ended } })).count,
+  );
 }
 
 export interface SessionCleanupOptions {

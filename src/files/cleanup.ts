@@ -1,6 +1,7 @@
 // Uploads that no message uses — never sent, or sent in messages since deleted (deleting a message
 // clears its attachmentId) — are deleted after UPLOAD_RETENTION: the row first, then the bytes, so
 // nothing ever points at a removed file. A crash in between leaves only unreferenced bytes behind.
+import { forEachIdBatch } from '../db/keyset.ts';
 import { startPeriodicJob } from '../periodic-job.ts';
 import type { Services } from '../services.ts';
 
@@ -14,40 +15,39 @@ export const CLEANUP_INTERVAL_MS = 60 * 60_000;
 /** Deletes unused attachments created before `olderThan` (rows and stored bytes); returns how many. */
 export async function deleteUnusedUploads(services: CleanupServices, olderThan: Date): Promise<number> {
   const { prisma, storage } = services;
-  let deleted = 0;
-  let after = '';
-  for (;;) {
-    const candidates = await prisma.attachment.findMany({
-      where: { createdAt: { lt: olderThan }, messages: { none: {} }, id: { gt: after } },
-      select: { id: true },
-      orderBy: { id: 'asc' },
-      take: BATCH,
-    });
-    if (candidates.length === 0) break;
-    after = candidates.at(-1)!.id;
-    const ids = candidates.map((candidate) => candidate.id);
-
-    const removed = await prisma.$transaction(async (tx) => {
-      // FOR UPDATE conflicts with the key-share lock a message insert takes on the attachment it
-      // references: a send in flight is skipped here, and a later one waits for this transaction and
-      // then fails its foreign key instead of losing its attachment to SET NULL.
-      const locked = await tx.$queryRaw<Array<{ id: string }>>`
-        SELECT "id" FROM "Attachment" WHERE "id" = ANY(${ids}) FOR UPDATE SKIP LOCKED`;
-      if (locked.length === 0) return [];
-      // A new statement, so a new snapshot: it sees every message committed before the locks were taken.
-      return tx.$queryRaw<Array<{ storageKey: string; thumbnailKey: string | null }>>`
-        DELETE FROM "Attachment" a
-        WHERE a."id" = ANY(${locked.map((row) => row.id)})
-          AND NOT EXISTS (SELECT 1 FROM "Message" m WHERE m."attachmentId" = a."id")
-        RETURNING a."storageKey", a."thumbnailKey"`;
-    });
-    for (const key of removed.flatMap((row) => (row.thumbnailKey ? [row.storageKey, row.thumbnailKey] : [row.storageKey]))) {
-      // The row is gone already; bytes that cannot be deleted now are unreferenced, not dangerous.
-      await storage.delete(key).catch((error: unknown) => services.logger.warn({ err: error, storageKey: key }, 'could not delete the stored bytes of an unused upload'));
-    }
-    deleted += removed.length;
-    if (candidates.length < BATCH) break;
-  }
+  const deleted = await forEachIdBatch(
+    (after, take) =>
+      prisma.attachment.findMany({
+        where: { createdAt: { lt: olderThan }, messages: { none: {} }, id: { gt: after } },
+        select: { id: true },
+        orderBy: { id: 'asc' },
+        take,
+      }),
+    BATCH,
+    async (ids) => {
+      const removed = await prisma.$transaction(async (tx) => {
+        // FOR UPDATE conflicts with the key-share lock a message insert takes on the attachment it
+        // references: a send in flight is skipped here, and a later one waits for this transaction and
+        // then fails its foreign key instead of losing its attachment to SET NULL.
+        const locked = await tx.$queryRaw<Array<{ id: string }>>`
+          SELECT "id" FROM "Attachment" WHERE "id" = ANY(${ids}) FOR UPDATE SKIP LOCKED`;
+        if (locked.length === 0) return [];
+        // A new statement, so a new snapshot: it sees every message committed before the locks were taken.
+        return tx.$queryRaw<Array<{ storageKey: string; thumbnailKey: string | null }>>`
+          DELETE FROM "Attachment" a
+          WHERE a."id" = ANY(${locked.map((row) => row.id)})
+            AND NOT EXISTS (SELECT 1 FROM "Message" m WHERE m."attachmentId" = a."id")
+          RETURNING a."storageKey", a."thumbnailKey"`;
+      });
+      for (const key of removed.flatMap((row) => (row.thumbnailKey ? [row.storageKey, row.thumbnailKey] : [row.storageKey]))) {
+        // The row is gone already; bytes that cannot be deleted now are unreferenced, not dangerous.
+        await storage
+          .delete(key)
+          .catch((error: unknown) => services.logger.warn({ err: error, storageKey: key }, 'could not delete the stored bytes of an unused upload'));
+      }
+      return removed.length;
+    },
+  );
   // Temporary files of writes a crash interrupted are as old as the retention allows, too.
   await storage.deleteIncomplete?.(olderThan);
   return deleted;
