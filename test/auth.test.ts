@@ -2,7 +2,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { SignJWT, UnsecuredJWT } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { App } from '../src/app.ts';
-import { AUTH_FIELDS, codeOf, gql, registerUser, startTestApp, TEST_JWT_SECRET, uniqueName } from './helpers.ts';
+import { AUTH_FIELDS, codeOf, gql, registerUser, startTestApp, TEST_JWT_SECRET, uniqueName } from './support/helpers.ts';
 
 const REGISTER = `mutation ($input: RegisterInput!) { register(input: $input) { ${AUTH_FIELDS} } }`;
 const LOGIN = `mutation ($input: LoginInput!) { login(input: $input) { ${AUTH_FIELDS} } }`;

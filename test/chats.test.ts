@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { App } from '../src/app.ts';
-import { CHAT_FIELDS, codeOf, createChat, gql, registerUser, sendText, startTestApp, type TestUser } from './helpers.ts';
+import { CHAT_FIELDS, codeOf, createChat, gql, registerUser, sendText, startTestApp, type TestUser } from './support/helpers.ts';
 
 const CREATE = `mutation ($input: CreateChatInput!) { createChat(input: $input) { ${CHAT_FIELDS} members { edges { node { role user { id } } } } } }`;
 const CHAT = `query ($id: ID!) { chat(id: $id) { ${CHAT_FIELDS} members(first: 100) { edges { node { role user { id } } } } } }`;

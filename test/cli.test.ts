@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { afterAll, describe, expect, it } from 'vitest';
-import { unusedPort } from './helpers.ts';
+import { unusedPort } from './support/helpers.ts';
 
 const dataDir = mkdtempSync(join(tmpdir(), 'kocmoc-cli-'));
 // mkdtemp makes it private; as root the embedded server runs as `postgres` and must enter it.

@@ -2,8 +2,8 @@
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { App } from '../src/app.ts';
-import { createChat, gql, registerUser, sendText, startTestApp } from './helpers.ts';
-import { connect, settle, subscribe, type Connection } from './ws-helpers.ts';
+import { createChat, gql, registerUser, sendText, startTestApp } from './support/helpers.ts';
+import { connect, settle, subscribe, type Connection } from './support/ws-helpers.ts';
 
 const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
 const prefix = `kocmoc-test:${randomUUID()}:`;

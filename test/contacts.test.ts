@@ -1,8 +1,8 @@
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { App } from '../src/app.ts';
-import { codeOf, createChat, gql, registerUser, sendText, startTestApp, type TestUser } from './helpers.ts';
-import { connect, settle, subscribe, type Connection } from './ws-helpers.ts';
+import { codeOf, createChat, gql, registerUser, sendText, startTestApp, type TestUser } from './support/helpers.ts';
+import { connect, settle, subscribe, type Connection } from './support/ws-helpers.ts';
 
 const CONTACTS = `query ($first: Int, $after: String) { contacts(first: $first, after: $after) { edges { node { id username } } pageInfo { hasNextPage endCursor } } }`;
 const BLOCK = `mutation ($u: ID!) { blockUser(userId: $u) }`;

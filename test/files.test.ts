@@ -21,7 +21,7 @@ import { signFileUrl } from '../src/files/signed-urls.ts';
 import type { FileStorage } from '../src/files/storage.ts';
 import { orientationExif } from '../workers/strip-metadata.ts';
 import { isLosslessWebp, webpChunks } from '../workers/webp.ts';
-import { codeOf, createChat, gql, registerUser, startTestApp, startUploadTestApp, TEST_JWT_SECRET, type TestUser } from './helpers.ts';
+import { codeOf, createChat, gql, registerUser, startTestApp, startUploadTestApp, TEST_JWT_SECRET, type TestUser } from './support/helpers.ts';
 
 const MAX_UPLOAD_BYTES = 1024 * 1024;
 const ATTACHMENT_FIELDS = 'id kind name mimeType size url width height durationMs thumbnailUrl createdAt';

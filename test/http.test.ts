@@ -2,8 +2,8 @@
 import { Agent, request as httpRequest } from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { App } from '../src/app.ts';
-import { capturedLogs, registerUser, startTestApp } from './helpers.ts';
-import { connect, settle, subscribe } from './ws-helpers.ts';
+import { capturedLogs, registerUser, startTestApp } from './support/helpers.ts';
+import { connect, settle, subscribe } from './support/ws-helpers.ts';
 
 const { logs: logLines, logger: captureLogger } = capturedLogs('info');
 

@@ -4,8 +4,8 @@ import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { App } from '../src/app.ts';
 import { applyMigrations, ensureDatabase } from '../src/db/migrations.ts';
-import { codeOf, createChat, gql, registerUser, scratchDatabaseUrl, startTestApp, type TestUser } from './helpers.ts';
-import { connect, settle, subscribe } from './ws-helpers.ts';
+import { codeOf, createChat, gql, registerUser, scratchDatabaseUrl, startTestApp, type TestUser } from './support/helpers.ts';
+import { connect, settle, subscribe } from './support/ws-helpers.ts';
 
 const ADMIN_TOKEN = 'test-admin-token-0123456789abcdef';
 const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, inject, it } from 'vitest';
 import { applyMigrations, createMigration, ensureDatabase, pendingMigrations } from '../src/db/migrations.ts';
-import { scratchDatabaseUrl } from './helpers.ts';
+import { scratchDatabaseUrl } from './support/helpers.ts';
 
 const scratch = scratchDatabaseUrl('kocmoc_migrations');
 afterAll(() => scratch.drop());

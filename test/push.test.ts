@@ -12,9 +12,9 @@ import { createPrisma } from '../src/db/client.ts';
 import { applyMigrations, ensureDatabase } from '../src/db/migrations.ts';
 import { createOutboxRelay } from '../src/notifications/outbox.ts';
 import { createLocalQueue } from '../src/notifications/queue.ts';
-import { capturedLogs, codeOf, createChat, gql, registerUser, scratchDatabaseUrl, sendText, startTestApp, unusedPort, type TestUser } from './helpers.ts';
-import { startPushService, type PushDevice, type PushService } from './push-service.ts';
-import { connect } from './ws-helpers.ts';
+import { capturedLogs, codeOf, createChat, gql, registerUser, scratchDatabaseUrl, sendText, startTestApp, unusedPort, type TestUser } from './support/helpers.ts';
+import { startPushService, type PushDevice, type PushService } from './support/push-service.ts';
+import { connect } from './support/ws-helpers.ts';
 
 const REGISTER = `mutation ($input: PushSubscriptionInput!) { registerPushSubscription(input: $input) { id endpoint } }`;
 // Every app relays the whole outbox table: on the shared test database, other files' apps would

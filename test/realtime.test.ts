@@ -3,8 +3,8 @@ import { randomUUID } from 'node:crypto';
 import { SignJWT } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { App } from '../src/app.ts';
-import { codeOf, createChat, gql, registerUser, sendText, startTestApp, TEST_JWT_SECRET, type TestUser } from './helpers.ts';
-import { connect, settle, subscribe, type Connection } from './ws-helpers.ts';
+import { codeOf, createChat, gql, registerUser, sendText, startTestApp, TEST_JWT_SECRET, type TestUser } from './support/helpers.ts';
+import { connect, settle, subscribe, type Connection } from './support/ws-helpers.ts';
 
 const MESSAGE_EVENTS = `subscription ($chatId: ID, $sinceSeq: Int) { messageEvents(chatId: $chatId, sinceSeq: $sinceSeq) {
   type chatId seq message { id seq text deletedAt sender { id } } } }`;

@@ -4,7 +4,7 @@
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { App } from '../src/app.ts';
-import { AUTH_FIELDS, codeOf, createLegacySession, gql, registerUser, startTestApp, type GraphQLResponse } from './helpers.ts';
+import { AUTH_FIELDS, codeOf, createLegacySession, gql, registerUser, startTestApp, type GraphQLResponse } from './support/helpers.ts';
 
 const LOGIN = `mutation ($input: LoginInput!) { login(input: $input) { ${AUTH_FIELDS} } }`;
 const REFRESH = `mutation ($t: String!) { refreshToken(refreshToken: $t) { ${AUTH_FIELDS} } }`;

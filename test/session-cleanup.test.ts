@@ -3,7 +3,7 @@ import type { App } from '../src/app.ts';
 import { DEAD_SESSION_RETENTION_MS, deleteDeadSessions, startSessionCleanup } from '../src/auth/session-cleanup.ts';
 import { hashRefreshToken } from '../src/auth/tokens.ts';
 import type { Services } from '../src/context.ts';
-import { AUTH_FIELDS, codeOf, createLegacySession, gql, registerUser, startTestApp, type TestUser } from './helpers.ts';
+import { AUTH_FIELDS, codeOf, createLegacySession, gql, registerUser, startTestApp, type TestUser } from './support/helpers.ts';
 
 const LOGIN = `mutation ($input: LoginInput!) { login(input: $input) { ${AUTH_FIELDS} } }`;
 const REFRESH = `mutation ($t: String!) { refreshToken(refreshToken: $t) { ${AUTH_FIELDS} } }`;

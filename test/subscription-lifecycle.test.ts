@@ -10,8 +10,8 @@ import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import WebSocket from 'ws';
 import type { App } from '../src/app.ts';
 import { applyMigrations, ensureDatabase } from '../src/db/migrations.ts';
-import { capturedLogs, createChat, gql, registerUser, scratchDatabaseUrl, sendText, startTestApp, type TestUser } from './helpers.ts';
-import { connect, subscribe, type Connection } from './ws-helpers.ts';
+import { capturedLogs, createChat, gql, registerUser, scratchDatabaseUrl, sendText, startTestApp, type TestUser } from './support/helpers.ts';
+import { connect, subscribe, type Connection } from './support/ws-helpers.ts';
 
 const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
 const MESSAGE_EVENTS = `subscription ($chatId: ID) { messageEvents(chatId: $chatId) { type message { id text sender { id } } } }`;

@@ -1,8 +1,8 @@
 // Gives the test run a fresh, migrated database: TEST_DATABASE_URL as is, else a `kocmoc_test`
 // database beside DATABASE_URL, else an embedded PostgreSQL under DATA_DIR/postgres-kocmoc_test.
 import type { TestProject } from 'vitest/node';
-import { openScratchDatabase } from '../src/db/database.ts';
-import { loadConfig } from '../src/env.ts';
+import { openScratchDatabase } from '../../src/db/database.ts';
+import { loadConfig } from '../../src/env.ts';
 
 declare module 'vitest' {
   export interface ProvidedContext {

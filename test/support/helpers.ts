@@ -8,9 +8,9 @@ import { Writable } from 'node:stream';
 import pg from 'pg';
 import { pino, type Level } from 'pino';
 import { inject } from 'vitest';
-import { buildApp, type App, type BuildAppOptions } from '../src/app.ts';
-import { loadConfig } from '../src/env.ts';
-import { uuidv7 } from '../src/ids.ts';
+import { buildApp, type App, type BuildAppOptions } from '../../src/app.ts';
+import { loadConfig } from '../../src/env.ts';
+import { uuidv7 } from '../../src/ids.ts';
 
 export const TEST_JWT_SECRET = 'test-secret-that-is-long-enough-for-hs256-0123456789';
 
