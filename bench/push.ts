@@ -21,6 +21,7 @@ import { createPrisma } from '../src/db/client.ts';
 import { openScratchDatabase } from '../src/db/database.ts';
 import { chatTopic, deliver, fanOut, loadNotifiedMessage, type NotificationDeps } from '../src/notifications/jobs.ts';
 import { jobIds, QUEUE_NAME } from '../src/notifications/queue.ts';
+import { SEND_MESSAGE_RECEIPT } from '../test/support/operations.ts';
 import { postGraphQL, SEQUENCE_PLACEHOLDER, startLoadProcess, type LoadProcess, type LoadSummary } from './graphql-load.ts';
 import { wallNow } from './push-child.ts';
 import { startPushEndpoint, type PushDeviceKeys, type PushEndpoint, type Receipts } from './push-endpoint.ts';
@@ -56,7 +57,6 @@ const ENQUEUE_ROUNDS = 2;
 /** Fixed, so the bench never writes a generated key under DATA_DIR. */
 const BENCH_MESSAGE_KEY = Buffer.alloc(32, 7).toString('base64');
 const TEXT = 'Bench message: a short paragraph of ordinary chat text, about one hundred characters long, no emoji.';
-const SEND_MESSAGE = 'mutation ($input: SendMessageInput!) { sendMessage(input: $input) { id seq createdAt } }';
 
 interface Rig {
   endpoint: PushEndpoint;
@@ -223,7 +223,7 @@ async function createFixtures(rig: Rig, app: App): Promise<Fixtures> {
 /** sendMessage through the API; resolves with the message id and when the request started. */
 async function send(app: App & { url: string }, user: BenchUser, chatId: string, text = TEXT): Promise<{ id: string; chatId: string; sentAt: number }> {
   const sentAt = wallNow();
-  const { sendMessage } = await postGraphQL(app.url, SEND_MESSAGE, { input: { chatId, kind: 'TEXT', text } }, user.accessToken);
+  const { sendMessage } = await postGraphQL(app.url, SEND_MESSAGE_RECEIPT, { input: { chatId, kind: 'TEXT', text } }, user.accessToken);
   return { id: sendMessage.id as string, chatId, sentAt };
 }
 
@@ -582,7 +582,7 @@ async function enqueueRun(rig: Rig, fixtures: Fixtures, load: LoadProcess, varia
     const senders = fixtures.senders.map((sender, index) => ({
       token: sender.accessToken,
       body: JSON.stringify({
-        query: SEND_MESSAGE,
+        query: SEND_MESSAGE_RECEIPT,
         variables: { input: { chatId: fixtures.directChatIds[index]!, kind: 'TEXT', text: TEXT, clientMessageId: `${tag}-${index}-${SEQUENCE_PLACEHOLDER}` } },
       }),
     }));

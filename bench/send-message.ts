@@ -10,6 +10,7 @@ import pg from 'pg';
 import { buildApp } from '../src/app.ts';
 import type { Config } from '../src/env.ts';
 import { uuidv7 } from '../src/ids.ts';
+import { CREATE_CHAT, SEND_MESSAGE_RECEIPT } from '../test/support/operations.ts';
 import { mapLimited, postGraphQL, SEQUENCE_PLACEHOLDER, startLoadProcess, type LoadProcess, type LoadSummary, type SenderSpec } from './graphql-load.ts';
 import { hostBusyShare, sampleHostCpu } from './host-cpu.ts';
 import { benchConfig, type BenchContext } from './setup.ts';
@@ -33,9 +34,6 @@ const MS_PER_TICK = 10;
 const TEXT = 'Bench message: a short paragraph of ordinary chat text, about one hundred characters long, no emoji.';
 const PASSWORD = 'correct horse battery staple';
 const REGISTER = 'mutation ($input: RegisterInput!) { register(input: $input) { accessToken user { id } } }';
-const CREATE_CHAT = 'mutation ($input: CreateChatInput!) { createChat(input: $input) { id } }';
-/** What a client typically asks back after sending: enough to place the message, not its text again. */
-const SEND_MESSAGE = 'mutation ($input: SendMessageInput!) { sendMessage(input: $input) { id seq createdAt } }';
 
 /** What the bare-SQL baseline writes per row. */
 interface InsertRow {
@@ -225,7 +223,7 @@ async function createSendersAndChats(url: string): Promise<{ senders: Sender[]; 
 /** The request body for one sender; the load process fills in the sequence, so every clientMessageId is new. */
 function sendBody(chatId: string, senderTag: string): string {
   const input = { chatId, kind: 'TEXT', text: TEXT, clientMessageId: `${senderTag}-${SEQUENCE_PLACEHOLDER}` };
-  return JSON.stringify({ query: SEND_MESSAGE, variables: { input } });
+  return JSON.stringify({ query: SEND_MESSAGE_RECEIPT, variables: { input } });
 }
 
 /** Bytes the product stores for a text: `{"t":…}` sealed as iv (12) + tag (16) + ciphertext. */

@@ -5,6 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { App } from '../src/app.ts';
 import { applyMigrations, ensureDatabase } from '../src/db/migrations.ts';
 import { codeOf, createChat, gql, registerUser, scratchDatabaseUrl, startTestApp, type TestUser } from './support/helpers.ts';
+import { CHAT_EVENTS, LOGOUT, UPDATE_CHAT } from './support/operations.ts';
 import { connect, settle, subscribe } from './support/ws-helpers.ts';
 
 const ADMIN_TOKEN = 'test-admin-token-0123456789abcdef';
@@ -57,14 +58,14 @@ describe('maintenance mode', () => {
     const chatId = await createChat(a, user, { kind: 'GROUP', title: 'Before', memberIds: [] });
     const { url } = await b.start();
     const connection = connect(url, user.accessToken);
-    const sub = subscribe(connection, `subscription { chatEvents { type } }`);
+    const sub = subscribe(connection, CHAT_EVENTS);
     await settle();
 
     const on = await gql(a, SET, { on: true, m: 'Upgrading the database' }, admin);
     expect(on.data.setMaintenanceMode).toMatchObject({ enabled: true, message: 'Upgrading the database' });
 
     // Instance B refuses at once (the change travels through Redis), as a 503 with Retry-After.
-    const refused = await gql(b, `mutation ($c: ID!) { updateChat(chatId: $c, input: { title: "During" }) { id } }`, { c: chatId }, { token: user.accessToken, headers: { accept: 'application/json' } });
+    const refused = await gql(b, UPDATE_CHAT, { c: chatId, i: { title: 'During' } }, { token: user.accessToken, headers: { accept: 'application/json' } });
     expect(codeOf(refused)).toBe('MAINTENANCE');
     expect(refused.errors?.[0]?.message).toBe('Upgrading the database');
     expect(refused.response.status).toBe(503);
@@ -81,14 +82,14 @@ describe('maintenance mode', () => {
     // A fresh instance (a restart) finds it still on.
     const restarted = await start();
     try {
-      expect(codeOf(await gql(restarted, `mutation { logout }`, {}, { token: user.accessToken }))).toBe('MAINTENANCE');
+      expect(codeOf(await gql(restarted, LOGOUT, {}, { token: user.accessToken }))).toBe('MAINTENANCE');
     } finally {
       await restarted.stop();
     }
 
     const off = await gql(b, SET, { on: false }, admin);
     expect(off.data.setMaintenanceMode.enabled).toBe(false);
-    const after = await gql(a, `mutation ($c: ID!) { updateChat(chatId: $c, input: { title: "After" }) { title } }`, { c: chatId }, { token: user.accessToken });
+    const after = await gql(a, UPDATE_CHAT, { c: chatId, i: { title: 'After' } }, { token: user.accessToken });
     expect(after.data.updateChat.title).toBe('After');
     expect((await sub.next()).data.chatEvents.type).toBe('UPDATED');
     await connection.dispose();

@@ -13,6 +13,7 @@ import { applyMigrations, ensureDatabase } from '../src/db/migrations.ts';
 import { createOutboxRelay } from '../src/notifications/outbox.ts';
 import { createLocalQueue } from '../src/notifications/queue.ts';
 import { capturedLogs, codeOf, createChat, gql, registerUser, scratchDatabaseUrl, sendText, startTestApp, unusedPort, type TestUser } from './support/helpers.ts';
+import { BLOCK_USER } from './support/operations.ts';
 import { startPushService, type PushDevice, type PushService } from './support/push-service.ts';
 import { connect } from './support/ws-helpers.ts';
 
@@ -214,7 +215,7 @@ describe('delivery (in-process, no Redis)', () => {
     const device = push.device();
     await subscribeDevice(app, alice, device);
     const chatId = await createChat(app, bob, { kind: 'GROUP', title: 'Blocked', memberIds: [alice.id] });
-    await gql(app, `mutation ($u: ID!) { blockUser(userId: $u) }`, { u: bob.id }, { token: alice.accessToken });
+    await gql(app, BLOCK_USER, { u: bob.id }, { token: alice.accessToken });
     await sendText(app, bob, chatId, 'blocked');
     await idle(500);
     expect(device.requests).toHaveLength(0);
