@@ -2,11 +2,11 @@
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { App } from '../src/app.ts';
-import { createChat, gql, registerUser, sendText, startTestApp } from './support/helpers.ts';
+import { createChat, gql, registerUser, sendText, startTestApp, testRedisUrl } from './support/helpers.ts';
 import { LOGOUT, MESSAGE_EVENTS, PRESENCE, START_TYPING, TYPING } from './support/operations.ts';
 import { connect, settle, subscribe, type Connection } from './support/ws-helpers.ts';
 
-const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
+const REDIS_URL = testRedisUrl();
 const prefix = `kocmoc-test:${randomUUID()}:`;
 let a: App;
 let b: App;

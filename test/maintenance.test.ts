@@ -4,12 +4,12 @@ import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { App } from '../src/app.ts';
 import { applyMigrations, ensureDatabase } from '../src/db/migrations.ts';
-import { codeOf, createChat, gql, registerUser, scratchDatabaseUrl, startTestApp, type TestUser } from './support/helpers.ts';
+import { codeOf, createChat, gql, registerUser, scratchDatabaseUrl, startTestApp, testRedisUrl, type TestUser } from './support/helpers.ts';
 import { CHAT_EVENTS, LOGOUT, UPDATE_CHAT } from './support/operations.ts';
 import { connect, settle, subscribe } from './support/ws-helpers.ts';
 
 const ADMIN_TOKEN = 'test-admin-token-0123456789abcdef';
-const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
+const REDIS_URL = testRedisUrl();
 const prefix = `kocmoc-test:${randomUUID()}:`;
 const scratch = scratchDatabaseUrl('kocmoc_maintenance');
 const databaseUrl = scratch.url;

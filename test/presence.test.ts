@@ -5,9 +5,9 @@ import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest
 import type { App } from '../src/app.ts';
 import type { PrismaClient } from '../src/generated/prisma/client.ts';
 import { createPresenceTracker, type PresenceChange, type PresenceTracker, type PresenceTrackerOptions } from '../src/realtime/presence.ts';
-import { startTestApp, uniqueName } from './support/helpers.ts';
+import { startTestApp, testRedisUrl, uniqueName } from './support/helpers.ts';
 
-const REDIS_URL = process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
+const REDIS_URL = testRedisUrl();
 // Small timings keep the file fast; the timeout leaves room for a few missed heartbeats.
 const GRACE_MS = 150;
 const HEARTBEAT_MS = 50;

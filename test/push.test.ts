@@ -12,7 +12,7 @@ import { createPrisma } from '../src/db/client.ts';
 import { applyMigrations, ensureDatabase } from '../src/db/migrations.ts';
 import { createOutboxRelay } from '../src/notifications/outbox.ts';
 import { createLocalQueue } from '../src/notifications/queue.ts';
-import { capturedLogs, codeOf, createChat, gql, registerUser, scratchDatabaseUrl, sendText, startTestApp, unusedPort, type TestUser } from './support/helpers.ts';
+import { capturedLogs, codeOf, createChat, gql, registerUser, scratchDatabaseUrl, sendText, startTestApp, testRedisUrl, unusedPort, type TestUser } from './support/helpers.ts';
 import { BLOCK_USER } from './support/operations.ts';
 import { startPushService, type PushDevice, type PushService } from './support/push-service.ts';
 import { connect } from './support/ws-helpers.ts';
@@ -223,7 +223,7 @@ describe('delivery (in-process, no Redis)', () => {
 });
 
 describe('worker process (Redis)', () => {
-  const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
+  const REDIS_URL = testRedisUrl();
   const queuePrefix = `kocmoc-test-${randomUUID().slice(0, 8)}`;
   let api: App;
   const workers: ChildProcess[] = [];

@@ -10,11 +10,11 @@ import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import WebSocket from 'ws';
 import type { App } from '../src/app.ts';
 import { applyMigrations, ensureDatabase } from '../src/db/migrations.ts';
-import { capturedLogs, createChat, gql, registerUser, scratchDatabaseUrl, sendText, startTestApp, type TestUser } from './support/helpers.ts';
+import { capturedLogs, createChat, gql, registerUser, scratchDatabaseUrl, sendText, startTestApp, testRedisUrl, type TestUser } from './support/helpers.ts';
 import { CHAT_EVENTS, MESSAGE_EVENTS, PRESENCE, START_TYPING, TYPING } from './support/operations.ts';
 import { connect, subscribe, type Connection } from './support/ws-helpers.ts';
 
-const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
+const REDIS_URL = testRedisUrl();
 const EVENTS = 20;
 
 const scratch = scratchDatabaseUrl('kocmoc_lifecycle');

@@ -157,6 +157,9 @@ export async function sendText(app: App, sender: TestUser, chatId: string, text:
   return result.data.sendMessage as { id: string; seq: number; text: string };
 }
 
+/** The Redis for tests that need one (REDIS_URL, else the local default), as the global setup resolved it. */
+export const testRedisUrl = () => inject('redisUrl');
+
 /** A database beside the test database (for tests that must not share it), and how to drop it. */
 export function scratchDatabaseUrl(name: string) {
   const url = new URL(inject('databaseUrl'));
