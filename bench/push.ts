@@ -29,7 +29,7 @@ import { addPushSubscriptions, createDirectChats } from './push-fixtures.ts';
 import { countOutcomes, deleteKeys, readJobs } from './push-jobs.ts';
 import { cpuBetween, findProcess, readCpu, startWorker, type CpuUse, type WorkerProcess } from './push-procs.ts';
 import { startRawSender } from './push-raw.ts';
-import { benchConfig, type BenchContext } from './setup.ts';
+import { BENCH_MESSAGE_KEY, BENCH_TEXT, benchConfig, benchRedisUrl, SEND_LOAD, type BenchContext } from './setup.ts';
 import { fixed, percentile, sleep, table } from './stats.ts';
 import { createBenchUsers, createGroupChat, type BenchUser } from './ws-fixtures.ts';
 
@@ -48,15 +48,10 @@ const WORKER_SETUPS = [
 /** A phase ends when every push arrived or none arrived for this long. */
 const STALL_MS = 5_000;
 /** Enqueue cost: the send-message bench's direct-chat shape. */
-const SENDERS = 50;
-const WARM_UP_MS = 2_000;
+const { senders: SENDERS, warmUpMs: WARM_UP_MS, durationMs: DURATION_MS } = SEND_LOAD;
 /** The process's first API instance runs cold (JIT, caches): it gets a longer warm-up. */
 const FIRST_WARM_UP_MS = 6_000;
-const DURATION_MS = 10_000;
 const ENQUEUE_ROUNDS = 2;
-/** Fixed, so the bench never writes a generated key under DATA_DIR. */
-const BENCH_MESSAGE_KEY = Buffer.alloc(32, 7).toString('base64');
-const TEXT = 'Bench message: a short paragraph of ordinary chat text, about one hundred characters long, no emoji.';
 
 interface Rig {
   endpoint: PushEndpoint;
@@ -107,7 +102,7 @@ interface ThroughputRow {
 
 export async function runPush({ databaseUrl }: BenchContext): Promise<void> {
   const started = performance.now();
-  const redisUrl = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
+  const redisUrl = benchRedisUrl();
   const redis = new Redis(redisUrl, { maxRetriesPerRequest: 3, lazyConnect: true });
   await redis.connect().catch((error: unknown) => {
     redis.disconnect();
@@ -221,7 +216,7 @@ async function createFixtures(rig: Rig, app: App): Promise<Fixtures> {
 }
 
 /** sendMessage through the API; resolves with the message id and when the request started. */
-async function send(app: App & { url: string }, user: BenchUser, chatId: string, text = TEXT): Promise<{ id: string; chatId: string; sentAt: number }> {
+async function send(app: App & { url: string }, user: BenchUser, chatId: string, text = BENCH_TEXT): Promise<{ id: string; chatId: string; sentAt: number }> {
   const sentAt = wallNow();
   const { sendMessage } = await postGraphQL(app.url, SEND_MESSAGE_RECEIPT, { input: { chatId, kind: 'TEXT', text } }, user.accessToken);
   return { id: sendMessage.id as string, chatId, sentAt };
@@ -233,7 +228,7 @@ async function rawPhase(rig: Rig, fixtures: Fixtures, app: App): Promise<Through
   const raw = startRawSender(app.services.config.push.vapid, rig.endpoint.certFile);
   const total = GROUP_CHATS * RECIPIENTS;
   // A payload of the product's shape and size, under a Topic of its own.
-  const payload = JSON.stringify({ type: 'message', chatId: randomUUID(), messageId: randomUUID(), title: 'Push bench 1', body: `Bench hub: ${TEXT}`, unread: 1 });
+  const payload = JSON.stringify({ type: 'message', chatId: randomUUID(), messageId: randomUUID(), title: 'Push bench 1', body: `Bench hub: ${BENCH_TEXT}`, unread: 1 });
   const spec = { targets: fixtures.devices, concurrency: RAW_CONCURRENCY, payload, topic: chatTopic('raw') };
   try {
     await raw.send({ ...spec, total: WARM_UP_MEMBERS });
@@ -334,7 +329,7 @@ function badSamples(receipts: Receipts, sentByTopic: Map<string, { id: string; c
   return receipts.samples.filter((sample) => {
     const message = sentByTopic.get(sample.topic);
     const { payload } = sample;
-    return !message || payload.messageId !== message.id || payload.chatId !== message.chatId || !String(payload.body).endsWith(TEXT) || !(payload.unread >= 1);
+    return !message || payload.messageId !== message.id || payload.chatId !== message.chatId || !String(payload.body).endsWith(BENCH_TEXT) || !(payload.unread >= 1);
   }).length;
 }
 
@@ -583,7 +578,7 @@ async function enqueueRun(rig: Rig, fixtures: Fixtures, load: LoadProcess, varia
       token: sender.accessToken,
       body: JSON.stringify({
         query: SEND_MESSAGE_RECEIPT,
-        variables: { input: { chatId: fixtures.directChatIds[index]!, kind: 'TEXT', text: TEXT, clientMessageId: `${tag}-${index}-${SEQUENCE_PLACEHOLDER}` } },
+        variables: { input: { chatId: fixtures.directChatIds[index]!, kind: 'TEXT', text: BENCH_TEXT, clientMessageId: `${tag}-${index}-${SEQUENCE_PLACEHOLDER}` } },
       }),
     }));
     const pids = () => ({ api: [process.pid], redis: rig.redisPid ? [rig.redisPid] : [], ...(worker ? { worker: [worker.pid] } : {}) });

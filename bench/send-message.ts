@@ -13,27 +13,20 @@ import { uuidv7 } from '../src/ids.ts';
 import { CREATE_CHAT, SEND_MESSAGE_RECEIPT } from '../test/support/operations.ts';
 import { mapLimited, postGraphQL, SEQUENCE_PLACEHOLDER, startLoadProcess, type LoadProcess, type LoadSummary, type SenderSpec } from './graphql-load.ts';
 import { hostBusyShare, sampleHostCpu } from './host-cpu.ts';
-import { benchConfig, type BenchContext } from './setup.ts';
+import { BENCH_TEXT, benchConfig, registerUsers, SEND_LOAD, type BenchContext } from './setup.ts';
 import { fixed, percentile, sleep, table } from './stats.ts';
 
-const SENDERS = 50;
-const WARM_UP_MS = 2_000;
-const DURATION_MS = 10_000;
+const { senders: SENDERS, warmUpMs: WARM_UP_MS, durationMs: DURATION_MS } = SEND_LOAD;
 const CEILING_DURATION_MS = 5_000;
 /** Rows the bare-SQL baseline writes untimed first, so its connections and plans are warm too. */
 const SQL_WARM_UP_ROWS = 500;
 /** The app's Prisma pool size (createPrisma's default in src/db/client.ts): the baseline gets the same connections. */
 const APP_POOL_CONNECTIONS = 10;
-/** Registration hashes a password; a few at a time stays well inside the pool's admission bound. */
-const SETUP_CONCURRENCY = 4;
 const TARGET_SENDS_PER_SECOND = 1_500;
 const TARGET_P99_MS = 50;
 /** Linux reports per-process CPU in USER_HZ ticks, 100 per second on every architecture Node runs on. */
 const MS_PER_TICK = 10;
 
-const TEXT = 'Bench message: a short paragraph of ordinary chat text, about one hundred characters long, no emoji.';
-const PASSWORD = 'correct horse battery staple';
-const REGISTER = 'mutation ($input: RegisterInput!) { register(input: $input) { accessToken user { id } } }';
 
 /** What the bare-SQL baseline writes per row. */
 interface InsertRow {
@@ -118,7 +111,7 @@ export async function runSendMessage({ databaseUrl }: BenchContext): Promise<voi
   const config = benchConfig({ DATABASE_URL: databaseUrl });
   const databaseName = decodeURIComponent(new URL(databaseUrl).pathname.slice(1));
   console.log(`${SENDERS} senders in a closed loop (one request in flight each, own keep-alive socket), ${WARM_UP_MS / 1_000} s warm-up + ${DURATION_MS / 1_000} s measured per shape`);
-  console.log(`sendMessage: TEXT of ${TEXT.length} characters with a unique clientMessageId, selection { id seq createdAt }`);
+  console.log(`sendMessage: TEXT of ${BENCH_TEXT.length} characters with a unique clientMessageId, selection { id seq createdAt }`);
   console.log(`bare SQL: sendMessage's insert statement (as in src/messages/messages.ts) through pg, ${SENDERS} workers on ${APP_POOL_CONNECTIONS} connections (the app's pool size), as many rows as sendMessage managed`);
   console.log(
     config.redisUrl
@@ -132,7 +125,7 @@ export async function runSendMessage({ databaseUrl }: BenchContext): Promise<voi
   console.log('');
 
   // Read first: if the product's statement changed shape, stop before spending the run.
-  const insert = { ...productInsertStatement(), contentKeyId: config.messageEncryption.currentKeyId, content: randomBytes(sealedSize(TEXT)) };
+  const insert = { ...productInsertStatement(), contentKeyId: config.messageEncryption.currentKeyId, content: randomBytes(sealedSize(BENCH_TEXT)) };
   const { senders, groupChatId, direct, group, ceiling } = await measureThroughApp(config, databaseName);
   // The app is stopped by now, so none of its background work (e.g. push fan-out of the rows the
   // baseline writes) runs during the baseline.
@@ -199,13 +192,7 @@ async function measureThroughApp(config: Config, databaseName: string) {
 
 /** A hub user, 50 senders each in a direct chat with the hub, and one group of all of them; all through GraphQL. */
 async function createSendersAndChats(url: string): Promise<{ senders: Sender[]; groupChatId: string }> {
-  const suffix = Date.now().toString(36);
-  const accounts = await mapLimited(Array.from({ length: SENDERS + 1 }, (_, index) => index), SETUP_CONCURRENCY, async (index) => {
-    const username = `send_${suffix}_${index}`;
-    const input = { email: `${username}@example.com`, username, password: PASSWORD, displayName: `Sender ${index}` };
-    const { register } = await postGraphQL(url, REGISTER, { input });
-    return { userId: register.user.id as string, token: register.accessToken as string };
-  });
+  const accounts = (await registerUsers(url, SENDERS + 1, 'send')).map(({ userId, accessToken }) => ({ userId, token: accessToken }));
   const [hub, ...others] = accounts as [Omit<Sender, 'directChatId'>, ...Omit<Sender, 'directChatId'>[]];
   const senders = await mapLimited(others, 10, async (sender) => {
     const { createChat } = await postGraphQL(url, CREATE_CHAT, { input: { kind: 'DIRECT', memberIds: [hub.userId] } }, sender.token);
@@ -222,7 +209,7 @@ async function createSendersAndChats(url: string): Promise<{ senders: Sender[]; 
 
 /** The request body for one sender; the load process fills in the sequence, so every clientMessageId is new. */
 function sendBody(chatId: string, senderTag: string): string {
-  const input = { chatId, kind: 'TEXT', text: TEXT, clientMessageId: `${senderTag}-${SEQUENCE_PLACEHOLDER}` };
+  const input = { chatId, kind: 'TEXT', text: BENCH_TEXT, clientMessageId: `${senderTag}-${SEQUENCE_PLACEHOLDER}` };
   return JSON.stringify({ query: SEND_MESSAGE_RECEIPT, variables: { input } });
 }
 

@@ -20,7 +20,7 @@ import { describeImage } from '../workers/images.ts';
 import { stripMetadata } from '../workers/strip-metadata.ts';
 import { mainThreadCpuMs } from './host-cpu.ts';
 import { measureRun } from './readings.ts';
-import { benchConfig, startBenchApp, type BenchContext } from './setup.ts';
+import { benchConfig, registerUsers, startBenchApp, type BenchContext } from './setup.ts';
 import { fixed, median, percentile, sleep, table } from './stats.ts';
 
 const UPLOADS = 10;
@@ -30,7 +30,6 @@ const BIG_UPLOAD_BYTES = 25 * 1024 * 1024;
 const MiB = 1024 * 1024;
 
 const UPLOAD = 'mutation ($file: File!, $kind: MessageKind) { uploadFile(file: $file, kind: $kind) { id size } }';
-const REGISTER = 'mutation ($input: RegisterInput!) { register(input: $input) { accessToken } }';
 
 interface Outcome {
   code: string;
@@ -63,7 +62,7 @@ export async function runUploadBench({ databaseUrl }: BenchContext): Promise<voi
   const baseline = await startBaselineServer(plainDir);
   const client = startUploadClient();
   try {
-    const token = await registerUser(url);
+    const token = (await registerUsers(url, 1, 'bench_up'))[0]!.accessToken;
     console.log(`${UPLOADS} concurrent uploads of ${UPLOAD_BYTES / MiB} MiB (random bytes, kind FILE), ${ROUNDS} rounds per variant, interleaved, after one warm-up round each`);
     console.log(`local-disk storage under ${tmpdir()}; pool threads ${config.workers.threads}; files sealed inline in ${FILE_CHUNK_BYTES / 1024} KiB chunks, written in 1 MiB writes, fsynced`);
     console.log('MiB/s: file bytes (10 x 5 MiB) / wall time of the round; loop: monitorEventLoopDelay, resolution 1 ms (included in the values)');
@@ -128,15 +127,6 @@ async function startBaselineServer(dir: string): Promise<{ server: Server; url: 
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   return { server, url: `http://127.0.0.1:${(server.address() as AddressInfo).port}` };
-}
-
-async function registerUser(url: string): Promise<string> {
-  const username = `bench_up_${Date.now().toString(36)}`;
-  const input = { email: `${username}@example.com`, username, password: 'correct horse battery staple', displayName: 'Bench uploads' };
-  const response = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ query: REGISTER, variables: { input } }) });
-  const body = (await response.json()) as { data?: { register: { accessToken: string } } };
-  if (!body.data) throw new Error(`register failed: ${JSON.stringify(body)}`);
-  return body.data.register.accessToken;
 }
 
 async function uploadRound(client: UploadClient, variant: Variant): Promise<Measurement> {
