@@ -14,6 +14,7 @@
 import { availableParallelism } from 'node:os';
 import { performance, type EventLoopUtilization } from 'node:perf_hooks';
 import { hostBusyShare, sampleHostCpu } from './host-cpu.ts';
+import { describeCounts, type CodeCounts } from './outcomes.ts';
 import { BENCH_MESSAGE_KEY, benchConfig, startBenchApp, type BenchContext } from './setup.ts';
 import { fixed, sleep, table } from './stats.ts';
 import { startBareBroadcastServer } from './ws-bare.ts';
@@ -65,7 +66,7 @@ interface PhaseResult {
   server: string;
   mode: string;
   sent: number;
-  sendFailures: Record<string, number>;
+  sendFailures: CodeCounts;
   delivered: number;
   expected: number;
   deliveriesPerS: number;
@@ -263,7 +264,7 @@ function printResults(results: PhaseResult[]) {
         r.server,
         r.mode,
         r.sent,
-        Object.entries(r.sendFailures).map(([code, n]) => `${code} x${n}`).join(', ') || '0',
+        describeCounts(r.sendFailures) || '0',
         r.delivered,
         r.expected,
         fixed(r.deliveriesPerS, 0),

@@ -8,7 +8,7 @@ import type { PasswordHasher } from '../src/auth/passwords.ts';
 import type { Config } from '../src/env.ts';
 import { hashPassword, verifyPassword } from '../workers/passwords.ts';
 import { createFreeHasher, createMainThreadHasher } from './baseline-hashers.ts';
-import { measureRun, type RunReadings } from './readings.ts';
+import { countCode, describeCounts, latenciesOf, maxOf, measureOutcomes, tallyCodes, type Measurement, type Outcome } from './outcomes.ts';
 import { BENCH_PASSWORD, benchConfig, registerUsers, startBenchApp, startLoadClient, type BenchContext, type GraphQLRequest, type LoadClient } from './setup.ts';
 import { fixed, idleLoopDelayP99, median, percentile, table } from './stats.ts';
 
@@ -22,16 +22,6 @@ const EVENT_LOOP_P99_TARGET_MS = 20;
 const THROUGHPUT_TARGET = 0.8;
 
 const LOGIN = 'mutation ($input: LoginInput!) { login(input: $input) { accessToken } }';
-
-interface Outcome {
-  code: string;
-  ms: number;
-}
-
-interface Measurement extends Omit<RunReadings<unknown>, 'value'> {
-  label: string;
-  outcomes: Outcome[];
-}
 
 interface Run {
   client: LoadClient;
@@ -138,16 +128,14 @@ async function poolOnlyStorm(app: App, clientTid: number | undefined, params: Co
 }
 
 /** Runs `fire` with the event-loop monitor and CPU readings around it, after letting things settle. */
-async function measure(label: string, clientTid: number | undefined, fire: () => Promise<Outcome[]>): Promise<Measurement> {
-  const { value: outcomes, ...readings } = await measureRun(fire, { settleMs: 500, cpuSplit: { loadClientTid: clientTid } });
-  return { label, outcomes, ...readings };
+function measure(label: string, clientTid: number | undefined, fire: () => Promise<Outcome[]>): Promise<Measurement> {
+  return measureOutcomes(label, fire, { settleMs: 500, cpuSplit: { loadClientTid: clientTid } });
 }
 
-const count = (m: Measurement, code: string) => m.outcomes.filter((o) => o.code === code).length;
+const count = (m: Measurement, code: string) => countCode(m.outcomes, code);
 const rate = (m: Measurement) => (count(m, 'OK') * 1_000) / m.wallMs;
-const latencies = (m: Measurement, code?: string) => m.outcomes.filter((o) => code === undefined || o.code === code).map((o) => o.ms);
+const latencies = (m: Measurement, code?: string) => latenciesOf(m.outcomes, code);
 const cpuPerOk = (m: Measurement) => (count(m, 'OK') > 0 ? m.cpuMs / count(m, 'OK') : Number.NaN);
-const maxOf = (values: number[]) => (values.length > 0 ? Math.max(...values) : Number.NaN);
 
 function resultsTable(measurements: Measurement[], rateHeader = 'logins/s'): string {
   const headers = ['variant', 'n', 'ok', 'rate-limited', 'other', 'wall ms', rateHeader, 'lat p50 ms', 'lat p99 ms', 'lat max ms', 'loop p50 ms', 'loop p99 ms', 'loop max ms', 'loop busy %', 'cpu/ok ms', 'ours %', 'host %'];
@@ -171,9 +159,8 @@ function resultsTable(measurements: Measurement[], rateHeader = 'logins/s'): str
     fixed(m.hostBusy * 100, 0),
   ]);
   const otherLines = measurements.flatMap((m) => {
-    const byCode = new Map<string, number>();
-    for (const { code } of m.outcomes) if (code !== 'OK' && code !== 'RATE_LIMITED') byCode.set(code, (byCode.get(code) ?? 0) + 1);
-    return byCode.size > 0 ? [`${m.label} other outcomes: ${[...byCode].map(([code, n]) => `${code} x${n}`).join(', ')}`] : [];
+    const others = describeCounts(tallyCodes(m.outcomes.map((o) => o.code)), ['OK', 'RATE_LIMITED']);
+    return others ? [`${m.label} other outcomes: ${others}`] : [];
   });
   return [table(headers, rows), ...otherLines].join('\n');
 }

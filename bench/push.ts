@@ -23,6 +23,8 @@ import { chatTopic, deliver, fanOut, loadNotifiedMessage, type NotificationDeps 
 import { jobIds, QUEUE_NAME } from '../src/notifications/queue.ts';
 import { SEND_MESSAGE_RECEIPT } from '../test/support/operations.ts';
 import { postGraphQL, SEQUENCE_PLACEHOLDER, startLoadProcess, type LoadProcess, type LoadSummary } from './graphql-load.ts';
+import { othersBusyShare } from './host-cpu.ts';
+import { countOf, maxOf, totalOf } from './outcomes.ts';
 import { wallNow } from './push-child.ts';
 import { startPushEndpoint, type PushDeviceKeys, type PushEndpoint, type Receipts } from './push-endpoint.ts';
 import { addPushSubscriptions, createDirectChats } from './push-fixtures.ts';
@@ -366,8 +368,7 @@ function cpuPerPush(use: CpuUse, pushes: number): Pick<ThroughputRow, 'cpu' | 'h
 
 /** The host's busy share minus what the bench's own processes (and PostgreSQL, Redis) used. */
 function othersShare(use: CpuUse): number {
-  const ours = Object.values(use.processes).reduce((sum, ms) => sum + (Number.isNaN(ms) ? 0 : ms), 0) + (Number.isNaN(use.postgres) ? 0 : use.postgres);
-  return Math.max(0, use.hostBusy - ours / (use.wallMs * availableParallelism()));
+  return othersBusyShare(use.hostBusy, use.wallMs, [...Object.values(use.processes), use.postgres]);
 }
 
 function printThroughput(rows: ThroughputRow[]) {
@@ -390,7 +391,7 @@ function printThroughput(rows: ThroughputRow[]) {
         fixed(percentile(row.latencies, 99), 0),
         fixed(row.firstMs, 0),
         fixed(percentile(row.probeMs, 50), 0),
-        fixed(row.probeMs.length ? Math.max(...row.probeMs) : Number.NaN, 0),
+        fixed(maxOf(row.probeMs), 0),
         fixed(percentile(row.jobRunMs, 50), 0),
         fixed(percentile(row.jobRunMs, 99), 0),
         fixed(row.cpu.sender, 3),
@@ -509,7 +510,7 @@ async function enqueueCost(rig: Rig, fixtures: Fixtures) {
       rows.map((row) => [
         row.label,
         okOf(row),
-        Object.values(row.summary.codes).reduce((a, b) => a + b, 0) - okOf(row),
+        totalOf(row.summary.codes) - okOf(row),
         fixed(sendRate(row), 0),
         fixed(row.summary.latencyMs.p50, 1),
         fixed(row.summary.latencyMs.p95, 1),
@@ -546,7 +547,7 @@ async function enqueueCost(rig: Rig, fixtures: Fixtures) {
   );
 }
 
-const okOf = (row: EnqueueRow) => row.summary.codes.OK ?? 0;
+const okOf = (row: EnqueueRow) => countOf(row.summary.codes, 'OK');
 // The load process is ours too.
 const othersOf = (row: EnqueueRow) => fixed(othersShare({ ...row.use, processes: { ...row.use.processes, client: row.summary.clientCpuMs } }) * 100, 0);
 const sendRate = (row: EnqueueRow) => (okOf(row) * 1_000) / row.summary.windowMs;

@@ -12,7 +12,8 @@ import type { Config } from '../src/env.ts';
 import { uuidv7 } from '../src/ids.ts';
 import { CREATE_CHAT, SEND_MESSAGE_RECEIPT } from '../test/support/operations.ts';
 import { mapLimited, postGraphQL, SEQUENCE_PLACEHOLDER, startLoadProcess, type LoadProcess, type LoadSummary, type SenderSpec } from './graphql-load.ts';
-import { hostBusyShare, sampleHostCpu } from './host-cpu.ts';
+import { hostBusyShare, othersBusyShare, sampleHostCpu } from './host-cpu.ts';
+import { countOf, describeCounts, summarizeLatency, totalOf, type CodeCounts, type Latency } from './outcomes.ts';
 import { BENCH_TEXT, benchConfig, registerUsers, SEND_LOAD, type BenchContext } from './setup.ts';
 import { fixed, percentile, sleep, table } from './stats.ts';
 
@@ -75,13 +76,6 @@ interface Sender {
   directChatId: string;
 }
 
-interface Latency {
-  p50: number;
-  p95: number;
-  p99: number;
-  max: number;
-}
-
 /** What the parent process saw over one measured window. */
 interface WindowReading {
   wallMs: number;
@@ -98,7 +92,7 @@ interface WindowReading {
 interface Measurement {
   label: string;
   workers: number;
-  codes: Record<string, number>;
+  codes: CodeCounts;
   latencyMs: Latency;
   reading: WindowReading;
   /** The load process's CPU; NaN when there is none (bare SQL). */
@@ -286,7 +280,7 @@ async function measureBareSql(
   const stop = startWindow(databaseName);
   const { latencies, codes } = await insertRows(rows, 'run');
   const reading = stop();
-  return { label, workers: SENDERS, codes, latencyMs: summarize(latencies), reading, clientCpuMs: Number.NaN, statements: rows };
+  return { label, workers: SENDERS, codes, latencyMs: summarizeLatency(latencies), reading, clientCpuMs: Number.NaN, statements: rows };
 }
 
 /** Starts the parent's readings for one window; the returned function ends them. */
@@ -346,17 +340,8 @@ function backendCpuMs(databaseName: string): Map<number, number> {
   return usage;
 }
 
-function summarize(latencies: number[]): Latency {
-  return {
-    p50: percentile(latencies, 50),
-    p95: percentile(latencies, 95),
-    p99: percentile(latencies, 99),
-    max: latencies.length > 0 ? Math.max(...latencies) : Number.NaN,
-  };
-}
-
-const count = (m: Measurement, code: string) => m.codes[code] ?? 0;
-const total = (m: Measurement) => Object.values(m.codes).reduce((sum, n) => sum + n, 0);
+const count = (m: Measurement, code: string) => countOf(m.codes, code);
+const total = (m: Measurement) => totalOf(m.codes);
 const rate = (m: Measurement) => (count(m, 'OK') * 1_000) / m.reading.wallMs;
 const perOk = (m: Measurement, cpuMs: number) => cpuMs / count(m, 'OK');
 
@@ -387,14 +372,13 @@ function resultsTable(measurements: Measurement[]): string {
 
 /** Share of all cores busy with something other than this bench's processes: other load that disturbed the row. */
 function othersShare(m: Measurement): number {
-  const ours = m.reading.appCpuMs + (Number.isNaN(m.clientCpuMs) ? 0 : m.clientCpuMs) + (Number.isNaN(m.reading.postgresCpuMs) ? 0 : m.reading.postgresCpuMs);
-  return Math.max(0, m.reading.hostBusy - ours / (m.reading.wallMs * availableParallelism()));
+  return othersBusyShare(m.reading.hostBusy, m.reading.wallMs, [m.reading.appCpuMs, m.clientCpuMs, m.reading.postgresCpuMs]);
 }
 
 function outcomeLines(measurements: Measurement[]): string[] {
   return measurements.flatMap((m) => {
-    const failures = Object.entries(m.codes).filter(([code]) => code !== 'OK');
-    return failures.length > 0 ? [`${m.label} errors: ${failures.map(([code, n]) => `${code} x${n}`).join(', ')}`] : [];
+    const failures = describeCounts(m.codes, ['OK']);
+    return failures ? [`${m.label} errors: ${failures}`] : [];
   });
 }
 

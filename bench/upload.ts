@@ -19,6 +19,7 @@ import type { WorkerPool } from '../src/worker-pool.ts';
 import { describeImage } from '../workers/images.ts';
 import { stripMetadata } from '../workers/strip-metadata.ts';
 import { mainThreadCpuMs } from './host-cpu.ts';
+import { countCode, latenciesOf, maxOf, measureOutcomes, type Measurement, type Outcome } from './outcomes.ts';
 import { measureRun } from './readings.ts';
 import { benchConfig, registerUsers, startBenchApp, type BenchContext } from './setup.ts';
 import { fixed, median, percentile, sleep, table } from './stats.ts';
@@ -30,23 +31,6 @@ const BIG_UPLOAD_BYTES = 25 * 1024 * 1024;
 const MiB = 1024 * 1024;
 
 const UPLOAD = 'mutation ($file: File!, $kind: MessageKind) { uploadFile(file: $file, kind: $kind) { id size } }';
-
-interface Outcome {
-  code: string;
-  ms: number;
-}
-
-interface Measurement {
-  label: string;
-  outcomes: Outcome[];
-  wallMs: number;
-  /** CPU of the main thread alone (server event loop; the client runs in a worker thread). */
-  mainCpuMs: number;
-  /** This process's CPU: main thread, pool threads, load client. */
-  cpuMs: number;
-  hostBusy: number;
-  loopDelayMs: { p50: number; p99: number; max: number };
-}
 
 interface Variant {
   label: string;
@@ -129,15 +113,12 @@ async function startBaselineServer(dir: string): Promise<{ server: Server; url: 
   return { server, url: `http://127.0.0.1:${(server.address() as AddressInfo).port}` };
 }
 
-async function uploadRound(client: UploadClient, variant: Variant): Promise<Measurement> {
-  const { value: outcomes, wallMs, mainCpuMs, cpuMs, hostBusy, loopDelayMs } = await measureRun(
-    () => client.upload(variant.url, variant.token, UPLOADS, UPLOAD_BYTES),
-    { settleMs: 300 },
-  );
-  return { label: variant.label, outcomes, wallMs, mainCpuMs, cpuMs, hostBusy, loopDelayMs };
+/** One round of a variant; mainCpuMs is the server's event loop alone (the client runs in a worker thread). */
+function uploadRound(client: UploadClient, variant: Variant): Promise<Measurement> {
+  return measureOutcomes(variant.label, () => client.upload(variant.url, variant.token, UPLOADS, UPLOAD_BYTES), { settleMs: 300 });
 }
 
-const okCount = (m: Measurement) => m.outcomes.filter((o) => o.code === 'OK').length;
+const okCount = (m: Measurement) => countCode(m.outcomes, 'OK');
 const mibPerSecond = (m: Measurement) => (okCount(m) * UPLOAD_BYTES) / MiB / (m.wallMs / 1_000);
 
 function roundsTable(measurements: Measurement[]): string {
@@ -149,8 +130,8 @@ function roundsTable(measurements: Measurement[]): string {
       `${okCount(m)}/${m.outcomes.length}`,
       fixed(m.wallMs, 0),
       fixed(mibPerSecond(m)),
-      fixed(percentile(m.outcomes.map((o) => o.ms), 50), 0),
-      fixed(Math.max(...m.outcomes.map((o) => o.ms)), 0),
+      fixed(percentile(latenciesOf(m.outcomes), 50), 0),
+      fixed(maxOf(latenciesOf(m.outcomes)), 0),
       fixed(m.loopDelayMs.p50, 2),
       fixed(m.loopDelayMs.p99, 2),
       fixed(m.loopDelayMs.max, 2),
