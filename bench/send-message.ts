@@ -9,7 +9,10 @@ import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
 import pg from 'pg';
 import { buildApp } from '../src/app.ts';
 import type { Config } from '../src/env.ts';
+import { Prisma } from '../src/generated/prisma/client.ts';
 import { uuidv7 } from '../src/ids.ts';
+import { messageAad } from '../src/messages/content.ts';
+import { sendMessage } from '../src/messages/messages.ts';
 import { CREATE_CHAT, SEND_MESSAGE_RECEIPT } from '../test/support/operations.ts';
 import { mapLimited, postGraphQL, SEQUENCE_PLACEHOLDER, startLoadProcess, type LoadProcess, type LoadSummary, type SenderSpec } from './graphql-load.ts';
 import { hostBusyShare, othersBusyShare, sampleHostCpu } from './host-cpu.ts';
@@ -28,7 +31,6 @@ const TARGET_P99_MS = 50;
 /** Linux reports per-process CPU in USER_HZ ticks, 100 per second on every architecture Node runs on. */
 const MS_PER_TICK = 10;
 
-
 /** What the bare-SQL baseline writes per row. */
 interface InsertRow {
   id: string;
@@ -40,34 +42,50 @@ interface InsertRow {
 }
 
 /**
- * The statement sendMessage runs for a TEXT message with push enabled (src/messages/messages.ts),
- * copied: keep the two in step when the product's statement changes shape.
+ * The statement sendMessage (src/messages/messages.ts) runs for a TEXT message under `config`,
+ * recorded from the product function itself rather than copied: sendMessage runs once on a Prisma
+ * client whose $queryRaw keeps the statement instead of sending it, with a cipher that returns a
+ * marked ciphertext. Each parameter is then traced back to the row field it came from by the
+ * values sendMessage was given; one the bench cannot place stops the bench before the run.
  */
-const BARE_INSERT = `
-  WITH next AS (
-    UPDATE "Chat" c SET "lastSeq" = c."lastSeq" + 1, "lastMessageId" = $1, "lastActivityAt" = now()
-    WHERE c."id" = $2
-      AND EXISTS (SELECT 1 FROM "ChatMember" m WHERE m."chatId" = c."id" AND m."userId" = $3)
-      AND NOT (c."kind" = 'DIRECT' AND EXISTS (
-        SELECT 1 FROM "ChatMember" other JOIN "UserBlock" b
-          ON (b."blockerId" = $3 AND b."blockedId" = other."userId")
-          OR (b."blockerId" = other."userId" AND b."blockedId" = $3)
-        WHERE other."chatId" = c."id" AND other."userId" <> $3))
-    RETURNING c."lastSeq"
-  )
-  , inserted AS (
-    INSERT INTO "Message" ("id", "chatId", "seq", "senderId", "kind", "content", "contentKeyId", "clientMessageId", "createdAt")
-    SELECT $1, $2, next."lastSeq", $3, 'TEXT'::"MessageKind", $4, $5, $6, now() FROM next
-    RETURNING *
-  )
-  , outbox AS (INSERT INTO "NotificationOutbox" ("messageId") SELECT "id" FROM inserted)
-  SELECT * FROM inserted`;
+async function productInsertStatement(config: Config): Promise<{ text: string; params: (row: InsertRow) => unknown[] }> {
+  const given = { chatId: 'bench-chat-id', senderId: 'bench-sender-id', clientMessageId: 'bench-client-message-id', contentKeyId: 'bench-key-id' };
+  const ciphertext = new Uint8Array(1);
+  let aad: string | undefined;
+  let statement: Prisma.Sql | undefined;
+  const recorded = new Error('statement recorded, not sent');
+  const services = {
+    config,
+    prisma: {
+      $queryRaw: (strings: TemplateStringsArray, ...values: unknown[]) => {
+        statement = Prisma.sql(strings, ...values);
+        throw recorded;
+      },
+    },
+    cipher: {
+      seal: async (items: Array<{ aad: string }>) => {
+        aad = items[0]?.aad;
+        return [{ keyId: given.contentKeyId, ciphertext }];
+      },
+    },
+  } as unknown as Parameters<typeof sendMessage>[0];
+  const input = { chatId: given.chatId, kind: 'TEXT' as const, text: BENCH_TEXT, clientMessageId: given.clientMessageId };
+  const error = await sendMessage(services, given.senderId, input).then(() => undefined, (reason: unknown) => reason);
+  if (error !== recorded || !statement) throw new Error(`bench: sendMessage ran no $queryRaw statement to record (${String(error)})`);
 
-function productInsertStatement(): { text: string; params: (row: InsertRow) => unknown[] } {
-  return {
-    text: BARE_INSERT,
-    params: (row) => [row.id, row.chatId, row.senderId, row.content, row.contentKeyId, row.clientMessageId],
-  };
+  const fields = statement.values.map((value, index): ((row: InsertRow) => unknown) => {
+    if (value === given.chatId) return (row) => row.chatId;
+    if (value === given.senderId) return (row) => row.senderId;
+    if (value === given.clientMessageId) return (row) => row.clientMessageId;
+    if (value === given.contentKeyId) return (row) => row.contentKeyId;
+    if (value === ciphertext) return (row) => row.content;
+    // The id sendMessage made for the message: what it sealed the content for.
+    if (typeof value === 'string' && aad === messageAad(value)) return (row) => row.id;
+    // What a TEXT message without reply or attachment sends as it is.
+    if (value === null || value === input.kind) return () => value;
+    throw new Error(`bench: sendMessage's statement has a parameter the bench cannot place: $${index + 1} = ${JSON.stringify(value)}`);
+  });
+  return { text: statement.text, params: (row) => fields.map((field) => field(row)) };
 }
 
 interface Sender {
@@ -106,7 +124,7 @@ export async function runSendMessage({ databaseUrl }: BenchContext): Promise<voi
   const databaseName = decodeURIComponent(new URL(databaseUrl).pathname.slice(1));
   console.log(`${SENDERS} senders in a closed loop (one request in flight each, own keep-alive socket), ${WARM_UP_MS / 1_000} s warm-up + ${DURATION_MS / 1_000} s measured per shape`);
   console.log(`sendMessage: TEXT of ${BENCH_TEXT.length} characters with a unique clientMessageId, selection { id seq createdAt }`);
-  console.log(`bare SQL: sendMessage's insert statement (as in src/messages/messages.ts) through pg, ${SENDERS} workers on ${APP_POOL_CONNECTIONS} connections (the app's pool size), as many rows as sendMessage managed`);
+  console.log(`bare SQL: sendMessage's insert statement (recorded from src/messages/messages.ts) through pg, ${SENDERS} workers on ${APP_POOL_CONNECTIONS} connections (the app's pool size), as many rows as sendMessage managed`);
   console.log(
     config.redisUrl
       ? 'REDIS_URL set: events and background jobs go through Redis; jobs run by a separate worker are not measured here'
@@ -119,7 +137,7 @@ export async function runSendMessage({ databaseUrl }: BenchContext): Promise<voi
   console.log('');
 
   // Read first: if the product's statement changed shape, stop before spending the run.
-  const insert = { ...productInsertStatement(), contentKeyId: config.messageEncryption.currentKeyId, content: randomBytes(sealedSize(BENCH_TEXT)) };
+  const insert = { ...(await productInsertStatement(config)), contentKeyId: config.messageEncryption.currentKeyId, content: randomBytes(sealedSize(BENCH_TEXT)) };
   const { senders, groupChatId, direct, group, ceiling } = await measureThroughApp(config, databaseName);
   // The app is stopped by now, so none of its background work (e.g. push fan-out of the rows the
   // baseline writes) runs during the baseline.
