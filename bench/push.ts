@@ -35,7 +35,6 @@ import { BENCH_MESSAGE_KEY, BENCH_TEXT, benchConfig, benchRedisUrl, SEND_LOAD, t
 import { fixed, percentile, sleep, table } from './stats.ts';
 import { createBenchUsers, createGroupChat, type BenchUser } from './ws-fixtures.ts';
 
-const DATABASE_NAME = 'kocmoc_bench_push';
 const RECIPIENTS = 1_000;
 /** One message per chat per phase: each phase delivers GROUP_CHATS x RECIPIENTS pushes. */
 const GROUP_CHATS = 3;
@@ -62,6 +61,8 @@ interface Rig {
   /** Queue prefixes of this run, all cleaned at the end: [0] the throughput part's, then one per enqueue run. */
   prefixes: string[];
   databaseUrl: string;
+  /** That database's name, whose backends' CPU the phases read. */
+  databaseName: string;
   /** Environment shared by the API config and the workers. */
   env: Record<string, string>;
   redisPid: number | undefined;
@@ -110,8 +111,11 @@ export async function runPush({ databaseUrl }: BenchContext): Promise<void> {
     redis.disconnect();
     throw new Error(`the push bench needs Redis at ${redisUrl} (REDIS_URL): ${String(error)}`);
   });
-  // Its own scratch database beside the given one: workers and three API instances come and go here.
-  const database = await openScratchDatabase(benchConfig({ DATABASE_URL: databaseUrl }), DATABASE_NAME);
+  // Its own scratch database beside the given one, named after it (kocmoc_bench_push beside
+  // kocmoc_bench), so runs with BENCH_DATABASE_NAMEs of their own do not empty each other's:
+  // workers and three API instances come and go here.
+  const databaseName = `${decodeURIComponent(new URL(databaseUrl).pathname.slice(1))}_push`;
+  const database = await openScratchDatabase(benchConfig({ DATABASE_URL: databaseUrl }), databaseName);
   const runId = randomUUID().slice(0, 8);
   // Throughput's queue prefix; the enqueue runs add theirs.
   const prefixes = [`kocmoc-bench-push-${runId}-tp`];
@@ -125,6 +129,7 @@ export async function runPush({ databaseUrl }: BenchContext): Promise<void> {
       redisUrl,
       prefixes,
       databaseUrl: database.url,
+      databaseName,
       env: {
         DATABASE_URL: database.url,
         REDIS_URL: redisUrl,
@@ -236,10 +241,10 @@ async function rawPhase(rig: Rig, fixtures: Fixtures, app: App): Promise<Through
     await raw.send({ ...spec, total: WARM_UP_MEMBERS });
     await rig.endpoint.waitFor(WARM_UP_MEMBERS);
     await rig.endpoint.take();
-    const before = readCpu(cpuPids(rig, [raw.pid]), DATABASE_NAME);
+    const before = readCpu(cpuPids(rig, [raw.pid]), rig.databaseName);
     const result = await raw.send({ ...spec, total });
     await rig.endpoint.waitFor(total, STALL_MS);
-    const use = cpuBetween(before, readCpu(cpuPids(rig, [raw.pid]), DATABASE_NAME));
+    const use = cpuBetween(before, readCpu(cpuPids(rig, [raw.pid]), rig.databaseName));
     const receipts = await rig.endpoint.take();
     const failures = Object.entries(result.failures).map(([reason, n]) => `${reason} x${n}`);
     return {
@@ -278,11 +283,11 @@ async function workerPhase(rig: Rig, fixtures: Fixtures, app: App & { url: strin
     await rig.endpoint.take();
 
     const pids = workers.map((worker) => worker.pid);
-    const before = readCpu(cpuPids(rig, pids), DATABASE_NAME);
+    const before = readCpu(cpuPids(rig, pids), rig.databaseName);
     const messages = await Promise.all(fixtures.groupChatIds.map((chatId) => send(app, fixtures.hub, chatId)));
     const expected = messages.length * RECIPIENTS;
     await rig.endpoint.waitFor(expected, STALL_MS);
-    const use = cpuBetween(before, readCpu(cpuPids(rig, pids), DATABASE_NAME));
+    const use = cpuBetween(before, readCpu(cpuPids(rig, pids), rig.databaseName));
     const receipts = await rig.endpoint.take();
     const probeMs = await probes(rig, fixtures, app);
 
@@ -592,11 +597,11 @@ async function enqueueRun(rig: Rig, fixtures: Fixtures, load: LoadProcess, varia
       {
         onStart: () => {
           issuedAtStart = statements.issued;
-          before = readCpu(pids(), DATABASE_NAME);
+          before = readCpu(pids(), rig.databaseName);
         },
         onEnd: () => {
           issued = statements.issued - issuedAtStart;
-          use = cpuBetween(before!, readCpu(pids(), DATABASE_NAME));
+          use = cpuBetween(before!, readCpu(pids(), rig.databaseName));
         },
       },
     );
