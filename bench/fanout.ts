@@ -14,7 +14,8 @@
 import { availableParallelism } from 'node:os';
 import { performance, type EventLoopUtilization } from 'node:perf_hooks';
 import { hostBusyShare, sampleHostCpu } from './host-cpu.ts';
-import { benchConfig, startBenchApp, type BenchContext } from './setup.ts';
+import { describeCounts, type CodeCounts } from './outcomes.ts';
+import { BENCH_MESSAGE_KEY, benchConfig, startBenchApp, type BenchContext } from './setup.ts';
 import { fixed, sleep, table } from './stats.ts';
 import { startBareBroadcastServer } from './ws-bare.ts';
 import { chunk, sourceAddress, startClientProcess, type ChildRpc } from './ws-clients.ts';
@@ -37,8 +38,6 @@ const DRAIN_IDLE_MS = 3_000;
 const IDLE_WAIT_MAX_MS = 30_000;
 /** Text of each message, padded to a typical short message. */
 const TEXT_BYTES = 100;
-/** Fixed, so the bench never writes a generated key under DATA_DIR. */
-const BENCH_MESSAGE_KEY = Buffer.alloc(32, 7).toString('base64');
 
 const PHASES: Array<[string, SendPlan]> = [
   [`paced ${RATE}/s`, { mode: 'paced', rate: RATE, durationMs: PHASE_MS }],
@@ -67,7 +66,7 @@ interface PhaseResult {
   server: string;
   mode: string;
   sent: number;
-  sendFailures: Record<string, number>;
+  sendFailures: CodeCounts;
   delivered: number;
   expected: number;
   deliveriesPerS: number;
@@ -265,7 +264,7 @@ function printResults(results: PhaseResult[]) {
         r.server,
         r.mode,
         r.sent,
-        Object.entries(r.sendFailures).map(([code, n]) => `${code} x${n}`).join(', ') || '0',
+        describeCounts(r.sendFailures) || '0',
         r.delivered,
         r.expected,
         fixed(r.deliveriesPerS, 0),

@@ -5,7 +5,7 @@ import { fork, type ChildProcess } from 'node:child_process';
 import { Agent, request } from 'node:http';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
-import { percentile } from './stats.ts';
+import { summarizeLatency, type CodeCounts, type Latency } from './outcomes.ts';
 
 /** Replaced by a per-sender counter in every request body, so bodies can carry unique ids. */
 export const SEQUENCE_PLACEHOLDER = '__SEQ__';
@@ -30,10 +30,10 @@ export interface LoadSpec {
 
 export interface LoadSummary {
   /** Completions inside the window, by `extensions.code` of the first error (`OK` without errors). */
-  codes: Record<string, number>;
+  codes: CodeCounts;
   windowMs: number;
   /** Latency of every request completing inside the window, whatever its outcome. */
-  latencyMs: { p50: number; p95: number; p99: number; max: number };
+  latencyMs: Latency;
   /** The load process's own CPU over the window. */
   clientCpuMs: number;
 }
@@ -116,7 +116,7 @@ async function runLoad(spec: LoadSpec, notify: (message: ChildMessage) => void):
   const timeoutMs = spec.timeoutMs ?? 30_000;
   const startAt = performance.now() + spec.warmUpMs;
   const endAt = startAt + spec.durationMs;
-  const codes: Record<string, number> = {};
+  const codes: CodeCounts = {};
   const latencies: number[] = [];
   let cpuAtStart: NodeJS.CpuUsage | undefined;
   let cpuMs = Number.NaN;
@@ -161,12 +161,7 @@ async function runLoad(spec: LoadSpec, notify: (message: ChildMessage) => void):
   return {
     codes,
     windowMs: spec.durationMs,
-    latencyMs: {
-      p50: percentile(latencies, 50),
-      p95: percentile(latencies, 95),
-      p99: percentile(latencies, 99),
-      max: latencies.length > 0 ? Math.max(...latencies) : Number.NaN,
-    },
+    latencyMs: summarizeLatency(latencies),
     clientCpuMs: cpuMs,
   };
 }

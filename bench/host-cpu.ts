@@ -2,6 +2,7 @@
 // processes', and single threads'. Linux only; elsewhere the readings are undefined or NaN and the
 // benches print `-`.
 import { readdirSync, readFileSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
 
 export interface HostCpuSample {
   busy: number;
@@ -24,6 +25,16 @@ export function sampleHostCpu(): HostCpuSample | undefined {
 export function hostBusyShare(before: HostCpuSample | undefined, after: HostCpuSample | undefined): number {
   if (!before || !after || after.total === before.total) return Number.NaN;
   return (after.busy - before.busy) / (after.total - before.total);
+}
+
+/**
+ * The part of a window's host busy share that the CPU named (the bench's own processes, PostgreSQL,
+ * ...) does not explain: other load on the machine, which disturbed the reading. CPU that could not
+ * be read (NaN) counts as none.
+ */
+export function othersBusyShare(hostBusy: number, wallMs: number, ourCpuMs: readonly number[]): number {
+  const ours = ourCpuMs.reduce((sum, ms) => sum + (Number.isNaN(ms) ? 0 : ms), 0);
+  return Math.max(0, hostBusy - ours / (wallMs * availableParallelism()));
 }
 
 /** CPU milliseconds per thread or process, keyed by who used it. */

@@ -8,8 +8,8 @@ import type { PasswordHasher } from '../src/auth/passwords.ts';
 import type { Config } from '../src/env.ts';
 import { hashPassword, verifyPassword } from '../workers/passwords.ts';
 import { createFreeHasher, createMainThreadHasher } from './baseline-hashers.ts';
-import { measureRun, type RunReadings } from './readings.ts';
-import { benchConfig, startBenchApp, startLoadClient, type BenchContext, type GraphQLRequest, type LoadClient } from './setup.ts';
+import { countCode, describeCounts, latenciesOf, maxOf, measureOutcomes, tallyCodes, type Measurement, type Outcome } from './outcomes.ts';
+import { BENCH_PASSWORD, benchConfig, registerUsers, startBenchApp, startLoadClient, type BenchContext, type GraphQLRequest, type LoadClient } from './setup.ts';
 import { fixed, idleLoopDelayP99, median, percentile, table } from './stats.ts';
 
 const STORM_LOGINS = 200;
@@ -20,20 +20,8 @@ const WARM_UP_LOGINS = 5;
 const SINGLE_HASH_RUNS = 20;
 const EVENT_LOOP_P99_TARGET_MS = 20;
 const THROUGHPUT_TARGET = 0.8;
-const PASSWORD = 'correct horse battery staple';
 
 const LOGIN = 'mutation ($input: LoginInput!) { login(input: $input) { accessToken } }';
-const REGISTER = 'mutation ($input: RegisterInput!) { register(input: $input) { accessToken } }';
-
-interface Outcome {
-  code: string;
-  ms: number;
-}
-
-interface Measurement extends Omit<RunReadings<unknown>, 'value'> {
-  label: string;
-  outcomes: Outcome[];
-}
 
 interface Run {
   client: LoadClient;
@@ -63,7 +51,9 @@ export async function runLoginStorm({ databaseUrl }: BenchContext): Promise<void
   const { app, url } = await startBenchApp(config);
   const client = startLoadClient();
   try {
-    const run: Run = { client, clientTid: await client.tid, url, logins: await registerUsers(client, url, USERS) };
+    const users = await registerUsers(url, USERS, 'bench');
+    const logins = users.map(({ username }) => ({ query: LOGIN, variables: { input: { login: username, password: BENCH_PASSWORD } } }));
+    const run: Run = { client, clientTid: await client.tid, url, logins };
 
     const pool = await loginStorm(run, 'pool', STORM_LOGINS);
     // What one hash cost inside the workers while the storm ran (the pool's moving average).
@@ -94,30 +84,15 @@ export async function runLoginStorm({ databaseUrl }: BenchContext): Promise<void
 
 /** Sequential inline verifications with the configured parameters, after one untimed run; the median is the reference. */
 function measureSingleVerify(params: Config['auth']['passwordHash']): { medianMs: number; minMs: number; maxMs: number } {
-  const hash = hashPassword({ password: PASSWORD, memoryKib: params.memoryKib, passes: params.passes });
-  verifyPassword({ hash, password: PASSWORD });
+  const hash = hashPassword({ password: BENCH_PASSWORD, memoryKib: params.memoryKib, passes: params.passes });
+  verifyPassword({ hash, password: BENCH_PASSWORD });
   const times: number[] = [];
   for (let run = 0; run < SINGLE_HASH_RUNS; run++) {
     const started = performance.now();
-    verifyPassword({ hash, password: PASSWORD });
+    verifyPassword({ hash, password: BENCH_PASSWORD });
     times.push(performance.now() - started);
   }
   return { medianMs: median(times), minMs: Math.min(...times), maxMs: Math.max(...times) };
-}
-
-
-/** Registers accounts one by one (each costs a hash) and returns their login requests. */
-async function registerUsers(client: LoadClient, url: string, count: number): Promise<GraphQLRequest[]> {
-  const suffix = Date.now().toString(36);
-  const logins: GraphQLRequest[] = [];
-  for (let index = 0; index < count; index++) {
-    const username = `bench_${suffix}_${index}`;
-    const input = { email: `${username}@example.com`, username, password: PASSWORD, displayName: `Bench ${index}` };
-    const [result] = (await client.send(url, [{ query: REGISTER, variables: { input } }])).results;
-    if (result?.code !== 'OK') throw new Error(`register ${username} failed: ${result?.code}`);
-    logins.push({ query: LOGIN, variables: { input: { login: username, password: PASSWORD } } });
-  }
-  return logins;
 }
 
 /** Swaps the app's hasher for one run; createContext spreads `services` per request, so new logins see it. */
@@ -143,26 +118,24 @@ async function loginStorm({ client, clientTid, url, logins }: Run, label: string
 
 /** `count` verifications straight into the pool: the hashing throughput with no request around it. */
 async function poolOnlyStorm(app: App, clientTid: number | undefined, params: Config['auth']['passwordHash'], count: number): Promise<Measurement> {
-  const hash = hashPassword({ password: PASSWORD, memoryKib: params.memoryKib, passes: params.passes });
+  const hash = hashPassword({ password: BENCH_PASSWORD, memoryKib: params.memoryKib, passes: params.passes });
   const verifyOnce = async (): Promise<Outcome> => {
     const started = performance.now();
-    const valid = await app.services.pool.run('verifyPassword', { hash, password: PASSWORD });
+    const valid = await app.services.pool.run('verifyPassword', { hash, password: BENCH_PASSWORD });
     return { code: valid ? 'OK' : 'WRONG', ms: performance.now() - started };
   };
   return measure('hashing only (pool, no HTTP)', clientTid, () => Promise.all(Array.from({ length: count }, verifyOnce)));
 }
 
 /** Runs `fire` with the event-loop monitor and CPU readings around it, after letting things settle. */
-async function measure(label: string, clientTid: number | undefined, fire: () => Promise<Outcome[]>): Promise<Measurement> {
-  const { value: outcomes, ...readings } = await measureRun(fire, { settleMs: 500, cpuSplit: { loadClientTid: clientTid } });
-  return { label, outcomes, ...readings };
+function measure(label: string, clientTid: number | undefined, fire: () => Promise<Outcome[]>): Promise<Measurement> {
+  return measureOutcomes(label, fire, { settleMs: 500, cpuSplit: { loadClientTid: clientTid } });
 }
 
-const count = (m: Measurement, code: string) => m.outcomes.filter((o) => o.code === code).length;
+const count = (m: Measurement, code: string) => countCode(m.outcomes, code);
 const rate = (m: Measurement) => (count(m, 'OK') * 1_000) / m.wallMs;
-const latencies = (m: Measurement, code?: string) => m.outcomes.filter((o) => code === undefined || o.code === code).map((o) => o.ms);
+const latencies = (m: Measurement, code?: string) => latenciesOf(m.outcomes, code);
 const cpuPerOk = (m: Measurement) => (count(m, 'OK') > 0 ? m.cpuMs / count(m, 'OK') : Number.NaN);
-const maxOf = (values: number[]) => (values.length > 0 ? Math.max(...values) : Number.NaN);
 
 function resultsTable(measurements: Measurement[], rateHeader = 'logins/s'): string {
   const headers = ['variant', 'n', 'ok', 'rate-limited', 'other', 'wall ms', rateHeader, 'lat p50 ms', 'lat p99 ms', 'lat max ms', 'loop p50 ms', 'loop p99 ms', 'loop max ms', 'loop busy %', 'cpu/ok ms', 'ours %', 'host %'];
@@ -186,9 +159,8 @@ function resultsTable(measurements: Measurement[], rateHeader = 'logins/s'): str
     fixed(m.hostBusy * 100, 0),
   ]);
   const otherLines = measurements.flatMap((m) => {
-    const byCode = new Map<string, number>();
-    for (const { code } of m.outcomes) if (code !== 'OK' && code !== 'RATE_LIMITED') byCode.set(code, (byCode.get(code) ?? 0) + 1);
-    return byCode.size > 0 ? [`${m.label} other outcomes: ${[...byCode].map(([code, n]) => `${code} x${n}`).join(', ')}`] : [];
+    const others = describeCounts(tallyCodes(m.outcomes.map((o) => o.code)), ['OK', 'RATE_LIMITED']);
+    return others ? [`${m.label} other outcomes: ${others}`] : [];
   });
   return [table(headers, rows), ...otherLines].join('\n');
 }

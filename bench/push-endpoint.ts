@@ -1,6 +1,7 @@
 // A local Web Push service for the push bench, in a process of its own so its CPU is not the
-// sender's: HTTPS with a self-signed certificate (test/localhost-certificate.ts, as test/push-service.ts), one endpoint per device,
-// answering 201 at once. It only records when each push arrived (its Topic, i.e. its chat) and
+// sender's: HTTPS with a self-signed certificate (test/support/localhost-certificate.ts, as
+// test/support/push-service.ts), one endpoint per device, answering 201 at once. It only records
+// when each push arrived (its Topic, i.e. its chat) and
 // keeps the encrypted body; a sample is decrypted (RFC 8291) after the measurement, off the clock,
 // to check that what arrived is a real notification for the right message.
 import { createECDH, randomBytes, type ECDH } from 'node:crypto';
@@ -8,7 +9,7 @@ import { rmSync } from 'node:fs';
 import { createServer, type Server } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import ece from 'http_ece';
-import { localhostCertificate } from '../test/localhost-certificate.ts';
+import { localhostCertificate } from '../test/support/localhost-certificate.ts';
 import { forkChild, ownCpuMs, serveCommands, wallNow } from './push-child.ts';
 import { sleep } from './stats.ts';
 

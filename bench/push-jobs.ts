@@ -3,6 +3,7 @@
 // was queued, taken and finished. And the clean-up of the bench's Redis keys.
 import type { Redis } from 'ioredis';
 import { QUEUE_NAME } from '../src/notifications/queue.ts';
+import { tallyCodes, type CodeCounts } from './outcomes.ts';
 
 export interface JobRecord {
   /** The job's return value (`sent`, `collapsed`, `skipped`, `gone`, a fan-out's count), `failed`, or `missing`. */
@@ -27,11 +28,7 @@ export async function readJobs(redis: Redis, prefix: string, jobIds: string[]): 
   });
 }
 
-export function countOutcomes(records: JobRecord[]): Record<string, number> {
-  const counts: Record<string, number> = {};
-  for (const { outcome } of records) counts[outcome] = (counts[outcome] ?? 0) + 1;
-  return counts;
-}
+export const countOutcomes = (records: JobRecord[]): CodeCounts => tallyCodes(records.map((record) => record.outcome));
 
 /** Deletes every key under `prefix:` (the bench's queues); returns how many. */
 export async function deleteKeys(redis: Redis, prefix: string): Promise<number> {

@@ -21,18 +21,20 @@ import { createPrisma } from '../src/db/client.ts';
 import { openScratchDatabase } from '../src/db/database.ts';
 import { chatTopic, deliver, fanOut, loadNotifiedMessage, type NotificationDeps } from '../src/notifications/jobs.ts';
 import { jobIds, QUEUE_NAME } from '../src/notifications/queue.ts';
+import { SEND_MESSAGE_RECEIPT } from '../test/support/operations.ts';
 import { postGraphQL, SEQUENCE_PLACEHOLDER, startLoadProcess, type LoadProcess, type LoadSummary } from './graphql-load.ts';
+import { othersBusyShare } from './host-cpu.ts';
+import { countOf, maxOf, totalOf } from './outcomes.ts';
 import { wallNow } from './push-child.ts';
 import { startPushEndpoint, type PushDeviceKeys, type PushEndpoint, type Receipts } from './push-endpoint.ts';
 import { addPushSubscriptions, createDirectChats } from './push-fixtures.ts';
 import { countOutcomes, deleteKeys, readJobs } from './push-jobs.ts';
 import { cpuBetween, findProcess, readCpu, startWorker, type CpuUse, type WorkerProcess } from './push-procs.ts';
 import { startRawSender } from './push-raw.ts';
-import { benchConfig, type BenchContext } from './setup.ts';
+import { BENCH_MESSAGE_KEY, BENCH_TEXT, benchConfig, benchRedisUrl, SEND_LOAD, type BenchContext } from './setup.ts';
 import { fixed, percentile, sleep, table } from './stats.ts';
 import { createBenchUsers, createGroupChat, type BenchUser } from './ws-fixtures.ts';
 
-const DATABASE_NAME = 'kocmoc_bench_push';
 const RECIPIENTS = 1_000;
 /** One message per chat per phase: each phase delivers GROUP_CHATS x RECIPIENTS pushes. */
 const GROUP_CHATS = 3;
@@ -47,16 +49,10 @@ const WORKER_SETUPS = [
 /** A phase ends when every push arrived or none arrived for this long. */
 const STALL_MS = 5_000;
 /** Enqueue cost: the send-message bench's direct-chat shape. */
-const SENDERS = 50;
-const WARM_UP_MS = 2_000;
+const { senders: SENDERS, warmUpMs: WARM_UP_MS, durationMs: DURATION_MS } = SEND_LOAD;
 /** The process's first API instance runs cold (JIT, caches): it gets a longer warm-up. */
 const FIRST_WARM_UP_MS = 6_000;
-const DURATION_MS = 10_000;
 const ENQUEUE_ROUNDS = 2;
-/** Fixed, so the bench never writes a generated key under DATA_DIR. */
-const BENCH_MESSAGE_KEY = Buffer.alloc(32, 7).toString('base64');
-const TEXT = 'Bench message: a short paragraph of ordinary chat text, about one hundred characters long, no emoji.';
-const SEND_MESSAGE = 'mutation ($input: SendMessageInput!) { sendMessage(input: $input) { id seq createdAt } }';
 
 interface Rig {
   endpoint: PushEndpoint;
@@ -65,6 +61,8 @@ interface Rig {
   /** Queue prefixes of this run, all cleaned at the end: [0] the throughput part's, then one per enqueue run. */
   prefixes: string[];
   databaseUrl: string;
+  /** That database's name, whose backends' CPU the phases read. */
+  databaseName: string;
   /** Environment shared by the API config and the workers. */
   env: Record<string, string>;
   redisPid: number | undefined;
@@ -107,14 +105,17 @@ interface ThroughputRow {
 
 export async function runPush({ databaseUrl }: BenchContext): Promise<void> {
   const started = performance.now();
-  const redisUrl = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
+  const redisUrl = benchRedisUrl();
   const redis = new Redis(redisUrl, { maxRetriesPerRequest: 3, lazyConnect: true });
   await redis.connect().catch((error: unknown) => {
     redis.disconnect();
     throw new Error(`the push bench needs Redis at ${redisUrl} (REDIS_URL): ${String(error)}`);
   });
-  // Its own scratch database beside the given one: workers and three API instances come and go here.
-  const database = await openScratchDatabase(benchConfig({ DATABASE_URL: databaseUrl }), DATABASE_NAME);
+  // Its own scratch database beside the given one, named after it (kocmoc_bench_push beside
+  // kocmoc_bench), so runs with BENCH_DATABASE_NAMEs of their own do not empty each other's:
+  // workers and three API instances come and go here.
+  const databaseName = `${decodeURIComponent(new URL(databaseUrl).pathname.slice(1))}_push`;
+  const database = await openScratchDatabase(benchConfig({ DATABASE_URL: databaseUrl }), databaseName);
   const runId = randomUUID().slice(0, 8);
   // Throughput's queue prefix; the enqueue runs add theirs.
   const prefixes = [`kocmoc-bench-push-${runId}-tp`];
@@ -128,6 +129,7 @@ export async function runPush({ databaseUrl }: BenchContext): Promise<void> {
       redisUrl,
       prefixes,
       databaseUrl: database.url,
+      databaseName,
       env: {
         DATABASE_URL: database.url,
         REDIS_URL: redisUrl,
@@ -221,9 +223,9 @@ async function createFixtures(rig: Rig, app: App): Promise<Fixtures> {
 }
 
 /** sendMessage through the API; resolves with the message id and when the request started. */
-async function send(app: App & { url: string }, user: BenchUser, chatId: string, text = TEXT): Promise<{ id: string; chatId: string; sentAt: number }> {
+async function send(app: App & { url: string }, user: BenchUser, chatId: string, text = BENCH_TEXT): Promise<{ id: string; chatId: string; sentAt: number }> {
   const sentAt = wallNow();
-  const { sendMessage } = await postGraphQL(app.url, SEND_MESSAGE, { input: { chatId, kind: 'TEXT', text } }, user.accessToken);
+  const { sendMessage } = await postGraphQL(app.url, SEND_MESSAGE_RECEIPT, { input: { chatId, kind: 'TEXT', text } }, user.accessToken);
   return { id: sendMessage.id as string, chatId, sentAt };
 }
 
@@ -233,16 +235,16 @@ async function rawPhase(rig: Rig, fixtures: Fixtures, app: App): Promise<Through
   const raw = startRawSender(app.services.config.push.vapid, rig.endpoint.certFile);
   const total = GROUP_CHATS * RECIPIENTS;
   // A payload of the product's shape and size, under a Topic of its own.
-  const payload = JSON.stringify({ type: 'message', chatId: randomUUID(), messageId: randomUUID(), title: 'Push bench 1', body: `Bench hub: ${TEXT}`, unread: 1 });
+  const payload = JSON.stringify({ type: 'message', chatId: randomUUID(), messageId: randomUUID(), title: 'Push bench 1', body: `Bench hub: ${BENCH_TEXT}`, unread: 1 });
   const spec = { targets: fixtures.devices, concurrency: RAW_CONCURRENCY, payload, topic: chatTopic('raw') };
   try {
     await raw.send({ ...spec, total: WARM_UP_MEMBERS });
     await rig.endpoint.waitFor(WARM_UP_MEMBERS);
     await rig.endpoint.take();
-    const before = readCpu(cpuPids(rig, [raw.pid]), DATABASE_NAME);
+    const before = readCpu(cpuPids(rig, [raw.pid]), rig.databaseName);
     const result = await raw.send({ ...spec, total });
     await rig.endpoint.waitFor(total, STALL_MS);
-    const use = cpuBetween(before, readCpu(cpuPids(rig, [raw.pid]), DATABASE_NAME));
+    const use = cpuBetween(before, readCpu(cpuPids(rig, [raw.pid]), rig.databaseName));
     const receipts = await rig.endpoint.take();
     const failures = Object.entries(result.failures).map(([reason, n]) => `${reason} x${n}`);
     return {
@@ -281,11 +283,11 @@ async function workerPhase(rig: Rig, fixtures: Fixtures, app: App & { url: strin
     await rig.endpoint.take();
 
     const pids = workers.map((worker) => worker.pid);
-    const before = readCpu(cpuPids(rig, pids), DATABASE_NAME);
+    const before = readCpu(cpuPids(rig, pids), rig.databaseName);
     const messages = await Promise.all(fixtures.groupChatIds.map((chatId) => send(app, fixtures.hub, chatId)));
     const expected = messages.length * RECIPIENTS;
     await rig.endpoint.waitFor(expected, STALL_MS);
-    const use = cpuBetween(before, readCpu(cpuPids(rig, pids), DATABASE_NAME));
+    const use = cpuBetween(before, readCpu(cpuPids(rig, pids), rig.databaseName));
     const receipts = await rig.endpoint.take();
     const probeMs = await probes(rig, fixtures, app);
 
@@ -334,7 +336,7 @@ function badSamples(receipts: Receipts, sentByTopic: Map<string, { id: string; c
   return receipts.samples.filter((sample) => {
     const message = sentByTopic.get(sample.topic);
     const { payload } = sample;
-    return !message || payload.messageId !== message.id || payload.chatId !== message.chatId || !String(payload.body).endsWith(TEXT) || !(payload.unread >= 1);
+    return !message || payload.messageId !== message.id || payload.chatId !== message.chatId || !String(payload.body).endsWith(BENCH_TEXT) || !(payload.unread >= 1);
   }).length;
 }
 
@@ -371,8 +373,7 @@ function cpuPerPush(use: CpuUse, pushes: number): Pick<ThroughputRow, 'cpu' | 'h
 
 /** The host's busy share minus what the bench's own processes (and PostgreSQL, Redis) used. */
 function othersShare(use: CpuUse): number {
-  const ours = Object.values(use.processes).reduce((sum, ms) => sum + (Number.isNaN(ms) ? 0 : ms), 0) + (Number.isNaN(use.postgres) ? 0 : use.postgres);
-  return Math.max(0, use.hostBusy - ours / (use.wallMs * availableParallelism()));
+  return othersBusyShare(use.hostBusy, use.wallMs, [...Object.values(use.processes), use.postgres]);
 }
 
 function printThroughput(rows: ThroughputRow[]) {
@@ -395,7 +396,7 @@ function printThroughput(rows: ThroughputRow[]) {
         fixed(percentile(row.latencies, 99), 0),
         fixed(row.firstMs, 0),
         fixed(percentile(row.probeMs, 50), 0),
-        fixed(row.probeMs.length ? Math.max(...row.probeMs) : Number.NaN, 0),
+        fixed(maxOf(row.probeMs), 0),
         fixed(percentile(row.jobRunMs, 50), 0),
         fixed(percentile(row.jobRunMs, 99), 0),
         fixed(row.cpu.sender, 3),
@@ -514,7 +515,7 @@ async function enqueueCost(rig: Rig, fixtures: Fixtures) {
       rows.map((row) => [
         row.label,
         okOf(row),
-        Object.values(row.summary.codes).reduce((a, b) => a + b, 0) - okOf(row),
+        totalOf(row.summary.codes) - okOf(row),
         fixed(sendRate(row), 0),
         fixed(row.summary.latencyMs.p50, 1),
         fixed(row.summary.latencyMs.p95, 1),
@@ -551,7 +552,7 @@ async function enqueueCost(rig: Rig, fixtures: Fixtures) {
   );
 }
 
-const okOf = (row: EnqueueRow) => row.summary.codes.OK ?? 0;
+const okOf = (row: EnqueueRow) => countOf(row.summary.codes, 'OK');
 // The load process is ours too.
 const othersOf = (row: EnqueueRow) => fixed(othersShare({ ...row.use, processes: { ...row.use.processes, client: row.summary.clientCpuMs } }) * 100, 0);
 const sendRate = (row: EnqueueRow) => (okOf(row) * 1_000) / row.summary.windowMs;
@@ -582,8 +583,8 @@ async function enqueueRun(rig: Rig, fixtures: Fixtures, load: LoadProcess, varia
     const senders = fixtures.senders.map((sender, index) => ({
       token: sender.accessToken,
       body: JSON.stringify({
-        query: SEND_MESSAGE,
-        variables: { input: { chatId: fixtures.directChatIds[index]!, kind: 'TEXT', text: TEXT, clientMessageId: `${tag}-${index}-${SEQUENCE_PLACEHOLDER}` } },
+        query: SEND_MESSAGE_RECEIPT,
+        variables: { input: { chatId: fixtures.directChatIds[index]!, kind: 'TEXT', text: BENCH_TEXT, clientMessageId: `${tag}-${index}-${SEQUENCE_PLACEHOLDER}` } },
       }),
     }));
     const pids = () => ({ api: [process.pid], redis: rig.redisPid ? [rig.redisPid] : [], ...(worker ? { worker: [worker.pid] } : {}) });
@@ -596,11 +597,11 @@ async function enqueueRun(rig: Rig, fixtures: Fixtures, load: LoadProcess, varia
       {
         onStart: () => {
           issuedAtStart = statements.issued;
-          before = readCpu(pids(), DATABASE_NAME);
+          before = readCpu(pids(), rig.databaseName);
         },
         onEnd: () => {
           issued = statements.issued - issuedAtStart;
-          use = cpuBetween(before!, readCpu(pids(), DATABASE_NAME));
+          use = cpuBetween(before!, readCpu(pids(), rig.databaseName));
         },
       },
     );

@@ -10,33 +10,27 @@ import pg from 'pg';
 import { buildApp } from '../src/server/app.ts';
 import { databaseName } from '../src/db/pg-admin.ts';
 import type { Config } from '../src/env.ts';
+import { Prisma } from '../src/generated/prisma/client.ts';
 import { uuidv7 } from '../src/ids.ts';
+import { messageAad } from '../src/messages/content.ts';
+import { sendMessage } from '../src/messages/messages.ts';
+import { CREATE_CHAT, SEND_MESSAGE_RECEIPT } from '../test/support/operations.ts';
 import { mapLimited, postGraphQL, SEQUENCE_PLACEHOLDER, startLoadProcess, type LoadProcess, type LoadSummary, type SenderSpec } from './graphql-load.ts';
-import { hostBusyShare, sampleHostCpu } from './host-cpu.ts';
-import { benchConfig, type BenchContext } from './setup.ts';
+import { hostBusyShare, othersBusyShare, sampleHostCpu } from './host-cpu.ts';
+import { countOf, describeCounts, summarizeLatency, totalOf, type CodeCounts, type Latency } from './outcomes.ts';
+import { BENCH_TEXT, benchConfig, registerUsers, SEND_LOAD, type BenchContext } from './setup.ts';
 import { fixed, percentile, sleep, table } from './stats.ts';
 
-const SENDERS = 50;
-const WARM_UP_MS = 2_000;
-const DURATION_MS = 10_000;
+const { senders: SENDERS, warmUpMs: WARM_UP_MS, durationMs: DURATION_MS } = SEND_LOAD;
 const CEILING_DURATION_MS = 5_000;
 /** Rows the bare-SQL baseline writes untimed first, so its connections and plans are warm too. */
 const SQL_WARM_UP_ROWS = 500;
 /** The app's Prisma pool size (createPrisma's default in src/db/client.ts): the baseline gets the same connections. */
 const APP_POOL_CONNECTIONS = 10;
-/** Registration hashes a password; a few at a time stays well inside the pool's admission bound. */
-const SETUP_CONCURRENCY = 4;
 const TARGET_SENDS_PER_SECOND = 1_500;
 const TARGET_P99_MS = 50;
 /** Linux reports per-process CPU in USER_HZ ticks, 100 per second on every architecture Node runs on. */
 const MS_PER_TICK = 10;
-
-const TEXT = 'Bench message: a short paragraph of ordinary chat text, about one hundred characters long, no emoji.';
-const PASSWORD = 'correct horse battery staple';
-const REGISTER = 'mutation ($input: RegisterInput!) { register(input: $input) { accessToken user { id } } }';
-const CREATE_CHAT = 'mutation ($input: CreateChatInput!) { createChat(input: $input) { id } }';
-/** What a client typically asks back after sending: enough to place the message, not its text again. */
-const SEND_MESSAGE = 'mutation ($input: SendMessageInput!) { sendMessage(input: $input) { id seq createdAt } }';
 
 /** What the bare-SQL baseline writes per row. */
 interface InsertRow {
@@ -49,47 +43,56 @@ interface InsertRow {
 }
 
 /**
- * The statement sendMessage runs for a TEXT message with push enabled (src/messages/messages.ts),
- * copied: keep the two in step when the product's statement changes shape.
+ * The statement sendMessage (src/messages/messages.ts) runs for a TEXT message under `config`,
+ * recorded from the product function itself rather than copied: sendMessage runs once on a Prisma
+ * client whose $queryRaw keeps the statement instead of sending it, with a cipher that returns a
+ * marked ciphertext. Each parameter is then traced back to the row field it came from by the
+ * values sendMessage was given; one the bench cannot place stops the bench before the run.
  */
-const BARE_INSERT = `
-  WITH next AS (
-    UPDATE "Chat" c SET "lastSeq" = c."lastSeq" + 1, "lastMessageId" = $1, "lastActivityAt" = now()
-    WHERE c."id" = $2
-      AND EXISTS (SELECT 1 FROM "ChatMember" m WHERE m."chatId" = c."id" AND m."userId" = $3)
-      AND NOT (c."kind" = 'DIRECT' AND EXISTS (
-        SELECT 1 FROM "ChatMember" other JOIN "UserBlock" b
-          ON (b."blockerId" = $3 AND b."blockedId" = other."userId")
-          OR (b."blockerId" = other."userId" AND b."blockedId" = $3)
-        WHERE other."chatId" = c."id" AND other."userId" <> $3))
-    RETURNING c."lastSeq"
-  )
-  , inserted AS (
-    INSERT INTO "Message" ("id", "chatId", "seq", "senderId", "kind", "content", "contentKeyId", "clientMessageId", "createdAt")
-    SELECT $1, $2, next."lastSeq", $3, 'TEXT'::"MessageKind", $4, $5, $6, now() FROM next
-    RETURNING *
-  )
-  , outbox AS (INSERT INTO "NotificationOutbox" ("messageId") SELECT "id" FROM inserted)
-  SELECT * FROM inserted`;
+async function productInsertStatement(config: Config): Promise<{ text: string; params: (row: InsertRow) => unknown[] }> {
+  const given = { chatId: 'bench-chat-id', senderId: 'bench-sender-id', clientMessageId: 'bench-client-message-id', contentKeyId: 'bench-key-id' };
+  const ciphertext = new Uint8Array(1);
+  let aad: string | undefined;
+  let statement: Prisma.Sql | undefined;
+  const recorded = new Error('statement recorded, not sent');
+  const services = {
+    config,
+    prisma: {
+      $queryRaw: (strings: TemplateStringsArray, ...values: unknown[]) => {
+        statement = Prisma.sql(strings, ...values);
+        throw recorded;
+      },
+    },
+    cipher: {
+      seal: async (items: Array<{ aad: string }>) => {
+        aad = items[0]?.aad;
+        return [{ keyId: given.contentKeyId, ciphertext }];
+      },
+    },
+  } as unknown as Parameters<typeof sendMessage>[0];
+  const input = { chatId: given.chatId, kind: 'TEXT' as const, text: BENCH_TEXT, clientMessageId: given.clientMessageId };
+  const error = await sendMessage(services, given.senderId, input).then(() => undefined, (reason: unknown) => reason);
+  if (error !== recorded || !statement) throw new Error(`bench: sendMessage ran no $queryRaw statement to record (${String(error)})`);
 
-function productInsertStatement(): { text: string; params: (row: InsertRow) => unknown[] } {
-  return {
-    text: BARE_INSERT,
-    params: (row) => [row.id, row.chatId, row.senderId, row.content, row.contentKeyId, row.clientMessageId],
-  };
+  const fields = statement.values.map((value, index): ((row: InsertRow) => unknown) => {
+    if (value === given.chatId) return (row) => row.chatId;
+    if (value === given.senderId) return (row) => row.senderId;
+    if (value === given.clientMessageId) return (row) => row.clientMessageId;
+    if (value === given.contentKeyId) return (row) => row.contentKeyId;
+    if (value === ciphertext) return (row) => row.content;
+    // The id sendMessage made for the message: what it sealed the content for.
+    if (typeof value === 'string' && aad === messageAad(value)) return (row) => row.id;
+    // What a TEXT message without reply or attachment sends as it is.
+    if (value === null || value === input.kind) return () => value;
+    throw new Error(`bench: sendMessage's statement has a parameter the bench cannot place: $${index + 1} = ${JSON.stringify(value)}`);
+  });
+  return { text: statement.text, params: (row) => fields.map((field) => field(row)) };
 }
 
 interface Sender {
   userId: string;
   token: string;
   directChatId: string;
-}
-
-interface Latency {
-  p50: number;
-  p95: number;
-  p99: number;
-  max: number;
 }
 
 /** What the parent process saw over one measured window. */
@@ -108,7 +111,7 @@ interface WindowReading {
 interface Measurement {
   label: string;
   workers: number;
-  codes: Record<string, number>;
+  codes: CodeCounts;
   latencyMs: Latency;
   reading: WindowReading;
   /** The load process's CPU; NaN when there is none (bare SQL). */
@@ -121,8 +124,8 @@ export async function runSendMessage({ databaseUrl }: BenchContext): Promise<voi
   const config = benchConfig({ DATABASE_URL: databaseUrl });
   const database = databaseName(databaseUrl);
   console.log(`${SENDERS} senders in a closed loop (one request in flight each, own keep-alive socket), ${WARM_UP_MS / 1_000} s warm-up + ${DURATION_MS / 1_000} s measured per shape`);
-  console.log(`sendMessage: TEXT of ${TEXT.length} characters with a unique clientMessageId, selection { id seq createdAt }`);
-  console.log(`bare SQL: sendMessage's insert statement (as in src/messages/messages.ts) through pg, ${SENDERS} workers on ${APP_POOL_CONNECTIONS} connections (the app's pool size), as many rows as sendMessage managed`);
+  console.log(`sendMessage: TEXT of ${BENCH_TEXT.length} characters with a unique clientMessageId, selection { id seq createdAt }`);
+  console.log(`bare SQL: sendMessage's insert statement (recorded from src/messages/messages.ts) through pg, ${SENDERS} workers on ${APP_POOL_CONNECTIONS} connections (the app's pool size), as many rows as sendMessage managed`);
   console.log(
     config.redisUrl
       ? 'REDIS_URL set: events and background jobs go through Redis; jobs run by a separate worker are not measured here'
@@ -135,7 +138,7 @@ export async function runSendMessage({ databaseUrl }: BenchContext): Promise<voi
   console.log('');
 
   // Read first: if the product's statement changed shape, stop before spending the run.
-  const insert = { ...productInsertStatement(), contentKeyId: config.messageEncryption.currentKeyId, content: randomBytes(sealedSize(TEXT)) };
+  const insert = { ...(await productInsertStatement(config)), contentKeyId: config.messageEncryption.currentKeyId, content: randomBytes(sealedSize(BENCH_TEXT)) };
   const { senders, groupChatId, direct, group, ceiling } = await measureThroughApp(config, database);
   // The app is stopped by now, so none of its background work (e.g. push fan-out of the rows the
   // baseline writes) runs during the baseline.
@@ -202,13 +205,7 @@ async function measureThroughApp(config: Config, databaseName: string) {
 
 /** A hub user, 50 senders each in a direct chat with the hub, and one group of all of them; all through GraphQL. */
 async function createSendersAndChats(url: string): Promise<{ senders: Sender[]; groupChatId: string }> {
-  const suffix = Date.now().toString(36);
-  const accounts = await mapLimited(Array.from({ length: SENDERS + 1 }, (_, index) => index), SETUP_CONCURRENCY, async (index) => {
-    const username = `send_${suffix}_${index}`;
-    const input = { email: `${username}@example.com`, username, password: PASSWORD, displayName: `Sender ${index}` };
-    const { register } = await postGraphQL(url, REGISTER, { input });
-    return { userId: register.user.id as string, token: register.accessToken as string };
-  });
+  const accounts = (await registerUsers(url, SENDERS + 1, 'send')).map(({ userId, accessToken }) => ({ userId, token: accessToken }));
   const [hub, ...others] = accounts as [Omit<Sender, 'directChatId'>, ...Omit<Sender, 'directChatId'>[]];
   const senders = await mapLimited(others, 10, async (sender) => {
     const { createChat } = await postGraphQL(url, CREATE_CHAT, { input: { kind: 'DIRECT', memberIds: [hub.userId] } }, sender.token);
@@ -225,8 +222,8 @@ async function createSendersAndChats(url: string): Promise<{ senders: Sender[]; 
 
 /** The request body for one sender; the load process fills in the sequence, so every clientMessageId is new. */
 function sendBody(chatId: string, senderTag: string): string {
-  const input = { chatId, kind: 'TEXT', text: TEXT, clientMessageId: `${senderTag}-${SEQUENCE_PLACEHOLDER}` };
-  return JSON.stringify({ query: SEND_MESSAGE, variables: { input } });
+  const input = { chatId, kind: 'TEXT', text: BENCH_TEXT, clientMessageId: `${senderTag}-${SEQUENCE_PLACEHOLDER}` };
+  return JSON.stringify({ query: SEND_MESSAGE_RECEIPT, variables: { input } });
 }
 
 /** Bytes the product stores for a text: `{"t":…}` sealed as iv (12) + tag (16) + ciphertext. */
@@ -302,7 +299,7 @@ async function measureBareSql(
   const stop = startWindow(databaseName);
   const { latencies, codes } = await insertRows(rows, 'run');
   const reading = stop();
-  return { label, workers: SENDERS, codes, latencyMs: summarize(latencies), reading, clientCpuMs: Number.NaN, statements: rows };
+  return { label, workers: SENDERS, codes, latencyMs: summarizeLatency(latencies), reading, clientCpuMs: Number.NaN, statements: rows };
 }
 
 /** Starts the parent's readings for one window; the returned function ends them. */
@@ -362,17 +359,8 @@ function backendCpuMs(databaseName: string): Map<number, number> {
   return usage;
 }
 
-function summarize(latencies: number[]): Latency {
-  return {
-    p50: percentile(latencies, 50),
-    p95: percentile(latencies, 95),
-    p99: percentile(latencies, 99),
-    max: latencies.length > 0 ? Math.max(...latencies) : Number.NaN,
-  };
-}
-
-const count = (m: Measurement, code: string) => m.codes[code] ?? 0;
-const total = (m: Measurement) => Object.values(m.codes).reduce((sum, n) => sum + n, 0);
+const count = (m: Measurement, code: string) => countOf(m.codes, code);
+const total = (m: Measurement) => totalOf(m.codes);
 const rate = (m: Measurement) => (count(m, 'OK') * 1_000) / m.reading.wallMs;
 const perOk = (m: Measurement, cpuMs: number) => cpuMs / count(m, 'OK');
 
@@ -403,14 +391,13 @@ function resultsTable(measurements: Measurement[]): string {
 
 /** Share of all cores busy with something other than this bench's processes: other load that disturbed the row. */
 function othersShare(m: Measurement): number {
-  const ours = m.reading.appCpuMs + (Number.isNaN(m.clientCpuMs) ? 0 : m.clientCpuMs) + (Number.isNaN(m.reading.postgresCpuMs) ? 0 : m.reading.postgresCpuMs);
-  return Math.max(0, m.reading.hostBusy - ours / (m.reading.wallMs * availableParallelism()));
+  return othersBusyShare(m.reading.hostBusy, m.reading.wallMs, [m.reading.appCpuMs, m.clientCpuMs, m.reading.postgresCpuMs]);
 }
 
 function outcomeLines(measurements: Measurement[]): string[] {
   return measurements.flatMap((m) => {
-    const failures = Object.entries(m.codes).filter(([code]) => code !== 'OK');
-    return failures.length > 0 ? [`${m.label} errors: ${failures.map(([code, n]) => `${code} x${n}`).join(', ')}`] : [];
+    const failures = describeCounts(m.codes, ['OK']);
+    return failures ? [`${m.label} errors: ${failures}`] : [];
   });
 }
 

@@ -1,15 +1,31 @@
-// What every bench shares: its config, the scratch database, the machine description, a load client.
+// What every bench shares: its config and fixed settings, the scratch database, the machine
+// description, accounts registered through the API, a load client.
 import { availableParallelism, cpus, loadavg } from 'node:os';
 import { Worker } from 'node:worker_threads';
 import pg from 'pg';
 import { buildApp, type App } from '../src/server/app.ts';
 import { openScratchDatabase, type Database } from '../src/db/database.ts';
 import { loadConfig, type Config } from '../src/env.ts';
+import { REGISTER } from '../test/support/operations.ts';
+import { mapLimited, postGraphQL } from './graphql-load.ts';
 import { hostBusyShare, sampleHostCpu } from './host-cpu.ts';
 import { fixed, sleep } from './stats.ts';
 
 /** Fixed so a bench never writes a generated secret under DATA_DIR (and never needs one). */
 const BENCH_JWT_SECRET = 'bench-secret-that-is-long-enough-for-hs256-0123456789';
+/** MESSAGE_ENCRYPTION_KEY of the benches that set one: fixed, so they never write a generated key under DATA_DIR. */
+export const BENCH_MESSAGE_KEY = Buffer.alloc(32, 7).toString('base64');
+/** The password of every account a bench registers through the API. */
+export const BENCH_PASSWORD = 'correct horse battery staple';
+/** The text the benches send: a short paragraph of ordinary chat text. */
+export const BENCH_TEXT = 'Bench message: a short paragraph of ordinary chat text, about one hundred characters long, no emoji.';
+/**
+ * The closed-loop sendMessage load of the send-message bench, which the push bench's enqueue-cost
+ * part repeats: this many senders, each with one request in flight, warmed up, then measured.
+ */
+export const SEND_LOAD: Readonly<{ senders: number; warmUpMs: number; durationMs: number }> = { senders: 50, warmUpMs: 2_000, durationMs: 10_000 };
+/** Registration hashes a password; a few at a time stays well inside the pool's admission bound. */
+const REGISTER_CONCURRENCY = 4;
 
 export interface BenchContext {
   /** An emptied, migrated database that the bench may fill as it likes. */
@@ -35,6 +51,11 @@ export function benchConfig(overrides: Record<string, string> = {}): Config {
     HOST: '127.0.0.1',
     ...overrides,
   });
+}
+
+/** The Redis of the benches that need one: REDIS_URL, else the local default. */
+export function benchRedisUrl(): string {
+  return process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
 }
 
 /**
@@ -73,6 +94,26 @@ export async function startBenchApp(config: Config): Promise<{ app: App; url: st
   const app = await buildApp({ config });
   const { url } = await app.start();
   return { app, url };
+}
+
+export interface RegisteredUser {
+  userId: string;
+  username: string;
+  accessToken: string;
+}
+
+/**
+ * Registers `count` accounts through the API at `url`, named `<prefix>_<run>_<index>`, all with
+ * BENCH_PASSWORD; setup work, not measured. Each costs a password hash, so a few run at a time.
+ */
+export async function registerUsers(url: string, count: number, prefix: string): Promise<RegisteredUser[]> {
+  const run = Date.now().toString(36);
+  return mapLimited(Array.from({ length: count }, (_, index) => index), REGISTER_CONCURRENCY, async (index) => {
+    const username = `${prefix}_${run}_${index}`;
+    const input = { email: `${username}@example.com`, username, password: BENCH_PASSWORD, displayName: `Bench ${username}` };
+    const { register } = await postGraphQL(url, REGISTER, { input });
+    return { userId: register.user.id as string, username, accessToken: register.accessToken as string };
+  });
 }
 
 export interface GraphQLRequest {

@@ -20,8 +20,9 @@ import { describeImage } from '../workers/images.ts';
 import { IMAGE_MAX_PIXELS, THUMBNAIL_MAX_PX } from '../src/files/image-limits.ts';
 import { stripMetadata } from '../workers/strip-metadata.ts';
 import { mainThreadCpuMs } from './host-cpu.ts';
+import { countCode, latenciesOf, maxOf, measureOutcomes, type Measurement, type Outcome } from './outcomes.ts';
 import { measureRun } from './readings.ts';
-import { benchConfig, startBenchApp, type BenchContext } from './setup.ts';
+import { benchConfig, registerUsers, startBenchApp, type BenchContext } from './setup.ts';
 import { fixed, median, percentile, sleep, table } from './stats.ts';
 
 const UPLOADS = 10;
@@ -31,24 +32,6 @@ const BIG_UPLOAD_BYTES = 25 * 1024 * 1024;
 const MiB = 1024 * 1024;
 
 const UPLOAD = 'mutation ($file: File!, $kind: MessageKind) { uploadFile(file: $file, kind: $kind) { id size } }';
-const REGISTER = 'mutation ($input: RegisterInput!) { register(input: $input) { accessToken } }';
-
-interface Outcome {
-  code: string;
-  ms: number;
-}
-
-interface Measurement {
-  label: string;
-  outcomes: Outcome[];
-  wallMs: number;
-  /** CPU of the main thread alone (server event loop; the client runs in a worker thread). */
-  mainCpuMs: number;
-  /** This process's CPU: main thread, pool threads, load client. */
-  cpuMs: number;
-  hostBusy: number;
-  loopDelayMs: { p50: number; p99: number; max: number };
-}
 
 interface Variant {
   label: string;
@@ -64,7 +47,7 @@ export async function runUploadBench({ databaseUrl }: BenchContext): Promise<voi
   const baseline = await startBaselineServer(plainDir);
   const client = startUploadClient();
   try {
-    const token = await registerUser(url);
+    const token = (await registerUsers(url, 1, 'bench_up'))[0]!.accessToken;
     console.log(`${UPLOADS} concurrent uploads of ${UPLOAD_BYTES / MiB} MiB (random bytes, kind FILE), ${ROUNDS} rounds per variant, interleaved, after one warm-up round each`);
     console.log(`local-disk storage under ${tmpdir()}; pool threads ${config.workers.threads}; files sealed inline in ${FILE_CHUNK_BYTES / 1024} KiB chunks, written in 1 MiB writes, fsynced`);
     console.log('MiB/s: file bytes (10 x 5 MiB) / wall time of the round; loop: monitorEventLoopDelay, resolution 1 ms (included in the values)');
@@ -131,24 +114,12 @@ async function startBaselineServer(dir: string): Promise<{ server: Server; url: 
   return { server, url: `http://127.0.0.1:${(server.address() as AddressInfo).port}` };
 }
 
-async function registerUser(url: string): Promise<string> {
-  const username = `bench_up_${Date.now().toString(36)}`;
-  const input = { email: `${username}@example.com`, username, password: 'correct horse battery staple', displayName: 'Bench uploads' };
-  const response = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ query: REGISTER, variables: { input } }) });
-  const body = (await response.json()) as { data?: { register: { accessToken: string } } };
-  if (!body.data) throw new Error(`register failed: ${JSON.stringify(body)}`);
-  return body.data.register.accessToken;
+/** One round of a variant; mainCpuMs is the server's event loop alone (the client runs in a worker thread). */
+function uploadRound(client: UploadClient, variant: Variant): Promise<Measurement> {
+  return measureOutcomes(variant.label, () => client.upload(variant.url, variant.token, UPLOADS, UPLOAD_BYTES), { settleMs: 300 });
 }
 
-async function uploadRound(client: UploadClient, variant: Variant): Promise<Measurement> {
-  const { value: outcomes, wallMs, mainCpuMs, cpuMs, hostBusy, loopDelayMs } = await measureRun(
-    () => client.upload(variant.url, variant.token, UPLOADS, UPLOAD_BYTES),
-    { settleMs: 300 },
-  );
-  return { label: variant.label, outcomes, wallMs, mainCpuMs, cpuMs, hostBusy, loopDelayMs };
-}
-
-const okCount = (m: Measurement) => m.outcomes.filter((o) => o.code === 'OK').length;
+const okCount = (m: Measurement) => countCode(m.outcomes, 'OK');
 const mibPerSecond = (m: Measurement) => (okCount(m) * UPLOAD_BYTES) / MiB / (m.wallMs / 1_000);
 
 function roundsTable(measurements: Measurement[]): string {
@@ -160,8 +131,8 @@ function roundsTable(measurements: Measurement[]): string {
       `${okCount(m)}/${m.outcomes.length}`,
       fixed(m.wallMs, 0),
       fixed(mibPerSecond(m)),
-      fixed(percentile(m.outcomes.map((o) => o.ms), 50), 0),
-      fixed(Math.max(...m.outcomes.map((o) => o.ms)), 0),
+      fixed(percentile(latenciesOf(m.outcomes), 50), 0),
+      fixed(maxOf(latenciesOf(m.outcomes)), 0),
       fixed(m.loopDelayMs.p50, 2),
       fixed(m.loopDelayMs.p99, 2),
       fixed(m.loopDelayMs.max, 2),

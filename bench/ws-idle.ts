@@ -11,6 +11,7 @@ import { availableParallelism } from 'node:os';
 import { readFileSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
 import { hostBusyShare, sampleHostCpu } from './host-cpu.ts';
+import { describeCounts } from './outcomes.ts';
 import { benchConfig, startBenchApp, type BenchContext } from './setup.ts';
 import { fixed, sleep, table } from './stats.ts';
 import {
@@ -119,7 +120,7 @@ export async function runWsIdle({ databaseUrl }: BenchContext): Promise<void> {
         group.instance.label,
         group.address,
         result.opened,
-        Object.entries(result.failures).map(([code, n]) => `${code} x${n}`).join(', ') || '0',
+        describeCounts(result.failures) || '0',
         fixed((result.opened * 1_000) / result.ms, 0),
         fixed(hostBusy * 100, 0),
         group.instance.connections,

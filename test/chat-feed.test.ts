@@ -4,7 +4,7 @@ import type { App } from '../src/server/app.ts';
 import { createEventBus } from '../src/realtime/bus.ts';
 import { createChatFeeds } from '../src/realtime/chat-feed.ts';
 import { channels, type ChatTopicEvent } from '../src/realtime/events.ts';
-import { createChat, registerUser, sendText, startTestApp } from './helpers.ts';
+import { createChat, registerUser, sendText, startTestApp } from './support/helpers.ts';
 
 let app: App;
 beforeAll(async () => {

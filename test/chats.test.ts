@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { App } from '../src/server/app.ts';
-import { CHAT_FIELDS, codeOf, createChat, gql, registerUser, sendText, startTestApp, type TestUser } from './helpers.ts';
+import { codeOf, createChat, gql, registerUser, sendText, startTestApp, type TestUser } from './support/helpers.ts';
+import { ADD_CHAT_MEMBERS, CHAT_FIELDS, JOIN_CHAT, LEAVE_CHAT, REMOVE_CHAT_MEMBER, SET_CHAT_MEMBER_ROLE, UPDATE_CHAT } from './support/operations.ts';
 
 const CREATE = `mutation ($input: CreateChatInput!) { createChat(input: $input) { ${CHAT_FIELDS} members { edges { node { role user { id } } } } } }`;
 const CHAT = `query ($id: ID!) { chat(id: $id) { ${CHAT_FIELDS} members(first: 100) { edges { node { role user { id } } } } } }`;
@@ -69,9 +70,9 @@ describe('direct chats', () => {
 
   it('cannot be left, renamed or extended', async () => {
     const id = await createChat(app, alice, { kind: 'DIRECT', memberIds: [dave.id] });
-    expect(codeOf(await gql(app, `mutation ($c: ID!) { leaveChat(chatId: $c) }`, { c: id }, { token: alice.accessToken }))).toBe('BAD_USER_INPUT');
-    expect(codeOf(await gql(app, `mutation ($c: ID!) { updateChat(chatId: $c, input: { title: "x" }) { id } }`, { c: id }, { token: alice.accessToken }))).toBe('BAD_USER_INPUT');
-    expect(codeOf(await gql(app, `mutation ($c: ID!, $u: [ID!]!) { addChatMembers(chatId: $c, userIds: $u) { id } }`, { c: id, u: [carol.id] }, { token: alice.accessToken }))).toBe('BAD_USER_INPUT');
+    expect(codeOf(await gql(app, LEAVE_CHAT, { c: id }, { token: alice.accessToken }))).toBe('BAD_USER_INPUT');
+    expect(codeOf(await gql(app, UPDATE_CHAT, { c: id, i: { title: 'x' } }, { token: alice.accessToken }))).toBe('BAD_USER_INPUT');
+    expect(codeOf(await gql(app, ADD_CHAT_MEMBERS, { c: id, u: [carol.id] }, { token: alice.accessToken }))).toBe('BAD_USER_INPUT');
   });
 });
 
@@ -99,8 +100,8 @@ describe('group chats', () => {
     expect(codeOf(stranger)).toBe('NOT_FOUND');
     expect(stranger.errors?.[0]?.message).toBe(unknown.errors?.[0]?.message);
     for (const mutation of [
-      `mutation ($c: ID!) { leaveChat(chatId: $c) }`,
-      `mutation ($c: ID!) { joinChat(chatId: $c) { id } }`,
+      LEAVE_CHAT,
+      JOIN_CHAT,
       `mutation ($c: ID!) { updateChat(chatId: $c, input: { title: "pwned" }) { id } }`,
       `mutation ($c: ID!) { addChatMembers(chatId: $c, userIds: ["x"]) { id } }`,
       `mutation ($c: ID!) { removeChatMember(chatId: $c, userId: "x") { id } }`,
@@ -111,36 +112,32 @@ describe('group chats', () => {
 
   it('let owners and admins manage members; plain members get FORBIDDEN', async () => {
     const id = await createChat(app, alice, { kind: 'GROUP', title: 'Managed', memberIds: [bob.id] });
-    const add = `mutation ($c: ID!, $u: [ID!]!) { addChatMembers(chatId: $c, userIds: $u) { id } }`;
-    const remove = `mutation ($c: ID!, $u: ID!) { removeChatMember(chatId: $c, userId: $u) { id } }`;
-    const setRole = `mutation ($c: ID!, $u: ID!, $r: ChatRole!) { setChatMemberRole(chatId: $c, userId: $u, role: $r) { id } }`;
-
-    expect(codeOf(await gql(app, add, { c: id, u: [carol.id] }, { token: bob.accessToken }))).toBe('FORBIDDEN');
-    expect(codeOf(await gql(app, setRole, { c: id, u: bob.id, r: 'ADMIN' }, { token: bob.accessToken }))).toBe('FORBIDDEN');
-    expect((await gql(app, setRole, { c: id, u: bob.id, r: 'ADMIN' }, { token: alice.accessToken })).errors).toBeUndefined();
+    expect(codeOf(await gql(app, ADD_CHAT_MEMBERS, { c: id, u: [carol.id] }, { token: bob.accessToken }))).toBe('FORBIDDEN');
+    expect(codeOf(await gql(app, SET_CHAT_MEMBER_ROLE, { c: id, u: bob.id, r: 'ADMIN' }, { token: bob.accessToken }))).toBe('FORBIDDEN');
+    expect((await gql(app, SET_CHAT_MEMBER_ROLE, { c: id, u: bob.id, r: 'ADMIN' }, { token: alice.accessToken })).errors).toBeUndefined();
 
     // Now an admin: adds (skipping those already in), removes plain members, not the owner.
-    expect((await gql(app, add, { c: id, u: [carol.id, dave.id, alice.id] }, { token: bob.accessToken })).errors).toBeUndefined();
+    expect((await gql(app, ADD_CHAT_MEMBERS, { c: id, u: [carol.id, dave.id, alice.id] }, { token: bob.accessToken })).errors).toBeUndefined();
     expect(roles((await chatAs(alice, id)).data.chat)).toEqual({ [alice.id]: 'OWNER', [bob.id]: 'ADMIN', [carol.id]: 'MEMBER', [dave.id]: 'MEMBER' });
-    expect((await gql(app, remove, { c: id, u: dave.id }, { token: bob.accessToken })).errors).toBeUndefined();
-    expect(codeOf(await gql(app, remove, { c: id, u: alice.id }, { token: bob.accessToken }))).toBe('FORBIDDEN');
+    expect((await gql(app, REMOVE_CHAT_MEMBER, { c: id, u: dave.id }, { token: bob.accessToken })).errors).toBeUndefined();
+    expect(codeOf(await gql(app, REMOVE_CHAT_MEMBER, { c: id, u: alice.id }, { token: bob.accessToken }))).toBe('FORBIDDEN');
     expect(codeOf(await chatAs(dave, id))).toBe('NOT_FOUND');
 
-    expect(codeOf(await gql(app, add, { c: id, u: ['ghost'] }, { token: alice.accessToken }))).toBe('BAD_USER_INPUT');
-    expect(codeOf(await gql(app, add, { c: id, u: [] }, { token: alice.accessToken }))).toBe('BAD_USER_INPUT');
-    expect(codeOf(await gql(app, remove, { c: id, u: dave.id }, { token: alice.accessToken }))).toBe('NOT_FOUND');
-    expect(codeOf(await gql(app, remove, { c: id, u: alice.id }, { token: alice.accessToken }))).toBe('BAD_USER_INPUT');
+    expect(codeOf(await gql(app, ADD_CHAT_MEMBERS, { c: id, u: ['ghost'] }, { token: alice.accessToken }))).toBe('BAD_USER_INPUT');
+    expect(codeOf(await gql(app, ADD_CHAT_MEMBERS, { c: id, u: [] }, { token: alice.accessToken }))).toBe('BAD_USER_INPUT');
+    expect(codeOf(await gql(app, REMOVE_CHAT_MEMBER, { c: id, u: dave.id }, { token: alice.accessToken }))).toBe('NOT_FOUND');
+    expect(codeOf(await gql(app, REMOVE_CHAT_MEMBER, { c: id, u: alice.id }, { token: alice.accessToken }))).toBe('BAD_USER_INPUT');
     // The only owner cannot demote themselves.
-    expect(codeOf(await gql(app, setRole, { c: id, u: alice.id, r: 'MEMBER' }, { token: alice.accessToken }))).toBe('BAD_USER_INPUT');
+    expect(codeOf(await gql(app, SET_CHAT_MEMBER_ROLE, { c: id, u: alice.id, r: 'MEMBER' }, { token: alice.accessToken }))).toBe('BAD_USER_INPUT');
   });
 
   it('hand ownership to the oldest admin, else the oldest member, when the last owner leaves', async () => {
     const id = await createChat(app, alice, { kind: 'GROUP', title: 'Heirs', memberIds: [bob.id] });
-    await gql(app, `mutation ($c: ID!, $u: [ID!]!) { addChatMembers(chatId: $c, userIds: $u) { id } }`, { c: id, u: [carol.id] }, { token: alice.accessToken });
-    await gql(app, `mutation ($c: ID!, $u: [ID!]!) { addChatMembers(chatId: $c, userIds: $u) { id } }`, { c: id, u: [dave.id] }, { token: alice.accessToken });
-    await gql(app, `mutation ($c: ID!, $u: ID!) { setChatMemberRole(chatId: $c, userId: $u, role: ADMIN) { id } }`, { c: id, u: dave.id }, { token: alice.accessToken });
+    await gql(app, ADD_CHAT_MEMBERS, { c: id, u: [carol.id] }, { token: alice.accessToken });
+    await gql(app, ADD_CHAT_MEMBERS, { c: id, u: [dave.id] }, { token: alice.accessToken });
+    await gql(app, SET_CHAT_MEMBER_ROLE, { c: id, u: dave.id, r: 'ADMIN' }, { token: alice.accessToken });
 
-    const leave = (user: TestUser) => gql(app, `mutation ($c: ID!) { leaveChat(chatId: $c) }`, { c: id }, { token: user.accessToken });
+    const leave = (user: TestUser) => gql(app, LEAVE_CHAT, { c: id }, { token: user.accessToken });
     expect((await leave(alice)).data.leaveChat).toBe(true);
     expect(roles((await chatAs(bob, id)).data.chat)).toEqual({ [bob.id]: 'MEMBER', [carol.id]: 'MEMBER', [dave.id]: 'OWNER' });
     expect(codeOf(await chatAs(alice, id))).toBe('NOT_FOUND');
@@ -152,8 +149,8 @@ describe('group chats', () => {
 
   it('keep exactly one heir when two owners leave at once', async () => {
     const id = await createChat(app, alice, { kind: 'GROUP', title: 'Race', memberIds: [bob.id, carol.id, dave.id] });
-    await gql(app, `mutation ($c: ID!, $u: ID!) { setChatMemberRole(chatId: $c, userId: $u, role: OWNER) { id } }`, { c: id, u: bob.id }, { token: alice.accessToken });
-    await Promise.all([alice, bob].map((u) => gql(app, `mutation ($c: ID!) { leaveChat(chatId: $c) }`, { c: id }, { token: u.accessToken })));
+    await gql(app, SET_CHAT_MEMBER_ROLE, { c: id, u: bob.id, r: 'OWNER' }, { token: alice.accessToken });
+    await Promise.all([alice, bob].map((u) => gql(app, LEAVE_CHAT, { c: id }, { token: u.accessToken })));
     const after = roles((await chatAs(carol, id)).data.chat);
     expect(Object.values(after).filter((r) => r === 'OWNER')).toHaveLength(1);
     expect(Object.keys(after).sort()).toEqual([carol.id, dave.id].sort());
@@ -161,16 +158,15 @@ describe('group chats', () => {
 
   it('can be renamed and made public by owners and admins, and public ones joined by anyone', async () => {
     const id = await createChat(app, alice, { kind: 'GROUP', title: 'Old', memberIds: [bob.id] });
-    const update = `mutation ($c: ID!, $i: UpdateChatInput!) { updateChat(chatId: $c, input: $i) { title isPublic } }`;
-    expect(codeOf(await gql(app, update, { c: id, i: { title: 'Mine' } }, { token: bob.accessToken }))).toBe('FORBIDDEN');
-    expect(codeOf(await gql(app, `mutation ($c: ID!) { joinChat(chatId: $c) { id } }`, { c: id }, { token: dave.accessToken }))).toBe('NOT_FOUND');
-    const updated = await gql(app, update, { c: id, i: { title: 'New', isPublic: true } }, { token: alice.accessToken });
-    expect(updated.data.updateChat).toEqual({ title: 'New', isPublic: true });
-    expect(codeOf(await gql(app, update, { c: id, i: { title: '  ' } }, { token: alice.accessToken }))).toBe('BAD_USER_INPUT');
+    expect(codeOf(await gql(app, UPDATE_CHAT, { c: id, i: { title: 'Mine' } }, { token: bob.accessToken }))).toBe('FORBIDDEN');
+    expect(codeOf(await gql(app, JOIN_CHAT, { c: id }, { token: dave.accessToken }))).toBe('NOT_FOUND');
+    const updated = await gql(app, UPDATE_CHAT, { c: id, i: { title: 'New', isPublic: true } }, { token: alice.accessToken });
+    expect(updated.data.updateChat).toEqual({ id, title: 'New', isPublic: true });
+    expect(codeOf(await gql(app, UPDATE_CHAT, { c: id, i: { title: '  ' } }, { token: alice.accessToken }))).toBe('BAD_USER_INPUT');
 
-    const joined = await gql(app, `mutation ($c: ID!) { joinChat(chatId: $c) { id myRole } }`, { c: id }, { token: dave.accessToken });
+    const joined = await gql(app, JOIN_CHAT, { c: id }, { token: dave.accessToken });
     expect(joined.data.joinChat).toEqual({ id, myRole: 'MEMBER' });
-    const again = await gql(app, `mutation ($c: ID!) { joinChat(chatId: $c) { id myRole } }`, { c: id }, { token: dave.accessToken });
+    const again = await gql(app, JOIN_CHAT, { c: id }, { token: dave.accessToken });
     expect(again.data.joinChat).toEqual({ id, myRole: 'MEMBER' });
   });
 });
@@ -198,7 +194,7 @@ describe('chats', () => {
     const users = await Promise.all(Array.from({ length: 5 }, () => registerUser(app)));
     const id = await createChat(app, alice, { kind: 'GROUP', title: 'Members', memberIds: [] });
     for (const user of users) {
-      await gql(app, `mutation ($c: ID!, $u: [ID!]!) { addChatMembers(chatId: $c, userIds: $u) { id } }`, { c: id, u: [user.id] }, { token: alice.accessToken });
+      await gql(app, ADD_CHAT_MEMBERS, { c: id, u: [user.id] }, { token: alice.accessToken });
     }
     const seen: string[] = [];
     let after: string | null = null;

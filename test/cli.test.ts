@@ -6,7 +6,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { afterAll, describe, expect, it } from 'vitest';
-import { unusedPort } from './helpers.ts';
+import { unusedPort } from './support/helpers.ts';
+import { REGISTER } from './support/operations.ts';
 
 const dataDir = mkdtempSync(join(tmpdir(), 'kocmoc-cli-'));
 // mkdtemp makes it private; as root the embedded server runs as `postgres` and must enter it.
@@ -64,11 +65,9 @@ describe('npm start without DATABASE_URL', () => {
   it('runs on an embedded PostgreSQL whose data and secrets survive a restart', async () => {
     const first = await startServer();
     expect((await fetch(first.url.replace('/graphql', '/ready'))).status).toBe(200);
-    const registered = await graphql(
-      first.url,
-      'mutation ($i: RegisterInput!) { register(input: $i) { accessToken user { id } } }',
-      { i: { email: 'newcomer@example.com', username: 'newcomer', password: 'first run passphrase' } },
-    );
+    const registered = await graphql(first.url, REGISTER, {
+      input: { email: 'newcomer@example.com', username: 'newcomer', password: 'first run passphrase' },
+    });
     expect(registered.errors).toBeUndefined();
     expect(statSync(join(dataDir, 'postgres', 'PG_VERSION')).isFile()).toBe(true);
     expect(statSync(join(dataDir, 'jwt-secret')).isFile()).toBe(true);

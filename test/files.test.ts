@@ -21,13 +21,13 @@ import { signFileUrl } from '../src/files/signed-urls.ts';
 import type { FileStorage } from '../src/files/storage.ts';
 import { orientationExif } from '../workers/strip-metadata.ts';
 import { isLosslessWebp, webpChunks } from '../workers/webp.ts';
-import { codeOf, createChat, gql, registerUser, startTestApp, startUploadTestApp, TEST_JWT_SECRET, type TestUser } from './helpers.ts';
+import { codeOf, createChat, gql, registerUser, startTestApp, startUploadTestApp, TEST_JWT_SECRET, type TestUser } from './support/helpers.ts';
+import { DELETE_MESSAGE } from './support/operations.ts';
 
 const MAX_UPLOAD_BYTES = 1024 * 1024;
 const ATTACHMENT_FIELDS = 'id kind name mimeType size url width height durationMs thumbnailUrl createdAt';
 const UPLOAD = `mutation ($file: File!, $kind: MessageKind) { uploadFile(file: $file, kind: $kind) { ${ATTACHMENT_FIELDS} } }`;
 const SEND = 'mutation ($input: SendMessageInput!) { sendMessage(input: $input) { id kind attachment { id url thumbnailUrl } } }';
-const DELETE = 'mutation ($id: ID!) { deleteMessage(id: $id) { id } }';
 
 let app: App;
 let base: string;
@@ -337,7 +337,7 @@ describe('downloads', () => {
     expect((await download(`/files/${file.id}`, carol.accessToken)).status).toBe(404);
     expect((await download(`/files/no-such-file`, alice.accessToken)).status).toBe(404);
 
-    await gql(app, DELETE, { id: message.id }, { token: alice.accessToken });
+    await gql(app, DELETE_MESSAGE, { id: message.id }, { token: alice.accessToken });
     expect((await download(`/files/${file.id}`, bob.accessToken)).status).toBe(404);
     expect((await download(`/files/${file.id}`, alice.accessToken)).status).toBe(200);
   });
@@ -905,7 +905,7 @@ describe('deleteUnusedUploads', () => {
     const recent = await uploaded(alice, randomBytes(100));
     await send(alice, 'FILE', used.id);
     const deletedMessage = await send(alice, 'FILE', unsent.id);
-    await gql(app, DELETE, { id: deletedMessage.id }, { token: alice.accessToken });
+    await gql(app, DELETE_MESSAGE, { id: deletedMessage.id }, { token: alice.accessToken });
     const twoDaysAgo = new Date(Date.now() - 2 * 86_400_000);
     await app.services.prisma.attachment.updateMany({ where: { id: { in: [unused.id, used.id, unsent.id] } }, data: { createdAt: twoDaysAgo } });
     const unusedRow = await app.services.prisma.attachment.findUniqueOrThrow({ where: { id: unused.id } });

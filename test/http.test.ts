@@ -2,8 +2,9 @@
 import { Agent, request as httpRequest } from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { App } from '../src/server/app.ts';
-import { capturedLogs, registerUser, startTestApp } from './helpers.ts';
-import { connect, settle, subscribe } from './ws-helpers.ts';
+import { capturedLogs, registerUser, startTestApp } from './support/helpers.ts';
+import { CHAT_EVENTS } from './support/operations.ts';
+import { connect, settle, subscribe } from './support/ws-helpers.ts';
 
 const { logs: logLines, logger: captureLogger } = capturedLogs('info');
 
@@ -136,7 +137,7 @@ describe('GET /metrics', () => {
   it('counts live graphql-ws connections and subscriptions', async () => {
     const user = await registerUser(app);
     const connection = connect(`${base}/graphql`, user.accessToken);
-    subscribe(connection, 'subscription { chatEvents { type } }');
+    subscribe(connection, CHAT_EVENTS);
     await settle(300);
     const text = await (await fetch(`${base}/metrics`)).text();
     expect(text).toMatch(/^kocmoc_ws_connections 1$/m);

@@ -5,11 +5,12 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { App } from '../src/server/app.ts';
 import { applyMigrations } from '../src/db/migrate/index.ts';
 import { ensureDatabase } from '../src/db/pg-admin.ts';
-import { codeOf, createChat, gql, registerUser, scratchDatabaseUrl, startTestApp, type TestUser } from './helpers.ts';
-import { connect, settle, subscribe } from './ws-helpers.ts';
+import { codeOf, createChat, gql, registerUser, scratchDatabaseUrl, startTestApp, testRedisUrl, type TestUser } from './support/helpers.ts';
+import { CHAT_EVENTS, LOGOUT, UPDATE_CHAT } from './support/operations.ts';
+import { connect, settle, subscribe } from './support/ws-helpers.ts';
 
 const ADMIN_TOKEN = 'test-admin-token-0123456789abcdef';
-const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
+const REDIS_URL = testRedisUrl();
 const prefix = `kocmoc-test:${randomUUID()}:`;
 const scratch = scratchDatabaseUrl('kocmoc_maintenance');
 const databaseUrl = scratch.url;
@@ -58,14 +59,14 @@ describe('maintenance mode', () => {
     const chatId = await createChat(a, user, { kind: 'GROUP', title: 'Before', memberIds: [] });
     const { url } = await b.start();
     const connection = connect(url, user.accessToken);
-    const sub = subscribe(connection, `subscription { chatEvents { type } }`);
+    const sub = subscribe(connection, CHAT_EVENTS);
     await settle();
 
     const on = await gql(a, SET, { on: true, m: 'Upgrading the database' }, admin);
     expect(on.data.setMaintenanceMode).toMatchObject({ enabled: true, message: 'Upgrading the database' });
 
     // Instance B refuses at once (the change travels through Redis), as a 503 with Retry-After.
-    const refused = await gql(b, `mutation ($c: ID!) { updateChat(chatId: $c, input: { title: "During" }) { id } }`, { c: chatId }, { token: user.accessToken, headers: { accept: 'application/json' } });
+    const refused = await gql(b, UPDATE_CHAT, { c: chatId, i: { title: 'During' } }, { token: user.accessToken, headers: { accept: 'application/json' } });
     expect(codeOf(refused)).toBe('MAINTENANCE');
     expect(refused.errors?.[0]?.message).toBe('Upgrading the database');
     expect(refused.response.status).toBe(503);
@@ -82,14 +83,14 @@ describe('maintenance mode', () => {
     // A fresh instance (a restart) finds it still on.
     const restarted = await start();
     try {
-      expect(codeOf(await gql(restarted, `mutation { logout }`, {}, { token: user.accessToken }))).toBe('MAINTENANCE');
+      expect(codeOf(await gql(restarted, LOGOUT, {}, { token: user.accessToken }))).toBe('MAINTENANCE');
     } finally {
       await restarted.stop();
     }
 
     const off = await gql(b, SET, { on: false }, admin);
     expect(off.data.setMaintenanceMode.enabled).toBe(false);
-    const after = await gql(a, `mutation ($c: ID!) { updateChat(chatId: $c, input: { title: "After" }) { title } }`, { c: chatId }, { token: user.accessToken });
+    const after = await gql(a, UPDATE_CHAT, { c: chatId, i: { title: 'After' } }, { token: user.accessToken });
     expect(after.data.updateChat.title).toBe('After');
     expect((await sub.next()).data.chatEvents.type).toBe('UPDATED');
     await connection.dispose();

@@ -1,7 +1,8 @@
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import type { App } from '../src/server/app.ts';
-import { codeOf, createChat, gql, MESSAGE_FIELDS, registerUser, sendText, startTestApp, uniqueName, type TestUser } from './helpers.ts';
+import { codeOf, createChat, gql, registerUser, sendText, startTestApp, uniqueName, type TestUser } from './support/helpers.ts';
+import { MESSAGE_FIELDS } from './support/operations.ts';
 
 const SEND = `mutation ($input: SendMessageInput!) { sendMessage(input: $input) { ${MESSAGE_FIELDS} attachment { id name kind } } }`;
 const EDIT = `mutation ($id: ID!, $text: String!) { editMessage(id: $id, text: $text) { id text editedAt edits { text editedAt } } }`;

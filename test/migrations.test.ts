@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, inject, it } from 'vitest';
 import { applyMigrations, createMigration, pendingMigrations } from '../src/db/migrate/index.ts';
 import { ensureDatabase } from '../src/db/pg-admin.ts';
-import { scratchDatabaseUrl } from './helpers.ts';
+import { scratchDatabaseUrl } from './support/helpers.ts';
 
 const scratch = scratchDatabaseUrl('kocmoc_migrations');
 afterAll(() => scratch.drop());

@@ -6,9 +6,9 @@ import type { App } from '../src/server/app.ts';
 import type { PrismaClient } from '../src/generated/prisma/client.ts';
 import { createPresenceReader } from '../src/realtime/presence/reader.ts';
 import { createPresenceTracker, type PresenceChange, type PresenceTracker, type PresenceTrackerOptions } from '../src/realtime/presence/tracker.ts';
-import { startTestApp, uniqueName } from './helpers.ts';
+import { startTestApp, testRedisUrl, uniqueName } from './support/helpers.ts';
 
-const REDIS_URL = process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
+const REDIS_URL = testRedisUrl();
 // Small timings keep the file fast; the timeout leaves room for a few missed heartbeats.
 const GRACE_MS = 150;
 const HEARTBEAT_MS = 50;

@@ -13,9 +13,10 @@ import { applyMigrations } from '../src/db/migrate/index.ts';
 import { ensureDatabase } from '../src/db/pg-admin.ts';
 import { createOutboxRelay } from '../src/notifications/outbox.ts';
 import { createLocalQueue } from '../src/notifications/queue.ts';
-import { capturedLogs, codeOf, createChat, gql, registerUser, scratchDatabaseUrl, sendText, startTestApp, unusedPort, type TestUser } from './helpers.ts';
-import { startPushService, type PushDevice, type PushService } from './push-service.ts';
-import { connect } from './ws-helpers.ts';
+import { capturedLogs, codeOf, createChat, gql, registerUser, scratchDatabaseUrl, sendText, startTestApp, testRedisUrl, unusedPort, type TestUser } from './support/helpers.ts';
+import { BLOCK_USER } from './support/operations.ts';
+import { startPushService, type PushDevice, type PushService } from './support/push-service.ts';
+import { connect } from './support/ws-helpers.ts';
 
 const REGISTER = `mutation ($input: PushSubscriptionInput!) { registerPushSubscription(input: $input) { id endpoint } }`;
 // Every app relays the whole outbox table: on the shared test database, other files' apps would
@@ -215,7 +216,7 @@ describe('delivery (in-process, no Redis)', () => {
     const device = push.device();
     await subscribeDevice(app, alice, device);
     const chatId = await createChat(app, bob, { kind: 'GROUP', title: 'Blocked', memberIds: [alice.id] });
-    await gql(app, `mutation ($u: ID!) { blockUser(userId: $u) }`, { u: bob.id }, { token: alice.accessToken });
+    await gql(app, BLOCK_USER, { u: bob.id }, { token: alice.accessToken });
     await sendText(app, bob, chatId, 'blocked');
     await idle(500);
     expect(device.requests).toHaveLength(0);
@@ -223,7 +224,7 @@ describe('delivery (in-process, no Redis)', () => {
 });
 
 describe('worker process (Redis)', () => {
-  const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
+  const REDIS_URL = testRedisUrl();
   const queuePrefix = `kocmoc-test-${randomUUID().slice(0, 8)}`;
   let api: App;
   const workers: ChildProcess[] = [];

@@ -3,14 +3,22 @@ import { randomUUID } from 'node:crypto';
 import { SignJWT } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { App } from '../src/server/app.ts';
-import { codeOf, createChat, gql, registerUser, sendText, startTestApp, TEST_JWT_SECRET, type TestUser } from './helpers.ts';
-import { connect, settle, subscribe, type Connection } from './ws-helpers.ts';
-
-const MESSAGE_EVENTS = `subscription ($chatId: ID, $sinceSeq: Int) { messageEvents(chatId: $chatId, sinceSeq: $sinceSeq) {
-  type chatId seq message { id seq text deletedAt sender { id } } } }`;
-const CHAT_EVENTS = `subscription { chatEvents { type chatId user { id } actor { id } chat { id title } } }`;
-const TYPING = `subscription ($chatId: ID!) { typing(chatId: $chatId) { chatId isTyping user { id } } }`;
-const PRESENCE = `subscription ($ids: [ID!]) { presence(userIds: $ids) { user { id } status lastSeenAt } }`;
+import { codeOf, createChat, gql, registerUser, sendText, startTestApp, TEST_JWT_SECRET, type TestUser } from './support/helpers.ts';
+import {
+  ADD_CHAT_MEMBERS,
+  CHAT_EVENTS,
+  DELETE_MESSAGE,
+  LEAVE_CHAT,
+  LOGOUT,
+  MESSAGE_EVENTS,
+  PRESENCE,
+  REMOVE_CHAT_MEMBER,
+  SET_STATUS,
+  START_TYPING,
+  TYPING,
+  UPDATE_CHAT,
+} from './support/operations.ts';
+import { connect, settle, subscribe, type Connection } from './support/ws-helpers.ts';
 
 let app: App;
 let url: string;
@@ -44,7 +52,7 @@ function ws(token: string | null, params?: Record<string, unknown>) {
 
 const edit = (user: TestUser, id: string, text: string) =>
   gql(app, `mutation ($id: ID!, $t: String!) { editMessage(id: $id, text: $t) { id } }`, { id, t: text }, { token: user.accessToken });
-const remove = (user: TestUser, id: string) => gql(app, `mutation ($id: ID!) { deleteMessage(id: $id) { id } }`, { id }, { token: user.accessToken });
+const remove = (user: TestUser, id: string) => gql(app, DELETE_MESSAGE, { id }, { token: user.accessToken });
 
 describe('authentication', () => {
   it('closes with 4401 for a missing, malformed or forged token', async () => {
@@ -58,7 +66,7 @@ describe('authentication', () => {
     const user = await registerUser(app);
     const connection = ws(user.accessToken);
     await connection.connected;
-    await gql(app, `mutation { logout }`, {}, { token: user.accessToken });
+    await gql(app, LOGOUT, {}, { token: user.accessToken });
     expect(await connection.closed).toBe(4401);
   });
 
@@ -139,12 +147,12 @@ describe('messageEvents', () => {
     const bobSub = subscribe(ws(bob.accessToken), MESSAGE_EVENTS, {});
     await settle();
     await sendText(app, alice, chatId, 'before bob');
-    await gql(app, `mutation ($c: ID!, $u: [ID!]!) { addChatMembers(chatId: $c, userIds: $u) { id } }`, { c: chatId, u: [bob.id] }, { token: alice.accessToken });
+    await gql(app, ADD_CHAT_MEMBERS, { c: chatId, u: [bob.id] }, { token: alice.accessToken });
     await settle();
     const welcome = await sendText(app, alice, chatId, 'welcome bob');
     expect((await bobSub.next()).data.messageEvents.message.id).toBe(welcome.id);
 
-    await gql(app, `mutation ($c: ID!) { leaveChat(chatId: $c) }`, { c: chatId }, { token: bob.accessToken });
+    await gql(app, LEAVE_CHAT, { c: chatId }, { token: bob.accessToken });
     await settle();
     await sendText(app, alice, chatId, 'after bob left');
     expect(await bobSub.nothingWithin(300)).toBe(true);
@@ -155,7 +163,7 @@ describe('messageEvents', () => {
     const chatId = await createChat(app, alice, { kind: 'GROUP', title: 'Kick', memberIds: [bob.id] });
     const bobSub = subscribe(ws(bob.accessToken), MESSAGE_EVENTS, { chatId });
     await settle();
-    await gql(app, `mutation ($c: ID!, $u: ID!) { removeChatMember(chatId: $c, userId: $u) { id } }`, { c: chatId, u: bob.id }, { token: alice.accessToken });
+    await gql(app, REMOVE_CHAT_MEMBER, { c: chatId, u: bob.id }, { token: alice.accessToken });
     await sendText(app, alice, chatId, 'bob is gone');
     expect(await bobSub.nothingWithin(300)).toBe(true);
   });
@@ -244,20 +252,20 @@ describe('chatEvents', () => {
     expect((await aliceSub.next()).data.chatEvents).toMatchObject({ type: 'CREATED', chatId, actor: { id: alice.id } });
     await settle();
 
-    await gql(app, `mutation ($c: ID!, $u: [ID!]!) { addChatMembers(chatId: $c, userIds: $u) { id } }`, { c: chatId, u: [carol.id] }, { token: alice.accessToken });
+    await gql(app, ADD_CHAT_MEMBERS, { c: chatId, u: [carol.id] }, { token: alice.accessToken });
     expect((await aliceSub.next()).data.chatEvents).toMatchObject({ type: 'MEMBER_ADDED', user: { id: carol.id } });
     expect((await carolSub.next()).data.chatEvents).toMatchObject({ type: 'MEMBER_ADDED', chat: { id: chatId, title: 'Events' } });
     await settle();
 
-    await gql(app, `mutation ($c: ID!) { updateChat(chatId: $c, input: { title: "Renamed" }) { id } }`, { c: chatId }, { token: alice.accessToken });
+    await gql(app, UPDATE_CHAT, { c: chatId, i: { title: 'Renamed' } }, { token: alice.accessToken });
     expect((await aliceSub.next()).data.chatEvents).toMatchObject({ type: 'UPDATED', chat: { title: 'Renamed' } });
     expect((await carolSub.next()).data.chatEvents).toMatchObject({ type: 'UPDATED', chat: { title: 'Renamed' } });
 
-    await gql(app, `mutation ($c: ID!, $u: ID!) { removeChatMember(chatId: $c, userId: $u) { id } }`, { c: chatId, u: carol.id }, { token: alice.accessToken });
+    await gql(app, REMOVE_CHAT_MEMBER, { c: chatId, u: carol.id }, { token: alice.accessToken });
     expect((await aliceSub.next()).data.chatEvents).toMatchObject({ type: 'MEMBER_REMOVED', user: { id: carol.id } });
     expect((await carolSub.next()).data.chatEvents).toMatchObject({ type: 'MEMBER_REMOVED', user: { id: carol.id } });
     await settle();
-    await gql(app, `mutation ($c: ID!) { updateChat(chatId: $c, input: { title: "Without carol" }) { id } }`, { c: chatId }, { token: alice.accessToken });
+    await gql(app, UPDATE_CHAT, { c: chatId, i: { title: 'Without carol' } }, { token: alice.accessToken });
     expect((await aliceSub.next()).data.chatEvents.type).toBe('UPDATED');
     expect(await carolSub.nothingWithin(300)).toBe(true);
   });
@@ -287,7 +295,7 @@ describe('typing', () => {
     const [alice, eve] = await Promise.all([registerUser(app), registerUser(app)]);
     const chatId = await createChat(app, alice, { kind: 'GROUP', title: 'Quiet', memberIds: [] });
     expect((await subscribe(ws(eve.accessToken), TYPING, { chatId }).next()).errors?.[0]?.extensions?.code).toBe('NOT_FOUND');
-    expect(codeOf(await gql(app, `mutation ($c: ID!) { setTyping(chatId: $c, isTyping: true) }`, { c: chatId }, { token: eve.accessToken }))).toBe('NOT_FOUND');
+    expect(codeOf(await gql(app, START_TYPING, { c: chatId }, { token: eve.accessToken }))).toBe('NOT_FOUND');
   });
 });
 
@@ -304,7 +312,7 @@ describe('presence', () => {
     const seen = await gql(app, `query ($id: ID!) { user(id: $id) { status } }`, { id: bob.id }, { token: alice.accessToken });
     expect(seen.data.user.status).toBe('ONLINE');
 
-    await gql(app, `mutation { setStatus(status: BUSY) { id } }`, {}, { token: bob.accessToken });
+    await gql(app, SET_STATUS, { status: 'BUSY' }, { token: bob.accessToken });
     expect((await aliceSub.next()).data.presence).toMatchObject({ user: { id: bob.id }, status: 'BUSY' });
 
     await bobConnection.dispose();

@@ -4,11 +4,9 @@
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { App } from '../src/server/app.ts';
-import { AUTH_FIELDS, codeOf, createLegacySession, gql, registerUser, startTestApp, type GraphQLResponse } from './helpers.ts';
+import { codeOf, createLegacySession, gql, registerUser, startTestApp, type GraphQLResponse } from './support/helpers.ts';
+import { LOGIN, LOGOUT, REFRESH_TOKEN, SET_STATUS } from './support/operations.ts';
 
-const LOGIN = `mutation ($input: LoginInput!) { login(input: $input) { ${AUTH_FIELDS} } }`;
-const REFRESH = `mutation ($t: String!) { refreshToken(refreshToken: $t) { ${AUTH_FIELDS} } }`;
-const LOGOUT = `mutation ($t: String) { logout(refreshToken: $t) }`;
 const ME = `{ me { id } }`;
 const TOKEN = /^([0-9a-f-]{36})\.(\d+)\.([A-Za-z0-9_-]{43})$/;
 
@@ -31,7 +29,7 @@ function parts(refreshToken: string) {
 }
 
 async function refresh(refreshToken: string) {
-  const result = await gql(app, REFRESH, { t: refreshToken });
+  const result = await gql(app, REFRESH_TOKEN, { t: refreshToken });
   if (!result.data?.refreshToken) throw new Error(`refresh failed: ${JSON.stringify(result.errors)}`);
   return result.data.refreshToken as { accessToken: string; refreshToken: string };
 }
@@ -56,7 +54,7 @@ describe('generation tokens', () => {
 
   it('answers with the user as the database has it', async () => {
     const user = await registerUser(app);
-    await gql(app, `mutation { setStatus(status: BUSY) { id } }`, {}, { token: user.accessToken });
+    await gql(app, SET_STATUS, { status: 'BUSY' }, { token: user.accessToken });
     const fields = 'id username displayName email createdAt lastSeenAt chosenStatus';
     const refreshed = await gql(app, `mutation ($t: String!) { refreshToken(refreshToken: $t) { accessToken user { ${fields} } } }`, { t: user.refreshToken });
     const me = await gql(app, `{ me { ${fields} } }`, {}, { token: refreshed.data.refreshToken.accessToken });
@@ -88,11 +86,11 @@ describe('generation tokens', () => {
     for (let i = 0; i < 4; i++) issued.push((await refresh(issued.at(-1)!)).refreshToken);
     const latest = await refresh(issued.at(-1)!);
 
-    const reuse = await gql(app, REFRESH, { t: issued[2] });
+    const reuse = await gql(app, REFRESH_TOKEN, { t: issued[2] });
     expect(codeOf(reuse)).toBe('UNAUTHENTICATED');
     expect(message(reuse)).toMatch(/already used/);
     expect(await session(parts(user.refreshToken).sessionId)).toMatchObject({ revokedReason: 'refresh_token_reuse' });
-    expect(message(await gql(app, REFRESH, { t: latest.refreshToken }))).toMatch(/Session has ended/);
+    expect(message(await gql(app, REFRESH_TOKEN, { t: latest.refreshToken }))).toMatch(/Session has ended/);
     expect(codeOf(await gql(app, ME, {}, { token: latest.accessToken }))).toBe('UNAUTHENTICATED');
   });
 
@@ -115,7 +113,7 @@ describe('generation tokens', () => {
       `${sessionId}.0${generation}.${mac}`,
     ];
     for (const forged of forgeries) {
-      const result = await gql(app, REFRESH, { t: forged });
+      const result = await gql(app, REFRESH_TOKEN, { t: forged });
       expect(codeOf(result), forged).toBe('UNAUTHENTICATED');
       expect(message(result), forged).toBe('Refresh token is invalid.');
       expect(codeOf(await gql(app, LOGOUT, { t: forged })), forged).toBe('UNAUTHENTICATED');
@@ -133,7 +131,7 @@ describe('generation tokens', () => {
         const response = await fetch(`${base}/graphql`, {
           method: 'POST',
           headers: { 'content-type': 'application/json' },
-          body: JSON.stringify({ query: REFRESH, variables: { t: user.refreshToken } }),
+          body: JSON.stringify({ query: REFRESH_TOKEN, variables: { t: user.refreshToken } }),
         });
         return (await response.json()) as GraphQLResponse;
       }),
@@ -147,7 +145,7 @@ describe('generation tokens', () => {
     expect(losers.map(message)).toEqual(losers.map(() => expect.stringMatching(/already used|Session has ended/)));
     // The losers presented a spent generation: the winner's new token dies with the session.
     expect(parts(winners[0]!.data.refreshToken.refreshToken).generation).toBe(2);
-    expect(codeOf(await gql(app, REFRESH, { t: winners[0]!.data.refreshToken.refreshToken }))).toBe('UNAUTHENTICATED');
+    expect(codeOf(await gql(app, REFRESH_TOKEN, { t: winners[0]!.data.refreshToken.refreshToken }))).toBe('UNAUTHENTICATED');
     expect(await session(parts(user.refreshToken).sessionId)).toMatchObject({ revokedReason: 'refresh_token_reuse' });
   });
 
@@ -155,7 +153,7 @@ describe('generation tokens', () => {
     const user = await registerUser(app);
     const { sessionId } = parts(user.refreshToken);
     await app.services.prisma.session.update({ where: { id: sessionId }, data: { expiresAt: new Date(Date.now() - 1_000) } });
-    expect(message(await gql(app, REFRESH, { t: user.refreshToken }))).toMatch(/Session has ended/);
+    expect(message(await gql(app, REFRESH_TOKEN, { t: user.refreshToken }))).toMatch(/Session has ended/);
     expect(await session(sessionId)).toMatchObject({ revokedAt: null, generation: 1 });
   });
 });
@@ -207,24 +205,24 @@ describe('legacy tokens (issued before generations)', () => {
     expect(parts(next.refreshToken).generation).toBe(3);
     expect(await prisma.refreshToken.count({ where: { sessionId: legacy.sessionId } })).toBe(3);
 
-    const reuse = await gql(app, REFRESH, { t: legacy.live });
+    const reuse = await gql(app, REFRESH_TOKEN, { t: legacy.live });
     expect(message(reuse)).toMatch(/already used/);
     expect(await session(legacy.sessionId)).toMatchObject({ revokedReason: 'refresh_token_reuse' });
-    expect(codeOf(await gql(app, REFRESH, { t: next.refreshToken }))).toBe('UNAUTHENTICATED');
+    expect(codeOf(await gql(app, REFRESH_TOKEN, { t: next.refreshToken }))).toBe('UNAUTHENTICATED');
   });
 
   it('end the session when one spent before the upgrade comes back', async () => {
     const user = await registerUser(app);
     const legacy = await createLegacySession(app, user.id, 2);
-    expect(message(await gql(app, REFRESH, { t: legacy.spent[0] }))).toMatch(/already used/);
+    expect(message(await gql(app, REFRESH_TOKEN, { t: legacy.spent[0] }))).toMatch(/already used/);
     expect(await session(legacy.sessionId)).toMatchObject({ revokedReason: 'refresh_token_reuse' });
-    expect(message(await gql(app, REFRESH, { t: legacy.live }))).toMatch(/Session has ended/);
+    expect(message(await gql(app, REFRESH_TOKEN, { t: legacy.live }))).toMatch(/Session has ended/);
   });
 
   it('let exactly one of two concurrent refreshes win', async () => {
     const user = await registerUser(app);
     const legacy = await createLegacySession(app, user.id);
-    const results = await Promise.all([1, 2].map(() => gql(app, REFRESH, { t: legacy.live })));
+    const results = await Promise.all([1, 2].map(() => gql(app, REFRESH_TOKEN, { t: legacy.live })));
     expect(results.filter((r) => r.data?.refreshToken)).toHaveLength(1);
     expect(results.map(message).filter(Boolean)).toEqual([expect.stringMatching(/already used/)]);
     expect(await session(legacy.sessionId)).toMatchObject({ revokedReason: 'refresh_token_reuse' });
@@ -235,12 +233,12 @@ describe('legacy tokens (issued before generations)', () => {
     const legacy = await createLegacySession(app, user.id);
     expect((await gql(app, LOGOUT, { t: legacy.live })).data.logout).toBe(true);
     expect(await session(legacy.sessionId)).toMatchObject({ revokedReason: 'logout' });
-    expect(message(await gql(app, REFRESH, { t: legacy.live }))).toMatch(/Session has ended/);
+    expect(message(await gql(app, REFRESH_TOKEN, { t: legacy.live }))).toMatch(/Session has ended/);
   });
 
   it('that were never issued are invalid', async () => {
     const unknown = randomBytes(32).toString('base64url');
-    expect(message(await gql(app, REFRESH, { t: unknown }))).toBe('Refresh token is invalid.');
+    expect(message(await gql(app, REFRESH_TOKEN, { t: unknown }))).toBe('Refresh token is invalid.');
     expect(codeOf(await gql(app, LOGOUT, { t: unknown }))).toBe('UNAUTHENTICATED');
   });
 });

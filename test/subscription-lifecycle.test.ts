@@ -11,14 +11,11 @@ import WebSocket from 'ws';
 import type { App } from '../src/server/app.ts';
 import { applyMigrations } from '../src/db/migrate/index.ts';
 import { ensureDatabase } from '../src/db/pg-admin.ts';
-import { capturedLogs, createChat, gql, registerUser, scratchDatabaseUrl, sendText, startTestApp, type TestUser } from './helpers.ts';
-import { connect, subscribe, type Connection } from './ws-helpers.ts';
+import { capturedLogs, createChat, gql, registerUser, scratchDatabaseUrl, sendText, startTestApp, testRedisUrl, type TestUser } from './support/helpers.ts';
+import { CHAT_EVENTS, MESSAGE_EVENTS, PRESENCE, START_TYPING, TYPING } from './support/operations.ts';
+import { connect, subscribe, type Connection } from './support/ws-helpers.ts';
 
-const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
-const MESSAGE_EVENTS = `subscription ($chatId: ID) { messageEvents(chatId: $chatId) { type message { id text sender { id } } } }`;
-const CHAT_EVENTS = `subscription { chatEvents { type chat { id title } } }`;
-const TYPING = `subscription ($chatId: ID!) { typing(chatId: $chatId) { isTyping user { id } } }`;
-const PRESENCE = `subscription { presence { user { id } status } }`;
+const REDIS_URL = testRedisUrl();
 const EVENTS = 20;
 
 const scratch = scratchDatabaseUrl('kocmoc_lifecycle');
@@ -354,7 +351,7 @@ describe('stop()', () => {
         }
       };
       await vi.waitFor(() => expect(app.services.chatFeeds.lastSeq(chatId)).toBeDefined());
-      await gql(app, `mutation ($c: ID!) { setTyping(chatId: $c, isTyping: true) }`, { c: chatId }, { token: alice.accessToken });
+      await gql(app, START_TYPING, { c: chatId }, { token: alice.accessToken });
       await readUntil((text) => text.includes('event: next'));
 
       await stop();

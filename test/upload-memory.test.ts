@@ -9,7 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { App } from '../src/server/app.ts';
 import { createUploadMemory, UPLOAD_MEMORY_WAIT_MS } from '../src/files/upload-memory.ts';
 import { uploadPeakBytes } from '../src/files/upload-sizes.ts';
-import { codeOf, gql, registerUser, startUploadTestApp, type TestUser } from './helpers.ts';
+import { codeOf, gql, registerUser, startUploadTestApp, type TestUser } from './support/helpers.ts';
 
 const KiB = 1024;
 const MAX_UPLOAD_BYTES = 1024 * KiB;

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { App } from '../src/server/app.ts';
-import { codeOf, gql, registerUser, startTestApp, uniqueName, type TestUser } from './helpers.ts';
+import { codeOf, gql, registerUser, startTestApp, uniqueName, type TestUser } from './support/helpers.ts';
 
 const UPDATE = `mutation ($input: UpdateProfileInput!) { updateProfile(input: $input) { id displayName bio avatarUrl } }`;
 const SEARCH = `query ($q: String!, $first: Int, $after: String) {

@@ -7,10 +7,11 @@ import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { pino, type Level } from 'pino';
 import { inject } from 'vitest';
-import { buildApp, type App, type BuildAppOptions } from '../src/server/app.ts';
-import { dropDatabase, withDatabase } from '../src/db/pg-admin.ts';
-import { loadConfig } from '../src/env.ts';
-import { uuidv7 } from '../src/ids.ts';
+import { buildApp, type App, type BuildAppOptions } from '../../src/server/app.ts';
+import { dropDatabase, withDatabase } from '../../src/db/pg-admin.ts';
+import { loadConfig } from '../../src/env.ts';
+import { uuidv7 } from '../../src/ids.ts';
+import { CREATE_CHAT, REGISTER, SEND_MESSAGE } from './operations.ts';
 
 export const TEST_JWT_SECRET = 'test-secret-that-is-long-enough-for-hs256-0123456789';
 
@@ -97,8 +98,6 @@ export const codeOf = (result: GraphQLResponse) => result.errors?.[0]?.extension
 
 export const uniqueName = (prefix = 'u') => `${prefix}_${randomBytes(5).toString('hex')}`;
 
-export const AUTH_FIELDS = 'accessToken refreshToken accessTokenExpiresAt user { id username displayName email }';
-
 export interface TestUser {
   id: string;
   username: string;
@@ -112,11 +111,9 @@ export async function registerUser(app: App, overrides: Partial<{ username: stri
   const username = overrides.username ?? uniqueName();
   const email = `${username}@example.com`;
   const password = overrides.password ?? 'correct horse battery staple';
-  const result = await gql(
-    app,
-    `mutation ($input: RegisterInput!) { register(input: $input) { ${AUTH_FIELDS} } }`,
-    { input: { email, username, password, displayName: overrides.displayName ?? `User ${username}` } },
-  );
+  const result = await gql(app, REGISTER, {
+    input: { email, username, password, displayName: overrides.displayName ?? `User ${username}` },
+  });
   if (!result.data?.register) throw new Error(`register failed: ${JSON.stringify(result.errors)}`);
   const { accessToken, refreshToken, user } = result.data.register;
   return { id: user.id, username, email, password, accessToken, refreshToken };
@@ -144,30 +141,24 @@ export async function createLegacySession(app: App, userId: string, spent = 0) {
   return { sessionId, spent: issued.slice(0, spent), live: issued.at(-1)! };
 }
 
-export const CHAT_FIELDS = 'id kind title isPublic myRole unreadCount lastReadMessageId';
-export const MESSAGE_FIELDS =
-  'id seq kind text location { latitude longitude } replyTo { id } sender { id } createdAt editedAt deletedAt clientMessageId';
-
 export async function createChat(
   app: App,
   owner: TestUser,
   input: { kind: 'DIRECT' | 'GROUP'; title?: string; memberIds: string[]; isPublic?: boolean },
 ): Promise<string> {
-  const result = await gql(app, `mutation ($input: CreateChatInput!) { createChat(input: $input) { id } }`, { input }, { token: owner.accessToken });
+  const result = await gql(app, CREATE_CHAT, { input }, { token: owner.accessToken });
   if (!result.data?.createChat) throw new Error(`createChat failed: ${JSON.stringify(result.errors)}`);
   return result.data.createChat.id;
 }
 
 export async function sendText(app: App, sender: TestUser, chatId: string, text: string, extra: Record<string, unknown> = {}) {
-  const result = await gql(
-    app,
-    `mutation ($input: SendMessageInput!) { sendMessage(input: $input) { ${MESSAGE_FIELDS} } }`,
-    { input: { chatId, kind: 'TEXT', text, ...extra } },
-    { token: sender.accessToken },
-  );
+  const result = await gql(app, SEND_MESSAGE, { input: { chatId, kind: 'TEXT', text, ...extra } }, { token: sender.accessToken });
   if (!result.data?.sendMessage) throw new Error(`sendMessage failed: ${JSON.stringify(result.errors)}`);
   return result.data.sendMessage as { id: string; seq: number; text: string };
 }
+
+/** The Redis for tests that need one (REDIS_URL, else the local default), as the global setup resolved it. */
+export const testRedisUrl = () => inject('redisUrl');
 
 /** A database beside the test database (for tests that must not share it), and how to drop it. */
 export function scratchDatabaseUrl(name: string) {
