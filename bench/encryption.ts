@@ -14,7 +14,7 @@ import { openBatch, sealBatch, type OpenItem, type SealItem } from '../workers/c
 import { hostBusyShare, mainThreadCpuMs, sampleHostCpu } from './host-cpu.ts';
 import { measureRun } from './readings.ts';
 import type { BenchContext } from './setup.ts';
-import { fixed, idleLoopDelayP99, percentile, sleep, table } from './stats.ts';
+import { fixed, idleLoopDelayP99, percentile, rotate, sleep, table } from './stats.ts';
 
 interface PayloadCase {
   label: string;
@@ -214,11 +214,6 @@ function medianRun(runs: Measurement[]): Measurement {
   return { ...median, spread: (itemsPerSecond(sorted.at(-1)!) - itemsPerSecond(sorted[0]!)) / itemsPerSecond(median) };
 }
 
-function rotate<T>(values: readonly T[], by: number): T[] {
-  const offset = by % values.length;
-  return [...values.slice(offset), ...values.slice(0, offset)];
-}
-
 /** Threads load the tasks through tsx on their first run; keep that out of the numbers. */
 async function warmUp(pool: WorkerPool, key: Uint8Array, keyId: string): Promise<void> {
   const items = [{ aad: 'warm-up', plaintext: new Uint8Array(1024) }];
@@ -228,7 +223,6 @@ async function warmUp(pool: WorkerPool, key: Uint8Array, keyId: string): Promise
     await Promise.all(Array.from({ length: pool.threads * 2 }, () => Promise.all([pool.run('sealBatch', { key, items }), pool.run('openBatch', opening)])));
   }
 }
-
 
 const itemsPerSecond = (m: Measurement) => (m.items * 1_000) / m.wallMs;
 const megabytesPerSecond = (m: Measurement) => m.payloadBytes / 1e6 / (m.wallMs / 1_000);

@@ -4,12 +4,13 @@
 // when each push arrived (its Topic, i.e. its chat) and
 // keeps the encrypted body; a sample is decrypted (RFC 8291) after the measurement, off the clock,
 // to check that what arrived is a real notification for the right message.
-import { createECDH, randomBytes, type ECDH } from 'node:crypto';
+import type { ECDH } from 'node:crypto';
 import { rmSync } from 'node:fs';
 import { createServer, type Server } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import ece from 'http_ece';
 import { localhostCertificate } from '../test/support/localhost-certificate.ts';
+import { deviceEndpoints, newDeviceKeys } from '../test/support/push-service.ts';
 import { forkChild, ownCpuMs, serveCommands, wallNow } from './push-child.ts';
 import { sleep } from './stats.ts';
 
@@ -91,22 +92,13 @@ function runService() {
   let server: Server | undefined;
   let port = 0;
 
-  const handle = (req: import('node:http').IncomingMessage, res: import('node:http').ServerResponse) => {
-    const chunks: Buffer[] = [];
-    req.on('data', (chunk: Buffer) => chunks.push(chunk));
-    req.on('end', () => {
-      const device = devices.get(req.url!.slice(1));
-      if (!device) {
-        res.writeHead(404).end();
-        return;
-      }
-      at.push(wallNow());
-      deviceOf.push(device.index);
-      topics.push(String(req.headers.topic ?? ''));
-      bodies.push(Buffer.concat(chunks));
-      res.writeHead(201, { location: `${req.url}/receipt` }).end();
-    });
-  };
+  const handle = deviceEndpoints(devices, (device, body, req, res) => {
+    at.push(wallNow());
+    deviceOf.push(device.index);
+    topics.push(String(req.headers.topic ?? ''));
+    bodies.push(body);
+    res.writeHead(201, { location: `${req.url}/receipt` }).end();
+  });
 
   serveCommands(
     {
@@ -120,12 +112,9 @@ function runService() {
       },
       async devices({ count }: { count: number }) {
         return Array.from({ length: count }, () => {
-          const ecdh = createECDH('prime256v1');
-          ecdh.generateKeys();
-          const authSecret = randomBytes(16);
-          const id = randomBytes(8).toString('hex');
+          const { id, ecdh, authSecret, p256dh, auth } = newDeviceKeys();
           devices.set(id, { index: devices.size, ecdh, authSecret });
-          return { endpoint: `https://127.0.0.1:${port}/${id}`, p256dh: ecdh.getPublicKey('base64url'), auth: authSecret.toString('base64url') };
+          return { endpoint: `https://127.0.0.1:${port}/${id}`, p256dh, auth };
         });
       },
       count: async () => at.length,

@@ -23,6 +23,12 @@ export function table(headers: readonly string[], rows: ReadonlyArray<ReadonlyAr
   return cells.map(line).join('\n');
 }
 
+/** `values` turned left by `by` places, so each round of a comparison starts with another contender. */
+export function rotate<T>(values: readonly T[], by: number): T[] {
+  const offset = by % values.length;
+  return [...values.slice(offset), ...values.slice(0, offset)];
+}
+
 export const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
 /** The event-loop monitor's floor on this machine (p99 in ms while idle), to read measurements against. */

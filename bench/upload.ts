@@ -23,7 +23,7 @@ import { mainThreadCpuMs } from './host-cpu.ts';
 import { countCode, latenciesOf, maxOf, measureOutcomes, type Measurement, type Outcome } from './outcomes.ts';
 import { measureRun } from './readings.ts';
 import { benchConfig, registerUsers, startBenchApp, type BenchContext } from './setup.ts';
-import { fixed, median, percentile, sleep, table } from './stats.ts';
+import { fixed, median, percentile, rotate, sleep, table } from './stats.ts';
 
 const UPLOADS = 10;
 const UPLOAD_BYTES = 5 * 1024 * 1024;
@@ -344,7 +344,3 @@ function startUploadClient(): UploadClient {
   };
 }
 
-function rotate<T>(values: readonly T[], by: number): T[] {
-  const offset = by % values.length;
-  return [...values.slice(offset), ...values.slice(0, offset)];
-}

@@ -4,7 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { App } from '../src/server/app.ts';
 import { createChat, gql, registerUser, sendText, startTestApp, testRedisUrl } from './support/helpers.ts';
 import { LOGOUT, MESSAGE_EVENTS, PRESENCE, START_TYPING, TYPING } from './support/operations.ts';
-import { connect, settle, subscribe, type Connection } from './support/ws-helpers.ts';
+import { openConnections, settle, subscribe } from './support/ws-helpers.ts';
 
 const REDIS_URL = testRedisUrl();
 const prefix = `kocmoc-test:${randomUUID()}:`;
@@ -12,7 +12,7 @@ let a: App;
 let b: App;
 let urlA: string;
 let urlB: string;
-const open: Connection[] = [];
+const sockets = openConnections();
 
 beforeAll(async () => {
   const start = () =>
@@ -21,15 +21,11 @@ beforeAll(async () => {
   [urlA, urlB] = [(await a.start()).url, (await b.start()).url];
 });
 afterAll(async () => {
-  await Promise.all(open.map((c) => c.dispose()));
+  await sockets.closeAll();
   await Promise.all([a?.stop(), b?.stop()]);
 });
 
-const ws = (url: string, token: string) => {
-  const connection = connect(url, token);
-  open.push(connection);
-  return connection;
-};
+const ws = (url: string, token: string) => sockets.connect(url, token);
 
 describe('two instances, one Redis', () => {
   it('deliver a message sent through instance B to a subscriber on instance A', async () => {

@@ -3,14 +3,14 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { App } from '../src/server/app.ts';
 import { codeOf, createChat, gql, registerUser, sendText, startTestApp, type TestUser } from './support/helpers.ts';
 import { ADD_CONTACT, BLOCK_USER, PRESENCE, REMOVE_CONTACT, SET_STATUS, START_TYPING, TYPING } from './support/operations.ts';
-import { connect, settle, subscribe, type Connection } from './support/ws-helpers.ts';
+import { openConnections, settle, subscribe } from './support/ws-helpers.ts';
 
 const CONTACTS = `query ($first: Int, $after: String) { contacts(first: $first, after: $after) { edges { node { id username } } pageInfo { hasNextPage endCursor } } }`;
 const UNBLOCK = `mutation ($u: ID!) { unblockUser(userId: $u) }`;
 
 let app: App;
 let url: string;
-const open: Connection[] = [];
+const sockets = openConnections();
 const prefix = `kocmoc-test:${randomUUID()}:`;
 
 beforeAll(async () => {
@@ -18,15 +18,11 @@ beforeAll(async () => {
   url = (await app.start()).url;
 });
 afterAll(async () => {
-  await Promise.all(open.map((c) => c.dispose()));
+  await sockets.closeAll();
   await app?.stop();
 });
 
-const ws = (user: TestUser) => {
-  const connection = connect(url, user.accessToken);
-  open.push(connection);
-  return connection;
-};
+const ws = (user: TestUser) => sockets.connect(url, user.accessToken);
 
 describe('contacts', () => {
   it('adds, lists by username with paging, and removes', async () => {

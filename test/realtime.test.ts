@@ -18,12 +18,12 @@ import {
   TYPING,
   UPDATE_CHAT,
 } from './support/operations.ts';
-import { connect, settle, subscribe, type Connection } from './support/ws-helpers.ts';
+import { openConnections, settle, subscribe } from './support/ws-helpers.ts';
 
 let app: App;
 let url: string;
 const queries: string[] = [];
-const open: Connection[] = [];
+const sockets = openConnections();
 const prefix = `kocmoc-test:${randomUUID()}:`;
 
 beforeAll(async () => {
@@ -40,15 +40,11 @@ beforeAll(async () => {
   url = (await app.start()).url;
 });
 afterAll(async () => {
-  await Promise.all(open.map((c) => c.dispose()));
+  await sockets.closeAll();
   await app?.stop();
 });
 
-function ws(token: string | null, params?: Record<string, unknown>) {
-  const connection = connect(url, token, params);
-  open.push(connection);
-  return connection;
-}
+const ws = (token: string | null, params?: Record<string, unknown>) => sockets.connect(url, token, params);
 
 const edit = (user: TestUser, id: string, text: string) =>
   gql(app, `mutation ($id: ID!, $t: String!) { editMessage(id: $id, text: $t) { id } }`, { id, t: text }, { token: user.accessToken });

@@ -13,7 +13,7 @@ import { applyMigrations } from '../src/db/migrate/index.ts';
 import { ensureDatabase } from '../src/db/pg-admin.ts';
 import { capturedLogs, createChat, gql, registerUser, scratchDatabaseUrl, sendText, startTestApp, testRedisUrl, type TestUser } from './support/helpers.ts';
 import { CHAT_EVENTS, MESSAGE_EVENTS, PRESENCE, START_TYPING, TYPING } from './support/operations.ts';
-import { connect, subscribe, type Connection } from './support/ws-helpers.ts';
+import { connect, openConnections, subscribe } from './support/ws-helpers.ts';
 
 const REDIS_URL = testRedisUrl();
 const EVENTS = 20;
@@ -93,7 +93,7 @@ describe('a subscription the client ended', () => {
   let url: string;
   const queries: string[] = [];
   const prefix = `kocmoc-test:${randomUUID()}:`;
-  const open: Connection[] = [];
+  const sockets = openConnections();
 
   beforeAll(async () => {
     app = await startTestApp(
@@ -103,7 +103,7 @@ describe('a subscription the client ended', () => {
     url = (await app.start()).url;
   });
   afterAll(async () => {
-    await Promise.all(open.map((connection) => connection.dispose()));
+    await sockets.closeAll();
     await app?.stop();
   });
 
@@ -113,8 +113,7 @@ describe('a subscription the client ended', () => {
     const chatId = await createChat(app, alice, { kind: 'DIRECT', memberIds: [bob.id] });
     const sent = [];
     for (let i = 0; i < EVENTS; i++) sent.push(await sendText(app, alice, chatId, `message ${i}`));
-    const connection = connect(url, bob.accessToken);
-    open.push(connection);
+    const connection = sockets.connect(url, bob.accessToken);
     const subscription = subscribe(connection, MESSAGE_EVENTS, { chatId });
     await vi.waitFor(() => expect(app.services.chatFeeds.lastSeq(chatId)).toBe(EVENTS));
     return { chatId, sent, connection, subscription };

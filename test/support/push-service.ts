@@ -1,6 +1,7 @@
 // A real local Web Push service: HTTPS with a self-signed certificate, decrypting each aes128gcm
 // payload (RFC 8291) with the subscription's private key, answering as each test scripts it.
 import { createECDH, randomBytes, type ECDH } from 'node:crypto';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import { rmSync } from 'node:fs';
 import { Agent, createServer, type Server } from 'node:https';
 import type { AddressInfo } from 'node:net';
@@ -29,21 +30,39 @@ export interface PushService {
   close(): Promise<void>;
 }
 
-export async function startPushService(): Promise<PushService> {
-  const { dir, certFile, key, cert } = localhostCertificate('kocmoc-push-');
-  const devices = new Map<string, PushDevice & { ecdh: ECDH; authSecret: Buffer }>();
-  const waiters = new Set<() => void>();
-  const held = new Set<import('node:http').ServerResponse>();
+/** Keys of a new push subscription: the device keeps the ECDH private key and auth secret to decrypt. */
+export function newDeviceKeys() {
+  const ecdh = createECDH('prime256v1');
+  ecdh.generateKeys();
+  const authSecret = randomBytes(16);
+  return { id: randomBytes(8).toString('hex'), ecdh, authSecret, p256dh: ecdh.getPublicKey('base64url'), auth: authSecret.toString('base64url') };
+}
 
-  const server: Server = createServer({ key, cert }, (req, res) => {
+/**
+ * A request listener for a push service with one endpoint per device (`/<id>`): reads each body,
+ * answers 404 for a device it does not know, and hands the rest to `handle`.
+ */
+export function deviceEndpoints<D>(devices: ReadonlyMap<string, D>, handle: (device: D, body: Buffer, req: IncomingMessage, res: ServerResponse) => void) {
+  return (req: IncomingMessage, res: ServerResponse) => {
     const chunks: Buffer[] = [];
     req.on('data', (chunk: Buffer) => chunks.push(chunk));
     req.on('end', () => {
       const device = devices.get(req.url!.slice(1));
-      if (!device) {
-        res.writeHead(404).end();
-        return;
-      }
+      if (device) handle(device, Buffer.concat(chunks), req, res);
+      else res.writeHead(404).end();
+    });
+  };
+}
+
+export async function startPushService(): Promise<PushService> {
+  const { dir, certFile, key, cert } = localhostCertificate('kocmoc-push-');
+  const devices = new Map<string, PushDevice & { ecdh: ECDH; authSecret: Buffer }>();
+  const waiters = new Set<() => void>();
+  const held = new Set<ServerResponse>();
+
+  const server: Server = createServer(
+    { key, cert },
+    deviceEndpoints(devices, (device, body, req, res) => {
       const request = { status: null as number | null, headers: req.headers };
       device.requests.push(request);
       const next = device.script.shift() ?? 201;
@@ -54,7 +73,7 @@ export async function startPushService(): Promise<PushService> {
       const answer = (status: number) => {
         request.status = status;
         if (status === 201) {
-          const plaintext = ece.decrypt(Buffer.concat(chunks), { version: 'aes128gcm', privateKey: device.ecdh, authSecret: device.authSecret });
+          const plaintext = ece.decrypt(body, { version: 'aes128gcm', privateKey: device.ecdh, authSecret: device.authSecret });
           device.accepted.push(JSON.parse(plaintext.toString('utf8')));
           for (const wake of waiters) wake();
         }
@@ -62,8 +81,8 @@ export async function startPushService(): Promise<PushService> {
       };
       if (next === 'slow') setTimeout(() => answer(201), 1_500);
       else answer(next);
-    });
-  });
+    }),
+  );
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const { port } = server.address() as AddressInfo;
 
@@ -71,13 +90,10 @@ export async function startPushService(): Promise<PushService> {
     certFile,
     agent: new Agent({ ca: cert }),
     device(script: Array<number | 'hold' | 'slow'> = []) {
-      const ecdh = createECDH('prime256v1');
-      ecdh.generateKeys();
-      const authSecret = randomBytes(16);
-      const id = randomBytes(8).toString('hex');
+      const { id, ecdh, authSecret, p256dh, auth } = newDeviceKeys();
       const device = {
         endpoint: `https://127.0.0.1:${port}/${id}`,
-        keys: { p256dh: ecdh.getPublicKey('base64url'), auth: authSecret.toString('base64url') },
+        keys: { p256dh, auth },
         accepted: [],
         requests: [],
         script: [...script],

@@ -89,3 +89,18 @@ export function subscribe<T = any>(connection: Connection, query: string, variab
 
 /** Subscriptions go live asynchronously on the server; tests give them this long first. */
 export const settle = (ms = 300) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** The connections a test file opens, closed together by `closeAll` in its afterAll. */
+export function openConnections() {
+  const open: Connection[] = [];
+  return {
+    connect(url: string, token: string | null, connectionParams?: Record<string, unknown>): Connection {
+      const connection = connect(url, token, connectionParams);
+      open.push(connection);
+      return connection;
+    },
+    async closeAll() {
+      await Promise.all(open.splice(0).map((connection) => connection.dispose()));
+    },
+  };
+}
