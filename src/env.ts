@@ -4,31 +4,10 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { join, resolve } from 'node:path';
 import { z } from 'zod';
+import { duration, flag, optionalString, port } from './env-fields.ts';
+import { httpSettings, toHttpConfig } from './http-settings.ts';
+import { limitSettings, toLimitsConfig } from './limits/settings.ts';
 import { IMAGE_WORKING_COPIES, MULTIPART_OVERHEAD_BYTES, uploadPeakBytes } from './files/upload-sizes.ts';
-
-/** `15m`, `900s`, `2h`, `30d` or a bare number of seconds. */
-const DURATION = /^(\d+)\s*(ms|s|m|h|d)?$/;
-const UNIT_MS = { ms: 1, s: 1_000, m: 60_000, h: 3_600_000, d: 86_400_000 } as const;
-
-const duration = (fallback: string) =>
-  z
-    .string()
-    .default(fallback)
-    .transform((value, ctx) => {
-      const match = DURATION.exec(value.trim());
-      if (!match) {
-        ctx.addIssue({ code: 'custom', message: `expected a duration like 15m, 900s, 2h or 30d, got "${value}"` });
-        return z.NEVER;
-      }
-      return Number(match[1]) * UNIT_MS[(match[2] ?? 's') as keyof typeof UNIT_MS];
-    });
-
-const port = (fallback: number) => z.coerce.number().int().min(0).max(65_535).default(fallback);
-const flag = z.enum(['true', 'false', '1', '0']).transform((v) => v === 'true' || v === '1');
-const optionalString = z
-  .string()
-  .optional()
-  .transform((v) => (v === undefined || v.trim() === '' ? undefined : v));
 
 const base64Key = z
   .string()
@@ -161,6 +140,10 @@ const schema = z.object({
   UPLOAD_RETENTION: duration('24h'),
   /** How long a signed download link (Attachment.url, thumbnailUrl) works. Default 5m. */
   FILE_URL_TTL: duration('5m'),
+  /** Document limits, rate limits, socket caps, TRUST_PROXY: see src/limits/settings.ts. */
+  ...limitSettings,
+  /** Introspection, GraphiQL, CORS_ORIGINS and /metrics: see src/http-settings.ts. */
+  ...httpSettings,
 });
 
 /**
@@ -284,6 +267,8 @@ function toConfig(env: z.infer<typeof schema>) {
       unusedRetentionMs: env.UPLOAD_RETENTION,
       urlTtlMs: env.FILE_URL_TTL,
     },
+    limits: toLimitsConfig(env),
+    exposure: toHttpConfig(env, production),
   };
 }
 
