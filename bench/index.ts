@@ -6,7 +6,7 @@ import { runFanout } from './fanout.ts';
 import { runLoginStorm } from './login-storm.ts';
 import { runPush } from './push.ts';
 import { runSendMessage } from './send-message.ts';
-import { describeMachine, openBenchDatabase, type Bench } from './setup.ts';
+import { describeMachine, openBenchDatabase, RATE_LIMITS_NOTICE, type Bench } from './setup.ts';
 import { runUploadBench } from './upload.ts';
 import { runWsIdle } from './ws-idle.ts';
 
@@ -34,6 +34,7 @@ async function main() {
   const database = await openBenchDatabase();
   try {
     console.log(await describeMachine(database.url));
+    console.log(RATE_LIMITS_NOTICE);
     for (const bench of selected) {
       console.log(`\n== ${bench.name} ==`);
       await bench.run({ databaseUrl: database.url });

@@ -41,6 +41,9 @@ export interface Bench {
  * The environment (so WORKER_THREADS, PASSWORD_HASH_* etc. can be tried), pinned to a quiet,
  * loopback-only server on a free port. `test` rather than `production`: same code paths, no required secrets.
  */
+/** What index.ts prints before any bench runs. */
+export const RATE_LIMITS_NOTICE = 'RATE_LIMITS=off: the benches run without rate limits (document limits stay on); the limits bench turns them on for its own run';
+
 export function benchConfig(overrides: Record<string, string> = {}): Config {
   return loadConfig({
     ...process.env,
@@ -49,6 +52,8 @@ export function benchConfig(overrides: Record<string, string> = {}): Config {
     JWT_SECRET: BENCH_JWT_SECRET,
     PORT: '0',
     HOST: '127.0.0.1',
+    // Benches send far more from one address than any client may: index.ts says so when it starts.
+    RATE_LIMITS: 'off',
     ...overrides,
   });
 }

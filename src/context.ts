@@ -3,6 +3,7 @@
 import type { GraphQLError } from 'graphql';
 import { isAdminToken } from './admin/maintenance.ts';
 import { authenticate, type Authentication, type Viewer } from './auth/authenticate.ts';
+import { LOCAL_ADDRESS } from './limits/client-address.ts';
 import { createLoaders, type Loaders } from './loaders.ts';
 import type { Logger } from './logger.ts';
 import type { Services } from './services.ts';
@@ -16,6 +17,8 @@ export interface Context extends Services {
   /** Why a presented access token was refused; thrown by `requireViewer`. */
   authError: GraphQLError | null;
   userAgent: string | null;
+  /** The client's address (limits/client-address.ts), for per-address limits; `local` in-process. */
+  clientAddress: string;
   /** The request carried a valid `x-admin-token`. */
   isAdmin: boolean;
   loaders: Loaders;
@@ -31,6 +34,8 @@ export interface ContextInput {
   /** The `Authorization` header, checked now; or an authentication done earlier (a WebSocket's, at connect). */
   authorization: string | null | undefined | Authentication;
   userAgent?: string | null;
+  /** From the socket, or X-Forwarded-For behind TRUST_PROXY hops (server/app.ts, server/websocket.ts). */
+  clientAddress?: string;
   /** The `x-admin-token` header, if any. */
   adminToken?: string | null;
 }
@@ -47,6 +52,7 @@ export async function createContext(services: Services, input: ContextInput): Pr
     viewer,
     authError,
     userAgent: input.userAgent?.slice(0, 512) ?? null,
+    clientAddress: input.clientAddress ?? LOCAL_ADDRESS,
     isAdmin: isAdminToken(services.config.adminToken, input.adminToken),
     // Reads the viewer late: a request that signs in acts as the new session from then on.
     loaders: createLoaders(services, () => context.viewer?.userId),

@@ -10,6 +10,7 @@ export type ErrorCode =
   | 'CONFLICT'
   | 'RATE_LIMITED'
   | 'MAINTENANCE'
+  | 'QUERY_TOO_COMPLEX'
   | 'INTERNAL';
 
 function clientError(code: ErrorCode, message: string, extensions: Record<string, unknown> = {}) {
@@ -29,6 +30,12 @@ export const conflict = (field: string, message: string) => clientError('CONFLIC
 
 export const rateLimited = (message: string, retryAfterSeconds?: number) =>
   clientError('RATE_LIMITED', message, retryAfterSeconds ? { retryAfterSeconds } : {});
+
+/**
+ * A document over one of the document limits (aliases, depth, tokens, directives, cost, uploads,
+ * password mutations); `limit` names it and the message gives its value.
+ */
+export const queryTooComplex = (limit: string, message: string) => clientError('QUERY_TOO_COMPLEX', message, { limit });
 
 /** Yoga turns `http` into the response status and headers of a plain POST (and strips it from the body). */
 export function withHttpStatus(error: GraphQLError, status: number, headers?: Record<string, string>): GraphQLError {

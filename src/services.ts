@@ -15,6 +15,8 @@ import type { FileStorage } from './files/storage.ts';
 import { createUploadMemory, type UploadMemory } from './files/upload-memory.ts';
 import type { PrismaClient } from './generated/prisma/client.ts';
 import type { InFlight } from './in-flight.ts';
+import { createLoginLimiter, type LoginLimiter } from './limits/login-limits.ts';
+import { createRateLimits, type RateLimits } from './limits/rate-limits.ts';
 import type { Logger } from './logger.ts';
 import { createNotifications, type Notifications, type NotificationsOptions } from './notifications/notifications.ts';
 import { createEventBus, type EventBus } from './realtime/bus.ts';
@@ -47,6 +49,10 @@ export interface Services {
   maintenance: Maintenance;
   /** Push notifications: `messageSent()` hands new messages to the job queue. */
   notifications: Pick<Notifications, 'messageSent'>;
+  /** Per-user, per-session and per-address rate limits (shared through Redis when configured). */
+  rateLimits: RateLimits;
+  /** Failed-password counting and lockouts, for everything that checks a password. */
+  loginLimits: LoginLimiter;
   logger: Logger;
 }
 
@@ -97,6 +103,8 @@ export interface ServicesOptions extends CoreServicesOptions {
   channelPrefix?: string;
   /** Push notifications: an HTTPS agent for push services (tests trust their local push service with it). */
   notifications?: Pick<NotificationsOptions, 'pushAgent' | 'relayIntervalMs'>;
+  /** Prefix of the rate limits' Redis keys (tests isolate themselves with it). Default `kocmoc:rl:`. */
+  rateLimitKeyPrefix?: string;
 }
 
 /** The API's services and their lifecycle. */
@@ -127,6 +135,7 @@ export function createServices(config: Config, logger: Logger, options: Services
   const maintenance = createMaintenance({ prisma, bus });
   const sessions = createSessionCache({ prisma, bus });
   const notifications = createNotifications({ config, prisma, cipher, presence, logger, ...options.notifications });
+  const limiterStore = { redis, keyPrefix: options.rateLimitKeyPrefix ?? 'kocmoc:rl:' };
 
   const services: Services = {
     config,
@@ -143,6 +152,8 @@ export function createServices(config: Config, logger: Logger, options: Services
     presence,
     maintenance,
     notifications,
+    rateLimits: createRateLimits(config, limiterStore),
+    loginLimits: createLoginLimiter(config, limiterStore),
     logger,
   };
 
@@ -150,6 +161,7 @@ export function createServices(config: Config, logger: Logger, options: Services
     services,
     notifications,
     async start() {
+      if (!config.limits.rateLimitsEnabled) logger.warn('RATE_LIMITS=off: every rate limit is off (document limits stay on); for load tests and benches only');
       logger.info(bus.distributed ? 'events and presence go through Redis' : 'no REDIS_URL: events and presence stay in this process (one instance)');
       await passwords.warmUp();
       await presence.start();

@@ -236,7 +236,11 @@ describe('stop()', () => {
       const databaseUrl = new URL(scratch.url);
       databaseUrl.searchParams.set('application_name', applicationName);
       const prefix = `kocmoc-test:${randomUUID()}:`;
-      const app = await startTestApp({ DATABASE_URL: databaseUrl.toString(), ...env }, { logger, channelPrefix: prefix, presence: { keyPrefix: prefix } });
+      // Limits on: RATE_LIMITS=off would log its warning.
+      const app = await startTestApp(
+        { DATABASE_URL: databaseUrl.toString(), RATE_LIMITS: 'on', ...env },
+        { logger, channelPrefix: prefix, presence: { keyPrefix: prefix }, rateLimitKeyPrefix: prefix },
+      );
       let lock: Awaited<ReturnType<typeof lockTable>> | undefined;
       let stopped: Promise<void> | undefined;
       try {

@@ -9,10 +9,13 @@ import { parseInput } from '../validation.ts';
 import { PASSWORD_MAX_LENGTH, passwordProblem } from './passwords.ts';
 import { openSession, type AuthPayload } from './sessions.ts';
 import type { User } from '../generated/prisma/client.ts';
+import type { LoginAttempt } from '../limits/login-limits.ts';
 
-type AccountServices = Pick<Services, 'prisma' | 'tokens' | 'passwords' | 'events' | 'sessions' | 'logger'>;
+type AccountServices = Pick<Services, 'prisma' | 'tokens' | 'passwords' | 'events' | 'sessions' | 'logger' | 'rateLimits' | 'loginLimits'>;
 interface Device {
   userAgent: string | null;
+  /** The client's address, which the per-address limits count. */
+  address: string;
 }
 
 const registerSchema = z.object({
@@ -34,6 +37,8 @@ export async function register(services: AccountServices, input: RegisterInput, 
   const data = parseInput(registerSchema, { ...input, displayName: input.displayName ?? undefined });
   const problem = passwordProblem(data.password, data);
   if (problem) throw badUserInput('input.password', problem);
+  await services.rateLimits.consume('authAttempts', device.address);
+  await services.rateLimits.consume('register', device.address);
   // Under overload, answer at once instead of queueing for a database connection first.
   const hashing = passwords.reserve();
   let passwordHash: string;
@@ -75,24 +80,33 @@ export interface LoginInput {
 const INVALID_LOGIN = 'Invalid login or password.';
 
 export async function login(services: AccountServices, input: LoginInput, device: Device): Promise<AuthPayload> {
-  const { prisma, passwords } = services;
+  const { prisma, passwords, loginLimits } = services;
   const login = input.login.trim().toLowerCase();
   if (!login) throw badUserInput('input.login', 'Enter your email or username.');
   if (!input.password) throw badUserInput('input.password', 'Enter your password.');
   // Longer than any password we accept: refuse without spending a hash on it.
   if (input.password.length > PASSWORD_MAX_LENGTH) throw unauthenticated(INVALID_LOGIN);
+  await services.rateLimits.consume('authAttempts', device.address);
   // Under overload, answer at once instead of queueing for a database connection first.
   const hashing = passwords.reserve();
   let user: User | null;
   let valid: boolean;
+  let attempt: LoginAttempt;
   try {
     user = await prisma.user.findUnique({ where: login.includes('@') ? { email: login } : { username: login } });
+    // Keyed on the user, so its email and its username share one count.
+    attempt = { account: user?.id ?? `login:${login}`, address: device.address };
+    await loginLimits.checkLoginAllowed(attempt);
     // Unknown users cost one verification too, so timing does not tell which accounts exist.
     valid = user ? await hashing.verify(user.passwordHash, input.password) : await hashing.verifyUnknownUser(input.password);
   } finally {
     hashing.release();
   }
-  if (!user || !valid) throw unauthenticated(INVALID_LOGIN);
+  if (!user || !valid) {
+    await loginLimits.recordLoginFailure(attempt);
+    throw unauthenticated(INVALID_LOGIN);
+  }
+  await loginLimits.recordLoginSuccess(attempt);
   // After the response's work, not before it: the user waits for one hash, not two.
   if (passwords.needsRehash(user.passwordHash)) void upgradePasswordHash(services, user, input.password);
   return openSession(services, user, device);

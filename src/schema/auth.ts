@@ -13,6 +13,15 @@ async function signedIn(ctx: Context, pending: Promise<AuthPayload>): Promise<Au
   return payload;
 }
 
+const deviceOf = (ctx: Context) => ({ userAgent: ctx.userAgent, address: ctx.clientAddress });
+
+/** Refreshes count per device session; tokens that are not genuine, per address. */
+function refreshLimitKey(ctx: Context, refreshToken: string): string {
+  const presented = ctx.tokens.readRefreshToken(refreshToken);
+  if (!presented) return `address:${ctx.clientAddress}`;
+  return presented.kind === 'legacy' ? `legacy:${presented.tokenHash}` : `session:${presented.sessionId}`;
+}
+
 const AuthPayloadRef = builder.objectRef<AuthPayload>('AuthPayload').implement({
   description: 'Tokens for one device session.',
   fields: (t) => ({
@@ -48,19 +57,22 @@ builder.mutationFields((t) => ({
     type: AuthPayloadRef,
     description: 'Creates an account and signs it in on this device.',
     args: { input: t.arg({ type: RegisterInput, required: true }) },
-    resolve: (_root, { input }, ctx) => signedIn(ctx, register(ctx, input, { userAgent: ctx.userAgent })),
+    resolve: (_root, { input }, ctx) => signedIn(ctx, register(ctx, input, deviceOf(ctx))),
   }),
   login: t.field({
     type: AuthPayloadRef,
     description: 'Signs in on a new device session.',
     args: { input: t.arg({ type: LoginInput, required: true }) },
-    resolve: (_root, { input }, ctx) => signedIn(ctx, login(ctx, input, { userAgent: ctx.userAgent })),
+    resolve: (_root, { input }, ctx) => signedIn(ctx, login(ctx, input, deviceOf(ctx))),
   }),
   refreshToken: t.field({
     type: AuthPayloadRef,
     description: 'Rotates a refresh token. Reusing a spent refresh token ends its session.',
     args: { refreshToken: t.arg.string({ required: true }) },
-    resolve: (_root, args, ctx) => signedIn(ctx, refreshSession(ctx, args.refreshToken)),
+    resolve: async (_root, args, ctx) => {
+      await ctx.rateLimits.consume('refresh', refreshLimitKey(ctx, args.refreshToken));
+      return signedIn(ctx, refreshSession(ctx, args.refreshToken));
+    },
   }),
   logout: t.boolean({
     description: "Ends the caller's session (or the one the refresh token belongs to); its access tokens stop working at once.",

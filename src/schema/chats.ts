@@ -148,7 +148,9 @@ builder.mutationFields((t) => ({
     description: 'Starts a chat. A direct chat that already exists is returned instead of a new one.',
     args: { input: t.arg({ type: CreateChatInput, required: true }) },
     resolve: async (query, _root, { input }, ctx) => {
-      const chat = await createChat(ctx, requireViewer(ctx).userId, input);
+      const viewerId = requireViewer(ctx).userId;
+      await ctx.rateLimits.consume('createChat', viewerId);
+      const chat = await createChat(ctx, viewerId, input);
       return ctx.prisma.chat.findUniqueOrThrow({ ...query, where: { id: chat.id } });
     },
   }),

@@ -38,7 +38,9 @@ builder.mutationFields((t) => ({
     description: 'Adds a user to your contacts.',
     args: { userId: t.arg.id({ required: true }) },
     resolve: async (query, _root, args, ctx) => {
-      await addContact(ctx.prisma, requireViewer(ctx).userId, String(args.userId));
+      const viewerId = requireViewer(ctx).userId;
+      await ctx.rateLimits.consume('addContact', viewerId);
+      await addContact(ctx.prisma, viewerId, String(args.userId));
       return ctx.prisma.user.findUniqueOrThrow({ ...query, where: { id: String(args.userId) } });
     },
   }),

@@ -73,7 +73,10 @@ builder.mutationFields((t) => ({
       }),
     },
     resolve: async (query, _root, args, ctx) => {
-      const attachment = await uploadFile(ctx, requireViewer(ctx).userId, args.file, args.kind);
+      const viewerId = requireViewer(ctx).userId;
+      await ctx.rateLimits.consume('uploads', viewerId);
+      await ctx.rateLimits.consume('uploadBytes', viewerId, Math.max(1, args.file.size));
+      const attachment = await uploadFile(ctx, viewerId, args.file, args.kind);
       return ctx.prisma.attachment.findUniqueOrThrow({ ...query, where: { id: attachment.id } });
     },
   }),

@@ -113,7 +113,12 @@ builder.mutationFields((t) => ({
     description: 'Sends a message to a chat you are in.',
     args: { input: t.arg({ type: SendMessageInput, required: true }) },
     // The inserted row is returned as is: relations the client selects are loaded (batched) by Pothos.
-    resolve: (_query, _root, { input }, ctx) => sendMessage(ctx, requireViewer(ctx).userId, input),
+    resolve: async (_query, _root, { input }, ctx) => {
+      const viewerId = requireViewer(ctx).userId;
+      await ctx.rateLimits.consume('sendMessage', `${viewerId}:${String(input.chatId)}`);
+      await ctx.rateLimits.consume('sendMessageTotal', viewerId);
+      return sendMessage(ctx, viewerId, input);
+    },
   }),
   editMessage: t.prismaField({
     type: 'Message',

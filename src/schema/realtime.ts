@@ -147,7 +147,9 @@ builder.mutationFields((t) => ({
     description: 'Tells the chat you are (or stopped) typing. While typing, refresh every few seconds (before TYPING_TTL, default 6 s, runs out).',
     args: { chatId: t.arg.id({ required: true }), isTyping: t.arg.boolean({ required: true }) },
     resolve: async (_root, args, ctx) => {
-      await setTyping(ctx, requireViewer(ctx).userId, String(args.chatId), args.isTyping);
+      const viewerId = requireViewer(ctx).userId;
+      await ctx.rateLimits.consume('typing', viewerId);
+      await setTyping(ctx, viewerId, String(args.chatId), args.isTyping);
       return true;
     },
   }),

@@ -91,8 +91,8 @@ builder.queryFields((t) => ({
       defaultSize: 20,
       maxSize: pageSizeFor,
       args: { query: t.arg.string({ required: true }) },
-      resolve: (query, _root, args, ctx) => {
-        requireViewer(ctx);
+      resolve: async (query, _root, args, ctx) => {
+        await ctx.rateLimits.consume('search', requireViewer(ctx).userId);
         return ctx.prisma.user.findMany({ ...query, where: userSearchFilter(args.query), orderBy: { username: 'asc' } });
       },
     },

@@ -25,6 +25,10 @@ import { attachWebSocketServer, type WebSocketOptions, type WsServerContext } fr
 import { schema } from '../schema/index.ts';
 import { createServices, type Services, type ServicesOptions } from '../services.ts';
 import { shutdownBudget, WORK_SHARE } from '../shutdown.ts';
+import { clientAddressOf } from '../limits/client-address.ts';
+import { useDocumentLimits } from './plugins/document-limits.ts';
+import { useCorsPolicy, useSecurityHeaders } from './plugins/http-policy.ts';
+import { listenForMetrics } from './metrics-server.ts';
 
 /**
  * How stop() divides SHUTDOWN_TIMEOUT, in shares of it counted from the start: WebSocket clients
@@ -35,7 +39,7 @@ import { shutdownBudget, WORK_SHARE } from '../shutdown.ts';
 const SHUTDOWN_SHARES = { closeHandshake: 0.1, beforeCut: 0.5, afterCut: WORK_SHARE } as const;
 const CLOSE_HANDSHAKE_MAX_MS = 1_000;
 
-export interface BuildAppOptions extends Pick<ServicesOptions, 'onQuery' | 'presence' | 'channelPrefix' | 'notifications'> {
+export interface BuildAppOptions extends Pick<ServicesOptions, 'onQuery' | 'presence' | 'channelPrefix' | 'notifications' | 'rateLimitKeyPrefix'> {
   config: Config;
   /** Defaults to a pino logger at `config.logLevel`. */
   logger?: Logger;
@@ -49,7 +53,7 @@ export interface App {
   notifications: Notifications;
   databaseUrl: string;
   /** Listens on `config.http` (port 0 picks a free one): HTTP and graphql-ws on /graphql. */
-  start(): Promise<{ port: number; url: string }>;
+  start(): Promise<{ port: number; url: string; metricsPort?: number }>;
   /**
    * Closes sockets and server, lets work in progress finish, then closes the pool, Redis and database
    * connections, and the embedded database if we started it: all within `config.shutdownTimeoutMs`.
@@ -66,13 +70,14 @@ export async function buildApp(options: BuildAppOptions): Promise<App> {
   // Requests and subscription work still running: stop() waits for it before closing what it uses.
   const inFlight = createInFlight();
   const subscriptions = createSubscriptionExecution(inFlight);
-  const { onQuery, presence, channelPrefix } = options;
+  const { onQuery, presence, channelPrefix, rateLimitKeyPrefix } = options;
   const { services, notifications, ...lifecycle } = createServices(config, logger, {
     databaseUrl: database.url,
     inFlight,
     onQuery,
     presence,
     channelPrefix,
+    rateLimitKeyPrefix,
     notifications: options.notifications,
   });
   const { prisma, pool, maintenance } = services;
@@ -81,7 +86,15 @@ export async function buildApp(options: BuildAppOptions): Promise<App> {
   const stopSessionCleanup = startSessionCleanup(services);
 
   let webSockets: ReturnType<typeof attachWebSocketServer> | undefined;
-  const metrics = createMetrics({ pool, webSockets: () => webSockets });
+  const metrics = createMetrics({
+    pool,
+    webSockets: () => webSockets,
+    exposure: config.exposure.metrics,
+    production: config.env === 'production',
+  });
+  if (!metrics.servedOnApiPort && config.exposure.metrics.port === undefined) {
+    logger.warn('GET /metrics is not served: in production set METRICS_TOKEN (Bearer) or METRICS_PORT (an internal interface)');
+  }
   metrics.gauge('kocmoc_notification_queue_depth', 'Push notification jobs waiting, delayed or running.', () => notifications.queue.depth());
   metrics.gauge(
     'kocmoc_upload_memory_bytes',
@@ -96,7 +109,9 @@ export async function buildApp(options: BuildAppOptions): Promise<App> {
     graphqlEndpoint: '/graphql',
     healthCheckEndpoint: '/health',
     landingPage: false,
-    graphiql: { title: 'Kocmoc', subscriptionsProtocol: 'WS' },
+    graphiql: config.exposure.graphiql ? { title: 'Kocmoc', subscriptionsProtocol: 'WS' } : false,
+    // useCorsPolicy answers for CORS instead: Yoga's own reflects any origin with credentials.
+    cors: false,
     maskedErrors: { maskError },
     // Yoga's cut-off for any request body (25 MB by default) must not be below the upload limit;
     // multipart bodies meet useUploadLimits' (same size, clearer error) first, others
@@ -109,27 +124,36 @@ export async function buildApp(options: BuildAppOptions): Promise<App> {
       // Yoga logs each error it masks, without the request id; useErrorLogging logs them with it.
       error: (...args) => logger.debug(args.map(String).join(' ')),
     },
-    context: ({ request, socketState }) =>
+    context: ({ request, socketState, req }) =>
       socketState
         ? createContext(services, {
             requestId: `${socketState.connectionId}/${randomUUID().slice(0, 8)}`,
             authorization: socketState.auth,
             userAgent: socketState.userAgent,
+            clientAddress: socketState.clientAddress,
           })
         : createContext(services, {
             requestId: requestIdOf(request),
             authorization: request.headers.get('authorization'),
             userAgent: request.headers.get('user-agent'),
             adminToken: request.headers.get('x-admin-token'),
+            clientAddress: clientAddressOf(req?.socket.remoteAddress, request.headers.get('x-forwarded-for'), config.limits.trustProxyHops),
           }),
     plugins: [
+      useCorsPolicy(config.exposure.corsOrigins),
+      useSecurityHeaders(),
       useRequestId(),
       useErrorLogging(logger),
       metrics.plugin,
       subscriptions.plugin,
+      useDocumentLimits({ limits: config.limits.document, introspection: config.exposure.introspection }),
       useMaintenanceMode(maintenance),
       useRequestBodyLimit(config.http.maxRequestBytes),
-      useUploadLimits({ maxUploadBytes: config.files.maxUploadBytes, memory: services.uploadMemory }),
+      useUploadLimits({
+        maxUploadBytes: config.files.maxUploadBytes,
+        maxUploadsPerRequest: config.limits.document.maxUploadsPerRequest,
+        memory: services.uploadMemory,
+      }),
       useFileDownloads(services),
       useReadinessCheck({
         endpoint: '/ready',
@@ -149,6 +173,7 @@ export async function buildApp(options: BuildAppOptions): Promise<App> {
   });
 
   let server: Server | undefined;
+  let metricsServer: Server | undefined;
 
   return {
     yoga,
@@ -167,15 +192,19 @@ export async function buildApp(options: BuildAppOptions): Promise<App> {
         server!.once('error', reject);
         server!.listen(config.http.port, config.http.host, resolve);
       });
+      if (config.exposure.metrics.port !== undefined) metricsServer = await listenForMetrics(config.exposure.metrics, metrics);
       const { port } = server.address() as AddressInfo;
       const host = config.http.host === '0.0.0.0' ? 'localhost' : config.http.host;
-      return { port, url: `http://${host}:${port}/graphql` };
+      const metricsPort = metricsServer ? (metricsServer.address() as AddressInfo).port : undefined;
+      return { port, url: `http://${host}:${port}/graphql`, metricsPort };
     },
     async stop() {
       // Nothing new comes in; subscriptions end; requests get a while to finish. Only once no work
       // is left does anything it uses (queues, presence, Redis, workers, the database) close.
       const budget = shutdownBudget(config.shutdownTimeoutMs);
       const serverClosed = server?.listening ? new Promise<void>((resolve) => server!.close(() => resolve())) : undefined;
+      metricsServer?.close();
+      metricsServer?.closeAllConnections();
       await webSockets?.close(Math.min(CLOSE_HANDSHAKE_MAX_MS, budget.until(SHUTDOWN_SHARES.closeHandshake)));
       subscriptions.close();
       let settled = await inFlight.settled(budget.until(SHUTDOWN_SHARES.beforeCut));

@@ -1,14 +1,26 @@
 // GET /metrics in Prometheus format: GraphQL operations (counts, durations, errors), WebSocket
 // connections and operations, the worker pool, and whatever else registers a gauge here.
-import { usePrometheus } from '@graphql-yoga/plugin-prometheus';
+import { timingSafeEqual } from 'node:crypto';
 import type { Plugin } from 'graphql-yoga';
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { WorkerPool } from '../cpu/pool.ts';
+import type { Config } from '../env.ts';
+import { createGraphQLMetrics } from './graphql-metrics.ts';
 
 export interface MetricsOptions {
   pool: WorkerPool;
   /** Live WebSocket numbers of this instance (undefined before the server listens). */
   webSockets: () => { connections: number; operations: number } | undefined;
+  /** METRICS_TOKEN, METRICS_PORT and the known operation names. */
+  exposure: Config['exposure']['metrics'];
+  /** In production, /metrics is served only behind METRICS_TOKEN or on METRICS_PORT. */
+  production: boolean;
+}
+
+export interface MetricsAnswer {
+  status: number;
+  headers: Record<string, string>;
+  body: string;
 }
 
 export interface Metrics {
@@ -16,12 +28,16 @@ export interface Metrics {
   plugin: Plugin;
   /** Counts errors sent to clients by their `extensions.code` (the HTTP ones the plugin counts itself). */
   countErrors(transport: 'http' | 'ws', errors: ReadonlyArray<{ extensions?: Record<string, unknown> }> | undefined): void;
+  /** Whether the API's own port serves GET /metrics (not with METRICS_PORT, nor in production without METRICS_TOKEN). */
+  servedOnApiPort: boolean;
+  /** Answers GET /metrics: 401 without the METRICS_TOKEN bearer token when one is set. */
+  respond(authorization: string | null): Promise<MetricsAnswer>;
   /** Adds a gauge read at scrape time (e.g. a job queue's depth). */
   gauge(name: string, help: string, read: () => number | Promise<number>): void;
   stop(): void;
 }
 
-export function createMetrics({ pool, webSockets }: MetricsOptions): Metrics {
+export function createMetrics({ pool, webSockets, exposure, production }: MetricsOptions): Metrics {
   // A registry per app, so several apps in one process (tests) do not collide.
   const registry = new Registry();
   collectDefaultMetrics({ register: registry, prefix: 'kocmoc_' });
@@ -69,21 +85,32 @@ export function createMetrics({ pool, webSockets }: MetricsOptions): Metrics {
     },
   };
 
-  const prometheus = usePrometheus({
-    endpoint: '/metrics',
-    registry,
-    metrics: {
-      graphql_envelop_request: true,
-      graphql_envelop_request_duration: true,
-      graphql_envelop_error_result: true,
-      graphql_envelop_phase_parse: true,
-      graphql_envelop_phase_validate: true,
-      graphql_envelop_phase_execute: true,
-      graphql_envelop_phase_subscribe: true,
-      graphql_yoga_http_duration: true,
+  const prometheus = createGraphQLMetrics(registry, exposure.operationNames);
+  const servedOnApiPort = exposure.port === undefined && (!production || exposure.token !== undefined);
+  const respond: Metrics['respond'] = async (authorization) => {
+    if (exposure.token !== undefined && !isBearer(authorization, exposure.token)) {
+      return {
+        status: 401,
+        headers: { 'content-type': 'application/json', 'www-authenticate': 'Bearer' } as Record<string, string>,
+        body: JSON.stringify({ errors: [{ message: 'Send the METRICS_TOKEN as a Bearer token.', extensions: { code: 'UNAUTHENTICATED' } }] }),
+      };
+    }
+    return { status: 200, headers: { 'content-type': String(registry.contentType) }, body: await registry.metrics() };
+  };
+  const serveMetrics: Plugin = {
+    onRequest({ url, request, endResponse, fetchAPI }) {
+      if (!servedOnApiPort || url.pathname !== '/metrics') return;
+      return respond(request.headers.get('authorization')).then(({ body, ...init }) => endResponse(new fetchAPI.Response(body, init)));
     },
-  });
+  };
 
-  const plugin: Plugin = { onPluginInit: ({ addPlugin }) => [prometheus, countHttpErrors].forEach(addPlugin) };
-  return { registry, plugin, gauge, countErrors, stop: stopTaskListener };
+  const plugin: Plugin = { onPluginInit: ({ addPlugin }) => [serveMetrics, prometheus, countHttpErrors].forEach(addPlugin) };
+  return { registry, plugin, servedOnApiPort, respond, gauge, countErrors, stop: stopTaskListener };
+}
+
+/** Constant-time comparison of `Authorization: Bearer <token>`. */
+function isBearer(authorization: string | null, token: string): boolean {
+  const presented = Buffer.from(authorization?.startsWith('Bearer ') ? authorization.slice(7).trim() : '');
+  const expected = Buffer.from(token);
+  return presented.length === expected.length && timingSafeEqual(presented, expected);
 }

@@ -1,7 +1,7 @@
 // graphql-ws on the HTTP server's /graphql, through Yoga's envelop: same schema, context, plugins
 // and error masking as HTTP.
 import { randomUUID } from 'node:crypto';
-import type { Server } from 'node:http';
+import type { IncomingMessage, Server } from 'node:http';
 import type { ExecutionArgs } from 'graphql';
 import { CloseCode } from 'graphql-ws';
 import { useServer } from 'graphql-ws/use/ws';
@@ -13,6 +13,7 @@ import type { Services } from '../services.ts';
 import { rateLimited, unauthenticated } from '../errors.ts';
 import type { InFlight } from '../in-flight.ts';
 import { channels, type SessionsTopicEvent } from '../realtime/events.ts';
+import { createAddressGate } from './websocket-addresses.ts';
 
 /**
  * Too many connections for one user (presence's `maxConnectionsPerUser`, 20). This is graphql-ws's
@@ -44,6 +45,8 @@ export interface SocketState {
   connectionId: string;
   auth: Authentication & { viewer: NonNullable<Authentication['viewer']> };
   userAgent: string | null;
+  /** The client's address (limits/client-address.ts). */
+  clientAddress: string;
   operations: Set<string>;
   /** Whether presence counted this connection (so closing it must uncount it). */
   counted: boolean;
@@ -51,6 +54,8 @@ export interface SocketState {
 
 export interface WsServerContext {
   socketState?: SocketState;
+  /** The Node request, for HTTP requests through the server (absent in-process, through `yoga.fetch`). */
+  req?: IncomingMessage;
 }
 
 type Extra = {
@@ -67,7 +72,8 @@ export function attachWebSocketServer(
 ) {
   const { maxOperationsPerConnection = 100, keepAliveMs = 12_000, connectionInitWaitTimeoutMs = 10_000, maxPayloadBytes = 256 * 1024 } = options;
   const { presence, logger, events } = services;
-  const wss = new WebSocketServer({ server, path: '/graphql', maxPayload: maxPayloadBytes });
+  const addresses = createAddressGate(services);
+  const wss = new WebSocketServer({ server, path: '/graphql', maxPayload: maxPayloadBytes, verifyClient: addresses.verifyClient });
   /** Open sockets by device session, so logging out closes them on every instance. */
   const socketsBySession = new Map<string, Set<WebSocket>>();
   let runningOperations = 0;
@@ -105,10 +111,12 @@ export function attachWebSocketServer(
           socket.close(CloseCode.Unauthorized, 'Unauthorized');
           return false;
         }
+        addresses.authenticated(request);
         const state: SocketState = {
           connectionId: randomUUID(),
           auth: { ...auth, viewer: auth.viewer },
           userAgent: request.headers['user-agent'] ?? null,
+          clientAddress: addresses.of(request),
           operations: new Set(),
           counted: false,
         };

@@ -24,6 +24,8 @@ export function testConfig(overrides: Record<string, string> = {}) {
     JWT_SECRET: TEST_JWT_SECRET,
     WORKER_THREADS: '2',
     LOG_LEVEL: process.env.LOG_LEVEL ?? 'silent',
+    // The suite registers and signs in many users from one address; the limit tests turn them on.
+    RATE_LIMITS: 'off',
     ...overrides,
   });
 }
@@ -36,9 +38,9 @@ export async function startTestApp(
 }
 
 /** An app with an UPLOAD_DIR of its own, listening on a free port; `stop` removes the directory too. */
-export async function startUploadTestApp(overrides: Record<string, string> = {}) {
+export async function startUploadTestApp(overrides: Record<string, string> = {}, options: Omit<BuildAppOptions, 'config'> = {}) {
   const uploadDir = mkdtempSync(join(tmpdir(), 'kocmoc-uploads-'));
-  const app = await startTestApp({ UPLOAD_DIR: uploadDir, ...overrides });
+  const app = await startTestApp({ UPLOAD_DIR: uploadDir, ...overrides }, options);
   const base = `http://127.0.0.1:${(await app.start()).port}`;
   const stop = async () => {
     await app.stop();

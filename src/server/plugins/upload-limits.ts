@@ -21,11 +21,33 @@ const isYogaBodyLimit = (error: unknown) => (error as Partial<GraphQLError> | nu
 export interface UploadLimitsOptions {
   /** MAX_UPLOAD_BYTES. */
   maxUploadBytes: number;
+  /** MAX_UPLOADS_PER_REQUEST: files one request may carry. */
+  maxUploadsPerRequest: number;
   /** The budget bodies are held under (UPLOAD_MEMORY_BYTES). */
   memory: UploadMemory;
 }
 
-export function useUploadLimits({ maxUploadBytes, memory }: UploadLimitsOptions): Plugin {
+const isFile = (value: unknown) => typeof value === 'object' && value !== null && 'stream' in value && 'size' in value && 'name' in value;
+
+/** The files the multipart map put into the variables; one file the map points at twice is one object. */
+function filesIn(value: unknown, found: unknown[] = []): unknown[] {
+  // Duck-typed: Yoga's fetch ponyfill has a File class of its own.
+  if (isFile(value)) found.push(value);
+  else if (Array.isArray(value)) for (const item of value) filesIn(item, found);
+  else if (value && typeof value === 'object') for (const item of Object.values(value)) filesIn(item, found);
+  return found;
+}
+
+/** Each file once, at most `max` of them: one stored file per upload, however the map is written. */
+function checkMappedFiles(params: unknown, max: number) {
+  const files = filesIn(Array.isArray(params) ? params.map((one) => (one as { variables?: unknown }).variables) : (params as { variables?: unknown }).variables);
+  if (new Set(files).size < files.length) {
+    throw badUserInput('map', 'The multipart map points more than one variable at the same file: send each file for one variable.');
+  }
+  if (files.length > max) throw badUserInput('map', `At most ${max} files per request (MAX_UPLOADS_PER_REQUEST), got ${files.length}.`);
+}
+
+export function useUploadLimits({ maxUploadBytes, maxUploadsPerRequest, memory }: UploadLimitsOptions): Plugin {
   const limit = multipartBodyLimit(maxUploadBytes);
   // Each multipart request's share, released when its response is made: the parsed file lives that long.
   const leases = new WeakMap<Request, UploadLease>();
@@ -70,7 +92,9 @@ export function useUploadLimits({ maxUploadBytes, memory }: UploadLimitsOptions)
         try {
           // A declared body is leased before a byte is read, so a request waiting for room holds nothing.
           if (declared !== undefined) await lease.grow(declared, incoming.signal);
-          return await requestParser(withBody(fetchAPI, incoming, counted()));
+          const params = await requestParser(withBody(fetchAPI, incoming, counted()));
+          checkMappedFiles(params, maxUploadsPerRequest);
+          return params;
         } catch (error) {
           // Nothing of a body that failed to parse is kept (client gone, too large, no room, malformed).
           lease.release();
