@@ -3,6 +3,7 @@
 import { runArgon2Settings } from './argon2-settings.ts';
 import { runEncryption } from './encryption.ts';
 import { runFanout } from './fanout.ts';
+import { runLimits } from './limits.ts';
 import { runLoginStorm } from './login-storm.ts';
 import { runPush } from './push.ts';
 import { runSendMessage } from './send-message.ts';
@@ -19,6 +20,7 @@ const benches: Bench[] = [
   { name: 'push', run: runPush },
   { name: 'ws-idle', run: runWsIdle },
   { name: 'fanout', run: runFanout },
+  { name: 'limits', run: runLimits },
 ];
 
 async function main() {

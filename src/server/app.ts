@@ -45,6 +45,11 @@ export interface BuildAppOptions extends Pick<ServicesOptions, 'onQuery' | 'pres
   logger?: Logger;
   /** WebSocket limits. */
   webSocket?: WebSocketOptions;
+  /**
+   * The document limits (useDocumentLimits). Default true; only the limits bench (bench/limits.ts)
+   * builds an app without them, to measure what they cost: no setting turns them off.
+   */
+  documentLimits?: boolean;
 }
 
 export interface App {
@@ -146,7 +151,7 @@ export async function buildApp(options: BuildAppOptions): Promise<App> {
       useErrorLogging(logger),
       metrics.plugin,
       subscriptions.plugin,
-      useDocumentLimits({ limits: config.limits.document, introspection: config.exposure.introspection }),
+      ...(options.documentLimits === false ? [] : [useDocumentLimits({ limits: config.limits.document, introspection: config.exposure.introspection })]),
       useMaintenanceMode(maintenance),
       useRequestBodyLimit(config.http.maxRequestBytes),
       useUploadLimits({

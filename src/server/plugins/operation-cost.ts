@@ -4,7 +4,7 @@
 // default page) times that, and so does a list; `edges` inside a connection is already counted by
 // the connection. Leaves cost nothing, and neither does introspection (MAX_DEPTH and MAX_TOKENS
 // bound it, and production turns it off).
-import { getNamedType, getNullableType, isLeafType, isListType, type ExecutionArgs } from 'graphql';
+import { getNamedType, getNullableType, isLeafType, isListType, type DocumentNode, type ExecutionArgs } from 'graphql';
 import { getComplexity, type ComplexityEstimator } from 'graphql-query-complexity';
 import type { Plugin } from 'graphql-yoga';
 import { queryTooComplex } from '../../errors.ts';
@@ -25,8 +25,23 @@ const estimator: ComplexityEstimator = ({ type, field, args, childComplexity }) 
   return cost;
 };
 
+/** Costs by document (Yoga's parser cache hands out one DocumentNode per query text), then operation and variables. */
+const costsByDocument = new WeakMap<DocumentNode, Map<string, number | undefined>>();
+/** Variable sets remembered per document; a client varying them endlessly just recomputes. */
+const MAX_COSTS_PER_DOCUMENT = 64;
+
 /** The operation's cost; undefined when its variables do not fit (execution then refuses them itself). */
 export function operationCost(args: Pick<ExecutionArgs, 'schema' | 'document' | 'variableValues' | 'operationName'>): number | undefined {
+  let costs = costsByDocument.get(args.document);
+  if (!costs) costsByDocument.set(args.document, (costs = new Map()));
+  const key = `${args.operationName ?? ''}\u0000${JSON.stringify(args.variableValues ?? {})}`;
+  if (costs.has(key)) return costs.get(key);
+  const cost = computeCost(args);
+  if (costs.size < MAX_COSTS_PER_DOCUMENT) costs.set(key, cost);
+  return cost;
+}
+
+function computeCost(args: Pick<ExecutionArgs, 'schema' | 'document' | 'variableValues' | 'operationName'>): number | undefined {
   try {
     return getComplexity({
       schema: args.schema,
