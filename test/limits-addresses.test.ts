@@ -9,7 +9,7 @@ import { clientAddressOf } from '../src/limits/client-address.ts';
 import { parseRate } from '../src/limits/settings.ts';
 import type { App } from '../src/server/app.ts';
 import { loadConfig } from '../src/env.ts';
-import { startTestApp, testRedisUrl, uniqueName } from './support/helpers.ts';
+import { limitStores, startLimitApps, startTestApp, uniqueName } from './support/helpers.ts';
 import { LOGIN } from './support/operations.ts';
 
 const PASSWORD = 'correct horse battery staple';
@@ -92,20 +92,12 @@ function rawSocket(url: string, localAddress: string) {
   return { socket, outcome };
 }
 
-const modes = [
-  { store: 'memory', env: {} as Record<string, string>, instances: 1 },
-  { store: 'Redis, two instances', env: { REDIS_URL: testRedisUrl() } as Record<string, string>, instances: 2 },
-];
-
-describe.each(modes)('graphql-ws per address ($store)', ({ env, instances }) => {
+describe.each(limitStores())('graphql-ws per address ($store)', ({ env, instances }) => {
   let apps: App[];
   let urls: string[];
   const open: WebSocket[] = [];
   beforeAll(async () => {
-    const prefix = `kocmoc-test:${randomUUID()}:`;
-    const start = () => startTestApp({ RATE_LIMITS: 'on', RATE_LIMIT_WS_CONNECT: '30/1m', ...env }, { rateLimitKeyPrefix: prefix, channelPrefix: prefix, presence: { keyPrefix: prefix } });
-    apps = await Promise.all(Array.from({ length: instances }, start));
-    urls = await Promise.all(apps.map(async (app) => (await app.start()).url));
+    ({ apps, urls } = await startLimitApps({ RATE_LIMIT_WS_CONNECT: '30/1m', ...env }, instances));
   });
   afterAll(async () => {
     for (const socket of open.splice(0)) socket.terminate();

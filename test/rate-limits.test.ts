@@ -1,12 +1,15 @@
 // Rate limits with RATE_LIMITS on: in one instance's memory, and through Redis across two instances
 // (every other request goes to the other one, so a limit holds only if they share it). The client
 // address comes from X-Forwarded-For here (TRUST_PROXY=1); rate-limit-addresses.test.ts uses real sockets.
-import { randomBytes, randomUUID } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { register } from '../src/auth/accounts.ts';
 import { createChat } from '../src/chats/chats.ts';
 import type { App } from '../src/server/app.ts';
-import { capturedLogs, codeOf, gql, startTestApp, testRedisUrl, uniqueName, type GraphQLResponse } from './support/helpers.ts';
+import { capturedLogs, codeOf, gql, limitStores, startLimitApps, startTestApp, uniqueName, type GraphQLResponse } from './support/helpers.ts';
 import { ADD_CONTACT, CREATE_CHAT, LOGIN, REFRESH_TOKEN, SEND_MESSAGE_RECEIPT, START_TYPING } from './support/operations.ts';
 import { openConnections, subscribe } from './support/ws-helpers.ts';
 
@@ -17,7 +20,7 @@ const sockets = openConnections();
 const LIMITS = {
   RATE_LIMITS: 'on',
   TRUST_PROXY: '1',
-  LOGIN_LOCKOUT: '2s',
+  LOGIN_LOCKOUT: '3s',
   RATE_LIMIT_LOGIN_ACCOUNT_FAILURES: '25/1h',
   RATE_LIMIT_AUTH_ATTEMPTS: '25/1m',
   RATE_LIMIT_REGISTER: '3/1h',
@@ -37,12 +40,7 @@ const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 afterAll(() => sockets.closeAll());
 
-const modes = [
-  { store: 'memory', env: {} as Record<string, string>, instances: 1 },
-  { store: 'Redis, two instances', env: { REDIS_URL: testRedisUrl() } as Record<string, string>, instances: 2 },
-];
-
-describe.each(modes)('rate limits ($store)', ({ env, instances }) => {
+describe.each(limitStores())('rate limits ($store)', ({ env, instances }) => {
   let apps: App[];
   let bases: string[];
   let uploadDir: string;
@@ -51,14 +49,13 @@ describe.each(modes)('rate limits ($store)', ({ env, instances }) => {
   const next = () => apps[turn++ % apps.length]!;
 
   beforeAll(async () => {
-    const prefix = `kocmoc-test:${randomUUID()}:`;
-    uploadDir = `/tmp/kocmoc-rate-limits-${randomUUID()}`;
-    const start = () =>
-      startTestApp({ ...LIMITS, UPLOAD_DIR: uploadDir, ...env }, { rateLimitKeyPrefix: prefix, channelPrefix: prefix, presence: { keyPrefix: prefix } });
-    apps = await Promise.all(Array.from({ length: instances }, start));
-    bases = await Promise.all(apps.map(async (app) => `http://127.0.0.1:${(await app.start()).port}`));
+    uploadDir = mkdtempSync(join(tmpdir(), 'kocmoc-rate-limits-'));
+    ({ apps, bases } = await startLimitApps({ ...LIMITS, UPLOAD_DIR: uploadDir, ...env }, instances));
   });
-  afterAll(() => Promise.all(apps.map((app) => app.stop())));
+  afterAll(async () => {
+    await Promise.all(apps.map((app) => app.stop()));
+    rmSync(uploadDir, { recursive: true, force: true });
+  });
 
   /** A user registered from an address of its own (registrations count per address). */
   async function newUser() {
@@ -76,7 +73,9 @@ describe.each(modes)('rate limits ($store)', ({ env, instances }) => {
       // The 11th, even with the right password, is refused without a check.
       const eleventh = await login(victim.username, PASSWORD, attacker);
       expect(codeOf(eleventh)).toBe('RATE_LIMITED');
-      expect(eleventh.errors?.[0]?.extensions?.retryAfterSeconds).toBe(2);
+      const firstLockout = eleventh.errors?.[0]?.extensions?.retryAfterSeconds as number;
+      expect(firstLockout).toBeGreaterThanOrEqual(2);
+      expect(firstLockout).toBeLessThanOrEqual(3);
       // Its email counts as the same account.
       expect(codeOf(await login(`${victim.username}@example.com`, PASSWORD, attacker))).toBe('RATE_LIMITED');
       // The owner, from home, signs in.
@@ -85,11 +84,13 @@ describe.each(modes)('rate limits ($store)', ({ env, instances }) => {
       expect(owner.data.login.user.id).toBe(victim.id);
 
       // After the lockout, ten more failures lock it twice as long.
-      await sleep(2_100);
+      await sleep(firstLockout * 1_000 + 100);
       for (let i = 0; i < 10; i += 1) expect(codeOf(await login(victim.username, `wrong again ${i}`, attacker))).toBe('UNAUTHENTICATED');
       const again = await login(victim.username, PASSWORD, attacker);
       expect(codeOf(again)).toBe('RATE_LIMITED');
-      expect(again.errors?.[0]?.extensions?.retryAfterSeconds).toBe(4);
+      // 6 s, less what passed since the lockout began.
+      expect(again.errors?.[0]?.extensions?.retryAfterSeconds).toBeGreaterThan(3);
+      expect(again.errors?.[0]?.extensions?.retryAfterSeconds).toBeLessThanOrEqual(6);
     });
 
     it('clears the count of an account and address on a successful login', async () => {

@@ -162,6 +162,21 @@ export async function sendText(app: App, sender: TestUser, chatId: string, text:
 /** The Redis for tests that need one (REDIS_URL, else the local default), as the global setup resolved it. */
 export const testRedisUrl = () => inject('redisUrl');
 
+/** Where the limit tests count, for describe.each: one instance's memory, and Redis shared by two instances. */
+export const limitStores = () => [
+  { store: 'memory', env: {} as Record<string, string>, instances: 1 },
+  { store: 'Redis, two instances', env: { REDIS_URL: testRedisUrl() } as Record<string, string>, instances: 2 },
+];
+
+/** `instances` apps with rate limits on and Redis keys and channels of their own, listening on free ports. */
+export async function startLimitApps(env: Record<string, string>, instances: number) {
+  const prefix = `kocmoc-test:${randomBytes(8).toString('hex')}:`;
+  const start = () => startTestApp({ RATE_LIMITS: 'on', ...env }, { rateLimitKeyPrefix: prefix, channelPrefix: prefix, presence: { keyPrefix: prefix } });
+  const apps = await Promise.all(Array.from({ length: instances }, start));
+  const listening = await Promise.all(apps.map((app) => app.start()));
+  return { apps, urls: listening.map((started) => started.url), bases: listening.map((started) => `http://127.0.0.1:${started.port}`) };
+}
+
 /** A database beside the test database (for tests that must not share it), and how to drop it. */
 export function scratchDatabaseUrl(name: string) {
   const url = withDatabase(inject('databaseUrl'), `${name}_${process.pid}`);
