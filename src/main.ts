@@ -8,7 +8,8 @@ const config = loadConfigOrExit();
 const logger = createLogger(config.logLevel);
 const app = await buildApp({ config, logger });
 const { url } = await app.start();
-logger.info({ url, graphiql: url }, `Kocmoc is listening on ${url} (open it in a browser for GraphiQL)`);
+if (config.exposure.graphiql) logger.info({ url, graphiql: url }, `Kocmoc is listening on ${url} (open it in a browser for GraphiQL)`);
+else logger.info({ url }, `Kocmoc is listening on ${url}`);
 
 let stopping = false;
 for (const signal of ['SIGINT', 'SIGTERM'] as const) {

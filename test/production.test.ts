@@ -33,6 +33,7 @@ describe('NODE_ENV=production', () => {
     expect(result.data ?? null).toBeNull();
     expect(result.errors?.[0]?.extensions?.code).toBe('FORBIDDEN');
     expect(result.errors?.[0]?.message).toMatch(/Introspection is disabled/);
+    expect(result.errors).toHaveLength(1);
     expect((await gql(app, '{ __type(name: "User") { name } }')).errors?.[0]?.extensions?.code).toBe('FORBIDDEN');
     // __typename is not introspection of the schema.
     expect((await gql(app, '{ __typename }')).data).toEqual({ __typename: 'Query' });

@@ -80,13 +80,15 @@ function mutationLimitsRule(maxUploads: number): ValidationRule {
   });
 }
 
-/** graphql-js' rule, with FORBIDDEN as its code. */
-const noIntrospectionRule: ValidationRule = (context) =>
-  NoSchemaIntrospectionCustomRule(
-    Object.create(context, {
-      reportError: { value: (error: GraphQLError) => context.reportError(withCode(error, forbidden('Introspection is disabled on this server.'))) },
-    }) as ValidationContext,
-  );
+/** graphql-js' rule, with FORBIDDEN as its code, reported once per document. */
+const noIntrospectionRule: ValidationRule = (context) => {
+  let reported = false;
+  const report = (error: GraphQLError) => {
+    if (!reported) context.reportError(withCode(error, forbidden('Introspection is disabled on this server.')));
+    reported = true;
+  };
+  return NoSchemaIntrospectionCustomRule(Object.create(context, { reportError: { value: report } }) as ValidationContext);
+};
 
 const withCode = (original: GraphQLError, coded: GraphQLError) => Object.assign(coded, { locations: original.locations, nodes: original.nodes });
 
