@@ -125,6 +125,14 @@ describe('cost', () => {
     const metrics = await (await fetch(`${base}/metrics`)).text();
     expect(metrics).toMatch(/^kocmoc_graphql_errors_total\{code="QUERY_TOO_COMPLEX",transport="ws"\} [1-9]/m);
   });
+
+  it('refuses a subscription whose selection costs too much before it starts', async () => {
+    const pages = ['a', 'b', 'c'].map((alias) => `${alias}: messages(first: 100) { edges { node { readBy { id } } } }`).join(' ');
+    const connection = sockets.connect(`${base}/graphql`, alice.accessToken);
+    const refused = subscribe(connection, `subscription { messageEvents { message { chat { ${pages} } } } }`);
+    expect((await refused.next()).errors?.[0]?.extensions).toMatchObject({ code: 'QUERY_TOO_COMPLEX', limit: 'cost' });
+    await refused.completed;
+  });
 });
 
 const messageReads = () => messageTableQueries;
