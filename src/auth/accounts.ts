@@ -79,23 +79,39 @@ export async function login(services: AccountServices, input: LoginInput, device
   const login = input.login.trim().toLowerCase();
   if (!login) throw badUserInput('input.login', 'Enter your email or username.');
   if (!input.password) throw badUserInput('input.password', 'Enter your password.');
-  // Longer than any password we accept: refuse without spending a hash on it.
-  if (input.password.length > PASSWORD_MAX_LENGTH) throw unauthenticated(INVALID_LOGIN);
-  // Under overload, answer at once instead of queueing for a database connection first.
-  const hashing = passwords.reserve();
-  let user: User | null;
-  let valid: boolean;
-  try {
-    user = await prisma.user.findUnique({ where: login.includes('@') ? { email: login } : { username: login } });
-    // Unknown users cost one verification too, so timing does not tell which accounts exist.
-    valid = user ? await hashing.verify(user.passwordHash, input.password) : await hashing.verifyUnknownUser(input.password);
-  } finally {
-    hashing.release();
-  }
-  if (!user || !valid) throw unauthenticated(INVALID_LOGIN);
+  const user = await checkPassword(
+    services,
+    () => prisma.user.findUnique({ where: login.includes('@') ? { email: login } : { username: login } }),
+    input.password,
+  );
+  if (!user) throw unauthenticated(INVALID_LOGIN);
   // After the response's work, not before it: the user waits for one hash, not two.
   if (passwords.needsRehash(user.passwordHash)) void upgradePasswordHash(services, user, input.password);
   return openSession(services, user, device);
+}
+
+/**
+ * The one place a password is checked against an account: login, changePassword and deleteAccount
+ * all come here, so whatever limits password guessing counts every attempt. The hashing place is
+ * taken before `findUser` runs, so under overload the request is refused before any database work.
+ * An unknown account costs one verification too, so timing does not tell which accounts exist.
+ * Returns the user when the password is theirs, else null.
+ */
+export async function checkPassword(
+  { passwords }: Pick<Services, 'passwords'>,
+  findUser: () => Promise<User | null>,
+  password: string,
+): Promise<User | null> {
+  // Longer than any password we accept: refuse without spending a hash on it.
+  if (password.length > PASSWORD_MAX_LENGTH) return null;
+  const hashing = passwords.reserve();
+  try {
+    const user = await findUser();
+    const valid = user ? await hashing.verify(user.passwordHash, password) : await hashing.verifyUnknownUser(password);
+    return valid ? user : null;
+  } finally {
+    hashing.release();
+  }
 }
 
 /**

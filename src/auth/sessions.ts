@@ -125,12 +125,20 @@ export async function endSession(
 }
 
 /** Ends sessions: their refresh tokens and access tokens stop working, their sockets close. */
-export async function revokeSessions({ prisma, events, sessions }: SessionServices, sessionIds: string[], reason: string) {
-  await prisma.session.updateMany({
-    where: { id: { in: sessionIds }, revokedAt: null },
-    data: { revokedAt: new Date(), revokedReason: reason },
-  });
-  // Here at once; other instances when the event reaches them.
+export async function revokeSessions(services: SessionServices, sessionIds: string[], reason: string) {
+  await services.prisma.session.updateMany({ where: { id: { in: sessionIds }, revokedAt: null }, data: revocation(reason) });
+  await announceSessionsEnded(services, sessionIds);
+}
+
+/** What ending a session writes on its row (`reason`: logout, refresh_token_reuse, password_changed). */
+export const revocation = (reason: string) => ({ revokedAt: new Date(), revokedReason: reason });
+
+/**
+ * Once sessions have ended in the database (revoked or deleted): their cached entries go, here at
+ * once and on other instances when the event reaches them, and their sockets close everywhere.
+ */
+export async function announceSessionsEnded({ events, sessions }: Pick<SessionServices, 'events' | 'sessions'>, sessionIds: string[]) {
+  if (sessionIds.length === 0) return;
   sessions.forget(sessionIds);
   await events.sessionsEnded(sessionIds);
 }

@@ -1,5 +1,5 @@
 // Shared test plumbing: a real app on the test database, and a small GraphQL client over yoga.fetch.
-import { createHash, randomBytes } from 'node:crypto';
+import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { createServer } from 'node:net';
@@ -33,6 +33,16 @@ export async function startTestApp(
   options: Omit<BuildAppOptions, 'config'> = {},
 ): Promise<App> {
   return buildApp({ config: testConfig(overrides), ...options });
+}
+
+/**
+ * An app listening on a free port whose presence keys and event channels have a prefix of their own
+ * (so it shares Redis with other test files safely): for tests that open graphql-ws sockets.
+ */
+export async function startSocketTestApp(overrides: Record<string, string> = {}, options: Omit<BuildAppOptions, 'config'> = {}) {
+  const prefix = `kocmoc-test:${randomUUID()}:`;
+  const app = await startTestApp(overrides, { channelPrefix: prefix, ...options, presence: { keyPrefix: prefix, ...options.presence } });
+  return { app, url: (await app.start()).url };
 }
 
 /** An app with an UPLOAD_DIR of its own, listening on a free port; `stop` removes the directory too. */
