@@ -1,5 +1,5 @@
 // Uploads that no message uses — never sent, or sent in messages since deleted (deleting a message
-// clears its attachmentId) — are deleted after UPLOAD_RETENTION: the row first, then the bytes, so
+// clears its attachmentId) — and that are nobody's profile picture are deleted after UPLOAD_RETENTION: the row first, then the bytes, so
 // nothing ever points at a removed file. A crash in between leaves only unreferenced bytes behind.
 import { forEachIdBatch } from '../db/keyset.ts';
 import { startPeriodicJob } from '../periodic-job.ts';
@@ -18,7 +18,7 @@ export async function deleteUnusedUploads(services: CleanupServices, olderThan: 
   const deleted = await forEachIdBatch(
     (after, take) =>
       prisma.attachment.findMany({
-        where: { createdAt: { lt: olderThan }, messages: { none: {} }, id: { gt: after } },
+        where: { createdAt: { lt: olderThan }, messages: { none: {} }, avatarOf: { is: null }, id: { gt: after } },
         select: { id: true },
         orderBy: { id: 'asc' },
         take,
@@ -26,9 +26,10 @@ export async function deleteUnusedUploads(services: CleanupServices, olderThan: 
     BATCH,
     async (ids) => {
       const removed = await prisma.$transaction(async (tx) => {
-        // FOR UPDATE conflicts with the key-share lock a message insert takes on the attachment it
-        // references: a send in flight is skipped here, and a later one waits for this transaction and
-        // then fails its foreign key instead of losing its attachment to SET NULL.
+        // FOR UPDATE conflicts with the key-share lock a message insert (or a profile picture's
+        // update) takes on the attachment it references: one in flight is skipped here, and a later
+        // one waits for this transaction and then fails its foreign key instead of losing its
+        // attachment to SET NULL.
         const locked = await tx.$queryRaw<Array<{ id: string }>>`
           SELECT "id" FROM "Attachment" WHERE "id" = ANY(${ids}) FOR UPDATE SKIP LOCKED`;
         if (locked.length === 0) return [];
@@ -37,6 +38,7 @@ export async function deleteUnusedUploads(services: CleanupServices, olderThan: 
           DELETE FROM "Attachment" a
           WHERE a."id" = ANY(${locked.map((row) => row.id)})
             AND NOT EXISTS (SELECT 1 FROM "Message" m WHERE m."attachmentId" = a."id")
+            AND NOT EXISTS (SELECT 1 FROM "User" u WHERE u."avatarAttachmentId" = a."id")
           RETURNING a."storageKey", a."thumbnailKey"`;
       });
       for (const key of removed.flatMap((row) => (row.thumbnailKey ? [row.storageKey, row.thumbnailKey] : [row.storageKey]))) {

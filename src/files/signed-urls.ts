@@ -3,6 +3,7 @@
 // with HMAC-SHA256, so it cannot be altered or reused for another file, variant or person; the
 // download still checks that viewer's access, so leaving the chat ends what a link can fetch.
 import { createHmac, hkdfSync, timingSafeEqual } from 'node:crypto';
+import type { Config } from '../env.ts';
 
 export type FileVariant = 'original' | 'thumbnail';
 
@@ -50,6 +51,10 @@ export function signFileUrl(secret: string, link: Omit<FileLink, 'expires'>, ttl
   });
   return `${filePath(link.attachmentId, link.variant)}?${query}`;
 }
+
+/** `viewerId`'s link to a file, under the configured secret and FILE_URL_TTL. */
+export const viewerFileUrl = (config: Pick<Config, 'auth' | 'files'>, link: Omit<FileLink, 'expires'>) =>
+  signFileUrl(config.auth.jwtSecret, link, config.files.urlTtlMs);
 
 /** Checks a link's query (`u`, `expires`, `sig`) for this file and variant, in constant time. */
 export function checkFileUrl(

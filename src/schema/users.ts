@@ -1,5 +1,7 @@
 // Users: profiles, status, search.
 import { requireViewer } from '../auth/authenticate.ts';
+import { THUMBNAIL_MAX_PX } from '../files/image-limits.ts';
+import { viewerFileUrl } from '../files/signed-urls.ts';
 import { UserStatus } from '../generated/prisma/enums.ts';
 import { effectiveStatus } from '../users/status.ts';
 import { setStatus, updateProfile, userSearchFilter } from '../users/profile.ts';
@@ -18,7 +20,20 @@ export const UserRef = builder.prismaObject('User', {
     username: t.exposeString('username', { description: 'Unique, lower-case handle.' }),
     displayName: t.exposeString('displayName'),
     bio: t.exposeString('bio', { nullable: true }),
-    avatarUrl: t.exposeString('avatarUrl', { nullable: true }),
+    avatarUrl: t.string({
+      nullable: true,
+      description: `A link to the profile picture as a WebP of at most ${THUMBNAIL_MAX_PX} px, served by this API and signed for you like Attachment.thumbnailUrl (valid FILE_URL_TTL); null without a picture.`,
+      select: { avatarAttachmentId: true },
+      extensions: { viewerDependent: true },
+      resolve: (user, _args, ctx) =>
+        user.avatarAttachmentId && ctx.viewer
+          ? viewerFileUrl(ctx.config, { attachmentId: user.avatarAttachmentId, variant: 'thumbnail', viewerId: ctx.viewer.userId })
+          : null,
+    }),
+    avatar: t.relation('avatar', {
+      nullable: true,
+      description: 'The profile picture as an upload: `url` for the full size, `width` and `height`. Null without a picture.',
+    }),
     status: t.field({
       type: UserStatusEnum,
       description:
@@ -58,11 +73,18 @@ export const UserRef = builder.prismaObject('User', {
 export const UserConnection = builder.connectionObject({ type: UserRef, name: 'UserConnection' });
 
 const UpdateProfileInput = builder.inputType('UpdateProfileInput', {
-  description: 'Fields to change; omitted fields stay as they are, null clears bio or avatarUrl.',
+  description: 'Fields to change; omitted fields stay as they are, null clears bio or the profile picture.',
   fields: (t) => ({
     displayName: t.string({ required: false, description: 'Up to 64 characters.' }),
     bio: t.string({ required: false, description: 'Up to 500 characters.' }),
-    avatarUrl: t.string({ required: false, description: 'An http(s) URL.' }),
+    avatarAttachmentId: t.id({
+      required: false,
+      description: 'Your profile picture: the id of an image you uploaded with uploadFile(kind: IMAGE). Null removes the picture.',
+    }),
+    avatarUrl: t.string({
+      required: false,
+      deprecationReason: 'Profile pictures are uploads: use avatarAttachmentId. Only null (removes the picture) is still accepted; a URL is BAD_USER_INPUT.',
+    }),
   }),
 });
 

@@ -57,6 +57,25 @@ export async function startUploadTestApp(overrides: Record<string, string> = {})
   return { app, base, uploadDir, stop };
 }
 
+/**
+ * Uploads one file as a GraphQL multipart request (operations, map, file) through yoga.fetch, and
+ * answers the attachment's id (and `selection`).
+ */
+export async function uploadThroughFetch(app: App, token: string, bytes: Uint8Array, { kind = 'IMAGE', name = 'picture.png', selection = 'id' } = {}) {
+  const form = new FormData();
+  const query = `mutation ($file: File!, $kind: MessageKind) { uploadFile(file: $file, kind: $kind) { ${selection} } }`;
+  form.set('operations', JSON.stringify({ query, variables: { file: null, kind } }));
+  form.set('map', JSON.stringify({ 0: ['variables.file'] }));
+  form.set('0', new Blob([bytes as Uint8Array<ArrayBuffer>]), name);
+  const response = await app.yoga.fetch('http://kocmoc.test/graphql', { method: 'POST', headers: { authorization: `Bearer ${token}` }, body: form });
+  const body = (await response.json()) as GraphQLResponse<{ uploadFile: { id: string } & Record<string, any> }>;
+  if (!body.data?.uploadFile) throw new Error(`upload failed: ${JSON.stringify(body.errors)}`);
+  return body.data.uploadFile;
+}
+
+/** GET of a path of the API (a download link, say) through yoga.fetch. */
+export const fetchPath = (app: App, path: string, headers: Record<string, string> = {}) => app.yoga.fetch(`http://kocmoc.test${path}`, { headers });
+
 export interface GraphQLResponse<T = any> {
   data?: T | null;
   errors?: Array<{ message: string; path?: string[]; extensions?: Record<string, any> }>;
