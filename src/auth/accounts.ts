@@ -101,14 +101,16 @@ export async function checkPassword(
   { passwords }: Pick<Services, 'passwords'>,
   findUser: () => Promise<User | null>,
   password: string,
-): Promise<User | null> {
+): Promise<(User & { passwordHash: string }) | null> {
   // Longer than any password we accept: refuse without spending a hash on it.
   if (password.length > PASSWORD_MAX_LENGTH) return null;
   const hashing = passwords.reserve();
   try {
     const user = await findUser();
-    const valid = user ? await hashing.verify(user.passwordHash, password) : await hashing.verifyUnknownUser(password);
-    return valid ? user : null;
+    // A deleted account has no password any more: it answers as an unknown one.
+    const passwordHash = user?.passwordHash;
+    const valid = passwordHash ? await hashing.verify(passwordHash, password) : await hashing.verifyUnknownUser(password);
+    return valid && user && passwordHash ? { ...user, passwordHash } : null;
   } finally {
     hashing.release();
   }

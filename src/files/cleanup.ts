@@ -7,6 +7,9 @@ import type { Services } from '../services.ts';
 
 type CleanupServices = Pick<Services, 'prisma' | 'storage' | 'logger'>;
 
+/** Where an attachment's bytes are kept. */
+type StoredFile = { storageKey: string; thumbnailKey: string | null };
+
 /** Rows per transaction: short row locks, bounded memory. */
 const BATCH = 200;
 /** How often buildApp's timer runs the clean-up. */
@@ -34,25 +37,45 @@ export async function deleteUnusedUploads(services: CleanupServices, olderThan: 
           SELECT "id" FROM "Attachment" WHERE "id" = ANY(${ids}) FOR UPDATE SKIP LOCKED`;
         if (locked.length === 0) return [];
         // A new statement, so a new snapshot: it sees every message committed before the locks were taken.
-        return tx.$queryRaw<Array<{ storageKey: string; thumbnailKey: string | null }>>`
+        return tx.$queryRaw<StoredFile[]>`
           DELETE FROM "Attachment" a
           WHERE a."id" = ANY(${locked.map((row) => row.id)})
             AND NOT EXISTS (SELECT 1 FROM "Message" m WHERE m."attachmentId" = a."id")
             AND NOT EXISTS (SELECT 1 FROM "User" u WHERE u."avatarAttachmentId" = a."id")
           RETURNING a."storageKey", a."thumbnailKey"`;
       });
-      for (const key of removed.flatMap((row) => (row.thumbnailKey ? [row.storageKey, row.thumbnailKey] : [row.storageKey]))) {
-        // The row is gone already; bytes that cannot be deleted now are unreferenced, not dangerous.
-        await storage
-          .delete(key)
-          .catch((error: unknown) => services.logger.warn({ err: error, storageKey: key }, 'could not delete the stored bytes of an unused upload'));
-      }
+      await deleteStoredBytes(services, removed);
       return removed.length;
     },
   );
   // Temporary files of writes a crash interrupted are as old as the retention allows, too.
   await storage.deleteIncomplete?.(olderThan);
   return deleted;
+}
+
+/**
+ * Deletes every upload of a user (a deleted account's), rows and stored bytes, in use or not: their
+ * messages were erased first, so nothing shows them any more. Returns how many.
+ */
+export async function deleteUploadsOf(services: CleanupServices, uploaderId: string): Promise<number> {
+  const { prisma } = services;
+  return forEachIdBatch(
+    (after, take) => prisma.attachment.findMany({ where: { uploaderId, id: { gt: after } }, select: { id: true }, orderBy: { id: 'asc' }, take }),
+    BATCH,
+    async (ids) => {
+      const removed = await prisma.$queryRaw<StoredFile[]>`
+        DELETE FROM "Attachment" WHERE "id" = ANY(${ids}) RETURNING "storageKey", "thumbnailKey"`;
+      await deleteStoredBytes(services, removed);
+      return removed.length;
+    },
+  );
+}
+
+/** After their rows are gone: bytes that cannot be deleted now are unreferenced, not dangerous. */
+async function deleteStoredBytes({ storage, logger }: CleanupServices, files: readonly StoredFile[]) {
+  for (const key of files.flatMap((file) => (file.thumbnailKey ? [file.storageKey, file.thumbnailKey] : [file.storageKey]))) {
+    await storage.delete(key).catch((error: unknown) => logger.warn({ err: error, storageKey: key }, 'could not delete stored bytes'));
+  }
 }
 
 export interface UploadCleanupOptions {

@@ -1,6 +1,7 @@
 // Account safety: changing the password, deleting the account, exporting one's data.
 import { requireViewer } from '../auth/authenticate.ts';
 import { changePassword } from '../auth/password-change.ts';
+import { deleteAccount } from '../users/account-deletion.ts';
 import { builder } from './builder.ts';
 
 builder.mutationFields((t) => ({
@@ -14,6 +15,19 @@ builder.mutationFields((t) => ({
     },
     resolve: async (_root, args, ctx) => {
       await changePassword(ctx, requireViewer(ctx), args.currentPassword, args.newPassword);
+      return true;
+    },
+  }),
+  deleteAccount: t.boolean({
+    description:
+      'Deletes your account for good, after checking `password` as a login does. At once: your email, password, name, bio and picture are ' +
+      'erased, every session ends (this one too), and your contacts, blocks and push subscriptions go. Then your messages stay in their ' +
+      'chats as from a deleted account with their content erased (as deleteMessage does), your uploads are deleted, you leave your groups ' +
+      '(ownership passes on as with leaveChat), and direct chats stay readable by the other member, who sees `User.deleted`. Your username ' +
+      'stays reserved for 30 days, then anyone may register it.',
+    args: { password: t.arg.string({ required: true, description: 'Your password.' }) },
+    resolve: async (_root, args, ctx) => {
+      await deleteAccount(ctx, requireViewer(ctx), args.password);
       return true;
     },
   }),

@@ -3,6 +3,7 @@ import { requireViewer } from '../auth/authenticate.ts';
 import { THUMBNAIL_MAX_PX } from '../files/image-limits.ts';
 import { viewerFileUrl } from '../files/signed-urls.ts';
 import { UserStatus } from '../generated/prisma/enums.ts';
+import { activeUsers, deletedUsername } from '../users/deleted-accounts.ts';
 import { effectiveStatus } from '../users/status.ts';
 import { setStatus, updateProfile, userSearchFilter } from '../users/profile.ts';
 import { builder } from './builder.ts';
@@ -17,7 +18,17 @@ export const UserRef = builder.prismaObject('User', {
   description: 'A person with an account.',
   fields: (t) => ({
     id: t.exposeID('id'),
-    username: t.exposeString('username', { description: 'Unique, lower-case handle.' }),
+    username: t.string({
+      description: 'Unique, lower-case handle. For a deleted account `deleted_<id>`, a handle nobody can register.',
+      select: { id: true, username: true, deletedAt: true },
+      resolve: (user) => (user.deletedAt ? deletedUsername(user.id) : user.username),
+    }),
+    deleted: t.boolean({
+      description:
+        'Whether this account was deleted. Its messages stay in their chats with their content erased, its name reads "Deleted account" (show your own words), it has no picture and is always OFFLINE.',
+      select: { deletedAt: true },
+      resolve: (user) => user.deletedAt !== null,
+    }),
     displayName: t.exposeString('displayName'),
     bio: t.exposeString('bio', { nullable: true }),
     avatarUrl: t.string({
@@ -40,7 +51,7 @@ export const UserRef = builder.prismaObject('User', {
         'What others see: OFFLINE without a live connection; with one, ONLINE or the BUSY/AWAY chosen with setStatus. Always OFFLINE to users this user blocked.',
       extensions: { viewerDependent: true },
       resolve: async (user, _args, ctx) => {
-        if (await ctx.loaders.blockedViewer.load(user.id)) return 'OFFLINE';
+        if (user.deletedAt || (await ctx.loaders.blockedViewer.load(user.id))) return 'OFFLINE';
         return effectiveStatus(user.status, await ctx.loaders.online.load(user.id));
       },
     }),
@@ -109,13 +120,13 @@ builder.queryFields((t) => ({
     {
       type: 'User',
       cursor: 'username',
-      description: 'Users whose username starts with, or whose display name contains, `query`; ordered by username.',
+      description: 'Users whose username starts with, or whose display name contains, `query`; ordered by username. Deleted accounts are not found.',
       defaultSize: 20,
       maxSize: pageSizeFor,
       args: { query: t.arg.string({ required: true }) },
       resolve: (query, _root, args, ctx) => {
         requireViewer(ctx);
-        return ctx.prisma.user.findMany({ ...query, where: userSearchFilter(args.query), orderBy: { username: 'asc' } });
+        return ctx.prisma.user.findMany({ ...query, where: { ...userSearchFilter(args.query), ...activeUsers }, orderBy: { username: 'asc' } });
       },
     },
     UserConnection,
