@@ -161,6 +161,11 @@ const schema = z.object({
   UPLOAD_RETENTION: duration('24h'),
   /** How long a signed download link (Attachment.url, thumbnailUrl) works. Default 5m. */
   FILE_URL_TTL: duration('5m'),
+  /**
+   * How long an export of a user's data (exportMyData) can be downloaded, through its link or with the
+   * user's token; the encrypted file is deleted after that. One export a day per user. Default 1h.
+   */
+  DATA_EXPORT_TTL: duration('1h'),
 });
 
 /**
@@ -283,6 +288,7 @@ function toConfig(env: z.infer<typeof schema>) {
       uploadDir: resolve(env.UPLOAD_DIR ?? join(dataDir, 'uploads')),
       unusedRetentionMs: env.UPLOAD_RETENTION,
       urlTtlMs: env.FILE_URL_TTL,
+      exportTtlMs: env.DATA_EXPORT_TTL,
     },
   };
 }

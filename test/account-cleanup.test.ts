@@ -1,25 +1,19 @@
 // What runs after deleteAccount: the last erasure pass an hour later (what requests in flight wrote,
 // what a crash left), and the username's release after its 30 days of reservation.
-import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import type { App } from '../src/server/app.ts';
 import { FINAL_ERASURE_DELAY_MS, finishErasures, releaseUsernames, startAccountCleanup } from '../src/users/account-cleanup.ts';
 import { USERNAME_RESERVATION_MS } from '../src/users/account-deletion.ts';
 import { uploadFile } from '../src/files/uploads.ts';
 import { sendMessage } from '../src/messages/messages.ts';
-import { codeOf, createChat, gql, registerUser, startUploadTestApp, type TestUser } from './support/helpers.ts';
+import { codeOf, createChat, gql, registerUser, useUploadTestApp, type TestUser } from './support/helpers.ts';
 import { REGISTER } from './support/operations.ts';
 
 const DELETE_ACCOUNT = 'mutation ($p: String!) { deleteAccount(password: $p) }';
 const HOUR = 60 * 60_000;
 
 let app: App;
-let stop: () => Promise<void>;
-beforeAll(async () => {
-  ({ app, stop } = await startUploadTestApp({ PUSH_ENABLED: 'false' }));
-});
-afterAll(async () => {
-  await stop?.();
-});
+useUploadTestApp({ PUSH_ENABLED: 'false' }, (started) => (app = started));
 
 async function deleted(user: TestUser) {
   const result = await gql(app, DELETE_ACCOUNT, { p: user.password }, { token: user.accessToken });

@@ -4,7 +4,7 @@
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { App } from '../src/server/app.ts';
-import { codeOf, createChat, gql, registerUser, sendText, startUploadTestApp, uploadThroughFetch, type TestUser } from './support/helpers.ts';
+import { codeOf, createChat, gql, registerUser, sendText, useUploadTestApp, uploadThroughFetch, type TestUser } from './support/helpers.ts';
 import { ADD_CONTACT, BLOCK_USER, CHAT_EVENTS, CREATE_CHAT, LOGIN, MESSAGE_EVENTS, PRESENCE, REGISTER, SEND_MESSAGE, SET_CHAT_MEMBER_ROLE } from './support/operations.ts';
 import { openConnections, settle, subscribe, type Subscription } from './support/ws-helpers.ts';
 
@@ -17,18 +17,14 @@ const CHAT = `query ($c: ID!) { chat(id: $c) {
 
 let app: App;
 let url: string;
-let stop: () => Promise<void>;
 const sockets = openConnections();
 
-beforeAll(async () => {
-  let base: string;
-  ({ app, base, stop } = await startUploadTestApp({ PUSH_ENABLED: 'false' }));
+useUploadTestApp({ PUSH_ENABLED: 'false' }, (started, base) => {
+  app = started;
   url = `${base}/graphql`;
 });
-afterAll(async () => {
-  await sockets.closeAll();
-  await stop?.();
-});
+// Registered after the app's: runs before it stops.
+afterAll(() => sockets.closeAll());
 
 const marker = (what: string) => `${what}-${Math.random().toString(36).slice(2, 10)}`;
 

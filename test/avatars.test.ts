@@ -2,25 +2,21 @@
 // signed-in user through a signed link, removable, kept by the upload clean-up while in use; third-party
 // URLs are refused.
 import sharp from 'sharp';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { deleteUnusedUploads } from '../src/files/cleanup.ts';
 import type { App } from '../src/server/app.ts';
-import { codeOf, fetchPath, gql, registerUser, startUploadTestApp, uploadThroughFetch, type TestUser } from './support/helpers.ts';
+import { codeOf, fetchPath, gql, registerUser, useUploadTestApp, uploadThroughFetch, type TestUser } from './support/helpers.ts';
 
 const UPDATE = `mutation ($input: UpdateProfileInput!) { updateProfile(input: $input) { id avatarUrl avatar { id width height } } }`;
 const PROFILE = `query ($id: ID!) { user(id: $id) { avatarUrl avatar { id url width height } } }`;
 
 let app: App;
-let stop: () => Promise<void>;
 let alice: TestUser;
 let stranger: TestUser;
 
+useUploadTestApp({}, (started) => (app = started));
 beforeAll(async () => {
-  ({ app, stop } = await startUploadTestApp());
   [alice, stranger] = await Promise.all([registerUser(app), registerUser(app)]);
-});
-afterAll(async () => {
-  await stop?.();
 });
 
 const png = (width: number, height: number) =>

@@ -7,8 +7,8 @@ import type { Services } from '../services.ts';
 
 type CleanupServices = Pick<Services, 'prisma' | 'storage' | 'logger'>;
 
-/** Where an attachment's bytes are kept. */
-type StoredFile = { storageKey: string; thumbnailKey: string | null };
+/** Where a file's bytes are kept (an attachment's, or an export's without a thumbnail). */
+type StoredFile = { storageKey: string; thumbnailKey?: string | null };
 
 /** Rows per transaction: short row locks, bounded memory. */
 const BATCH = 200;
@@ -72,7 +72,7 @@ export async function deleteUploadsOf(services: CleanupServices, uploaderId: str
 }
 
 /** After their rows are gone: bytes that cannot be deleted now are unreferenced, not dangerous. */
-async function deleteStoredBytes({ storage, logger }: CleanupServices, files: readonly StoredFile[]) {
+export async function deleteStoredBytes({ storage, logger }: Pick<Services, 'storage' | 'logger'>, files: readonly StoredFile[]) {
   for (const key of files.flatMap((file) => (file.thumbnailKey ? [file.storageKey, file.thumbnailKey] : [file.storageKey]))) {
     await storage.delete(key).catch((error: unknown) => logger.warn({ err: error, storageKey: key }, 'could not delete stored bytes'));
   }

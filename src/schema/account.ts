@@ -2,6 +2,7 @@
 import { requireViewer } from '../auth/authenticate.ts';
 import { changePassword } from '../auth/password-change.ts';
 import { deleteAccount } from '../users/account-deletion.ts';
+import { exportMyData } from '../users/data-export.ts';
 import { builder } from './builder.ts';
 
 builder.mutationFields((t) => ({
@@ -30,5 +31,14 @@ builder.mutationFields((t) => ({
       await deleteAccount(ctx, requireViewer(ctx), args.password);
       return true;
     },
+  }),
+  exportMyData: t.string({
+    description:
+      'Exports everything your account holds as one JSON file (the GDPR right of access): profile, contacts, blocks, chats, device sessions, ' +
+      'push subscriptions, uploads (their details; download the files themselves through their links) and every message you sent, decrypted, ' +
+      'with its earlier versions. Returns a download link, relative to the API origin (`/exports/<id>?u=…&expires=…&sig=…`), that works for ' +
+      'you for DATA_EXPORT_TTL (an hour by default); then the file, stored encrypted meanwhile, is deleted. Once a day: RATE_LIMITED with ' +
+      '`retryAfterSeconds` before that.',
+    resolve: (_root, _args, ctx) => exportMyData(ctx, requireViewer(ctx).userId),
   }),
 }));

@@ -2,12 +2,14 @@
 // - an hour after a deletion, one last erasure pass: it finishes what a crash interrupted and erases
 //   what requests already in flight at the deletion wrote (a message, an upload);
 // - once USERNAME_RESERVATION_MS (30 days) have passed, the username is released: the row takes a
-//   handle nobody can register (deletedUsername) and the AccountDeletion row goes.
+//   handle nobody can register (deletedUsername) and the AccountDeletion row goes;
+// and, for every account, data exports whose time is up are deleted (rows and bytes).
 import { forEachIdBatch } from '../db/keyset.ts';
 import type { Prisma, PrismaClient } from '../generated/prisma/client.ts';
 import { startPeriodicJob } from '../periodic-job.ts';
 import type { Services } from '../services.ts';
 import { eraseAccountData } from './account-deletion.ts';
+import { deleteExports } from './data-export.ts';
 import { deletedUsername } from './deleted-accounts.ts';
 
 type AccountCleanupServices = Parameters<typeof eraseAccountData>[0];
@@ -79,7 +81,7 @@ export interface AccountCleanupOptions {
 }
 
 /**
- * Runs finishErasures and releaseUsernames every interval; the returned function stops the timer
+ * Runs finishErasures, releaseUsernames and the deletion of expired exports every interval; the returned function stops the timer
  * and waits for a run in progress. Failures are logged, not thrown.
  */
 export function startAccountCleanup(
@@ -88,8 +90,11 @@ export function startAccountCleanup(
 ): () => Promise<void> {
   return startPeriodicJob(services.logger, {
     intervalMs,
-    run: async () => (await finishErasures(services, new Date(Date.now() - finalErasureDelayMs))) + (await releaseUsernames(services)),
-    doneMessage: 'finished erasing deleted accounts and released reserved usernames',
+    run: async () =>
+      (await finishErasures(services, new Date(Date.now() - finalErasureDelayMs))) +
+      (await releaseUsernames(services)) +
+      (await deleteExports(services, { expiresAt: { lte: new Date() } })),
+    doneMessage: 'finished erasing deleted accounts, released reserved usernames, deleted expired data exports',
     failedMessage: 'deleted account clean-up failed',
   });
 }

@@ -18,6 +18,7 @@ import { deleteUploadsOf } from '../files/cleanup.ts';
 import type { Prisma } from '../generated/prisma/client.ts';
 import { eraseMessages } from '../messages/messages.ts';
 import type { Services } from '../services.ts';
+import { deleteExports } from './data-export.ts';
 
 type DeletionServices = Pick<Services, 'prisma' | 'passwords' | 'events' | 'sessions' | 'storage' | 'logger'>;
 
@@ -68,6 +69,7 @@ async function closeAccount({ prisma }: DeletionServices, userId: string): Promi
         avatarAttachmentId: null,
         status: 'OFFLINE',
         lastSeenAt: null,
+        dataExportedAt: null,
       },
     });
     if (closed.count > 0) {
@@ -92,7 +94,7 @@ async function eraseDeviceKeys(_tx: Prisma.TransactionClient, _userId: string): 
 
 /**
  * Erases what a deleted account left in chats: their groups (left, ownership passed on), their
- * messages (content, attachments and history erased, client ids forgotten) and their uploads.
+ * messages (content, attachments and history erased, client ids forgotten), their uploads and data exports.
  * Idempotent: running it again finds nothing more to do. Returns how many things it erased.
  */
 export async function eraseAccountData(services: DeletionServices, userId: string): Promise<number> {
@@ -116,5 +118,6 @@ export async function eraseAccountData(services: DeletionServices, userId: strin
     },
   );
   const uploads = await deleteUploadsOf(services, userId);
-  return groups.length + messages + uploads;
+  const exports = await deleteExports(services, { userId });
+  return groups.length + messages + uploads + exports;
 }

@@ -6,7 +6,7 @@ import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { pino, type Level } from 'pino';
-import { inject } from 'vitest';
+import { afterAll, beforeAll, inject } from 'vitest';
 import { buildApp, type App, type BuildAppOptions } from '../../src/server/app.ts';
 import { dropDatabase, withDatabase } from '../../src/db/pg-admin.ts';
 import { loadConfig } from '../../src/env.ts';
@@ -55,6 +55,22 @@ export async function startUploadTestApp(overrides: Record<string, string> = {})
     rmSync(uploadDir, { recursive: true, force: true });
   };
   return { app, base, uploadDir, stop };
+}
+
+/**
+ * Starts an app with an UPLOAD_DIR of its own before a test file's tests (`onStart` receives it) and
+ * stops it, removing the directory, after them.
+ */
+export function useUploadTestApp(overrides: Record<string, string>, onStart: (app: App, base: string) => void) {
+  let stop: (() => Promise<void>) | undefined;
+  beforeAll(async () => {
+    const started = await startUploadTestApp(overrides);
+    stop = started.stop;
+    onStart(started.app, started.base);
+  });
+  afterAll(async () => {
+    await stop?.();
+  });
 }
 
 /**
