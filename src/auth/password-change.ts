@@ -5,7 +5,7 @@ import type { Services } from '../services.ts';
 import { checkPassword } from './accounts.ts';
 import type { Viewer } from './authenticate.ts';
 import { passwordProblem } from './passwords.ts';
-import { announceSessionsEnded, revocation } from './sessions.ts';
+import { announceSessionsEnded, markRevoked } from './sessions.ts';
 
 type PasswordChangeServices = Pick<Services, 'prisma' | 'passwords' | 'events' | 'sessions'>;
 
@@ -32,11 +32,7 @@ export async function changePassword(services: PasswordChangeServices, viewer: V
     // Only over the hash that was verified: of two changes at once, one wins and the other is told.
     const changed = await tx.user.updateMany({ where: { id: user.id, passwordHash: user.passwordHash }, data: { passwordHash } });
     if (changed.count === 0) throw conflict('currentPassword', 'The password was changed meanwhile. Try again.');
-    return tx.session.updateManyAndReturn({
-      where: { userId: user.id, id: { not: viewer.sessionId }, revokedAt: null },
-      data: revocation(PASSWORD_CHANGED),
-      select: { id: true },
-    });
+    return markRevoked(tx, { userId: user.id, id: { not: viewer.sessionId } }, PASSWORD_CHANGED);
   });
-  await announceSessionsEnded(services, ended.map((session) => session.id));
+  await announceSessionsEnded(services, ended);
 }

@@ -126,12 +126,23 @@ export async function endSession(
 
 /** Ends sessions: their refresh tokens and access tokens stop working, their sockets close. */
 export async function revokeSessions(services: SessionServices, sessionIds: string[], reason: string) {
-  await services.prisma.session.updateMany({ where: { id: { in: sessionIds }, revokedAt: null }, data: revocation(reason) });
+  await markRevoked(services.prisma, { id: { in: sessionIds } }, reason);
   await announceSessionsEnded(services, sessionIds);
 }
 
-/** What ending a session writes on its row (`reason`: logout, refresh_token_reuse, password_changed). */
-export const revocation = (reason: string) => ({ revokedAt: new Date(), revokedReason: reason });
+/**
+ * Revokes the live sessions `where` picks, through `db` (a transaction's client, so the revocation
+ * commits with what caused it); returns their ids, for announceSessionsEnded once committed.
+ * `reason`: logout, refresh_token_reuse, password_changed.
+ */
+export async function markRevoked(db: Pick<Prisma.TransactionClient, 'session'>, where: Prisma.SessionWhereInput, reason: string): Promise<string[]> {
+  const ended = await db.session.updateManyAndReturn({
+    where: { ...where, revokedAt: null },
+    data: { revokedAt: new Date(), revokedReason: reason },
+    select: { id: true },
+  });
+  return ended.map((session) => session.id);
+}
 
 /**
  * Once sessions have ended in the database (revoked or deleted): their cached entries go, here at
