@@ -144,6 +144,11 @@ const schema = z.object({
   ...limitSettings,
   /** Introspection, GraphiQL, CORS_ORIGINS and /metrics: see src/http-settings.ts. */
   ...httpSettings,
+  /**
+   * How long an export of a user's data (exportMyData) can be downloaded, through its link or with the
+   * user's token; the encrypted file is deleted after that. One export a day per user. Default 1h.
+   */
+  DATA_EXPORT_TTL: duration('1h'),
 });
 
 /**
@@ -266,6 +271,7 @@ function toConfig(env: z.infer<typeof schema>) {
       uploadDir: resolve(env.UPLOAD_DIR ?? join(dataDir, 'uploads')),
       unusedRetentionMs: env.UPLOAD_RETENTION,
       urlTtlMs: env.FILE_URL_TTL,
+      exportTtlMs: env.DATA_EXPORT_TTL,
     },
     limits: toLimitsConfig(env),
     exposure: toHttpConfig(env, production),

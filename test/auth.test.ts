@@ -126,7 +126,7 @@ describe('login', () => {
     const result = await gql(app, LOGIN, { input: { login: user.username, password: user.password } });
     expect(result.data.login.user.id).toBe(user.id);
     // The upgrade runs after the login answered.
-    let stored = oldHash;
+    let stored: string | null = oldHash;
     for (let attempt = 0; attempt < 250 && stored === oldHash; attempt++) {
       await new Promise((resolve) => setTimeout(resolve, 20));
       stored = (await app.services.prisma.user.findUniqueOrThrow({ where: { id: user.id } })).passwordHash;

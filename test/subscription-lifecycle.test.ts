@@ -52,7 +52,13 @@ async function lockTable(table: string) {
   };
 }
 
-/** Resolves once a statement containing `fragment` waits for a lock. */
+/**
+ * The start of sendMessage's one statement. pg_stat_activity shows only the first
+ * track_activity_query_size bytes (1 KiB) of a statement, and its INSERT lies beyond them.
+ */
+const SEND_STATEMENT = 'UPDATE "Chat" c SET "lastSeq" = c."lastSeq" + 1';
+
+/** Resolves once a statement containing `fragment` (within its first KiB) waits for a lock. */
 async function waitsForLock(fragment: string) {
   await vi.waitFor(
     async () => {
@@ -266,7 +272,7 @@ describe('stop()', () => {
         for (const message of sent) await app.services.events.message(chatId, 'EDITED', message);
         await waitsForLock('FROM "public"."Message"');
         const response = sendOverHttp(url, alice, chatId, 'in flight at shutdown');
-        await waitsForLock('INSERT INTO "Message"');
+        await waitsForLock(SEND_STATEMENT);
 
         stopped = app.stop();
         // Sockets close at once; the request and the executions are let finish.
@@ -320,7 +326,7 @@ describe('stop()', () => {
       const lock = await lockTable('Message');
       try {
         const response = sendOverHttp(url, alice, chatId, 'held up past the shutdown budget').catch((error: unknown) => error);
-        await waitsForLock('INSERT INTO "Message"');
+        await waitsForLock(SEND_STATEMENT);
 
         const elapsed = await stop();
         // It waited for the request (four fifths of the budget), then gave up on it.

@@ -19,11 +19,14 @@ afterAll(async () => {
 
 describe('profile', () => {
   it('updates, keeps omitted fields, and clears with null', async () => {
-    const set = await gql(app, UPDATE, { input: { displayName: ' Grace ', bio: 'Compilers.', avatarUrl: 'https://img.example.com/g.png' } }, { token: viewer.accessToken });
-    expect(set.data.updateProfile).toMatchObject({ displayName: 'Grace', bio: 'Compilers.', avatarUrl: 'https://img.example.com/g.png' });
+    const set = await gql(app, UPDATE, { input: { displayName: ' Grace ', bio: 'Compilers.' } }, { token: viewer.accessToken });
+    expect(set.data.updateProfile).toMatchObject({ displayName: 'Grace', bio: 'Compilers.', avatarUrl: null });
 
     const partial = await gql(app, UPDATE, { input: { bio: null } }, { token: viewer.accessToken });
-    expect(partial.data.updateProfile).toMatchObject({ displayName: 'Grace', bio: null, avatarUrl: 'https://img.example.com/g.png' });
+    expect(partial.data.updateProfile).toMatchObject({ displayName: 'Grace', bio: null });
+
+    const kept = await gql(app, UPDATE, { input: { displayName: null } }, { token: viewer.accessToken });
+    expect(kept.data.updateProfile).toMatchObject({ displayName: 'Grace', bio: null });
   });
 
   it.each([

@@ -71,6 +71,13 @@ async function assertAvailable({ prisma }: AccountServices, email: string, usern
   if (taken.some((u) => u.username === username)) throw conflict('input.username', 'This username is taken.');
 }
 
+/** Who tries a password: the client's address, and what to count an attempt on an unknown account against. */
+export interface PasswordAttempt {
+  address: string;
+  /** The name tried when no account matches (login). Default `unknown`. */
+  unknownAccount?: string;
+}
+
 export interface LoginInput {
   /** Email or username. */
   login: string;
@@ -80,36 +87,58 @@ export interface LoginInput {
 const INVALID_LOGIN = 'Invalid login or password.';
 
 export async function login(services: AccountServices, input: LoginInput, device: Device): Promise<AuthPayload> {
-  const { prisma, passwords, loginLimits } = services;
+  const { prisma, passwords } = services;
   const login = input.login.trim().toLowerCase();
   if (!login) throw badUserInput('input.login', 'Enter your email or username.');
   if (!input.password) throw badUserInput('input.password', 'Enter your password.');
-  // Longer than any password we accept: refuse without spending a hash on it.
-  if (input.password.length > PASSWORD_MAX_LENGTH) throw unauthenticated(INVALID_LOGIN);
   await services.rateLimits.consume('authAttempts', device.address);
-  // Under overload, answer at once instead of queueing for a database connection first.
-  const hashing = passwords.reserve();
-  let user: User | null;
-  let valid: boolean;
-  let attempt: LoginAttempt;
-  try {
-    user = await prisma.user.findUnique({ where: login.includes('@') ? { email: login } : { username: login } });
-    // Keyed on the user, so its email and its username share one count.
-    attempt = { account: user?.id ?? `login:${login}`, address: device.address };
-    await loginLimits.checkLoginAllowed(attempt);
-    // Unknown users cost one verification too, so timing does not tell which accounts exist.
-    valid = user ? await hashing.verify(user.passwordHash, input.password) : await hashing.verifyUnknownUser(input.password);
-  } finally {
-    hashing.release();
-  }
-  if (!user || !valid) {
-    await loginLimits.recordLoginFailure(attempt);
-    throw unauthenticated(INVALID_LOGIN);
-  }
-  await loginLimits.recordLoginSuccess(attempt);
+  // Keyed on the user when there is one, so its email and its username share one count.
+  const user = await checkPassword(
+    services,
+    () => prisma.user.findUnique({ where: login.includes('@') ? { email: login } : { username: login } }),
+    input.password,
+    { address: device.address, unknownAccount: `login:${login}` },
+  );
+  if (!user) throw unauthenticated(INVALID_LOGIN);
   // After the response's work, not before it: the user waits for one hash, not two.
   if (passwords.needsRehash(user.passwordHash)) void upgradePasswordHash(services, user, input.password);
   return openSession(services, user, device);
+}
+
+/**
+ * The one place a password is checked against an account: login, changePassword and deleteAccount
+ * all come here, so whatever limits password guessing counts every attempt. The hashing place is
+ * taken before `findUser` runs, so under overload the request is refused before any database work.
+ * An unknown account costs one verification too, so timing does not tell which accounts exist.
+ * Returns the user when the password is theirs, else null.
+ */
+export async function checkPassword(
+  { passwords, loginLimits }: Pick<Services, 'passwords' | 'loginLimits'>,
+  findUser: () => Promise<User | null>,
+  password: string,
+  who: PasswordAttempt,
+): Promise<(User & { passwordHash: string }) | null> {
+  // Longer than any password we accept: refuse without spending a hash on it.
+  if (password.length > PASSWORD_MAX_LENGTH) return null;
+  const hashing = passwords.reserve();
+  let user: User | null;
+  let attempt: LoginAttempt;
+  let valid: boolean;
+  try {
+    user = await findUser();
+    attempt = { account: user?.id ?? who.unknownAccount ?? 'unknown', address: who.address };
+    await loginLimits.checkLoginAllowed(attempt);
+    // A deleted account has no password any more: it answers as an unknown one.
+    valid = user?.passwordHash ? await hashing.verify(user.passwordHash, password) : await hashing.verifyUnknownUser(password);
+  } finally {
+    hashing.release();
+  }
+  if (!valid || !user?.passwordHash) {
+    await loginLimits.recordLoginFailure(attempt);
+    return null;
+  }
+  await loginLimits.recordLoginSuccess(attempt);
+  return { ...user, passwordHash: user.passwordHash };
 }
 
 /**

@@ -59,13 +59,14 @@ export function createPasswordHasher(pool: WorkerPool, params: Config['auth']['p
 }
 
 /** Returns what is wrong with a new password, or null. */
-export function passwordProblem(password: string, identity: { email: string; username: string }): string | null {
+export function passwordProblem(password: string, identity: { email: string | null; username: string }): string | null {
   if (password.length < PASSWORD_MIN_LENGTH) return `Password must be at least ${PASSWORD_MIN_LENGTH} characters.`;
   if (password.length > PASSWORD_MAX_LENGTH) return `Password must be at most ${PASSWORD_MAX_LENGTH} characters.`;
   if (password.trim().length === 0) return 'Password cannot be only spaces.';
   if (new Set(password).size < 3) return 'Password is too repetitive; use at least 3 different characters.';
   const lower = password.toLowerCase();
-  if (lower === identity.username || lower === identity.email || lower === identity.email.split('@')[0]) {
+  const email = identity.email ?? '';
+  if (lower === identity.username || lower === email || lower === email.split('@')[0]) {
     return 'Password must not be your username or email.';
   }
   return null;

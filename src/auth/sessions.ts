@@ -125,12 +125,31 @@ export async function endSession(
 }
 
 /** Ends sessions: their refresh tokens and access tokens stop working, their sockets close. */
-export async function revokeSessions({ prisma, events, sessions }: SessionServices, sessionIds: string[], reason: string) {
-  await prisma.session.updateMany({
-    where: { id: { in: sessionIds }, revokedAt: null },
+export async function revokeSessions(services: SessionServices, sessionIds: string[], reason: string) {
+  await markRevoked(services.prisma, { id: { in: sessionIds } }, reason);
+  await announceSessionsEnded(services, sessionIds);
+}
+
+/**
+ * Revokes the live sessions `where` picks, through `db` (a transaction's client, so the revocation
+ * commits with what caused it); returns their ids, for announceSessionsEnded once committed.
+ * `reason`: logout, refresh_token_reuse, password_changed.
+ */
+export async function markRevoked(db: Pick<Prisma.TransactionClient, 'session'>, where: Prisma.SessionWhereInput, reason: string): Promise<string[]> {
+  const ended = await db.session.updateManyAndReturn({
+    where: { ...where, revokedAt: null },
     data: { revokedAt: new Date(), revokedReason: reason },
+    select: { id: true },
   });
-  // Here at once; other instances when the event reaches them.
+  return ended.map((session) => session.id);
+}
+
+/**
+ * Once sessions have ended in the database (revoked or deleted): their cached entries go, here at
+ * once and on other instances when the event reaches them, and their sockets close everywhere.
+ */
+export async function announceSessionsEnded({ events, sessions }: Pick<SessionServices, 'events' | 'sessions'>, sessionIds: string[]) {
+  if (sessionIds.length === 0) return;
   sessions.forget(sessionIds);
   await events.sessionsEnded(sessionIds);
 }

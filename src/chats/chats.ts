@@ -5,6 +5,7 @@ import { badUserInput, forbidden, notFound } from '../errors.ts';
 import { isUniqueViolation } from '../db/errors.ts';
 import type { Chat, ChatKind, ChatRole, Prisma } from '../generated/prisma/client.ts';
 import { isBlockedEitherWay } from '../users/blocking.ts';
+import { activeUsers } from '../users/deleted-accounts.ts';
 import { parseInput } from '../validation.ts';
 import { CHAT_NOT_FOUND, requireMembership, requireRole } from './membership.ts';
 
@@ -112,8 +113,12 @@ export async function joinChat({ prisma, events }: ChatServices, viewerId: strin
 export async function leaveChat(services: ChatServices, viewerId: string, chatId: string): Promise<void> {
   const membership = await requireMembership(services.prisma, chatId, viewerId);
   if (membership.chat.kind === 'DIRECT') throw badUserInput('chatId', 'Direct chats cannot be left.');
-  await removeMemberKeepingOwner(services, chatId, viewerId, viewerId, 'MEMBER_LEFT');
+  await leaveGroup(services, viewerId, chatId);
 }
+
+/** The member leaves the group as with leaveChat (ownership passes on); a member already gone is no error. */
+export const leaveGroup = (services: ChatServices, userId: string, chatId: string) =>
+  removeMemberKeepingOwner(services, chatId, userId, userId, 'MEMBER_LEFT');
 
 export async function addChatMembers(
   { prisma, events }: ChatServices,
@@ -228,7 +233,7 @@ async function removeMemberKeepingOwner(
 
 async function assertUsersExist(prisma: ChatServices['prisma'], ids: string[], field: string) {
   if (ids.length === 0) return;
-  const found = await prisma.user.findMany({ where: { id: { in: ids } }, select: { id: true } });
+  const found = await prisma.user.findMany({ where: { id: { in: ids }, ...activeUsers }, select: { id: true } });
   if (found.length !== ids.length) {
     const known = new Set(found.map((u) => u.id));
     throw badUserInput(field, `Unknown user id: ${ids.find((id) => !known.has(id))}.`);

@@ -1,12 +1,14 @@
-// Who may download an attachment: its uploader, and members of a chat where a message carries it.
-// An upload not sent yet is its uploader's alone; deleting the message takes it away from the chat.
+// Who may download an attachment: its uploader, members of a chat where a message carries it, and
+// anyone signed in while it is a profile picture (as public as the profile it belongs to). An upload
+// not sent yet is its uploader's alone; deleting the message takes it away from the chat.
 import type { Attachment, PrismaClient } from '../generated/prisma/client.ts';
 
 /** The attachment when `viewerId` may download it; null otherwise, exactly as if it did not exist. */
 export async function findDownloadableAttachment(prisma: PrismaClient, attachmentId: string, viewerId: string): Promise<Attachment | null> {
-  const attachment = await prisma.attachment.findUnique({ where: { id: attachmentId } });
-  if (!attachment) return null;
-  if (attachment.uploaderId === viewerId) return attachment;
+  const found = await prisma.attachment.findUnique({ where: { id: attachmentId }, include: { avatarOf: { select: { id: true } } } });
+  if (!found) return null;
+  const { avatarOf, ...attachment } = found;
+  if (attachment.uploaderId === viewerId || avatarOf) return attachment;
   const sentToViewer = await prisma.message.findFirst({
     where: { attachmentId, chat: { members: { some: { userId: viewerId } } } },
     select: { id: true },

@@ -3,8 +3,10 @@
 // with HMAC-SHA256, so it cannot be altered or reused for another file, variant or person; the
 // download still checks that viewer's access, so leaving the chat ends what a link can fetch.
 import { createHmac, hkdfSync, timingSafeEqual } from 'node:crypto';
+import type { Config } from '../env.ts';
 
-export type FileVariant = 'original' | 'thumbnail';
+/** An upload, its thumbnail, or a user's data export (DataExport, served under /exports). */
+export type FileVariant = 'original' | 'thumbnail' | 'export';
 
 export interface FileLink {
   attachmentId: string;
@@ -30,9 +32,9 @@ function signature(secret: string, { attachmentId, variant, viewerId, expires }:
   return createHmac('sha256', signingKey(secret)).update(`${attachmentId}\n${variant}\n${viewerId}\n${expires}`).digest();
 }
 
-/** The download path of a file, e.g. `/files/<id>` or `/files/<id>/thumbnail`. */
+/** The download path of a file, e.g. `/files/<id>`, `/files/<id>/thumbnail` or `/exports/<id>`. */
 export const filePath = (attachmentId: string, variant: FileVariant) =>
-  `/files/${encodeURIComponent(attachmentId)}${variant === 'thumbnail' ? '/thumbnail' : ''}`;
+  variant === 'export' ? `/exports/${encodeURIComponent(attachmentId)}` : `/files/${encodeURIComponent(attachmentId)}${variant === 'thumbnail' ? '/thumbnail' : ''}`;
 
 /**
  * A relative URL (`/files/<id>?u=…&expires=…&sig=…`) that works without Authorization for at least
@@ -42,14 +44,22 @@ export const filePath = (attachmentId: string, variant: FileVariant) =>
  */
 export function signFileUrl(secret: string, link: Omit<FileLink, 'expires'>, ttlMs: number, now = Date.now()): string {
   const stepMs = Math.max(1_000, Math.floor(ttlMs / 4));
-  const signed: FileLink = { ...link, expires: Math.ceil(Math.ceil((now + ttlMs) / stepMs) * stepMs / 1_000) };
+  return signedFileUrl(secret, { ...link, expires: Math.ceil(Math.ceil((now + ttlMs) / stepMs) * stepMs / 1_000) });
+}
+
+/** A link that works until `link.expires` (Unix seconds), for a file that itself lives only that long. */
+export function signedFileUrl(secret: string, signed: FileLink): string {
   const query = new URLSearchParams({
     u: signed.viewerId,
     expires: String(signed.expires),
     sig: signature(secret, signed).toString('base64url'),
   });
-  return `${filePath(link.attachmentId, link.variant)}?${query}`;
+  return `${filePath(signed.attachmentId, signed.variant)}?${query}`;
 }
+
+/** `viewerId`'s link to a file, under the configured secret and FILE_URL_TTL. */
+export const viewerFileUrl = (config: Pick<Config, 'auth' | 'files'>, link: Omit<FileLink, 'expires'>) =>
+  signFileUrl(config.auth.jwtSecret, link, config.files.urlTtlMs);
 
 /** Checks a link's query (`u`, `expires`, `sig`) for this file and variant, in constant time. */
 export function checkFileUrl(

@@ -7,6 +7,7 @@ import { isForeignKeyViolation, isUniqueViolation } from '../db/errors.ts';
 import { Prisma, type Message, type MessageKind } from '../generated/prisma/client.ts';
 import { uuidv7 } from '../ids.ts';
 import { isBlockedEitherWay } from '../users/blocking.ts';
+import { isDeletedAccount } from '../users/deleted-accounts.ts';
 import { parseInput } from '../validation.ts';
 import { decodeContent, editAad, messageAad, sealContent, type Location, type MessageContent } from './content.ts';
 
@@ -106,6 +107,9 @@ export async function sendMessage(services: MessageServices, senderId: string, i
               ON (b."blockerId" = ${senderId} AND b."blockedId" = other."userId")
               OR (b."blockerId" = other."userId" AND b."blockedId" = ${senderId})
             WHERE other."chatId" = c."id" AND other."userId" <> ${senderId}))
+          AND NOT (c."kind" = 'DIRECT' AND EXISTS (
+            SELECT 1 FROM "ChatMember" other JOIN "User" u ON u."id" = other."userId"
+            WHERE other."chatId" = c."id" AND other."userId" <> ${senderId} AND u."deletedAt" IS NOT NULL))
           AND (${replyToId}::text IS NULL OR EXISTS (
             SELECT 1 FROM "Message" r WHERE r."id" = ${replyToId} AND r."chatId" = c."id"))
           AND (${content.attachmentId}::text IS NULL OR EXISTS (
@@ -154,6 +158,7 @@ async function whySendWasRefused(
   if (membership.chat.kind === 'DIRECT') {
     const partner = directPartner(membership.chat.directKey!, senderId);
     if (partner && (await isBlockedEitherWay(prisma, senderId, partner))) return forbidden('You cannot message this user.');
+    if (partner && (await isDeletedAccount(prisma, partner))) return forbidden('This account was deleted.');
   }
   if (replyToId && !(await prisma.message.findFirst({ where: { id: replyToId, chatId }, select: { id: true } }))) {
     return badUserInput('input.replyToId', 'The message you reply to is not in this chat.');
@@ -242,15 +247,26 @@ export async function deleteMessage(services: MessageServices, viewerId: string,
   const moderator = membership.chat.kind === 'GROUP' && (membership.role === 'OWNER' || membership.role === 'ADMIN');
   if (message.senderId !== viewerId && !moderator) throw forbidden('Only the sender or a chat admin can delete a message.');
   if (message.deletedAt) return message;
-  const [deleted] = await prisma.$transaction([
-    prisma.message.update({
-      where: { id: message.id },
+  const [deleted] = await eraseMessages(services, [message.id]);
+  // Deleted meanwhile by someone else, who told the chat.
+  return deleted ?? prisma.message.findUniqueOrThrow({ where: { id: message.id } });
+}
+
+/**
+ * Erases messages as deleting them does, in one transaction: each row stays (positions and cursors
+ * stay stable) with `deletedAt` set and its content, attachment and edit history gone. Messages
+ * already deleted are left as they are. Tells each chat; returns the messages it erased.
+ */
+export async function eraseMessages({ prisma, events }: Pick<MessageServices, 'prisma' | 'events'>, messageIds: string[]): Promise<Message[]> {
+  const [erased] = await prisma.$transaction([
+    prisma.message.updateManyAndReturn({
+      where: { id: { in: messageIds }, deletedAt: null },
       data: { content: null, contentKeyId: null, attachmentId: null, deletedAt: new Date() },
     }),
-    prisma.messageEdit.deleteMany({ where: { messageId: message.id } }),
+    prisma.messageEdit.deleteMany({ where: { messageId: { in: messageIds } } }),
   ]);
-  await services.events.message(message.chatId, 'DELETED', message);
-  return deleted;
+  for (const message of erased) await events.message(message.chatId, 'DELETED', message);
+  return erased;
 }
 
 /** Marks everything up to `messageId` as read. Read state never moves backwards. */

@@ -2,7 +2,7 @@
 import { requireViewer } from '../auth/authenticate.ts';
 import type { Context } from '../context.ts';
 import { badUserInput } from '../errors.ts';
-import { signFileUrl, type FileVariant } from '../files/signed-urls.ts';
+import { viewerFileUrl, type FileVariant } from '../files/signed-urls.ts';
 import { uploadFile, type UploadedFile } from '../files/uploads.ts';
 import { THUMBNAIL_MAX_PX } from '../files/image-limits.ts';
 import { builder } from './builder.ts';
@@ -25,12 +25,11 @@ const FileScalar = builder.scalarType('File', {
 
 /** A signed link for the viewer; depends on who asks, so shared subscription results never carry one. */
 function downloadUrl(ctx: Context, attachmentId: string, variant: FileVariant): string {
-  const viewerId = requireViewer(ctx).userId;
-  return signFileUrl(ctx.config.auth.jwtSecret, { attachmentId, variant, viewerId }, ctx.config.files.urlTtlMs);
+  return viewerFileUrl(ctx.config, { attachmentId, variant, viewerId: requireViewer(ctx).userId });
 }
 
 builder.prismaObject('Attachment', {
-  description: 'An uploaded file. Its uploader sees it from the start; members of a chat see it once it is sent there.',
+  description: 'An uploaded file. Its uploader sees it from the start; members of a chat see it once it is sent there; every signed-in user while it is someone\'s profile picture.',
   fields: (t) => ({
     id: t.exposeID('id'),
     kind: t.expose('kind', { type: MessageKindEnum, nullable: true, description: 'What the file was uploaded as; null for a file uploaded without a kind.' }),

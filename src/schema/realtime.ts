@@ -50,7 +50,7 @@ const ChatEventRef = builder.objectRef<ChatEvent>('ChatEvent').implement({
     user: t.prismaField({
       type: 'User',
       nullable: true,
-      description: 'The member concerned (joined, left, added, removed, role changed).',
+      description: 'The member concerned (joined, left, added, removed, role changed; for UPDATED in a direct chat, the other member when they deleted their account).',
       resolve: (query, event, _args, ctx) => (event.userId ? ctx.prisma.user.findUnique({ ...query, where: { id: event.userId } }) : null),
     }),
     actor: t.prismaField({

@@ -1,6 +1,9 @@
 // Users: profiles, status, search.
 import { requireViewer } from '../auth/authenticate.ts';
+import { THUMBNAIL_MAX_PX } from '../files/image-limits.ts';
+import { viewerFileUrl } from '../files/signed-urls.ts';
 import { UserStatus } from '../generated/prisma/enums.ts';
+import { activeUsers, deletedUsername } from '../users/deleted-accounts.ts';
 import { effectiveStatus } from '../users/status.ts';
 import { setStatus, updateProfile, userSearchFilter } from '../users/profile.ts';
 import { builder } from './builder.ts';
@@ -15,17 +18,40 @@ export const UserRef = builder.prismaObject('User', {
   description: 'A person with an account.',
   fields: (t) => ({
     id: t.exposeID('id'),
-    username: t.exposeString('username', { description: 'Unique, lower-case handle.' }),
+    username: t.string({
+      description: 'Unique, lower-case handle. For a deleted account `deleted_<id>`, a handle nobody can register.',
+      select: { id: true, username: true, deletedAt: true },
+      resolve: (user) => (user.deletedAt ? deletedUsername(user.id) : user.username),
+    }),
+    deleted: t.boolean({
+      description:
+        'Whether this account was deleted. Its messages stay in their chats with their content erased, its name reads "Deleted account" (show your own words), it has no picture and is always OFFLINE.',
+      select: { deletedAt: true },
+      resolve: (user) => user.deletedAt !== null,
+    }),
     displayName: t.exposeString('displayName'),
     bio: t.exposeString('bio', { nullable: true }),
-    avatarUrl: t.exposeString('avatarUrl', { nullable: true }),
+    avatarUrl: t.string({
+      nullable: true,
+      description: `A link to the profile picture as a WebP of at most ${THUMBNAIL_MAX_PX} px, served by this API and signed for you like Attachment.thumbnailUrl (valid FILE_URL_TTL); null without a picture.`,
+      select: { avatarAttachmentId: true },
+      extensions: { viewerDependent: true },
+      resolve: (user, _args, ctx) =>
+        user.avatarAttachmentId && ctx.viewer
+          ? viewerFileUrl(ctx.config, { attachmentId: user.avatarAttachmentId, variant: 'thumbnail', viewerId: ctx.viewer.userId })
+          : null,
+    }),
+    avatar: t.relation('avatar', {
+      nullable: true,
+      description: 'The profile picture as an upload: `url` for the full size, `width` and `height`. Null without a picture.',
+    }),
     status: t.field({
       type: UserStatusEnum,
       description:
         'What others see: OFFLINE without a live connection; with one, ONLINE or the BUSY/AWAY chosen with setStatus. Always OFFLINE to users this user blocked.',
       extensions: { viewerDependent: true },
       resolve: async (user, _args, ctx) => {
-        if (await ctx.loaders.blockedViewer.load(user.id)) return 'OFFLINE';
+        if (user.deletedAt || (await ctx.loaders.blockedViewer.load(user.id))) return 'OFFLINE';
         return effectiveStatus(user.status, await ctx.loaders.online.load(user.id));
       },
     }),
@@ -58,11 +84,18 @@ export const UserRef = builder.prismaObject('User', {
 export const UserConnection = builder.connectionObject({ type: UserRef, name: 'UserConnection' });
 
 const UpdateProfileInput = builder.inputType('UpdateProfileInput', {
-  description: 'Fields to change; omitted fields stay as they are, null clears bio or avatarUrl.',
+  description: 'Fields to change; omitted fields stay as they are, null clears bio or the profile picture.',
   fields: (t) => ({
     displayName: t.string({ required: false, description: 'Up to 64 characters.' }),
     bio: t.string({ required: false, description: 'Up to 500 characters.' }),
-    avatarUrl: t.string({ required: false, description: 'An http(s) URL.' }),
+    avatarAttachmentId: t.id({
+      required: false,
+      description: 'Your profile picture: the id of an image you uploaded with uploadFile(kind: IMAGE). Null removes the picture.',
+    }),
+    avatarUrl: t.string({
+      required: false,
+      deprecationReason: 'Profile pictures are uploads: use avatarAttachmentId. Only null (removes the picture) is still accepted; a URL is BAD_USER_INPUT.',
+    }),
   }),
 });
 
@@ -87,13 +120,13 @@ builder.queryFields((t) => ({
     {
       type: 'User',
       cursor: 'username',
-      description: 'Users whose username starts with, or whose display name contains, `query`; ordered by username.',
+      description: 'Users whose username starts with, or whose display name contains, `query`; ordered by username. Deleted accounts are not found.',
       defaultSize: 20,
       maxSize: pageSizeFor,
       args: { query: t.arg.string({ required: true }) },
       resolve: async (query, _root, args, ctx) => {
         await ctx.rateLimits.consume('search', requireViewer(ctx).userId);
-        return ctx.prisma.user.findMany({ ...query, where: userSearchFilter(args.query), orderBy: { username: 'asc' } });
+        return ctx.prisma.user.findMany({ ...query, where: { ...userSearchFilter(args.query), ...activeUsers }, orderBy: { username: 'asc' } });
       },
     },
     UserConnection,

@@ -4,6 +4,7 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { createYoga, useReadinessCheck, type YogaServerInstance } from 'graphql-yoga';
 import { startSessionCleanup } from '../auth/session-cleanup.ts';
+import { startAccountCleanup } from '../users/account-cleanup.ts';
 import { createContext, type Context } from '../context.ts';
 import { migrateDatabase, openDatabase } from '../db/database.ts';
 import { pendingMigrations } from '../db/migrate/index.ts';
@@ -89,6 +90,7 @@ export async function buildApp(options: BuildAppOptions): Promise<App> {
   await lifecycle.start();
   const stopUploadCleanup = startUploadCleanup(services, { retentionMs: config.files.unusedRetentionMs });
   const stopSessionCleanup = startSessionCleanup(services);
+  const stopAccountCleanup = startAccountCleanup(services);
 
   let webSockets: ReturnType<typeof attachWebSocketServer> | undefined;
   const metrics = createMetrics({
@@ -223,6 +225,7 @@ export async function buildApp(options: BuildAppOptions): Promise<App> {
         metrics.stop();
         await stopUploadCleanup();
         await stopSessionCleanup();
+        await stopAccountCleanup();
         await lifecycle.stop();
         await database.stop();
       }, logger);

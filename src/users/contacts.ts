@@ -1,6 +1,7 @@
 // Contact lists and blocking.
 import { badUserInput, notFound } from '../errors.ts';
 import type { Prisma, PrismaClient } from '../generated/prisma/client.ts';
+import { activeUsers } from './deleted-accounts.ts';
 
 /** The users in someone's contact list. */
 export const contactsOf = (ownerId: string) => ({ contactOf: { some: { ownerId } } }) satisfies Prisma.UserWhereInput;
@@ -17,7 +18,7 @@ export const blocksBy = (blockerId: string) =>
 
 async function requireOtherUser(prisma: PrismaClient, viewerId: string, userId: string, action: string) {
   if (userId === viewerId) throw badUserInput('userId', `You cannot ${action} yourself.`);
-  const user = await prisma.user.findUnique({ where: { id: userId }, select: { id: true } });
+  const user = await prisma.user.findFirst({ where: { id: userId, ...activeUsers }, select: { id: true } });
   if (!user) throw notFound('User');
 }
 

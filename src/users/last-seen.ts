@@ -12,9 +12,10 @@ export async function writeLastSeen(prisma: PrismaClient, batch: ReadonlyArray<r
   const times = sorted.map(([, lastSeenAt]) => lastSeenAt);
   // The column is timestamp(3) holding UTC, as Prisma writes it; the adapter sends Dates as UTC
   // without a zone, so casting to timestamp(3) involves no session time zone. The condition
-  // never moves lastSeenAt backwards if two reports' writes land out of order.
+  // never moves lastSeenAt backwards if two reports' writes land out of order, and a deleted
+  // account's sockets closing records nothing of it.
   await prisma.$executeRaw`
     UPDATE "User" u SET "lastSeenAt" = v."at"
     FROM unnest(${userIds}::text[], ${times}::timestamp(3)[]) AS v("id", "at")
-    WHERE u."id" = v."id" AND (u."lastSeenAt" IS NULL OR u."lastSeenAt" < v."at")`;
+    WHERE u."id" = v."id" AND (u."lastSeenAt" IS NULL OR u."lastSeenAt" < v."at") AND u."deletedAt" IS NULL`;
 }

@@ -2,6 +2,8 @@
 import { z } from 'zod';
 import type { Services } from '../services.ts';
 import type { PrismaClient, UserStatus } from '../generated/prisma/client.ts';
+import { isForeignKeyViolation } from '../db/errors.ts';
+import { badUserInput } from '../errors.ts';
 import { parseInput } from '../validation.ts';
 
 export const USERNAME_PATTERN = /^[a-z0-9_]{3,32}$/;
@@ -36,25 +38,50 @@ const profileSchema = z.object({
     .max(BIO_MAX, `Bio must be at most ${BIO_MAX} characters.`)
     .transform((v) => v || null)
     .nullish(),
-  avatarUrl: z
-    .string()
-    .trim()
-    .max(2_048, 'Avatar URL is too long.')
-    .pipe(z.url({ protocol: /^https?$/, error: 'Avatar URL must be an http(s) URL.' }))
-    .nullish()
-    .or(z.literal('').transform(() => null)),
 });
 
 export interface ProfileInput {
   displayName?: string | null;
   bio?: string | null;
+  /** One of the user's IMAGE uploads; null removes the picture. */
+  avatarAttachmentId?: string | number | null;
+  /** Deprecated: pictures are uploads. Null or '' still removes the picture; a URL is refused. */
   avatarUrl?: string | null;
 }
 
 export async function updateProfile(prisma: PrismaClient, userId: string, input: ProfileInput) {
-  if (input.displayName === null) input = { ...input, displayName: undefined };
-  const data = parseInput(profileSchema, input);
-  return prisma.user.update({ where: { id: userId }, data });
+  const { avatarAttachmentId, avatarUrl, ...fields } = input;
+  if (fields.displayName === null) fields.displayName = undefined;
+  const data = parseInput(profileSchema, fields);
+  if (avatarUrl) {
+    throw badUserInput('input.avatarUrl', 'Profile pictures are uploads: upload the image with uploadFile(kind: IMAGE) and set avatarAttachmentId.');
+  }
+  const avatar = avatarChange(avatarAttachmentId, avatarUrl);
+  if (avatar) await requireOwnImage(prisma, userId, avatar);
+  try {
+    return await prisma.user.update({ where: { id: userId }, data: { ...data, avatarAttachmentId: avatar } });
+  } catch (error) {
+    // The upload was cleaned up (unused for a day) between the check and the update.
+    if (isForeignKeyViolation(error)) throw unknownImage();
+    throw error;
+  }
+}
+
+/** The new picture's id, null to remove it, undefined to leave it as it is. */
+function avatarChange(avatarAttachmentId: ProfileInput['avatarAttachmentId'], avatarUrl: ProfileInput['avatarUrl']): string | null | undefined {
+  if (avatarAttachmentId != null) return String(avatarAttachmentId);
+  if (avatarAttachmentId === null) return null;
+  // The deprecated avatarUrl still removes the picture (null or ''); a URL was refused before.
+  return avatarUrl === undefined ? undefined : null;
+}
+
+const unknownImage = () => badUserInput('input.avatarAttachmentId', 'Unknown image: upload it with uploadFile(kind: IMAGE) first.');
+
+/** A profile picture is an image the user uploaded; anyone else's upload is as unknown as a missing one. */
+async function requireOwnImage(prisma: PrismaClient, userId: string, attachmentId: string) {
+  const attachment = await prisma.attachment.findUnique({ where: { id: attachmentId }, select: { uploaderId: true, kind: true } });
+  if (!attachment || attachment.uploaderId !== userId) throw unknownImage();
+  if (attachment.kind !== 'IMAGE') throw badUserInput('input.avatarAttachmentId', 'A profile picture must be uploaded as an IMAGE.');
 }
 
 /**

@@ -1,12 +1,12 @@
 // Shared test plumbing: a real app on the test database, and a small GraphQL client over yoga.fetch.
-import { createHash, randomBytes } from 'node:crypto';
+import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { pino, type Level } from 'pino';
-import { inject } from 'vitest';
+import { afterAll, beforeAll, inject } from 'vitest';
 import { buildApp, type App, type BuildAppOptions } from '../../src/server/app.ts';
 import { dropDatabase, withDatabase } from '../../src/db/pg-admin.ts';
 import { loadConfig } from '../../src/env.ts';
@@ -37,6 +37,16 @@ export async function startTestApp(
   return buildApp({ config: testConfig(overrides), ...options });
 }
 
+/**
+ * An app listening on a free port whose presence keys and event channels have a prefix of their own
+ * (so it shares Redis with other test files safely): for tests that open graphql-ws sockets.
+ */
+export async function startSocketTestApp(overrides: Record<string, string> = {}, options: Omit<BuildAppOptions, 'config'> = {}) {
+  const prefix = `kocmoc-test:${randomUUID()}:`;
+  const app = await startTestApp(overrides, { channelPrefix: prefix, ...options, presence: { keyPrefix: prefix, ...options.presence } });
+  return { app, url: (await app.start()).url };
+}
+
 /** An app with an UPLOAD_DIR of its own, listening on a free port; `stop` removes the directory too. */
 export async function startUploadTestApp(overrides: Record<string, string> = {}, options: Omit<BuildAppOptions, 'config'> = {}) {
   const uploadDir = mkdtempSync(join(tmpdir(), 'kocmoc-uploads-'));
@@ -48,6 +58,41 @@ export async function startUploadTestApp(overrides: Record<string, string> = {},
   };
   return { app, base, uploadDir, stop };
 }
+
+/**
+ * Starts an app with an UPLOAD_DIR of its own before a test file's tests (`onStart` receives it) and
+ * stops it, removing the directory, after them.
+ */
+export function useUploadTestApp(overrides: Record<string, string>, onStart: (app: App, base: string) => void) {
+  let stop: (() => Promise<void>) | undefined;
+  beforeAll(async () => {
+    const started = await startUploadTestApp(overrides);
+    stop = started.stop;
+    onStart(started.app, started.base);
+  });
+  afterAll(async () => {
+    await stop?.();
+  });
+}
+
+/**
+ * Uploads one file as a GraphQL multipart request (operations, map, file) through yoga.fetch, and
+ * answers the attachment's id (and `selection`).
+ */
+export async function uploadThroughFetch(app: App, token: string, bytes: Uint8Array, { kind = 'IMAGE', name = 'picture.png', selection = 'id' } = {}) {
+  const form = new FormData();
+  const query = `mutation ($file: File!, $kind: MessageKind) { uploadFile(file: $file, kind: $kind) { ${selection} } }`;
+  form.set('operations', JSON.stringify({ query, variables: { file: null, kind } }));
+  form.set('map', JSON.stringify({ 0: ['variables.file'] }));
+  form.set('0', new Blob([bytes as Uint8Array<ArrayBuffer>]), name);
+  const response = await app.yoga.fetch('http://kocmoc.test/graphql', { method: 'POST', headers: { authorization: `Bearer ${token}` }, body: form });
+  const body = (await response.json()) as GraphQLResponse<{ uploadFile: { id: string } & Record<string, any> }>;
+  if (!body.data?.uploadFile) throw new Error(`upload failed: ${JSON.stringify(body.errors)}`);
+  return body.data.uploadFile;
+}
+
+/** GET of a path of the API (a download link, say) through yoga.fetch. */
+export const fetchPath = (app: App, path: string, headers: Record<string, string> = {}) => app.yoga.fetch(`http://kocmoc.test${path}`, { headers });
 
 export interface GraphQLResponse<T = any> {
   data?: T | null;

@@ -1,6 +1,6 @@
-// GET /files/:id and GET /files/:id/thumbnail on the API's own port, as a Yoga plugin. Access is
-// the viewer's (Bearer token) or a signed link's (Attachment.url); anyone else gets 404, as if the
-// file did not exist. Responses stream the decrypted bytes chunk by chunk, support a single Range
+// GET /files/:id, GET /files/:id/thumbnail and GET /exports/:id (a data export) on the API's own
+// port, as a Yoga plugin. Access is the viewer's (Bearer token) or a signed link's (Attachment.url,
+// exportMyData); anyone else gets 404, as if the file did not exist. Responses stream the decrypted bytes chunk by chunk, support a single Range
 // (players seek in voice notes) and ETag revalidation, and are locked down so a hostile upload can
 // neither be rendered as a page nor smuggle headers through its name.
 import type { ServerResponse } from 'node:http';
@@ -19,10 +19,21 @@ import { contentDisposition } from '../../files/file-names.ts';
 import { isInlineSafe } from '../../files/file-types.ts';
 import { etagMatches, parseRange } from '../../files/ranges.ts';
 import { checkFileUrl, type FileVariant } from '../../files/signed-urls.ts';
+import { findDownloadableExport } from '../../users/data-export.ts';
 
 type DownloadServices = Pick<Services, 'config' | 'prisma' | 'storage' | 'tokens' | 'sessions' | 'logger'>;
 
 const FILE_ROUTE = /^\/files\/([A-Za-z0-9-]{1,64})(\/thumbnail)?\/?$/;
+/** A user's data export (exportMyData): its owner's alone. */
+const EXPORT_ROUTE = /^\/exports\/([A-Za-z0-9-]{1,64})\/?$/;
+
+/** The id and variant a download path names, or null for a path that is not a download. */
+function routeOf(pathname: string): { id: string; variant: FileVariant } | null {
+  const file = FILE_ROUTE.exec(pathname);
+  if (file) return { id: file[1]!, variant: file[2] ? 'thumbnail' : 'original' };
+  const dataExport = EXPORT_ROUTE.exec(pathname);
+  return dataExport ? { id: dataExport[1]!, variant: 'export' } : null;
+}
 
 /** Headers on every file response: never sniffed into HTML, never able to run script if opened directly. */
 const LOCKED_DOWN = {
@@ -36,13 +47,12 @@ type FetchAPI = { Response: typeof Response };
 export function useFileDownloads(services: DownloadServices): Plugin {
   return {
     onRequest({ request, url, endResponse, fetchAPI, serverContext }) {
-      const route = FILE_ROUTE.exec(url.pathname);
+      const route = routeOf(url.pathname);
       if (!route || (request.method !== 'GET' && request.method !== 'HEAD')) return;
-      const variant: FileVariant = route[2] ? 'thumbnail' : 'original';
       // Over a Node server the raw response is here; a stream failing after the headers cuts it.
       const { res } = serverContext as { res?: ServerResponse };
       const cutConnection = () => res?.destroy();
-      return serveFile(services, fetchAPI, request, url, route[1]!, variant, cutConnection).then(endResponse, (error: unknown) => {
+      return serveFile(services, fetchAPI, request, url, route.id, route.variant, cutConnection).then(endResponse, (error: unknown) => {
         services.logger.child({ requestId: requestIdOf(request) }).error({ err: error, path: url.pathname }, 'file download failed');
         endResponse(errorResponse(fetchAPI, 500, internal()));
       });
@@ -61,16 +71,9 @@ async function serveFile(
 ): Promise<Response> {
   const viewer = await downloadingViewer(services, request, url, attachmentId, variant);
   if ('status' in viewer) return errorResponse(fetchAPI, viewer.status, viewer.error);
-  const attachment = await findDownloadableAttachment(services.prisma, attachmentId, viewer.userId);
-  const stored = attachment && storedVariant(attachment, variant);
-  if (!attachment || !stored) return errorResponse(fetchAPI, 404, notFound('File'));
-  // Empty uploads are refused, so a size of 0 is a row from before image sizes were recorded right
-  // (they were saved as 0): read the size from the stored file instead of serving nothing.
-  const size =
-    variant === 'original' && attachment.size > 0 ? attachment.size : await encryptedFileSize(services.storage, stored.storageKey);
-  if (size === null) throw new Error(`stored thumbnail "${stored.storageKey}" of attachment ${attachment.id} is missing`);
-
-  const etag = `"${attachment.id}${variant === 'thumbnail' ? '.thumb' : ''}"`;
+  const stored = await findDownload(services, attachmentId, variant, viewer.userId);
+  if (!stored) return errorResponse(fetchAPI, 404, notFound('File'));
+  const { size, etag } = stored;
   const headers: Record<string, string> = {
     ...LOCKED_DOWN,
     'content-type': stored.mimeType,
@@ -95,17 +98,48 @@ async function serveFile(
   const status = range.kind === 'partial' ? 206 : 200;
   if (request.method === 'HEAD' || size === 0) return new fetchAPI.Response(null, { status, headers });
 
-  const file = { storageKey: stored.storageKey, keyId: attachment.contentKeyId ?? '', size };
+  const file = { storageKey: stored.storageKey, keyId: stored.keyId, size };
   const plaintext = await readEncryptedFile(services.storage, services.config.messageEncryption, file, bytes);
   const body = Readable.from(plaintext);
   // The headers are out by the time a chunk fails to open (tampered, truncated): the client must
   // see a broken download, not a short one, and the error must not go unhandled (pipe() leaves
   // source errors to the source).
   body.once('error', (error) => {
-    services.logger.child({ requestId: requestIdOf(request) }).error({ err: error, attachmentId: attachment.id }, 'file download failed mid-stream');
+    services.logger.child({ requestId: requestIdOf(request) }).error({ err: error, attachmentId }, 'file download failed mid-stream');
     cutConnection();
   });
   return new fetchAPI.Response(body as unknown as BodyInit, { status, headers });
+}
+
+/** What a download serves. */
+interface StoredDownload {
+  storageKey: string;
+  /** Keyring id it was sealed under. */
+  keyId: string;
+  /** Plaintext bytes. */
+  size: number;
+  mimeType: string;
+  name: string;
+  etag: string;
+}
+
+/** What `viewerId` downloads at this id and variant; null when there is nothing they may see. */
+async function findDownload(services: DownloadServices, id: string, variant: FileVariant, viewerId: string): Promise<StoredDownload | null> {
+  if (variant === 'export') {
+    const found = await findDownloadableExport(services.prisma, id, viewerId);
+    if (!found) return null;
+    const name = `kocmoc-data-export-${found.createdAt.toISOString().slice(0, 10)}.json`;
+    return { storageKey: found.storageKey, keyId: found.contentKeyId, size: found.size, mimeType: 'application/json', name, etag: `"${found.id}"` };
+  }
+  const attachment = await findDownloadableAttachment(services.prisma, id, viewerId);
+  const stored = attachment && storedVariant(attachment, variant);
+  if (!attachment || !stored) return null;
+  // Empty uploads are refused, so a size of 0 is a row from before image sizes were recorded right
+  // (they were saved as 0): read the size from the stored file instead of serving nothing.
+  const size =
+    variant === 'original' && attachment.size > 0 ? attachment.size : await encryptedFileSize(services.storage, stored.storageKey);
+  if (size === null) throw new Error(`stored thumbnail "${stored.storageKey}" of attachment ${attachment.id} is missing`);
+  return { ...stored, keyId: attachment.contentKeyId ?? '', size, etag: `"${attachment.id}${variant === 'thumbnail' ? '.thumb' : ''}"` };
 }
 
 /** What is served for a variant: the upload itself, or its WebP thumbnail (null when it has none). */
