@@ -102,6 +102,22 @@ describe.each(limitStores())('rate limits ($store)', ({ env, instances }) => {
       expect((await login(user.username, PASSWORD, ip)).errors).toBeUndefined();
     });
 
+    it('counts wrong current passwords of changePassword and deleteAccount as failed logins of that account and address', async () => {
+      const user = await newUser();
+      const ip = address();
+      const change = `mutation ($current: String!) { changePassword(currentPassword: $current, newPassword: "a brand new passphrase") }`;
+      const remove = `mutation ($password: String!) { deleteAccount(password: $password) }`;
+      for (let i = 0; i < 5; i += 1) {
+        expect(codeOf(await gql(next(), change, { current: `stolen token, wrong guess ${i}` }, { token: user.accessToken, headers: from(ip) }))).toBe('BAD_USER_INPUT');
+        expect(codeOf(await gql(next(), remove, { password: `another guess ${i}` }, { token: user.accessToken, headers: from(ip) }))).toBe('BAD_USER_INPUT');
+      }
+      // The 11th attempt from that address is refused, however it comes, the right password included.
+      expect(codeOf(await gql(next(), change, { current: PASSWORD }, { token: user.accessToken, headers: from(ip) }))).toBe('RATE_LIMITED');
+      expect(codeOf(await login(user.username, PASSWORD, ip))).toBe('RATE_LIMITED');
+      // The owner elsewhere still signs in, and the account still exists with its password.
+      expect((await login(user.username, PASSWORD, address())).errors).toBeUndefined();
+    });
+
     it('locks an account guessed at from many addresses (RATE_LIMIT_LOGIN_ACCOUNT_FAILURES)', async () => {
       const user = await newUser();
       for (let i = 0; i < 25; i += 1) expect(codeOf(await login(user.username, 'guess', address()))).toBe('UNAUTHENTICATED');
