@@ -161,6 +161,12 @@ const schema = z.object({
   UPLOAD_RETENTION: duration('24h'),
   /** How long a signed download link (Attachment.url, thumbnailUrl) works. Default 5m. */
   FILE_URL_TTL: duration('5m'),
+  /** End-to-end encrypted messages: a device's envelope is deleted after this long even if that device never read it. Default 30d. */
+  ENCRYPTED_ENVELOPE_RETENTION: duration('30d'),
+  /** preKeyBundles calls one user may make for another user's devices per PRE_KEY_BUNDLE_RATE_WINDOW (each claims one-time pre-keys). Default 20. */
+  PRE_KEY_BUNDLE_RATE_LIMIT: z.coerce.number().int().min(1).default(20),
+  /** The window of PRE_KEY_BUNDLE_RATE_LIMIT. Default 1h. */
+  PRE_KEY_BUNDLE_RATE_WINDOW: duration('1h'),
 });
 
 /**
@@ -283,6 +289,10 @@ function toConfig(env: z.infer<typeof schema>) {
       uploadDir: resolve(env.UPLOAD_DIR ?? join(dataDir, 'uploads')),
       unusedRetentionMs: env.UPLOAD_RETENTION,
       urlTtlMs: env.FILE_URL_TTL,
+    },
+    e2e: {
+      envelopeRetentionMs: env.ENCRYPTED_ENVELOPE_RETENTION,
+      bundleClaims: { limit: env.PRE_KEY_BUNDLE_RATE_LIMIT, windowMs: env.PRE_KEY_BUNDLE_RATE_WINDOW },
     },
   };
 }

@@ -9,6 +9,7 @@ import { createMaintenance, type Maintenance } from './admin/maintenance.ts';
 import { createWorkerPool, type WorkerPool } from './cpu/pool.ts';
 import { createContentCipher, type ContentCipher } from './crypto/content-cipher.ts';
 import { createPrisma } from './db/client.ts';
+import { createBundleClaimLimiter, type BundleClaimLimiter } from './devices/claim-rate.ts';
 import type { Config } from './env.ts';
 import { createLocalDiskStorage } from './files/local-disk-storage.ts';
 import type { FileStorage } from './files/storage.ts';
@@ -45,6 +46,8 @@ export interface Services {
   presence: PresenceTracker;
   /** Maintenance mode, shared by all instances. */
   maintenance: Maintenance;
+  /** Counts preKeyBundles fetches per (claimer, target), across instances with Redis. */
+  bundleClaims: BundleClaimLimiter;
   /** Push notifications: `messageSent()` hands new messages to the job queue. */
   notifications: Pick<Notifications, 'messageSent'>;
   logger: Logger;
@@ -93,7 +96,7 @@ export interface ServicesOptions extends CoreServicesOptions {
   inFlight: InFlight;
   /** Presence timings and limits (tests shorten the grace period). */
   presence?: Pick<PresenceTrackerOptions, 'offlineGraceMs' | 'heartbeatMs' | 'instanceTimeoutMs' | 'maxConnectionsPerUser' | 'keyPrefix'>;
-  /** Prefix of Redis pub/sub channels (tests isolate themselves with it). Default `kocmoc:`. */
+  /** Prefix of Redis pub/sub channels and of the pre-key bundle limiter's keys (tests isolate themselves with it). Default `kocmoc:`. */
   channelPrefix?: string;
   /** Push notifications: an HTTPS agent for push services (tests trust their local push service with it). */
   notifications?: Pick<NotificationsOptions, 'pushAgent' | 'relayIntervalMs'>;
@@ -142,6 +145,7 @@ export function createServices(config: Config, logger: Logger, options: Services
     chatFeeds: createChatFeeds({ bus, prisma, logger, inFlight: options.inFlight }),
     presence,
     maintenance,
+    bundleClaims: createBundleClaimLimiter({ redis, keyPrefix: options.channelPrefix, ...config.e2e.bundleClaims }),
     notifications,
     logger,
   };

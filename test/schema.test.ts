@@ -55,6 +55,13 @@ describe('schema.graphql', () => {
       'unregisterPushSubscription(endpoint: String!): Boolean!',
       'muteChat(chatId: ID!, until: DateTime): Chat!',
       'unmuteChat(chatId: ID!): Chat!',
+      'uploadDeviceKeys(input: UploadDeviceKeysInput!): Device!',
+      'myDevice: Device',
+      'sessions: [DeviceSession!]!',
+      'revokeSession(id: ID!): Boolean!',
+      'revokeOtherSessions: Int!',
+      'preKeyBundles(deviceIds: [ID!], userId: ID!): [PreKeyBundle!]!',
+      'deviceKeyEvents: DeviceKeyEvent!',
     ]) {
       expect(sdl).toContain(field);
     }

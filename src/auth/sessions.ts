@@ -12,6 +12,7 @@
 // of sessionOfRefreshToken and readRefreshToken, hashRefreshToken, the RefreshToken model and
 // table) if a spent pre-upgrade token may from then on read as "invalid" rather than end its
 // session; or, keeping that guarantee to the end, once the table is empty.
+import { removeDevicesOfSessions } from '../devices/devices.ts';
 import { unauthenticated } from '../errors.ts';
 import { uuidv7 } from '../ids.ts';
 import type { Prisma, User } from '../generated/prisma/client.ts';
@@ -124,14 +125,20 @@ export async function endSession(
   await revokeSessions(services, [...sessionIds], 'logout');
 }
 
-/** Ends sessions: their refresh tokens and access tokens stop working, their sockets close. */
-export async function revokeSessions({ prisma, events, sessions }: SessionServices, sessionIds: string[], reason: string) {
+/**
+ * Ends sessions: their refresh tokens and access tokens stop working, their push subscriptions,
+ * devices and keys are removed (chat partners hear DEVICES_CHANGED), their sockets close.
+ */
+export async function revokeSessions(services: SessionServices, sessionIds: string[], reason: string) {
+  const { prisma, events, sessions } = services;
   await prisma.session.updateMany({
     where: { id: { in: sessionIds }, revokedAt: null },
     data: { revokedAt: new Date(), revokedReason: reason },
   });
   // Here at once; other instances when the event reaches them.
   sessions.forget(sessionIds);
+  await prisma.pushSubscription.deleteMany({ where: { sessionId: { in: sessionIds } } });
+  await removeDevicesOfSessions(services, sessionIds);
   await events.sessionsEnded(sessionIds);
 }
 
@@ -148,7 +155,7 @@ async function advanceGeneration(
   const expiresAt = new Date(now.getTime() + tokens.refreshTokenTtlMs);
   const [user] = await db.$queryRaw<User[]>`
     WITH advanced AS (
-      UPDATE "Session" SET "generation" = "generation" + 1, "lastRefreshAt" = ${now}, "expiresAt" = ${expiresAt}
+      UPDATE "Session" SET "generation" = "generation" + 1, "lastRefreshAt" = ${now}, "lastSeenAt" = ${now}, "expiresAt" = ${expiresAt}
       WHERE "id" = ${sessionId} AND "generation" = ${generation} AND "revokedAt" IS NULL AND "expiresAt" > ${now}
       RETURNING "userId"
     )
