@@ -71,9 +71,14 @@ builder.mutationFields((t) => ({
         required: false,
         description: 'IMAGE (JPEG, PNG, GIF, WebP or AVIF; gets a thumbnail), VOICE (Ogg/Opus, WebM, MP4/M4A, MP3, WAV or AAC) or FILE (anything). Omitted: FILE without a kind.',
       }),
+      encrypted: t.arg.boolean({
+        required: false,
+        description:
+          'The file is ciphertext you encrypted for an end-to-end encrypted chat: stored as sent (application/octet-stream, no name kept), never sniffed, thumbnailed or stripped; kind FILE or none.',
+      }),
     },
     resolve: async (query, _root, args, ctx) => {
-      const attachment = await uploadFile(ctx, requireViewer(ctx).userId, args.file, args.kind);
+      const attachment = await uploadFile(ctx, requireViewer(ctx).userId, args.file, args.kind, args.encrypted ?? false);
       return ctx.prisma.attachment.findUniqueOrThrow({ ...query, where: { id: attachment.id } });
     },
   }),
