@@ -120,13 +120,16 @@ describe('preKeyBundles', () => {
     expect((await fetchBundles(app, phone.token, bob.id)).map((b) => b.device.id)).toEqual([laptop.id]);
   });
 
-  it('is FORBIDDEN between users who blocked one another, and NOT_FOUND for an unknown user', async () => {
+  it('is FORBIDDEN between users who blocked one another unless they share a group, and NOT_FOUND for an unknown user', async () => {
     const [alice, bob] = await Promise.all([registerUser(app), registerUser(app)]);
     await addDevice(app, bob);
     await gql(app, BLOCK_USER, { u: alice.id }, { token: bob.accessToken });
     expect(codeOf(await gql(app, PRE_KEY_BUNDLES, { u: bob.id }, { token: alice.accessToken }))).toBe('FORBIDDEN');
     expect(codeOf(await gql(app, PRE_KEY_BUNDLES, { u: randomUUID() }, { token: alice.accessToken }))).toBe('NOT_FOUND');
     expect(codeOf(await gql(app, PRE_KEY_BUNDLES, { u: bob.id }))).toBe('UNAUTHENTICATED');
+    // A group they share stays writable for both (README, Blocking), so its members' keys do too.
+    await createChat(app, bob, { kind: 'GROUP', title: 'Still shared', memberIds: [alice.id] });
+    expect(await fetchBundles(app, alice.accessToken, bob.id)).toHaveLength(1);
   });
 
   it('is RATE_LIMITED per (claimer, target) beyond PRE_KEY_BUNDLE_RATE_LIMIT, with retryAfterSeconds', async () => {

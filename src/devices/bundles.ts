@@ -6,7 +6,6 @@
 import { forbidden, notFound } from '../errors.ts';
 import type { Device, PrismaClient } from '../generated/prisma/client.ts';
 import type { Services } from '../services.ts';
-import { isBlockedEitherWay } from '../users/blocking.ts';
 import { checkBundleClaimRate } from './claim-rate.ts';
 import { ONE_TIME_PRE_KEYS_LOW } from './devices.ts';
 
@@ -25,14 +24,21 @@ interface ClaimRow extends Device {
   remaining: number;
 }
 
-/** Whether the two users are in a group chat together, where blocking leaves them able to write (README, Blocking). */
-async function shareAGroup(prisma: PrismaClient, a: string, b: string): Promise<boolean> {
-  const [row] = await prisma.$queryRaw<Array<{ shared: boolean }>>`
-    SELECT EXISTS (
-      SELECT 1 FROM "ChatMember" mine JOIN "ChatMember" theirs ON theirs."chatId" = mine."chatId"
-      JOIN "Chat" c ON c."id" = mine."chatId"
-      WHERE mine."userId" = ${a} AND theirs."userId" = ${b} AND c."kind" = 'GROUP') AS shared`;
-  return row?.shared ?? false;
+/**
+ * Whether `targetId` exists, and whether a block stands between the two users: either blocked the
+ * other and no group chat keeps them together (blocking leaves groups shared; README, Blocking).
+ * One round trip: every bundle fetch asks.
+ */
+async function targetStanding(prisma: PrismaClient, viewerId: string, targetId: string) {
+  const [row] = await prisma.$queryRaw<Array<{ exists: boolean; blocked: boolean }>>`
+    SELECT EXISTS (SELECT 1 FROM "User" WHERE "id" = ${targetId}) AS exists,
+      EXISTS (SELECT 1 FROM "UserBlock" b
+        WHERE (b."blockerId" = ${viewerId} AND b."blockedId" = ${targetId}) OR (b."blockerId" = ${targetId} AND b."blockedId" = ${viewerId}))
+      AND NOT EXISTS (
+        SELECT 1 FROM "ChatMember" mine JOIN "ChatMember" theirs ON theirs."chatId" = mine."chatId"
+        JOIN "Chat" c ON c."id" = mine."chatId"
+        WHERE mine."userId" = ${viewerId} AND theirs."userId" = ${targetId} AND c."kind" = 'GROUP') AS blocked`;
+  return row!;
 }
 
 /**
@@ -48,11 +54,9 @@ export async function claimPreKeyBundles(
   deviceIds?: readonly string[] | null,
 ): Promise<PreKeyBundle[]> {
   const { prisma } = services;
-  const target = await prisma.user.findUnique({ where: { id: targetId }, select: { id: true } });
-  if (!target) throw notFound('User');
-  if (targetId !== viewer.userId && (await isBlockedEitherWay(prisma, viewer.userId, targetId)) && !(await shareAGroup(prisma, viewer.userId, targetId))) {
-    throw forbidden("You cannot fetch this user's keys.");
-  }
+  const target = await targetStanding(prisma, viewer.userId, targetId);
+  if (!target.exists) throw notFound('User');
+  if (target.blocked) throw forbidden("You cannot fetch this user's keys.");
   await checkBundleClaimRate(services, viewer.userId, targetId);
 
   const only = deviceIds ? [...new Set(deviceIds)] : null;
