@@ -138,7 +138,13 @@ describe('an end-to-end encrypted chat', () => {
     expect(await prisma.messageEnvelope.count({ where: { deviceId: phone.id } })).toBe(0);
     // Alice's laptop has not read it yet: its envelope stays, though Alice's read position moved.
     expect(await prisma.messageEnvelope.count({ where: { deviceId: laptop.id, messageId: id } })).toBe(1);
-    expect(await deleteExpiredEnvelopes(app.services, new Date(Date.now() - 60_000))).toBe(0);
+    // Bob's laptop never reads it: past ENCRYPTED_ENVELOPE_RETENTION (30 days) its envelope goes anyway.
+    const retentionMs = app.services.config.e2e.envelopeRetentionMs;
+    expect(retentionMs).toBe(30 * 24 * 3600_000);
+    await prisma.messageEnvelope.updateMany({ where: { deviceId: bobLaptop.id, messageId: id }, data: { createdAt: new Date(Date.now() - retentionMs - 60_000) } });
+    expect(await deleteExpiredEnvelopes(app.services, new Date(Date.now() - retentionMs))).toBeGreaterThanOrEqual(1);
+    expect(await prisma.messageEnvelope.count({ where: { deviceId: bobLaptop.id, messageId: id } })).toBe(0);
+    expect(await prisma.messageEnvelope.count({ where: { deviceId: laptop.id, messageId: id } })).toBe(1);
   });
 
   it('stores no plaintext and no key material but public keys anywhere: tables and logs', async () => {
