@@ -177,6 +177,13 @@ describe('an end-to-end encrypted chat', () => {
     expect(count).toBe(2);
   });
 
+  it('answers a retry of a message that went through with that message, even after the devices changed', async () => {
+    const tablet = await addDevice(app, bob, await signInAgain(app, bob));
+    const retried = await sendEncrypted(phone, chatId, await envelopesFor(phone, [laptop, bobPhone, bobLaptop], secret), { clientMessageId: 'first' });
+    expect(retried.data.sendEncryptedMessage.seq).toBe(1);
+    await gql(app, `mutation ($id: ID!) { revokeSession(id: $id) }`, { id: tablet.id }, { token: bob.accessToken });
+  });
+
   it('refuses plaintext in an encrypted chat, and a session without keys', async () => {
     const text = await gql(app, `mutation ($input: SendMessageInput!) { sendMessage(input: $input) { id } }`, { input: { chatId, kind: 'TEXT', text: 'in the clear' } }, { token: alice.accessToken });
     expect(codeOf(text)).toBe('BAD_USER_INPUT');

@@ -14,6 +14,7 @@ import {
   changedWhileSending,
   clientMessageIdSchema,
   earlierSend,
+  findByClientId,
   outboxInsert,
   requireVisibleMessage,
   senderMayWrite,
@@ -96,7 +97,12 @@ export async function sendEncryptedMessage(services: EncryptedServices, viewer: 
     throw error;
   }
   const message = inserted[0];
-  if (!message) throw await whyEncryptedSendWasRefused(services, viewer, chatId, envelopes, replyToId, attachmentId);
+  if (!message) {
+    // A retry of a send that went through, refused now only because the chat's devices changed since.
+    const earlier = clientMessageId ? await findByClientId(services, senderId, clientMessageId, chatId) : null;
+    if (earlier) return earlier;
+    throw await whyEncryptedSendWasRefused(services, viewer, chatId, envelopes, replyToId, attachmentId);
+  }
   await announceSent(services, message);
   return message;
 }

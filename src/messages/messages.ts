@@ -199,7 +199,7 @@ async function whySendWasRefused(
   return changedWhileSending();
 }
 
-async function findByClientId({ prisma }: Pick<MessageServices, 'prisma'>, senderId: string, clientMessageId: string, chatId: string) {
+export async function findByClientId({ prisma }: Pick<MessageServices, 'prisma'>, senderId: string, clientMessageId: string, chatId: string) {
   const earlier = await prisma.message.findUnique({ where: { senderId_clientMessageId: { senderId, clientMessageId } } });
   if (earlier && earlier.chatId !== chatId) {
     throw conflict('input.clientMessageId', 'This clientMessageId was already used for a message in another chat.');

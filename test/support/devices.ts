@@ -7,7 +7,7 @@ import { LOGIN } from './operations.ts';
 export const DEVICE_FIELDS = 'id identityKey createdAt lastSeenAt oneTimePreKeyCount user { id }';
 export const UPLOAD_DEVICE_KEYS = `mutation ($input: UploadDeviceKeysInput!) { uploadDeviceKeys(input: $input) { ${DEVICE_FIELDS} } }`;
 export const PRE_KEY_BUNDLES = `query ($u: ID!, $d: [ID!]) { preKeyBundles(userId: $u, deviceIds: $d) {
-  device { id } identityKey signedPreKey { keyId publicKey signature } oneTimePreKey { keyId publicKey } } }`;
+  device { id lastSeenAt user { id } } identityKey signedPreKey { keyId publicKey signature } oneTimePreKey { keyId publicKey } } }`;
 export const DEVICE_KEY_EVENTS = 'subscription { deviceKeyEvents { type user { id } remaining } }';
 
 /** A signed-in device session of `user` (its access token) with keys generated and uploaded. */
