@@ -1,6 +1,8 @@
 // Device keys, pre-key bundles and the sessions a user can see and end.
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { openSession } from '../src/auth/sessions.ts';
+import { DEVICES_PER_USER_MAX } from '../src/devices/devices.ts';
 import type { App } from '../src/server/app.ts';
 import { generateDeviceKeys, uploadInput } from './support/e2e-client.ts';
 import { addDevice, DEVICE_FIELDS, DEVICE_KEY_EVENTS, fetchBundles, PRE_KEY_BUNDLES, signInAgain, UPLOAD_DEVICE_KEYS } from './support/devices.ts';
@@ -78,6 +80,17 @@ describe('uploadDeviceKeys', () => {
       identityKey: Buffer.from(device.keys.identity.publicKey).toString('base64'),
       oneTimePreKeyCount: 3,
     });
+  });
+
+  it(`allows a user at most ${DEVICES_PER_USER_MAX} devices with keys`, async () => {
+    const user = await registerUser(app);
+    const account = await app.services.prisma.user.findUniqueOrThrow({ where: { id: user.id } });
+    // Sessions opened directly (no password hash each); each uploads keys.
+    const tokens = await Promise.all(Array.from({ length: DEVICES_PER_USER_MAX + 1 }, async () => (await openSession(app.services, account, { userAgent: null })).accessToken));
+    for (const token of tokens.slice(0, DEVICES_PER_USER_MAX)) await addDevice(app, user, token, 0);
+    const refused = await upload(tokens.at(-1)!, uploadInput(generateDeviceKeys()));
+    expect(codeOf(refused)).toBe('CONFLICT');
+    expect(refused.errors![0]!.message).toMatch(/revokeSession/);
   });
 
   it('rotates the signed pre-key and adds one-time pre-keys, up to 200 stored', async () => {
@@ -201,6 +214,17 @@ describe('sessions', () => {
     expect(await fetchBundles(app, bob.accessToken, alice.id)).toEqual([]);
     expect((await gql(app, `mutation ($id: ID!) { revokeSession(id: $id) }`, { id: laptop.id }, { token: alice.accessToken })).data.revokeSession).toBe(false);
     expect(codeOf(await gql(app, `mutation ($id: ID!) { revokeSession(id: $id) }`, { id: laptop.id }, { token: bob.accessToken }))).toBe('NOT_FOUND');
+  });
+
+  it('moves lastSeenAt when a session that was idle for over a minute is used again', async () => {
+    const user = await registerUser(app);
+    const { prisma, sessions } = app.services;
+    const [session] = await prisma.session.findMany({ where: { userId: user.id } });
+    const idleSince = new Date(Date.now() - 5 * 60_000);
+    await prisma.session.update({ where: { id: session!.id }, data: { lastSeenAt: idleSince } });
+    sessions.forget([session!.id]); // as if this instance's 10 s cache entry had run out
+    const listed = await gql(app, `{ sessions { lastSeenAt } }`, {}, { token: user.accessToken });
+    expect(new Date(listed.data.sessions[0].lastSeenAt).getTime()).toBeGreaterThan(idleSince.getTime() + 60_000);
   });
 
   it('revokeOtherSessions ends all but the current session', async () => {
