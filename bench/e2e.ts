@@ -112,7 +112,7 @@ export async function runE2e({ databaseUrl }: BenchContext): Promise<void> {
       const other = describeCounts(summary.codes, ['OK']);
       if (other) console.log(`${label}: ${other} of ${totalOf(summary.codes)}`);
     }
-    console.log(`keys: ${keysClaimed} one-time pre-keys claimed (warm-up included), none twice; ${drained} of ${CLAIMERS} targets ran out (their later calls got null)`);
+    console.log(`keys: ${keysClaimed} one-time pre-keys claimed (warm-up included), each deleted as it was handed out; ${drained} of ${CLAIMERS} targets ran out (their later calls got null)`);
     console.log(`sendEncryptedMessage / sendMessage ok/s: x${fixed(okPerSecond(encryptedSends.summary) / okPerSecond(plainSends.summary), 2)}`);
   } finally {
     await load.close();
