@@ -166,7 +166,12 @@ describe('an end-to-end encrypted chat', () => {
     const envelopes = await envelopesFor(phone, [bobPhone, bobLaptop], 'incomplete');
     const missing = await sendEncrypted(phone, chatId, envelopes);
     expect(codeOf(missing)).toBe('CONFLICT');
-    expect(missing.errors![0]!.extensions).toMatchObject({ field: 'input.envelopes', missingDeviceIds: [laptop.id], extraDeviceIds: [] });
+    expect(missing.errors![0]!.extensions).toMatchObject({
+      field: 'input.envelopes',
+      missingDeviceIds: [laptop.id],
+      missingDevices: [{ deviceId: laptop.id, userId: alice.id }],
+      extraDeviceIds: [],
+    });
     const stranger = await registerUser(app);
     const outsider = await addDevice(app, stranger);
     const withOutsider = [...(await envelopesFor(phone, [laptop], 'x')), ...envelopes, ...(await envelopesFor(phone, [outsider], 'x'))];

@@ -44,30 +44,35 @@ export function parseEnvelopes(envelopes: readonly EnvelopeInput[], field = 'inp
 
 /** The devices a message in the chat must be addressed to: every current device of every member but the sending one. */
 export const devicesToAddress = (chatId: string, senderDeviceId: string) => Prisma.sql`
-    SELECT d."id" FROM "ChatMember" m
+    SELECT d."id", d."userId" FROM "ChatMember" m
     JOIN "Device" d ON d."userId" = m."userId"
     JOIN "Session" s ON s."id" = d."id" AND s."revokedAt" IS NULL AND s."expiresAt" > now()
     WHERE m."chatId" = ${chatId} AND d."id" <> ${senderDeviceId}`;
 
-export async function expectedDevices(prisma: PrismaClient, chatId: string, senderDeviceId: string): Promise<string[]> {
-  const rows = await prisma.$queryRaw<Array<{ id: string }>>`${devicesToAddress(chatId, senderDeviceId)}`;
-  return rows.map((row) => row.id);
+export interface AddressedDevice {
+  id: string;
+  userId: string;
+}
+
+export function expectedDevices(prisma: PrismaClient, chatId: string, senderDeviceId: string): Promise<AddressedDevice[]> {
+  return prisma.$queryRaw<AddressedDevice[]>`${devicesToAddress(chatId, senderDeviceId)}`;
 }
 
 /**
- * CONFLICT naming the devices the envelopes miss and those they should not address (so the client
- * fetches bundles for the missing ones, drops the others, and retries); null when they match.
+ * CONFLICT naming the devices the envelopes miss (`missingDeviceIds`, and in `missingDevices` with
+ * their users, for preKeyBundles(userId:, deviceIds:)) and those they should not address
+ * (`extraDeviceIds`), so the client fetches bundles, drops the others and retries; null when they match.
  */
-export function addressingConflict(expected: readonly string[], addressed: readonly string[]) {
+export function addressingConflict(expected: readonly AddressedDevice[], addressed: readonly string[]) {
   const given = new Set(addressed);
-  const wanted = new Set(expected);
-  const missingDeviceIds = expected.filter((id) => !given.has(id));
+  const wanted = new Set(expected.map((device) => device.id));
+  const missing = expected.filter((device) => !given.has(device.id));
   const extraDeviceIds = addressed.filter((id) => !wanted.has(id));
-  if (missingDeviceIds.length === 0 && extraDeviceIds.length === 0) return null;
+  if (missing.length === 0 && extraDeviceIds.length === 0) return null;
   return conflict(
     'input.envelopes',
     'The envelopes must address every current device of the chat (your other devices too) and no other: fetch bundles for missingDeviceIds, drop extraDeviceIds, and send again.',
-    { missingDeviceIds, extraDeviceIds },
+    { missingDeviceIds: missing.map((device) => device.id), missingDevices: missing.map((device) => ({ deviceId: device.id, userId: device.userId })), extraDeviceIds },
   );
 }
 

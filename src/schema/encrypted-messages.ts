@@ -53,7 +53,7 @@ const EnvelopeInput = builder.inputType('EnvelopeInput', {
 });
 
 const ENVELOPES_DESCRIPTION =
-  'One per current device of every member, your own other devices included, and none other: else CONFLICT with `missingDeviceIds` (fetch their bundles) and `extraDeviceIds`.';
+  'One per current device of every member, your own other devices included, and none other: else CONFLICT with `missingDeviceIds` (fetch their bundles; `missingDevices` pairs each with its `userId`) and `extraDeviceIds`.';
 
 const SendEncryptedMessageInput = builder.inputType('SendEncryptedMessageInput', {
   fields: (t) => ({
