@@ -1,6 +1,7 @@
 // Runs the benches in sequence against one scratch database.
 // `npm run bench` runs them all; `npm run bench -- login-storm` runs only the named ones.
 import { runArgon2Settings } from './argon2-settings.ts';
+import { runE2e } from './e2e.ts';
 import { runEncryption } from './encryption.ts';
 import { runFanout } from './fanout.ts';
 import { runLimits } from './limits.ts';
@@ -21,6 +22,7 @@ const benches: Bench[] = [
   { name: 'ws-idle', run: runWsIdle },
   { name: 'fanout', run: runFanout },
   { name: 'limits', run: runLimits },
+  { name: 'e2e', run: runE2e },
 ];
 
 async function main() {

@@ -55,9 +55,9 @@ export async function createContext(services: Services, input: ContextInput): Pr
     clientAddress: input.clientAddress ?? LOCAL_ADDRESS,
     isAdmin: isAdminToken(services.config.adminToken, input.adminToken),
     // Reads the viewer late: a request that signs in acts as the new session from then on.
-    loaders: createLoaders(services, () => context.viewer?.userId),
+    loaders: createLoaders(services, () => context.viewer?.userId, () => context.viewer?.sessionId),
     forEvent() {
-      const copy: Context = { ...context, loaders: createLoaders(services, () => copy.viewer?.userId) };
+      const copy: Context = { ...context, loaders: createLoaders(services, () => copy.viewer?.userId, () => copy.viewer?.sessionId) };
       return copy;
     },
   };

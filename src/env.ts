@@ -149,6 +149,8 @@ const schema = z.object({
    * user's token; the encrypted file is deleted after that. One export a day per user. Default 1h.
    */
   DATA_EXPORT_TTL: duration('1h'),
+  /** End-to-end encrypted messages: a device's envelope is deleted after this long even if that device never read it. Default 30d. */
+  ENCRYPTED_ENVELOPE_RETENTION: duration('30d'),
 });
 
 /**
@@ -275,6 +277,9 @@ function toConfig(env: z.infer<typeof schema>) {
     },
     limits: toLimitsConfig(env),
     exposure: toHttpConfig(env, production),
+    e2e: {
+      envelopeRetentionMs: env.ENCRYPTED_ENVELOPE_RETENTION,
+    },
   };
 }
 

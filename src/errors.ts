@@ -26,7 +26,9 @@ export const notFound = (what: string) => clientError('NOT_FOUND', `${what} not 
 /** `field` names the offending input field (e.g. `input.email`) so clients can highlight it. */
 export const badUserInput = (field: string, message: string) => clientError('BAD_USER_INPUT', message, { field });
 
-export const conflict = (field: string, message: string) => clientError('CONFLICT', message, { field });
+/** `extensions` carries what the client needs to resolve it (e.g. `missingDeviceIds`). */
+export const conflict = (field: string, message: string, extensions: Record<string, unknown> = {}) =>
+  clientError('CONFLICT', message, { field, ...extensions });
 
 export const rateLimited = (message: string, retryAfterSeconds?: number) =>
   clientError('RATE_LIMITED', message, retryAfterSeconds ? { retryAfterSeconds } : {});

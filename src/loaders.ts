@@ -2,6 +2,7 @@
 // batch) per kind of data, not one per item.
 import DataLoader from 'dataloader';
 import type { ContentCipher } from './crypto/content-cipher.ts';
+import { createDeviceLoaders } from './devices/loaders.ts';
 import { Prisma, type ChatMember, type PrismaClient, type User } from './generated/prisma/client.ts';
 import type { PresenceTracker } from './realtime/presence/tracker.ts';
 import { blockersAmong } from './users/contacts.ts';
@@ -25,8 +26,11 @@ export type Loaders = ReturnType<typeof createLoaders>;
 export function createLoaders(
   { prisma, cipher, presence }: { prisma: PrismaClient; cipher: ContentCipher; presence: PresenceTracker },
   viewerId: () => string | undefined,
+  viewerSessionId: () => string | undefined,
 ) {
   return {
+    ...createDeviceLoaders(prisma, viewerSessionId),
+
     /** Whether each user blocked the viewer (then the viewer sees no presence of theirs). */
     blockedViewer: new DataLoader<string, boolean>(async (userIds) => {
       const userId = viewerId();

@@ -99,7 +99,7 @@ export interface ServicesOptions extends CoreServicesOptions {
   inFlight: InFlight;
   /** Presence timings and limits (tests shorten the grace period). */
   presence?: Pick<PresenceTrackerOptions, 'offlineGraceMs' | 'heartbeatMs' | 'instanceTimeoutMs' | 'maxConnectionsPerUser' | 'keyPrefix'>;
-  /** Prefix of Redis pub/sub channels (tests isolate themselves with it). Default `kocmoc:`. */
+  /** Prefix of Redis pub/sub channels and of the pre-key bundle limiter's keys (tests isolate themselves with it). Default `kocmoc:`. */
   channelPrefix?: string;
   /** Push notifications: an HTTPS agent for push services (tests trust their local push service with it). */
   notifications?: Pick<NotificationsOptions, 'pushAgent' | 'relayIntervalMs'>;

@@ -14,7 +14,9 @@ import { ensureDatabase } from '../src/db/pg-admin.ts';
 import { createOutboxRelay } from '../src/notifications/outbox.ts';
 import { createLocalQueue } from '../src/notifications/queue.ts';
 import { capturedLogs, codeOf, createChat, gql, registerUser, scratchDatabaseUrl, sendText, startTestApp, testRedisUrl, unusedPort, type TestUser } from './support/helpers.ts';
-import { BLOCK_USER } from './support/operations.ts';
+import { addDevice, fetchBundles } from './support/devices.ts';
+import { encryptFor, startSession } from './support/e2e-client.ts';
+import { BLOCK_USER, CREATE_CHAT } from './support/operations.ts';
 import { startPushService, type PushDevice, type PushService } from './support/push-service.ts';
 import { connect } from './support/ws-helpers.ts';
 
@@ -133,6 +135,24 @@ describe('delivery (in-process, no Redis)', () => {
     expect(String(aliceDevice.requests[0]!.headers.authorization)).toMatch(/^vapid t=.+, k=/);
     await idle(400);
     expect(bobDevice.requests).toHaveLength(0);
+  });
+
+  it('pushes no preview for an end-to-end encrypted chat: only chatId, messageId and unread', async () => {
+    const [alice, bob] = await Promise.all([registerUser(app), registerUser(app, { displayName: 'Bob' })]);
+    const aliceDevice = push.device();
+    await subscribeDevice(app, alice, aliceDevice);
+    const [alicePhone, bobPhone] = [await addDevice(app, alice), await addDevice(app, bob)];
+    const chat = await gql(app, CREATE_CHAT, { input: { kind: 'DIRECT', memberIds: [alice.id], encrypted: true } }, { token: bob.accessToken });
+    const chatId = chat.data.createChat.id;
+    startSession(bobPhone, (await fetchBundles(app, bobPhone.token, alice.id))[0]!);
+    const text = 'Never in a push notification';
+    const envelopes = [encryptFor(bobPhone, alicePhone.id, text)];
+    const sent = await gql(app, `mutation ($input: SendEncryptedMessageInput!) { sendEncryptedMessage(input: $input) { id } }`, {
+      input: { chatId, kind: 'TEXT', envelopes },
+    }, { token: bobPhone.token });
+    await push.waitFor(aliceDevice, 1);
+    expect(aliceDevice.accepted[0]).toEqual({ chatId, messageId: sent.data.sendEncryptedMessage.id, unread: 1 });
+    expect(JSON.stringify(aliceDevice.accepted[0])).not.toContain(text);
   });
 
   it('skips muted chats until unmuted, and recipients who are connected', async () => {

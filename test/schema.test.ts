@@ -41,7 +41,7 @@ describe('schema.graphql', () => {
       'typing(chatId: ID!): TypingEvent!',
       'setTyping(chatId: ID!, isTyping: Boolean!): Boolean!',
       'chatEvents: ChatEvent!',
-      'uploadFile(file: File!, kind: MessageKind): Attachment!',
+      'uploadFile(encrypted: Boolean, file: File!, kind: MessageKind): Attachment!',
       'contacts(after: String, before: String, first: Int, last: Int): UserConnection!',
       'addContact(userId: ID!): User!',
       'removeContact(userId: ID!): Boolean!',
@@ -55,6 +55,15 @@ describe('schema.graphql', () => {
       'unregisterPushSubscription(endpoint: String!): Boolean!',
       'muteChat(chatId: ID!, until: DateTime): Chat!',
       'unmuteChat(chatId: ID!): Chat!',
+      'uploadDeviceKeys(input: UploadDeviceKeysInput!): Device!',
+      'myDevice: Device',
+      'sessions: [DeviceSession!]!',
+      'revokeSession(id: ID!): Boolean!',
+      'revokeOtherSessions: Int!',
+      'preKeyBundles(deviceIds: [ID!], userId: ID!): [PreKeyBundle!]!',
+      'deviceKeyEvents: DeviceKeyEvent!',
+      'sendEncryptedMessage(input: SendEncryptedMessageInput!): Message!',
+      'editEncryptedMessage(input: EditEncryptedMessageInput!): Message!',
     ]) {
       expect(sdl).toContain(field);
     }

@@ -47,10 +47,23 @@ export function createSessionCache({ prisma, bus, ttlMs = 10_000, maxEntries = 1
   };
 }
 
-/** The session if it exists, is not revoked and has not expired. */
-function findLiveSession(prisma: PrismaClient, sessionId: string) {
-  return prisma.session.findFirst({
-    where: { id: sessionId, revokedAt: null, expiresAt: { gt: new Date() } },
-    select: { id: true, userId: true, expiresAt: true },
-  });
+/** How finely Session.lastSeenAt follows use: a session in use writes its row at most once per this. */
+export const LAST_SEEN_RESOLUTION_MS = 60_000;
+
+/**
+ * The session if it exists, is not revoked and has not expired; in the same statement, marks it
+ * seen now when its lastSeenAt is older than LAST_SEEN_RESOLUTION_MS (sessions listed to their user
+ * show it). A cache miss is at most one per session, instance and TTL, so this writes rarely.
+ */
+async function findLiveSession(prisma: PrismaClient, sessionId: string) {
+  const [session] = await prisma.$queryRaw<Array<{ id: string; userId: string; expiresAt: Date }>>`
+    WITH live AS (
+      SELECT "id", "userId", "expiresAt", "lastSeenAt" FROM "Session"
+      WHERE "id" = ${sessionId} AND "revokedAt" IS NULL AND "expiresAt" > now()
+    ), seen AS (
+      UPDATE "Session" s SET "lastSeenAt" = now() FROM live
+      WHERE s."id" = live."id" AND live."lastSeenAt" < now() - make_interval(secs => ${LAST_SEEN_RESOLUTION_MS / 1000})
+    )
+    SELECT "id", "userId", "expiresAt" FROM live`;
+  return session ?? null;
 }

@@ -12,6 +12,7 @@
 // of sessionOfRefreshToken and readRefreshToken, hashRefreshToken, the RefreshToken model and
 // table) if a spent pre-upgrade token may from then on read as "invalid" rather than end its
 // session; or, keeping that guarantee to the end, once the table is empty.
+import { removeDevicesOfSessions } from '../devices/devices.ts';
 import { unauthenticated } from '../errors.ts';
 import { uuidv7 } from '../ids.ts';
 import type { Prisma, User } from '../generated/prisma/client.ts';
@@ -124,7 +125,10 @@ export async function endSession(
   await revokeSessions(services, [...sessionIds], 'logout');
 }
 
-/** Ends sessions: their refresh tokens and access tokens stop working, their sockets close. */
+/**
+ * Ends sessions: their refresh tokens and access tokens stop working, their push subscriptions,
+ * devices and keys are removed (chat partners hear DEVICES_CHANGED), their sockets close.
+ */
 export async function revokeSessions(services: SessionServices, sessionIds: string[], reason: string) {
   await markRevoked(services.prisma, { id: { in: sessionIds } }, reason);
   await announceSessionsEnded(services, sessionIds);
@@ -146,11 +150,15 @@ export async function markRevoked(db: Pick<Prisma.TransactionClient, 'session'>,
 
 /**
  * Once sessions have ended in the database (revoked or deleted): their cached entries go, here at
- * once and on other instances when the event reaches them, and their sockets close everywhere.
+ * once and on other instances when the event reaches them; their push subscriptions, devices and
+ * keys are removed; and their sockets close everywhere.
  */
-export async function announceSessionsEnded({ events, sessions }: Pick<SessionServices, 'events' | 'sessions'>, sessionIds: string[]) {
+export async function announceSessionsEnded(services: Pick<SessionServices, 'prisma' | 'events' | 'sessions'>, sessionIds: string[]) {
   if (sessionIds.length === 0) return;
+  const { prisma, events, sessions } = services;
   sessions.forget(sessionIds);
+  await prisma.pushSubscription.deleteMany({ where: { sessionId: { in: sessionIds } } });
+  await removeDevicesOfSessions(services, sessionIds);
   await events.sessionsEnded(sessionIds);
 }
 
@@ -167,7 +175,7 @@ async function advanceGeneration(
   const expiresAt = new Date(now.getTime() + tokens.refreshTokenTtlMs);
   const [user] = await db.$queryRaw<User[]>`
     WITH advanced AS (
-      UPDATE "Session" SET "generation" = "generation" + 1, "lastRefreshAt" = ${now}, "expiresAt" = ${expiresAt}
+      UPDATE "Session" SET "generation" = "generation" + 1, "lastRefreshAt" = ${now}, "lastSeenAt" = ${now}, "expiresAt" = ${expiresAt}
       WHERE "id" = ${sessionId} AND "generation" = ${generation} AND "revokedAt" IS NULL AND "expiresAt" > ${now}
       RETURNING "userId"
     )

@@ -34,6 +34,8 @@ export interface CreateChatInput {
   title?: string | null;
   memberIds: readonly (string | number)[];
   isPublic?: boolean | null;
+  /** End-to-end encrypted (sendEncryptedMessage only). Default false. */
+  encrypted?: boolean | null;
 }
 
 /** Creates a chat with the viewer in it. A direct chat that already exists is returned as it is. */
@@ -60,7 +62,8 @@ async function createDirectChat({ prisma }: ChatServices, viewerId: string, memb
   await assertUsersExist(prisma, [otherId], 'input.memberIds');
   if (await isBlockedEitherWay(prisma, viewerId, otherId)) throw forbidden('You cannot start a chat with this user.');
 
-  const directKey = [viewerId, otherId].sort().join(':');
+  // A pair has one plaintext and one encrypted direct chat; directPartner reads both keys.
+  const directKey = [viewerId, otherId].sort().join(':') + (input.encrypted ? ':e2e' : '');
   const existing = await prisma.chat.findUnique({ where: { directKey } });
   if (existing) return { chat: existing, created: false };
   try {
@@ -68,6 +71,7 @@ async function createDirectChat({ prisma }: ChatServices, viewerId: string, memb
       data: {
         kind: 'DIRECT',
         directKey,
+        encrypted: input.encrypted ?? false,
         createdById: viewerId,
         members: { create: [{ userId: viewerId }, { userId: otherId }] },
       },
@@ -88,6 +92,7 @@ async function createGroupChat({ prisma }: ChatServices, viewerId: string, membe
       kind: 'GROUP',
       title,
       isPublic: input.isPublic ?? false,
+      encrypted: input.encrypted ?? false,
       createdById: viewerId,
       members: {
         create: [{ userId: viewerId, role: 'OWNER' }, ...memberIds.map((userId) => ({ userId, role: 'MEMBER' as const }))],

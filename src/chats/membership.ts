@@ -17,7 +17,7 @@ export const CHATS_BY_ACTIVITY = [{ lastActivityAt: 'desc' }, { id: 'desc' }] sa
 export function findMembership(prisma: PrismaClient, chatId: string, userId: string) {
   return prisma.chatMember.findUnique({
     where: { chatId_userId: { chatId, userId } },
-    include: { chat: { select: { id: true, kind: true, directKey: true, isPublic: true } } },
+    include: { chat: { select: { id: true, kind: true, directKey: true, isPublic: true, encrypted: true } } },
   });
 }
 
@@ -34,7 +34,7 @@ export function requireRole<M extends { role: ChatRole }>(membership: M, roles: 
   return membership;
 }
 
-/** The other member of a direct chat, from its key. */
+/** The other member of a direct chat, from its key (`<id>:<id>`, `:e2e` after it for an encrypted one). */
 export function directPartner(directKey: string, userId: string): string | undefined {
-  return directKey.split(':').find((id) => id !== userId);
+  return directKey.split(':').slice(0, 2).find((id) => id !== userId);
 }

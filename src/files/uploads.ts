@@ -32,13 +32,27 @@ const UPLOAD_KINDS: ReadonlySet<MessageKind> = new Set(['IMAGE', 'FILE', 'VOICE'
 /** Storage keys of an attachment's bytes: derived from its id, so they are unique like it. */
 export const storageKeysOf = (attachmentId: string) => ({ file: attachmentId, thumbnail: `${attachmentId}.thumb` });
 
+/** What an end-to-end encrypted upload is stored as: the server cannot know more, and keeps no name. */
+export const ENCRYPTED_UPLOAD = { mimeType: 'application/octet-stream', name: 'encrypted.bin' } as const;
+
 /**
  * Stores an upload for `uploaderId`. `kind` IMAGE requires an image (and makes a thumbnail),
- * VOICE an audio recording; FILE or none accepts anything. Its type comes from the bytes.
+ * VOICE an audio recording; FILE or none accepts anything. Its type comes from the bytes. An
+ * `encrypted` upload (the client encrypted it for an end-to-end encrypted chat) is a FILE stored
+ * exactly as sent: never sniffed, thumbnailed or stripped.
  */
-export async function uploadFile(services: UploadServices, uploaderId: string, file: UploadedFile, kind: MessageKind | null | undefined): Promise<Attachment> {
+export async function uploadFile(
+  services: UploadServices,
+  uploaderId: string,
+  file: UploadedFile,
+  kind: MessageKind | null | undefined,
+  encrypted = false,
+): Promise<Attachment> {
   const { config, prisma, storage } = services;
   if (kind != null && !UPLOAD_KINDS.has(kind)) throw badUserInput('kind', 'Uploads are IMAGE, VOICE or FILE (or no kind).');
+  if (encrypted && kind != null && kind !== 'FILE') {
+    throw badUserInput('kind', 'An encrypted upload is a FILE: the server cannot see what it holds (say what it is inside the envelopes).');
+  }
   const { maxUploadBytes } = config.files;
   if (file.size > maxUploadBytes) throw badUserInput('file', `The file is larger than the upload limit of ${formatBytes(maxUploadBytes)}.`);
   if (file.size === 0) throw badUserInput('file', 'The file is empty.');
@@ -46,10 +60,10 @@ export async function uploadFile(services: UploadServices, uploaderId: string, f
   // Yoga has the file in memory already (at most MAX_UPLOAD_BYTES, see
   // server/plugins/upload-limits.ts), in the pieces it arrived in. Only what is read here is copied (its start, a voice note's end); the
   // pieces themselves are sealed as they are, so a FILE or VOICE upload holds no second copy.
-  const head = await copyOf(file, 0, SNIFF_BYTES);
-  const mimeType = await detectMimeType(head, kind ?? null);
+  const head = encrypted ? undefined : await copyOf(file, 0, SNIFF_BYTES);
+  const mimeType = head ? await detectMimeType(head, kind ?? null) : ENCRYPTED_UPLOAD.mimeType;
   const durationMs =
-    kind === 'VOICE' ? audioDurationMs({ head, tail: await copyOf(file, file.size - AUDIO_TAIL_BYTES, file.size), size: file.size }, mimeType) : null;
+    head && kind === 'VOICE' ? audioDurationMs({ head, tail: await copyOf(file, file.size - AUDIO_TAIL_BYTES, file.size), size: file.size }, mimeType) : null;
   const id = uuidv7();
   const keys = storageKeysOf(id);
   const stored: string[] = [];
@@ -70,8 +84,9 @@ export async function uploadFile(services: UploadServices, uploaderId: string, f
         id,
         uploaderId,
         kind: kind ?? null,
-        name: sanitizeFileName(file.name),
+        name: encrypted ? ENCRYPTED_UPLOAD.name : sanitizeFileName(file.name),
         mimeType,
+        encrypted,
         size,
         storageKey: keys.file,
         contentKeyId: keyId,

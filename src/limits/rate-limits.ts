@@ -55,6 +55,7 @@ const REFUSALS: Record<RateName, string> = {
   uploadBytes: 'Too many bytes uploaded',
   addContact: 'Too many contacts added',
   createChat: 'Too many chats created',
+  preKeyBundles: "Too many pre-key bundle requests for this user's devices",
   wsConnect: 'Too many connection attempts from your network',
 };
 

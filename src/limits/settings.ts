@@ -86,6 +86,11 @@ export const limitSettings = {
   RATE_LIMIT_ADD_CONTACT: rate('100/1h'),
   /** createChat calls per user. Default 50/1h. */
   RATE_LIMIT_CREATE_CHAT: rate('50/1h'),
+  /**
+   * preKeyBundles calls per (caller, target user): each claims a one-time pre-key of every device of
+   * the target, so this keeps anyone from draining them. Default 20/1h.
+   */
+  RATE_LIMIT_PRE_KEY_BUNDLES: rate('20/1h'),
   /** graphql-ws connection attempts per address. Default 60/1m. */
   RATE_LIMIT_WS_CONNECT: rate('60/1m'),
   /** graphql-ws connections per address (per instance) that have not authenticated yet. Default 20. */
@@ -131,6 +136,7 @@ export function toLimitsConfig(env: LimitEnv) {
       uploadBytes: env.RATE_LIMIT_UPLOAD_BYTES,
       addContact: env.RATE_LIMIT_ADD_CONTACT,
       createChat: env.RATE_LIMIT_CREATE_CHAT,
+      preKeyBundles: env.RATE_LIMIT_PRE_KEY_BUNDLES,
       wsConnect: env.RATE_LIMIT_WS_CONNECT,
     } satisfies Record<string, Rate>,
     webSocket: { maxUnauthenticatedPerAddress: env.WS_MAX_UNAUTHENTICATED_PER_ADDRESS },

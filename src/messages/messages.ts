@@ -10,11 +10,25 @@ import { isBlockedEitherWay } from '../users/blocking.ts';
 import { isDeletedAccount } from '../users/deleted-accounts.ts';
 import { parseInput } from '../validation.ts';
 import { decodeContent, editAad, messageAad, sealContent, type Location, type MessageContent } from './content.ts';
+import { deleteReadEnvelopes } from './envelopes.ts';
 
 type MessageServices = Pick<Services, 'prisma' | 'cipher' | 'events' | 'notifications' | 'config'>;
 
-/** Queues the message's push notifications with it (src/notifications/outbox.ts). */
+/** Queues the message's push notifications with it (src/notifications/outbox.ts): a CTE after `inserted`. */
 const OUTBOX_INSERT = Prisma.sql`, outbox AS (INSERT INTO "NotificationOutbox" ("messageId") SELECT "id" FROM inserted)`;
+export const outboxInsert = (config: MessageServices['config']) => (config.push.enabled ? OUTBOX_INSERT : Prisma.empty);
+
+/** The message an earlier send with this clientMessageId made, when `error` is that send's unique index refusing this one. */
+export async function earlierSend(services: Pick<MessageServices, 'prisma'>, error: unknown, senderId: string, clientMessageId: string | null, chatId: string) {
+  if (!clientMessageId || !isUniqueViolation(error)) return null;
+  return findByClientId(services, senderId, clientMessageId, chatId);
+}
+
+/** After a send committed: subscribers hear of it, and its push notifications are relayed now. */
+export async function announceSent(services: Pick<MessageServices, 'events' | 'notifications' | 'config'>, message: Message) {
+  await services.events.message(message.chatId, 'CREATED', message);
+  if (services.config.push.enabled) services.notifications.messageSent();
+}
 
 /** Longest text or caption, in Unicode code points. */
 export const TEXT_MAX_LENGTH = 4_000;
@@ -34,7 +48,7 @@ const locationSchema = z.object({
     .max(180, 'Longitude must be between -180 and 180.'),
 });
 
-const clientMessageIdSchema = z
+export const clientMessageIdSchema = z
   .string()
   .min(1, 'clientMessageId cannot be empty.')
   .max(CLIENT_MESSAGE_ID_MAX_LENGTH, `clientMessageId must be at most ${CLIENT_MESSAGE_ID_MAX_LENGTH} characters.`);
@@ -100,18 +114,7 @@ export async function sendMessage(services: MessageServices, senderId: string, i
     inserted = await prisma.$queryRaw<Message[]>`
       WITH next AS (
         UPDATE "Chat" c SET "lastSeq" = c."lastSeq" + 1, "lastMessageId" = ${id}, "lastActivityAt" = now()
-        WHERE c."id" = ${chatId}
-          AND EXISTS (SELECT 1 FROM "ChatMember" m WHERE m."chatId" = c."id" AND m."userId" = ${senderId})
-          AND NOT (c."kind" = 'DIRECT' AND EXISTS (
-            SELECT 1 FROM "ChatMember" other JOIN "UserBlock" b
-              ON (b."blockerId" = ${senderId} AND b."blockedId" = other."userId")
-              OR (b."blockerId" = other."userId" AND b."blockedId" = ${senderId})
-            WHERE other."chatId" = c."id" AND other."userId" <> ${senderId}))
-          AND NOT (c."kind" = 'DIRECT' AND EXISTS (
-            SELECT 1 FROM "ChatMember" other JOIN "User" u ON u."id" = other."userId"
-            WHERE other."chatId" = c."id" AND other."userId" <> ${senderId} AND u."deletedAt" IS NOT NULL))
-          AND (${replyToId}::text IS NULL OR EXISTS (
-            SELECT 1 FROM "Message" r WHERE r."id" = ${replyToId} AND r."chatId" = c."id"))
+        WHERE c."id" = ${chatId} AND NOT c."encrypted" AND ${senderMayWrite(senderId, replyToId)}
           AND (${content.attachmentId}::text IS NULL OR EXISTS (
             SELECT 1 FROM "Attachment" a WHERE a."id" = ${content.attachmentId} AND a."uploaderId" = ${senderId}
               AND (${attachmentKind}::text IS NULL OR a."kind"::text = ${attachmentKind})))
@@ -125,53 +128,84 @@ export async function sendMessage(services: MessageServices, senderId: string, i
         FROM next
         RETURNING *
       )
-      ${services.config.push.enabled ? OUTBOX_INSERT : Prisma.empty}
+      ${outboxInsert(services.config)}
       SELECT * FROM inserted`;
   } catch (error) {
-    if (clientMessageId && isUniqueViolation(error)) {
-      const earlier = await findByClientId(services, senderId, clientMessageId, chatId);
-      if (earlier) return earlier;
-    }
+    const earlier = await earlierSend(services, error, senderId, clientMessageId, chatId);
+    if (earlier) return earlier;
     // The attachment was cleaned up (unused for a day) while we were sending.
     if (content.attachmentId && isForeignKeyViolation(error)) throw badUserInput('input.attachmentId', 'Unknown attachment.');
     throw error;
   }
   const message = inserted[0];
-  if (!message) throw await whySendWasRefused(services, senderId, chatId, input.kind, replyToId, content.attachmentId);
-  await services.events.message(chatId, 'CREATED', message);
-  if (services.config.push.enabled) services.notifications.messageSent();
+  if (!message) throw await whySendWasRefused(services, senderId, chatId, input, replyToId, content.attachmentId);
+  await announceSent(services, message);
   return message;
 }
+
+/**
+ * Conditions on the chat row `c` of a send (plaintext or encrypted): the sender is a member, no
+ * block stands between the two of a direct chat, the other one of a direct chat has not deleted
+ * their account, and the replied-to message is in the chat.
+ */
+export const senderMayWrite = (senderId: string, replyToId: string | null) => Prisma.sql`
+          EXISTS (SELECT 1 FROM "ChatMember" m WHERE m."chatId" = c."id" AND m."userId" = ${senderId})
+          AND NOT (c."kind" = 'DIRECT' AND EXISTS (
+            SELECT 1 FROM "ChatMember" other JOIN "UserBlock" b
+              ON (b."blockerId" = ${senderId} AND b."blockedId" = other."userId")
+              OR (b."blockerId" = other."userId" AND b."blockedId" = ${senderId})
+            WHERE other."chatId" = c."id" AND other."userId" <> ${senderId}))
+          AND NOT (c."kind" = 'DIRECT' AND EXISTS (
+            SELECT 1 FROM "ChatMember" other JOIN "User" u ON u."id" = other."userId"
+            WHERE other."chatId" = c."id" AND other."userId" <> ${senderId} AND u."deletedAt" IS NOT NULL))
+          AND (${replyToId}::text IS NULL OR EXISTS (
+            SELECT 1 FROM "Message" r WHERE r."id" = ${replyToId} AND r."chatId" = c."id"))`;
+
+/**
+ * Why senderMayWrite refused (NOT_FOUND, FORBIDDEN, BAD_USER_INPUT on replyToId), in the order a
+ * client would fix them; the membership when none of it applies.
+ */
+export async function writeRefusal(prisma: MessageServices['prisma'], senderId: string, chatId: string, replyToId: string | null) {
+  const membership = await findMembership(prisma, chatId, senderId);
+  if (!membership) return { problem: notFound('Chat') };
+  if (membership.chat.kind === 'DIRECT') {
+    const partner = directPartner(membership.chat.directKey!, senderId);
+    if (partner && (await isBlockedEitherWay(prisma, senderId, partner))) return { problem: forbidden('You cannot message this user.') };
+    if (partner && (await isDeletedAccount(prisma, partner))) return { problem: forbidden('This account was deleted.') };
+  }
+  if (replyToId && !(await prisma.message.findFirst({ where: { id: replyToId, chatId }, select: { id: true } }))) {
+    return { problem: badUserInput('input.replyToId', 'The message you reply to is not in this chat.') };
+  }
+  return { problem: null, membership };
+}
+
+/** Nothing is wrong any more: something changed between the insert and now (e.g. a block lifted). */
+export const changedWhileSending = () => conflict('input.chatId', 'The chat changed while sending; try again.');
 
 /** The error for a refused send, checked in the order a client would fix them. */
 async function whySendWasRefused(
   services: MessageServices,
   senderId: string,
   chatId: string,
-  kind: MessageKind,
+  input: SendMessageInput,
   replyToId: string | null,
   attachmentId: string | null,
 ) {
-  const { prisma } = services;
-  const membership = await findMembership(prisma, chatId, senderId);
-  if (!membership) return notFound('Chat');
-  if (membership.chat.kind === 'DIRECT') {
-    const partner = directPartner(membership.chat.directKey!, senderId);
-    if (partner && (await isBlockedEitherWay(prisma, senderId, partner))) return forbidden('You cannot message this user.');
-    if (partner && (await isDeletedAccount(prisma, partner))) return forbidden('This account was deleted.');
-  }
-  if (replyToId && !(await prisma.message.findFirst({ where: { id: replyToId, chatId }, select: { id: true } }))) {
-    return badUserInput('input.replyToId', 'The message you reply to is not in this chat.');
+  const { kind } = input;
+  const { problem, membership } = await writeRefusal(services.prisma, senderId, chatId, replyToId);
+  if (problem) return problem;
+  if (membership.chat.encrypted) {
+    const field = input.text != null ? 'input.text' : input.location != null ? 'input.location' : 'input.chatId';
+    return badUserInput(field, 'This chat is end-to-end encrypted: the server takes no plaintext in it. Send with sendEncryptedMessage.');
   }
   if (attachmentId) {
     const problem = await attachmentProblem(services, senderId, attachmentId, kind);
     if (problem) return problem;
   }
-  // Nothing is wrong any more: something changed between the insert and now (e.g. a block lifted).
-  return conflict('input.chatId', 'The chat changed while sending; try again.');
+  return changedWhileSending();
 }
 
-async function findByClientId({ prisma }: MessageServices, senderId: string, clientMessageId: string, chatId: string) {
+export async function findByClientId({ prisma }: Pick<MessageServices, 'prisma'>, senderId: string, clientMessageId: string, chatId: string) {
   const earlier = await prisma.message.findUnique({ where: { senderId_clientMessageId: { senderId, clientMessageId } } });
   if (earlier && earlier.chatId !== chatId) {
     throw conflict('input.clientMessageId', 'This clientMessageId was already used for a message in another chat.');
@@ -189,7 +223,7 @@ async function attachmentProblem({ prisma }: MessageServices, senderId: string, 
 }
 
 /** The message if the viewer is a member of its chat; NOT_FOUND otherwise (existence stays private). */
-async function requireVisibleMessage({ prisma }: MessageServices, viewerId: string, messageId: string) {
+export async function requireVisibleMessage({ prisma }: Pick<MessageServices, 'prisma'>, viewerId: string, messageId: string) {
   const message = await prisma.message.findUnique({ where: { id: messageId } });
   const membership = message && (await findMembership(prisma, message.chatId, viewerId));
   if (!message || !membership) throw notFound(MESSAGE);
@@ -201,8 +235,9 @@ export async function editMessage(services: MessageServices, viewerId: string, m
   const { prisma, cipher } = services;
   const text = parseInput(textSchema, newText, 'text');
   for (let attempt = 0; ; attempt++) {
-    const { message } = await requireVisibleMessage(services, viewerId, messageId);
+    const { message, membership } = await requireVisibleMessage(services, viewerId, messageId);
     if (message.senderId !== viewerId) throw forbidden('Only the sender can edit a message.');
+    if (membership.chat.encrypted) throw badUserInput('id', 'This chat is end-to-end encrypted: edit with editEncryptedMessage.');
     if (message.deletedAt || !message.content) throw badUserInput('id', 'Deleted messages cannot be edited.');
     if (message.kind === 'LOCATION') throw badUserInput('id', 'Location messages cannot be edited.');
     if (message.kind === 'TEXT' && text.trim() === '') throw badUserInput('text', 'A text message needs some text.');
@@ -264,19 +299,25 @@ export async function eraseMessages({ prisma, events }: Pick<MessageServices, 'p
       data: { content: null, contentKeyId: null, attachmentId: null, deletedAt: new Date() },
     }),
     prisma.messageEdit.deleteMany({ where: { messageId: { in: messageIds } } }),
+    prisma.messageEnvelope.deleteMany({ where: { messageId: { in: messageIds } } }),
   ]);
   for (const message of erased) await events.message(message.chatId, 'DELETED', message);
   return erased;
 }
 
-/** Marks everything up to `messageId` as read. Read state never moves backwards. */
-export async function markRead(services: MessageServices, viewerId: string, chatId: string, messageId: string): Promise<void> {
+/**
+ * Marks everything up to `messageId` as read. Read state never moves backwards. In an encrypted
+ * chat, the envelopes of those messages addressed to the reading device (`deviceId`) are deleted:
+ * that device has them.
+ */
+export async function markRead(services: MessageServices, viewerId: string, chatId: string, messageId: string, deviceId?: string): Promise<void> {
   const { prisma } = services;
-  await requireMembership(prisma, chatId, viewerId);
+  const membership = await requireMembership(prisma, chatId, viewerId);
   const message = await prisma.message.findFirst({ where: { id: messageId, chatId }, select: { id: true, seq: true } });
   if (!message) throw notFound(MESSAGE);
   await prisma.chatMember.updateMany({
     where: { chatId, userId: viewerId, lastReadSeq: { lt: message.seq } },
     data: { lastReadSeq: message.seq, lastReadMessageId: message.id },
   });
+  if (membership.chat.encrypted && deviceId) await deleteReadEnvelopes(prisma, deviceId, chatId, message.seq);
 }

@@ -128,21 +128,26 @@ export function chatTopic(chatId: string): string {
   return createHash('sha256').update(chatId).digest('base64url').slice(0, 32);
 }
 
-/** What every recipient of one message is shown (their own unread count is added per device). */
+/**
+ * What every recipient of one message is shown (their own unread count is added per device). In an
+ * end-to-end encrypted chat only which message it is: the client fetches and decrypts it.
+ */
 export interface NotifiedMessage {
   id: string;
   chatId: string;
   seq: number;
-  payload: { type: 'message'; chatId: string; messageId: string; title: string; body: string };
+  payload: { type: 'message'; chatId: string; messageId: string; title: string; body: string } | { chatId: string; messageId: string };
 }
 
 /** Loads and opens a message for notifications; null if it is gone or deleted. */
 export async function loadNotifiedMessage({ prisma, cipher }: Pick<NotificationDeps, 'prisma' | 'cipher'>, messageId: string): Promise<NotifiedMessage | null> {
   const message = await prisma.message.findUnique({
     where: { id: messageId },
-    include: { chat: { select: { kind: true, title: true } }, sender: { select: { displayName: true } } },
+    include: { chat: { select: { kind: true, title: true, encrypted: true } }, sender: { select: { displayName: true } } },
   });
   if (!message || message.deletedAt) return null;
+  // No preview, no title (as Signal and WhatsApp): nothing of an encrypted chat leaves in the clear.
+  if (message.chat.encrypted) return { id: message.id, chatId: message.chatId, seq: message.seq, payload: { chatId: message.chatId, messageId: message.id } };
   let text: string | null = null;
   if (message.content && message.contentKeyId) {
     const [plaintext] = await cipher.open([{ keyId: message.contentKeyId, aad: messageAad(message.id), ciphertext: message.content }]);

@@ -35,10 +35,20 @@ export interface SessionsTopicEvent {
   sessionIds: string[];
 }
 
+/**
+ * What a user's devices hear about end-to-end encryption keys (channels.deviceKeys of that user):
+ * someone they share a chat with (or they themselves) gained or lost a device; or one of their
+ * devices is running out of one-time pre-keys.
+ */
+export type DeviceKeyTopicEvent =
+  | { kind: 'DEVICES_CHANGED'; userId: string }
+  | { kind: 'ONE_TIME_PRE_KEYS_LOW'; userId: string; deviceId: string; remaining: number };
+
 export const channels = {
   chat: (chatId: string) => `chat:${chatId}`,
   user: (userId: string) => `user:${userId}`,
   presence: (userId: string) => `presence:${userId}`,
+  deviceKeys: (userId: string) => `device-keys:${userId}`,
   sessions: 'sessions',
 };
 
@@ -89,6 +99,16 @@ export function createEvents(bus: EventBus, logger: Logger) {
     ),
 
     presence: safely((event: PresenceTopicEvent) => bus.publish(channels.presence(event.userId), event)),
+
+    /** `userId`'s device list changed: told to each of `audience` (who share a chat with them). */
+    devicesChanged: safely(async (userId: string, audience: readonly string[]) => {
+      const event = { kind: 'DEVICES_CHANGED', userId } satisfies DeviceKeyTopicEvent;
+      await Promise.all(audience.map((recipient) => bus.publish(channels.deviceKeys(recipient), event)));
+    }),
+
+    oneTimePreKeysLow: safely((userId: string, deviceId: string, remaining: number) =>
+      bus.publish(channels.deviceKeys(userId), { kind: 'ONE_TIME_PRE_KEYS_LOW', userId, deviceId, remaining } satisfies DeviceKeyTopicEvent),
+    ),
 
     sessionsEnded: safely((sessionIds: string[]) => bus.publish(channels.sessions, { sessionIds } satisfies SessionsTopicEvent)),
   };

@@ -37,6 +37,9 @@ builder.prismaObject('Chat', {
     kind: t.expose('kind', { type: ChatKindEnum }),
     title: t.exposeString('title', { nullable: true, description: 'Group title; null for direct chats.' }),
     isPublic: t.exposeBoolean('isPublic', { description: 'Public groups can be joined by anyone who knows their id.' }),
+    encrypted: t.exposeBoolean('encrypted', {
+      description: 'End-to-end encrypted: messages are per-device envelopes the server cannot read (sendEncryptedMessage, Message.envelope).',
+    }),
     createdAt: t.expose('createdAt', { type: 'DateTime' }),
     lastActivityAt: t.expose('lastActivityAt', { type: 'DateTime', description: 'Creation or newest message.' }),
     members: t.relatedConnection(
@@ -103,6 +106,10 @@ const CreateChatInput = builder.inputType('CreateChatInput', {
       description: 'The other members. Exactly one for a direct chat; the viewer is always added.',
     }),
     isPublic: t.boolean({ required: false, description: 'Groups only. Default false.' }),
+    encrypted: t.boolean({
+      required: false,
+      description: 'End-to-end encrypted (default false): only sendEncryptedMessage writes into it. A pair has one plaintext and one encrypted direct chat.',
+    }),
   }),
 });
 

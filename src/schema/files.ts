@@ -70,12 +70,17 @@ builder.mutationFields((t) => ({
         required: false,
         description: 'IMAGE (JPEG, PNG, GIF, WebP or AVIF; gets a thumbnail), VOICE (Ogg/Opus, WebM, MP4/M4A, MP3, WAV or AAC) or FILE (anything). Omitted: FILE without a kind.',
       }),
+      encrypted: t.arg.boolean({
+        required: false,
+        description:
+          'The file is ciphertext you encrypted for an end-to-end encrypted chat: stored as sent (application/octet-stream, no name kept), never sniffed, thumbnailed or stripped; kind FILE or none.',
+      }),
     },
     resolve: async (query, _root, args, ctx) => {
       const viewerId = requireViewer(ctx).userId;
       await ctx.rateLimits.consume('uploads', viewerId);
       await ctx.rateLimits.consume('uploadBytes', viewerId, Math.max(1, args.file.size));
-      const attachment = await uploadFile(ctx, viewerId, args.file, args.kind);
+      const attachment = await uploadFile(ctx, viewerId, args.file, args.kind, args.encrypted ?? false);
       return ctx.prisma.attachment.findUniqueOrThrow({ ...query, where: { id: attachment.id } });
     },
   }),

@@ -10,5 +10,7 @@ import './contacts.ts';
 import './admin.ts';
 import './notifications.ts';
 import './account.ts';
+import './devices.ts';
+import './encrypted-messages.ts';
 
 export const schema = builder.toSchema({ sortSchema: true });

@@ -140,10 +140,12 @@ builder.mutationFields((t) => ({
   }),
   markRead: t.prismaField({
     type: 'Chat',
-    description: 'Marks the chat read up to this message. Read state never moves backwards.',
+    description:
+      'Marks the chat read up to this message. Read state never moves backwards. In an encrypted chat, the envelopes up to it addressed to this device are deleted.',
     args: { chatId: t.arg.id({ required: true }), messageId: t.arg.id({ required: true }) },
     resolve: async (query, _root, args, ctx) => {
-      await markRead(ctx, requireViewer(ctx).userId, String(args.chatId), String(args.messageId));
+      const viewer = requireViewer(ctx);
+      await markRead(ctx, viewer.userId, String(args.chatId), String(args.messageId), viewer.sessionId);
       return ctx.prisma.chat.findUniqueOrThrow({ ...query, where: { id: String(args.chatId) } });
     },
   }),

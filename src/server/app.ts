@@ -10,6 +10,7 @@ import { migrateDatabase, openDatabase } from '../db/database.ts';
 import { pendingMigrations } from '../db/migrate/index.ts';
 import type { Config } from '../env.ts';
 import { startUploadCleanup } from '../files/cleanup.ts';
+import { startEnvelopeCleanup } from '../messages/envelopes.ts';
 import { useFileDownloads } from './plugins/file-downloads.ts';
 import { useUploadLimits } from './plugins/upload-limits.ts';
 import { multipartBodyLimit } from '../files/upload-sizes.ts';
@@ -91,6 +92,7 @@ export async function buildApp(options: BuildAppOptions): Promise<App> {
   const stopUploadCleanup = startUploadCleanup(services, { retentionMs: config.files.unusedRetentionMs });
   const stopSessionCleanup = startSessionCleanup(services);
   const stopAccountCleanup = startAccountCleanup(services);
+  const stopEnvelopeCleanup = startEnvelopeCleanup(services, config.e2e.envelopeRetentionMs);
 
   let webSockets: ReturnType<typeof attachWebSocketServer> | undefined;
   const metrics = createMetrics({
@@ -226,6 +228,7 @@ export async function buildApp(options: BuildAppOptions): Promise<App> {
         await stopUploadCleanup();
         await stopSessionCleanup();
         await stopAccountCleanup();
+        await stopEnvelopeCleanup();
         await lifecycle.stop();
         await database.stop();
       }, logger);

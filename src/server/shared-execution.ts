@@ -1,7 +1,9 @@
 // Fan-out without re-running the same work: when one event reaches many subscribers with the same
 // operation, its selection is executed once and the result shared. Results are shared only between
 // subscribers who may see the same thing: operations that select a viewer-dependent field (marked
-// with `extensions: { viewerDependent: true }` in the schema) are executed once per viewer.
+// with `extensions: { viewerDependent: true }` in the schema) are executed once per viewer, and
+// those selecting a field that depends on the viewer's device session (`viewerDependent: 'session'`,
+// such as the envelope addressed to that device) once per session.
 import {
   createSourceEventStream,
   execute,
@@ -21,7 +23,10 @@ import type { InFlight } from '../in-flight.ts';
 /** Results per event payload, per operation key; dropped with the payload. */
 const resultsByEvent = new WeakMap<object, Map<string, Promise<ExecutionResult> | ExecutionResult>>();
 const printedDocuments = new WeakMap<DocumentNode, string>();
-const viewerDependentDocuments = new WeakMap<DocumentNode, boolean>();
+const viewerDependentDocuments = new WeakMap<DocumentNode, ViewerDependence>();
+
+/** What an operation's result depends on besides the event: nothing, the viewer, or the viewer's device session. */
+type ViewerDependence = false | 'user' | 'session';
 
 export interface SubscriptionExecution {
   /** Envelop plugin: replaces the subscribe function with one that shares per-event execution. */
@@ -133,7 +138,9 @@ function executeForEvent(args: ExecutionArgs, payload: unknown, key: string) {
 
 /** Subscribers with equal keys get equal results for the same event. */
 function operationKey(args: ExecutionArgs): string {
-  const viewer = isViewerDependent(args.schema, args.document) ? ((args.contextValue as Context | undefined)?.viewer?.userId ?? '') : '*';
+  const dependence = viewerDependence(args.schema, args.document);
+  const viewerOf = (args.contextValue as Context | undefined)?.viewer;
+  const viewer = !dependence ? '*' : dependence === 'session' ? `${viewerOf?.userId ?? ''}/${viewerOf?.sessionId ?? ''}` : (viewerOf?.userId ?? '');
   return [printed(args.document), args.operationName ?? '', JSON.stringify(args.variableValues ?? {}), viewer].join('\u0000');
 }
 
@@ -144,19 +151,25 @@ function printed(document: DocumentNode): string {
 }
 
 export function isViewerDependent(schema: GraphQLSchema, document: DocumentNode): boolean {
+  return viewerDependence(schema, document) !== false;
+}
+
+function viewerDependence(schema: GraphQLSchema, document: DocumentNode): ViewerDependence {
   let dependent = viewerDependentDocuments.get(document);
   if (dependent === undefined) {
-    dependent = false;
+    let found: ViewerDependence = false;
     const typeInfo = new TypeInfo(schema);
     visit(
       document,
       visitWithTypeInfo(typeInfo, {
         Field() {
-          if (typeInfo.getFieldDef()?.extensions?.viewerDependent) dependent = true;
+          const marked = typeInfo.getFieldDef()?.extensions?.viewerDependent;
+          if (marked === 'session') found = 'session';
+          else if (marked && !found) found = 'user';
         },
       }),
     );
-    viewerDependentDocuments.set(document, dependent);
+    viewerDependentDocuments.set(document, (dependent = found));
   }
   return dependent;
 }

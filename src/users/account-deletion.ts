@@ -9,13 +9,13 @@
 // The erasure is idempotent: the account clean-up (account-cleanup.ts) runs it once more an hour
 // later, which finishes what a crash interrupted and what requests already in flight wrote.
 import { checkPassword } from '../auth/accounts.ts';
+import { deleteDevicesOfUser } from '../devices/devices.ts';
 import type { Viewer } from '../auth/authenticate.ts';
 import { announceSessionsEnded } from '../auth/sessions.ts';
 import { leaveGroup } from '../chats/chats.ts';
 import { forEachIdBatch } from '../db/keyset.ts';
 import { badUserInput } from '../errors.ts';
 import { deleteUploadsOf } from '../files/cleanup.ts';
-import type { Prisma } from '../generated/prisma/client.ts';
 import { eraseMessages } from '../messages/messages.ts';
 import type { Services } from '../services.ts';
 import { deleteExports } from './data-export.ts';
@@ -37,6 +37,8 @@ export async function deleteAccount(services: DeletionServices, viewer: Viewer, 
   if (!password) throw badUserInput('password', 'Enter your password.');
   const user = await checkPassword(services, () => services.prisma.user.findUnique({ where: { id: viewer.userId } }), password, { address });
   if (!user) throw badUserInput('password', 'The password is not correct.');
+  // While the memberships still stand, so chat partners hear DEVICES_CHANGED.
+  await deleteDevicesOfUser(services, user.id);
   const sessionIds = await closeAccount(services, user.id);
   await announceSessionsEnded(services, sessionIds);
   await announceDeletion(services, user.id);
@@ -76,21 +78,15 @@ async function closeAccount({ prisma }: DeletionServices, userId: string): Promi
       await tx.accountDeletion.create({ data: { userId, deletedAt: now, usernameReleaseAt: new Date(now.getTime() + USERNAME_RESERVATION_MS) } });
     }
     const sessions = await tx.session.findMany({ where: { userId }, select: { id: true } });
-    // Refresh-token rows and push subscriptions go with their sessions (ON DELETE CASCADE).
+    // Refresh-token rows, push subscriptions and devices with their keys and envelopes go with their
+    // sessions (ON DELETE CASCADE): also a device uploaded since deleteDevicesOfUser ran.
     await tx.session.deleteMany({ where: { userId } });
     await tx.pushSubscription.deleteMany({ where: { userId } });
     await tx.contact.deleteMany({ where: { OR: [{ ownerId: userId }, { userId }] } });
     await tx.userBlock.deleteMany({ where: { OR: [{ blockerId: userId }, { blockedId: userId }] } });
-    await eraseDeviceKeys(tx, userId);
     return sessions.map((session) => session.id);
   });
 }
-
-/**
- * Device keys (end-to-end encryption, issue #15) do not exist yet. When they do, delete the user's
- * rows here: this runs in closeAccount's transaction, so they go at the moment the account does.
- */
-async function eraseDeviceKeys(_tx: Prisma.TransactionClient, _userId: string): Promise<void> {}
 
 /**
  * Erases what a deleted account left in chats: their groups (left, ownership passed on), their

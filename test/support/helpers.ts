@@ -10,6 +10,7 @@ import { afterAll, beforeAll, inject } from 'vitest';
 import { buildApp, type App, type BuildAppOptions } from '../../src/server/app.ts';
 import { dropDatabase, withDatabase } from '../../src/db/pg-admin.ts';
 import { loadConfig } from '../../src/env.ts';
+import { limitSettings } from '../../src/limits/settings.ts';
 import { uuidv7 } from '../../src/ids.ts';
 import { CREATE_CHAT, REGISTER, SEND_MESSAGE } from './operations.ts';
 
@@ -206,6 +207,16 @@ export async function sendText(app: App, sender: TestUser, chatId: string, text:
 
 /** The Redis for tests that need one (REDIS_URL, else the local default), as the global setup resolved it. */
 export const testRedisUrl = () => inject('redisUrl');
+
+/**
+ * Rate limits on, but only the ones named in `rates` (e.g. `{ RATE_LIMIT_PRE_KEY_BUNDLES: '5/1h' }`)
+ * bite: every other RATE_LIMIT_* is far beyond what a test does. For tests of a limit that belongs
+ * to a feature, whose other steps (registrations, logins, sends) must not be counted against them.
+ */
+export function onlyRateLimits(rates: Record<string, string>): Record<string, string> {
+  const unlimited = Object.keys(limitSettings).filter((name) => name.startsWith('RATE_LIMIT_')).map((name) => [name, '1000000/1s']);
+  return { RATE_LIMITS: 'on', ...Object.fromEntries(unlimited), ...rates };
+}
 
 /** Where the limit tests count, for describe.each: one instance's memory, and Redis shared by two instances. */
 export const limitStores = () => [
