@@ -9,9 +9,10 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { register } from '../src/auth/accounts.ts';
 import { createChat } from '../src/chats/chats.ts';
 import type { App } from '../src/server/app.ts';
-import { capturedLogs, codeOf, gql, limitStores, startLimitApps, startTestApp, uniqueName, type GraphQLResponse } from './support/helpers.ts';
+import { capturedLogs, codeOf, gql, limitStores, startLimitApps, startTestApp, uniqueName, type GraphQLResponse, type TestUser } from './support/helpers.ts';
 import { ADD_CONTACT, CREATE_CHAT, LOGIN, REFRESH_TOKEN, SEND_MESSAGE_RECEIPT, START_TYPING } from './support/operations.ts';
 import { openConnections, subscribe } from './support/ws-helpers.ts';
+import { addDevice } from './support/devices.ts';
 
 const PASSWORD = 'correct horse battery staple';
 const sockets = openConnections();
@@ -165,6 +166,18 @@ describe.each(limitStores())('rate limits ($store)', ({ env, instances }) => {
       expect(refused[0]!.errors?.[0]?.extensions?.retryAfterSeconds).toBeGreaterThanOrEqual(1);
       expect(await apps[0]!.services.prisma.message.count({ where: { chatId: chat.id } })).toBe(30);
       expect((await send(other.id, 0)).data?.sendMessage).toBeTruthy();
+    });
+
+    it('counts encrypted sends against the same budget as plaintext ones', async () => {
+      const [alice, bob] = await Promise.all([newUser(), newUser()]);
+      const device = await addDevice(apps[0]!, alice as TestUser);
+      // Bob has no device yet and Alice no other one: a send addresses no device at all.
+      const chat = await createChat(apps[0]!.services, alice.id, { kind: 'DIRECT', memberIds: [bob.id], encrypted: true });
+      const sendEncrypted = () =>
+        gql(next(), 'mutation ($i: SendEncryptedMessageInput!) { sendEncryptedMessage(input: $i) { id } }', { i: { chatId: chat.id, kind: 'TEXT', envelopes: [] } }, { token: device.token });
+      const results = await Promise.all(Array.from({ length: 31 }, sendEncrypted));
+      expect(results.filter((result) => result.data?.sendEncryptedMessage)).toHaveLength(30);
+      expect(results.filter((result) => codeOf(result) === 'RATE_LIMITED')).toHaveLength(1);
     });
 
     const twoThenRefused: Array<{ what: string; run: (user: Awaited<ReturnType<typeof newUser>>, extra: { other: string; chat: string }) => Promise<GraphQLResponse> }> = [

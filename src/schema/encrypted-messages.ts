@@ -82,7 +82,13 @@ builder.mutationFields((t) => ({
     description:
       'Sends a message to an end-to-end encrypted chat from this device, as one envelope per recipient device. The server stores the ciphertexts as received and cannot read them.',
     args: { input: t.arg({ type: SendEncryptedMessageInput, required: true }) },
-    resolve: (_query, _root, { input }, ctx) => sendEncryptedMessage(ctx, requireViewer(ctx), input),
+    resolve: async (_query, _root, { input }, ctx) => {
+      const viewer = requireViewer(ctx);
+      // The same budgets as sendMessage: an encrypted chat is no way around them.
+      await ctx.rateLimits.consume('sendMessage', `${viewer.userId}:${String(input.chatId)}`);
+      await ctx.rateLimits.consume('sendMessageTotal', viewer.userId);
+      return sendEncryptedMessage(ctx, viewer, input);
+    },
   }),
   editEncryptedMessage: t.prismaField({
     type: 'Message',
