@@ -45,8 +45,8 @@ export interface Services {
   presence: PresenceTracker;
   /** Maintenance mode, shared by all instances. */
   maintenance: Maintenance;
-  /** Push notifications: `messageSent()` hands new messages to the job queue. */
-  notifications: Pick<Notifications, 'messageSent'>;
+  /** Push notifications: `messageSent()` hands new messages to the job queue; `checkEndpoint` vets push endpoints. */
+  notifications: Pick<Notifications, 'messageSent' | 'checkEndpoint'>;
   logger: Logger;
 }
 
@@ -95,8 +95,8 @@ export interface ServicesOptions extends CoreServicesOptions {
   presence?: Pick<PresenceTrackerOptions, 'offlineGraceMs' | 'heartbeatMs' | 'instanceTimeoutMs' | 'maxConnectionsPerUser' | 'keyPrefix'>;
   /** Prefix of Redis pub/sub channels (tests isolate themselves with it). Default `kocmoc:`. */
   channelPrefix?: string;
-  /** Push notifications: an HTTPS agent for push services (tests trust their local push service with it). */
-  notifications?: Pick<NotificationsOptions, 'pushAgent' | 'relayIntervalMs'>;
+  /** Push notifications: TLS options and a host resolver for push services (tests trust their local push service, and resolve without DNS). */
+  notifications?: Pick<NotificationsOptions, 'pushTls' | 'resolveHost' | 'relayIntervalMs'>;
 }
 
 /** The API's services and their lifecycle. */

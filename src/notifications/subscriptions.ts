@@ -5,7 +5,6 @@ import type { Viewer } from '../auth/authenticate.ts';
 import type { Services } from '../services.ts';
 import { badUserInput } from '../errors.ts';
 import { parseInput } from '../validation.ts';
-import { checkPushEndpoint } from './endpoints.ts';
 
 const base64url = (bytes: number, what: string) =>
   z
@@ -25,8 +24,8 @@ export interface PushSubscriptionInput {
 }
 
 /** Registers this device session's push subscription; the same endpoint again updates it (and moves it to this session). */
-export async function registerPushSubscription({ prisma, config }: Pick<Services, 'prisma' | 'config'>, viewer: Viewer, input: PushSubscriptionInput) {
-  const endpoint = (await checkPushEndpoint(input.endpoint, { allowPrivate: config.push.allowPrivateEndpoints })).toString();
+export async function registerPushSubscription({ prisma, notifications }: Pick<Services, 'prisma' | 'notifications'>, viewer: Viewer, input: PushSubscriptionInput) {
+  const endpoint = (await notifications.checkEndpoint(input.endpoint)).toString();
   const keys = parseInput(keysSchema, input.keys, 'input.keys');
   const data = { userId: viewer.userId, sessionId: viewer.sessionId, p256dh: keys.p256dh, auth: keys.auth };
   return prisma.pushSubscription.upsert({ where: { endpoint }, create: { endpoint, ...data }, update: data });
