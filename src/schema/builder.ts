@@ -7,6 +7,7 @@ import type { Context } from '../context.ts';
 import type { UploadedFile } from '../files/uploads.ts';
 import type PrismaTypes from '../generated/pothos-types.ts';
 import { getDatamodel } from '../generated/pothos-types.ts';
+import InputGuardPlugin from './input-guard.ts';
 
 export const builder = new SchemaBuilder<{
   Context: Context;
@@ -19,7 +20,8 @@ export const builder = new SchemaBuilder<{
   };
 }>({
   defaultFieldNullability: false,
-  plugins: [PrismaPlugin, RelayPlugin],
+  // The input guard comes first, so it wraps outermost: no other plugin's code sees an argument before it.
+  plugins: [InputGuardPlugin, PrismaPlugin, RelayPlugin],
   prisma: {
     // Each request's context carries the client; the schema itself stays free of connections.
     client: (ctx) => ctx.prisma,

@@ -19,6 +19,7 @@ import type { Notifications } from '../notifications/notifications.ts';
 import { maskError, useErrorLogging } from './plugins/error-logging.ts';
 import { useMaintenanceMode } from './plugins/maintenance.ts';
 import { useRequestBodyLimit } from './plugins/request-body-limit.ts';
+import { useRequestParseErrors } from './plugins/request-parse-errors.ts';
 import { requestIdOf, useRequestId } from './plugins/request-id.ts';
 import { createSubscriptionExecution } from './shared-execution.ts';
 import { attachWebSocketServer, type WebSocketOptions, type WsServerContext } from './websocket.ts';
@@ -130,6 +131,7 @@ export async function buildApp(options: BuildAppOptions): Promise<App> {
       useMaintenanceMode(maintenance),
       useRequestBodyLimit(config.http.maxRequestBytes),
       useUploadLimits({ maxUploadBytes: config.files.maxUploadBytes, memory: services.uploadMemory }),
+      useRequestParseErrors(),
       useFileDownloads(services),
       useReadinessCheck({
         endpoint: '/ready',
