@@ -87,14 +87,13 @@ builder.queryFields((t) => ({
     {
       type: 'User',
       cursor: 'username',
-      description: 'Users whose username starts with, or whose display name contains, `query`; ordered by username.',
+      description:
+        'Users whose username starts with, or whose display name contains, `query` (taken literally: `%` and `_` match only themselves); ordered by username. Users who blocked you are not found.',
       defaultSize: 20,
       maxSize: pageSizeFor,
       args: { query: t.arg.string({ required: true }) },
-      resolve: (query, _root, args, ctx) => {
-        requireViewer(ctx);
-        return ctx.prisma.user.findMany({ ...query, where: userSearchFilter(args.query), orderBy: { username: 'asc' } });
-      },
+      resolve: (query, _root, args, ctx) =>
+        ctx.prisma.user.findMany({ ...query, where: userSearchFilter(args.query, requireViewer(ctx).userId), orderBy: { username: 'asc' } }),
     },
     UserConnection,
   ),

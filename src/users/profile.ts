@@ -2,8 +2,10 @@
 import unhomoglyph from 'unhomoglyph';
 import { z } from 'zod';
 import type { Services } from '../services.ts';
-import type { PrismaClient, UserStatus } from '../generated/prisma/client.ts';
+import { escapeLike } from '../db/like.ts';
+import type { Prisma, PrismaClient, UserStatus } from '../generated/prisma/client.ts';
 import { parseInput } from '../validation.ts';
+import { notBlocking } from './contacts.ts';
 
 export const USERNAME_PATTERN = /^[a-z0-9_]{3,32}$/;
 export const DISPLAY_NAME_MAX = 64;
@@ -108,13 +110,17 @@ export const searchQuerySchema = z
   .min(1, 'Search query cannot be empty.')
   .max(100, 'Search query must be at most 100 characters.');
 
-/** Users whose username starts with, or whose display name contains, the query. */
-export function userSearchFilter(query: string) {
-  const text = parseInput(searchQuerySchema, query, 'query');
+/**
+ * Users whose username starts with, or whose display name contains, the query (taken literally:
+ * `%` and `_` are no wildcards); never one who blocked the viewer.
+ */
+export function userSearchFilter(query: string, viewerId: string) {
+  const text = escapeLike(parseInput(searchQuerySchema, query, 'query'));
   return {
     OR: [
       { username: { startsWith: text.toLowerCase() } },
       { displayName: { contains: text, mode: 'insensitive' as const } },
     ],
-  };
+    ...notBlocking(viewerId),
+  } satisfies Prisma.UserWhereInput;
 }
