@@ -124,12 +124,14 @@ export async function endSession(
   await revokeSessions(services, [...sessionIds], 'logout');
 }
 
-/** Ends sessions: their refresh tokens and access tokens stop working, their sockets close. */
+/** Ends sessions: their refresh tokens and access tokens stop working, their sockets close, their devices get no more pushes. */
 export async function revokeSessions({ prisma, events, sessions }: SessionServices, sessionIds: string[], reason: string) {
   await prisma.session.updateMany({
     where: { id: { in: sessionIds }, revokedAt: null },
     data: { revokedAt: new Date(), revokedReason: reason },
   });
+  // The device's endpoint is free for whoever signs in on it next (notifications/subscriptions.ts).
+  await prisma.pushSubscription.deleteMany({ where: { sessionId: { in: sessionIds } } });
   // Here at once; other instances when the event reaches them.
   sessions.forget(sessionIds);
   await events.sessionsEnded(sessionIds);
