@@ -21,6 +21,7 @@ import { createEventBus, type EventBus } from './realtime/bus.ts';
 import { createChatFeeds, type ChatFeeds } from './realtime/chat-feed.ts';
 import { createEvents, type Events } from './realtime/events.ts';
 import { createPresenceTracker, type PresenceTracker, type PresenceTrackerOptions } from './realtime/presence/tracker.ts';
+import { createPresencePublisher } from './users/status.ts';
 
 /** Long-lived services shared by every request (and by tests and workers). */
 export interface Services {
@@ -116,14 +117,12 @@ export function createServices(config: Config, logger: Logger, options: Services
   const passwords = createPasswordHasher(pool, config.auth.passwordHash);
   const bus = createEventBus({ redisUrl: config.redisUrl, channelPrefix: options.channelPrefix, logger });
   const events = createEvents(bus, logger);
-  const presence = createPresenceTracker({
-    redis,
+  const publishPresence = createPresencePublisher(
     prisma,
+    (change) => events.presence({ userId: change.userId, online: change.online, lastSeenAt: change.lastSeenAt?.toISOString() ?? null }),
     logger,
-    ...options.presence,
-    onChange: (change) =>
-      void events.presence({ userId: change.userId, online: change.online, lastSeenAt: change.lastSeenAt?.toISOString() ?? null }),
-  });
+  );
+  const presence = createPresenceTracker({ redis, prisma, logger, ...options.presence, onChange: publishPresence });
   const maintenance = createMaintenance({ prisma, bus });
   const sessions = createSessionCache({ prisma, bus });
   const notifications = createNotifications({ config, prisma, cipher, presence, logger, ...options.notifications });

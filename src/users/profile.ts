@@ -95,10 +95,9 @@ export async function updateProfile(prisma: PrismaClient, userId: string, input:
  * user's followers are told at once.
  */
 export async function setStatus({ prisma, presence, events }: Pick<Services, 'prisma' | 'presence' | 'events'>, userId: string, status: UserStatus) {
-  const user = await prisma.user.update({
-    where: { id: userId },
-    data: { status, ...(status === 'OFFLINE' ? { lastSeenAt: new Date() } : {}) },
-  });
+  // Choosing OFFLINE is when others last saw them; choosing it again moves nothing.
+  if (status === 'OFFLINE') await prisma.user.updateMany({ where: { id: userId, status: { not: 'OFFLINE' } }, data: { lastSeenAt: new Date() } });
+  const user = await prisma.user.update({ where: { id: userId }, data: { status } });
   const online = (await presence.onlineUserIds([userId])).has(userId);
   if (online) await events.presence({ userId, online, lastSeenAt: user.lastSeenAt?.toISOString() ?? null });
   return user;
