@@ -82,6 +82,8 @@ describe('malformed requests', () => {
     ['a negative page size', SEARCH, () => ({ q: 'a', first: -1 }), 'first'],
     ['an unknown enum value', `mutation ($s: UserStatus!) { setStatus(status: $s) { id } }`, () => ({ s: 'SLEEPING' }), 's'],
     ['a wrong type inside an input', UPDATE_PROFILE, () => ({ input: { bio: { nested: true } } }), 'input.bio'],
+    // A JavaScript date, but none PostgreSQL keeps as written (muteChat stored something else).
+    ['a DateTime past the year 9999', `mutation ($c: ID!, $u: DateTime) { muteChat(chatId: $c, until: $u) { id } }`, () => ({ c: chatId, u: '+275760-09-13T00:00:00.000Z' }), 'u'],
   ])('%s is BAD_USER_INPUT naming it', async (_name, query, variables, field) => {
     const result = await gql(app, query, variables(), { token: viewer.accessToken });
     expect(codeOf(result)).toBe('BAD_USER_INPUT');

@@ -49,9 +49,14 @@ builder.scalarType('DateTime', {
   },
 });
 
+/** The instants ISO-8601's four-digit years (and PostgreSQL's timestamps as Prisma writes them) hold. */
+const DATE_TIME_RANGE = { min: new Date('0001-01-01T00:00:00.000Z').getTime(), max: new Date('9999-12-31T23:59:59.999Z').getTime() };
+
 function parseDateTime(value: unknown): Date {
   const date = typeof value === 'string' ? new Date(value) : new Date(Number.NaN);
   if (Number.isNaN(date.getTime())) throw new GraphQLError('DateTime must be an ISO-8601 string.');
+  // `+275760-09-13T00:00:00Z` is a JavaScript date, but no stored one: it was written as something else.
+  if (date.getTime() < DATE_TIME_RANGE.min || date.getTime() > DATE_TIME_RANGE.max) throw new GraphQLError('DateTime must be between the years 0001 and 9999.');
   return date;
 }
 
