@@ -3,8 +3,8 @@
 // answer changed since) never opens a connection: a local listener counts them.
 import { rmSync } from 'node:fs';
 import { createServer as createHttpsServer } from 'node:https';
-import { createServer, type AddressInfo, type Server } from 'node:net';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createServer, Socket, type AddressInfo, type Server } from 'node:net';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { applyMigrations } from '../src/db/migrate/index.ts';
 import { ensureDatabase } from '../src/db/pg-admin.ts';
 import { checkPushEndpoint, guardedLookup, isPublicAddress, type HostResolver } from '../src/notifications/endpoints.ts';
@@ -85,6 +85,29 @@ describe('the address rules', () => {
     expect(await answer('mixed.test', false)).toEqual({ error: null, address: '93.184.216.34' });
     const refused = await answer('loopback.test', true);
     expect(refused.error?.code).toBe('EPUSHADDRESS');
+  });
+});
+
+describe('the sender', () => {
+  it('opens no socket at all for an endpoint on any address of the finding', async () => {
+    // Every socket the sender would open goes through Socket#connect: here each is counted and
+    // stopped before it leaves, so even a regression sends nothing anywhere.
+    const attempts: unknown[] = [];
+    const connect = vi.spyOn(Socket.prototype, 'connect').mockImplementation(function (this: Socket, ...args: unknown[]) {
+      attempts.push(args[0]);
+      return this.destroy(new Error('stopped by the test'));
+    });
+    try {
+      const send = createPushSender({ vapid: testConfig().push.vapid, endpoints: { allowPrivate: false, resolve: testResolver } });
+      const { p256dh, auth } = newDeviceKeys();
+      for (const host of [...FINDING_ADDRESSES.map(([h]) => h), ...KNOWN_PRIVATE]) {
+        const outcome = await send({ endpoint: `https://${host}:9555/push`, p256dh, auth }, '{}', { topic: 't', ttlSeconds: 60, urgency: 'normal' });
+        expect(outcome.kind, host).toBe('refused');
+      }
+      expect(attempts).toEqual([]);
+    } finally {
+      connect.mockRestore();
+    }
   });
 });
 
