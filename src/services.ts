@@ -122,7 +122,7 @@ export function createServices(config: Config, logger: Logger, options: Services
     (change) => events.presence({ userId: change.userId, online: change.online, lastSeenAt: change.lastSeenAt?.toISOString() ?? null }),
     logger,
   );
-  const presence = createPresenceTracker({ redis, prisma, logger, ...options.presence, onChange: publishPresence });
+  const presence = createPresenceTracker({ redis, prisma, logger, ...options.presence, onChange: publishPresence.report });
   const maintenance = createMaintenance({ prisma, bus });
   const sessions = createSessionCache({ prisma, bus });
   const notifications = createNotifications({ config, prisma, cipher, presence, logger, ...options.notifications });
@@ -168,6 +168,7 @@ export function createServices(config: Config, logger: Logger, options: Services
       sessions.stop();
       await notifications.stop();
       await presence.stop();
+      await publishPresence.drained();
       await bus.close();
       await core.close();
     },

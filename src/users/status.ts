@@ -62,6 +62,8 @@ export interface ConnectionChange {
  */
 export function createPresencePublisher(prisma: PrismaClient, publish: (change: ConnectionChange) => Promise<void>, logger: Logger) {
   let pending: ConnectionChange[] = [];
+  /** The flush in progress, which shutdown waits for before closing the bus and the database. */
+  let flushing: Promise<void> = Promise.resolve();
   const flush = async () => {
     const changes = pending;
     pending = [];
@@ -76,8 +78,14 @@ export function createPresencePublisher(prisma: PrismaClient, publish: (change: 
       logger.warn({ err: error, users: changes.length }, 'presence changes not published');
     }
   };
-  return (change: ConnectionChange) => {
-    pending.push(change);
-    if (pending.length === 1) setImmediate(() => void flush());
+  return {
+    report(change: ConnectionChange) {
+      pending.push(change);
+      if (pending.length > 1) return;
+      const previous = flushing;
+      flushing = new Promise<void>((resolve) => setImmediate(resolve)).then(() => previous).then(flush);
+    },
+    /** Resolves once every change reported so far is published (or dropped). */
+    drained: () => flushing,
   };
 }
