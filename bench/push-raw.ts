@@ -44,7 +44,7 @@ export function startRawSender(vapid: Config['push']['vapid'], certFile: string)
 // ---- child side ----
 
 function runRawSender() {
-  const send = createPushSender({ vapid: JSON.parse(process.env.BENCH_VAPID!) });
+  const send = createPushSender({ vapid: JSON.parse(process.env.BENCH_VAPID!), endpoints: { allowPrivate: true } });
   serveCommands({
     async send({ spec }: { spec: RawSendSpec }): Promise<RawSendResult> {
       const failures: Record<string, number> = {};

@@ -443,7 +443,6 @@ async function countJobStatements(app: App, fixtures: Fixtures): Promise<string[
       prisma: counting,
       cipher: services.cipher,
       presence: services.presence,
-      config: services.config,
       logger: services.logger,
       send: async () => ({ kind: 'sent', statusCode: 201 }),
       enqueueDeliveries: async () => {},

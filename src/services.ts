@@ -23,6 +23,7 @@ import { createEventBus, type EventBus } from './realtime/bus.ts';
 import { createChatFeeds, type ChatFeeds } from './realtime/chat-feed.ts';
 import { createEvents, type Events } from './realtime/events.ts';
 import { createPresenceTracker, type PresenceTracker, type PresenceTrackerOptions } from './realtime/presence/tracker.ts';
+import { createPresencePublisher } from './users/status.ts';
 
 /** Long-lived services shared by every request (and by tests and workers). */
 export interface Services {
@@ -47,8 +48,8 @@ export interface Services {
   presence: PresenceTracker;
   /** Maintenance mode, shared by all instances. */
   maintenance: Maintenance;
-  /** Push notifications: `messageSent()` hands new messages to the job queue. */
-  notifications: Pick<Notifications, 'messageSent'>;
+  /** Push notifications: `messageSent()` hands new messages to the job queue; `checkEndpoint` vets push endpoints. */
+  notifications: Pick<Notifications, 'messageSent' | 'checkEndpoint'>;
   /** Per-user, per-session and per-address rate limits (shared through Redis when configured). */
   rateLimits: RateLimits;
   /** Failed-password counting and lockouts, for everything that checks a password. */
@@ -101,8 +102,8 @@ export interface ServicesOptions extends CoreServicesOptions {
   presence?: Pick<PresenceTrackerOptions, 'offlineGraceMs' | 'heartbeatMs' | 'instanceTimeoutMs' | 'maxConnectionsPerUser' | 'keyPrefix'>;
   /** Prefix of Redis pub/sub channels and of the pre-key bundle limiter's keys (tests isolate themselves with it). Default `kocmoc:`. */
   channelPrefix?: string;
-  /** Push notifications: an HTTPS agent for push services (tests trust their local push service with it). */
-  notifications?: Pick<NotificationsOptions, 'pushAgent' | 'relayIntervalMs'>;
+  /** Push notifications: TLS options and a host resolver for push services (tests trust their local push service, and resolve without DNS). */
+  notifications?: Pick<NotificationsOptions, 'pushTls' | 'resolveHost' | 'relayIntervalMs'>;
   /** Prefix of the rate limits' Redis keys (tests isolate themselves with it). Default `kocmoc:rl:`. */
   rateLimitKeyPrefix?: string;
 }
@@ -124,14 +125,12 @@ export function createServices(config: Config, logger: Logger, options: Services
   const passwords = createPasswordHasher(pool, config.auth.passwordHash);
   const bus = createEventBus({ redisUrl: config.redisUrl, channelPrefix: options.channelPrefix, logger });
   const events = createEvents(bus, logger);
-  const presence = createPresenceTracker({
-    redis,
+  const publishPresence = createPresencePublisher(
     prisma,
+    (change) => events.presence({ userId: change.userId, online: change.online, lastSeenAt: change.lastSeenAt?.toISOString() ?? null }),
     logger,
-    ...options.presence,
-    onChange: (change) =>
-      void events.presence({ userId: change.userId, online: change.online, lastSeenAt: change.lastSeenAt?.toISOString() ?? null }),
-  });
+  );
+  const presence = createPresenceTracker({ redis, prisma, logger, ...options.presence, onChange: publishPresence.report });
   const maintenance = createMaintenance({ prisma, bus });
   const sessions = createSessionCache({ prisma, bus });
   const notifications = createNotifications({ config, prisma, cipher, presence, logger, ...options.notifications });
@@ -181,6 +180,7 @@ export function createServices(config: Config, logger: Logger, options: Services
       sessions.stop();
       await notifications.stop();
       await presence.stop();
+      await publishPresence.drained();
       await bus.close();
       await core.close();
     },

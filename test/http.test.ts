@@ -57,14 +57,22 @@ describe('HTTP', () => {
 
   it('masks an unexpected error as INTERNAL and logs it with the request id', async () => {
     const user = await registerUser(app);
-    // PostgreSQL refuses NUL bytes in text: an error no resolver expects.
-    const res = await post(
-      { query: 'query ($id: ID!) { user(id: $id) { id } }', variables: { id: 'a\u0000b' } },
-      { authorization: `Bearer ${user.accessToken}`, 'x-request-id': 'trace-internal-1' },
-    );
+    // A failure no resolver expects (input cannot cause one any more: NUL bytes are refused up front).
+    const { presence } = app.services;
+    const onlineUserIds = presence.onlineUserIds;
+    presence.onlineUserIds = () => Promise.reject(new Error('presence store unreachable'));
+    let res: Response;
+    try {
+      res = await post(
+        { query: 'query ($id: ID!) { user(id: $id) { id status } }', variables: { id: user.id } },
+        { authorization: `Bearer ${user.accessToken}`, 'x-request-id': 'trace-internal-1' },
+      );
+    } finally {
+      presence.onlineUserIds = onlineUserIds;
+    }
     const body = await res.json();
     expect(body.errors[0]).toMatchObject({ message: 'Internal server error.', extensions: { code: 'INTERNAL' } });
-    expect(JSON.stringify(body)).not.toMatch(/stack|prisma|postgres|0x00/i);
+    expect(JSON.stringify(body)).not.toMatch(/stack|prisma|postgres|unreachable/i);
     const logged = logLines.find((line) => line.requestId === 'trace-internal-1' && line.msg === 'unexpected error');
     expect(logged?.err?.message).toBeTruthy();
   });

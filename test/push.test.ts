@@ -36,7 +36,7 @@ beforeAll(async () => {
   push = await startPushService();
   app = await startApp(
     { PUSH_ALLOW_PRIVATE_ENDPOINTS: 'true', PUSH_COLLAPSE_WINDOW: '150ms' },
-    { notifications: { pushAgent: push.agent }, presence: { offlineGraceMs: 200 } },
+    { notifications: { pushTls: push.tls }, presence: { offlineGraceMs: 200 } },
   );
   appRunning = true;
 });
@@ -216,7 +216,7 @@ describe('delivery (in-process, no Redis)', () => {
   });
 
   it('writes no outbox row and pushes nothing with PUSH_ENABLED=false', async () => {
-    const off = await startApp({ PUSH_ENABLED: 'false', PUSH_ALLOW_PRIVATE_ENDPOINTS: 'true' }, { notifications: { pushAgent: push.agent } });
+    const off = await startApp({ PUSH_ENABLED: 'false', PUSH_ALLOW_PRIVATE_ENDPOINTS: 'true' }, { notifications: { pushTls: push.tls } });
     try {
       const [alice, bob] = await Promise.all([registerUser(off), registerUser(off)]);
       const device = push.device();

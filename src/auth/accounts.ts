@@ -4,7 +4,7 @@ import type { Services } from '../services.ts';
 import { WorkerPoolBusyError } from '../cpu/pool.ts';
 import { badUserInput, conflict, unauthenticated } from '../errors.ts';
 import { isUniqueViolation } from '../db/errors.ts';
-import { displayNameSchema, emailSchema, usernameSchema } from '../users/profile.ts';
+import { displayNameSchema, emailSchema, usernameSchema, usernameSkeleton } from '../users/profile.ts';
 import { parseInput } from '../validation.ts';
 import { PASSWORD_MAX_LENGTH, passwordProblem } from './passwords.ts';
 import { openSession, type AuthPayload } from './sessions.ts';
@@ -41,34 +41,37 @@ export async function register(services: AccountServices, input: RegisterInput, 
   await services.rateLimits.consume('register', device.address);
   // Under overload, answer at once instead of queueing for a database connection first.
   const hashing = passwords.reserve();
+  const skeleton = usernameSkeleton(data.username);
   let passwordHash: string;
   try {
     // Checked before hashing so a taken name costs no CPU; the unique indexes still decide races.
-    await assertAvailable(services, data.email, data.username);
+    await assertAvailable(services, data.email, data.username, skeleton);
     passwordHash = await hashing.hash(data.password);
   } finally {
     hashing.release();
   }
   try {
     const user = await prisma.user.create({
-      data: { email: data.email, username: data.username, displayName: data.displayName ?? data.username, passwordHash },
+      data: { email: data.email, username: data.username, usernameSkeleton: skeleton, displayName: data.displayName ?? data.username, passwordHash },
     });
     return await openSession(services, user, device);
   } catch (error) {
     if (isUniqueViolation(error)) {
-      await assertAvailable(services, data.email, data.username);
+      await assertAvailable(services, data.email, data.username, skeleton);
     }
     throw error;
   }
 }
 
-async function assertAvailable({ prisma }: AccountServices, email: string, username: string) {
+async function assertAvailable({ prisma }: AccountServices, email: string, username: string, skeleton: string) {
   const taken = await prisma.user.findMany({
-    where: { OR: [{ email }, { username }] },
+    where: { OR: [{ email }, { username }, { usernameSkeleton: skeleton }] },
     select: { email: true, username: true },
   });
   if (taken.some((u) => u.email === email)) throw conflict('input.email', 'An account with this email already exists.');
   if (taken.some((u) => u.username === username)) throw conflict('input.username', 'This username is taken.');
+  // Not the same name, but one that looks the same (`rn` for `m`, `0` for `o`): someone could pass for them.
+  if (taken.length > 0) throw conflict('input.username', 'This username looks too much like one that is taken.');
 }
 
 /** Who tries a password: the client's address, and what to count an attempt on an unknown account against. */
@@ -88,7 +91,7 @@ const INVALID_LOGIN = 'Invalid login or password.';
 
 export async function login(services: AccountServices, input: LoginInput, device: Device): Promise<AuthPayload> {
   const { prisma, passwords } = services;
-  const login = input.login.trim().toLowerCase();
+  const login = input.login.trim().normalize('NFC').toLowerCase();
   if (!login) throw badUserInput('input.login', 'Enter your email or username.');
   if (!input.password) throw badUserInput('input.password', 'Enter your password.');
   await services.rateLimits.consume('authAttempts', device.address);

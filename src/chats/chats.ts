@@ -6,6 +6,7 @@ import { isUniqueViolation } from '../db/errors.ts';
 import type { Chat, ChatKind, ChatRole, Prisma } from '../generated/prisma/client.ts';
 import { isBlockedEitherWay } from '../users/blocking.ts';
 import { activeUsers } from '../users/deleted-accounts.ts';
+import { notBlocking } from '../users/contacts.ts';
 import { parseInput } from '../validation.ts';
 import { CHAT_NOT_FOUND, requireMembership, requireRole } from './membership.ts';
 
@@ -59,7 +60,7 @@ async function createDirectChat({ prisma }: ChatServices, viewerId: string, memb
   if (input.title != null) throw badUserInput('input.title', 'Direct chats have no title.');
   if (input.isPublic) throw badUserInput('input.isPublic', 'Direct chats cannot be public.');
   const otherId = memberIds[0]!;
-  await assertUsersExist(prisma, [otherId], 'input.memberIds');
+  await assertUsersExist(prisma, viewerId, [otherId], 'input.memberIds', { hideBlockers: false });
   if (await isBlockedEitherWay(prisma, viewerId, otherId)) throw forbidden('You cannot start a chat with this user.');
 
   // A pair has one plaintext and one encrypted direct chat; directPartner reads both keys.
@@ -86,7 +87,7 @@ async function createDirectChat({ prisma }: ChatServices, viewerId: string, memb
 
 async function createGroupChat({ prisma }: ChatServices, viewerId: string, memberIds: string[], input: CreateChatInput) {
   const title = parseInput(titleSchema, input.title ?? '', 'input.title');
-  await assertUsersExist(prisma, memberIds, 'input.memberIds');
+  await assertUsersExist(prisma, viewerId, memberIds, 'input.memberIds');
   return prisma.chat.create({
     data: {
       kind: 'GROUP',
@@ -134,7 +135,7 @@ export async function addChatMembers(
   await requireGroupRole(prisma, chatId, viewerId, ['OWNER', 'ADMIN'], 'add members');
   const ids = parseInput(idListSchema(ADD_MEMBERS_MAX), userIds.map(String), 'userIds');
   if (ids.length === 0) throw badUserInput('userIds', 'Name at least one user to add.');
-  await assertUsersExist(prisma, ids, 'userIds');
+  await assertUsersExist(prisma, viewerId, ids, 'userIds');
   await assertRoomFor(prisma, chatId, ids.length);
   const added = await prisma.chatMember.createManyAndReturn({
     data: ids.map((userId) => ({ chatId, userId })),
@@ -236,9 +237,13 @@ async function removeMemberKeepingOwner(
   if (outcome.heirId) await events.chat(chatId, 'ROLE_CHANGED', actorId, { userId: outcome.heirId });
 }
 
-async function assertUsersExist(prisma: ChatServices['prisma'], ids: string[], field: string) {
+/**
+ * Every id is a user the viewer may add: someone who blocked the viewer is answered exactly as an
+ * unknown id, so the block does not show. (A direct chat says FORBIDDEN for a block either way.)
+ */
+async function assertUsersExist(prisma: ChatServices['prisma'], viewerId: string, ids: string[], field: string, { hideBlockers = true } = {}) {
   if (ids.length === 0) return;
-  const found = await prisma.user.findMany({ where: { id: { in: ids }, ...activeUsers }, select: { id: true } });
+  const found = await prisma.user.findMany({ where: { id: { in: ids }, ...activeUsers, ...(hideBlockers ? notBlocking(viewerId) : {}) }, select: { id: true } });
   if (found.length !== ids.length) {
     const known = new Set(found.map((u) => u.id));
     throw badUserInput(field, `Unknown user id: ${ids.find((id) => !known.has(id))}.`);

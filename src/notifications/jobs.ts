@@ -2,12 +2,10 @@
 // and the in-process runner call the same code.
 import { createHash } from 'node:crypto';
 import type { ContentCipher } from '../crypto/content-cipher.ts';
-import type { Config } from '../env.ts';
 import type { PrismaClient } from '../generated/prisma/client.ts';
 import type { Logger } from '../logger.ts';
 import { decodeContent, messageAad } from '../messages/content.ts';
 import type { PresenceReader } from '../realtime/presence/reader.ts';
-import { checkPushEndpoint } from './endpoints.ts';
 import type { PushSender } from './web-push.ts';
 
 export interface FanOutJob {
@@ -28,7 +26,6 @@ export interface NotificationDeps {
   prisma: PrismaClient;
   cipher: ContentCipher;
   presence: PresenceReader;
-  config: Pick<Config, 'push'>;
   logger: Logger;
   send: PushSender;
   /** Queues delivery jobs (job id per message and device, delayed by the collapse window). */
@@ -97,13 +94,6 @@ export async function deliver(deps: NotificationDeps, job: DeliveryJob): Promise
   if (!state || state.muted || state.deleted || state.lastReadSeq >= message.seq) return 'skipped';
   if (state.newer) return 'collapsed';
 
-  try {
-    await checkPushEndpoint(subscription.endpoint, { allowPrivate: deps.config.push.allowPrivateEndpoints });
-  } catch {
-    await prisma.pushSubscription.deleteMany({ where: { id: subscription.id } });
-    return 'gone';
-  }
-
   const payload = JSON.stringify({ ...message.payload, unread: state.unread });
   const outcome = await deps.send(subscription, payload, {
     topic: chatTopic(message.chatId),
@@ -114,6 +104,8 @@ export async function deliver(deps: NotificationDeps, job: DeliveryJob): Promise
     case 'sent':
       return 'sent';
     case 'gone':
+    // The endpoint's host moved to a private address (or never was one we send to): as good as gone.
+    case 'refused':
       await prisma.pushSubscription.deleteMany({ where: { id: subscription.id } });
       return 'gone';
     case 'retry':

@@ -1,11 +1,12 @@
 // Push notifications for new messages: assembled once for the API (which relays the outbox, and
 // without Redis also runs the jobs) and for the worker process (which runs the jobs from Redis).
-import type { Agent } from 'node:https';
+import type { AgentOptions } from 'node:https';
 import type { ContentCipher } from '../crypto/content-cipher.ts';
 import type { Config } from '../env.ts';
 import type { PrismaClient } from '../generated/prisma/client.ts';
 import type { Logger } from '../logger.ts';
 import type { PresenceReader } from '../realtime/presence/reader.ts';
+import { checkPushEndpoint, type EndpointPolicy, type HostResolver } from './endpoints.ts';
 import { deliver, fanOut, loadNotifiedMessage, type NotificationDeps, type NotifiedMessage } from './jobs.ts';
 import { createOutboxRelay } from './outbox.ts';
 import { createBullQueue, createLocalQueue, jobIds, type JobData, type JobProcessor } from './queue.ts';
@@ -17,8 +18,10 @@ export interface NotificationsOptions {
   cipher: ContentCipher;
   presence: PresenceReader;
   logger: Logger;
-  /** HTTPS agent for push services (tests trust their local push service's certificate with it). */
-  pushAgent?: Agent;
+  /** TLS options for connections to push services (tests trust their local push service's certificate with it). */
+  pushTls?: Pick<AgentOptions, 'ca'>;
+  /** Resolves push endpoint hosts, at registration and delivery. Default: the system resolver (tests answer without DNS). */
+  resolveHost?: HostResolver;
   /** How often the outbox is checked for leftovers. Default 5 s. */
   relayIntervalMs?: number;
 }
@@ -31,6 +34,7 @@ const MESSAGE_CACHE_MAX = 1_000;
 
 export function createNotifications(options: NotificationsOptions) {
   const { config, prisma, logger } = options;
+  const endpoints: EndpointPolicy = { allowPrivate: config.push.allowPrivateEndpoints, resolve: options.resolveHost };
   const messages = new Map<string, { message: Promise<NotifiedMessage | null>; until: number }>();
   const process: JobProcessor = (name, data) =>
     name === 'fan-out' ? fanOut(deps, data as JobData['fan-out']) : deliver(deps, data as JobData['deliver']);
@@ -39,9 +43,8 @@ export function createNotifications(options: NotificationsOptions) {
     prisma,
     cipher: options.cipher,
     presence: options.presence,
-    config,
     logger,
-    send: createPushSender({ vapid: config.push.vapid, agent: options.pushAgent }),
+    send: createPushSender({ vapid: config.push.vapid, endpoints, tls: options.pushTls }),
     enqueueDeliveries: (jobs) =>
       queue.add('deliver', jobs.map((job) => ({ id: jobIds.deliver(job), data: job })), { delayMs: config.push.collapseWindowMs }),
     notifiedMessage: (messageId) => {
@@ -58,6 +61,8 @@ export function createNotifications(options: NotificationsOptions) {
 
   return {
     queue,
+    /** At registration: the endpoint as a URL if pushes may go there; BAD_USER_INPUT on `input.endpoint` otherwise. */
+    checkEndpoint: (endpoint: string) => checkPushEndpoint(endpoint, endpoints),
     /** Runs one job (the worker's processor). */
     process,
     /** A message was committed with an outbox row: relay it now rather than at the next interval. */

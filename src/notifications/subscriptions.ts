@@ -3,9 +3,10 @@ import { z } from 'zod';
 import { requireMembership } from '../chats/membership.ts';
 import type { Viewer } from '../auth/authenticate.ts';
 import type { Services } from '../services.ts';
-import { badUserInput } from '../errors.ts';
+import { isUniqueViolation } from '../db/errors.ts';
+import { badUserInput, conflict } from '../errors.ts';
+import type { Prisma } from '../generated/prisma/client.ts';
 import { parseInput } from '../validation.ts';
-import { checkPushEndpoint } from './endpoints.ts';
 
 const base64url = (bytes: number, what: string) =>
   z
@@ -24,12 +25,30 @@ export interface PushSubscriptionInput {
   keys: { p256dh: string; auth: string };
 }
 
-/** Registers this device session's push subscription; the same endpoint again updates it (and moves it to this session). */
-export async function registerPushSubscription({ prisma, config }: Pick<Services, 'prisma' | 'config'>, viewer: Viewer, input: PushSubscriptionInput) {
-  const endpoint = (await checkPushEndpoint(input.endpoint, { allowPrivate: config.push.allowPrivateEndpoints })).toString();
+const endpointTaken = () => conflict('input.endpoint', 'This push endpoint is registered by another account.');
+
+/**
+ * Registers this device session's push subscription. The same endpoint again updates it and moves
+ * it to this session, from another session of the viewer's or from one that has ended; while
+ * another account's session is live it stays theirs (CONFLICT), so nobody takes over someone
+ * else's device by replaying its endpoint.
+ */
+export async function registerPushSubscription({ prisma, notifications }: Pick<Services, 'prisma' | 'notifications'>, viewer: Viewer, input: PushSubscriptionInput) {
+  const endpoint = (await notifications.checkEndpoint(input.endpoint)).toString();
   const keys = parseInput(keysSchema, input.keys, 'input.keys');
   const data = { userId: viewer.userId, sessionId: viewer.sessionId, p256dh: keys.p256dh, auth: keys.auth };
-  return prisma.pushSubscription.upsert({ where: { endpoint }, create: { endpoint, ...data }, update: data });
+  const ended = { OR: [{ revokedAt: { not: null } }, { expiresAt: { lte: new Date() } }] } satisfies Prisma.SessionWhereInput;
+  const { count } = await prisma.pushSubscription.updateMany({ where: { endpoint, OR: [{ userId: viewer.userId }, { session: ended }] }, data });
+  if (count === 0) {
+    try {
+      return await prisma.pushSubscription.create({ data: { endpoint, ...data } });
+    } catch (error) {
+      // Held by another account's live session (or registered by one a moment ago).
+      if (isUniqueViolation(error)) throw endpointTaken();
+      throw error;
+    }
+  }
+  return prisma.pushSubscription.findUniqueOrThrow({ where: { endpoint } });
 }
 
 /** Whether the viewer had that subscription. */

@@ -7,6 +7,7 @@ import type { Context } from '../context.ts';
 import type { UploadedFile } from '../files/uploads.ts';
 import type PrismaTypes from '../generated/pothos-types.ts';
 import { getDatamodel } from '../generated/pothos-types.ts';
+import InputGuardPlugin from './input-guard.ts';
 
 export const builder = new SchemaBuilder<{
   Context: Context;
@@ -19,7 +20,8 @@ export const builder = new SchemaBuilder<{
   };
 }>({
   defaultFieldNullability: false,
-  plugins: [PrismaPlugin, RelayPlugin],
+  // The input guard comes first, so it wraps outermost: no other plugin's code sees an argument before it.
+  plugins: [InputGuardPlugin, PrismaPlugin, RelayPlugin],
   prisma: {
     // Each request's context carries the client; the schema itself stays free of connections.
     client: (ctx) => ctx.prisma,
@@ -47,9 +49,14 @@ builder.scalarType('DateTime', {
   },
 });
 
+/** The instants ISO-8601's four-digit years (and PostgreSQL's timestamps as Prisma writes them) hold. */
+const DATE_TIME_RANGE = { min: new Date('0001-01-01T00:00:00.000Z').getTime(), max: new Date('9999-12-31T23:59:59.999Z').getTime() };
+
 function parseDateTime(value: unknown): Date {
   const date = typeof value === 'string' ? new Date(value) : new Date(Number.NaN);
   if (Number.isNaN(date.getTime())) throw new GraphQLError('DateTime must be an ISO-8601 string.');
+  // `+275760-09-13T00:00:00Z` is a JavaScript date, but no stored one: it was written as something else.
+  if (date.getTime() < DATE_TIME_RANGE.min || date.getTime() > DATE_TIME_RANGE.max) throw new GraphQLError('DateTime must be between the years 0001 and 9999.');
   return date;
 }
 

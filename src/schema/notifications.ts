@@ -37,7 +37,8 @@ builder.queryFields((t) => ({
 builder.mutationFields((t) => ({
   registerPushSubscription: t.prismaField({
     type: 'PushSubscription',
-    description: 'Registers this device session for push notifications; registering the same endpoint again updates it.',
+    description:
+      "Registers this device session for push notifications; registering the same endpoint again updates it. CONFLICT while another account's live session holds the endpoint (it is freed when that session ends: logging out removes the session's subscriptions).",
     args: { input: t.arg({ type: PushSubscriptionInput, required: true }) },
     resolve: async (query, _root, { input }, ctx) => {
       const subscription = await registerPushSubscription(ctx, requireViewer(ctx), input);

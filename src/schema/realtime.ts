@@ -1,6 +1,7 @@
 // Live events over graphql-ws: messages, chat changes, typing, presence.
 import { setTyping } from '../chats/typing.ts';
 import { requireViewer } from '../auth/authenticate.ts';
+import { chatOfMember } from '../chats/membership.ts';
 import { badUserInput } from '../errors.ts';
 import {
   chatEventStream,
@@ -45,7 +46,14 @@ const ChatEventRef = builder.objectRef<ChatEvent>('ChatEvent').implement({
     chatId: t.id({ resolve: (event) => event.chatId }),
     chat: t.prismaField({
       type: 'Chat',
-      resolve: (query, event, _args, ctx) => ctx.prisma.chat.findUniqueOrThrow({ ...query, where: { id: event.chatId } }),
+      nullable: true,
+      description:
+        'The chat as it is now; null to someone no longer in it (the member removed or who left gets the chat id and the removal, not its messages or members).',
+      extensions: { viewerDependent: true },
+      resolve: (query, event, _args, ctx) => {
+        const viewer = ctx.viewer;
+        return viewer ? ctx.prisma.chat.findFirst({ ...query, where: chatOfMember(event.chatId, viewer.userId) }) : null;
+      },
     }),
     user: t.prismaField({
       type: 'User',

@@ -120,13 +120,15 @@ builder.queryFields((t) => ({
     {
       type: 'User',
       cursor: 'username',
-      description: 'Users whose username starts with, or whose display name contains, `query`; ordered by username. Deleted accounts are not found.',
+      description:
+        'Users whose username starts with, or whose display name contains, `query` (taken literally: `%` and `_` match only themselves); ordered by username. Users who blocked you and deleted accounts are not found.',
       defaultSize: 20,
       maxSize: pageSizeFor,
       args: { query: t.arg.string({ required: true }) },
       resolve: async (query, _root, args, ctx) => {
-        await ctx.rateLimits.consume('search', requireViewer(ctx).userId);
-        return ctx.prisma.user.findMany({ ...query, where: { ...userSearchFilter(args.query), ...activeUsers }, orderBy: { username: 'asc' } });
+        const viewerId = requireViewer(ctx).userId;
+        await ctx.rateLimits.consume('search', viewerId);
+        return ctx.prisma.user.findMany({ ...query, where: { ...userSearchFilter(args.query, viewerId), ...activeUsers }, orderBy: { username: 'asc' } });
       },
     },
     UserConnection,

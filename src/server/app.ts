@@ -21,6 +21,7 @@ import type { Notifications } from '../notifications/notifications.ts';
 import { maskError, useErrorLogging } from './plugins/error-logging.ts';
 import { useMaintenanceMode } from './plugins/maintenance.ts';
 import { useRequestBodyLimit } from './plugins/request-body-limit.ts';
+import { useRequestParseErrors } from './plugins/request-parse-errors.ts';
 import { requestIdOf, useRequestId } from './plugins/request-id.ts';
 import { createSubscriptionExecution } from './shared-execution.ts';
 import { attachWebSocketServer, type WebSocketOptions, type WsServerContext } from './websocket.ts';
@@ -163,6 +164,7 @@ export async function buildApp(options: BuildAppOptions): Promise<App> {
         maxUploadsPerRequest: config.limits.document.maxUploadsPerRequest,
         memory: services.uploadMemory,
       }),
+      useRequestParseErrors(),
       useFileDownloads(services),
       useReadinessCheck({
         endpoint: '/ready',

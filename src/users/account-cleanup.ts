@@ -60,13 +60,14 @@ export async function releaseUsernames({ prisma }: Pick<Services, 'prisma'>, now
     BATCH,
     async (userIds) => {
       const handles = userIds.map(deletedUsername);
-      // One statement: the reservation ends and the name is released together, or neither.
+      // One statement: the reservation ends and the name is released together, or neither; its
+      // skeleton goes too, so look-alikes of the old name are free again as well.
       return prisma.$executeRaw`
         WITH released AS (
           DELETE FROM "AccountDeletion" WHERE "userId" = ANY(${userIds}) AND "usernameReleaseAt" <= ${now} AND "erasedAt" IS NOT NULL
           RETURNING "userId"
         )
-        UPDATE "User" u SET "username" = v."handle"
+        UPDATE "User" u SET "username" = v."handle", "usernameSkeleton" = NULL
         FROM unnest(${userIds}::text[], ${handles}::text[]) AS v("id", "handle") JOIN released r ON r."userId" = v."id"
         WHERE u."id" = v."id"`;
     },

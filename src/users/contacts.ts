@@ -16,15 +16,19 @@ export const BLOCKED_USERS_MAX = 1_000;
 export const blocksBy = (blockerId: string) =>
   ({ where: { blockerId }, orderBy: { createdAt: 'desc' }, take: BLOCKED_USERS_MAX }) satisfies Prisma.UserBlockFindManyArgs;
 
-async function requireOtherUser(prisma: PrismaClient, viewerId: string, userId: string, action: string) {
+/** Users other than `viewerId` may find, and so add to a chat or their contacts: not those who blocked them. */
+export const notBlocking = (viewerId: string) => ({ blocks: { none: { blockedId: viewerId } } }) satisfies Prisma.UserWhereInput;
+
+/** NOT_FOUND unless `userId` is someone else who exists (and, with `hideBlockers`, has not blocked the viewer, which answers the same). */
+async function requireOtherUser(prisma: PrismaClient, viewerId: string, userId: string, action: string, { hideBlockers = false } = {}) {
   if (userId === viewerId) throw badUserInput('userId', `You cannot ${action} yourself.`);
-  const user = await prisma.user.findFirst({ where: { id: userId, ...activeUsers }, select: { id: true } });
+  const user = await prisma.user.findFirst({ where: { id: userId, ...activeUsers, ...(hideBlockers ? notBlocking(viewerId) : {}) }, select: { id: true } });
   if (!user) throw notFound('User');
 }
 
-/** Adds a user to the viewer's contacts (adding twice is harmless). */
+/** Adds a user to the viewer's contacts (adding twice is harmless); someone who blocked the viewer is NOT_FOUND, as if there were none. */
 export async function addContact(prisma: PrismaClient, viewerId: string, userId: string) {
-  await requireOtherUser(prisma, viewerId, userId, 'add');
+  await requireOtherUser(prisma, viewerId, userId, 'add', { hideBlockers: true });
   await prisma.contact.createMany({ data: [{ ownerId: viewerId, userId }], skipDuplicates: true });
 }
 

@@ -3,7 +3,7 @@
 import { createECDH, randomBytes, type ECDH } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { rmSync } from 'node:fs';
-import { Agent, createServer, type Server } from 'node:https';
+import { createServer, type Server } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import ece from 'http_ece';
 import { localhostCertificate } from './localhost-certificate.ts';
@@ -22,8 +22,8 @@ export interface PushDevice {
 export interface PushService {
   /** The certificate file (for NODE_EXTRA_CA_CERTS of a worker process). */
   certFile: string;
-  /** An HTTPS agent that trusts the service. */
-  agent: Agent;
+  /** TLS options that trust the service (the app's `notifications.pushTls`). */
+  tls: { ca: Buffer };
   device(script?: Array<number | 'hold' | 'slow'>): PushDevice;
   /** Resolves when `device` has `count` accepted payloads. */
   waitFor(device: PushDevice, count: number, timeoutMs?: number): Promise<void>;
@@ -88,7 +88,7 @@ export async function startPushService(): Promise<PushService> {
 
   return {
     certFile,
-    agent: new Agent({ ca: cert }),
+    tls: { ca: cert },
     device(script: Array<number | 'hold' | 'slow'> = []) {
       const { id, ecdh, authSecret, p256dh, auth } = newDeviceKeys();
       const device = {

@@ -4,6 +4,7 @@ import type { Context } from '../../context.ts';
 import { WorkerPoolBusyError } from '../../cpu/pool.ts';
 import { internal, rateLimited } from '../../errors.ts';
 import type { Logger } from '../../logger.ts';
+import { INVALID_CURSOR, isCursorError } from '../../schema/input-guard.ts';
 
 // By name, not instanceof: graphql ships CJS and ESM builds, and a bundler or test runner can
 // load both, which gives two GraphQLError classes.
@@ -26,16 +27,34 @@ function clientErrorFor(cause: unknown) {
   return undefined;
 }
 
+/** graphql-js refusing a variable's value (an Int past 2^31, an unknown enum value, a wrong type): `Variable "$input" got invalid value ... at "input.login"; ...`. */
+const VARIABLE_ERROR = /^Variable "\$([^"]+)" (?:got invalid value .*? at "([^"]+)";|got invalid value|of (?:required|non-null) type)/s;
+
 /**
- * Yoga's `maskError`: our own errors pass, Pothos argument errors become BAD_USER_INPUT, an
- * overloaded worker pool becomes RATE_LIMITED, and anything unexpected becomes a plain INTERNAL
- * error (the log has the details).
+ * Client errors as they go out: variable values graphql-js refused get BAD_USER_INPUT naming the
+ * variable (graphql-js gives them no code), and nothing carries `extensions.originalError` (Yoga
+ * puts the JSON parser's text there for a malformed body).
+ */
+function asSent(error: GraphQLError): GraphQLError {
+  const { originalError, ...extensions } = error.extensions;
+  const variable = !extensions.code && !error.path ? VARIABLE_ERROR.exec(error.message) : null;
+  if (variable) return new GraphQLError(error.message, { nodes: error.nodes, extensions: { ...extensions, code: 'BAD_USER_INPUT', field: variable[2] ?? variable[1] } });
+  if (originalError === undefined) return error;
+  return new GraphQLError(error.message, { nodes: error.nodes, path: error.path, extensions });
+}
+
+/**
+ * Yoga's `maskError`: our own errors pass, Pothos argument errors become BAD_USER_INPUT (a
+ * cursor it cannot decode says only that), an overloaded worker pool becomes RATE_LIMITED, and
+ * anything unexpected becomes a plain INTERNAL error (the log has the details).
  */
 export function maskError(error: unknown): Error {
-  if (isClientError(error)) return error;
+  if (isClientError(error)) return asSent(error);
   const mapped = clientErrorFor(isGraphQLError(error) ? error.originalError : error);
   if (mapped) return isGraphQLError(error) ? new GraphQLError(mapped.message, { path: error.path, extensions: mapped.extensions }) : mapped;
   if (isGraphQLError(error) && isPothosValidationError(error.originalError)) {
+    // A nested connection's cursor is decoded while its parent's query is planned (input-guard.ts names the field otherwise).
+    if (isCursorError(error.originalError)) return new GraphQLError(INVALID_CURSOR, { path: error.path, extensions: { code: 'BAD_USER_INPUT', field: 'cursor' } });
     return new GraphQLError(error.message, { path: error.path, extensions: { code: 'BAD_USER_INPUT' } });
   }
   const masked = internal();
