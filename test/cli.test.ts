@@ -1,32 +1,36 @@
-// `npm start` as a newcomer runs it: no DATABASE_URL, so an embedded PostgreSQL under DATA_DIR,
-// a generated JWT secret, and data that survives a restart.
+// `npm start` as a newcomer runs it: no DATABASE_URL, so an embedded PostgreSQL under DATA_DIR
+// (as root, in a directory of its own under /var/lib/kocmoc), a generated JWT secret, and data that
+// survives a restart.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { chmodSync, mkdtempSync, rmSync, statSync } from 'node:fs';
+import { mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { afterAll, describe, expect, it } from 'vitest';
 import { unusedPort } from './support/helpers.ts';
 import { REGISTER } from './support/operations.ts';
+import { rootClusterDir, runningAsRoot } from '../src/db/embedded-layout.ts';
 
+// Private (mode 700, as mkdtemp makes it): as root, the `postgres` user cannot enter it.
 const dataDir = mkdtempSync(join(tmpdir(), 'kocmoc-cli-'));
-// mkdtemp makes it private; as root the embedded server runs as `postgres` and must enter it.
-chmodSync(dataDir, 0o755);
+const clusterDir = runningAsRoot() ? rootClusterDir(join(dataDir, 'postgres')) : join(dataDir, 'postgres');
 const embeddedPort = String(await unusedPort());
 const children: ChildProcess[] = [];
 
 afterAll(() => {
   for (const child of children) child.kill('SIGKILL');
   rmSync(dataDir, { recursive: true, force: true });
+  if (runningAsRoot()) rmSync(dirname(clusterDir), { recursive: true, force: true });
 });
 
 /** Starts the server the way `npm start` does and resolves with its GraphQL URL. */
-function startServer(): Promise<{ child: ChildProcess; url: string }> {
+function startServer(): Promise<{ child: ChildProcess; url: string; logs: Array<Record<string, unknown>> }> {
   const env: Record<string, string> = { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '' };
   Object.assign(env, { DATA_DIR: dataDir, PORT: '0', HOST: '127.0.0.1', EMBEDDED_PG_PORT: embeddedPort, LOG_LEVEL: 'info', WORKER_THREADS: '1' });
   const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], { cwd: join(import.meta.dirname, '..'), env });
   children.push(child);
   const output: string[] = [];
+  const logs: Array<Record<string, unknown>> = [];
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`server did not start:\n${output.join('\n')}`)), 45_000);
     child.stderr!.on('data', (chunk) => output.push(String(chunk)));
@@ -35,9 +39,10 @@ function startServer(): Promise<{ child: ChildProcess; url: string }> {
       output.push(line);
       try {
         const entry = JSON.parse(line);
+        logs.push(entry);
         if (entry.url && /listening/.test(entry.msg)) {
           clearTimeout(timer);
-          resolve({ child, url: entry.url });
+          resolve({ child, url: entry.url, logs });
         }
       } catch {
         // not a log line
@@ -69,7 +74,8 @@ describe('npm start without DATABASE_URL', () => {
       input: { email: 'newcomer@example.com', username: 'newcomer', password: 'first run passphrase' },
     });
     expect(registered.errors).toBeUndefined();
-    expect(statSync(join(dataDir, 'postgres', 'PG_VERSION')).isFile()).toBe(true);
+    expect(statSync(join(clusterDir, 'PG_VERSION')).isFile()).toBe(true);
+    expect(first.logs.some((entry) => entry.clusterDir === clusterDir)).toBe(true);
     expect(statSync(join(dataDir, 'jwt-secret')).isFile()).toBe(true);
     expect(await stopServer(first.child)).toBe(0);
 
