@@ -10,6 +10,7 @@ import { pendingMigrations } from '../db/migrate/index.ts';
 import type { Config } from '../env.ts';
 import { startUploadCleanup } from '../files/cleanup.ts';
 import { useFileDownloads } from './plugins/file-downloads.ts';
+import { graphiqlOptions, renderGraphiQL, useGraphiQLAssets } from './graphiql.ts';
 import { useUploadLimits } from './plugins/upload-limits.ts';
 import { multipartBodyLimit } from '../files/upload-sizes.ts';
 import { createInFlight } from '../in-flight.ts';
@@ -96,7 +97,8 @@ export async function buildApp(options: BuildAppOptions): Promise<App> {
     graphqlEndpoint: '/graphql',
     healthCheckEndpoint: '/health',
     landingPage: false,
-    graphiql: { title: 'Kocmoc', subscriptionsProtocol: 'WS' },
+    graphiql: graphiqlOptions,
+    renderGraphiQL,
     maskedErrors: { maskError },
     // Yoga's cut-off for any request body (25 MB by default) must not be below the upload limit;
     // multipart bodies meet useUploadLimits' (same size, clearer error) first, others
@@ -131,6 +133,7 @@ export async function buildApp(options: BuildAppOptions): Promise<App> {
       useRequestBodyLimit(config.http.maxRequestBytes),
       useUploadLimits({ maxUploadBytes: config.files.maxUploadBytes, memory: services.uploadMemory }),
       useFileDownloads(services),
+      useGraphiQLAssets(),
       useReadinessCheck({
         endpoint: '/ready',
         check: async ({ fetchAPI }) => {
