@@ -11,6 +11,7 @@ import type { Config } from '../env.ts';
 import { startUploadCleanup } from '../files/cleanup.ts';
 import { useFileDownloads } from './plugins/file-downloads.ts';
 import { graphiqlOptions, renderGraphiQL, useGraphiQLAssets } from './graphiql.ts';
+import { useWebClient } from './plugins/web-client.ts';
 import { useUploadLimits } from './plugins/upload-limits.ts';
 import { multipartBodyLimit } from '../files/upload-sizes.ts';
 import { createInFlight } from '../in-flight.ts';
@@ -134,6 +135,7 @@ export async function buildApp(options: BuildAppOptions): Promise<App> {
       useUploadLimits({ maxUploadBytes: config.files.maxUploadBytes, memory: services.uploadMemory }),
       useFileDownloads(services),
       useGraphiQLAssets(),
+      useWebClient(),
       useReadinessCheck({
         endpoint: '/ready',
         check: async ({ fetchAPI }) => {
