@@ -22,6 +22,16 @@ function setState(next: ConnectionState) {
   for (const listener of stateListeners) listener(state);
 }
 
+/** Runs `fn` once the socket is connected (now, if it is). */
+function whenConnected(fn: () => void) {
+  if (state === 'connected') return fn();
+  const stop = onConnectionState((next) => {
+    if (next !== 'connected') return;
+    queueMicrotask(() => stop());
+    fn();
+  });
+}
+
 export function onConnectionState(listener: (state: ConnectionState) => void): () => void {
   stateListeners.add(listener);
   listener(state);
@@ -66,7 +76,7 @@ export interface LiveOptions<Variables> {
   onError?: (error: ApiError) => void;
 }
 
-const RETRY_MS = [500, 1_000, 2_000, 4_000, 8_000];
+const RETRY_MS = [500, 1_000, 2_000, 4_000, 5_000];
 
 /** Runs `document` until the returned function is called, resubscribing after any drop. */
 export function live<Data, Variables extends AnyVariables>(
@@ -90,7 +100,8 @@ export function live<Data, Variables extends AnyVariables>(
 
   const start = () => {
     if (stopped) return;
-    if (attempt > 0) options.onResume?.();
+    // Once the new socket is up, the caller fetches what a lost event would have changed.
+    if (attempt > 0 && options.onResume) whenConnected(options.onResume);
     unsubscribe = client().subscribe<Data>(
       { query: stringifyDocument(document), variables: options.variables() as Record<string, unknown> },
       {

@@ -23,8 +23,9 @@ export const chatTitle = (chat: ChatSummary, me: User) => {
 export function preview(message: Message, me: User): string {
   const who = message.sender.id === me.id ? 'You: ' : '';
   if (message.deletedAt) return `${who}message deleted`;
-  const label = { TEXT: '', IMAGE: '📷 Photo', FILE: '📎 File', VOICE: '🎤 Voice message', LOCATION: '📍 Location' }[message.kind];
-  return `${who}${[label, message.text].filter(Boolean).join(' ')}`;
+  const label = { TEXT: '', IMAGE: 'Photo', FILE: 'File', VOICE: 'Voice message', LOCATION: 'Location' }[message.kind];
+  if (label && message.text) return `${who}${label}: ${message.text}`;
+  return `${who}${label || message.text}`;
 }
 
 export function PresenceDot({ presence }: { presence: Presence }) {

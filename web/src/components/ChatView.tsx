@@ -17,13 +17,16 @@ interface Props {
   me: User;
   presenceOf: (user: User) => Presence;
   report: (error: unknown) => void;
+  /** For background work: quiet while the connection banner shows. */
+  reportQuietly: (error: unknown) => void;
   onBack: () => void;
-  onChanged: (chat: ChatSummary) => void;
+  /** Fields of this chat that changed (the list then fetches it again for the rest). */
+  onChanged: (patch: Partial<ChatSummary>) => void;
 }
 
 const PAGE = 30;
 
-export function ChatView({ chat, me, presenceOf, report, onBack, onChanged }: Props) {
+export function ChatView({ chat, me, presenceOf, report, reportQuietly, onBack, onChanged }: Props) {
   const [messages, setMessages] = useState<Map<string, Message>>(new Map());
   const [older, setOlder] = useState<{ cursor: string | null; more: boolean; loading: boolean }>({ cursor: null, more: false, loading: true });
   const [typing, setTyping] = useState<Map<string, { name: string; until: number }>>(new Map());
@@ -135,7 +138,7 @@ export function ChatView({ chat, me, presenceOf, report, onBack, onChanged }: Pr
           const messageId = newest.id;
           clearTimeout(markTimer.current);
           markTimer.current = setTimeout(() => {
-            request(MARK_READ, { chatId: chat.id, messageId }).then(({ markRead }) => onChanged({ ...chat, ...markRead }), report);
+            request(MARK_READ, { chatId: chat.id, messageId }).then(({ markRead }) => onChanged(markRead), reportQuietly);
           }, 300);
         },
         { threshold: 0.5 },

@@ -6,6 +6,7 @@ import { request } from '../api.ts';
 import { EDIT_MESSAGE, SEND_MESSAGE, SET_TYPING, UPLOAD_FILE, type Message } from '../documents.ts';
 import { displayName } from '../format.ts';
 import type { VariablesOf } from '../graphql.ts';
+import { Icon } from './Icon.tsx';
 
 interface Props {
   chatId: string;
@@ -28,6 +29,8 @@ export function Composer({ chatId, replyTo, editing, onCancel, onSent, report }:
   const [text, setText] = useState('');
   const [busy, setBusy] = useState<string>();
   const typingSentAt = useRef(0);
+  // One signal after the other, so a stop never overtakes its start.
+  const typingQueue = useRef<Promise<unknown>>(Promise.resolve());
   const idleTimer = useRef<ReturnType<typeof setTimeout>>();
   const input = useRef<HTMLTextAreaElement>(null);
 
@@ -43,7 +46,8 @@ export function Composer({ chatId, replyTo, editing, onCancel, onSent, report }:
     // A start is refreshed every few seconds while typing goes on; a stop is sent once.
     if (isTyping ? typing && Date.now() - typingSentAt.current < TYPING_REFRESH_MS : !typing) return;
     typingSentAt.current = isTyping ? Date.now() : 0;
-    request(SET_TYPING, { chatId, isTyping }).catch(() => {}); // a lost typing signal is not worth a word
+    // A lost typing signal is not worth a word to the person.
+    typingQueue.current = typingQueue.current.then(() => request(SET_TYPING, { chatId, isTyping })).catch(() => {});
   };
   useEffect(() => () => typingSentAt.current > 0 && setTyping(false), []); // eslint-disable-line react-hooks/exhaustive-deps
 
@@ -135,7 +139,7 @@ export function Composer({ chatId, replyTo, editing, onCancel, onSent, report }:
         {!editing && (
           <>
             <label class="icon-button" title="Send a photo or file">
-              📎
+              <Icon name="attach" />
               <input
                 type="file"
                 aria-label="Attach a photo or file"
@@ -147,7 +151,7 @@ export function Composer({ chatId, replyTo, editing, onCancel, onSent, report }:
               />
             </label>
             <button type="button" class="icon-button" title="Share your location" aria-label="Share your location" onClick={shareLocation}>
-              📍
+              <Icon name="pin" />
             </button>
           </>
         )}

@@ -2,6 +2,7 @@
 // its viewer may take.
 import type { Message, User } from '../documents.ts';
 import { bytes, displayName, timeOf } from '../format.ts';
+import { Icon } from './Icon.tsx';
 
 interface Props {
   message: Message;
@@ -25,12 +26,12 @@ function Content({ message }: { message: Message }) {
       )}
       {attachment && !attachment.thumbnailUrl && (
         <a href={attachment.url} download={attachment.name} class="file">
-          📎 {attachment.name} <span class="muted">({bytes(attachment.size)})</span>
+          <Icon name="attach" /> {attachment.name} <span class="muted">({bytes(attachment.size)})</span>
         </a>
       )}
       {location && (
         <a class="location" target="_blank" rel="noopener" href={`https://www.openstreetmap.org/?mlat=${location.latitude}&mlon=${location.longitude}#map=16/${location.latitude}/${location.longitude}`}>
-          📍 {location.latitude.toFixed(5)}, {location.longitude.toFixed(5)}
+          <Icon name="pin" /> {location.latitude.toFixed(5)}, {location.longitude.toFixed(5)}
         </a>
       )}
       {message.text && <p class="text">{message.text}</p>}

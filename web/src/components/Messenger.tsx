@@ -12,6 +12,7 @@ import { logout } from '../session.ts';
 import { ApiError, describe } from '../transport.ts';
 import { ChatList } from './ChatList.tsx';
 import { ChatView } from './ChatView.tsx';
+import { Icon } from './Icon.tsx';
 import { NewChat } from './NewChat.tsx';
 
 const chatIdFromHash = () => /^#\/chat\/([\w-]+)$/.exec(location.hash)?.[1] ?? null;
@@ -28,9 +29,23 @@ export function Messenger({ me }: { me: User }) {
 
   const report = useCallback((error: unknown) => {
     const id = Date.now() + Math.random();
-    setErrors((list) => [...list.slice(-2), { id, text: describe(error) }]);
+    const text = describe(error);
+    // The same words twice (several requests failing alike) make one message.
+    setErrors((list) => (list.some((entry) => entry.text === text) ? list : [...list.slice(-2), { id, text }]));
     setTimeout(() => setErrors((list) => list.filter((entry) => entry.id !== id)), 8_000);
   }, []);
+
+  // Background work (refreshing the list, marking read) that fails for want of a connection while
+  // the banner already says so is not reported again; the list is fetched anew on reconnect.
+  const connectionRef = useRef(connection);
+  connectionRef.current = connection;
+  const reportQuietly = useCallback(
+    (error: unknown) => {
+      if (error instanceof ApiError && error.code === 'NETWORK' && connectionRef.current !== 'connected') return;
+      report(error);
+    },
+    [report],
+  );
 
   const upsert = useCallback((chat: ChatSummary) => setChats((map) => new Map(map).set(chat.id, chat)), []);
   const forget = useCallback((id: string) => setChats((map) => (map.delete(id) ? new Map(map) : map)), []);
@@ -39,11 +54,13 @@ export function Messenger({ me }: { me: User }) {
     request(CHATS, {}).then((data) => {
       setChats(new Map(data.chats.edges.map(({ node }) => [node.id, node])));
       setPresence(new Map()); // the statuses just fetched are the newest
-    }, report);
-  }, [report]);
+    }, reportQuietly);
+  }, [reportQuietly]);
 
-  // Bursts of events about one chat become one fetch of it.
+  // Bursts of events about one chat become one fetch of it; of fetches that overlap, the answer of
+  // the newest wins (an older one may come back later, with an older unread count).
   const pending = useRef(new Map<string, ReturnType<typeof setTimeout>>());
+  const latest = useRef(new Map<string, number>());
   const refreshChat = useCallback(
     (id: string) => {
       clearTimeout(pending.current.get(id));
@@ -51,14 +68,16 @@ export function Messenger({ me }: { me: User }) {
         id,
         setTimeout(() => {
           pending.current.delete(id);
+          const ticket = (latest.current.get(id) ?? 0) + 1;
+          latest.current.set(id, ticket);
           request(CHAT, { id }).then(
-            (data) => (data.chat ? upsert(data.chat) : forget(id)),
-            (error: unknown) => (error instanceof ApiError && error.code === 'NOT_FOUND' ? forget(id) : report(error)),
+            (data) => latest.current.get(id) === ticket && (data.chat ? upsert(data.chat) : forget(id)),
+            (error: unknown) => (error instanceof ApiError && error.code === 'NOT_FOUND' ? forget(id) : reportQuietly(error)),
           );
         }, 150),
       );
     },
-    [upsert, forget, report],
+    [upsert, forget, reportQuietly],
   );
 
   useEffect(loadAll, [loadAll]);
@@ -117,7 +136,7 @@ export function Messenger({ me }: { me: User }) {
         <nav>
           {push === 'available' && (
             <button type="button" onClick={turnOnPush} title="Get a notification for new messages while this page is closed">
-              Enable notifications
+              <Icon name="bell" /> <span class="wide-only">Enable notifications</span>
             </button>
           )}
           {push === 'denied' && <span class="muted">Notifications blocked</span>}
@@ -131,7 +150,7 @@ export function Messenger({ me }: { me: User }) {
       </header>
       {connection === 'reconnecting' && (
         <div class="banner" role="status" data-testid="reconnecting">
-          Reconnecting… messages sent meanwhile will appear once the connection is back.
+          Connection lost. Reconnecting… Messages sent meanwhile appear once it is back.
         </div>
       )}
       <div class="toasts">
@@ -162,7 +181,23 @@ export function Messenger({ me }: { me: User }) {
             }}
           />
         ) : openChat ? (
-          <ChatView key={openChat.id} chat={openChat} me={me} presenceOf={presenceOf} report={report} onBack={() => open(null)} onChanged={upsert} />
+          <ChatView
+            key={openChat.id}
+            chat={openChat}
+            me={me}
+            presenceOf={presenceOf}
+            report={report}
+            reportQuietly={reportQuietly}
+            onBack={() => open(null)}
+            onChanged={(patch) => {
+              const { id } = openChat;
+              setChats((map) => {
+                const current = map.get(id);
+                return current ? new Map(map).set(id, { ...current, ...patch }) : map;
+              });
+              refreshChat(id);
+            }}
+          />
         ) : (
           <p class="empty muted">Pick a chat, or start a new one.</p>
         )}
