@@ -28,12 +28,13 @@ describe('the web client', () => {
     expect(page.headers.get('content-security-policy')).toBe(WEB_CLIENT_CSP);
     expect(WEB_CLIENT_CSP).toMatch(/default-src 'none'; script-src 'self'; style-src 'self'/);
     expect(await page.text()).toContain('src="/app.js"');
-    for (const [path, type] of [
+    const files: Array<[string, string]> = [
       ['/app.js', 'text/javascript'],
       ['/app.css', 'text/css'],
       ['/sw.js', 'text/javascript'],
       ['/icon.svg', 'image/svg+xml'],
-    ]) {
+    ];
+    for (const [path, type] of files) {
       const response = await get(path);
       expect(response.status, path).toBe(200);
       expect(response.headers.get('content-type')).toContain(type);
