@@ -1,12 +1,12 @@
 // `npm start` as a newcomer runs it: no DATABASE_URL, so an embedded PostgreSQL under DATA_DIR
 // (as root, in a directory of its own under /var/lib/kocmoc), a generated JWT secret, and data that
 // survives a restart.
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
-import { createInterface } from 'node:readline';
 import { afterAll, describe, expect, it } from 'vitest';
+import { startCliServer, stopCliServer } from './support/cli-server.ts';
 import { unusedPort } from './support/helpers.ts';
 import { REGISTER } from './support/operations.ts';
 import { rootClusterDir, runningAsRoot } from '../src/db/embedded-layout.ts';
@@ -24,37 +24,10 @@ afterAll(() => {
 });
 
 /** Starts the server the way `npm start` does and resolves with its GraphQL URL. */
-function startServer(): Promise<{ child: ChildProcess; url: string; logs: Array<Record<string, unknown>> }> {
-  const env: Record<string, string> = { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '' };
-  Object.assign(env, { DATA_DIR: dataDir, PORT: '0', HOST: '127.0.0.1', EMBEDDED_PG_PORT: embeddedPort, LOG_LEVEL: 'info', WORKER_THREADS: '1' });
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], { cwd: join(import.meta.dirname, '..'), env });
-  children.push(child);
-  const output: string[] = [];
-  const logs: Array<Record<string, unknown>> = [];
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`server did not start:\n${output.join('\n')}`)), 45_000);
-    child.stderr!.on('data', (chunk) => output.push(String(chunk)));
-    child.once('exit', (code) => reject(new Error(`server exited with ${code}:\n${output.join('\n')}`)));
-    createInterface({ input: child.stdout! }).on('line', (line) => {
-      output.push(line);
-      try {
-        const entry = JSON.parse(line);
-        logs.push(entry);
-        if (entry.url && /listening/.test(entry.msg)) {
-          clearTimeout(timer);
-          resolve({ child, url: entry.url, logs });
-        }
-      } catch {
-        // not a log line
-      }
-    });
-  });
-}
-
-async function stopServer(child: ChildProcess): Promise<number | null> {
-  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
-  child.kill('SIGTERM');
-  return exited;
+function startServer() {
+  const env = { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '' };
+  Object.assign(env, { DATA_DIR: dataDir, PORT: '0', HOST: '127.0.0.1', EMBEDDED_PG_PORT: embeddedPort, WORKER_THREADS: '1' });
+  return startCliServer(join(import.meta.dirname, '..'), env, children);
 }
 
 const graphql = async (url: string, query: string, variables = {}, token?: string) => {
@@ -77,12 +50,12 @@ describe('npm start without DATABASE_URL', () => {
     expect(statSync(join(clusterDir, 'PG_VERSION')).isFile()).toBe(true);
     expect(first.logs.some((entry) => entry.clusterDir === clusterDir)).toBe(true);
     expect(statSync(join(dataDir, 'jwt-secret')).isFile()).toBe(true);
-    expect(await stopServer(first.child)).toBe(0);
+    expect(await stopCliServer(first.child)).toBe(0);
 
     const second = await startServer();
     // Same JWT secret and same rows: the token from the first run still works.
     const me = await graphql(second.url, '{ me { id username } }', {}, registered.data.register.accessToken);
     expect(me.data.me).toEqual({ id: registered.data.register.user.id, username: 'newcomer' });
-    expect(await stopServer(second.child)).toBe(0);
+    expect(await stopCliServer(second.child)).toBe(0);
   }, 120_000);
 });

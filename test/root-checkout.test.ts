@@ -6,9 +6,9 @@ import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync, statSync, symlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
-import { createInterface } from 'node:readline';
 import { afterAll, describe, expect, it } from 'vitest';
 import { rootClusterDir, runningAsRoot } from '../src/db/embedded-layout.ts';
+import { startCliServer, stopCliServer } from './support/cli-server.ts';
 import { unusedPort } from './support/helpers.ts';
 
 const repository = join(import.meta.dirname, '..');
@@ -26,24 +26,6 @@ afterAll(() => {
 /** A clean environment: nothing of this test run's own database or Redis settings. */
 const newcomerEnv = (extra: Record<string, string>) => ({ PATH: process.env.PATH ?? '', HOME: home, WORKER_THREADS: '1', ...extra });
 
-function startServer(port: string): Promise<{ child: ChildProcess; url: string; logs: string[] }> {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], { cwd: checkout, env: newcomerEnv({ PORT: '0', HOST: '127.0.0.1', EMBEDDED_PG_PORT: port }) });
-  children.push(child);
-  const logs: string[] = [];
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`server did not start:\n${logs.join('\n')}`)), 90_000);
-    child.stderr!.on('data', (chunk) => logs.push(String(chunk)));
-    child.once('exit', (code) => reject(new Error(`server exited with ${code}:\n${logs.join('\n')}`)));
-    createInterface({ input: child.stdout! }).on('line', (line) => {
-      logs.push(line);
-      if (/"msg":"Kocmoc is listening/.test(line)) {
-        clearTimeout(timer);
-        resolve({ child, url: JSON.parse(line).url, logs });
-      }
-    });
-  });
-}
-
 describe.skipIf(!runningAsRoot())('as root, in a checkout other users cannot enter', () => {
   it('npm start serves /, /graphql and /ready, and npm test passes there', async () => {
     expect(statSync(home).mode & 0o777).toBe(0o700);
@@ -52,7 +34,8 @@ describe.skipIf(!runningAsRoot())('as root, in a checkout other users cannot ent
     // What `npm install` runs after installing: the Prisma client and the web client's build.
     execFileSync('npm', ['run', 'postinstall'], { cwd: checkout, env: newcomerEnv({}), stdio: 'pipe' });
 
-    const server = await startServer(String(await unusedPort()));
+    const env = newcomerEnv({ PORT: '0', HOST: '127.0.0.1', EMBEDDED_PG_PORT: String(await unusedPort()) });
+    const server = await startCliServer(checkout, env, children, 90_000);
     const origin = new URL(server.url).origin;
     const page = await fetch(`${origin}/`);
     expect(page.status).toBe(200);
@@ -63,11 +46,9 @@ describe.skipIf(!runningAsRoot())('as root, in a checkout other users cannot ent
     expect((await fetch(`${origin}/ready`)).status).toBe(200);
     // It said where the data lives: outside the checkout, which `postgres` cannot enter.
     const cluster = rootClusterDir(join(checkout, '.data', 'postgres'));
-    expect(server.logs.some((line) => line.includes(`embedded PostgreSQL data in ${cluster}`))).toBe(true);
+    expect(server.logs.some((entry) => entry.clusterDir === cluster)).toBe(true);
     expect(statSync(join(cluster, 'PG_VERSION')).isFile()).toBe(true);
-    const exited = new Promise((resolve) => server.child.once('exit', resolve));
-    server.child.kill('SIGTERM');
-    expect(await exited).toBe(0);
+    expect(await stopCliServer(server.child)).toBe(0);
 
     // `npm test` there, on its own embedded PostgreSQL (a DATABASE_URL-less newcomer's): a file
     // that needs the database through the global setup and a file that does not.
