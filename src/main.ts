@@ -8,7 +8,8 @@ const config = loadConfigOrExit();
 const logger = createLogger(config.logLevel);
 const app = await buildApp({ config, logger });
 const { url } = await app.start();
-logger.info({ url, graphiql: url }, `Kocmoc is listening on ${url} (open it in a browser for GraphiQL)`);
+const webClient = new URL('/', url).href;
+logger.info({ url, webClient, graphiql: url }, `Kocmoc is listening on ${url}: open ${webClient} for the web client, ${url} for GraphiQL`);
 
 let stopping = false;
 for (const signal of ['SIGINT', 'SIGTERM'] as const) {

@@ -28,12 +28,11 @@ worker.addEventListener('notificationclick', (event) => {
   const url = new URL(chatId ? `/#/chat/${chatId}` : '/', worker.location.origin).href;
   event.waitUntil(
     (async () => {
-      const windows = await worker.clients.matchAll({ type: 'window', includeUncontrolled: true });
-      const open = windows[0];
-      if (open) {
-        await open.navigate(url);
-        await open.focus();
-      } else await worker.clients.openWindow(url);
+      // An open tab of the client shows the chat; else a new one opens.
+      const [open] = await worker.clients.matchAll({ type: 'window' });
+      const shown = open && (await open.navigate(url).catch(() => null));
+      if (shown) await shown.focus();
+      else await worker.clients.openWindow(url);
     })(),
   );
 });

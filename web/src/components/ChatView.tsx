@@ -60,6 +60,9 @@ export function ChatView({ chat, me, presenceOf, report, reportQuietly, onBack, 
       setOlder({ cursor: pageInfo.startCursor ?? null, more: pageInfo.hasPreviousPage, loading: false });
       stop = live(MESSAGE_EVENTS, (event) => merge([event.messageEvents.message]), {
         variables: () => ({ chatId: chat.id, sinceSeq: newestSeq.current }),
+        // sinceSeq replays new messages; edits and deletes of recent ones made meanwhile come
+        // with the newest page again.
+        onResume: () => void request(HISTORY, { chatId: chat.id, last: PAGE }).then((page) => merge(page.chat?.messages.edges.map(({ node }) => node) ?? []), reportQuietly),
         onError: report,
       });
     }, report);
@@ -67,7 +70,7 @@ export function ChatView({ chat, me, presenceOf, report, reportQuietly, onBack, 
       cancelled = true;
       stop?.();
     };
-  }, [chat.id, merge, report]);
+  }, [chat.id, merge, report, reportQuietly]);
 
   useEffect(
     () =>
