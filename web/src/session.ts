@@ -9,9 +9,10 @@ import type { VariablesOf } from './graphql.ts';
 import { ApiError, run } from './transport.ts';
 
 const STORAGE_KEY = 'kocmoc.refreshToken';
-const REFRESH_AHEAD_MS = 60_000;
+/** Refresh this long before the access token expires: a minute, or a quarter of a shorter lifetime. */
+const refreshAheadMs = (lifetimeMs: number) => Math.min(60_000, lifetimeMs / 4);
 
-let access: { token: string; expiresAt: number } | undefined;
+let access: { token: string; expiresAt: number; refreshAheadMs: number } | undefined;
 let current: User | null = null;
 let refreshTimer: ReturnType<typeof setTimeout> | undefined;
 let refreshing: Promise<void> | undefined;
@@ -27,9 +28,10 @@ export const currentUser = () => current;
 
 function adopt(payload: AuthPayload) {
   localStorage.setItem(STORAGE_KEY, payload.refreshToken);
-  access = { token: payload.accessToken, expiresAt: Date.parse(payload.accessTokenExpiresAt) };
+  const expiresAt = Date.parse(payload.accessTokenExpiresAt);
+  access = { token: payload.accessToken, expiresAt, refreshAheadMs: refreshAheadMs(expiresAt - Date.now()) };
   clearTimeout(refreshTimer);
-  const delay = Math.max(5_000, access.expiresAt - Date.now() - REFRESH_AHEAD_MS);
+  const delay = Math.max(1_000, expiresAt - Date.now() - access.refreshAheadMs);
   refreshTimer = setTimeout(() => void refresh().catch(() => {}), delay);
   const signedIn = !current;
   current = payload.user;
@@ -94,9 +96,9 @@ function withRefreshLock(fn: () => Promise<void>): Promise<void> {
   return navigator.locks ? navigator.locks.request('kocmoc-refresh', fn) : fn();
 }
 
-/** A valid access token, refreshed first when it expires within the next half minute. */
+/** A valid access token: refreshed first if the timer has not (a computer woken from sleep). */
 export async function accessToken(): Promise<string> {
-  if (!access || access.expiresAt - Date.now() < 30_000) await refresh();
+  if (!access || access.expiresAt - Date.now() < access.refreshAheadMs / 2) await refresh();
   if (!access) throw new ApiError('You are signed out.', 'UNAUTHENTICATED');
   return access.token;
 }
