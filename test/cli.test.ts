@@ -57,5 +57,5 @@ describe('npm start without DATABASE_URL', () => {
     const me = await graphql(second.url, '{ me { id username } }', {}, registered.data.register.accessToken);
     expect(me.data.me).toEqual({ id: registered.data.register.user.id, username: 'newcomer' });
     expect(await stopCliServer(second.child)).toBe(0);
-  }, 120_000);
+  }, 200_000);
 });

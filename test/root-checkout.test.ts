@@ -35,7 +35,7 @@ describe.skipIf(!runningAsRoot())('as root, in a checkout other users cannot ent
     execFileSync('npm', ['run', 'postinstall'], { cwd: checkout, env: newcomerEnv({}), stdio: 'pipe' });
 
     const env = newcomerEnv({ PORT: '0', HOST: '127.0.0.1', EMBEDDED_PG_PORT: String(await unusedPort()) });
-    const server = await startCliServer(checkout, env, children, 90_000);
+    const server = await startCliServer(checkout, env, children);
     const origin = new URL(server.url).origin;
     const page = await fetch(`${origin}/`);
     expect(page.status).toBe(200);

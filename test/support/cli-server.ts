@@ -15,7 +15,7 @@ export interface CliServer {
  * Starts src/main.ts in `cwd` with exactly `env` (nothing of the test process's own settings) and
  * resolves once it listens; `children` collects the process so the caller can kill it afterwards.
  */
-export function startCliServer(cwd: string, env: Record<string, string>, children: ChildProcess[], timeoutMs = 45_000): Promise<CliServer> {
+export function startCliServer(cwd: string, env: Record<string, string>, children: ChildProcess[], timeoutMs = 90_000): Promise<CliServer> {
   const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], { cwd, env: { LOG_LEVEL: 'info', ...env } });
   children.push(child);
   const output: string[] = [];

@@ -221,6 +221,7 @@ export function ChatView({ chat, me, presenceOf, report, reportQuietly, onBack, 
         replyTo={replyTo}
         editing={editing}
         report={report}
+        reportQuietly={reportQuietly}
         onCancel={() => {
           setReplyTo(null);
           setEditing(null);

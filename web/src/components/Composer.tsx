@@ -15,6 +15,8 @@ interface Props {
   onCancel: () => void;
   onSent: (message: Message) => void;
   report: (error: unknown) => void;
+  /** For typing signals: quiet while the connection banner shows. */
+  reportQuietly: (error: unknown) => void;
 }
 
 type SendInput = Omit<VariablesOf<typeof SEND_MESSAGE>['input'], 'chatId'>;
@@ -25,7 +27,7 @@ const TYPING_IDLE_MS = 5_000;
 /** An id that makes a retried send idempotent (crypto.randomUUID needs a secure context). */
 const clientMessageId = () => globalThis.crypto?.randomUUID?.() ?? `${Date.now()}-${Math.random().toString(36).slice(2)}`;
 
-export function Composer({ chatId, replyTo, editing, onCancel, onSent, report }: Props) {
+export function Composer({ chatId, replyTo, editing, onCancel, onSent, report, reportQuietly }: Props) {
   const [text, setText] = useState('');
   const [busy, setBusy] = useState<string>();
   const typingSentAt = useRef(0);
@@ -46,8 +48,7 @@ export function Composer({ chatId, replyTo, editing, onCancel, onSent, report }:
     // A start is refreshed every few seconds while typing goes on; a stop is sent once.
     if (isTyping ? typing && Date.now() - typingSentAt.current < TYPING_REFRESH_MS : !typing) return;
     typingSentAt.current = isTyping ? Date.now() : 0;
-    // A lost typing signal is not worth a word to the person.
-    typingQueue.current = typingQueue.current.then(() => request(SET_TYPING, { chatId, isTyping })).catch(() => {});
+    typingQueue.current = typingQueue.current.then(() => request(SET_TYPING, { chatId, isTyping })).catch(reportQuietly);
   };
   useEffect(() => () => typingSentAt.current > 0 && setTyping(false), []); // eslint-disable-line react-hooks/exhaustive-deps
 
