@@ -100,16 +100,26 @@ export const CHAT_SUMMARY = graphql(
       lastReadMessageId
       lastActivityAt
       lastMessage { ...MessageFields }
-      members(first: 50) { edges { node { role user { ...UserFields } } } }
+      members(first: 10) {
+        edges { node { role user { ...UserFields } } }
+        pageInfo { hasNextPage }
+      }
     }
   `,
   [MESSAGE_FIELDS, USER_FIELDS],
 );
 
+/**
+ * A page of the chat list. Pages and member lists stay small: the server refuses operations whose
+ * cost (page sizes multiplied down the selection) is over its limit.
+ */
 export const CHATS = graphql(
   `
-    query Chats {
-      chats(first: 100) { edges { node { ...ChatSummary } } }
+    query Chats($after: String) {
+      chats(first: 30, after: $after) {
+        edges { node { ...ChatSummary } }
+        pageInfo { hasNextPage endCursor }
+      }
     }
   `,
   [CHAT_SUMMARY],

@@ -183,7 +183,7 @@ export function ChatView({ chat, me, presenceOf, report, reportQuietly, onBack, 
                 <PresenceDot presence={presenceOf(partner)} /> {presenceText(presenceOf(partner))}
               </span>
             ) : (
-              `${chat.members.edges.length} members: ${chat.members.edges.map(({ node }) => displayName(node.user)).join(', ')}`
+              `Members: ${chat.members.edges.map(({ node }) => displayName(node.user)).join(', ')}${chat.members.pageInfo.hasNextPage ? ' and more' : ''}`
             )}
           </span>
         </div>

@@ -50,12 +50,20 @@ export function Messenger({ me }: { me: User }) {
   const upsert = useCallback((chat: ChatSummary) => setChats((map) => new Map(map).set(chat.id, chat)), []);
   const forget = useCallback((id: string) => setChats((map) => (map.delete(id) ? new Map(map) : map)), []);
 
+  /** Where the next page of older chats starts; null when there is none. */
+  const [moreChats, setMoreChats] = useState<string | null>(null);
   const loadAll = useCallback(() => {
     request(CHATS, {}).then((data) => {
       setChats(new Map(data.chats.edges.map(({ node }) => [node.id, node])));
+      setMoreChats(data.chats.pageInfo.hasNextPage ? (data.chats.pageInfo.endCursor ?? null) : null);
       setPresence(new Map()); // the statuses just fetched are the newest
     }, reportQuietly);
   }, [reportQuietly]);
+  const loadMoreChats = () =>
+    request(CHATS, { after: moreChats }).then((data) => {
+      setChats((map) => new Map([...map, ...data.chats.edges.map(({ node }) => [node.id, node] as const)]));
+      setMoreChats(data.chats.pageInfo.hasNextPage ? (data.chats.pageInfo.endCursor ?? null) : null);
+    }, report);
 
   // Bursts of events about one chat become one fetch of it; of fetches that overlap, the answer of
   // the newest wins (an older one may come back later, with an older unread count).
@@ -168,6 +176,11 @@ export function Messenger({ me }: { me: User }) {
           New chat
         </button>
         <ChatList chats={[...chats.values()]} me={me} openId={openId} presenceOf={presenceOf} onOpen={open} />
+        {moreChats && (
+          <button type="button" class="more-chats" onClick={loadMoreChats}>
+            Show older chats
+          </button>
+        )}
       </aside>
       <section class="chat-pane">
         {newChat ? (
