@@ -4,6 +4,9 @@ WORKDIR /app
 ENV NODE_ENV=production
 COPY package.json package-lock.json ./
 COPY prisma ./prisma
+# npm ci also builds the web client (web/ against schema.graphql).
+COPY schema.graphql ./
+COPY web ./web
 # Dev dependencies are kept: the Prisma generator runs at install and tsx runs the TypeScript sources.
 RUN npm ci --include=dev && npm cache clean --force
 COPY . .

@@ -8,8 +8,12 @@ const config = loadConfigOrExit();
 const logger = createLogger(config.logLevel);
 const app = await buildApp({ config, logger });
 const { url } = await app.start();
-if (config.exposure.graphiql) logger.info({ url, graphiql: url }, `Kocmoc is listening on ${url} (open it in a browser for GraphiQL)`);
-else logger.info({ url }, `Kocmoc is listening on ${url}`);
+const webClient = new URL('/', url).href;
+if (config.exposure.graphiql) {
+  logger.info({ url, webClient, graphiql: url }, `Kocmoc is listening on ${url}: open ${webClient} for the web client, ${url} for GraphiQL`);
+} else {
+  logger.info({ url, webClient }, `Kocmoc is listening on ${url}: open ${webClient} for the web client`);
+}
 
 let stopping = false;
 for (const signal of ['SIGINT', 'SIGTERM'] as const) {

@@ -1,55 +1,33 @@
-// `npm start` as a newcomer runs it: no DATABASE_URL, so an embedded PostgreSQL under DATA_DIR,
-// a generated JWT secret, and data that survives a restart.
-import { spawn, type ChildProcess } from 'node:child_process';
-import { chmodSync, mkdtempSync, rmSync, statSync } from 'node:fs';
+// `npm start` as a newcomer runs it: no DATABASE_URL, so an embedded PostgreSQL under DATA_DIR
+// (as root, in a directory of its own under /var/lib/kocmoc), a generated JWT secret, and data that
+// survives a restart.
+import type { ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { createInterface } from 'node:readline';
+import { dirname, join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
+import { startCliServer, stopCliServer } from './support/cli-server.ts';
 import { unusedPort } from './support/helpers.ts';
 import { REGISTER } from './support/operations.ts';
+import { rootClusterDir, runningAsRoot } from '../src/db/embedded-layout.ts';
 
+// Private (mode 700, as mkdtemp makes it): as root, the `postgres` user cannot enter it.
 const dataDir = mkdtempSync(join(tmpdir(), 'kocmoc-cli-'));
-// mkdtemp makes it private; as root the embedded server runs as `postgres` and must enter it.
-chmodSync(dataDir, 0o755);
+const clusterDir = runningAsRoot() ? rootClusterDir(join(dataDir, 'postgres')) : join(dataDir, 'postgres');
 const embeddedPort = String(await unusedPort());
 const children: ChildProcess[] = [];
 
 afterAll(() => {
   for (const child of children) child.kill('SIGKILL');
   rmSync(dataDir, { recursive: true, force: true });
+  if (runningAsRoot()) rmSync(dirname(clusterDir), { recursive: true, force: true });
 });
 
 /** Starts the server the way `npm start` does and resolves with its GraphQL URL. */
-function startServer(): Promise<{ child: ChildProcess; url: string }> {
-  const env: Record<string, string> = { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '' };
-  Object.assign(env, { DATA_DIR: dataDir, PORT: '0', HOST: '127.0.0.1', EMBEDDED_PG_PORT: embeddedPort, LOG_LEVEL: 'info', WORKER_THREADS: '1' });
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], { cwd: join(import.meta.dirname, '..'), env });
-  children.push(child);
-  const output: string[] = [];
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`server did not start:\n${output.join('\n')}`)), 45_000);
-    child.stderr!.on('data', (chunk) => output.push(String(chunk)));
-    child.once('exit', (code) => reject(new Error(`server exited with ${code}:\n${output.join('\n')}`)));
-    createInterface({ input: child.stdout! }).on('line', (line) => {
-      output.push(line);
-      try {
-        const entry = JSON.parse(line);
-        if (entry.url && /listening/.test(entry.msg)) {
-          clearTimeout(timer);
-          resolve({ child, url: entry.url });
-        }
-      } catch {
-        // not a log line
-      }
-    });
-  });
-}
-
-async function stopServer(child: ChildProcess): Promise<number | null> {
-  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
-  child.kill('SIGTERM');
-  return exited;
+function startServer() {
+  const env = { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '' };
+  Object.assign(env, { DATA_DIR: dataDir, PORT: '0', HOST: '127.0.0.1', EMBEDDED_PG_PORT: embeddedPort, WORKER_THREADS: '1' });
+  return startCliServer(join(import.meta.dirname, '..'), env, children);
 }
 
 const graphql = async (url: string, query: string, variables = {}, token?: string) => {
@@ -69,14 +47,15 @@ describe('npm start without DATABASE_URL', () => {
       input: { email: 'newcomer@example.com', username: 'newcomer', password: 'first run passphrase' },
     });
     expect(registered.errors).toBeUndefined();
-    expect(statSync(join(dataDir, 'postgres', 'PG_VERSION')).isFile()).toBe(true);
+    expect(statSync(join(clusterDir, 'PG_VERSION')).isFile()).toBe(true);
+    expect(first.logs.some((entry) => entry.clusterDir === clusterDir)).toBe(true);
     expect(statSync(join(dataDir, 'jwt-secret')).isFile()).toBe(true);
-    expect(await stopServer(first.child)).toBe(0);
+    expect(await stopCliServer(first.child)).toBe(0);
 
     const second = await startServer();
     // Same JWT secret and same rows: the token from the first run still works.
     const me = await graphql(second.url, '{ me { id username } }', {}, registered.data.register.accessToken);
     expect(me.data.me).toEqual({ id: registered.data.register.user.id, username: 'newcomer' });
-    expect(await stopServer(second.child)).toBe(0);
-  }, 120_000);
+    expect(await stopCliServer(second.child)).toBe(0);
+  }, 200_000);
 });

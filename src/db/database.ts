@@ -23,6 +23,8 @@ export async function openDatabase(config: Config, logger: Logger): Promise<Data
     port: config.database.embeddedPort,
     log: (msg) => logger.debug({ postgres: msg }),
   });
+  // As root a new cluster lives outside DATA_DIR (embedded-layout.ts): say where the data is.
+  logger.info({ clusterDir: server.clusterDir }, `embedded PostgreSQL data in ${server.clusterDir}`);
   return { url: server.url, embedded: true, stop: server.stop };
 }
 

