@@ -60,6 +60,18 @@ describe('aliases, depth, tokens, directives', () => {
     expect(errorOf(eleven)?.message).toMatch(/10 levels/);
   });
 
+  it('counts the fields inside fragments, not the fragment spreads themselves', async () => {
+    // Ten levels of fields, reached through three fragments (as codegen and gql.tada write them).
+    const fragments = `query ($c: ID!) { chat(id: $c) { ...ChatPart } }
+      fragment ChatPart on Chat { messages(first: 1) { edges { node { ...MessagePart } } } }
+      fragment MessagePart on Message { replyTo { replyTo { ...ReplyPart } } }
+      fragment ReplyPart on Message { replyTo { replyTo { replyTo { id } } } }`;
+    const ten = await gql(app, fragments, { c: chatId }, { token: alice.accessToken });
+    expect(ten.errors).toBeUndefined();
+    const eleven = await gql(app, fragments.replace('{ replyTo { replyTo { replyTo { id } } } }', '{ replyTo { replyTo { replyTo { replyTo { id } } } } }'), { c: chatId }, { token: alice.accessToken });
+    expect(errorOf(eleven)?.extensions).toMatchObject({ code: 'QUERY_TOO_COMPLEX', limit: 'depth' });
+  });
+
   it("leaves introspection's own depth alone (where introspection is on)", async () => {
     const result = await gql(app, getIntrospectionQuery());
     expect(result.errors).toBeUndefined();

@@ -35,9 +35,10 @@ function armorRule(
   limit: string,
   n: number,
   message: string,
+  options: Record<string, unknown> = {},
 ): ValidationRule {
   return (context) =>
-    rule({ n, propagateOnRejection: false, onReject: [(ctx) => ctx?.reportError(queryTooComplex(limit, message))] })(context);
+    rule({ ...options, n, propagateOnRejection: false, onReject: [(ctx) => ctx?.reportError(queryTooComplex(limit, message))] })(context);
 }
 
 /** The root fields an operation selects, through fragments, by name (aliases counted apart). */
@@ -101,7 +102,8 @@ export interface DocumentLimitsOptions {
 export function useDocumentLimits({ limits, introspection }: DocumentLimitsOptions): Plugin {
   const rules: ValidationRule[] = [
     armorRule(maxAliasesRule as never, 'aliases', limits.maxAliases, `At most ${limits.maxAliases} aliases per document.`),
-    armorRule(maxDepthRule as never, 'depth', limits.maxDepth, `Fields may nest at most ${limits.maxDepth} levels deep.`),
+    // Fragment spreads are not a level: a client's fragments (codegen, gql.tada) cost no depth.
+    armorRule(maxDepthRule as never, 'depth', limits.maxDepth, `Fields may nest at most ${limits.maxDepth} levels deep.`, { flattenFragments: true }),
     armorRule(maxDirectivesRule as never, 'directives', limits.maxDirectives, `At most ${limits.maxDirectives} directives per document.`),
     mutationLimitsRule(limits.maxUploadsPerRequest),
     ...(introspection ? [] : [noIntrospectionRule]),
