@@ -6,6 +6,7 @@ import { createPasswordHasher, type PasswordHasher } from './auth/passwords.ts';
 import { createSessionCache, type SessionCache } from './auth/session-cache.ts';
 import { createTokenService, type TokenService } from './auth/tokens.ts';
 import { createMaintenance, type Maintenance } from './admin/maintenance.ts';
+import { createCallRuntime, type CallRuntime } from './calls/runtime.ts';
 import { createWorkerPool, type WorkerPool } from './cpu/pool.ts';
 import { createContentCipher, type ContentCipher } from './crypto/content-cipher.ts';
 import { createPrisma } from './db/client.ts';
@@ -45,8 +46,10 @@ export interface Services {
   presence: PresenceTracker;
   /** Maintenance mode, shared by all instances. */
   maintenance: Maintenance;
-  /** Push notifications: `messageSent()` hands new messages to the job queue. */
-  notifications: Pick<Notifications, 'messageSent'>;
+  /** Push notifications: `messageSent()` hands new messages to the job queue; calls queue theirs. */
+  notifications: Pick<Notifications, 'messageSent' | 'callRinging' | 'callMissed'>;
+  /** Call deadlines (ringing, reconnecting) and signal ordering; app.ts starts its timers. */
+  calls: CallRuntime;
   logger: Logger;
 }
 
@@ -143,6 +146,7 @@ export function createServices(config: Config, logger: Logger, options: Services
     presence,
     maintenance,
     notifications,
+    calls: createCallRuntime({ config, prisma, logger }),
     logger,
   };
 
@@ -167,6 +171,7 @@ export function createServices(config: Config, logger: Logger, options: Services
     async stop() {
       maintenance.stop();
       sessions.stop();
+      await services.calls.stop();
       await notifications.stop();
       await presence.stop();
       await bus.close();

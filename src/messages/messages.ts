@@ -53,6 +53,7 @@ const MEDIA_KINDS: ReadonlySet<MessageKind> = new Set(['IMAGE', 'FILE', 'VOICE']
 /** Checks the input against its kind; returns what gets sealed and stored. */
 function validateSend(input: SendMessageInput): MessageContent & { attachmentId: string | null } {
   const { kind } = input;
+  if (kind === 'CALL') throw badUserInput('input.kind', 'CALL messages are added by calls (startCall).');
   const text = input.text == null ? null : parseInput(textSchema, input.text, 'input.text');
   if (kind !== 'LOCATION' && input.location != null) throw badUserInput('input.location', `${kind} messages have no location.`);
   if (!MEDIA_KINDS.has(kind) && input.attachmentId != null) {
@@ -198,6 +199,7 @@ export async function editMessage(services: MessageServices, viewerId: string, m
   for (let attempt = 0; ; attempt++) {
     const { message } = await requireVisibleMessage(services, viewerId, messageId);
     if (message.senderId !== viewerId) throw forbidden('Only the sender can edit a message.');
+    if (message.kind === 'CALL') throw badUserInput('id', 'Call messages cannot be edited.');
     if (message.deletedAt || !message.content) throw badUserInput('id', 'Deleted messages cannot be edited.');
     if (message.kind === 'LOCATION') throw badUserInput('id', 'Location messages cannot be edited.');
     if (message.kind === 'TEXT' && text.trim() === '') throw badUserInput('text', 'A text message needs some text.');

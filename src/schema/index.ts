@@ -9,5 +9,6 @@ import './realtime.ts';
 import './contacts.ts';
 import './admin.ts';
 import './notifications.ts';
+import './calls.ts';
 
 export const schema = builder.toSchema({ sortSchema: true });

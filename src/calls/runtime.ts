@@ -1,0 +1,56 @@
+// What calls keep per process: the deadline timers, the signal limiter, the order signals leave
+// in, and the database writes event streams start as they close (shutdown waits for them).
+import type { Config } from '../env.ts';
+import type { PrismaClient } from '../generated/prisma/client.ts';
+import type { Logger } from '../logger.ts';
+import { createSignalLimiter, type SignalLimiter } from './signal-limit.ts';
+import { createCallTimers, type CallJobRunner, type CallTimers } from './timers.ts';
+
+export interface CallRuntime {
+  timers: CallTimers;
+  allowSignal: SignalLimiter;
+  /**
+   * Runs `work` after every earlier call with the same key has settled. Signals from one device
+   * to a call go through one key, entered before their first await, so they are published (and,
+   * through one bus connection, delivered) in the order they were sent.
+   */
+  inOrder<T>(key: string, work: () => Promise<T>): Promise<T>;
+  /** Keeps `work` counted until it settles: `stop` waits for it before the database closes. */
+  track(work: Promise<unknown>): void;
+  start(run: CallJobRunner): Promise<void>;
+  stop(): Promise<void>;
+}
+
+export interface CallRuntimeOptions {
+  config: Pick<Config, 'calls' | 'redisUrl' | 'jobs'>;
+  prisma: PrismaClient;
+  logger: Logger;
+}
+
+export function createCallRuntime({ config, prisma, logger }: CallRuntimeOptions): CallRuntime {
+  const timers = createCallTimers({ prisma, logger, redisUrl: config.redisUrl, prefix: config.jobs.queuePrefix, reconnectMs: config.calls.reconnectMs });
+  const tails = new Map<string, Promise<unknown>>();
+  const pending = new Set<Promise<unknown>>();
+  return {
+    timers,
+    allowSignal: createSignalLimiter(),
+    inOrder(key, work) {
+      const result = (tails.get(key) ?? Promise.resolve()).then(work);
+      const tail = result.catch(() => {});
+      tails.set(key, tail);
+      void tail.then(() => {
+        if (tails.get(key) === tail) tails.delete(key);
+      });
+      return result;
+    },
+    track(work) {
+      const done = work.catch((error: unknown) => logger.warn({ err: error }, 'call bookkeeping failed')).finally(() => pending.delete(done));
+      pending.add(done);
+    },
+    start: (run) => timers.start(run),
+    async stop() {
+      while (pending.size > 0) await Promise.all(pending);
+      await timers.stop();
+    },
+  };
+}

@@ -1,0 +1,48 @@
+// The callEvents stream of one device session. While it is open it speaks for the device in
+// its calls: when it closes (the socket dropped), the device has CALL_RECONNECT_SECONDS to open
+// another before it leaves with FAILED. Each stream has an id, written on the device's call rows,
+// so an old stream that an instance only notices closing after the device came back (elsewhere)
+// changes nothing.
+import type { Viewer } from '../auth/authenticate.ts';
+import { uuidv7 } from '../ids.ts';
+import { openStream } from '../realtime/stream.ts';
+import { callChannel, isForDevice, type CallTopicEvent } from './events.ts';
+import type { CallServices } from './state.ts';
+
+export function callEventStream(services: CallServices, viewer: Viewer) {
+  const { prisma, events, calls, config } = services;
+  const streamId = uuidv7();
+  const { sessionId } = viewer;
+
+  /** This stream speaks for the device in its calls (all of them, or the one it just joined). */
+  const claim = (callId?: string) =>
+    prisma.callParticipant.updateMany({
+      where: { sessionId, leftAt: null, ...(callId ? { callId, streamId: null } : {}) },
+      data: { streamId, disconnectedAt: null },
+    });
+
+  const release = async () => {
+    const now = new Date();
+    const away = await prisma.callParticipant.updateManyAndReturn({
+      where: { sessionId, leftAt: null, disconnectedAt: null, OR: [{ streamId }, { streamId: null }] },
+      data: { disconnectedAt: now },
+      select: { id: true, callId: true },
+    });
+    const deadline = new Date(now.getTime() + config.calls.reconnectMs);
+    await Promise.all(away.map((p) => calls.timers.schedule({ kind: 'reconnect', callId: p.callId, participantId: p.id }, deadline)));
+  };
+
+  return openStream<CallTopicEvent>(async (controls) => {
+    const stop = await events.bus.listen(callChannel(viewer.userId), (payload) => {
+      const event = payload as CallTopicEvent;
+      if (!isForDevice(event, sessionId)) return;
+      if (event.joinedSessionId === sessionId) calls.track(claim(event.callId));
+      controls.emit(event);
+    });
+    await claim();
+    return () => {
+      stop();
+      calls.track(release());
+    };
+  });
+}
