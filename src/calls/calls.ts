@@ -58,7 +58,7 @@ async function planRinging({ prisma }: CallServices, viewer: Viewer, chatId: str
   const busy =
     kind === 'DIRECT' &&
     !silenced.has(partner) &&
-    (await prisma.callParticipant.count({ where: { userId: partner, leftAt: null, call: { state: { not: 'ENDED' } } } })) > 0;
+    (await prisma.callParticipant.count({ where: { userId: partner, leftAt: null, call: { state: { not: 'ENDED' }, chatId: { not: chatId } } } })) > 0;
   const ringOf = (userId: string): CallRing => (silenced.has(userId) ? 'SILENCED' : busy ? 'MISSED' : 'RINGING');
   return { others, busy, ringOf };
 }
@@ -97,15 +97,15 @@ export async function startCall(services: CallServices, viewer: Viewer, input: S
           ringUntil: new Date(now.getTime() + config.calls.ringMs),
           messageId: message.id,
           ...(busy ? { state: 'ENDED', endedAt: now, endReason: 'BUSY' } : { ongoingChatId: chatId }),
-          members: {
-            create: [
-              { userId: viewer.userId, ring: 'ANSWERED', sessionId: busy ? null : viewer.sessionId },
-              ...others.map((userId) => ({ userId, ring: ringOf(userId) })),
-            ],
-          },
-          participants: { create: { userId: viewer.userId, sessionId: viewer.sessionId, joinedAt: now, leftAt: busy ? now : null } },
         },
       });
+      await tx.callMember.createMany({
+        data: [
+          { callId, userId: viewer.userId, ring: 'ANSWERED', sessionId: busy ? null : viewer.sessionId },
+          ...others.map((userId) => ({ callId, userId, ring: ringOf(userId) })),
+        ],
+      });
+      await tx.callParticipant.create({ data: { callId, userId: viewer.userId, sessionId: viewer.sessionId, joinedAt: now, leftAt: busy ? now : null } });
       return { call, message };
     });
   } catch (error) {

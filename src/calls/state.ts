@@ -15,15 +15,13 @@ export const CALL_NOT_FOUND = 'Call';
 async function loadLocked(tx: Tx, callId: string) {
   const locked = await tx.$queryRaw<Array<{ id: string }>>`SELECT "id" FROM "Call" WHERE "id" = ${callId} FOR UPDATE`;
   if (locked.length === 0) return null;
-  return tx.call.findUniqueOrThrow({
-    where: { id: callId },
-    include: {
-      chat: { select: { kind: true } },
-      members: true,
-      participants: { where: { leftAt: null } },
-      message: { select: { id: true, seq: true } },
-    },
-  });
+  // One query after another: a transaction's connection runs one at a time.
+  const call = await tx.call.findUniqueOrThrow({ where: { id: callId } });
+  const chat = await tx.chat.findUniqueOrThrow({ where: { id: call.chatId }, select: { kind: true } });
+  const members = await tx.callMember.findMany({ where: { callId } });
+  const participants = await tx.callParticipant.findMany({ where: { callId, leftAt: null }, orderBy: { joinedAt: 'asc' } });
+  const message = call.messageId ? await tx.message.findUnique({ where: { id: call.messageId }, select: { id: true, seq: true } }) : null;
+  return { ...call, chat, members, participants, message };
 }
 
 /** A call under its row lock: `participants` are the devices still in it. */

@@ -141,6 +141,20 @@ builder.queryFields((t) => ({
   }),
 }));
 
+type MutationFieldBuilder = Parameters<Parameters<typeof builder.mutationFields>[0]>[0];
+
+/** A mutation of one call by its id, answering the call as it is afterwards. */
+const callMutation = (t: MutationFieldBuilder, description: string, change: typeof answerCall) =>
+  t.prismaField({
+    type: 'Call',
+    description,
+    args: { callId: t.arg.id({ required: true }) },
+    resolve: async (query, _root, args, ctx) => {
+      const call = await change(ctx, requireViewer(ctx), String(args.callId));
+      return ctx.prisma.call.findUniqueOrThrow({ ...query, where: { id: call.id } });
+    },
+  });
+
 builder.mutationFields((t) => ({
   startCall: t.prismaField({
     type: 'Call',
@@ -151,33 +165,13 @@ builder.mutationFields((t) => ({
       return ctx.prisma.call.findUniqueOrThrow({ ...query, where: { id: call.id } });
     },
   }),
-  answerCall: t.prismaField({
-    type: 'Call',
-    description: 'Answers on this device (the first of your devices to answer wins; again is CONFLICT), or joins an active group call.',
-    args: { callId: t.arg.id({ required: true }) },
-    resolve: async (query, _root, args, ctx) => {
-      const call = await answerCall(ctx, requireViewer(ctx), String(args.callId));
-      return ctx.prisma.call.findUniqueOrThrow({ ...query, where: { id: call.id } });
-    },
-  }),
-  declineCall: t.prismaField({
-    type: 'Call',
-    description: 'Stops your devices ringing. A call nobody is left to answer ends DECLINED.',
-    args: { callId: t.arg.id({ required: true }) },
-    resolve: async (query, _root, args, ctx) => {
-      const call = await declineCall(ctx, requireViewer(ctx), String(args.callId));
-      return ctx.prisma.call.findUniqueOrThrow({ ...query, where: { id: call.id } });
-    },
-  }),
-  endCall: t.prismaField({
-    type: 'Call',
-    description: 'Hangs up (leaves the call). It ends when fewer than two devices remain, or when the caller hangs up before an answer.',
-    args: { callId: t.arg.id({ required: true }) },
-    resolve: async (query, _root, args, ctx) => {
-      const call = await endCall(ctx, requireViewer(ctx), String(args.callId));
-      return ctx.prisma.call.findUniqueOrThrow({ ...query, where: { id: call.id } });
-    },
-  }),
+  answerCall: callMutation(t, 'Answers on this device (the first of your devices to answer wins; again is CONFLICT), or joins an active group call.', answerCall),
+  declineCall: callMutation(t, 'Stops your devices ringing. A call nobody is left to answer ends DECLINED.', declineCall),
+  endCall: callMutation(
+    t,
+    'Hangs up (leaves the call). It ends when fewer than two devices remain, or when the caller hangs up before an answer.',
+    endCall,
+  ),
   sendCallSignal: t.boolean({
     description: 'Relays an offer, answer or ICE candidate to another device of the call (a SIGNAL event there), in the order sent.',
     args: { input: t.arg({ type: CallSignalInput, required: true }) },

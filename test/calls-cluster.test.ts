@@ -1,0 +1,73 @@
+// The same call with its two sides on two server instances sharing PostgreSQL and Redis: ringing,
+// the race to answer, signals and the data channel all cross instances.
+import { randomUUID } from 'node:crypto';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { App } from '../src/server/app.ts';
+import { codeOf, createChat, gql, registerUser, startTestApp, testRedisUrl } from './support/helpers.ts';
+import { LOGIN } from './support/operations.ts';
+import { openConnections, settle } from './support/ws-helpers.ts';
+import { ANSWER_CALL, callDevice, END_CALL, execute, START_CALL, webrtcPeer } from './support/call-peers.ts';
+
+const prefix = `kocmoc-test:${randomUUID()}:`;
+let one: App;
+let two: App;
+let urlOne: string;
+let urlTwo: string;
+const sockets = openConnections();
+
+beforeAll(async () => {
+  const start = () =>
+    startTestApp(
+      { REDIS_URL: testRedisUrl(), JOB_QUEUE_PREFIX: `kocmoc-test-${randomUUID()}`, CALL_RING_SECONDS: '20' },
+      { channelPrefix: prefix, presence: { keyPrefix: prefix } },
+    );
+  [one, two] = await Promise.all([start(), start()]);
+  [urlOne, urlTwo] = [(await one.start()).url, (await two.start()).url];
+});
+afterAll(async () => {
+  await sockets.closeAll();
+  await Promise.all([one?.stop(), two?.stop()]);
+});
+
+describe('a call across two instances', () => {
+  it('rings, answers once, signals and connects with the caller on one instance and the callee on the other', async () => {
+    const [alice, bob] = await Promise.all([registerUser(one), registerUser(two)]);
+    const chatId = await createChat(one, alice, { kind: 'DIRECT', memberIds: [bob.id] });
+    const bobsOtherToken = (await gql(two, LOGIN, { input: { login: bob.username, password: bob.password } })).data.login.accessToken;
+    const a = callDevice(sockets.connect(urlOne, alice.accessToken), alice.accessToken);
+    const b1 = callDevice(sockets.connect(urlTwo, bob.accessToken), bob.accessToken);
+    const b2 = callDevice(sockets.connect(urlOne, bobsOtherToken), bobsOtherToken);
+    await settle(600); // a fresh instance's first subscriptions also open its Redis subscriptions
+
+    const call = (await execute(a.connection, START_CALL, { input: { chatId, media: 'VIDEO' } })).data!.startCall;
+    await Promise.all([b1.next('INCOMING'), b2.next('INCOMING')]);
+
+    const caller = webrtcPeer(a, call.id);
+    caller.attach();
+    const callerChannel = caller.call();
+    const offer = await b1.next('SIGNAL');
+    expect(offer.signal).toMatchObject({ kind: 'OFFER', fromDeviceId: a.sessionId });
+
+    // Both of Bob's devices answer at once, through different instances: exactly one wins.
+    const [first, second] = await Promise.all([execute(b1.connection, ANSWER_CALL, { id: call.id }), execute(b2.connection, ANSWER_CALL, { id: call.id })]);
+    const winners = [first, second].filter((r) => r.data?.answerCall);
+    expect(winners).toHaveLength(1);
+    expect([first, second].map(codeOf).filter(Boolean)).toEqual(['CONFLICT']);
+    const [winner, loser] = winners[0] === first ? [b1, b2] : [b2, b1];
+    expect((await loser.next('ANSWERED_ELSEWHERE')).call.state).toBe('ACTIVE');
+
+    const callee = webrtcPeer(winner, call.id);
+    callee.attach();
+    await callee.handle((winner === b1 ? offer : await b2.next('SIGNAL')).signal!);
+    const [aliceSide, bobSide] = await Promise.all([callerChannel, callee.channelOpened]);
+    const heard = new Promise<string>((resolve) => aliceSide.onMessage.subscribe((data) => resolve(String(data))));
+    bobSide.send('across instances');
+    expect(await heard).toBe('across instances');
+
+    const ended = (await execute(winner.connection, END_CALL, { id: call.id })).data!.endCall;
+    expect(ended).toMatchObject({ state: 'ENDED', endReason: 'HANGUP' });
+    let seen = await a.next('STATE_CHANGED');
+    while (seen.call.state !== 'ENDED') seen = await a.next('STATE_CHANGED');
+    await Promise.all([caller.close(), callee.close()]);
+  });
+});
