@@ -157,7 +157,7 @@ export async function answerCall(services: CallServices, viewer: Viewer, callId:
     if (call.state === 'ENDED') throw conflict('callId', 'The call has ended.');
     const member = memberOf(call, viewer.userId);
     if (member.sessionId) {
-      throw conflict('callId', member.sessionId === viewer.sessionId ? 'You are in this call already.' : 'You answered this call on another device.');
+      throw conflict('callId', member.sessionId === viewer.sessionId ? 'You are in this call already.' : 'You are in this call on another device.');
     }
     const joiningGroup = call.state === 'ACTIVE' && call.chat.kind === 'GROUP';
     if (member.ring !== 'RINGING' && !joiningGroup) throw conflict('callId', 'This call is not ringing for you.');

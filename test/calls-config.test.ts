@@ -1,9 +1,11 @@
-// TURN credentials in the TURN REST API convention coturn's use-auth-secret checks, and their settings.
+// TURN credentials in the TURN REST API convention coturn's use-auth-secret checks, the calls
+// settings, and the per-call signal limit.
 import { createHmac } from 'node:crypto';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { createSignalLimiter } from '../src/calls/signal-limit.ts';
 import { iceServersFor } from '../src/calls/turn.ts';
 import { loadConfig } from '../src/env.ts';
 
@@ -44,5 +46,24 @@ describe('iceServers', () => {
     expect([defaults.ringMs, defaults.reconnectMs]).toEqual([45_000, 20_000]);
     expect(config({ CALL_RING_SECONDS: '1.5', CALL_RECONNECT_SECONDS: '5' }).calls).toMatchObject({ ringMs: 1_500, reconnectMs: 5_000 });
     expect(() => config({ CALL_RING_SECONDS: '0' })).toThrow(/CALL_RING_SECONDS/);
+  });
+});
+
+describe('the signal limit', () => {
+  it('lets a call burst a mesh’s set-up, then refuses with a retry time, and refills', () => {
+    const allow = createSignalLimiter();
+    const now = 1_000_000;
+    let allowed = 0;
+    while (allow('call-1', now).allowed) allowed++;
+    expect(allowed).toBe(1_000);
+    const refused = allow('call-1', now);
+    expect(refused).toEqual({ allowed: false, retryAfterSeconds: 1 });
+    // Other calls have buckets of their own.
+    expect(allow('call-2', now).allowed).toBe(true);
+    // 200 a second come back: 2 tokens after 10 ms.
+    expect(allow('call-1', now + 10).allowed).toBe(true);
+    let again = 0;
+    while (allow('call-1', now + 1_000).allowed) again++;
+    expect(again).toBe(199); // 0.99 s more at 200/s, and the token left over at +10 ms
   });
 });
