@@ -25,17 +25,31 @@ export function sendCallSignal(services: CallServices, viewer: Viewer, input: Ca
   return services.calls.inOrder(`${callId}:${viewer.sessionId}`, () => relay(services, viewer, callId, toDeviceId, input));
 }
 
+interface SignalFacts {
+  state: 'RINGING' | 'ACTIVE' | 'ENDED';
+  initiatorSessionId: string;
+  members: Array<{ userId: string; ring: string }>;
+  participants: Array<{ userId: string; sessionId: string }>;
+}
+
+/**
+ * What a signal's checks need, in one flat statement: a call's set-up sends dozens of signals, and
+ * a nested Prisma read would cost a transaction and a query per relation for each.
+ */
+async function loadForSignal({ prisma }: CallServices, callId: string): Promise<SignalFacts | undefined> {
+  const rows = await prisma.$queryRaw<SignalFacts[]>`
+    SELECT c."state"::text AS "state", c."initiatorSessionId",
+           coalesce((SELECT json_agg(json_build_object('userId', m."userId", 'ring', m."ring"))
+                     FROM "CallMember" m WHERE m."callId" = c."id"), '[]') AS "members",
+           coalesce((SELECT json_agg(json_build_object('userId', p."userId", 'sessionId', p."sessionId"))
+                     FROM "CallParticipant" p WHERE p."callId" = c."id" AND p."leftAt" IS NULL), '[]') AS "participants"
+    FROM "Call" c WHERE c."id" = ${callId}`;
+  return rows[0];
+}
+
 async function relay(services: CallServices, viewer: Viewer, callId: string, toDeviceId: string | null, input: CallSignalInput) {
   const { prisma, events } = services;
-  const call = await prisma.call.findUnique({
-    where: { id: callId },
-    select: {
-      state: true,
-      initiatorSessionId: true,
-      members: { select: { userId: true, ring: true } },
-      participants: { where: { leftAt: null }, select: { userId: true, sessionId: true } },
-    },
-  });
+  const call = await loadForSignal(services, callId);
   if (!call?.members.some((m) => m.userId === viewer.userId)) throw notFound(CALL_NOT_FOUND);
   if (call.state === 'ENDED') throw forbidden('The call has ended.');
   if (!call.participants.some((p) => p.sessionId === viewer.sessionId)) throw forbidden('Only devices in the call can signal: answer it first.');

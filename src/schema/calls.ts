@@ -84,13 +84,35 @@ const CallSignalRef = builder.objectRef<RelayedSignal>('CallSignal').implement({
   }),
 });
 
+/** Signals do not change the call: a set-up's dozens of them show one load of it, for a moment. */
+const SIGNAL_CALL_REUSE_MS = 250;
+const SIGNAL_CALLS_MAX = 2_000;
+const signalCalls = new Map<string, { until: number; call: Promise<unknown> }>();
+
+function callShownWithSignals<T>(callId: string, viewerId: string, query: unknown, load: () => Promise<T>): Promise<T> {
+  const key = `${callId}\u0000${viewerId}\u0000${JSON.stringify(query)}`;
+  const now = Date.now();
+  const recent = signalCalls.get(key);
+  if (recent && recent.until > now) return recent.call as Promise<T>;
+  if (signalCalls.size >= SIGNAL_CALLS_MAX) for (const [k, v] of signalCalls) if (v.until <= now || signalCalls.size >= SIGNAL_CALLS_MAX) signalCalls.delete(k);
+  const call = load();
+  signalCalls.set(key, { until: now + SIGNAL_CALL_REUSE_MS, call });
+  call.catch(() => signalCalls.delete(key));
+  return call;
+}
+
 const CallEventRef = builder.objectRef<CallTopicEvent>('CallEvent').implement({
   description: 'Something happened to a call that concerns this device.',
   fields: (t) => ({
     type: t.field({ type: CallEventTypeEnum, resolve: (event) => event.type }),
+    callId: t.id({ resolve: (event) => event.callId }),
     call: t.prismaField({
       type: 'Call',
-      resolve: (query, event, _args, ctx) => ctx.prisma.call.findUniqueOrThrow({ ...query, where: { id: event.callId } }),
+      description: 'The call as it is now (with a SIGNAL, as it was up to a quarter of a second ago).',
+      resolve: (query, event, _args, ctx) => {
+        const load = () => ctx.prisma.call.findUniqueOrThrow({ ...query, where: { id: event.callId } });
+        return event.type === 'SIGNAL' ? callShownWithSignals(event.callId, ctx.viewer?.userId ?? '', query, load) : load();
+      },
     }),
     signal: t.field({ type: CallSignalRef, nullable: true, description: 'For SIGNAL events.', resolve: (event) => event.signal ?? null }),
   }),
