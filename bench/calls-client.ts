@@ -87,8 +87,17 @@ async function setup({ url, calls }: { url: string; calls: SetupCall[] }): Promi
   return { setupMs, failures };
 }
 
-/** Every caller sends its signals at once (not waiting for answers); each is timed to its callee's SIGNAL event. */
-async function relay({ url, calls, signalsPerCall, signalBytes }: { url: string; calls: RelayCall[]; signalsPerCall: number; signalBytes: number }): Promise<RelayResult> {
+export interface RelayPlan {
+  url: string;
+  calls: RelayCall[];
+  signalsPerCall: number;
+  signalBytes: number;
+  /** 0: every caller sends all its signals at once. Otherwise one signal per call every this many ms, the calls spread evenly over it. */
+  intervalMs: number;
+}
+
+/** Callers send their signals without waiting for answers; each is timed to its callee's SIGNAL event. */
+async function relay({ url, calls, signalsPerCall, signalBytes, intervalMs }: RelayPlan): Promise<RelayResult> {
   const connections = await mapLimited(calls, CONNECT_CONCURRENCY, async (call) => {
     const [caller, callee] = await Promise.all([connected(url, call.callerToken), connected(url, call.calleeToken)]);
     return { caller, callee: callDevice(callee, call.calleeToken) };
@@ -112,18 +121,23 @@ async function relay({ url, calls, signalsPerCall, signalBytes }: { url: string;
   }
   const pad = 'x'.repeat(Math.max(0, signalBytes - 40));
   const started = performance.now();
+  const sendOne = (call: RelayCall, index: number, seq: number) => {
+    const payload = JSON.stringify({ seq, sentAt: performance.now(), pad });
+    return execute(connections[index]!.caller, SEND_CALL_SIGNAL, { input: { callId: call.callId, toDeviceId: call.calleeDeviceId, kind: 'ICE_CANDIDATE', payload } });
+  };
   await Promise.all(
     calls.map(async (call, index) => {
-      const results = await Promise.all(
-        Array.from({ length: signalsPerCall }, (_, seq) => {
-          const payload = JSON.stringify({ seq, sentAt: performance.now(), pad });
-          return execute(connections[index]!.caller, SEND_CALL_SIGNAL, { input: { callId: call.callId, toDeviceId: call.calleeDeviceId, kind: 'ICE_CANDIDATE', payload } });
-        }),
-      );
+      const sends: Array<Promise<{ data?: any }>> = [];
+      if (intervalMs > 0) await sleep((index / calls.length) * intervalMs);
+      for (let seq = 0; seq < signalsPerCall; seq++) {
+        if (intervalMs > 0 && seq > 0) await sleep(intervalMs);
+        sends.push(sendOne(call, index, seq));
+      }
+      const results = await Promise.all(sends);
       failed += results.filter((r) => !r.data?.sendCallSignal).length;
     }),
   );
-  await Promise.race([arrived, sleep(30_000)]);
+  await Promise.race([arrived, sleep(60_000)]);
   const wallMs = performance.now() - started;
   await Promise.all(connections.flatMap(({ caller, callee }) => [caller.dispose(), callee.connection.dispose()]));
   return { latencyMs, wallMs, outOfOrder, failed };

@@ -4,7 +4,6 @@
 //
 // The server runs in this process, without Redis (one instance); the devices and their peers run
 // in a child process (bench/calls-client.ts), so this process's CPU is the server's.
-import { performance } from 'node:perf_hooks';
 import { forkChild } from './push-child.ts';
 import { mapLimited, postGraphQL } from './graphql-load.ts';
 import { summarizeLatency } from './outcomes.ts';
@@ -15,9 +14,15 @@ import type { RelayCall, RelayResult, SetupCall, SetupResult } from './calls-cli
 
 /** Calls set up one after another (each a fresh pair of peers). */
 const SETUP_CALLS = 100;
-/** Calls signalling at once in the relay phase, and the signals each caller sends its callee. */
+/** Calls signalling at once in the relay phases. */
 const RELAY_CALLS = 500;
-const SIGNALS_PER_CALL = 20;
+/**
+ * Burst: each caller sends a set-up's worth of trickled ICE candidates at once, all calls at the
+ * same instant. Paced: each call one signal every PACED_INTERVAL_MS (RELAY_CALLS / 2 per second).
+ */
+const BURST_SIGNALS = 10;
+const PACED_SIGNALS = 5;
+const PACED_INTERVAL_MS = 2_000;
 /** A typical trickled ICE candidate is 100-250 bytes of JSON. */
 const SIGNAL_BYTES = 200;
 const SETUP_CONCURRENCY = 16;
@@ -33,17 +38,26 @@ async function directChats(url: string, pairs: Array<[BenchUser, BenchUser]>): P
   });
 }
 
+const latencyCells = (values: number[]) => {
+  const latency = summarizeLatency(values);
+  return [fixed(latency.p50), fixed(latency.p95), fixed(latency.p99), fixed(latency.max)];
+};
+
+function cpuMsSince(before: NodeJS.CpuUsage): number {
+  const used = process.cpuUsage(before);
+  return (used.user + used.system) / 1_000;
+}
+
 const pairsOf = (users: BenchUser[]) => Array.from({ length: users.length / 2 }, (_, i) => [users[2 * i]!, users[2 * i + 1]!] as [BenchUser, BenchUser]);
 
 export async function runCalls({ databaseUrl }: BenchContext): Promise<void> {
-  const { app, url } = await startBenchApp(benchConfig({ DATABASE_URL: databaseUrl, PUSH_ENABLED: 'false', CALL_RING_SECONDS: '120' }));
+  const { app, url } = await startBenchApp(benchConfig({ DATABASE_URL: databaseUrl, PUSH_ENABLED: 'false', CALL_RING_SECONDS: '120', CALL_RECONNECT_SECONDS: '600' }));
   const client = forkChild(new URL('./calls-client.ts', import.meta.url), '--calls-client');
   try {
     const setupPairs = pairsOf(await createBenchUsers(app, SETUP_CALLS * 2, 'callsetup'));
     const setupChats = await directChats(url, setupPairs);
     const setupCalls: SetupCall[] = setupPairs.map(([caller, callee], i) => ({ chatId: setupChats[i]!, callerToken: caller.accessToken, calleeToken: callee.accessToken }));
     const setup = await client.call<SetupResult>('setup', { url, calls: setupCalls });
-    const setupLatency = summarizeLatency(setup.setupMs);
 
     const relayPairs = pairsOf(await createBenchUsers(app, RELAY_CALLS * 2, 'callrelay'));
     const relayChats = await directChats(url, relayPairs);
@@ -52,29 +66,28 @@ export async function runCalls({ databaseUrl }: BenchContext): Promise<void> {
       await postGraphQL(url, ANSWER, { id: startCall.id }, callee.accessToken);
       return { callId: startCall.id, callerToken: caller.accessToken, calleeToken: callee.accessToken, calleeDeviceId: callee.sessionId };
     });
-    const cpuBefore = process.cpuUsage();
-    const wallBefore = performance.now();
-    const relay = await client.call<RelayResult>('relay', { url, calls: relayCalls, signalsPerCall: SIGNALS_PER_CALL, signalBytes: SIGNAL_BYTES });
-    const cpu = process.cpuUsage(cpuBefore);
-    const serverCpuShare = (cpu.user + cpu.system) / 1_000 / (performance.now() - wallBefore);
-    const relayLatency = summarizeLatency(relay.latencyMs);
-
+    const phases: Array<[string, number, number]> = [
+      [`burst: ${BURST_SIGNALS} per call at once`, BURST_SIGNALS, 0],
+      [`paced: 1 per call every ${PACED_INTERVAL_MS / 1000} s`, PACED_SIGNALS, PACED_INTERVAL_MS],
+    ];
+    const rows: Array<Array<string | number>> = [['startCall → data channel open', setup.setupMs.length, ...latencyCells(setup.setupMs), '-', '-']];
+    for (const [label, signalsPerCall, intervalMs] of phases) {
+      const cpuBefore = process.cpuUsage();
+      const relay = await client.call<RelayResult>('relay', { url, calls: relayCalls, signalsPerCall, signalBytes: SIGNAL_BYTES, intervalMs });
+      const cpuMs = cpuMsSince(cpuBefore);
+      rows.push([
+        `sendCallSignal → SIGNAL, ${label}`,
+        `${relay.latencyMs.length}/${RELAY_CALLS * signalsPerCall}`,
+        ...latencyCells(relay.latencyMs),
+        fixed(relay.latencyMs.length / (relay.wallMs / 1000), 0),
+        fixed((cpuMs * 1000) / Math.max(1, relay.latencyMs.length), 0),
+      ]);
+      if (relay.outOfOrder + relay.failed > 0) console.log(`${label}: ${relay.outOfOrder} out of order, ${relay.failed} refused`);
+    }
     console.log(`set-up: ${SETUP_CALLS} calls one after another, werift peers on loopback, no TURN (host candidates)`);
-    console.log(`relay: ${RELAY_CALLS} active calls, each caller sends ${SIGNALS_PER_CALL} ICE_CANDIDATE signals of ${SIGNAL_BYTES} bytes at once (${RELAY_CALLS * SIGNALS_PER_CALL} signals)`);
-    console.log(
-      table(
-        ['measure', 'count', 'p50 ms', 'p95 ms', 'p99 ms', 'max ms'],
-        [
-          ['startCall → data channel open', setup.setupMs.length, fixed(setupLatency.p50), fixed(setupLatency.p95), fixed(setupLatency.p99), fixed(setupLatency.max)],
-          ['sendCallSignal → SIGNAL event', relay.latencyMs.length, fixed(relayLatency.p50), fixed(relayLatency.p95), fixed(relayLatency.p99), fixed(relayLatency.max)],
-        ],
-      ),
-    );
-    console.log(
-      `relay: ${relay.latencyMs.length} of ${RELAY_CALLS * SIGNALS_PER_CALL} delivered in ${fixed(relay.wallMs, 0)} ms ` +
-        `(${fixed(relay.latencyMs.length / (relay.wallMs / 1000), 0)} signals/s), ${relay.outOfOrder} out of order, ${relay.failed} refused; ` +
-        `server CPU ${fixed(serverCpuShare * 100, 0)}% of a core`,
-    );
+    console.log(`relay: ${RELAY_CALLS} active calls, ICE_CANDIDATE signals of ${SIGNAL_BYTES} bytes, each timed from its send to the callee's SIGNAL event`);
+    console.log(`signals/s: delivered per second of the phase; server µs/signal: this process's CPU per signal delivered`);
+    console.log(table(['measure', 'count', 'p50 ms', 'p95 ms', 'p99 ms', 'max ms', 'signals/s', 'server µs/signal'], rows));
     if (setup.failures.length > 0) console.log(`set-up failures: ${setup.failures.slice(0, 5).join('; ')}`);
   } finally {
     await client.stop();

@@ -7,7 +7,7 @@ import { BLOCK_USER, SEND_MESSAGE } from './support/operations.ts';
 import { openConnections, settle } from './support/ws-helpers.ts';
 import { ANSWER_CALL, callDevice, DECLINE_CALL, END_CALL, execute, SEND_CALL_SIGNAL, START_CALL, type CallDevice } from './support/call-peers.ts';
 
-const RECONNECT_SECONDS = 1;
+const RECONNECT_SECONDS = 2;
 let app: App;
 let url: string;
 const sockets = openConnections();
@@ -116,6 +116,16 @@ describe('starting calls', () => {
 });
 
 describe('answering, declining and leaving', () => {
+  it('rings a device that subscribes while the call rings', async () => {
+    const { alice, bob, chatId } = await pair();
+    const call = (await start(alice, chatId)).data.startCall;
+    const late = device(bob);
+    expect((await late.next('INCOMING')).call).toMatchObject({ id: call.id, state: 'RINGING', ringing: true });
+    await run(DECLINE_CALL, bob, call.id);
+    const afterwards = device(bob);
+    expect(await afterwards.noneWithin('INCOMING', 500)).toBe(true);
+  });
+
   it('ends DECLINED when the callee declines, and stops every device of theirs', async () => {
     const { alice, bob, chatId } = await pair();
     const [a, b] = [device(alice), device(bob)];

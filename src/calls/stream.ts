@@ -2,7 +2,8 @@
 // its calls: when it closes (the socket dropped), the device has CALL_RECONNECT_SECONDS to open
 // another before it leaves with FAILED. Each stream has an id, written on the device's call rows,
 // so an old stream that an instance only notices closing after the device came back (elsewhere)
-// changes nothing.
+// changes nothing. A device that subscribes while a call rings it gets INCOMING at once (so
+// INCOMING may come twice for one call: key calls by id).
 import type { Viewer } from '../auth/authenticate.ts';
 import { uuidv7 } from '../ids.ts';
 import { openStream } from '../realtime/stream.ts';
@@ -40,6 +41,12 @@ export function callEventStream(services: CallServices, viewer: Viewer) {
       controls.emit(event);
     });
     await claim();
+    // A device that connects while a call rings it (woken by the push, say) rings too.
+    const ringing = await prisma.callMember.findMany({
+      where: { userId: viewer.userId, ring: 'RINGING', call: { state: { not: 'ENDED' } } },
+      select: { callId: true },
+    });
+    for (const { callId } of ringing) controls.emit({ type: 'INCOMING', callId });
     return () => {
       stop();
       calls.track(release());
