@@ -10,7 +10,7 @@ import { uuidv7 } from '../ids.ts';
 import { parseInput } from '../validation.ts';
 import { publishCallEvent } from './events.ts';
 import { insertCallMessage } from './history.ts';
-import { finishCall, leaveCall, withLockedCall, type CallChange, type CallServices, type LockedCall } from './state.ts';
+import { CALL_TRANSACTION, finishCall, leaveCall, withLockedCall, type CallChange, type CallServices, type LockedCall } from './state.ts';
 
 /** A mesh of 8 devices is 28 connections, each sending and receiving every other's media. */
 export const GROUP_CALL_MAX_MEMBERS = 8;
@@ -107,7 +107,7 @@ export async function startCall(services: CallServices, viewer: Viewer, input: S
       });
       await tx.callParticipant.create({ data: { callId, userId: viewer.userId, sessionId: viewer.sessionId, joinedAt: now, leftAt: busy ? now : null } });
       return { call, message };
-    });
+    }, CALL_TRANSACTION);
   } catch (error) {
     if (!isUniqueViolation(error)) throw error;
     const earlier = clientCallId && (await earlierStart(services, viewer.userId, clientCallId, chatId));
@@ -126,16 +126,23 @@ async function announceStart(services: CallServices, call: Call, message: { id: 
   await events.message(call.chatId, 'CREATED', message);
   if (missed.length > 0 && config.push.enabled) await notifications.callMissed(call.id, missed);
   if (call.state === 'ENDED') return;
-  try {
-    if (ringing.length > 0) await publishCallEvent(events.bus, ringing, { type: 'INCOMING', callId: call.id });
-    if (ringing.length > 0 && config.push.enabled) await notifications.callRinging(call.id);
+  // Each step on its own: a deadline that could not be scheduled is in the database (any instance's
+  // next start schedules it again), and a lost event still leaves the push and the deadline.
+  const attempt = async (what: string, step: () => Promise<unknown>) => {
+    try {
+      await step();
+    } catch (error) {
+      logger.warn({ err: error, callId: call.id }, `could not ${what}`);
+    }
+  };
+  await attempt('schedule the ringing deadline', async () => {
     await calls.timers.schedule({ kind: 'ring', callId: call.id }, call.ringUntil);
     // Nobody rings (they blocked the caller): the call is declined, after a while a person might take.
     if (ringing.length === 0) await calls.timers.schedule({ kind: 'ring', callId: call.id }, silentDeclineAt(call));
-  } catch (error) {
-    // The deadline is in the database: the next start of any instance schedules it again.
-    logger.warn({ err: error, callId: call.id }, 'could not announce a call');
-  }
+  });
+  if (ringing.length === 0) return;
+  await attempt('announce a call', () => publishCallEvent(events.bus, ringing, { type: 'INCOMING', callId: call.id }));
+  if (config.push.enabled) await notifications.callRinging(call.id);
 }
 
 /** Between a fifth and a half of the ringing time: no hint that nothing rang. */

@@ -12,6 +12,9 @@ type Tx = Prisma.TransactionClient;
 
 export const CALL_NOT_FOUND = 'Call';
 
+/** Under load a call's transaction may wait for a pooled connection; it never holds one long. */
+export const CALL_TRANSACTION = { maxWait: 10_000, timeout: 20_000 } as const;
+
 async function loadLocked(tx: Tx, callId: string) {
   const locked = await tx.$queryRaw<Array<{ id: string }>>`SELECT "id" FROM "Call" WHERE "id" = ${callId} FOR UPDATE`;
   if (locked.length === 0) return null;
@@ -65,7 +68,7 @@ export async function withLockedCall<T>(
       locked = call;
       return change(tx, call, effects);
     },
-    { maxWait: 10_000, timeout: 20_000 },
+    CALL_TRANSACTION,
   );
   if (locked) await publishChange(services, locked, effects);
   return result;
