@@ -119,13 +119,16 @@ export function createServices(config: Config, logger: Logger, options: Services
   const passwords = createPasswordHasher(pool, config.auth.passwordHash);
   const bus = createEventBus({ redisUrl: config.redisUrl, channelPrefix: options.channelPrefix, logger });
   const events = createEvents(bus, logger);
+  const calls = createCallRuntime({ config, prisma, logger });
   const presence = createPresenceTracker({
     redis,
     prisma,
     logger,
     ...options.presence,
-    onChange: (change) =>
-      void events.presence({ userId: change.userId, online: change.online, lastSeenAt: change.lastSeenAt?.toISOString() ?? null }),
+    onChange: (change) => {
+      void events.presence({ userId: change.userId, online: change.online, lastSeenAt: change.lastSeenAt?.toISOString() ?? null });
+      if (!change.online) calls.userOffline(change.userId);
+    },
   });
   const maintenance = createMaintenance({ prisma, bus });
   const sessions = createSessionCache({ prisma, bus });
@@ -146,7 +149,7 @@ export function createServices(config: Config, logger: Logger, options: Services
     presence,
     maintenance,
     notifications,
-    calls: createCallRuntime({ config, prisma, logger }),
+    calls,
     logger,
   };
 

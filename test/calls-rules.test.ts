@@ -13,7 +13,7 @@ let url: string;
 const sockets = openConnections();
 
 beforeAll(async () => {
-  app = await startTestApp({ CALL_RECONNECT_SECONDS: String(RECONNECT_SECONDS), CALL_RING_SECONDS: '10' });
+  app = await startTestApp({ CALL_RECONNECT_SECONDS: String(RECONNECT_SECONDS), CALL_RING_SECONDS: '10' }, { presence: { offlineGraceMs: 200 } });
   url = (await app.start()).url;
 });
 afterAll(async () => {
@@ -244,6 +244,20 @@ describe('a device that drops out', () => {
     while (ended.call.state !== 'ENDED') ended = await a.next('STATE_CHANGED', (RECONNECT_SECONDS + 5) * 1000);
     expect(ended.call).toMatchObject({ state: 'ENDED', endReason: 'FAILED' });
     expect(ended.call.id).toBe(call.id);
+  });
+
+  it('leaves with FAILED too when its user has no connection left, even without a callEvents stream', async () => {
+    const { alice, bob, chatId } = await pair();
+    const a = device(alice);
+    const bobsSocket = sockets.connect(url, bob.accessToken); // presence only: no callEvents
+    await bobsSocket.connected;
+    await settle();
+    const call = (await start(alice, chatId)).data.startCall;
+    await run(ANSWER_CALL, bob, call.id); // over HTTP
+    await bobsSocket.dispose();
+    let ended = await a.next('STATE_CHANGED', (RECONNECT_SECONDS + 5) * 1000);
+    while (ended.call.state !== 'ENDED') ended = await a.next('STATE_CHANGED', (RECONNECT_SECONDS + 5) * 1000);
+    expect(ended.call).toMatchObject({ id: call.id, state: 'ENDED', endReason: 'FAILED' });
   });
 
   it('stays in the call when it comes back in time', async () => {

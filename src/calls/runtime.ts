@@ -1,7 +1,7 @@
 // What calls keep per process: the deadline timers, the signal limiter, the order signals leave
 // in, and the database writes event streams start as they close (shutdown waits for them).
 import type { Config } from '../env.ts';
-import type { PrismaClient } from '../generated/prisma/client.ts';
+import type { Prisma, PrismaClient } from '../generated/prisma/client.ts';
 import type { Logger } from '../logger.ts';
 import { createSignalLimiter, type SignalLimiter } from './signal-limit.ts';
 import { createCallTimers, type CallJobRunner, type CallTimers } from './timers.ts';
@@ -17,6 +17,16 @@ export interface CallRuntime {
   inOrder<T>(key: string, work: () => Promise<T>): Promise<T>;
   /** Keeps `work` counted until it settles: `stop` waits for it before the database closes. */
   track(work: Promise<unknown>): void;
+  /**
+   * These devices' calls lost them now (`which` narrows the participations): each leaves with
+   * FAILED unless it comes back within CALL_RECONNECT_SECONDS. Devices already away keep their time.
+   */
+  markAway(which: Prisma.CallParticipantWhereInput): void;
+  /**
+   * A user has no connection left on any instance (presence decided it): their devices are away.
+   * Covers an instance that died with their sockets, whose streams never saw themselves close.
+   */
+  userOffline(userId: string): void;
   start(run: CallJobRunner): Promise<void>;
   stop(): Promise<void>;
 }
@@ -31,7 +41,20 @@ export function createCallRuntime({ config, prisma, logger }: CallRuntimeOptions
   const timers = createCallTimers({ prisma, logger, redisUrl: config.redisUrl, prefix: config.jobs.queuePrefix, reconnectMs: config.calls.reconnectMs });
   const tails = new Map<string, Promise<unknown>>();
   const pending = new Set<Promise<unknown>>();
-  return {
+  let stopped = false;
+  const markAway = async (which: Prisma.CallParticipantWhereInput) => {
+    // Presence still reports as it stops; the calls' deadlines are then in the database already.
+    if (stopped) return;
+    const now = new Date();
+    const away = await prisma.callParticipant.updateManyAndReturn({
+      where: { AND: [which, { leftAt: null, disconnectedAt: null }] },
+      data: { disconnectedAt: now },
+      select: { id: true, callId: true },
+    });
+    const deadline = new Date(now.getTime() + config.calls.reconnectMs);
+    await Promise.all(away.map((p) => timers.schedule({ kind: 'reconnect', callId: p.callId, participantId: p.id }, deadline)));
+  };
+  const runtime: CallRuntime = {
     timers,
     allowSignal: createSignalLimiter(),
     inOrder(key, work) {
@@ -47,10 +70,18 @@ export function createCallRuntime({ config, prisma, logger }: CallRuntimeOptions
       const done = work.catch((error: unknown) => logger.warn({ err: error }, 'call bookkeeping failed')).finally(() => pending.delete(done));
       pending.add(done);
     },
+    markAway(which) {
+      runtime.track(markAway(which));
+    },
+    userOffline(userId) {
+      runtime.track(markAway({ userId }));
+    },
     start: (run) => timers.start(run),
     async stop() {
       while (pending.size > 0) await Promise.all(pending);
+      stopped = true;
       await timers.stop();
     },
   };
+  return runtime;
 }

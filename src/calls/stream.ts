@@ -11,7 +11,7 @@ import { callChannel, isForDevice, type CallTopicEvent } from './events.ts';
 import type { CallServices } from './state.ts';
 
 export function callEventStream(services: CallServices, viewer: Viewer) {
-  const { prisma, events, calls, config } = services;
+  const { prisma, events, calls } = services;
   const streamId = uuidv7();
   const { sessionId } = viewer;
 
@@ -21,17 +21,6 @@ export function callEventStream(services: CallServices, viewer: Viewer) {
       where: { sessionId, leftAt: null, ...(callId ? { callId, streamId: null } : {}) },
       data: { streamId, disconnectedAt: null },
     });
-
-  const release = async () => {
-    const now = new Date();
-    const away = await prisma.callParticipant.updateManyAndReturn({
-      where: { sessionId, leftAt: null, disconnectedAt: null, OR: [{ streamId }, { streamId: null }] },
-      data: { disconnectedAt: now },
-      select: { id: true, callId: true },
-    });
-    const deadline = new Date(now.getTime() + config.calls.reconnectMs);
-    await Promise.all(away.map((p) => calls.timers.schedule({ kind: 'reconnect', callId: p.callId, participantId: p.id }, deadline)));
-  };
 
   return openStream<CallTopicEvent>(async (controls) => {
     const stop = await events.bus.listen(callChannel(viewer.userId), (payload) => {
@@ -49,7 +38,7 @@ export function callEventStream(services: CallServices, viewer: Viewer) {
     for (const { callId } of ringing) controls.emit({ type: 'INCOMING', callId });
     return () => {
       stop();
-      calls.track(release());
+      calls.markAway({ sessionId, OR: [{ streamId }, { streamId: null }] });
     };
   });
 }

@@ -82,6 +82,9 @@ CREATE INDEX "CallParticipant_callId_idx" ON "CallParticipant"("callId");
 CREATE INDEX "CallParticipant_sessionId_idx" ON "CallParticipant"("sessionId");
 
 -- CreateIndex
+CREATE INDEX "CallParticipant_userId_idx" ON "CallParticipant"("userId");
+
+-- CreateIndex
 CREATE INDEX "CallParticipant_disconnectedAt_idx" ON "CallParticipant"("disconnectedAt");
 
 -- AddForeignKey
