@@ -47,7 +47,7 @@ export interface Services {
   /** Maintenance mode, shared by all instances. */
   maintenance: Maintenance;
   /** Push notifications: `messageSent()` hands new messages to the job queue; calls queue theirs. */
-  notifications: Pick<Notifications, 'messageSent' | 'callRinging' | 'callMissed'>;
+  notifications: Pick<Notifications, 'messageSent' | 'callRinging' | 'callAnsweredElsewhere' | 'callMissed'>;
   /** Call deadlines (ringing, reconnecting) and signal ordering; app.ts starts its timers. */
   calls: CallRuntime;
   logger: Logger;

@@ -12,6 +12,7 @@ import { ensureDatabase } from '../src/db/pg-admin.ts';
 import type { App } from '../src/server/app.ts';
 import { createChat, gql, registerUser, scratchDatabaseUrl, startTestApp, testRedisUrl, type TestUser } from './support/helpers.ts';
 import { START_CALL } from './support/call-peers.ts';
+import { LOGIN } from './support/operations.ts';
 import { startPushService, type PushService } from './support/push-service.ts';
 
 const database = scratchDatabaseUrl('kocmoc_calls_ringing');
@@ -76,6 +77,26 @@ describe('ringing', () => {
       await push.waitFor(phone, 2);
       expect(phone.accepted[1]).toMatchObject({ type: 'call', event: 'missed', callId: call.id, body: 'Missed video call' });
       expect(phone.requests[1]!.headers.topic).toBe(call.id.replaceAll('-', ''));
+    } finally {
+      await app.stop();
+    }
+  });
+
+  it('tells the other devices that rang through a push that another device answered', async () => {
+    const app = await startApp();
+    try {
+      const { alice, bob, chatId, phone } = await pairWithPush(app);
+      const laptop = (await gql(app, LOGIN, { input: { login: bob.username, password: bob.password } })).data.login.accessToken;
+      const laptopPush = push.device();
+      await gql(app, REGISTER_PUSH, { input: { endpoint: laptopPush.endpoint, keys: laptopPush.keys } }, { token: laptop });
+      const call = await startCall(app, alice, chatId);
+      await Promise.all([push.waitFor(phone, 1), push.waitFor(laptopPush, 1)]);
+      await gql(app, `mutation ($id: ID!) { answerCall(callId: $id) { id } }`, { id: call.id }, { token: laptop });
+      await push.waitFor(phone, 2);
+      expect(phone.accepted[1]).toMatchObject({ type: 'call', event: 'answered-elsewhere', callId: call.id });
+      expect(phone.requests[1]!.headers).toMatchObject({ urgency: 'high', ttl: '30', topic: call.id.replaceAll('-', '') });
+      await new Promise((resolve) => setTimeout(resolve, 500));
+      expect(laptopPush.accepted.map((p) => p.event)).toEqual(['incoming']);
     } finally {
       await app.stop();
     }

@@ -123,5 +123,7 @@ async function publishChange(services: CallServices, call: LockedCall, effects: 
     logger.warn({ err: error, callId: call.id }, 'could not publish a call event');
   }
   if (effects.messageChanged && call.message) await events.message(call.chatId, 'EDITED', call.message);
-  if (config.push.enabled && effects.missed.length > 0) await notifications.callMissed(call.id, effects.missed);
+  if (!config.push.enabled) return;
+  if (effects.joined?.wasRinging) await notifications.callAnsweredElsewhere(call.id, effects.joined.userId, effects.joined.sessionId);
+  if (effects.missed.length > 0) await notifications.callMissed(call.id, effects.missed);
 }

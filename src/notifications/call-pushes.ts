@@ -1,16 +1,20 @@
 // Pushes for calls: "incoming call" to every device of every member it rings (muted chats too:
-// a call is not a message), with Urgency high, a 30 s TTL and the call as Topic; and "missed call"
-// once ringing stopped unanswered, under the same Topic, so it replaces an incoming-call push the
-// device has not received yet. Same queue, retries and job-id idempotency as message pushes.
+// a call is not a message), with Urgency high, a 30 s TTL and the call as Topic; "answered on
+// another device" to the other devices of a member who answered, so a device that rang only
+// through a push stops ringing too; and "missed call" once ringing stopped unanswered. All under
+// the same Topic, so each replaces the one before that a device has not received yet. Same queue,
+// retries and job-id idempotency as message pushes.
 import { sendToSubscription, type NotificationDeps } from './jobs.ts';
 
-export type CallPushEvent = 'incoming' | 'missed';
+export type CallPushEvent = 'incoming' | 'answered-elsewhere' | 'missed';
 
 export interface CallFanOutJob {
   callId: string;
   event: CallPushEvent;
-  /** Missed: the members who missed it (a group call's members can miss it at different times). */
+  /** The members concerned (a group call's members can miss it at different times); all it rings when absent. */
   userIds?: string[];
+  /** Not to this device session's subscriptions (the one that answered). */
+  exceptSessionId?: string;
 }
 
 export interface CallDeliveryJob {
@@ -31,15 +35,24 @@ export type CallPushDeps = Pick<NotificationDeps, 'prisma' | 'config' | 'send'> 
 };
 
 /** One delivery job per registered device of the members concerned (live sessions only). */
+/** Where a member must stand for each push to still make sense when it is sent. */
+const RING_OF_EVENT = { incoming: 'RINGING', 'answered-elsewhere': 'ANSWERED', missed: 'MISSED' } as const;
+
+const TEXT_OF_EVENT = { incoming: 'Incoming', 'answered-elsewhere': 'Answered on another device:', missed: 'Missed' } as const;
+
 export async function fanOutCallPush(deps: CallPushDeps, job: CallFanOutJob): Promise<number> {
-  const ring = job.event === 'incoming' ? 'RINGING' : 'MISSED';
+  const ring = RING_OF_EVENT[job.event];
   const members = await deps.prisma.callMember.findMany({
     where: { callId: job.callId, ring, ...(job.userIds ? { userId: { in: job.userIds } } : {}) },
     select: { userId: true },
   });
   if (members.length === 0) return 0;
   const subscriptions = await deps.prisma.pushSubscription.findMany({
-    where: { userId: { in: members.map((m) => m.userId) }, session: { revokedAt: null, expiresAt: { gt: new Date() } } },
+    where: {
+      userId: { in: members.map((m) => m.userId) },
+      session: { revokedAt: null, expiresAt: { gt: new Date() } },
+      ...(job.exceptSessionId ? { sessionId: { not: job.exceptSessionId } } : {}),
+    },
     select: { id: true },
   });
   await deps.enqueueCallDeliveries(subscriptions.map((s) => ({ callId: job.callId, event: job.event, subscriptionId: s.id })));
@@ -60,9 +73,9 @@ export async function deliverCallPush(deps: CallPushDeps, job: CallDeliveryJob):
   });
   const ring = call?.members[0]?.ring;
   // An incoming-call push that is late (answered, declined, over) would ring for nothing.
-  if (!call || (job.event === 'incoming' ? ring !== 'RINGING' || call.state === 'ENDED' : ring !== 'MISSED')) return 'skipped';
+  if (!call || ring !== RING_OF_EVENT[job.event] || (job.event === 'incoming' && call.state === 'ENDED')) return 'skipped';
   const kind = call.media === 'VIDEO' ? 'video call' : 'voice call';
-  const what = job.event === 'incoming' ? `Incoming ${kind}` : `Missed ${kind}`;
+  const what = `${TEXT_OF_EVENT[job.event]} ${kind}`;
   const group = call.chat.kind === 'GROUP';
   const payload = {
     type: 'call',
@@ -75,7 +88,7 @@ export async function deliverCallPush(deps: CallPushDeps, job: CallDeliveryJob):
   };
   return sendToSubscription(deps, subscription, JSON.stringify(payload), {
     topic: callTopic(call.id),
-    ttlSeconds: job.event === 'incoming' ? RINGING_PUSH_TTL_SECONDS : MISSED_PUSH_TTL_SECONDS,
-    urgency: job.event === 'incoming' ? 'high' : 'normal',
+    ttlSeconds: job.event === 'missed' ? MISSED_PUSH_TTL_SECONDS : RINGING_PUSH_TTL_SECONDS,
+    urgency: job.event === 'missed' ? 'normal' : 'high',
   });
 }

@@ -79,6 +79,11 @@ export function createNotifications(options: NotificationsOptions) {
     messageSent: () => relay.kick(),
     /** A call started ringing: push to every device of the members it rings. Logged, never thrown: the call goes on without. */
     callRinging: (callId: string) => enqueueSafely('call-fan-out', [{ id: jobIds.callFanOut(callId, 'incoming'), data: { callId, event: 'incoming' } }]),
+    /** The member answered on one device: their other devices stop ringing (those that rang through a push too). */
+    callAnsweredElsewhere: (callId: string, userId: string, sessionId: string) =>
+      enqueueSafely('call-fan-out', [
+        { id: jobIds.callFanOut(callId, 'answered', userId), data: { callId, event: 'answered-elsewhere', userIds: [userId], exceptSessionId: sessionId } },
+      ]),
     /** These members missed the call: a "missed call" push to each of their devices. */
     callMissed: (callId: string, userIds: string[]) =>
       enqueueSafely(
