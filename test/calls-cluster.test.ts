@@ -6,7 +6,7 @@ import type { App } from '../src/server/app.ts';
 import { codeOf, createChat, gql, registerUser, startTestApp, testRedisUrl } from './support/helpers.ts';
 import { LOGIN } from './support/operations.ts';
 import { openConnections, settle } from './support/ws-helpers.ts';
-import { ANSWER_CALL, callDevice, END_CALL, execute, START_CALL, webrtcPeer } from './support/call-peers.ts';
+import { ANSWER_CALL, callDevice, END_CALL, execute, SEND_CALL_SIGNAL, START_CALL, webrtcPeer } from './support/call-peers.ts';
 
 const prefix = `kocmoc-test:${randomUUID()}:`;
 let one: App;
@@ -70,4 +70,22 @@ describe('a call across two instances', () => {
     while (seen.call.state !== 'ENDED') seen = await a.next('STATE_CHANGED');
     await Promise.all([caller.close(), callee.close()]);
   });
+
+  it('relays to a device that just joined on the other instance, though this one had read the call before', async () => {
+    const [alice, bob, carol] = await Promise.all([registerUser(one), registerUser(one), registerUser(two)]);
+    const chatId = await createChat(one, alice, { kind: 'GROUP', title: 'Three', memberIds: [bob.id, carol.id] });
+    const carolsDevice = callDevice(sockets.connect(urlTwo, carol.accessToken), carol.accessToken);
+    await settle(600);
+    const call = (await gql(one, START_CALL, { input: { chatId, media: 'AUDIO' } }, { token: alice.accessToken })).data.startCall;
+    await gql(one, ANSWER_CALL, { id: call.id }, { token: bob.accessToken });
+    const signal = (toDeviceId: string) =>
+      gql(one, SEND_CALL_SIGNAL, { input: { callId: call.id, toDeviceId, kind: 'OFFER', payload: 'sdp' } }, { token: bob.accessToken });
+    // Instance one reads the call for Bob's signal to Alice, and keeps what it read for a moment...
+    expect((await signal(call.participants[0].device.id)).data.sendCallSignal).toBe(true);
+    // ...when Carol joins through instance two, which instance one hears nothing of (no stream of theirs there).
+    await gql(two, ANSWER_CALL, { id: call.id }, { token: carol.accessToken });
+    expect((await signal(carolsDevice.sessionId)).data.sendCallSignal).toBe(true);
+    expect((await carolsDevice.next('SIGNAL')).signal).toMatchObject({ kind: 'OFFER', payload: 'sdp' });
+  });
 });
+

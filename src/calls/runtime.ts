@@ -15,6 +15,13 @@ export interface CallRuntime {
    * through one bus connection, delivered) in the order they were sent.
    */
   inOrder<T>(key: string, work: () => Promise<T>): Promise<T>;
+  /**
+   * What signals of a call are checked against, read through `load` and reused for SIGNAL_FACTS_MS:
+   * a call's set-up relays dozens of signals in a second or two.
+   */
+  signalFacts<T>(callId: string, load: () => Promise<T>): Promise<T>;
+  /** The call changed (here, or an instance said so): the next signal reads it afresh. */
+  forgetCall(callId: string): void;
   /** Keeps `work` counted until it settles: `stop` waits for it before the database closes. */
   track(work: Promise<unknown>): void;
   /**
@@ -31,6 +38,10 @@ export interface CallRuntime {
   stop(): Promise<void>;
 }
 
+/** How long a call's signal facts are reused (signals/relay decides refusals afresh). */
+const SIGNAL_FACTS_MS = 1_000;
+const SIGNAL_FACTS_MAX = 10_000;
+
 export interface CallRuntimeOptions {
   config: Pick<Config, 'calls' | 'redisUrl' | 'jobs'>;
   prisma: PrismaClient;
@@ -42,6 +53,7 @@ export function createCallRuntime({ config, prisma, logger }: CallRuntimeOptions
   const tails = new Map<string, Promise<unknown>>();
   const pending = new Set<Promise<unknown>>();
   let stopped = false;
+  const facts = new Map<string, { until: number; value: Promise<unknown> }>();
   const markAway = async (which: Prisma.CallParticipantWhereInput) => {
     // Presence still reports as it stops; the calls' deadlines are then in the database already.
     if (stopped) return;
@@ -65,6 +77,19 @@ export function createCallRuntime({ config, prisma, logger }: CallRuntimeOptions
         if (tails.get(key) === tail) tails.delete(key);
       });
       return result;
+    },
+    signalFacts(callId, load) {
+      const now = Date.now();
+      const known = facts.get(callId);
+      if (known && known.until > now) return known.value as ReturnType<typeof load>;
+      if (facts.size >= SIGNAL_FACTS_MAX) for (const [id, entry] of facts) if (entry.until <= now || facts.size >= SIGNAL_FACTS_MAX) facts.delete(id);
+      const value = load();
+      facts.set(callId, { until: now + SIGNAL_FACTS_MS, value });
+      value.catch(() => facts.delete(callId));
+      return value;
+    },
+    forgetCall(callId) {
+      facts.delete(callId);
     },
     track(work) {
       const done = work.catch((error: unknown) => logger.warn({ err: error }, 'call bookkeeping failed')).finally(() => pending.delete(done));

@@ -47,34 +47,65 @@ async function loadForSignal({ prisma }: CallServices, callId: string): Promise<
   return rows[0];
 }
 
-async function relay(services: CallServices, viewer: Viewer, callId: string, toDeviceId: string | null, input: CallSignalInput) {
-  const { prisma, events } = services;
-  const call = await loadForSignal(services, callId);
-  if (!call?.members.some((m) => m.userId === viewer.userId)) throw notFound(CALL_NOT_FOUND);
-  if (call.state === 'ENDED') throw forbidden('The call has ended.');
-  if (!call.participants.some((p) => p.sessionId === viewer.sessionId)) throw forbidden('Only devices in the call can signal: answer it first.');
+/** Where a signal goes: users (and their devices), or a ringing device still to look up; or why not. */
+type Route = { userIds: string[]; onlySessionIds?: string[] } | { ringingDevice: string; ringingUsers: string[] } | Error;
+
+function routeOf(call: SignalFacts | undefined, viewer: Viewer, toDeviceId: string | null, kind: CallSignalInput['kind']): Route {
+  if (!call?.members.some((m) => m.userId === viewer.userId)) return notFound(CALL_NOT_FOUND);
+  if (call.state === 'ENDED') return forbidden('The call has ended.');
+  if (!call.participants.some((p) => p.sessionId === viewer.sessionId)) return forbidden('Only devices in the call can signal: answer it first.');
   const fromCaller = viewer.sessionId === call.initiatorSessionId;
   const ringing = fromCaller ? call.members.filter((m) => m.ring === 'RINGING').map((m) => m.userId) : [];
-  const event: CallTopicEvent = { type: 'SIGNAL', callId, signal: { fromDeviceId: viewer.sessionId, kind: input.kind, payload: input.payload } };
-
   if (toDeviceId === null) {
-    if (input.kind !== 'OFFER' || ringing.length === 0) {
-      throw badUserInput('input.toDeviceId', 'Name the device: only the caller’s OFFER to devices still ringing may leave it out.');
+    if (kind !== 'OFFER' || ringing.length === 0) {
+      return badUserInput('input.toDeviceId', 'Name the device: only the caller’s OFFER to devices still ringing may leave it out.');
     }
-    await publishCallEvent(events.bus, ringing, event);
-    return;
+    return { userIds: ringing };
   }
   const target = call.participants.find((p) => p.sessionId === toDeviceId);
-  if (target) {
-    await publishCallEvent(events.bus, [target.userId], { ...event, onlySessionIds: [toDeviceId] });
-    return;
+  if (target) return { userIds: [target.userId], onlySessionIds: [toDeviceId] };
+  if (ringing.length === 0) return forbidden('That device is not in this call.');
+  return { ringingDevice: toDeviceId, ringingUsers: ringing };
+}
+
+/** The user of a live device session of one of `userIds`, if `sessionId` is one. */
+async function ringingDeviceUser({ prisma }: CallServices, sessionId: string, userIds: string[]) {
+  const session = await prisma.session.findFirst({
+    where: { id: sessionId, userId: { in: userIds }, revokedAt: null, expiresAt: { gt: new Date() } },
+    select: { userId: true },
+  });
+  return session?.userId;
+}
+
+/**
+ * Routes with the call as this instance read it a moment ago (calls/runtime.ts keeps it briefly, and
+ * forgets it when the call changes here); a refusal is decided again on a fresh read, so a device
+ * that just joined on another instance is never refused. What a stale read can do is relay, for at
+ * most that moment, a signal of a device that just left.
+ */
+async function relay(services: CallServices, viewer: Viewer, callId: string, toDeviceId: string | null, input: CallSignalInput) {
+  const { calls, events } = services;
+  const load = () => loadForSignal(services, callId);
+  let fresh = false;
+  let route = routeOf(await calls.signalFacts(callId, load), viewer, toDeviceId, input.kind);
+  for (;;) {
+    let userIds: string[] | undefined;
+    let onlySessionIds: string[] | undefined;
+    if (!(route instanceof Error) && 'ringingDevice' in route) {
+      const userId = await ringingDeviceUser(services, route.ringingDevice, route.ringingUsers);
+      if (userId) [userIds, onlySessionIds] = [[userId], [route.ringingDevice]];
+      else route = forbidden('That device is not in this call.');
+    } else if (!(route instanceof Error)) {
+      [userIds, onlySessionIds] = [route.userIds, route.onlySessionIds];
+    }
+    if (userIds) {
+      const signal = { fromDeviceId: viewer.sessionId, kind: input.kind, payload: input.payload };
+      await publishCallEvent(events.bus, userIds, { type: 'SIGNAL', callId, signal, ...(onlySessionIds ? { onlySessionIds } : {}) } satisfies CallTopicEvent);
+      return;
+    }
+    if (fresh) throw route;
+    fresh = true;
+    calls.forgetCall(callId);
+    route = routeOf(await calls.signalFacts(callId, load), viewer, toDeviceId, input.kind);
   }
-  const ringingDevice =
-    ringing.length > 0 &&
-    (await prisma.session.findFirst({
-      where: { id: toDeviceId, userId: { in: ringing }, revokedAt: null, expiresAt: { gt: new Date() } },
-      select: { userId: true },
-    }));
-  if (!ringingDevice) throw forbidden('That device is not in this call.');
-  await publishCallEvent(events.bus, [ringingDevice.userId], { ...event, onlySessionIds: [toDeviceId] });
 }

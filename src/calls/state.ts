@@ -70,6 +70,7 @@ export async function withLockedCall<T>(
     },
     CALL_TRANSACTION,
   );
+  services.calls.forgetCall(callId);
   if (locked) await publishChange(services, locked, effects);
   return result;
 }

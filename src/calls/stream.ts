@@ -27,6 +27,8 @@ export function callEventStream(services: CallServices, viewer: Viewer) {
       const event = payload as CallTopicEvent;
       if (!isForDevice(event, sessionId)) return;
       if (event.joinedSessionId === sessionId) calls.track(claim(event.callId));
+      // Another instance changed the call: signals relayed here check it afresh.
+      if (event.type !== 'SIGNAL') calls.forgetCall(event.callId);
       controls.emit(event);
     });
     await claim();
