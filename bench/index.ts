@@ -2,6 +2,7 @@
 // `npm run bench` runs them all; `npm run bench -- login-storm` runs only the named ones.
 import { runArgon2Settings } from './argon2-settings.ts';
 import { runE2e } from './e2e.ts';
+import { runCalls } from './calls.ts';
 import { runEncryption } from './encryption.ts';
 import { runFanout } from './fanout.ts';
 import { runLimits } from './limits.ts';
@@ -23,6 +24,7 @@ const benches: Bench[] = [
   { name: 'fanout', run: runFanout },
   { name: 'limits', run: runLimits },
   { name: 'e2e', run: runE2e },
+  { name: 'calls', run: runCalls },
 ];
 
 async function main() {

@@ -102,6 +102,23 @@ const schema = z.object({
   JOB_QUEUE_PREFIX: z.string().regex(/^[A-Za-z0-9_-]+$/, 'letters, digits, _ and - only').default('kocmoc'),
   /** How long a typing signal lasts without a refresh. Default 6s. */
   TYPING_TTL: duration('6s'),
+  /** Seconds a call rings before it ends MISSED. Default 45. */
+  CALL_RING_SECONDS: z.coerce.number().positive().max(600).default(45),
+  /** Seconds a device whose event stream dropped during a call has to come back before it leaves with FAILED. Default 20. */
+  CALL_RECONNECT_SECONDS: z.coerce.number().positive().max(600).default(20),
+  /**
+   * STUN/TURN servers handed to call peers (`iceServers`), comma-separated `stun:`, `turn:` or
+   * `turns:` URLs. Unset: none, and calls connect only peers that reach each other directly.
+   */
+  TURN_URLS: optionalString.transform((value, ctx) => {
+    const urls = (value ?? '').split(',').map((url) => url.trim()).filter(Boolean);
+    for (const url of urls) if (!/^(stun|turns?):[^\s]+$/.test(url)) ctx.addIssue({ code: 'custom', message: `not a stun:, turn: or turns: URL: "${url}"` });
+    return urls;
+  }),
+  /** The TURN server's shared secret (coturn's `static-auth-secret`). Required with turn: URLs. */
+  TURN_SECRET: optionalString,
+  /** How long TURN credentials from `iceServers` work. Default 1h. */
+  TURN_CREDENTIAL_TTL: duration('1h'),
   /** Enables admin mutations when set (sent as `x-admin-token`). */
   ADMIN_TOKEN: optionalString.pipe(z.string().min(16, 'must be at least 16 characters').optional()),
   /** pino level. Default info (warn under test). */
@@ -227,6 +244,7 @@ function toConfig(env: z.infer<typeof schema>) {
       ? ['  VAPID_PUBLIC_KEY, VAPID_PRIVATE_KEY, VAPID_SUBJECT: required when NODE_ENV=production']
       : []),
     ...(production && !env.MESSAGE_ENCRYPTION_KEY ? ['  MESSAGE_ENCRYPTION_KEY: required when NODE_ENV=production'] : []),
+    ...(!env.TURN_SECRET && env.TURN_URLS.some((url) => url.startsWith('turn')) ? ['  TURN_SECRET: required with turn: URLs in TURN_URLS'] : []),
   ];
   if (missing.length > 0) throw new ConfigError(`Invalid environment:\n${missing.join('\n')}`);
   const messageKey =
@@ -253,6 +271,11 @@ function toConfig(env: z.infer<typeof schema>) {
     },
     messageEncryption: keyringOf(messageKey, ...env.MESSAGE_ENCRYPTION_OLD_KEYS),
     realtime: { typingTtlMs: env.TYPING_TTL },
+    calls: {
+      ringMs: Math.round(env.CALL_RING_SECONDS * 1000),
+      reconnectMs: Math.round(env.CALL_RECONNECT_SECONDS * 1000),
+      turn: { urls: env.TURN_URLS, secret: env.TURN_SECRET, credentialTtlMs: env.TURN_CREDENTIAL_TTL },
+    },
     push: {
       enabled: env.PUSH_ENABLED,
       vapid: vapidKeys(env, dataDir),

@@ -6,6 +6,7 @@ import { createPasswordHasher, type PasswordHasher } from './auth/passwords.ts';
 import { createSessionCache, type SessionCache } from './auth/session-cache.ts';
 import { createTokenService, type TokenService } from './auth/tokens.ts';
 import { createMaintenance, type Maintenance } from './admin/maintenance.ts';
+import { createCallRuntime, type CallRuntime } from './calls/runtime.ts';
 import { createWorkerPool, type WorkerPool } from './cpu/pool.ts';
 import { createContentCipher, type ContentCipher } from './crypto/content-cipher.ts';
 import { createPrisma } from './db/client.ts';
@@ -48,12 +49,14 @@ export interface Services {
   presence: PresenceTracker;
   /** Maintenance mode, shared by all instances. */
   maintenance: Maintenance;
-  /** Push notifications: `messageSent()` hands new messages to the job queue; `checkEndpoint` vets push endpoints. */
-  notifications: Pick<Notifications, 'messageSent' | 'checkEndpoint'>;
+  /** Push notifications: `messageSent()` hands new messages to the job queue, calls queue theirs; `checkEndpoint` vets push endpoints. */
+  notifications: Pick<Notifications, 'messageSent' | 'checkEndpoint' | 'callRinging' | 'callAnsweredElsewhere' | 'callMissed'>;
   /** Per-user, per-session and per-address rate limits (shared through Redis when configured). */
   rateLimits: RateLimits;
   /** Failed-password counting and lockouts, for everything that checks a password. */
   loginLimits: LoginLimiter;
+  /** Call deadlines (ringing, reconnecting) and signal ordering; app.ts starts its timers. */
+  calls: CallRuntime;
   logger: Logger;
 }
 
@@ -125,12 +128,23 @@ export function createServices(config: Config, logger: Logger, options: Services
   const passwords = createPasswordHasher(pool, config.auth.passwordHash);
   const bus = createEventBus({ redisUrl: config.redisUrl, channelPrefix: options.channelPrefix, logger });
   const events = createEvents(bus, logger);
+  const calls = createCallRuntime({ config, prisma, logger });
   const publishPresence = createPresencePublisher(
     prisma,
     (change) => events.presence({ userId: change.userId, online: change.online, lastSeenAt: change.lastSeenAt?.toISOString() ?? null }),
     logger,
   );
-  const presence = createPresenceTracker({ redis, prisma, logger, ...options.presence, onChange: publishPresence.report });
+  const presence = createPresenceTracker({
+    redis,
+    prisma,
+    logger,
+    ...options.presence,
+    onChange: (change) => {
+      publishPresence.report(change);
+      // Calls follow connections, whatever status the user shows.
+      if (!change.online) calls.userOffline(change.userId);
+    },
+  });
   const maintenance = createMaintenance({ prisma, bus });
   const sessions = createSessionCache({ prisma, bus });
   const notifications = createNotifications({ config, prisma, cipher, presence, logger, ...options.notifications });
@@ -153,6 +167,7 @@ export function createServices(config: Config, logger: Logger, options: Services
     notifications,
     rateLimits: createRateLimits(config, limiterStore),
     loginLimits: createLoginLimiter(config, limiterStore),
+    calls,
     logger,
   };
 
@@ -178,6 +193,7 @@ export function createServices(config: Config, logger: Logger, options: Services
     async stop() {
       maintenance.stop();
       sessions.stop();
+      await services.calls.stop();
       await notifications.stop();
       await presence.stop();
       await publishPresence.drained();

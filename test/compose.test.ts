@@ -8,8 +8,18 @@ import pkg from '../package.json' with { type: 'json' };
 const compose = parse(readFileSync(new URL('../docker-compose.yml', import.meta.url), 'utf8'), { merge: true });
 
 describe('docker-compose.yml', () => {
-  it('defines postgres, redis, api and worker', () => {
-    expect(Object.keys(compose.services).sort()).toEqual(['api', 'postgres', 'redis', 'worker']);
+  it('defines postgres, redis, api, worker and coturn', () => {
+    expect(Object.keys(compose.services).sort()).toEqual(['api', 'coturn', 'postgres', 'redis', 'worker']);
+  });
+
+  it('runs coturn with use-auth-secret and the secret the api signs TURN credentials with', () => {
+    const { command, ports } = compose.services.coturn;
+    expect(command).toContain('--use-auth-secret');
+    const secret = command.find((arg: string) => arg.startsWith('--static-auth-secret='));
+    expect(secret).toMatch(/\$\{TURN_SECRET/);
+    expect(compose.services.api.environment.TURN_SECRET).toMatch(/^\$\{TURN_SECRET/);
+    expect(compose.services.api.environment.TURN_URLS).toMatch(/turn:.*:3478/);
+    expect(ports).toEqual(expect.arrayContaining(['3478:3478/udp', '49160-49200:49160-49200/udp']));
   });
 
   it('points the api and the worker at the compose database and redis', () => {

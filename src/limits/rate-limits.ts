@@ -56,6 +56,7 @@ const REFUSALS: Record<RateName, string> = {
   addContact: 'Too many contacts added',
   createChat: 'Too many chats created',
   preKeyBundles: "Too many pre-key bundle requests for this user's devices",
+  callSignals: 'Too many signals in this call',
   wsConnect: 'Too many connection attempts from your network',
 };
 

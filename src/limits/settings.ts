@@ -91,6 +91,11 @@ export const limitSettings = {
    * the target, so this keeps anyone from draining them. Default 20/1h.
    */
   RATE_LIMIT_PRE_KEY_BUNDLES: rate('20/1h'),
+  /**
+   * sendCallSignal calls per call, across its devices: an 8-device mesh sets up 28 pairs at once,
+   * each with an offer, an answer and dozens of ICE candidates. Default 200/1s, burst 1000.
+   */
+  RATE_LIMIT_CALL_SIGNALS: rate('200/1s, burst 1000'),
   /** graphql-ws connection attempts per address. Default 60/1m. */
   RATE_LIMIT_WS_CONNECT: rate('60/1m'),
   /** graphql-ws connections per address (per instance) that have not authenticated yet. Default 20. */
@@ -137,6 +142,7 @@ export function toLimitsConfig(env: LimitEnv) {
       addContact: env.RATE_LIMIT_ADD_CONTACT,
       createChat: env.RATE_LIMIT_CREATE_CHAT,
       preKeyBundles: env.RATE_LIMIT_PRE_KEY_BUNDLES,
+      callSignals: env.RATE_LIMIT_CALL_SIGNALS,
       wsConnect: env.RATE_LIMIT_WS_CONNECT,
     } satisfies Record<string, Rate>,
     webSocket: { maxUnauthenticatedPerAddress: env.WS_MAX_UNAUTHENTICATED_PER_ADDRESS },

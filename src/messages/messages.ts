@@ -68,6 +68,7 @@ const MEDIA_KINDS: ReadonlySet<MessageKind> = new Set(['IMAGE', 'FILE', 'VOICE']
 /** Checks the input against its kind; returns what gets sealed and stored. */
 function validateSend(input: SendMessageInput): MessageContent & { attachmentId: string | null } {
   const { kind } = input;
+  if (kind === 'CALL') throw badUserInput('input.kind', 'CALL messages are added by calls (startCall).');
   const text = input.text == null ? null : parseInput(textSchema, input.text, 'input.text');
   if (kind !== 'LOCATION' && input.location != null) throw badUserInput('input.location', `${kind} messages have no location.`);
   if (!MEDIA_KINDS.has(kind) && input.attachmentId != null) {
@@ -238,6 +239,7 @@ export async function editMessage(services: MessageServices, viewerId: string, m
     const { message, membership } = await requireVisibleMessage(services, viewerId, messageId);
     if (message.senderId !== viewerId) throw forbidden('Only the sender can edit a message.');
     if (membership.chat.encrypted) throw badUserInput('id', 'This chat is end-to-end encrypted: edit with editEncryptedMessage.');
+    if (message.kind === 'CALL') throw badUserInput('id', 'Call messages cannot be edited.');
     if (message.deletedAt || !message.content) throw badUserInput('id', 'Deleted messages cannot be edited.');
     if (message.kind === 'LOCATION') throw badUserInput('id', 'Location messages cannot be edited.');
     if (message.kind === 'TEXT' && text.trim() === '') throw badUserInput('text', 'A text message needs some text.');

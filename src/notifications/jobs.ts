@@ -6,7 +6,7 @@ import type { PrismaClient } from '../generated/prisma/client.ts';
 import type { Logger } from '../logger.ts';
 import { decodeContent, messageAad } from '../messages/content.ts';
 import type { PresenceReader } from '../realtime/presence/reader.ts';
-import type { PushSender } from './web-push.ts';
+import type { PushOptions, PushSender, PushTarget } from './web-push.ts';
 
 export interface FanOutJob {
   messageId: string;
@@ -95,11 +95,22 @@ export async function deliver(deps: NotificationDeps, job: DeliveryJob): Promise
   if (state.newer) return 'collapsed';
 
   const payload = JSON.stringify({ ...message.payload, unread: state.unread });
-  const outcome = await deps.send(subscription, payload, {
-    topic: chatTopic(message.chatId),
-    ttlSeconds: PUSH_TTL_SECONDS,
-    urgency: 'normal',
-  });
+  return sendToSubscription(deps, subscription, payload, { topic: chatTopic(message.chatId), ttlSeconds: PUSH_TTL_SECONDS, urgency: 'normal' });
+}
+
+/**
+ * Sends one push to one subscription, which must still pass the endpoint checks; a subscription
+ * the push service says is gone (or that fails them) is deleted. Throws to be retried, or for good.
+ */
+export async function sendToSubscription(
+  deps: Pick<NotificationDeps, 'prisma' | 'send'>,
+  subscription: PushTarget & { id: string },
+  payload: string,
+  options: PushOptions,
+): Promise<'sent' | 'gone'> {
+  const { prisma } = deps;
+  // The sender checks the endpoint's addresses as it connects (web-push.ts): a refusal means gone.
+  const outcome = await deps.send(subscription, payload, options);
   switch (outcome.kind) {
     case 'sent':
       return 'sent';

@@ -7,6 +7,7 @@ import type { PrismaClient } from '../generated/prisma/client.ts';
 import type { Logger } from '../logger.ts';
 import type { PresenceReader } from '../realtime/presence/reader.ts';
 import { checkPushEndpoint, type EndpointPolicy, type HostResolver } from './endpoints.ts';
+import { deliverCallPush, fanOutCallPush } from './call-pushes.ts';
 import { deliver, fanOut, loadNotifiedMessage, type NotificationDeps, type NotifiedMessage } from './jobs.ts';
 import { createOutboxRelay } from './outbox.ts';
 import { createBullQueue, createLocalQueue, jobIds, type JobData, type JobProcessor } from './queue.ts';
@@ -36,8 +37,11 @@ export function createNotifications(options: NotificationsOptions) {
   const { config, prisma, logger } = options;
   const endpoints: EndpointPolicy = { allowPrivate: config.push.allowPrivateEndpoints, resolve: options.resolveHost };
   const messages = new Map<string, { message: Promise<NotifiedMessage | null>; until: number }>();
-  const process: JobProcessor = (name, data) =>
-    name === 'fan-out' ? fanOut(deps, data as JobData['fan-out']) : deliver(deps, data as JobData['deliver']);
+  const process: JobProcessor = (name, data) => {
+    if (name === 'call-fan-out') return fanOutCallPush(callDeps, data as JobData['call-fan-out']);
+    if (name === 'call-deliver') return deliverCallPush(callDeps, data as JobData['call-deliver']);
+    return name === 'fan-out' ? fanOut(deps, data as JobData['fan-out']) : deliver(deps, data as JobData['deliver']);
+  };
   const queue = config.redisUrl ? createBullQueue(config.redisUrl, config.jobs.queuePrefix) : createLocalQueue(process, logger);
   const deps: NotificationDeps = {
     prisma,
@@ -57,6 +61,17 @@ export function createNotifications(options: NotificationsOptions) {
       return message;
     },
   };
+  const callDeps = {
+    ...deps,
+    enqueueCallDeliveries: (jobs: JobData['call-deliver'][]) => queue.add('call-deliver', jobs.map((job) => ({ id: jobIds.callDeliver(job), data: job }))),
+  };
+  const enqueueSafely = async (name: 'call-fan-out', jobs: Array<{ id: string; data: JobData['call-fan-out'] }>) => {
+    try {
+      await queue.add(name, jobs);
+    } catch (error) {
+      logger.warn({ err: error }, 'could not queue call pushes');
+    }
+  };
   const relay = createOutboxRelay({ prisma, queue, logger, intervalMs: options.relayIntervalMs });
 
   return {
@@ -67,6 +82,19 @@ export function createNotifications(options: NotificationsOptions) {
     process,
     /** A message was committed with an outbox row: relay it now rather than at the next interval. */
     messageSent: () => relay.kick(),
+    /** A call started ringing: push to every device of the members it rings. Logged, never thrown: the call goes on without. */
+    callRinging: (callId: string) => enqueueSafely('call-fan-out', [{ id: jobIds.callFanOut(callId, 'incoming'), data: { callId, event: 'incoming' } }]),
+    /** The member answered on one device: their other devices stop ringing (those that rang through a push too). */
+    callAnsweredElsewhere: (callId: string, userId: string, sessionId: string) =>
+      enqueueSafely('call-fan-out', [
+        { id: jobIds.callFanOut(callId, 'answered', userId), data: { callId, event: 'answered-elsewhere', userIds: [userId], exceptSessionId: sessionId } },
+      ]),
+    /** These members missed the call: a "missed call" push to each of their devices. */
+    callMissed: (callId: string, userIds: string[]) =>
+      enqueueSafely(
+        'call-fan-out',
+        userIds.map((userId) => ({ id: jobIds.callFanOut(callId, 'missed', userId), data: { callId, event: 'missed' as const, userIds: [userId] } })),
+      ),
     start: () => relay.start(),
     /** Resolves once the outbox is relayed and (in-process) no job is waiting or running: tests count queries after it. */
     async whenIdle(timeoutMs = 10_000) {

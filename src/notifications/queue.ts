@@ -4,6 +4,7 @@
 import { Queue, UnrecoverableError, Worker, type JobsOptions } from 'bullmq';
 import { Redis } from 'ioredis';
 import type { Logger } from '../logger.ts';
+import type { CallDeliveryJob, CallFanOutJob } from './call-pushes.ts';
 import { PermanentJobError, type DeliveryJob, type FanOutJob } from './jobs.ts';
 
 export const QUEUE_NAME = 'kocmoc-notifications';
@@ -11,10 +12,12 @@ export const QUEUE_NAME = 'kocmoc-notifications';
 export const JOB_ATTEMPTS = 8;
 export const RETRY_BASE_MS = 1_000;
 
-export type JobName = 'fan-out' | 'deliver';
+export type JobName = 'fan-out' | 'deliver' | 'call-fan-out' | 'call-deliver';
 export interface JobData {
   'fan-out': FanOutJob;
   deliver: DeliveryJob;
+  'call-fan-out': CallFanOutJob;
+  'call-deliver': CallDeliveryJob;
 }
 export type JobProcessor = <N extends JobName>(name: N, data: JobData[N]) => Promise<unknown>;
 
@@ -31,6 +34,9 @@ export interface NotificationQueue {
 export const jobIds = {
   fanOut: (messageId: string) => `fanout-${messageId}`,
   deliver: (job: DeliveryJob) => `push-${job.messageId}-${job.subscriptionId}`,
+  /** A call's pushes of one kind: once per call (ringing) or per member who missed it. */
+  callFanOut: (callId: string, event: string, userId?: string) => `call-${event}-${callId}${userId ? `-${userId}` : ''}`,
+  callDeliver: (job: CallDeliveryJob) => `call-${job.event}-${job.callId}-${job.subscriptionId}`,
 };
 
 const jobOptions = (id: string, delayMs = 0): JobsOptions => ({

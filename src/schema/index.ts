@@ -12,5 +12,6 @@ import './notifications.ts';
 import './account.ts';
 import './devices.ts';
 import './encrypted-messages.ts';
+import './calls.ts';
 
 export const schema = builder.toSchema({ sortSchema: true });

@@ -67,6 +67,7 @@ builder.prismaObject('Message', {
       resolve: async (message, _args, ctx) => (await contentOf(ctx, message))?.location ?? null,
     }),
     attachment: t.relation('attachment', { nullable: true, description: 'For IMAGE, FILE and VOICE messages.' }),
+    call: t.relation('call', { nullable: true, description: 'For CALL messages: the call, as it stands (media, state, endReason, durationSeconds).' }),
     replyTo: t.relation('replyTo', { nullable: true }),
     createdAt: t.expose('createdAt', { type: 'DateTime' }),
     editedAt: t.expose('editedAt', { type: 'DateTime', nullable: true }),

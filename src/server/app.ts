@@ -5,6 +5,7 @@ import type { AddressInfo } from 'node:net';
 import { createYoga, useReadinessCheck, type YogaServerInstance } from 'graphql-yoga';
 import { startSessionCleanup } from '../auth/session-cleanup.ts';
 import { startAccountCleanup } from '../users/account-cleanup.ts';
+import { runCallJob } from '../calls/deadlines.ts';
 import { createContext, type Context } from '../context.ts';
 import { migrateDatabase, openDatabase } from '../db/database.ts';
 import { pendingMigrations } from '../db/migrate/index.ts';
@@ -92,6 +93,8 @@ export async function buildApp(options: BuildAppOptions): Promise<App> {
   });
   const { prisma, pool, maintenance } = services;
   await lifecycle.start();
+  // Call deadlines left by an earlier run are scheduled again here (calls/timers.ts).
+  await services.calls.start((job) => runCallJob(services, job));
   const stopUploadCleanup = startUploadCleanup(services, { retentionMs: config.files.unusedRetentionMs });
   const stopSessionCleanup = startSessionCleanup(services);
   const stopAccountCleanup = startAccountCleanup(services);

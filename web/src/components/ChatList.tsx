@@ -23,7 +23,7 @@ export const chatTitle = (chat: ChatSummary, me: User) => {
 export function preview(message: Message, me: User): string {
   const who = message.sender.id === me.id ? 'You: ' : '';
   if (message.deletedAt) return `${who}message deleted`;
-  const label = { TEXT: '', IMAGE: 'Photo', FILE: 'File', VOICE: 'Voice message', LOCATION: 'Location' }[message.kind];
+  const label = { TEXT: '', IMAGE: 'Photo', FILE: 'File', VOICE: 'Voice message', LOCATION: 'Location', CALL: 'Call' }[message.kind];
   if (label && message.text) return `${who}${label}: ${message.text}`;
   return `${who}${label || message.text}`;
 }
