@@ -123,6 +123,12 @@ const schema = z.object({
   JOB_QUEUE_PREFIX: z.string().regex(/^[A-Za-z0-9_-]+$/, 'letters, digits, _ and - only').default('kocmoc'),
   /** How long a typing signal lasts without a refresh. Default 6s. */
   TYPING_TTL: duration('6s'),
+  /**
+   * How long, in milliseconds, a live chat feed keeps retrying to read positions it missed from the
+   * database (holding later events meanwhile), and how long a subscription's reads retry, before its
+   * subscriptions end with UNAVAILABLE (clients resubscribe from their last seq). Default 5000.
+   */
+  FEED_GAP_TIMEOUT_MS: z.coerce.number().int().min(100).max(600_000).default(5_000),
   /** Enables admin mutations when set (sent as `x-admin-token`). */
   ADMIN_TOKEN: optionalString.pipe(z.string().min(16, 'must be at least 16 characters').optional()),
   /** pino level. Default info (warn under test). */
@@ -262,7 +268,7 @@ function toConfig(env: z.infer<typeof schema>) {
       passwordHash: { memoryKib: env.PASSWORD_HASH_MEMORY_KIB, passes: env.PASSWORD_HASH_PASSES },
     },
     messageEncryption: keyringOf(messageKey, ...env.MESSAGE_ENCRYPTION_OLD_KEYS),
-    realtime: { typingTtlMs: env.TYPING_TTL },
+    realtime: { typingTtlMs: env.TYPING_TTL, feedGapTimeoutMs: env.FEED_GAP_TIMEOUT_MS },
     push: {
       enabled: env.PUSH_ENABLED,
       vapid: vapidKeys(env, dataDir),

@@ -2,7 +2,8 @@ import { GraphQLError } from 'graphql';
 import { useErrorHandler, type Plugin } from 'graphql-yoga';
 import type { Context } from '../../context.ts';
 import { WorkerPoolBusyError } from '../../cpu/pool.ts';
-import { internal, rateLimited } from '../../errors.ts';
+import { isDatabaseUnavailable } from '../../db/errors.ts';
+import { internal, rateLimited, unavailable } from '../../errors.ts';
 import type { Logger } from '../../logger.ts';
 
 // By name, not instanceof: graphql ships CJS and ESM builds, and a bundler or test runner can
@@ -23,13 +24,15 @@ const isOverload = (error: unknown): error is WorkerPoolBusyError => error insta
 /** The client error an expected, non-GraphQL failure stands for, or undefined. */
 function clientErrorFor(cause: unknown) {
   if (isOverload(cause)) return rateLimited('The server is busy. Try again in a moment.', cause.retryAfterSeconds);
+  // PostgreSQL restarting or refusing connections: the client can retry; nothing is wrong with its request.
+  if (isDatabaseUnavailable(cause)) return unavailable('The database is unavailable for a moment. Try again shortly.');
   return undefined;
 }
 
 /**
  * Yoga's `maskError`: our own errors pass, Pothos argument errors become BAD_USER_INPUT, an
- * overloaded worker pool becomes RATE_LIMITED, and anything unexpected becomes a plain INTERNAL
- * error (the log has the details).
+ * overloaded worker pool becomes RATE_LIMITED, a database out of reach UNAVAILABLE, and anything
+ * unexpected becomes a plain INTERNAL error (the log has the details).
  */
 export function maskError(error: unknown): Error {
   if (isClientError(error)) return error;
@@ -51,6 +54,8 @@ export function useErrorLogging(logger: Logger): Plugin {
     for (const error of errors) {
       if (isClientError(error) || (isGraphQLError(error) && isPothosValidationError(error.originalError))) continue;
       const cause = isGraphQLError(error) ? (error.originalError ?? error) : error;
+      // Expected under an outage, but an operator wants to see it happen.
+      if (isDatabaseUnavailable(cause)) log.warn({ err: cause }, 'database unavailable');
       if (clientErrorFor(cause)) continue;
       log.error({ err: cause, path: isGraphQLError(error) ? error.path : undefined }, 'unexpected error');
     }
