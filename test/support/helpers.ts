@@ -11,6 +11,9 @@ import { buildApp, type App, type BuildAppOptions } from '../../src/server/app.t
 import { dropDatabase, withDatabase } from '../../src/db/pg-admin.ts';
 import { loadConfig } from '../../src/env.ts';
 import { uuidv7 } from '../../src/ids.ts';
+import { sendMessage } from '../../src/messages/messages.ts';
+import { createEventBus } from '../../src/realtime/bus.ts';
+import { createChatFeeds, type ChatFeedsOptions } from '../../src/realtime/chat-feed.ts';
 import { CREATE_CHAT, REGISTER, SEND_MESSAGE } from './operations.ts';
 
 export const TEST_JWT_SECRET = 'test-secret-that-is-long-enough-for-hs256-0123456789';
@@ -155,6 +158,22 @@ export async function sendText(app: App, sender: TestUser, chatId: string, text:
   const result = await gql(app, SEND_MESSAGE, { input: { chatId, kind: 'TEXT', text, ...extra } }, { token: sender.accessToken });
   if (!result.data?.sendMessage) throw new Error(`sendMessage failed: ${JSON.stringify(result.errors)}`);
   return result.data.sendMessage as { id: string; seq: number; text: string };
+}
+
+/**
+ * Sends a message the way an instance that died between its commit and its publish did: stored,
+ * with its position, but no live event. Subscribers learn of it from a later event or a check.
+ */
+export async function sendWithoutEvent(app: App, sender: TestUser, chatId: string, text: string) {
+  const silent = { ...app.services, events: { ...app.services.events, message: async () => {} } };
+  return sendMessage(silent, sender.id, { chatId, kind: 'TEXT', text });
+}
+
+/** Chat feeds on `app`'s database behind a bus of their own: the app's sends never reach it, so the test decides what arrives and when. */
+export function feedsOnOwnBus(app: App, options: Omit<ChatFeedsOptions, 'bus' | 'prisma' | 'logger'> = {}) {
+  const { logger, prisma } = app.services;
+  const bus = createEventBus({ logger });
+  return { bus, feeds: createChatFeeds({ bus, prisma, logger, ...options }) };
 }
 
 /** The Redis for tests that need one (REDIS_URL, else the local default), as the global setup resolved it. */
