@@ -34,7 +34,7 @@ export function createNotifications(options: NotificationsOptions) {
   const messages = new Map<string, { message: Promise<NotifiedMessage | null>; until: number }>();
   const process: JobProcessor = (name, data) =>
     name === 'fan-out' ? fanOut(deps, data as JobData['fan-out']) : deliver(deps, data as JobData['deliver']);
-  const queue = config.redisUrl ? createBullQueue(config.redisUrl, config.jobs.queuePrefix) : createLocalQueue(process, logger);
+  const queue = config.redisUrl ? createBullQueue(config.redisUrl, logger, config.jobs.queuePrefix) : createLocalQueue(process, logger);
   const deps: NotificationDeps = {
     prisma,
     cipher: options.cipher,
