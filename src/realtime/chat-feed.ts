@@ -257,6 +257,7 @@ export function createChatFeeds({ bus, prisma, logger, holdMs = 100, fillMax = 1
       }
     }
   };
+  bus.onReconnect(() => void resync());
 
   return {
     /**

@@ -2,7 +2,6 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { pino, type Level } from 'pino';
@@ -185,18 +184,4 @@ export function scratchDatabaseUrl(name: string) {
   return { url, drop: () => dropDatabase(url) };
 }
 
-/**
- * A TCP port on 127.0.0.1 that is free now and below Linux's ephemeral range (32768-60999 by
- * default), so an outgoing connection of a test running in parallel cannot take it before the
- * server it is meant for binds it (a random port in that range did, now and then).
- */
-export async function unusedPort(): Promise<number> {
-  for (;;) {
-    const port = 20_000 + Math.floor(Math.random() * 12_000);
-    const free = await new Promise<boolean>((resolve) => {
-      const probe = createServer();
-      probe.once('error', () => resolve(false)).listen(port, '127.0.0.1', () => probe.close(() => resolve(true)));
-    });
-    if (free) return port;
-  }
-}
+export { unusedPort } from './ports.ts';
