@@ -186,6 +186,43 @@ describe('subscriptions through a database outage', () => {
       await sendText(s.app, s.alice, s.chatId, '4');
       expect((await resumed.next()).data.messageEvents.seq).toBe(4);
     }));
+
+  it('ends a subscription that cannot start for want of the database with an UNAVAILABLE error message, not a complete', () =>
+    withSubscribedApp({}, async (s) => {
+      await outage.begin();
+      let refused: Subscription;
+      try {
+        refused = subscribe(s.connection, MESSAGE_EVENTS, { chatId: s.chatId, sinceSeq: 0 });
+        expect(await refused.ending).toBe('error');
+      } finally {
+        await outage.end();
+      }
+      expect(refused.results).toEqual([{ errors: [expect.objectContaining({ extensions: { code: 'UNAVAILABLE', retryAfterSeconds: 1 } })] }]);
+    }));
+
+  it('executes an event again when its execution met the database down, so the subscriber gets it whole once the database is back', () =>
+    withSubscribedApp({}, async (s) => {
+      const locks = await tableLocks(scratch.url);
+      try {
+        const second = await sendWithoutEvent(s.app, s.alice, s.chatId, '2');
+        // Its membership check passes; its execution (which loads the message) waits for the lock
+        // until the outage ends that statement's connection.
+        const lock = await locks.lock('Message');
+        await s.app.services.events.message(s.chatId, 'CREATED', second);
+        await locks.waitsFor('FROM "public"."Message"');
+        await outage.begin();
+        try {
+          expect(await s.subscription.nothingWithin(1_000)).toBe(true);
+        } finally {
+          await outage.end();
+          await lock.release();
+        }
+        expect((await s.subscription.next()).data.messageEvents).toMatchObject({ seq: 2, message: { text: '2' } });
+        expect(s.subscription.results.every((result) => result.errors === undefined)).toBe(true);
+      } finally {
+        await locks.close();
+      }
+    }));
 });
 
 describe('resuming with sinceSeq', () => {

@@ -307,7 +307,7 @@ describe('stop()', () => {
     });
   });
 
-  it('ends subscriptions over HTTP event streams with a complete event rather than cutting them off', () =>
+  it('ends subscriptions over HTTP event streams with UNAVAILABLE and a complete event rather than cutting them off', () =>
     withStoppableApp({}, {}, async ({ app, url, users: [alice, bob], stop }) => {
       const chatId = await createChat(app, alice, { kind: 'DIRECT', memberIds: [bob.id] });
       const response = await fetch(url, {
@@ -331,7 +331,8 @@ describe('stop()', () => {
 
       await stop();
       await readUntil(() => false);
-      // Ended by the server, not cut off with its connection once the drain ran out.
-      expect(received).toMatch(/event: complete\n/);
+      // Ended by the server, not cut off with its connection once the drain ran out, after an
+      // error that tells the client to resubscribe (elsewhere), so the end is not taken for "no more events".
+      expect(received).toMatch(/event: next\ndata: \{"errors":\[\{"message":"The server is shutting down[^"]*","extensions":\{"code":"UNAVAILABLE","retryAfterSeconds":1\}\}\]\}\n\nevent: complete\n/);
     }));
 });

@@ -16,7 +16,10 @@ import {
 } from 'graphql';
 import { isAsyncIterable, type Plugin } from 'graphql-yoga';
 import type { Context } from '../context.ts';
+import { isDatabaseUnavailable } from '../db/errors.ts';
 import type { InFlight } from '../in-flight.ts';
+import { unavailable } from '../errors.ts';
+import { readsUnavailable, retrying } from '../realtime/retry.ts';
 
 /** Results per event payload, per operation key; dropped with the payload. */
 const resultsByEvent = new WeakMap<object, Map<string, Promise<ExecutionResult> | ExecutionResult>>();
@@ -26,15 +29,27 @@ const viewerDependentDocuments = new WeakMap<DocumentNode, boolean>();
 export interface SubscriptionExecution {
   /** Envelop plugin: replaces the subscribe function with one that shares per-event execution. */
   plugin: Plugin;
-  /** Ends every live subscription, and each one started from now on (the endings are tracked in-flight work). */
+  /**
+   * Ends every live subscription, and each one started from now on (the endings are tracked
+   * in-flight work). A client still reading (an HTTP event stream; sockets are closed before)
+   * gets an UNAVAILABLE error before the end, which tells it to resubscribe elsewhere.
+   */
   close(): void;
+}
+
+export interface SubscriptionExecutionOptions {
+  /**
+   * How long an event whose execution failed because the database was out of reach is executed
+   * again (with backoff) before its subscription ends with UNAVAILABLE (FEED_GAP_TIMEOUT_MS).
+   */
+  retryTimeoutMs: number;
 }
 
 /**
  * Subscriptions of one app. Set-ups and endings (which wait for the execution under way) are
  * tracked in `inFlight`, so shutdown can wait for them before it closes the database.
  */
-export function createSubscriptionExecution(inFlight: InFlight): SubscriptionExecution {
+export function createSubscriptionExecution(inFlight: InFlight, { retryTimeoutMs }: SubscriptionExecutionOptions): SubscriptionExecution {
   const live = new Set<ResultStream>();
   let closed = false;
 
@@ -42,12 +57,13 @@ export function createSubscriptionExecution(inFlight: InFlight): SubscriptionExe
     const source = await inFlight.track(createSourceEventStream(args));
     if (!isAsyncIterable(source)) return source;
     const key = operationKey(args);
-    const results = executeEach(source[Symbol.asyncIterator](), (payload) => executeForEvent(args, payload, key), {
+    const results = executeEach(source[Symbol.asyncIterator](), (payload, attempt) => executeForEvent(args, payload, key, attempt), {
       inFlight,
+      retryTimeoutMs,
       onEnd: () => live.delete(results),
     });
     live.add(results);
-    if (closed) void results.return();
+    if (closed) results.endWith(shuttingDown());
     return results;
   };
 
@@ -59,24 +75,38 @@ export function createSubscriptionExecution(inFlight: InFlight): SubscriptionExe
     },
     close() {
       closed = true;
-      for (const results of live) void results.return();
+      for (const results of live) results.endWith(shuttingDown());
     },
   };
 }
 
-type ResultStream = Required<AsyncIterableIterator<ExecutionResult>>;
+const shuttingDown = (): ExecutionResult => ({
+  errors: [unavailable('The server is shutting down: resubscribe (messageEvents with sinceSeq set to the last seq you received).')],
+});
+
+type ResultStream = Required<AsyncIterableIterator<ExecutionResult>> & {
+  /** Ends the stream from the server's side: a reader still there gets `last`, then the end. */
+  endWith(last: ExecutionResult): void;
+};
 
 const DONE = { value: undefined, done: true } as const;
+
+/** Whether a result failed only for now: the database was out of reach while it was executed. */
+const failedForNow = (result: ExecutionResult) => result.errors?.some((error) => isDatabaseUnavailable(error.originalError)) ?? false;
+
+class RetryLater extends Error {}
 
 /**
  * Executes each event the source yields. Once ended (the client completed the operation or the
  * socket closed), no further event is executed and a result still being computed is dropped;
- * `return()` resolves once the source has ended and that execution has settled.
+ * `return()` resolves once the source has ended and that execution has settled. An execution that
+ * failed for want of the database is run again (never sent half-empty: the subscriber would lose
+ * that event), and past `retryTimeoutMs` the subscription ends with UNAVAILABLE instead.
  */
 function executeEach(
   source: AsyncIterator<unknown>,
-  executeEvent: (payload: unknown) => Promise<ExecutionResult> | ExecutionResult,
-  { inFlight, onEnd }: { inFlight: InFlight; onEnd: () => void },
+  executeEvent: (payload: unknown, attempt: number) => Promise<ExecutionResult> | ExecutionResult,
+  { inFlight, retryTimeoutMs, onEnd }: { inFlight: InFlight; retryTimeoutMs: number; onEnd: () => void },
 ): ResultStream {
   let ended: Promise<unknown> | undefined;
   let executing: Promise<ExecutionResult> | undefined;
@@ -91,25 +121,53 @@ function executeEach(
     end().then(() => {
       throw error;
     });
+  /** What endWith left for the reader: handed out once, then the end. */
+  let last: ExecutionResult | undefined;
+  const lastOrDone = () => {
+    const value = last;
+    last = undefined;
+    return value ? { value, done: false as const } : DONE;
+  };
+  /** The slow path, after a first execution failed for now: attempts 1, 2, … until one succeeds. */
+  const executeAgain = (payload: unknown) => {
+    let attempt = 0;
+    const again = retrying(
+      async () => {
+        const result = await executeEvent(payload, ++attempt);
+        if (failedForNow(result)) throw new RetryLater();
+        return result;
+      },
+      { timeoutMs: retryTimeoutMs, stopped: () => ended !== undefined, retryable: (error) => error instanceof RetryLater },
+    );
+    executing = again;
+    // Ended meanwhile: the retries stopped for a subscriber who is gone, nothing to tell.
+    return again.then(deliver, (error: unknown) => (ended ? DONE : fail(error instanceof RetryLater ? readsUnavailable() : error)));
+  };
+  const settle = (payload: unknown, result: ExecutionResult) => (failedForNow(result) && !ended ? executeAgain(payload) : deliver(result));
   const iterator: ResultStream = {
     [Symbol.asyncIterator]: () => iterator,
     next() {
-      if (ended) return Promise.resolve(DONE);
+      if (ended) return Promise.resolve(lastOrDone());
       return source.next().then((event) => {
-        if (event.done) return end();
+        if (event.done) return end().then(lastOrDone);
         if (ended) return DONE;
         let result: Promise<ExecutionResult> | ExecutionResult;
         try {
-          result = executeEvent(event.value);
+          result = executeEvent(event.value, 0);
         } catch (error) {
           return fail(error);
         }
-        if (!(result instanceof Promise)) return deliver(result);
+        if (!(result instanceof Promise)) return settle(event.value, result);
         executing = result;
-        return result.then(deliver, fail);
+        return result.then((value) => settle(event.value, value), fail);
       }, fail);
     },
     return: end,
+    endWith(result) {
+      if (ended) return;
+      last = result;
+      void end();
+    },
     async throw(error?: unknown) {
       await end();
       throw error;
@@ -118,17 +176,36 @@ function executeEach(
   return iterator;
 }
 
-function executeForEvent(args: ExecutionArgs, payload: unknown, key: string) {
+/** Attempt 0 is the first execution; later attempts (after the database was out of reach) are shared the same way. */
+function executeForEvent(args: ExecutionArgs, payload: unknown, key: string, attempt: number) {
   const run = () => execute({ ...args, rootValue: payload, contextValue: (args.contextValue as Context).forEvent() });
   if (payload === null || typeof payload !== 'object') return run();
   let results = resultsByEvent.get(payload);
   if (!results) resultsByEvent.set(payload, (results = new Map()));
-  let result = results.get(key);
+  const attemptKey = attempt === 0 ? key : `${key}\u0001${attempt}`;
+  let result = results.get(attemptKey);
   if (!result) {
     result = run();
-    results.set(key, result);
+    results.set(attemptKey, result);
   }
   return result;
+}
+
+/**
+ * A subscription that could not start (NOT_FOUND, UNAVAILABLE, …) as a stream that fails with its
+ * first error. graphql-ws then sends an `error` message, which clients take for an error, instead
+ * of a `next` carrying the errors and a `complete`, which they take for a normal end.
+ */
+export function failedStartAsError(result: unknown): unknown {
+  if (isAsyncIterable(result)) return result;
+  const error = (result as ExecutionResult | undefined)?.errors?.[0];
+  if (!error) return result;
+  const failing: AsyncIterableIterator<never> = {
+    [Symbol.asyncIterator]: () => failing,
+    next: () => Promise.reject(error),
+    return: () => Promise.resolve(DONE),
+  };
+  return failing;
 }
 
 /** Subscribers with equal keys get equal results for the same event. */

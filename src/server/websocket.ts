@@ -13,6 +13,7 @@ import type { Services } from '../services.ts';
 import { rateLimited, unauthenticated } from '../errors.ts';
 import type { InFlight } from '../in-flight.ts';
 import { channels, type SessionsTopicEvent } from '../realtime/events.ts';
+import { failedStartAsError } from './shared-execution.ts';
 
 /**
  * Too many connections for one user (presence's `maxConnectionsPerUser`, 20). This is graphql-ws's
@@ -93,9 +94,9 @@ export function attachWebSocketServer(
     {
       connectionInitWaitTimeout: connectionInitWaitTimeoutMs,
       // onSubscribe put Yoga's enveloped execute/subscribe (with every plugin) in rootValue.
-      // Subscriptions track their own work (shared-execution.ts).
+      // Subscriptions track their own work (shared-execution.ts); one that cannot start ends with an error message.
       execute: tracked(async (args: ExecutionArgs) => (args.rootValue as EnvelopedRoot).execute(args)) as never,
-      subscribe: (args) => (args.rootValue as EnvelopedRoot).subscribe(args) as never,
+      subscribe: async (args) => failedStartAsError(await (args.rootValue as EnvelopedRoot).subscribe(args)) as never,
 
       onConnect: tracked(async (ctx) => {
         const { socket, request } = ctx.extra;

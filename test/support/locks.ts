@@ -23,8 +23,9 @@ export async function tableLocks(databaseUrl: string) {
         async release() {
           if (released) return;
           released = true;
-          await holder.query('ROLLBACK');
-          await holder.end();
+          // A database outage may have ended the holder's connection, and its lock with it.
+          await holder.query('ROLLBACK').catch(() => {});
+          await holder.end().catch(() => {});
         },
       };
     },
