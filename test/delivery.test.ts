@@ -275,6 +275,21 @@ describe('resuming with sinceSeq', () => {
     expect(await nextSeqs(resumed, 5)).toEqual([2, 3, 4, 5, 6]);
   });
 
+  it('publishes a message again when a send is retried with its clientMessageId, so a last message whose instance died before publishing still arrives', async () => {
+    const { alice, bob, chatId } = await directChat(app);
+    const subscription = subscribe(sockets.connect(url, bob.accessToken), MESSAGE_EVENTS, { chatId });
+    await vi.waitFor(() => expect(app.services.chatFeeds.lastSeq(chatId)).toBe(0));
+    const first = await sendWithoutEvent(app, alice, chatId, 'unacknowledged', { clientMessageId: 'retried-1' });
+    expect(await subscription.nothingWithin(300)).toBe(true);
+
+    const retried = await sendText(app, alice, chatId, 'unacknowledged', { clientMessageId: 'retried-1' });
+    expect(retried.id).toBe(first.id);
+    expect((await subscription.next()).data.messageEvents).toMatchObject({ seq: 1, message: { id: first.id } });
+    // A retry whose first attempt was published after all is a repeat the feed drops.
+    await sendText(app, alice, chatId, 'unacknowledged', { clientMessageId: 'retried-1' });
+    expect(await subscription.nothingWithin(300)).toBe(true);
+  });
+
   it('sends exactly the positions after sinceSeq when live events arrive while the chat’s feed is being created on an instance that just started', async () => {
     const { alice, bob, chatId } = await directChat(app);
     await sendText(app, alice, chatId, '1');

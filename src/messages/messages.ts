@@ -126,7 +126,12 @@ export async function sendMessage(services: MessageServices, senderId: string, i
   } catch (error) {
     if (clientMessageId && isUniqueViolation(error)) {
       const earlier = await findByClientId(services, senderId, clientMessageId, chatId);
-      if (earlier) return earlier;
+      if (earlier) {
+        // The first attempt's instance may have died between its commit and its publish: publish
+        // again, or a last message of its chat would reach no live subscriber. Feeds drop repeats.
+        await services.events.message(chatId, 'CREATED', earlier);
+        return earlier;
+      }
     }
     // The attachment was cleaned up (unused for a day) while we were sending.
     if (content.attachmentId && isForeignKeyViolation(error)) throw badUserInput('input.attachmentId', 'Unknown attachment.');

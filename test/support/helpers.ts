@@ -163,9 +163,9 @@ export async function sendText(app: App, sender: TestUser, chatId: string, text:
  * Sends a message the way an instance that died between its commit and its publish did: stored,
  * with its position, but no live event. Subscribers learn of it from a later event or a check.
  */
-export async function sendWithoutEvent(app: App, sender: TestUser, chatId: string, text: string) {
+export async function sendWithoutEvent(app: App, sender: TestUser, chatId: string, text: string, extra: { clientMessageId?: string } = {}) {
   const silent = { ...app.services, events: { ...app.services.events, message: async () => {} } };
-  return sendMessage(silent, sender.id, { chatId, kind: 'TEXT', text });
+  return sendMessage(silent, sender.id, { chatId, kind: 'TEXT', text, ...extra });
 }
 
 /** Chat feeds on `app`'s database behind a bus of their own: the app's sends never reach it, so the test decides what arrives and when. */
