@@ -200,6 +200,19 @@ describe('subscriptions through a database outage', () => {
       expect(refused.results).toEqual([{ errors: [expect.objectContaining({ extensions: { code: 'UNAVAILABLE', retryAfterSeconds: 1 } })] }]);
     }));
 
+  it('closes a connection it cannot authenticate for want of the database with 1013 (try again later), which graphql-ws clients retry, not 4500', () =>
+    withSubscribedApp({}, async (s) => {
+      // Someone who has not connected yet: no session of theirs is cached.
+      const carol = await registerUser(s.app);
+      await outage.begin();
+      try {
+        expect(await sockets.connect(s.url, carol.accessToken).closed).toBe(1013);
+      } finally {
+        await outage.end();
+      }
+      await sockets.connect(s.url, carol.accessToken).connected;
+    }));
+
   it('executes an event again when its execution met the database down, so the subscriber gets it whole once the database is back', () =>
     withSubscribedApp({}, async (s) => {
       const locks = await tableLocks(scratch.url);
