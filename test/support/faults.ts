@@ -3,7 +3,12 @@
 // kill with SIGKILL. Never the machine's shared PostgreSQL server or Redis.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { databaseName, openClient, quoteIdent, withDatabase } from '../../src/db/pg-admin.ts';
+import { sendMessage } from '../../src/messages/messages.ts';
+import type { App } from '../../src/server/app.ts';
 import { listening, unusedPort } from './ports.ts';
 
 export interface DatabaseOutage {
@@ -57,12 +62,7 @@ export async function startRedisServer(args: string[] = []): Promise<RedisServer
   let child: ChildProcess | undefined;
   const server: RedisServer = {
     url: `redis://127.0.0.1:${port}`,
-    async kill() {
-      if (!child || child.exitCode !== null || child.signalCode !== null) return;
-      const exited = once(child, 'exit');
-      child.kill('SIGKILL');
-      await exited;
-    },
+    kill: () => killed(child),
     async start() {
       child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', ...args], { stdio: 'ignore' });
       await listening(port);
@@ -70,4 +70,86 @@ export async function startRedisServer(args: string[] = []): Promise<RedisServer
   };
   await server.start();
   return server;
+}
+
+/** Kills `child` with SIGKILL unless it already exited; resolves once it has. */
+async function killed(child: ChildProcess | undefined) {
+  if (!child || child.exitCode !== null || child.signalCode !== null) return;
+  const exited = once(child, 'exit');
+  child.kill('SIGKILL');
+  await exited;
+}
+
+export interface ApiInstance {
+  /** Its GraphQL endpoint (the same across restarts: the port is fixed). */
+  url: string;
+  /** Starts it (again); resolves once it accepts connections. */
+  start(): Promise<void>;
+  /** Kills it with SIGKILL (no shutdown at all); resolves once it exited. */
+  kill(): Promise<void>;
+  /** Kills it if it runs, and removes its data directory. */
+  close(): Promise<void>;
+}
+
+/**
+ * `npm start` in a child process on a fixed free port, with `env` (the database, Redis, the
+ * secrets it must share with the other instances) over quiet defaults: push off, one worker
+ * thread, a data directory of its own.
+ */
+export async function apiInstance(env: Record<string, string>): Promise<ApiInstance> {
+  const port = await unusedPort();
+  const dataDir = mkdtempSync(join(tmpdir(), 'kocmoc-instance-'));
+  const root = join(import.meta.dirname, '..', '..');
+  let child: ChildProcess | undefined;
+  const instance: ApiInstance = {
+    url: `http://127.0.0.1:${port}/graphql`,
+    async start() {
+      const output: string[] = [];
+      const started = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], {
+        cwd: root,
+        env: {
+          PATH: process.env.PATH ?? '',
+          HOME: process.env.HOME ?? '',
+          NODE_ENV: 'test',
+          HOST: '127.0.0.1',
+          PORT: String(port),
+          DATA_DIR: dataDir,
+          PUSH_ENABLED: 'false',
+          WORKER_THREADS: '1',
+          LOG_LEVEL: 'warn',
+          ...env,
+        },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
+      child = started;
+      // Drained, or a chatty child would block on a full pipe; the last lines say why a start failed.
+      for (const stream of [started.stdout!, started.stderr!]) {
+        stream.on('data', (chunk) => {
+          output.push(String(chunk));
+          if (output.length > 40) output.shift();
+        });
+      }
+      const exited = once(started, 'exit').then(() => {
+        throw new Error(`the instance exited while starting:\n${output.join('')}`);
+      });
+      await Promise.race([listening(port, 60_000), exited]);
+      exited.catch(() => {});
+    },
+    kill: () => killed(child),
+    async close() {
+      await killed(child);
+      rmSync(dataDir, { recursive: true, force: true });
+    },
+  };
+  await instance.start();
+  return instance;
+}
+
+/**
+ * Sends a message the way an instance that died between its commit and its publish did: stored,
+ * with its position, but no live event. Subscribers learn of it from a later event or a check.
+ */
+export async function sendWithoutEvent(app: App, senderId: string, chatId: string, text: string, extra: { clientMessageId?: string } = {}) {
+  const silent = { ...app.services, events: { ...app.services.events, message: async () => {} } };
+  return sendMessage(silent, senderId, { chatId, kind: 'TEXT', text, ...extra });
 }

@@ -10,9 +10,9 @@ import { buildApp, type App, type BuildAppOptions } from '../../src/server/app.t
 import { dropDatabase, withDatabase } from '../../src/db/pg-admin.ts';
 import { loadConfig } from '../../src/env.ts';
 import { uuidv7 } from '../../src/ids.ts';
-import { sendMessage } from '../../src/messages/messages.ts';
 import { createEventBus } from '../../src/realtime/bus.ts';
 import { createChatFeeds, type ChatFeedsOptions } from '../../src/realtime/chat-feed.ts';
+import { sendWithoutEvent as sendMessageWithoutEvent } from './faults.ts';
 import { CREATE_CHAT, REGISTER, SEND_MESSAGE } from './operations.ts';
 
 export const TEST_JWT_SECRET = 'test-secret-that-is-long-enough-for-hs256-0123456789';
@@ -159,14 +159,9 @@ export async function sendText(app: App, sender: TestUser, chatId: string, text:
   return result.data.sendMessage as { id: string; seq: number; text: string };
 }
 
-/**
- * Sends a message the way an instance that died between its commit and its publish did: stored,
- * with its position, but no live event. Subscribers learn of it from a later event or a check.
- */
-export async function sendWithoutEvent(app: App, sender: TestUser, chatId: string, text: string, extra: { clientMessageId?: string } = {}) {
-  const silent = { ...app.services, events: { ...app.services.events, message: async () => {} } };
-  return sendMessage(silent, sender.id, { chatId, kind: 'TEXT', text, ...extra });
-}
+/** As an instance that died between its commit and its publish: see faults.ts. */
+export const sendWithoutEvent = (app: App, sender: TestUser, chatId: string, text: string, extra: { clientMessageId?: string } = {}) =>
+  sendMessageWithoutEvent(app, sender.id, chatId, text, extra);
 
 /** Chat feeds on `app`'s database behind a bus of their own: the app's sends never reach it, so the test decides what arrives and when. */
 export function feedsOnOwnBus(app: App, options: Omit<ChatFeedsOptions, 'bus' | 'prisma' | 'logger'> = {}) {
