@@ -288,6 +288,26 @@ describe('resuming with sinceSeq', () => {
     expect(await nextSeqs(resumed, 5)).toEqual([2, 3, 4, 5, 6]);
   });
 
+  it('executes a live event once for subscribers that resumed from different positions', async () => {
+    const users = await Promise.all([registerUser(app), registerUser(app), registerUser(app)]);
+    const chatId = await createChat(app, users[0]!, { kind: 'GROUP', title: 'Resumed', memberIds: [users[1]!.id, users[2]!.id] });
+    for (const text of ['1', '2', '3']) await sendText(app, users[0]!, chatId, text);
+    // readBy is read per execution (by a loader of the execution's own), where Prisma batches nothing.
+    const withReaders = `subscription ($chatId: ID, $sinceSeq: Int) { messageEvents(chatId: $chatId, sinceSeq: $sinceSeq) { seq message { readBy { id } } } }`;
+    const resumed = users.map((user, index) => subscribe(sockets.connect(url, user.accessToken), withReaders, { chatId, sinceSeq: index }));
+    for (const [index, subscription] of resumed.entries()) expect(await nextSeqs(subscription, 3 - index)).toEqual([1, 2, 3].slice(index));
+
+    // Counted from its publishing on: what follows is the event's delivery alone.
+    const fourth = await sendWithoutEvent(app, users[0]!, chatId, '4');
+    const statements: string[] = [];
+    onStatement = (sql) => statements.push(sql);
+    await app.services.events.message(chatId, 'CREATED', fourth);
+    for (const subscription of resumed) expect((await subscription.next()).data.messageEvents.seq).toBe(4);
+    onStatement = undefined;
+    // One execution for all three, not one per sinceSeq: the readers are read once.
+    expect(statements.filter((sql) => sql.includes('GROUP BY "public"."ChatMember"."chatId"'))).toHaveLength(1);
+  });
+
   it('publishes a message again when a send is retried with its clientMessageId, so a last message whose instance died before publishing still arrives', async () => {
     const { alice, bob, chatId } = await directChat(app);
     const subscription = subscribe(sockets.connect(url, bob.accessToken), MESSAGE_EVENTS, { chatId });

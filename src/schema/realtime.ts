@@ -103,6 +103,9 @@ const PresenceEventRef = builder.objectRef<PresenceTopicEvent>('PresenceEvent').
   }),
 });
 
+// Each field resolves to the event itself: its arguments pick the events (the subscribe function)
+// and never change what an event shows, which is what lets shared-execution.ts share one execution
+// between subscribers whose arguments differ (every resumed subscription has its own sinceSeq).
 builder.subscriptionFields((t) => ({
   messageEvents: t.field({
     type: MessageEventRef,

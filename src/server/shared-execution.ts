@@ -1,14 +1,18 @@
 // Fan-out without re-running the same work: when one event reaches many subscribers with the same
 // operation, its selection is executed once and the result shared. Results are shared only between
 // subscribers who may see the same thing: operations that select a viewer-dependent field (marked
-// with `extensions: { viewerDependent: true }` in the schema) are executed once per viewer.
+// with `extensions: { viewerDependent: true }` in the schema) are executed once per viewer, and
+// subscribers whose variables differ only in the root field's arguments (which pick the events, as
+// `chatId` and `sinceSeq` do) share the same executions.
 import {
   createSourceEventStream,
   execute,
+  Kind,
   print,
   TypeInfo,
   visit,
   visitWithTypeInfo,
+  type ASTNode,
   type DocumentNode,
   type ExecutionArgs,
   type ExecutionResult,
@@ -25,6 +29,7 @@ import { readsUnavailable, retrying } from '../realtime/retry.ts';
 const resultsByEvent = new WeakMap<object, Map<string, Promise<ExecutionResult> | ExecutionResult>>();
 const printedDocuments = new WeakMap<DocumentNode, string>();
 const viewerDependentDocuments = new WeakMap<DocumentNode, boolean>();
+const resultVariablesOfDocuments = new WeakMap<DocumentNode, ReadonlySet<string>>();
 
 export interface SubscriptionExecution {
   /** Envelop plugin: replaces the subscribe function with one that shares per-event execution. */
@@ -211,7 +216,42 @@ export function failedStartAsError(result: unknown): unknown {
 /** Subscribers with equal keys get equal results for the same event. */
 function operationKey(args: ExecutionArgs): string {
   const viewer = isViewerDependent(args.schema, args.document) ? ((args.contextValue as Context | undefined)?.viewer?.userId ?? '') : '*';
-  return [printed(args.document), args.operationName ?? '', JSON.stringify(args.variableValues ?? {}), viewer].join('\u0000');
+  const variables = args.variableValues ?? {};
+  const used = resultVariables(args.document);
+  const values = Object.keys(variables)
+    .filter((name) => used.has(name))
+    .sort()
+    .map((name) => [name, variables[name]]);
+  return [printed(args.document), args.operationName ?? '', JSON.stringify(values), viewer].join('\u0000');
+}
+
+/**
+ * The variables an event's result can depend on: all but those used only in the arguments of the
+ * operation's root fields. Those choose which events a subscription gets (a chat, the position it
+ * resumes from); every root subscription field resolves to the event itself (schema/realtime.ts),
+ * so subscribers who differ only there, as resumed ones do in `sinceSeq`, share executions.
+ */
+function resultVariables(document: DocumentNode): ReadonlySet<string> {
+  let names = resultVariablesOfDocuments.get(document);
+  if (names) return names;
+  const found = new Set<string>();
+  const collect = (node: ASTNode | undefined) => node && visit(node, { Variable: (variable) => void found.add(variable.name.value) });
+  for (const definition of document.definitions) {
+    if (definition.kind !== Kind.OPERATION_DEFINITION) {
+      collect(definition);
+      continue;
+    }
+    definition.directives?.forEach(collect);
+    for (const selection of definition.selectionSet.selections) {
+      if (selection.kind !== Kind.FIELD) collect(selection);
+      else {
+        selection.directives?.forEach(collect);
+        collect(selection.selectionSet);
+      }
+    }
+  }
+  resultVariablesOfDocuments.set(document, (names = found));
+  return names;
 }
 
 function printed(document: DocumentNode): string {
