@@ -1,6 +1,7 @@
 // Runs the benches in sequence against one scratch database.
 // `npm run bench` runs them all; `npm run bench -- login-storm` runs only the named ones.
 import { runArgon2Settings } from './argon2-settings.ts';
+import { runDeliverySoak } from './delivery-soak.ts';
 import { runEncryption } from './encryption.ts';
 import { runFanout } from './fanout.ts';
 import { runLoginStorm } from './login-storm.ts';
@@ -19,6 +20,7 @@ const benches: Bench[] = [
   { name: 'push', run: runPush },
   { name: 'ws-idle', run: runWsIdle },
   { name: 'fanout', run: runFanout },
+  { name: 'delivery-soak', run: runDeliverySoak },
 ];
 
 async function main() {

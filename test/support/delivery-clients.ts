@@ -8,6 +8,8 @@ import { SEND_MESSAGE_RECEIPT } from './operations.ts';
 
 const SUBSCRIPTION = `subscription ($chatId: ID, $sinceSeq: Int) { messageEvents(chatId: $chatId, sinceSeq: $sinceSeq) { type seq message { text } } }`;
 
+/** setTimeout's longest delay: a longer one fires at once. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 const pick = <T>(values: readonly T[]) => values[Math.floor(Math.random() * values.length)]!;
 
@@ -24,6 +26,8 @@ export interface SenderOptions {
   name: string;
   /** Pause after each acknowledged message. */
   pauseMs: number;
+  /** Called once per message when it is acknowledged, with the time from its first attempt (retries included). */
+  onAck?: (sentAt: number, delayMs: number) => void;
 }
 
 export interface Sender {
@@ -43,7 +47,7 @@ export interface Sender {
   abandon(): void;
 }
 
-export function startSender({ urls, token, chatId, name, pauseMs }: SenderOptions): Sender {
+export function startSender({ urls, token, chatId, name, pauseMs, onAck }: SenderOptions): Sender {
   const acks = new Map<string, { id: string; seq: number }>();
   let retries = 0;
   let mismatches = 0;
@@ -56,7 +60,8 @@ export function startSender({ urls, token, chatId, name, pauseMs }: SenderOption
 
   /** One message, retried on the next instance until an instance acknowledges it. */
   const send = async (clientMessageId: string) => {
-    const input = { chatId, kind: 'TEXT', text: textOf(Date.now(), clientMessageId), clientMessageId };
+    const sentAt = Date.now();
+    const input = { chatId, kind: 'TEXT', text: textOf(sentAt, clientMessageId), clientMessageId };
     for (let attempt = preferred; ; attempt++) {
       preferred = attempt % urls.length;
       try {
@@ -72,6 +77,7 @@ export function startSender({ urls, token, chatId, name, pauseMs }: SenderOption
           const first = acks.get(clientMessageId);
           if (first && first.id !== message.id) mismatches += 1;
           if (!first) acks.set(clientMessageId, { id: message.id, seq: message.seq });
+          onAck?.(sentAt, Date.now() - sentAt);
           return;
         }
       } catch {
@@ -224,7 +230,7 @@ export function startSubscriber({ urls, token, chatId, dropEveryMs, onDelivery, 
         counts.drops += 1;
         resubscribe(0);
       },
-      -Math.log(1 - Math.random()) * dropEveryMs,
+      Math.min(-Math.log(1 - Math.random()) * dropEveryMs, MAX_TIMER_MS),
     );
   };
   connect();

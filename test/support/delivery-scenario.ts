@@ -41,6 +41,8 @@ export interface DeliveryScenarioOptions {
 
 export interface PhaseReport {
   name: string;
+  /** Time from each message's first attempt to its acknowledgement, for messages first sent during the phase. */
+  ackDelaysMs: number[];
   /** Deliveries of the messages first sent during the phase (each subscriber's first, not repeats). */
   deliveries: number;
   /** Send-to-delivery times of the deliveries of messages first sent during the phase. */
@@ -86,7 +88,7 @@ export async function runDeliveryScenario(options: DeliveryScenarioOptions): Pro
   };
   const enter = (name: string) => {
     let report = timeline.find((entry) => entry.name === name)?.report;
-    if (!report) report = { name, deliveries: 0, delaysMs: [] };
+    if (!report) report = { name, ackDelaysMs: [], deliveries: 0, delaysMs: [] };
     timeline.push({ name, at: Date.now(), report });
     log(`${((Date.now() - started) / 1000).toFixed(1)} s: ${name}`);
   };
@@ -113,7 +115,14 @@ export async function runDeliveryScenario(options: DeliveryScenarioOptions): Pro
   );
   const senders: Sender[] = chats.flatMap((chat) =>
     chat.members.slice(0, options.sendersPerChat).map((member, index) =>
-      startSender({ urls, token: member.token, chatId: chat.id, name: `${chat.id}-${index}`, pauseMs: options.senderPauseMs }),
+      startSender({
+        urls,
+        token: member.token,
+        chatId: chat.id,
+        name: `${chat.id}-${index}`,
+        pauseMs: options.senderPauseMs,
+        onAck: (sentAt, delayMs) => phaseAt(sentAt).report.ackDelaysMs.push(delayMs),
+      }),
     ),
   );
   const acknowledged = () => senders.reduce((sum, sender) => sum + sender.acks.size, 0);

@@ -6,7 +6,8 @@ import { once } from 'node:events';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { databaseName, openClient, quoteIdent, withDatabase } from '../../src/db/pg-admin.ts';
+import type pg from 'pg';
+import { databaseName, quoteIdent, withClient, withDatabase } from '../../src/db/pg-admin.ts';
 import { sendMessage } from '../../src/messages/messages.ts';
 import type { App } from '../../src/server/app.ts';
 import { listening, unusedPort } from './ports.ts';
@@ -16,33 +17,35 @@ export interface DatabaseOutage {
   begin(): Promise<void>;
   /** Lets connections in again. */
   end(): Promise<void>;
-  /** Ends the outage if one is on, and the admin connection. */
+  /** Ends the outage if one is on. */
   close(): Promise<void>;
 }
 
 /**
  * Outages of `databaseUrl`'s database, run from its server's `postgres` database: `ALLOW_CONNECTIONS
  * false` (which binds superusers too, unlike CONNECTION LIMIT) and `pg_terminate_backend`, as a
- * restart looks to its clients.
+ * restart looks to its clients. Each step on a connection of its own, so a server restarted in
+ * between (the soak bench's) is no trouble.
  */
 export async function databaseOutages(databaseUrl: string): Promise<DatabaseOutage> {
   const name = databaseName(databaseUrl);
-  const admin = await openClient(withDatabase(databaseUrl, 'postgres'));
+  const adminUrl = withDatabase(databaseUrl, 'postgres');
+  const allow = (client: pg.Client, allowed: boolean) => client.query(`ALTER DATABASE ${quoteIdent(name)} ALLOW_CONNECTIONS ${allowed}`);
   let down = false;
-  const allow = (allowed: boolean) => admin.query(`ALTER DATABASE ${quoteIdent(name)} ALLOW_CONNECTIONS ${allowed}`);
   const outage: DatabaseOutage = {
     async begin() {
       down = true;
-      await allow(false);
-      await admin.query('SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()', [name]);
+      await withClient(adminUrl, async (client) => {
+        await allow(client, false);
+        await client.query('SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()', [name]);
+      });
     },
     async end() {
       down = false;
-      await allow(true);
+      await withClient(adminUrl, (client) => allow(client, true));
     },
     async close() {
       if (down) await outage.end();
-      await admin.end();
     },
   };
   return outage;
