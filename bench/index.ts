@@ -3,6 +3,7 @@
 import { runArgon2Settings } from './argon2-settings.ts';
 import { runE2e } from './e2e.ts';
 import { runCalls } from './calls.ts';
+import { runDeliverySoak } from './delivery-soak.ts';
 import { runEncryption } from './encryption.ts';
 import { runFanout } from './fanout.ts';
 import { runLimits } from './limits.ts';
@@ -25,6 +26,7 @@ const benches: Bench[] = [
   { name: 'limits', run: runLimits },
   { name: 'e2e', run: runE2e },
   { name: 'calls', run: runCalls },
+  { name: 'delivery-soak', run: runDeliverySoak },
 ];
 
 async function main() {

@@ -119,6 +119,12 @@ const schema = z.object({
   TURN_SECRET: optionalString,
   /** How long TURN credentials from `iceServers` work. Default 1h. */
   TURN_CREDENTIAL_TTL: duration('1h'),
+  /**
+   * How long, in milliseconds, a live chat feed keeps retrying to read positions it missed from the
+   * database (holding later events meanwhile), and how long a subscription's reads retry, before its
+   * subscriptions end with UNAVAILABLE (clients resubscribe from their last seq). Default 5000.
+   */
+  FEED_GAP_TIMEOUT_MS: z.coerce.number().int().min(100).max(600_000).default(5_000),
   /** Enables admin mutations when set (sent as `x-admin-token`). */
   ADMIN_TOKEN: optionalString.pipe(z.string().min(16, 'must be at least 16 characters').optional()),
   /** pino level. Default info (warn under test). */
@@ -270,7 +276,7 @@ function toConfig(env: z.infer<typeof schema>) {
       passwordHash: { memoryKib: env.PASSWORD_HASH_MEMORY_KIB, passes: env.PASSWORD_HASH_PASSES },
     },
     messageEncryption: keyringOf(messageKey, ...env.MESSAGE_ENCRYPTION_OLD_KEYS),
-    realtime: { typingTtlMs: env.TYPING_TTL },
+    realtime: { typingTtlMs: env.TYPING_TTL, feedGapTimeoutMs: env.FEED_GAP_TIMEOUT_MS },
     calls: {
       ringMs: Math.round(env.CALL_RING_SECONDS * 1000),
       reconnectMs: Math.round(env.CALL_RECONNECT_SECONDS * 1000),

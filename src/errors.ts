@@ -11,6 +11,7 @@ export type ErrorCode =
   | 'RATE_LIMITED'
   | 'MAINTENANCE'
   | 'QUERY_TOO_COMPLEX'
+  | 'UNAVAILABLE'
   | 'INTERNAL';
 
 function clientError(code: ErrorCode, message: string, extensions: Record<string, unknown> = {}) {
@@ -47,6 +48,13 @@ export function withHttpStatus(error: GraphQLError, status: number, headers?: Re
 
 export const maintenance = (message: string, retryAfterSeconds: number) =>
   withHttpStatus(clientError('MAINTENANCE', message, { retryAfterSeconds }), 503, { 'Retry-After': String(retryAfterSeconds) });
+
+/**
+ * Something the operation needs (the database, the order of a chat's live events) is out of reach
+ * for a moment: retry after `retryAfterSeconds`. A `messageEvents` subscription that ends with it is
+ * resubscribed with `sinceSeq` set to the last `seq` received, and misses nothing.
+ */
+export const unavailable = (message: string, retryAfterSeconds = 1) => clientError('UNAVAILABLE', message, { retryAfterSeconds });
 
 /** What a masked, unexpected error looks like to the client. */
 export const internal = () => clientError('INTERNAL', 'Internal server error.');

@@ -161,7 +161,7 @@ export function createServices(config: Config, logger: Logger, options: Services
     storage: createLocalDiskStorage({ root: config.files.uploadDir }),
     uploadMemory: createUploadMemory({ limitBytes: config.files.uploadMemoryBytes }),
     events,
-    chatFeeds: createChatFeeds({ bus, prisma, logger, inFlight: options.inFlight }),
+    chatFeeds: createChatFeeds({ bus, prisma, logger, inFlight: options.inFlight, gapTimeoutMs: config.realtime.feedGapTimeoutMs }),
     presence,
     maintenance,
     notifications,

@@ -1,10 +1,8 @@
 // The per-chat feed orders message events, fills gaps once, and shares event objects.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { App } from '../src/server/app.ts';
-import { createEventBus } from '../src/realtime/bus.ts';
-import { createChatFeeds } from '../src/realtime/chat-feed.ts';
 import { channels, type ChatTopicEvent } from '../src/realtime/events.ts';
-import { createChat, registerUser, sendText, startTestApp } from './support/helpers.ts';
+import { createChat, feedsOnOwnBus, registerUser, sendText, startTestApp } from './support/helpers.ts';
 
 let app: App;
 beforeAll(async () => {
@@ -18,10 +16,8 @@ const idle = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 describe('chat feeds', () => {
   it('hand out out-of-order events in position order, filling a gap from the database once', async () => {
-    const { logger, prisma } = app.services;
-    // A bus of our own: the app's sends do not reach it, so the test decides what arrives and when.
-    const bus = createEventBus({ logger });
-    const feeds = createChatFeeds({ bus, prisma, logger, holdMs: 50 });
+    const { prisma } = app.services;
+    const { bus, feeds } = feedsOnOwnBus(app, { holdMs: 50 });
     const user = await registerUser(app);
     const chatId = await createChat(app, user, { kind: 'GROUP', title: 'Feed', memberIds: [] });
     const [first, second, third] = [await sendText(app, user, chatId, 'a'), await sendText(app, user, chatId, 'b'), await sendText(app, user, chatId, 'c')];
@@ -30,8 +26,9 @@ describe('chat feeds', () => {
     await prisma.chat.update({ where: { id: chatId }, data: { lastSeq: 0 } });
     const seenByA: ChatTopicEvent[] = [];
     const seenByB: ChatTopicEvent[] = [];
-    const stopA = await feeds.follow(chatId, (event) => seenByA.push(event));
-    const stopB = await feeds.follow(chatId, (event) => seenByB.push(event));
+    const fail = (error: Error) => expect.fail(error.message);
+    const stopA = await feeds.follow(chatId, { event: (event) => seenByA.push(event), fail });
+    const stopB = await feeds.follow(chatId, { event: (event) => seenByB.push(event), fail });
 
     const created = (message: { id: string; seq: number }) => ({ kind: 'message', type: 'CREATED', chatId, messageId: message.id, seq: message.seq });
     await bus.publish(channels.chat(chatId), created(third));
@@ -58,6 +55,37 @@ describe('chat feeds', () => {
     expect(seenByA.at(-1)).toMatchObject({ kind: 'typing' });
     stopA();
     stopB();
+    await bus.close();
+  });
+
+  it('tell each subscriber where its live events begin: the last position handed out, also while a gap waits', async () => {
+    // A long hold: the gap below stays open until the missing event arrives.
+    const { bus, feeds } = feedsOnOwnBus(app, { holdMs: 10_000 });
+    const user = await registerUser(app);
+    const chatId = await createChat(app, user, { kind: 'GROUP', title: 'Starts', memberIds: [] });
+    const starts: number[] = [];
+    const subscriber = (seen: number[]) => ({
+      start: (from: number) => starts.push(from),
+      event: (event: ChatTopicEvent) => seen.push((event as { seq: number }).seq),
+      fail: (error: Error) => expect.fail(error.message),
+    });
+    await sendText(app, user, chatId, 'history');
+    const early: number[] = [];
+    const late: number[] = [];
+    const stopEarly = await feeds.follow(chatId, subscriber(early));
+    const sent = [await sendText(app, user, chatId, 'a'), await sendText(app, user, chatId, 'b'), await sendText(app, user, chatId, 'c')];
+    const created = (message: { id: string; seq: number }) => ({ kind: 'message', type: 'CREATED', chatId, messageId: message.id, seq: message.seq });
+
+    await bus.publish(channels.chat(chatId), created(sent[0]!));
+    await bus.publish(channels.chat(chatId), created(sent[2]!)); // 4 waits for 3
+    const stopLate = await feeds.follow(chatId, subscriber(late));
+    await bus.publish(channels.chat(chatId), created(sent[1]!));
+
+    expect(starts).toEqual([1, 2]);
+    expect(early).toEqual([2, 3, 4]);
+    expect(late).toEqual([3, 4]);
+    stopEarly();
+    stopLate();
     await bus.close();
   });
 });

@@ -2,7 +2,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { mkdtempSync } from 'node:fs';
-import { connect as connectTcp, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -15,6 +14,7 @@ import { createOutboxRelay } from '../src/notifications/outbox.ts';
 import { createLocalQueue } from '../src/notifications/queue.ts';
 import { capturedLogs, codeOf, createChat, gql, registerUser, scratchDatabaseUrl, sendText, startTestApp, testRedisUrl, unusedPort, type TestUser } from './support/helpers.ts';
 import { addDevice, fetchBundles } from './support/devices.ts';
+import { startRedisServer, type RedisServer } from './support/faults.ts';
 import { encryptFor, startSession } from './support/e2e-client.ts';
 import { BLOCK_USER, CREATE_CHAT } from './support/operations.ts';
 import { startPushService, type PushDevice, type PushService } from './support/push-service.ts';
@@ -338,31 +338,20 @@ describe('worker process (Redis)', () => {
 describe('Redis restart', () => {
   const queuePrefix = `kocmoc-test-${randomUUID().slice(0, 8)}`;
   const dir = mkdtempSync(join(tmpdir(), 'kocmoc-redis-'));
-  let port: number;
-  let redis: ChildProcess | undefined;
+  let redis: RedisServer | undefined;
   let api: App | undefined;
   let worker: ChildProcess | undefined;
-
-  /** A Redis of our own that persists every write (AOF, fsync always), so it can be restarted. */
-  async function startRedis() {
-    redis = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--dir', dir, '--appendonly', 'yes', '--appendfsync', 'always', '--save', '']);
-    for (let i = 0; i < 50; i++) {
-      if (await new Promise((resolve) => connectTcp(port, '127.0.0.1').once('connect', function (this: Socket) { this.destroy(); resolve(true); }).once('error', () => resolve(false)))) return;
-      await idle(100);
-    }
-    throw new Error('redis-server did not start');
-  }
 
   afterAll(async () => {
     worker?.kill('SIGKILL');
     await api?.stop();
-    redis?.kill('SIGKILL');
+    await redis?.kill();
   });
 
   it('keeps queued jobs across a Redis restart', async () => {
-    port = await unusedPort();
-    await startRedis();
-    const REDIS_URL = `redis://127.0.0.1:${port}`;
+    // A Redis of our own that persists every write (AOF, fsync always), so it can be restarted.
+    redis = await startRedisServer(['--dir', dir, '--appendonly', 'yes', '--appendfsync', 'always']);
+    const REDIS_URL = redis.url;
     api = await startApp({ REDIS_URL, JOB_QUEUE_PREFIX: queuePrefix, PUSH_ALLOW_PRIVATE_ENDPOINTS: 'true', PUSH_COLLAPSE_WINDOW: '0s' });
     const [alice, bob] = await Promise.all([registerUser(api), registerUser(api)]);
     const device = push.device();
@@ -374,9 +363,8 @@ describe('Redis restart', () => {
     expect(await api.notifications.queue.depth()).toBe(1);
     expect(device.requests).toHaveLength(0);
 
-    redis!.kill('SIGKILL');
-    await new Promise((resolve) => redis!.once('exit', resolve));
-    await startRedis();
+    await redis.kill();
+    await redis.start();
 
     worker = spawnWorker(api, REDIS_URL, queuePrefix);
     await push.waitFor(device, 1, 20_000);

@@ -13,6 +13,7 @@ import { applyMigrations } from '../src/db/migrate/index.ts';
 import { ensureDatabase } from '../src/db/pg-admin.ts';
 import { capturedLogs, createChat, gql, registerUser, scratchDatabaseUrl, sendText, startTestApp, testRedisUrl, type TestUser } from './support/helpers.ts';
 import { CHAT_EVENTS, MESSAGE_EVENTS, PRESENCE, START_TYPING, TYPING } from './support/operations.ts';
+import { tableLocks } from './support/locks.ts';
 import { connect, openConnections, subscribe } from './support/ws-helpers.ts';
 
 const REDIS_URL = testRedisUrl();
@@ -21,56 +22,31 @@ const EVENTS = 20;
 const scratch = scratchDatabaseUrl('kocmoc_lifecycle');
 let admin: pg.Client;
 let redis: Redis;
+let locks: Awaited<ReturnType<typeof tableLocks>>;
 
 beforeAll(async () => {
   await ensureDatabase(scratch.url);
   await applyMigrations({ databaseUrl: scratch.url });
   admin = new pg.Client({ connectionString: scratch.url });
   await admin.connect();
+  locks = await tableLocks(scratch.url);
   redis = new Redis(REDIS_URL);
 });
 afterAll(async () => {
   await admin?.end();
+  await locks?.close();
   redis?.disconnect();
   await scratch.drop();
 });
 
-/** Holds an ACCESS EXCLUSIVE lock on `table`: every statement touching it waits until `release()`. */
-async function lockTable(table: string) {
-  const holder = new pg.Client({ connectionString: scratch.url });
-  await holder.connect();
-  await holder.query('BEGIN');
-  await holder.query(`LOCK TABLE "${table}" IN ACCESS EXCLUSIVE MODE`);
-  let released = false;
-  return {
-    async release() {
-      if (released) return;
-      released = true;
-      await holder.query('ROLLBACK');
-      await holder.end();
-    },
-  };
-}
+const lockTable = (table: string) => locks.lock(table);
+const waitsForLock = (fragment: string) => locks.waitsFor(fragment);
 
 /**
  * The start of sendMessage's one statement. pg_stat_activity shows only the first
  * track_activity_query_size bytes (1 KiB) of a statement, and its INSERT lies beyond them.
  */
 const SEND_STATEMENT = 'UPDATE "Chat" c SET "lastSeq" = c."lastSeq" + 1';
-
-/** Resolves once a statement containing `fragment` (within its first KiB) waits for a lock. */
-async function waitsForLock(fragment: string) {
-  await vi.waitFor(
-    async () => {
-      const { rows } = await admin.query(
-        `SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock' AND query LIKE $1`,
-        [`%${fragment}%`],
-      );
-      expect(rows[0].n).toBeGreaterThan(0);
-    },
-    { timeout: 5_000, interval: 20 },
-  );
-}
 
 /** A graphql-ws client that, once acknowledged, stops reading its socket: it never answers a close frame. */
 async function unresponsiveClient(url: string, token: string) {
@@ -341,7 +317,7 @@ describe('stop()', () => {
     });
   });
 
-  it('ends subscriptions over HTTP event streams with a complete event rather than cutting them off', () =>
+  it('ends subscriptions over HTTP event streams with UNAVAILABLE and a complete event rather than cutting them off', () =>
     withStoppableApp({}, {}, async ({ app, url, users: [alice, bob], stop }) => {
       const chatId = await createChat(app, alice, { kind: 'DIRECT', memberIds: [bob.id] });
       const response = await fetch(url, {
@@ -365,7 +341,8 @@ describe('stop()', () => {
 
       await stop();
       await readUntil(() => false);
-      // Ended by the server, not cut off with its connection once the drain ran out.
-      expect(received).toMatch(/event: complete\n/);
+      // Ended by the server, not cut off with its connection once the drain ran out, after an
+      // error that tells the client to resubscribe (elsewhere), so the end is not taken for "no more events".
+      expect(received).toMatch(/event: next\ndata: \{"errors":\[\{"message":"The server is shutting down[^"]*","extensions":\{"code":"UNAVAILABLE","retryAfterSeconds":1\}\}\]\}\n\nevent: complete\n/);
     }));
 });

@@ -19,9 +19,13 @@ const OUTBOX_INSERT = Prisma.sql`, outbox AS (INSERT INTO "NotificationOutbox" (
 export const outboxInsert = (config: MessageServices['config']) => (config.push.enabled ? OUTBOX_INSERT : Prisma.empty);
 
 /** The message an earlier send with this clientMessageId made, when `error` is that send's unique index refusing this one. */
-export async function earlierSend(services: Pick<MessageServices, 'prisma'>, error: unknown, senderId: string, clientMessageId: string | null, chatId: string) {
+export async function earlierSend(services: Pick<MessageServices, 'prisma' | 'events'>, error: unknown, senderId: string, clientMessageId: string | null, chatId: string) {
   if (!clientMessageId || !isUniqueViolation(error)) return null;
-  return findByClientId(services, senderId, clientMessageId, chatId);
+  const earlier = await findByClientId(services, senderId, clientMessageId, chatId);
+  // The first attempt's instance may have died between its commit and its publish: publish again,
+  // or a last message of its chat would reach no live subscriber. Feeds drop repeats.
+  if (earlier) await services.events.message(chatId, 'CREATED', earlier);
+  return earlier;
 }
 
 /** After a send committed: subscribers hear of it, and its push notifications are relayed now. */

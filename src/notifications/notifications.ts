@@ -42,7 +42,7 @@ export function createNotifications(options: NotificationsOptions) {
     if (name === 'call-deliver') return deliverCallPush(callDeps, data as JobData['call-deliver']);
     return name === 'fan-out' ? fanOut(deps, data as JobData['fan-out']) : deliver(deps, data as JobData['deliver']);
   };
-  const queue = config.redisUrl ? createBullQueue(config.redisUrl, config.jobs.queuePrefix) : createLocalQueue(process, logger);
+  const queue = config.redisUrl ? createBullQueue(config.redisUrl, logger, config.jobs.queuePrefix) : createLocalQueue(process, logger);
   const deps: NotificationDeps = {
     prisma,
     cipher: options.cipher,

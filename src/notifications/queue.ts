@@ -49,9 +49,11 @@ const jobOptions = (id: string, delayMs = 0): JobsOptions => ({
   removeOnFail: { age: 7 * 24 * 3600 },
 });
 
-export function createBullQueue(redisUrl: string, prefix = 'kocmoc'): NotificationQueue {
+export function createBullQueue(redisUrl: string, logger: Logger, prefix = 'kocmoc'): NotificationQueue {
   const connection = new Redis(redisUrl, { maxRetriesPerRequest: null });
   const queue = new Queue(QUEUE_NAME, { connection, prefix });
+  // Without a listener BullMQ prints each connection error of a Redis outage to stderr.
+  queue.on('error', (error) => logger.warn({ err: error }, 'notification queue error'));
   return {
     distributed: true,
     async add(name, jobs, options = {}) {

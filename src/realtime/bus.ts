@@ -15,6 +15,11 @@ export interface EventBus {
    * anything published after that is delivered; the returned function stops listening.
    */
   listen(channel: string, handler: Handler): Promise<() => void>;
+  /**
+   * Calls `handler` each time listening is live again after the connection to Redis was lost:
+   * whatever was published meanwhile may never arrive. Returns the function that stops it.
+   */
+  onReconnect(handler: () => void): () => void;
   close(): Promise<void>;
 }
 
@@ -57,6 +62,7 @@ function createLocalBus(logger: Logger): EventBus {
         if (handlers.size === 0 && channels.get(channel) === handlers) channels.delete(channel);
       };
     },
+    onReconnect: () => () => {},
     async close() {
       channels.clear();
     },
@@ -75,6 +81,22 @@ function createRedisBus(url: string, prefix: string, logger: Logger): EventBus {
   const subscriber = new Redis(url, { lazyConnect: false });
   for (const client of [publisher, subscriber]) client.on('error', (error) => logger.warn({ err: error }, 'redis error'));
   const channels = new Map<string, RedisChannel>();
+  const reconnectHandlers = new Set<() => void>();
+
+  // ioredis subscribes again by itself after a reconnect; subscribing once more to every channel and
+  // waiting for Redis to confirm tells us when listening is live again, which is when a listener
+  // can look up what it missed and be sure that anything later arrives as an event.
+  let lost = false;
+  subscriber.on('close', () => (lost = true));
+  subscriber.on('ready', () => {
+    if (!lost) return;
+    lost = false;
+    const names = [...channels.keys()];
+    void (names.length > 0 ? subscriber.subscribe(...names) : Promise.resolve()).then(
+      () => deliver([...reconnectHandlers], undefined, logger),
+      (error: unknown) => logger.warn({ err: error }, 'redis resubscribe failed'),
+    );
+  });
 
   subscriber.on('message', (redisChannel: string, message: string) => {
     const state = channels.get(redisChannel);
@@ -111,7 +133,12 @@ function createRedisBus(url: string, prefix: string, logger: Logger): EventBus {
         subscriber.unsubscribe(redisChannel).catch((error) => logger.warn({ err: error }, 'redis unsubscribe failed'));
       };
     },
+    onReconnect(handler) {
+      reconnectHandlers.add(handler);
+      return () => reconnectHandlers.delete(handler);
+    },
     async close() {
+      reconnectHandlers.clear();
       channels.clear();
       await Promise.allSettled([publisher.quit(), subscriber.quit()]);
     },

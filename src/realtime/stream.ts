@@ -1,15 +1,12 @@
 // A push-based async iterator for subscriptions, live before it is returned.
+import { unavailable } from '../errors.ts';
 
 /** Events buffered for a subscriber that reads slower than they arrive; past this it is cut off. */
 export const STREAM_BUFFER_MAX = 1_000;
 
-export class SlowConsumerError extends Error {
-  override name = 'SlowConsumerError';
-}
-
 export interface StreamControls<T> {
   emit(value: T): void;
-  /** Ends the stream with an error (the subscriber gets it and the subscription completes). */
+  /** Ends the stream with an error: the subscriber gets it (events already queued first), and nothing after. */
   fail(error: unknown): void;
   /**
    * Runs async steps one after another, so events keep their order while steps await the database.
@@ -45,7 +42,8 @@ export async function openStream<T>(start: (controls: StreamControls<T>) => Prom
     emit(value) {
       if (finished || failure) return;
       if (queue.length >= STREAM_BUFFER_MAX) {
-        controls.fail(new SlowConsumerError('Too many undelivered events: resubscribe and catch up.'));
+        // UNAVAILABLE: the client resubscribes from the last seq it got and catches up from there.
+        controls.fail(unavailable('Too many undelivered events: resubscribe with sinceSeq set to the last seq you received.'));
         return;
       }
       queue.push(value);

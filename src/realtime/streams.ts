@@ -1,11 +1,13 @@
 // The event streams behind the subscription fields. Each checks, when an event is delivered (not
 // only when subscribing), that the viewer may still see it.
 import { requireMembership } from '../chats/membership.ts';
+import { badUserInput } from '../errors.ts';
 import type { Services } from '../services.ts';
 import type { PrismaClient } from '../generated/prisma/client.ts';
 import { blockersAmong } from '../users/contacts.ts';
 import { channels, type ChatTopicEvent, type MessageEventType, type PresenceTopicEvent, type UserTopicEvent } from './events.ts';
-import { openStream } from './stream.ts';
+import { isRetryable, retrying } from './retry.ts';
+import { openStream, type StreamControls } from './stream.ts';
 
 type StreamServices = Pick<Services, 'prisma' | 'events' | 'config' | 'chatFeeds'>;
 
@@ -13,7 +15,7 @@ export type MessageEvent = Extract<ChatTopicEvent, { kind: 'message' }>;
 export type ChatEvent = Extract<ChatTopicEvent, { kind: 'chat' }>;
 export type TypingEvent = Extract<ChatTopicEvent, { kind: 'typing' }>;
 
-/** Missing messages a stream fills from the database before giving up (the client then resubscribes). */
+/** Most messages a `sinceSeq` replay sends; further behind, the client pages through history first. */
 export const GAP_FILL_MAX = 1_000;
 
 // One member lookup per event and instance, shared by every subscriber the event reaches: the bus
@@ -23,12 +25,26 @@ const membersOfEvent = new WeakMap<object, Promise<Set<string>>>();
 export function isMemberNow(prisma: PrismaClient, event: { chatId: string }, userId: string): Promise<boolean> {
   let members = membersOfEvent.get(event);
   if (!members) {
-    members = prisma.chatMember
+    const lookup = prisma.chatMember
       .findMany({ where: { chatId: event.chatId }, select: { userId: true } })
       .then((rows) => new Set(rows.map((row) => row.userId)));
-    membersOfEvent.set(event, members);
+    // A failed lookup is not kept: the subscribers' retries look again.
+    lookup.catch(() => {
+      if (membersOfEvent.get(event) === lookup) membersOfEvent.delete(event);
+    });
+    membersOfEvent.set(event, (members = lookup));
   }
   return members.then((set) => set.has(userId));
+}
+
+/**
+ * A stream's database reads, retried while the database is briefly out of reach (FEED_GAP_TIMEOUT_MS),
+ * then failing with UNAVAILABLE; they stop once the subscriber has gone. These run per event and
+ * subscriber, so the retry machinery (a timer, a race) starts only after a first failure.
+ */
+function readsOf({ config }: StreamServices, controls: Pick<StreamControls<unknown>, 'closed'>) {
+  const options = { timeoutMs: config.realtime.feedGapTimeoutMs, stopped: () => controls.closed };
+  return <T>(read: () => Promise<T>) => read().catch((error: unknown) => (isRetryable(error) ? retrying(read, options) : Promise.reject(error)));
 }
 
 interface FollowOptions {
@@ -38,47 +54,62 @@ interface FollowOptions {
   onChatEvent(event: ChatTopicEvent): void;
   /** The viewer's own membership changed (always delivered: it is about them). */
   onMembership?(event: UserTopicEvent): void;
-  /** A chat started being followed (after its channel is live). */
-  onFollow?(chatIds: string[]): void;
+  /**
+   * A chat's feed attached this stream: its CREATED events from now on are those after `from`.
+   * Called before any of them arrives, so work queued here comes first.
+   */
+  onStart?(chatId: string, from: number): void;
+  /** A followed chat's feed ended, or a chat joined later could not be followed: the stream cannot go on in order. */
+  onFail(error: unknown): void;
 }
 
 /** Listens to the channels of the viewer's chats, following joins and leaves. Resolves when live. */
 async function followChats({ prisma, events, chatFeeds }: StreamServices, viewerId: string, options: FollowOptions): Promise<() => void> {
   const { bus } = events;
   const listening = new Map<string, Promise<() => void>>();
-  let closed = false;
 
   const follow = async (chatIds: string[]) => {
     const fresh = chatIds.filter((id) => !listening.has(id));
-    for (const id of fresh) listening.set(id, chatFeeds.follow(id, options.onChatEvent));
+    for (const id of fresh) {
+      const following = chatFeeds.follow(id, { start: (from) => options.onStart?.(id, from), event: options.onChatEvent, fail: options.onFail });
+      following.catch(() => listening.get(id) === following && listening.delete(id));
+      listening.set(id, following);
+    }
     await Promise.all(fresh.map((id) => listening.get(id)));
-    if (!closed && fresh.length > 0) options.onFollow?.(fresh);
   };
   const unfollow = (chatId: string) => {
     const unlisten = listening.get(chatId);
     listening.delete(chatId);
-    void unlisten?.then((stop) => stop());
+    void unlisten?.then(
+      (stop) => stop(),
+      () => {},
+    );
   };
-
   let stopUserChannel: (() => void) | undefined;
-  if (options.chatId) {
-    await requireMembership(prisma, options.chatId, viewerId);
-    await follow([options.chatId]);
-  } else {
-    stopUserChannel = await bus.listen(channels.user(viewerId), (payload) => {
-      const event = payload as UserTopicEvent;
-      if (event.member) void follow([event.chatId]);
-      else unfollow(event.chatId);
-      options.onMembership?.(event);
-    });
-    const memberships = await prisma.chatMember.findMany({ where: { userId: viewerId }, select: { chatId: true } });
-    await follow(memberships.map((m) => m.chatId));
-  }
-  return () => {
-    closed = true;
+  const stop = () => {
     stopUserChannel?.();
     for (const chatId of [...listening.keys()]) unfollow(chatId);
   };
+
+  try {
+    if (options.chatId) {
+      await requireMembership(prisma, options.chatId, viewerId);
+      await follow([options.chatId]);
+    } else {
+      stopUserChannel = await bus.listen(channels.user(viewerId), (payload) => {
+        const event = payload as UserTopicEvent;
+        if (event.member) follow([event.chatId]).catch(options.onFail);
+        else unfollow(event.chatId);
+        options.onMembership?.(event);
+      });
+      const memberships = await prisma.chatMember.findMany({ where: { userId: viewerId }, select: { chatId: true } });
+      await follow(memberships.map((m) => m.chatId));
+    }
+  } catch (error) {
+    stop(); // the feeds already followed
+    throw error;
+  }
+  return stop;
 }
 
 export interface MessageStreamOptions {
@@ -89,39 +120,44 @@ export interface MessageStreamOptions {
 
 /**
  * CREATED, EDITED and DELETED events, in each chat's order (the chat feeds order them and fill
- * gaps once for all subscribers). With `sinceSeq`, the messages after it are replayed from the
- * database first; live events they overlap are dropped, so nothing repeats.
+ * gaps once for all subscribers). With `sinceSeq`, the stream emits exactly the positions after it,
+ * in order and once each: the messages up to where the chat's feed attached it are replayed from
+ * the database first, and live events queue behind that replay (those at or below its last
+ * position are dropped).
  */
 export function messageEventStream(services: StreamServices, viewerId: string, options: MessageStreamOptions) {
   const { prisma } = services;
   return openStream<MessageEvent>(async (controls) => {
+    const read = readsOf(services, controls);
     /** Highest position replayed per chat: live CREATED events up to it were already delivered. */
     const replayedTo = new Map<string, number>();
 
-    const replay = async (chatId: string, since: number) => {
-      const missed = await prisma.message.findMany({
-        where: { chatId, seq: { gt: since } },
-        select: { id: true, seq: true },
-        orderBy: { seq: 'asc' },
-        take: GAP_FILL_MAX + 1,
-      });
-      if (missed.length > GAP_FILL_MAX) throw new Error('Too many missed messages: page through history and resubscribe.');
+    /** Sends the messages in (since, from]: the feed's live events are those after `from`. */
+    const replay = async (chatId: string, since: number, from: number) => {
+      replayedTo.set(chatId, Math.max(since, from));
+      if (from <= since) return;
+      if (from - since > GAP_FILL_MAX) {
+        throw badUserInput('sinceSeq', `More than ${GAP_FILL_MAX} messages came after sinceSeq: page through Chat.messages, then subscribe from a later seq.`);
+      }
+      const missed = await read(() =>
+        prisma.message.findMany({ where: { chatId, seq: { gt: since, lte: from } }, select: { id: true, seq: true }, orderBy: { seq: 'asc' } }),
+      );
       for (const m of missed) controls.emit({ kind: 'message', type: 'CREATED', chatId, messageId: m.id, seq: m.seq });
-      replayedTo.set(chatId, missed.at(-1)?.seq ?? since);
     };
 
     return followChats(services, viewerId, {
       chatId: options.chatId,
+      onStart: (chatId, from) => {
+        if (options.chatId && options.sinceSeq != null) controls.enqueue(() => replay(chatId, Math.max(0, options.sinceSeq!), from));
+      },
       onChatEvent: (event) => {
         if (event.kind !== 'message') return;
         controls.enqueue(async () => {
           if (event.type === 'CREATED' && event.seq <= (replayedTo.get(event.chatId) ?? 0)) return;
-          if (await isMemberNow(prisma, event, viewerId)) controls.emit(event);
+          if (await read(() => isMemberNow(prisma, event, viewerId))) controls.emit(event);
         });
       },
-      onFollow: (chatIds) => {
-        if (options.chatId && options.sinceSeq != null) controls.enqueue(() => replay(chatIds[0]!, Math.max(0, options.sinceSeq!)));
-      },
+      onFail: controls.fail,
     });
   });
 }
@@ -130,16 +166,18 @@ export function messageEventStream(services: StreamServices, viewerId: string, o
 export function chatEventStream(services: StreamServices, viewerId: string) {
   const { prisma } = services;
   return openStream<ChatEvent>(async (controls) => {
+    const read = readsOf(services, controls);
     return followChats(services, viewerId, {
       onChatEvent: (event) => {
         if (event.kind !== 'chat') return;
         // The viewer's own joins and removals come through their user channel instead (below).
         if (event.userId === viewerId && event.type !== 'ROLE_CHANGED') return;
         controls.enqueue(async () => {
-          if (await isMemberNow(prisma, event, viewerId)) controls.emit(event);
+          if (await read(() => isMemberNow(prisma, event, viewerId))) controls.emit(event);
         });
       },
       onMembership: (event) => controls.enqueue(async () => controls.emit(event.event)),
+      onFail: controls.fail,
     });
   });
 }
@@ -152,6 +190,7 @@ export function typingStream(services: StreamServices, viewerId: string, chatId:
   const { prisma } = services;
   const ttlMs = services.config.realtime.typingTtlMs;
   return openStream<TypingEvent>(async (controls) => {
+    const read = readsOf(services, controls);
     const expiry = new Map<string, NodeJS.Timeout>();
     const stopTyping = (userId: string) => {
       clearTimeout(expiry.get(userId));
@@ -160,17 +199,18 @@ export function typingStream(services: StreamServices, viewerId: string, chatId:
     };
     const stop = await followChats(services, viewerId, {
       chatId,
+      onFail: controls.fail,
       onChatEvent: (event) => {
         if (event.kind !== 'typing' || event.userId === viewerId) return;
         controls.enqueue(async () => {
-          if (!(await isMemberNow(prisma, event, viewerId)) || controls.closed) return;
+          if (!(await read(() => isMemberNow(prisma, event, viewerId))) || controls.closed) return;
           const wasTyping = expiry.has(event.userId);
           if (!event.isTyping) {
             if (wasTyping) stopTyping(event.userId);
             return;
           }
           // Someone who blocked the viewer types unseen (checked when a start would be shown).
-          if (!wasTyping && (await blockersAmong(prisma, viewerId, [event.userId])).has(event.userId)) return;
+          if (!wasTyping && (await read(() => blockersAmong(prisma, viewerId, [event.userId]))).has(event.userId)) return;
           clearTimeout(expiry.get(event.userId));
           // Trust the typist's expiry only up to our own TTL (clocks differ; a client cannot pin "typing").
           const remaining = Math.min(Math.max(event.expiresAt - Date.now(), 0), ttlMs);
@@ -190,9 +230,10 @@ export function typingStream(services: StreamServices, viewerId: string, chatId:
 export function presenceStream(services: StreamServices, viewerId: string, userIds: string[]) {
   const { events, prisma } = services;
   return openStream<PresenceTopicEvent>(async (controls) => {
+    const read = readsOf(services, controls);
     const deliver = (event: PresenceTopicEvent) =>
       controls.enqueue(async () => {
-        if (!(await blockersAmong(prisma, viewerId, [event.userId])).has(event.userId)) controls.emit(event);
+        if (!(await read(() => blockersAmong(prisma, viewerId, [event.userId]))).has(event.userId)) controls.emit(event);
       });
     const stops = await Promise.all(
       userIds.map((userId) => events.bus.listen(channels.presence(userId), (payload) => deliver(payload as PresenceTopicEvent))),

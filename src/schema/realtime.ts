@@ -111,11 +111,14 @@ const PresenceEventRef = builder.objectRef<PresenceTopicEvent>('PresenceEvent').
   }),
 });
 
+// Each field resolves to the event itself: its arguments pick the events (the subscribe function)
+// and never change what an event shows, which is what lets shared-execution.ts share one execution
+// between subscribers whose arguments differ (every resumed subscription has its own sinceSeq).
 builder.subscriptionFields((t) => ({
   messageEvents: t.field({
     type: MessageEventRef,
     description:
-      'Messages created, edited and deleted, in order. With `chatId`: that chat (NOT_FOUND if you are not in it); without: every chat you are in, including ones you join later and never one you left. With `chatId` and `sinceSeq`: first everything after that position.',
+      'Messages created, edited and deleted, in order. With `chatId`: that chat (NOT_FOUND if you are not in it); without: every chat you are in, including ones you join later and never one you left. With `chatId` and `sinceSeq`: first everything after that position, then live: exactly sinceSeq + 1, + 2, … once each, in order (more than 1000 behind is BAD_USER_INPUT: page through Chat.messages first). The server never completes this subscription, it ends it with an error: UNAVAILABLE (with retryAfterSeconds) means resubscribe, on any instance, with sinceSeq set to the last seq you received (the database was out of reach too long, you read too slowly, or the server is shutting down).',
     args: { chatId: t.arg.id({ required: false }), sinceSeq: t.arg.int({ required: false }) },
     subscribe: (_root, args, ctx) => {
       const { userId } = requireViewer(ctx);

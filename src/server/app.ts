@@ -80,7 +80,7 @@ export async function buildApp(options: BuildAppOptions): Promise<App> {
 
   // Requests and subscription work still running: stop() waits for it before closing what it uses.
   const inFlight = createInFlight();
-  const subscriptions = createSubscriptionExecution(inFlight);
+  const subscriptions = createSubscriptionExecution(inFlight, { retryTimeoutMs: config.realtime.feedGapTimeoutMs });
   const { onQuery, presence, channelPrefix, rateLimitKeyPrefix } = options;
   const { services, notifications, ...lifecycle } = createServices(config, logger, {
     databaseUrl: database.url,

@@ -12,8 +12,10 @@ import type { Context } from '../context.ts';
 import type { Services } from '../services.ts';
 import { rateLimited, unauthenticated } from '../errors.ts';
 import type { InFlight } from '../in-flight.ts';
+import type { Logger } from '../logger.ts';
 import { channels, type SessionsTopicEvent } from '../realtime/events.ts';
 import { createAddressGate } from './websocket-addresses.ts';
+import { failedStartAsError } from './shared-execution.ts';
 
 /**
  * Too many connections for one user (presence's `maxConnectionsPerUser`, 20). This is graphql-ws's
@@ -21,6 +23,23 @@ import { createAddressGate } from './websocket-addresses.ts';
  * instead of reconnecting in a loop that is refused again until one of the user's sockets closes.
  */
 const CLOSE_TOO_MANY_CONNECTIONS = CloseCode.TooManyInitialisationRequests;
+
+/**
+ * A connection that cannot be accepted because PostgreSQL or Redis is out of reach is closed with
+ * 1013 (Try Again Later), which graphql-ws clients retry; graphql-ws's own answer, 4500 (with a
+ * stack trace on stderr), makes them give up for good.
+ */
+function tryAgainLaterOnFailure<C extends { extra: { socket: WebSocket } }>(logger: Logger, accept: (ctx: C) => Promise<boolean>) {
+  return async (ctx: C) => {
+    try {
+      return await accept(ctx);
+    } catch (error) {
+      logger.warn({ err: error }, 'could not accept a WebSocket connection: closing it with 1013');
+      ctx.extra.socket.close(1013, 'Try again later');
+      return false;
+    }
+  };
+}
 
 export interface WebSocketOptions {
   /** Operations (mostly subscriptions) one connection may run at once. Default 100. */
@@ -99,11 +118,11 @@ export function attachWebSocketServer(
     {
       connectionInitWaitTimeout: connectionInitWaitTimeoutMs,
       // onSubscribe put Yoga's enveloped execute/subscribe (with every plugin) in rootValue.
-      // Subscriptions track their own work (shared-execution.ts).
+      // Subscriptions track their own work (shared-execution.ts); one that cannot start ends with an error message.
       execute: tracked(async (args: ExecutionArgs) => (args.rootValue as EnvelopedRoot).execute(args)) as never,
-      subscribe: (args) => (args.rootValue as EnvelopedRoot).subscribe(args) as never,
+      subscribe: async (args) => failedStartAsError(await (args.rootValue as EnvelopedRoot).subscribe(args)) as never,
 
-      onConnect: tracked(async (ctx) => {
+      onConnect: tracked(tryAgainLaterOnFailure(logger, async (ctx) => {
         const { socket, request } = ctx.extra;
         const offered = ctx.connectionParams?.authorization ?? ctx.connectionParams?.Authorization ?? request.headers.authorization;
         const auth = await authenticate(services, typeof offered === 'string' ? offered : undefined);
@@ -136,7 +155,7 @@ export function attachWebSocketServer(
         if (!sockets) socketsBySession.set(auth.viewer.sessionId, (sockets = new Set()));
         sockets.add(socket);
         return true;
-      }),
+      })),
 
       onClose: tracked(async (ctx) => {
         const { state } = ctx.extra;

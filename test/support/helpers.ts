@@ -2,7 +2,6 @@
 import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { pino, type Level } from 'pino';
@@ -12,6 +11,9 @@ import { dropDatabase, withDatabase } from '../../src/db/pg-admin.ts';
 import { loadConfig } from '../../src/env.ts';
 import { limitSettings } from '../../src/limits/settings.ts';
 import { uuidv7 } from '../../src/ids.ts';
+import { createEventBus } from '../../src/realtime/bus.ts';
+import { createChatFeeds, type ChatFeedsOptions } from '../../src/realtime/chat-feed.ts';
+import { sendWithoutEvent as sendMessageWithoutEvent } from './faults.ts';
 import { CREATE_CHAT, REGISTER, SEND_MESSAGE } from './operations.ts';
 
 export const TEST_JWT_SECRET = 'test-secret-that-is-long-enough-for-hs256-0123456789';
@@ -205,6 +207,17 @@ export async function sendText(app: App, sender: TestUser, chatId: string, text:
   return result.data.sendMessage as { id: string; seq: number; text: string };
 }
 
+/** As an instance that died between its commit and its publish: see faults.ts. */
+export const sendWithoutEvent = (app: App, sender: TestUser, chatId: string, text: string, extra: { clientMessageId?: string } = {}) =>
+  sendMessageWithoutEvent(app, sender.id, chatId, text, extra);
+
+/** Chat feeds on `app`'s database behind a bus of their own: the app's sends never reach it, so the test decides what arrives and when. */
+export function feedsOnOwnBus(app: App, options: Omit<ChatFeedsOptions, 'bus' | 'prisma' | 'logger'> = {}) {
+  const { logger, prisma } = app.services;
+  const bus = createEventBus({ logger });
+  return { bus, feeds: createChatFeeds({ bus, prisma, logger, ...options }) };
+}
+
 /** The Redis for tests that need one (REDIS_URL, else the local default), as the global setup resolved it. */
 export const testRedisUrl = () => inject('redisUrl');
 
@@ -239,18 +252,4 @@ export function scratchDatabaseUrl(name: string) {
   return { url, drop: () => dropDatabase(url) };
 }
 
-/**
- * A TCP port on 127.0.0.1 that is free now and below Linux's ephemeral range (32768-60999 by
- * default), so an outgoing connection of a test running in parallel cannot take it before the
- * server it is meant for binds it (a random port in that range did, now and then).
- */
-export async function unusedPort(): Promise<number> {
-  for (;;) {
-    const port = 20_000 + Math.floor(Math.random() * 12_000);
-    const free = await new Promise<boolean>((resolve) => {
-      const probe = createServer();
-      probe.once('error', () => resolve(false)).listen(port, '127.0.0.1', () => probe.close(() => resolve(true)));
-    });
-    if (free) return port;
-  }
-}
+export { unusedPort } from './ports.ts';

@@ -39,6 +39,8 @@ export interface Subscription<T = any> {
   /** Asserts nothing more arrives within `ms`. */
   nothingWithin(ms: number): Promise<boolean>;
   completed: Promise<void>;
+  /** How the server ended it: an `error` message, or a `complete` (which a client takes for "no more events"). */
+  ending: Promise<'error' | 'complete'>;
   unsubscribe(): void;
 }
 
@@ -48,6 +50,8 @@ export function subscribe<T = any>(connection: Connection, query: string, variab
   let wake: (() => void) | undefined;
   let resolveCompleted!: () => void;
   const completed = new Promise<void>((resolve) => (resolveCompleted = resolve));
+  let resolveEnding!: (how: 'error' | 'complete') => void;
+  const ending = new Promise<'error' | 'complete'>((resolve) => (resolveEnding = resolve));
   const unsubscribe = connection.client.subscribe<T>(
     { query, variables },
     {
@@ -58,14 +62,19 @@ export function subscribe<T = any>(connection: Connection, query: string, variab
       error: (error) => {
         results.push({ errors: Array.isArray(error) ? error : [error] });
         wake?.();
+        resolveEnding('error');
         resolveCompleted();
       },
-      complete: () => resolveCompleted(),
+      complete: () => {
+        resolveEnding('complete');
+        resolveCompleted();
+      },
     },
   );
   return {
     results,
     completed,
+    ending,
     unsubscribe,
     async next(timeoutMs = 5_000) {
       const deadline = Date.now() + timeoutMs;

@@ -2,7 +2,8 @@ import { GraphQLError } from 'graphql';
 import { useErrorHandler, type Plugin } from 'graphql-yoga';
 import type { Context } from '../../context.ts';
 import { WorkerPoolBusyError } from '../../cpu/pool.ts';
-import { internal, rateLimited } from '../../errors.ts';
+import { isDatabaseUnavailable } from '../../db/errors.ts';
+import { internal, rateLimited, unavailable } from '../../errors.ts';
 import type { Logger } from '../../logger.ts';
 import { INVALID_CURSOR, isCursorError } from '../../schema/input-guard.ts';
 
@@ -24,6 +25,8 @@ const isOverload = (error: unknown): error is WorkerPoolBusyError => error insta
 /** The client error an expected, non-GraphQL failure stands for, or undefined. */
 function clientErrorFor(cause: unknown) {
   if (isOverload(cause)) return rateLimited('The server is busy. Try again in a moment.', cause.retryAfterSeconds);
+  // PostgreSQL restarting or refusing connections: the client can retry; nothing is wrong with its request.
+  if (isDatabaseUnavailable(cause)) return unavailable('The database is unavailable for a moment. Try again shortly.');
   return undefined;
 }
 
@@ -45,8 +48,9 @@ function asSent(error: GraphQLError): GraphQLError {
 
 /**
  * Yoga's `maskError`: our own errors pass, Pothos argument errors become BAD_USER_INPUT (a
- * cursor it cannot decode says only that), an overloaded worker pool becomes RATE_LIMITED, and
- * anything unexpected becomes a plain INTERNAL error (the log has the details).
+ * cursor it cannot decode says only that), an overloaded worker pool becomes RATE_LIMITED, a
+ * database out of reach UNAVAILABLE, and anything unexpected becomes a plain INTERNAL error (the
+ * log has the details).
  */
 export function maskError(error: unknown): Error {
   if (isClientError(error)) return asSent(error);
@@ -70,6 +74,8 @@ export function useErrorLogging(logger: Logger): Plugin {
     for (const error of errors) {
       if (isClientError(error) || (isGraphQLError(error) && isPothosValidationError(error.originalError))) continue;
       const cause = isGraphQLError(error) ? (error.originalError ?? error) : error;
+      // Expected under an outage, but an operator wants to see it happen.
+      if (isDatabaseUnavailable(cause)) log.warn({ err: cause }, 'database unavailable');
       if (clientErrorFor(cause)) continue;
       log.error({ err: cause, path: isGraphQLError(error) ? error.path : undefined }, 'unexpected error');
     }
