@@ -3,11 +3,11 @@
 // sockets). The tests follow one conversation, in order. Nothing is mocked: the client talks to a
 // real server over HTTP and graphql-ws, and the server is restarted to cut the sockets.
 import sharp from 'sharp';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import type { App } from '../../src/server/app.ts';
 import { gql, registerUser, startTestApp, uniqueName, unusedPort, type TestUser } from '../support/helpers.ts';
 import { SEND_MESSAGE } from '../support/operations.ts';
-import { chromiumMissing, isolatedContext, launchBrowser, screenshots, type Browser, type BrowserContext, type Page } from './support/browser.ts';
+import { browserTestHooks, chromiumMissing, isolatedContext, launchBrowser, type Browser, type BrowserContext, type Page } from './support/browser.ts';
 
 const PORT = String(await unusedPort());
 // Presence says OFFLINE one second after the last socket closes (a few seconds by default).
@@ -35,17 +35,7 @@ beforeAll(async () => {
   }
 });
 
-afterEach(async ({ task }) => {
-  if (chromiumMissing) return;
-  await screenshots(task.name, pages);
-  // Every request stayed on this server, and no page logged an error (a CSP violation would).
-  for (const { leaks, errors } of Object.values(contexts)) {
-    expect(leaks).toEqual([]);
-    expect(errors.filter((error) => !/Failed to load resource|WebSocket connection/.test(error))).toEqual([]);
-  }
-});
-
-afterAll(async () => {
+browserTestHooks(pages, contexts, async () => {
   await browser?.close();
   await app?.stop();
 });

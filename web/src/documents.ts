@@ -84,6 +84,7 @@ export const MESSAGE_FIELDS = graphql(
       replyTo { id text deletedAt sender { id username displayName } }
       location { latitude longitude }
       attachment { ...AttachmentFields }
+      call { id media state endReason durationSeconds }
     }
   `,
   [ATTACHMENT_FIELDS],
@@ -234,6 +235,80 @@ export const REGISTER_PUSH = graphql(`
   }
 `);
 
+// ---- calls ----
+
+/** What the call screens need: who calls in which chat, its state, and the devices in it. */
+export const CALL_FIELDS = graphql(`
+  fragment CallFields on Call {
+    id
+    media
+    state
+    endReason
+    durationSeconds
+    ringing
+    chat { id kind title }
+    initiator { id username displayName }
+    participants { user { id } device { id } leftAt }
+  }
+`);
+
+export const ICE_SERVERS = graphql(`
+  query IceServers {
+    iceServers { urls username credential }
+  }
+`);
+
+export const CALL = graphql(
+  `
+    query Call($id: ID!) {
+      call(id: $id) { ...CallFields }
+    }
+  `,
+  [CALL_FIELDS],
+);
+
+export const START_CALL = graphql(
+  `
+    mutation StartCall($input: StartCallInput!) {
+      startCall(input: $input) { ...CallFields }
+    }
+  `,
+  [CALL_FIELDS],
+);
+
+export const ANSWER_CALL = graphql(
+  `
+    mutation AnswerCall($callId: ID!) {
+      answerCall(callId: $callId) { ...CallFields }
+    }
+  `,
+  [CALL_FIELDS],
+);
+
+export const DECLINE_CALL = graphql(
+  `
+    mutation DeclineCall($callId: ID!) {
+      declineCall(callId: $callId) { ...CallFields }
+    }
+  `,
+  [CALL_FIELDS],
+);
+
+export const END_CALL = graphql(
+  `
+    mutation EndCall($callId: ID!) {
+      endCall(callId: $callId) { ...CallFields }
+    }
+  `,
+  [CALL_FIELDS],
+);
+
+export const SEND_CALL_SIGNAL = graphql(`
+  mutation SendCallSignal($input: CallSignalInput!) {
+    sendCallSignal(input: $input)
+  }
+`);
+
 // ---- subscriptions ----
 
 /** With `chatId` and `sinceSeq`: first what came after `sinceSeq`, then live. */
@@ -269,8 +344,23 @@ export const PRESENCE = graphql(`
   }
 `);
 
+/** Calls ringing this device, their changes, and the signals of the other devices in them. */
+export const CALL_EVENTS = graphql(
+  `
+    subscription CallEvents {
+      callEvents {
+        type
+        call { ...CallFields }
+        signal { fromDeviceId kind payload }
+      }
+    }
+  `,
+  [CALL_FIELDS],
+);
+
 export type User = ResultOf<typeof USER_FIELDS>;
 export type Message = ResultOf<typeof MESSAGE_FIELDS>;
 export type Attachment = ResultOf<typeof ATTACHMENT_FIELDS>;
 export type ChatSummary = ResultOf<typeof CHAT_SUMMARY>;
+export type Call = ResultOf<typeof CALL_FIELDS>;
 export type AuthPayload = ResultOf<typeof AUTH_FIELDS>;

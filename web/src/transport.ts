@@ -17,6 +17,8 @@ export class ApiError extends Error {
     message: string,
     readonly code?: string,
     readonly field?: string,
+    /** The error's other `extensions` (a CONFLICT's `callId`, say). */
+    readonly extensions: Readonly<Record<string, unknown>> = {},
   ) {
     super(message);
   }
@@ -31,7 +33,7 @@ export function apiErrorOf(error: CombinedError): ApiError {
   const { code, field, retryAfterSeconds } = first.extensions as { code?: string; field?: string; retryAfterSeconds?: number };
   if (code === 'INTERNAL') return new ApiError('Something went wrong on the server. Please try again.', code);
   if (code === 'RATE_LIMITED' && retryAfterSeconds) return new ApiError(`${first.message} Try again in ${retryAfterSeconds} s.`, code);
-  return new ApiError(first.message, code, field);
+  return new ApiError(first.message, code, field, first.extensions);
 }
 
 /** A words-first description of anything thrown, for the error banner. */
@@ -41,15 +43,20 @@ export function describe(error: unknown): string {
   return 'Something went wrong.';
 }
 
-/** Runs a query or mutation; resolves with its data or rejects with an ApiError. */
+/**
+ * Runs a query or mutation; resolves with its data or rejects with an ApiError. `keepalive` lets
+ * the request outlive the page (a hang-up as the tab closes).
+ */
 export async function run<Data, Variables extends AnyVariables>(
   document: TypedDocumentNode<Data, Variables>,
   variables: Variables,
   token?: string,
+  { keepalive = false } = {},
 ): Promise<Data> {
   const headers: Record<string, string> = token ? { authorization: `Bearer ${token}` } : {};
+  const fetchOptions = { headers, keepalive };
   const isMutation = document.definitions.some((d) => d.kind === 'OperationDefinition' && d.operation === 'mutation');
-  const operation = isMutation ? http.mutation(document, variables, { fetchOptions: { headers } }) : http.query(document, variables, { fetchOptions: { headers } });
+  const operation = isMutation ? http.mutation(document, variables, { fetchOptions }) : http.query(document, variables, { fetchOptions });
   const result = await operation.toPromise();
   if (result.error) throw apiErrorOf(result.error);
   if (!result.data) throw new ApiError('The server sent no data.');

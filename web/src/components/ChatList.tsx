@@ -1,7 +1,7 @@
 // The chat list: newest activity first, with the last message, unread count and, for direct
 // chats, the other person's presence.
 import type { ChatSummary, Message, User } from '../documents.ts';
-import { displayName, presenceText, timeOf, type Presence } from '../format.ts';
+import { callText, displayName, presenceText, timeOf, type Presence } from '../format.ts';
 
 interface Props {
   chats: ChatSummary[];
@@ -23,6 +23,7 @@ export const chatTitle = (chat: ChatSummary, me: User) => {
 export function preview(message: Message, me: User): string {
   const who = message.sender.id === me.id ? 'You: ' : '';
   if (message.deletedAt) return `${who}message deleted`;
+  if (message.call) return callText(message.call, message.sender.id === me.id);
   const label = { TEXT: '', IMAGE: 'Photo', FILE: 'File', VOICE: 'Voice message', LOCATION: 'Location', CALL: 'Call' }[message.kind];
   if (label && message.text) return `${who}${label}: ${message.text}`;
   return `${who}${label || message.text}`;

@@ -6,9 +6,12 @@ import { useCallback, useEffect, useLayoutEffect, useMemo, useRef, useState } fr
 import { request } from '../api.ts';
 import { ADD_MEMBERS, DELETE_MESSAGE, HISTORY, MARK_READ, MESSAGE_EVENTS, TYPING, type ChatSummary, type Message, type User } from '../documents.ts';
 import { displayName, presenceText, type Presence } from '../format.ts';
+import { placeCall } from '../calls.ts';
 import { live } from '../live.ts';
+import { useCall } from './CallBar.tsx';
 import { chatTitle, partnerOf, PresenceDot } from './ChatList.tsx';
 import { Composer } from './Composer.tsx';
+import { Icon } from './Icon.tsx';
 import { MessageItem } from './MessageItem.tsx';
 import { UserSearch } from './UserSearch.tsx';
 
@@ -166,6 +169,8 @@ export function ChatView({ chat, me, presenceOf, report, reportQuietly, onBack, 
   const partner = chat.kind === 'DIRECT' ? partnerOf(chat, me) : undefined;
   const manager = chat.myRole === 'OWNER' || chat.myRole === 'ADMIN';
   const typists = [...typing.values()].map((entry) => entry.name);
+  const call = useCall();
+  const inCall = call !== null && call.phase !== 'ended';
 
   return (
     <div class="chat">
@@ -187,6 +192,18 @@ export function ChatView({ chat, me, presenceOf, report, reportQuietly, onBack, 
             )}
           </span>
         </div>
+        {partner && (
+          <button
+            type="button"
+            class="icon-button"
+            aria-label="Voice call"
+            title={inCall ? 'You are in a call' : `Call ${displayName(partner)}`}
+            disabled={inCall}
+            onClick={() => void placeCall(chat.id, displayName(partner))}
+          >
+            <Icon name="phone" />
+          </button>
+        )}
         {chat.kind === 'GROUP' && manager && (
           <button type="button" onClick={() => setAdding(!adding)}>
             {adding ? 'Done' : 'Add people'}

@@ -36,8 +36,13 @@ export function Composer({ chatId, replyTo, editing, onCancel, onSent, report, r
   const idleTimer = useRef<ReturnType<typeof setTimeout>>();
   const input = useRef<HTMLTextAreaElement>(null);
 
+  // An edit starts from its message's text, and leaving it (saved or cancelled) empties the box.
+  // Picking a reply keeps the draft, and what was typed since the click (this runs after a paint).
+  const editingId = useRef<string | null>(null);
   useEffect(() => {
-    setText(editing?.text ?? '');
+    const id = editing?.id ?? null;
+    if (id !== editingId.current) setText(editing?.text ?? '');
+    editingId.current = id;
     input.current?.focus();
   }, [editing, replyTo]);
 

@@ -1,7 +1,7 @@
-// One message: who, what (text, photo thumbnail, file link, location), its reply, and the actions
-// its viewer may take.
+// One message: who, what (text, photo thumbnail, file link, location, a call), its reply, and the
+// actions its viewer may take.
 import type { Message, User } from '../documents.ts';
-import { bytes, displayName, timeOf } from '../format.ts';
+import { bytes, callText, displayName, timeOf } from '../format.ts';
 import { Icon } from './Icon.tsx';
 
 interface Props {
@@ -14,9 +14,17 @@ interface Props {
   onDelete: (message: Message) => void;
 }
 
-function Content({ message }: { message: Message }) {
-  const { attachment, location } = message;
+function Content({ message, mine }: { message: Message; mine: boolean }) {
+  const { attachment, location, call } = message;
   if (message.deletedAt) return <p class="deleted muted">Message deleted</p>;
+  if (call) {
+    const missed = !mine && call.state === 'ENDED' && call.durationSeconds == null;
+    return (
+      <p class={`call-entry ${missed ? 'missed' : ''}`} data-testid="call-entry">
+        <Icon name="phone" /> {callText(call, mine)}
+      </p>
+    );
+  }
   return (
     <>
       {attachment?.thumbnailUrl && (
@@ -51,7 +59,7 @@ export function MessageItem({ message, me, showSender, canDelete, onReply, onEdi
             <strong>{displayName(replyTo.sender)}</strong> {replyTo.deletedAt ? 'Message deleted' : (replyTo.text ?? 'Attachment')}
           </blockquote>
         )}
-        <Content message={message} />
+        <Content message={message} mine={mine} />
         <span class="stamp muted">
           {message.editedAt && !message.deletedAt ? 'edited · ' : ''}
           {timeOf(message.createdAt)}
@@ -59,10 +67,12 @@ export function MessageItem({ message, me, showSender, canDelete, onReply, onEdi
       </div>
       {!message.deletedAt && (
         <div class="actions">
-          <button type="button" onClick={() => onReply(message)}>
-            Reply
-          </button>
-          {mine && message.kind !== 'LOCATION' && (
+          {message.kind !== 'CALL' && (
+            <button type="button" onClick={() => onReply(message)}>
+              Reply
+            </button>
+          )}
+          {mine && message.kind !== 'LOCATION' && message.kind !== 'CALL' && (
             <button type="button" onClick={() => onEdit(message)}>
               Edit
             </button>

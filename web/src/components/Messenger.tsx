@@ -1,15 +1,18 @@
 // The signed-in screen: chat list (live: last message, unread counts, presence) and the open chat.
 // The list follows three subscriptions: messageEvents for every chat (a changed chat is fetched
 // again, so its unread count and last message are the server's), chatEvents (new chats, members),
-// and presence for everyone in the list. After a reconnect the list is fetched again.
+// and presence for everyone in the list. After a reconnect the list is fetched again. Calls ring
+// here whichever chat is open (callEvents, calls.ts), in the bar under the header.
 import { useCallback, useEffect, useMemo, useRef, useState } from 'preact/hooks';
 import { request } from '../api.ts';
+import { hangUp, watchCalls } from '../calls.ts';
 import { CHAT, CHAT_EVENTS, CHATS, MESSAGE_EVENTS, PRESENCE, type ChatSummary, type User } from '../documents.ts';
 import type { Presence } from '../format.ts';
 import { closeSocket, live, onConnectionState, type ConnectionState } from '../live.ts';
 import { enablePush, pushState, type PushState } from '../push.ts';
 import { logout } from '../session.ts';
 import { ApiError, describe } from '../transport.ts';
+import { CallBar } from './CallBar.tsx';
 import { ChatList } from './ChatList.tsx';
 import { ChatView } from './ChatView.tsx';
 import { Icon } from './Icon.tsx';
@@ -91,6 +94,7 @@ export function Messenger({ me }: { me: User }) {
   useEffect(loadAll, [loadAll]);
   useEffect(() => onConnectionState(setConnection), []);
   useEffect(() => closeSocket, []);
+  useEffect(() => watchCalls(me, report), [me, report]);
   useEffect(() => void pushState().then(setPush), []);
   useEffect(() => {
     const onHash = () => setOpenId(chatIdFromHash());
@@ -129,7 +133,8 @@ export function Messenger({ me }: { me: User }) {
   };
   const openChat = openId ? chats.get(openId) : undefined;
 
-  const signOut = () => logout().catch(report);
+  // A call in progress is hung up first (signed out, this device could not).
+  const signOut = () => hangUp().then(logout).catch(report);
   const turnOnPush = () => enablePush().then(setPush, report);
 
   return (
@@ -156,11 +161,14 @@ export function Messenger({ me }: { me: User }) {
           </button>
         </nav>
       </header>
-      {connection === 'reconnecting' && (
-        <div class="banner" role="status" data-testid="reconnecting">
-          Connection lost. Reconnecting… Messages sent meanwhile appear once it is back.
-        </div>
-      )}
+      <div class="bars">
+        {connection === 'reconnecting' && (
+          <div class="banner" role="status" data-testid="reconnecting">
+            Connection lost. Reconnecting… Messages sent meanwhile appear once it is back.
+          </div>
+        )}
+        <CallBar />
+      </div>
       <div class="toasts">
         {errors.map((error) => (
           <p key={error.id} class="toast" role="alert">
