@@ -6,6 +6,7 @@ import { join, resolve } from 'node:path';
 import { z } from 'zod';
 import { duration, flag, optionalString, port } from './env-fields.ts';
 import { httpSettings, toHttpConfig } from './http-settings.ts';
+import { databaseSettings, databaseSettingsIssues, toDatabasePoolConfig } from './db/settings.ts';
 import { limitSettings, toLimitsConfig } from './limits/settings.ts';
 import { IMAGE_WORKING_COPIES, MULTIPART_OVERHEAD_BYTES, uploadPeakBytes } from './files/upload-sizes.ts';
 
@@ -43,6 +44,8 @@ const schema = z.object({
   PG_PASSWORD: optionalString,
   /** `true` to require TLS to PostgreSQL. */
   PG_SSL: flag.default(false),
+  /** DATABASE_DIRECT_URL, DATABASE_POOL_MODE (PgBouncer), DATABASE_POOL_SIZE: see src/db/settings.ts. */
+  ...databaseSettings,
   /** Used by `npm test` instead of DATABASE_URL; the tests wipe this database. */
   TEST_DATABASE_URL: optionalString.pipe(z.url({ protocol: /^postgres(ql)?$/ }).optional()),
   /** Port of the embedded PostgreSQL. Default 54329. */
@@ -250,6 +253,7 @@ function toConfig(env: z.infer<typeof schema>) {
       ? ['  VAPID_PUBLIC_KEY, VAPID_PRIVATE_KEY, VAPID_SUBJECT: required when NODE_ENV=production']
       : []),
     ...(production && !env.MESSAGE_ENCRYPTION_KEY ? ['  MESSAGE_ENCRYPTION_KEY: required when NODE_ENV=production'] : []),
+    ...databaseSettingsIssues(env),
     ...(!env.TURN_SECRET && env.TURN_URLS.some((url) => url.startsWith('turn')) ? ['  TURN_SECRET: required with turn: URLs in TURN_URLS'] : []),
   ];
   if (missing.length > 0) throw new ConfigError(`Invalid environment:\n${missing.join('\n')}`);
@@ -265,6 +269,7 @@ function toConfig(env: z.infer<typeof schema>) {
       url: env.DATABASE_URL ?? pgUrlFromParts(env),
       testUrl: env.TEST_DATABASE_URL,
       embeddedPort: env.EMBEDDED_PG_PORT,
+      ...toDatabasePoolConfig(env),
     },
     redisUrl: env.REDIS_URL,
     auth: {

@@ -62,7 +62,7 @@ export interface Services {
 
 export interface CoreServicesOptions {
   databaseUrl: string;
-  /** Connections in this process's database pool. Default 10. */
+  /** Connections in this process's database pool. Default `config.database.poolSize` (DATABASE_POOL_SIZE). */
   databasePoolSize?: number;
   /** Worker threads of the CPU pool. Default `config.workers.threads`. */
   workerThreads?: number;
@@ -79,7 +79,11 @@ export interface CoreServices extends Pick<Services, 'config' | 'logger' | 'pris
 }
 
 export function createCoreServices(config: Config, logger: Logger, options: CoreServicesOptions): CoreServices {
-  const prisma = createPrisma(options.databaseUrl, { poolSize: options.databasePoolSize, onQuery: options.onQuery });
+  const prisma = createPrisma(options.databaseUrl, {
+    poolSize: options.databasePoolSize ?? config.database.poolSize,
+    preparedStatements: config.database.preparedStatements,
+    onQuery: options.onQuery,
+  });
   const pool = createWorkerPool({ ...config.workers, threads: options.workerThreads ?? config.workers.threads });
   const redis = config.redisUrl ? new Redis(config.redisUrl, { maxRetriesPerRequest: 3 }) : undefined;
   redis?.on('error', (error) => logger.warn({ err: error }, 'redis error'));
