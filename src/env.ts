@@ -6,7 +6,9 @@ import { join, resolve } from 'node:path';
 import { z } from 'zod';
 import { duration, flag, optionalString, port } from './env-fields.ts';
 import { httpSettings, toHttpConfig } from './http-settings.ts';
+import { databaseSettings, databaseSettingsIssues, toDatabasePoolConfig } from './db/settings.ts';
 import { limitSettings, toLimitsConfig } from './limits/settings.ts';
+import { clusterTarget } from './redis/connection.ts';
 import { IMAGE_WORKING_COPIES, MULTIPART_OVERHEAD_BYTES, uploadPeakBytes } from './files/upload-sizes.ts';
 
 const base64Key = z
@@ -43,6 +45,8 @@ const schema = z.object({
   PG_PASSWORD: optionalString,
   /** `true` to require TLS to PostgreSQL. */
   PG_SSL: flag.default(false),
+  /** DATABASE_DIRECT_URL, DATABASE_POOL_MODE (PgBouncer), DATABASE_POOL_SIZE: see src/db/settings.ts. */
+  ...databaseSettings,
   /** Used by `npm test` instead of DATABASE_URL; the tests wipe this database. */
   TEST_DATABASE_URL: optionalString.pipe(z.url({ protocol: /^postgres(ql)?$/ }).optional()),
   /** Port of the embedded PostgreSQL. Default 54329. */
@@ -51,6 +55,8 @@ const schema = z.object({
   DATA_DIR: z.string().default('.data'),
   /** Redis URL. Unset: in-process pub/sub and jobs (single instance only). */
   REDIS_URL: optionalString.pipe(z.url({ protocol: /^rediss?$/ }).optional()),
+  /** Instead of REDIS_URL: a Redis Cluster (>= 7), `host:port,host:port,...` (some of its nodes; the rest is discovered). */
+  REDIS_CLUSTER_NODES: optionalString.pipe(z.string().regex(/^[^\s,:]+:\d+(,[^\s,:]+:\d+)*$/, 'expected host:port,host:port,...').optional()),
   /**
    * HS256 key for access tokens; refresh tokens are MACed with a key derived from it, so changing it
    * signs every device out. At least 32 characters. Required in production; generated under DATA_DIR otherwise.
@@ -250,6 +256,8 @@ function toConfig(env: z.infer<typeof schema>) {
       ? ['  VAPID_PUBLIC_KEY, VAPID_PRIVATE_KEY, VAPID_SUBJECT: required when NODE_ENV=production']
       : []),
     ...(production && !env.MESSAGE_ENCRYPTION_KEY ? ['  MESSAGE_ENCRYPTION_KEY: required when NODE_ENV=production'] : []),
+    ...databaseSettingsIssues(env),
+    ...(env.REDIS_URL && env.REDIS_CLUSTER_NODES ? ['  REDIS_CLUSTER_NODES: set either it or REDIS_URL, not both'] : []),
     ...(!env.TURN_SECRET && env.TURN_URLS.some((url) => url.startsWith('turn')) ? ['  TURN_SECRET: required with turn: URLs in TURN_URLS'] : []),
   ];
   if (missing.length > 0) throw new ConfigError(`Invalid environment:\n${missing.join('\n')}`);
@@ -265,8 +273,10 @@ function toConfig(env: z.infer<typeof schema>) {
       url: env.DATABASE_URL ?? pgUrlFromParts(env),
       testUrl: env.TEST_DATABASE_URL,
       embeddedPort: env.EMBEDDED_PG_PORT,
+      ...toDatabasePoolConfig(env),
     },
-    redisUrl: env.REDIS_URL,
+    /** Where Redis is: a redis:// URL, or a cluster's nodes (src/redis/connection.ts); undefined: none. */
+    redisUrl: env.REDIS_CLUSTER_NODES ? clusterTarget(env.REDIS_CLUSTER_NODES) : env.REDIS_URL,
     auth: {
       jwtSecret: env.JWT_SECRET ?? persistentSecret(dataDir, 'jwt-secret', () => randomBytes(48).toString('base64url')),
       accessTokenTtlMs: env.JWT_TTL,

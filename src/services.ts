@@ -1,7 +1,7 @@
 // The composition root: every long-lived service is built here, once, with the same options for
 // both processes. The API (server/app.ts) takes the whole set; the BullMQ worker process
 // (worker-main.ts) takes the core it needs to run notification jobs.
-import { Redis } from 'ioredis';
+import type { Cluster, Redis } from 'ioredis';
 import { createPasswordHasher, type PasswordHasher } from './auth/passwords.ts';
 import { createSessionCache, type SessionCache } from './auth/session-cache.ts';
 import { createTokenService, type TokenService } from './auth/tokens.ts';
@@ -21,6 +21,9 @@ import { createRateLimits, type RateLimits } from './limits/rate-limits.ts';
 import type { Logger } from './logger.ts';
 import { createNotifications, type Notifications, type NotificationsOptions } from './notifications/notifications.ts';
 import { createEventBus, type EventBus } from './realtime/bus.ts';
+import { createClusterBus } from './realtime/cluster-bus.ts';
+import { DEFAULT_KEY_PREFIX } from './realtime/presence/redis-store.ts';
+import { connectRedis, isCluster, slotPrefix } from './redis/connection.ts';
 import { createChatFeeds, type ChatFeeds } from './realtime/chat-feed.ts';
 import { createEvents, type Events } from './realtime/events.ts';
 import { createPresenceTracker, type PresenceTracker, type PresenceTrackerOptions } from './realtime/presence/tracker.ts';
@@ -62,7 +65,7 @@ export interface Services {
 
 export interface CoreServicesOptions {
   databaseUrl: string;
-  /** Connections in this process's database pool. Default 10. */
+  /** Connections in this process's database pool. Default `config.database.poolSize` (DATABASE_POOL_SIZE). */
   databasePoolSize?: number;
   /** Worker threads of the CPU pool. Default `config.workers.threads`. */
   workerThreads?: number;
@@ -79,9 +82,13 @@ export interface CoreServices extends Pick<Services, 'config' | 'logger' | 'pris
 }
 
 export function createCoreServices(config: Config, logger: Logger, options: CoreServicesOptions): CoreServices {
-  const prisma = createPrisma(options.databaseUrl, { poolSize: options.databasePoolSize, onQuery: options.onQuery });
+  const prisma = createPrisma(options.databaseUrl, {
+    poolSize: options.databasePoolSize ?? config.database.poolSize,
+    preparedStatements: config.database.preparedStatements,
+    onQuery: options.onQuery,
+  });
   const pool = createWorkerPool({ ...config.workers, threads: options.workerThreads ?? config.workers.threads });
-  const redis = config.redisUrl ? new Redis(config.redisUrl, { maxRetriesPerRequest: 3 }) : undefined;
+  const redis = config.redisUrl ? connectRedis(config.redisUrl, { maxRetriesPerRequest: 3 }) : undefined;
   redis?.on('error', (error) => logger.warn({ err: error }, 'redis error'));
   return {
     config,
@@ -126,7 +133,7 @@ export function createServices(config: Config, logger: Logger, options: Services
   const core = createCoreServices(config, logger, options);
   const { prisma, pool, redis, cipher } = core;
   const passwords = createPasswordHasher(pool, config.auth.passwordHash);
-  const bus = createEventBus({ redisUrl: config.redisUrl, channelPrefix: options.channelPrefix, logger });
+  const bus = createBus(config, options.channelPrefix, logger);
   const events = createEvents(bus, logger);
   const calls = createCallRuntime({ config, prisma, logger });
   const publishPresence = createPresencePublisher(
@@ -139,6 +146,8 @@ export function createServices(config: Config, logger: Logger, options: Services
     prisma,
     logger,
     ...options.presence,
+    // The presence scripts touch many keys: on a cluster they all hash to one slot.
+    keyPrefix: presenceKeyPrefix(config, options.presence?.keyPrefix),
     onChange: (change) => {
       publishPresence.report(change);
       // Calls follow connections, whatever status the user shows.
@@ -201,4 +210,17 @@ export function createServices(config: Config, logger: Logger, options: Services
       await core.close();
     },
   };
+}
+
+/** Sharded pub/sub on a Redis Cluster, classic pub/sub on one Redis, or in-process. */
+function createBus(config: Config, channelPrefix: string | undefined, logger: Logger): EventBus {
+  if (config.redisUrl && isCluster(config.redisUrl)) {
+    return createClusterBus({ cluster: connectRedis(config.redisUrl, { maxRetriesPerRequest: 3 }) as unknown as Cluster, channelPrefix, logger });
+  }
+  return createEventBus({ redisUrl: config.redisUrl, channelPrefix, logger });
+}
+
+/** The presence keys' prefix, in one hash slot on a cluster; the worker's reader uses the same. */
+export function presenceKeyPrefix(config: Config, keyPrefix = DEFAULT_KEY_PREFIX): string {
+  return slotPrefix(config.redisUrl, keyPrefix);
 }

@@ -6,7 +6,7 @@ import { createLogger } from './logger.ts';
 import { createNotifications } from './notifications/notifications.ts';
 import { startBullWorker } from './notifications/queue.ts';
 import { createPresenceReader } from './realtime/presence/reader.ts';
-import { createCoreServices } from './services.ts';
+import { createCoreServices, presenceKeyPrefix } from './services.ts';
 import { settledWithin, shutdownBudget, WORK_SHARE } from './shutdown.ts';
 
 const config = loadConfigOrExit();
@@ -22,7 +22,7 @@ const core = createCoreServices(config, logger, {
   workerThreads: Math.min(config.workers.threads, 2),
 });
 // Which recipients have a live connection (reported by the API instances).
-const notifications = createNotifications({ ...core, presence: createPresenceReader({ redis: core.redis! }) });
+const notifications = createNotifications({ ...core, presence: createPresenceReader({ redis: core.redis!, keyPrefix: presenceKeyPrefix(config) }) });
 const worker = startBullWorker({
   redisUrl: config.redisUrl,
   prefix: config.jobs.queuePrefix,

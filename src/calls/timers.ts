@@ -5,7 +5,8 @@
 // so a restart (even one that lost Redis) still ends calls on time. Handlers re-check the database,
 // so a deadline that fires twice, or late, does no harm.
 import { Queue, Worker } from 'bullmq';
-import { Redis } from 'ioredis';
+import type { Redis } from 'ioredis';
+import { connectRedis, slotPrefix } from '../redis/connection.ts';
 import type { PrismaClient } from '../generated/prisma/client.ts';
 import type { Logger } from '../logger.ts';
 
@@ -81,9 +82,9 @@ interface Backend {
 }
 
 function bullBackend(redisUrl: string, { prefix, logger }: CallTimersOptions): Backend {
-  const connection = new Redis(redisUrl, { maxRetriesPerRequest: null });
+  const connection = connectRedis(redisUrl, { maxRetriesPerRequest: null });
   connection.on('error', (error) => logger.warn({ err: error }, 'redis error (call timers)'));
-  const queue = new Queue(CALL_TIMER_QUEUE, { connection, prefix });
+  const queue = new Queue(CALL_TIMER_QUEUE, { connection, prefix: slotPrefix(redisUrl, prefix) });
   let worker: Worker | undefined;
   let workerConnection: Redis | undefined;
   return {
@@ -99,9 +100,9 @@ function bullBackend(redisUrl: string, { prefix, logger }: CallTimersOptions): B
       });
     },
     start(run) {
-      workerConnection = new Redis(redisUrl, { maxRetriesPerRequest: null });
+      workerConnection = connectRedis(redisUrl, { maxRetriesPerRequest: null });
       workerConnection.on('error', (error) => logger.warn({ err: error }, 'redis error (call timer worker)'));
-      worker = new Worker(CALL_TIMER_QUEUE, (job) => run(job.data as CallJob), { connection: workerConnection, prefix, concurrency: 16 });
+      worker = new Worker(CALL_TIMER_QUEUE, (job) => run(job.data as CallJob), { connection: workerConnection, prefix: slotPrefix(redisUrl, prefix), concurrency: 16 });
       worker.on('failed', (job, error) => logger.warn({ jobId: job?.id, err: error }, 'call timer failed'));
       worker.on('error', (error) => logger.warn({ err: error }, 'call timer worker error'));
     },

@@ -10,16 +10,18 @@ const [command, name] = process.argv.slice(2);
 const config = loadConfig();
 const logger = createLogger(config.logLevel);
 const database = await openDatabase(config, logger);
+// Both need a session of their own (an advisory lock, a shadow database): never through a pooler.
+const url = config.database.directUrl ?? database.url;
 try {
   if (command === 'migrate') {
-    await migrateDatabase(database.url, logger);
+    await migrateDatabase(url, logger);
     logger.info('database is up to date');
   } else if (command === 'create') {
     if (!name || !/^[a-z0-9_]+$/.test(name)) {
       throw new Error('Usage: npm run db:migration -- <name>   (name: lower-case letters, digits, underscores)');
     }
-    await ensureDatabase(database.url);
-    const folder = await createMigration({ databaseUrl: database.url, name });
+    await ensureDatabase(url);
+    const folder = await createMigration({ databaseUrl: url, name });
     logger.info(folder ? `wrote ${folder}` : 'schema.prisma matches the migrations: nothing to write');
   } else {
     throw new Error('Usage: tsx src/db/cli.ts migrate | create <name>');

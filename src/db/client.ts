@@ -7,13 +7,24 @@ export interface PrismaOptions {
   poolSize?: number;
   /** Called with each SQL statement; tests count queries with it. */
   onQuery?: (sql: string) => void;
+  /**
+   * Whether often-run statements are prepared by name on each connection. Default true; false
+   * through a transaction-mode pooler, where the next statement may reach a connection that never
+   * prepared it (or one where another client already did).
+   */
+  preparedStatements?: boolean;
 }
 
-export function createPrisma(databaseUrl: string, { poolSize = 10, onQuery }: PrismaOptions = {}) {
-  const adapter = new PrismaPg({ connectionString: databaseUrl, max: poolSize }, {
-    // Typed as always naming; pg runs an undefined name as an unnamed statement.
-    statementNameGenerator: preparedStatementNames() as (query: { sql: string }) => string,
-  });
+export function createPrisma(databaseUrl: string, { poolSize = 10, onQuery, preparedStatements = true }: PrismaOptions = {}) {
+  const adapter = new PrismaPg(
+    { connectionString: databaseUrl, max: poolSize },
+    preparedStatements
+      ? {
+          // Typed as always naming; pg runs an undefined name as an unnamed statement.
+          statementNameGenerator: preparedStatementNames() as (query: { sql: string }) => string,
+        }
+      : {},
+  );
   const prisma = new PrismaClient({ adapter, log: onQuery ? [{ emit: 'event', level: 'query' }] : [] });
   if (onQuery) (prisma as unknown as QueryEvents).$on('query', (event) => onQuery(event.query));
   return prisma;

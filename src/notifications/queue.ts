@@ -2,7 +2,7 @@
 // takes jobs, and a worker that dies mid-job has it taken over), or, without Redis, an in-process
 // runner with the same job ids, retries and backoff.
 import { Queue, UnrecoverableError, Worker, type JobsOptions } from 'bullmq';
-import { Redis } from 'ioredis';
+import { connectRedis, slotPrefix } from '../redis/connection.ts';
 import type { Logger } from '../logger.ts';
 import type { CallDeliveryJob, CallFanOutJob } from './call-pushes.ts';
 import { PermanentJobError, type DeliveryJob, type FanOutJob } from './jobs.ts';
@@ -50,8 +50,8 @@ const jobOptions = (id: string, delayMs = 0): JobsOptions => ({
 });
 
 export function createBullQueue(redisUrl: string, logger: Logger, prefix = 'kocmoc'): NotificationQueue {
-  const connection = new Redis(redisUrl, { maxRetriesPerRequest: null });
-  const queue = new Queue(QUEUE_NAME, { connection, prefix });
+  const connection = connectRedis(redisUrl, { maxRetriesPerRequest: null });
+  const queue = new Queue(QUEUE_NAME, { connection, prefix: slotPrefix(redisUrl, prefix) });
   // Without a listener BullMQ prints each connection error of a Redis outage to stderr.
   queue.on('error', (error) => logger.warn({ err: error }, 'notification queue error'));
   return {
@@ -84,7 +84,7 @@ export interface WorkerOptions {
 
 /** A BullMQ worker for the notification queue. `close()` lets running jobs finish first. */
 export function startBullWorker({ redisUrl, prefix = 'kocmoc', process, logger, concurrency, lockDurationMs }: WorkerOptions) {
-  const connection = new Redis(redisUrl, { maxRetriesPerRequest: null });
+  const connection = connectRedis(redisUrl, { maxRetriesPerRequest: null });
   const worker = new Worker(
     QUEUE_NAME,
     async (job) => {
@@ -96,7 +96,7 @@ export function startBullWorker({ redisUrl, prefix = 'kocmoc', process, logger, 
         throw error;
       }
     },
-    { connection, prefix, concurrency, lockDuration: lockDurationMs, stalledInterval: Math.max(1_000, lockDurationMs / 2), maxStalledCount: 3 },
+    { connection, prefix: slotPrefix(redisUrl, prefix), concurrency, lockDuration: lockDurationMs, stalledInterval: Math.max(1_000, lockDurationMs / 2), maxStalledCount: 3 },
   );
   worker.on('failed', (job, error) => logger.warn({ jobId: job?.id, attempts: job?.attemptsMade, err: error }, 'notification job failed'));
   worker.on('error', (error) => logger.warn({ err: error }, 'notification worker error'));

@@ -35,7 +35,7 @@ export function createEventBus({ redisUrl, channelPrefix = 'kocmoc:', logger }: 
   return redisUrl ? createRedisBus(redisUrl, channelPrefix, logger) : createLocalBus(logger);
 }
 
-function deliver(handlers: Iterable<Handler>, payload: unknown, logger: Logger) {
+export function deliver(handlers: Iterable<Handler>, payload: unknown, logger: Logger) {
   for (const handler of handlers) {
     try {
       handler(payload);

@@ -76,7 +76,8 @@ export interface App {
 export async function buildApp(options: BuildAppOptions): Promise<App> {
   const { config, logger = createLogger(config.logLevel) } = options;
   const database = await openDatabase(config, logger);
-  await migrateDatabase(database.url, logger);
+  // Migrations hold a session (an advisory lock): past a transaction-mode pooler, on the direct URL.
+  await migrateDatabase(config.database.directUrl ?? database.url, logger);
 
   // Requests and subscription work still running: stop() waits for it before closing what it uses.
   const inFlight = createInFlight();

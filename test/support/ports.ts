@@ -9,12 +9,16 @@ import { connect, createServer } from 'node:net';
 export async function unusedPort(): Promise<number> {
   for (;;) {
     const port = 20_000 + Math.floor(Math.random() * 12_000);
-    const free = await new Promise<boolean>((resolve) => {
-      const probe = createServer();
-      probe.once('error', () => resolve(false)).listen(port, '127.0.0.1', () => probe.close(() => resolve(true)));
-    });
-    if (free) return port;
+    if (await isFree(port)) return port;
   }
+}
+
+/** Whether nothing listens on `port` of 127.0.0.1 now. */
+export function isFree(port: number): Promise<boolean> {
+  return new Promise<boolean>((resolve) => {
+    const probe = createServer();
+    probe.once('error', () => resolve(false)).listen(port, '127.0.0.1', () => probe.close(() => resolve(true)));
+  });
 }
 
 /** Resolves once something accepts TCP connections on `port` of 127.0.0.1, polling for up to `timeoutMs`. */

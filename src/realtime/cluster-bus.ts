@@ -1,0 +1,141 @@
+// The event bus on a Redis Cluster, over sharded pub/sub (SSUBSCRIBE/SPUBLISH, Redis >= 7): each
+// channel (one per chat, per user, ...) lives on the master that owns its hash slot, so fan-out
+// spreads across masters instead of every message reaching every node as classic PUBLISH does.
+// One subscriber connection per master this instance listens on. When one drops (a master died,
+// its slots moved), the slot map is refreshed until every channel is subscribed again on its
+// current master, and only then are the onReconnect handlers told, so they can read what was
+// missed knowing that anything later arrives as an event.
+import calculateSlot from 'cluster-key-slot';
+import { Redis, type Cluster } from 'ioredis';
+import type { Logger } from '../logger.ts';
+import { deliver, type EventBus, type Handler } from './bus.ts';
+
+export interface ClusterBusOptions {
+  /** Publishes, and knows the slot map (connectRedis on a cluster target). */
+  cluster: Cluster;
+  /** Prefix of every channel. Default `kocmoc:`. */
+  channelPrefix?: string;
+  logger: Logger;
+  /** Pause between attempts to subscribe again after a connection dropped. Default 250 ms. */
+  resyncDelayMs?: number;
+}
+
+interface Subscriber {
+  node: string;
+  redis: Redis;
+  channels: Set<string>;
+}
+
+export function createClusterBus({ cluster, channelPrefix = 'kocmoc:', logger, resyncDelayMs = 250 }: ClusterBusOptions): EventBus {
+  const handlersByChannel = new Map<string, Set<Handler>>();
+  const subscribers = new Map<string, Subscriber>();
+  const reconnectHandlers = new Set<() => void>();
+  let closed = false;
+  let resyncing: Promise<void> | undefined;
+  // The slot map is known once the cluster is ready; commands sent before wait in ioredis' queue.
+  const ready = cluster.status === 'ready' ? Promise.resolve() : new Promise<void>((resolve) => cluster.once('ready', () => resolve()));
+
+  const masterOf = (channel: string): string | undefined => cluster.slots[calculateSlot(channel)]?.[0];
+
+  const onMessage = (channel: string, message: string) => {
+    const handlers = handlersByChannel.get(channel);
+    if (!handlers) return;
+    let payload: unknown;
+    try {
+      payload = JSON.parse(message);
+    } catch {
+      logger.warn({ channel }, 'ignored a malformed event');
+      return;
+    }
+    deliver([...handlers], payload, logger);
+  };
+
+  const subscriberFor = (node: string): Subscriber => {
+    let subscriber = subscribers.get(node);
+    if (subscriber) return subscriber;
+    const at = node.lastIndexOf(':');
+    // No reconnecting and no resubscribing by itself: a dropped subscriber is replaced by resync().
+    const redis = new Redis({ host: node.slice(0, at), port: Number(node.slice(at + 1)), retryStrategy: () => null, autoResubscribe: false, maxRetriesPerRequest: 1 });
+    subscriber = { node, redis, channels: new Set() };
+    const current = subscriber;
+    redis.on('error', (error) => logger.warn({ err: error, node }, 'redis error (sharded subscriber)'));
+    redis.on('smessage', onMessage);
+    redis.on('close', () => {
+      if (subscribers.get(node) !== current) return;
+      subscribers.delete(node);
+      if (!closed) void resync();
+    });
+    subscribers.set(node, subscriber);
+    return subscriber;
+  };
+
+  const subscribe = async (channel: string) => {
+    const node = masterOf(channel);
+    if (!node) throw new Error(`no master known for channel ${channel}`);
+    const subscriber = subscriberFor(node);
+    subscriber.channels.add(channel);
+    await subscriber.redis.ssubscribe(channel);
+  };
+
+  /** Until every channel is subscribed on its slot's current master: then the handlers are told. */
+  const resync = () =>
+    (resyncing ??= (async () => {
+      while (!closed) {
+        await new Promise((resolve) => setTimeout(resolve, resyncDelayMs));
+        try {
+          await new Promise<void>((resolve, reject) => cluster.refreshSlotsCache((error) => (error ? reject(error) : resolve())));
+          for (const subscriber of [...subscribers.values()]) {
+            for (const channel of subscriber.channels) if (masterOf(channel) !== subscriber.node) subscriber.channels.delete(channel);
+          }
+          const missing = [...handlersByChannel.keys()].filter((channel) => !subscribers.get(masterOf(channel) ?? '')?.channels.has(channel));
+          await Promise.all(missing.map(subscribe));
+          for (const subscriber of [...subscribers.values()]) if (subscriber.channels.size === 0) subscriber.redis.disconnect();
+          break;
+        } catch (error) {
+          logger.warn({ err: error }, 'redis cluster resubscribe failed; retrying');
+        }
+      }
+      resyncing = undefined;
+      if (!closed) deliver([...reconnectHandlers], undefined, logger);
+    })());
+
+  return {
+    distributed: true,
+    async publish(channel, payload) {
+      await cluster.spublish(channelPrefix + channel, JSON.stringify(payload));
+    },
+    async listen(channel, handler) {
+      const redisChannel = channelPrefix + channel;
+      let handlers = handlersByChannel.get(redisChannel);
+      const first = !handlers;
+      if (!handlers) handlersByChannel.set(redisChannel, (handlers = new Set()));
+      handlers.add(handler);
+      if (first) {
+        await ready;
+        // A stale slot map or a dropped node: resync() subscribes it with the rest.
+        await subscribe(redisChannel).catch(() => resync());
+      } else if (resyncing) {
+        await resyncing;
+      }
+      return () => {
+        handlers.delete(handler);
+        if (handlers.size > 0 || handlersByChannel.get(redisChannel) !== handlers) return;
+        handlersByChannel.delete(redisChannel);
+        const subscriber = [...subscribers.values()].find((candidate) => candidate.channels.delete(redisChannel));
+        subscriber?.redis.sunsubscribe(redisChannel).catch((error) => logger.warn({ err: error }, 'redis sunsubscribe failed'));
+      };
+    },
+    onReconnect(handler) {
+      reconnectHandlers.add(handler);
+      return () => reconnectHandlers.delete(handler);
+    },
+    async close() {
+      closed = true;
+      reconnectHandlers.clear();
+      handlersByChannel.clear();
+      const open = [...subscribers.values()];
+      subscribers.clear();
+      await Promise.allSettled([cluster.quit(), ...open.map((subscriber) => subscriber.redis.quit())]);
+    },
+  };
+}

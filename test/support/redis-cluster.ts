@@ -1,0 +1,122 @@
+// A real Redis Cluster on loopback: three masters and a replica each (`redis-server
+// --cluster-enabled yes`, joined by `redis-cli --cluster create`), with a node timeout of 1 s so a
+// killed master's replica takes over within a few seconds.
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Redis } from 'ioredis';
+import { listening } from './ports.ts';
+
+export interface RedisClusterProcesses {
+  /** `host:port,...` of every node, as REDIS_CLUSTER_NODES takes it. */
+  nodes: string;
+  ports: number[];
+  /** The port of the master that owns `key`'s (or a sharded channel's) slot now. */
+  masterOf(key: string): Promise<number>;
+  /** SIGKILLs the node on `port`. */
+  kill(port: number): Promise<void>;
+  /** Starts the node on `port` again (it rejoins from its nodes.conf). */
+  restart(port: number): Promise<void>;
+  /** Resolves once every live node reports cluster_state:ok and `port` (if given) is no master. */
+  healthy(timeoutMs?: number): Promise<void>;
+  /** A plain connection to one node. */
+  node(port: number): Redis;
+  stop(): Promise<void>;
+}
+
+export async function startRedisCluster(firstPort: number): Promise<RedisClusterProcesses> {
+  const dir = mkdtempSync(join(tmpdir(), 'kocmoc-redis-cluster-'));
+  const ports = Array.from({ length: 6 }, (_, index) => firstPort + index);
+  const children = new Map<number, ChildProcess>();
+  const clients = new Set<Redis>();
+  const start = async (port: number) => {
+    const args = ['--port', String(port), '--bind', '127.0.0.1', '--cluster-enabled', 'yes', '--cluster-config-file', join(dir, `nodes-${port}.conf`)];
+    args.push('--cluster-node-timeout', '1000', '--save', '', '--appendonly', 'no', '--dir', dir, '--dbfilename', `dump-${port}.rdb`);
+    children.set(port, spawn('redis-server', args, { stdio: 'ignore' }));
+    await listening(port);
+  };
+  const node = (port: number) => {
+    const client = new Redis({ port, host: '127.0.0.1', lazyConnect: false, maxRetriesPerRequest: 1, retryStrategy: () => null });
+    client.on('error', () => {});
+    clients.add(client);
+    return client;
+  };
+  const kill = async (port: number) => {
+    const child = children.get(port);
+    if (!child || child.exitCode !== null || child.signalCode !== null) return;
+    const exited = once(child, 'exit');
+    child.kill('SIGKILL');
+    await exited;
+  };
+  const stop = async () => {
+    for (const client of clients) client.disconnect();
+    await Promise.all(ports.map(kill));
+    rmSync(dir, { recursive: true, force: true });
+  };
+  const alive = () => ports.filter((port) => children.get(port)?.exitCode === null && children.get(port)?.signalCode === null);
+
+  const healthy = async (timeoutMs = 20_000) => {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const states = await Promise.all(
+        alive().map(async (port) => {
+          const client = node(port);
+          try {
+            const info = (await client.cluster('INFO')) as string;
+            return /cluster_state:ok/.test(info) && /cluster_known_nodes:6/.test(info);
+          } catch {
+            return false;
+          } finally {
+            client.disconnect();
+            clients.delete(client);
+          }
+        }),
+      );
+      if (states.every(Boolean)) return;
+      if (Date.now() > deadline) throw new Error('the Redis Cluster did not become healthy');
+      await new Promise((resolve) => setTimeout(resolve, 200));
+    }
+  };
+
+  try {
+    await Promise.all(ports.map(start));
+    const created = spawnSync('redis-cli', ['--cluster', 'create', ...ports.map((port) => `127.0.0.1:${port}`), '--cluster-replicas', '1', '--cluster-yes'], {
+      encoding: 'utf8',
+      timeout: 30_000,
+    });
+    if (created.status !== 0) throw new Error(`redis-cli --cluster create failed:\n${created.stdout}\n${created.stderr}`);
+    await healthy();
+  } catch (error) {
+    await stop();
+    throw error;
+  }
+
+  return {
+    nodes: ports.map((port) => `127.0.0.1:${port}`).join(','),
+    ports,
+    async masterOf(key) {
+      for (const port of alive()) {
+        const client = node(port);
+        try {
+          const slot = (await client.cluster('KEYSLOT', key)) as number;
+          const shards = (await client.cluster('SLOTS')) as unknown as Array<[number, number, [string, number]]>;
+          const owner = shards.find(([from, to]) => slot >= from && slot <= to);
+          if (owner) return owner[2][1];
+        } catch {
+          // Ask the next node.
+        } finally {
+          client.disconnect();
+          clients.delete(client);
+        }
+      }
+      throw new Error(`no master for ${key}`);
+    },
+    kill,
+    restart: start,
+    healthy,
+    node,
+    stop,
+  };
+}
