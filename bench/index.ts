@@ -6,6 +6,7 @@ import { runCalls } from './calls.ts';
 import { runDeliverySoak } from './delivery-soak.ts';
 import { runEncryption } from './encryption.ts';
 import { runFanout } from './fanout.ts';
+import { runGroup10k } from './group-10k.ts';
 import { runLimits } from './limits.ts';
 import { runLoginStorm } from './login-storm.ts';
 import { runPush } from './push.ts';
@@ -23,6 +24,7 @@ const benches: Bench[] = [
   { name: 'push', run: runPush },
   { name: 'ws-idle', run: runWsIdle },
   { name: 'fanout', run: runFanout },
+  { name: 'group-10k', run: runGroup10k },
   { name: 'limits', run: runLimits },
   { name: 'e2e', run: runE2e },
   { name: 'calls', run: runCalls },

@@ -67,6 +67,13 @@ export type Events = ReturnType<typeof createEvents>;
  * the mutation: a lost event is logged, and message streams fill gaps from the database.
  */
 export function createEvents(bus: EventBus, logger: Logger) {
+  // The in-process bus calls every subscriber's handler inside publish(): for a message, that hand-out
+  // (10,000 subscribers of a large group) would run inside the sender's request. It runs after the
+  // request's turn instead (setImmediate keeps the order of sends), as it does after Redis.
+  const afterThisTurn = async (publish: () => Promise<void>) => {
+    if (bus.distributed) return publish();
+    setImmediate(() => void publish().catch((error: unknown) => logger.warn({ err: error }, 'could not publish an event')));
+  };
   const safely =
     <A extends unknown[]>(publish: (...args: A) => Promise<unknown>) =>
     async (...args: A): Promise<void> => {
@@ -79,14 +86,16 @@ export function createEvents(bus: EventBus, logger: Logger) {
   return {
     bus,
     message: safely((chatId: string, type: MessageEventType, message: { id: string; seq: number }, membersVersion?: number) =>
-      bus.publish(channels.chat(chatId), {
-        kind: 'message',
-        type,
-        chatId,
-        messageId: message.id,
-        seq: message.seq,
-        ...(membersVersion === undefined ? {} : { membersVersion }),
-      } satisfies ChatTopicEvent),
+      afterThisTurn(() =>
+        bus.publish(channels.chat(chatId), {
+          kind: 'message',
+          type,
+          chatId,
+          messageId: message.id,
+          seq: message.seq,
+          ...(membersVersion === undefined ? {} : { membersVersion }),
+        } satisfies ChatTopicEvent),
+      ),
     ),
 
     /**
