@@ -107,7 +107,11 @@ export async function joinChat({ prisma, events }: ChatServices, viewerId: strin
   const chat = await prisma.chat.findUnique({ where: { id: chatId } });
   if (!chat || chat.kind !== 'GROUP' || !chat.isPublic) throw notFound(CHAT_NOT_FOUND);
   await assertRoomFor(prisma, chatId, 1);
-  const { count } = await prisma.chatMember.createMany({ data: [{ chatId, userId: viewerId }], skipDuplicates: true });
+  const count = await prisma.$transaction(async (tx) => {
+    const joined = await tx.chatMember.createMany({ data: [{ chatId, userId: viewerId }], skipDuplicates: true });
+    if (joined.count > 0) await membersChanged(tx, chatId);
+    return joined.count;
+  });
   if (count > 0) await events.chat(chatId, 'MEMBER_JOINED', viewerId, { userId: viewerId, affected: [{ userId: viewerId, member: true }] });
   return chat;
 }
@@ -137,10 +141,10 @@ export async function addChatMembers(
   if (ids.length === 0) throw badUserInput('userIds', 'Name at least one user to add.');
   await assertUsersExist(prisma, viewerId, ids, 'userIds');
   await assertRoomFor(prisma, chatId, ids.length);
-  const added = await prisma.chatMember.createManyAndReturn({
-    data: ids.map((userId) => ({ chatId, userId })),
-    skipDuplicates: true,
-    select: { userId: true },
+  const added = await prisma.$transaction(async (tx) => {
+    const rows = await tx.chatMember.createManyAndReturn({ data: ids.map((userId) => ({ chatId, userId })), skipDuplicates: true, select: { userId: true } });
+    if (rows.length > 0) await membersChanged(tx, chatId);
+    return rows;
   });
   for (const { userId } of added) {
     await events.chat(chatId, 'MEMBER_ADDED', viewerId, { userId, affected: [{ userId, member: true }] });
@@ -212,6 +216,15 @@ async function lockChat(tx: Tx, chatId: string) {
   await tx.$queryRaw`SELECT 1 FROM "Chat" WHERE "id" = ${chatId} FOR UPDATE`;
 }
 
+/**
+ * Who is a member changed (in this transaction): raises the chat's membersVersion, which takes the
+ * chat's row lock until commit, so every send after the change sees the new version and every send
+ * before it the old one (src/realtime/chat-members.ts relies on that order).
+ */
+async function membersChanged(tx: Tx, chatId: string) {
+  await tx.chat.update({ where: { id: chatId }, data: { membersVersion: { increment: 1 } }, select: { id: true } });
+}
+
 async function removeMemberKeepingOwner(
   { prisma, events }: ChatServices,
   chatId: string,
@@ -223,6 +236,7 @@ async function removeMemberKeepingOwner(
     await lockChat(tx, chatId);
     const removed = await tx.chatMember.deleteMany({ where: { chatId, userId } });
     if (removed.count === 0) return { removed: false, heirId: null };
+    await membersChanged(tx, chatId);
     if ((await tx.chatMember.count({ where: { chatId, role: 'OWNER' } })) > 0) return { removed: true, heirId: null };
     const heir = await tx.chatMember.findFirst({
       where: { chatId },

@@ -17,7 +17,9 @@ import {
   findByClientId,
   outboxInsert,
   requireVisibleMessage,
+  SENT_ROW,
   senderMayWrite,
+  type SentRow,
   writeRefusal,
 } from './messages.ts';
 
@@ -62,9 +64,9 @@ export async function sendEncryptedMessage(services: EncryptedServices, viewer: 
   const replyToId = input.replyToId == null ? null : String(input.replyToId);
 
   const id = uuidv7();
-  let inserted: Message[];
+  let inserted: SentRow[];
   try {
-    inserted = await prisma.$queryRaw<Message[]>`
+    inserted = await prisma.$queryRaw<SentRow[]>`
       WITH expected AS (${devicesToAddress(chatId, senderDeviceId)}
       ), given AS (
         SELECT * FROM unnest(${envelopes.deviceIds}::text[], ${envelopes.types}::text[], ${envelopes.ciphertexts}::text[]) AS g("deviceId", "type", "ciphertext")
@@ -76,7 +78,7 @@ export async function sendEncryptedMessage(services: EncryptedServices, viewer: 
             SELECT 1 FROM "Attachment" a WHERE a."id" = ${attachmentId} AND a."uploaderId" = ${senderId} AND a."encrypted"))
           AND NOT EXISTS (SELECT 1 FROM expected e WHERE e."id" NOT IN (SELECT "deviceId" FROM given))
           AND NOT EXISTS (SELECT 1 FROM given g WHERE g."deviceId" NOT IN (SELECT "id" FROM expected))
-        RETURNING c."lastSeq"
+        RETURNING c."lastSeq", c."membersVersion"
       ), inserted AS (
         INSERT INTO "Message" ("id", "chatId", "seq", "senderId", "kind", "attachmentId", "replyToId", "clientMessageId", "createdAt")
         SELECT ${id}, ${chatId}, next."lastSeq", ${senderId}, ${input.kind}::"MessageKind", ${attachmentId}, ${replyToId}, ${clientMessageId}, now()
@@ -88,7 +90,7 @@ export async function sendEncryptedMessage(services: EncryptedServices, viewer: 
         FROM inserted i CROSS JOIN given g
       )
       ${outboxInsert(services.config)}
-      SELECT * FROM inserted`;
+      ${SENT_ROW}`;
   } catch (error) {
     const earlier = await earlierSend(services, error, senderId, clientMessageId, chatId);
     if (earlier) return earlier;
@@ -103,8 +105,7 @@ export async function sendEncryptedMessage(services: EncryptedServices, viewer: 
     if (earlier) return earlier;
     throw await whyEncryptedSendWasRefused(services, viewer, chatId, envelopes, replyToId, attachmentId);
   }
-  await announceSent(services, message);
-  return message;
+  return announceSent(services, message);
 }
 
 /** The viewer's device exists: only a device with keys can be a sender anyone can decrypt. */

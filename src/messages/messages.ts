@@ -28,10 +28,21 @@ export async function earlierSend(services: Pick<MessageServices, 'prisma' | 'ev
   return earlier;
 }
 
-/** After a send committed: subscribers hear of it, and its push notifications are relayed now. */
-export async function announceSent(services: Pick<MessageServices, 'events' | 'notifications' | 'config'>, message: Message) {
-  await services.events.message(message.chatId, 'CREATED', message);
+/**
+ * What a send's statement returns: the message, and the chat's `membersVersion` the send saw under
+ * the chat's row lock. The CREATED event carries it, so each instance knows whether its cached member
+ * list of the chat is current for this message (src/realtime/chat-members.ts).
+ */
+export type SentRow = Message & { membersVersion: number };
+/** The last part of a send's statement, after its `next` (the chat row) and `inserted` parts. */
+export const SENT_ROW = Prisma.sql`SELECT inserted.*, (SELECT "membersVersion" FROM next) AS "membersVersion" FROM inserted`;
+
+/** After a send committed: subscribers hear of it, and its push notifications are relayed soon. Returns the message. */
+export async function announceSent(services: Pick<MessageServices, 'events' | 'notifications' | 'config'>, sent: SentRow): Promise<Message> {
+  const { membersVersion, ...message } = sent;
+  await services.events.message(message.chatId, 'CREATED', message, membersVersion);
   if (services.config.push.enabled) services.notifications.messageSent();
+  return message;
 }
 
 /** Longest text or caption, in Unicode code points. */
@@ -111,19 +122,19 @@ export async function sendMessage(services: MessageServices, senderId: string, i
 
   const id = uuidv7();
   const sealed = await sealContent(cipher, messageAad(id), content);
-  let inserted: Message[];
+  let inserted: SentRow[];
   try {
     // Taking the next position under the chat row's lock and inserting in one statement means a
     // reader never sees position n+1 before n: paging forward during concurrent sends has no gaps.
     // The outbox row for push notifications commits with the message (src/notifications/outbox.ts).
-    inserted = await prisma.$queryRaw<Message[]>`
+    inserted = await prisma.$queryRaw<SentRow[]>`
       WITH next AS (
         UPDATE "Chat" c SET "lastSeq" = c."lastSeq" + 1, "lastMessageId" = ${id}, "lastActivityAt" = now()
         WHERE c."id" = ${chatId} AND NOT c."encrypted" AND ${senderMayWrite(senderId, replyToId)}
           AND (${content.attachmentId}::text IS NULL OR EXISTS (
             SELECT 1 FROM "Attachment" a WHERE a."id" = ${content.attachmentId} AND a."uploaderId" = ${senderId}
               AND (${attachmentKind}::text IS NULL OR a."kind"::text = ${attachmentKind})))
-        RETURNING c."lastSeq"
+        RETURNING c."lastSeq", c."membersVersion"
       )
       , inserted AS (
         INSERT INTO "Message" ("id", "chatId", "seq", "senderId", "kind", "content", "contentKeyId",
@@ -134,7 +145,7 @@ export async function sendMessage(services: MessageServices, senderId: string, i
         RETURNING *
       )
       ${outboxInsert(services.config)}
-      SELECT * FROM inserted`;
+      ${SENT_ROW}`;
   } catch (error) {
     const earlier = await earlierSend(services, error, senderId, clientMessageId, chatId);
     if (earlier) return earlier;
@@ -144,8 +155,7 @@ export async function sendMessage(services: MessageServices, senderId: string, i
   }
   const message = inserted[0];
   if (!message) throw await whySendWasRefused(services, senderId, chatId, input, replyToId, content.attachmentId);
-  await announceSent(services, message);
-  return message;
+  return announceSent(services, message);
 }
 
 /**

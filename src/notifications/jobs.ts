@@ -2,7 +2,7 @@
 // and the in-process runner call the same code.
 import { createHash } from 'node:crypto';
 import type { ContentCipher } from '../crypto/content-cipher.ts';
-import type { PrismaClient } from '../generated/prisma/client.ts';
+import { Prisma, type PrismaClient } from '../generated/prisma/client.ts';
 import type { Logger } from '../logger.ts';
 import { decodeContent, messageAad } from '../messages/content.ts';
 import type { PresenceReader } from '../realtime/presence/reader.ts';
@@ -38,34 +38,45 @@ export interface NotificationDeps {
 const PUSH_TTL_SECONDS = 24 * 3600;
 const PREVIEW_MAX = 120;
 
+/** One device that hears about one message (see recipientsOf). */
+export interface Recipient {
+  messageId: string;
+  userId: string;
+  subscriptionId: string;
+}
+
 /**
- * Who hears about a new message: every member but the sender who has not muted the chat, has not
- * blocked the sender, and has no live connection anywhere (a connected client gets the event over
- * its socket instead) — one delivery per registered device of a live session.
+ * Who hears about the message whose id `messageId` evaluates to, as one SQL fragment (one round trip,
+ * on the ChatMember, PushSubscription, Session and UserBlock keys): every registered device of a live
+ * session of every member but the sender who has not muted the chat and has not blocked the sender.
+ * Nothing for a deleted message.
  */
-export async function fanOut(deps: NotificationDeps, { messageId }: FanOutJob): Promise<number> {
-  const { prisma } = deps;
-  const message = await prisma.message.findUnique({ where: { id: messageId }, select: { chatId: true, senderId: true, deletedAt: true } });
-  if (!message || message.deletedAt) return 0;
-  const now = new Date();
-  const members = await prisma.chatMember.findMany({
-    where: {
-      chatId: message.chatId,
-      userId: { not: message.senderId },
-      OR: [{ mutedUntil: null }, { mutedUntil: { lte: now } }],
-      user: { blocks: { none: { blockedId: message.senderId } } },
-    },
-    select: { userId: true },
-  });
-  const online = await deps.presence.onlineUserIds(members.map((m) => m.userId));
-  const recipients = members.map((m) => m.userId).filter((id) => !online.has(id));
+export const recipientsOf = (messageId: Prisma.Sql) => Prisma.sql`
+  SELECT m."id" AS "messageId", cm."userId", s."id" AS "subscriptionId"
+  FROM "Message" m
+  JOIN "ChatMember" cm ON cm."chatId" = m."chatId" AND cm."userId" <> m."senderId"
+  JOIN "PushSubscription" s ON s."userId" = cm."userId"
+  JOIN "Session" se ON se."id" = s."sessionId" AND se."revokedAt" IS NULL AND se."expiresAt" > now()
+  WHERE m."id" = ${messageId} AND m."deletedAt" IS NULL
+    AND (cm."mutedUntil" IS NULL OR cm."mutedUntil" <= now())
+    AND NOT EXISTS (SELECT 1 FROM "UserBlock" b WHERE b."blockerId" = cm."userId" AND b."blockedId" = m."senderId")`;
+
+/**
+ * Queues a delivery per recipient device, except to users with a live connection anywhere (a
+ * connected client gets the event over its socket instead): that is decided before any job exists.
+ */
+export async function enqueueForOffline(deps: Pick<NotificationDeps, 'presence' | 'enqueueDeliveries'>, recipients: readonly Recipient[]): Promise<number> {
   if (recipients.length === 0) return 0;
-  const subscriptions = await prisma.pushSubscription.findMany({
-    where: { userId: { in: recipients }, session: { revokedAt: null, expiresAt: { gt: now } } },
-    select: { id: true },
-  });
-  await deps.enqueueDeliveries(subscriptions.map((s) => ({ messageId, subscriptionId: s.id })));
-  return subscriptions.length;
+  const online = await deps.presence.onlineUserIds([...new Set(recipients.map((r) => r.userId))]);
+  const jobs = recipients.filter((r) => !online.has(r.userId)).map(({ messageId, subscriptionId }) => ({ messageId, subscriptionId }));
+  await deps.enqueueDeliveries(jobs);
+  return jobs.length;
+}
+
+/** The fan-out job (the worker's, with Redis): one query for the recipients, then their deliveries. */
+export async function fanOut(deps: NotificationDeps, { messageId }: FanOutJob): Promise<number> {
+  const recipients = await deps.prisma.$queryRaw<Recipient[]>(recipientsOf(Prisma.sql`${messageId}`));
+  return enqueueForOffline(deps, recipients);
 }
 
 export type DeliveryOutcome = 'sent' | 'collapsed' | 'gone' | 'skipped';

@@ -8,7 +8,7 @@ import type { Logger } from '../logger.ts';
 import type { PresenceReader } from '../realtime/presence/reader.ts';
 import { checkPushEndpoint, type EndpointPolicy, type HostResolver } from './endpoints.ts';
 import { deliverCallPush, fanOutCallPush } from './call-pushes.ts';
-import { deliver, fanOut, loadNotifiedMessage, type NotificationDeps, type NotifiedMessage } from './jobs.ts';
+import { deliver, enqueueForOffline, fanOut, loadNotifiedMessage, type NotificationDeps, type NotifiedMessage } from './jobs.ts';
 import { createOutboxRelay } from './outbox.ts';
 import { createBullQueue, createLocalQueue, jobIds, type JobData, type JobProcessor } from './queue.ts';
 import { createPushSender } from './web-push.ts';
@@ -72,7 +72,8 @@ export function createNotifications(options: NotificationsOptions) {
       logger.warn({ err: error }, 'could not queue call pushes');
     }
   };
-  const relay = createOutboxRelay({ prisma, queue, logger, intervalMs: options.relayIntervalMs });
+  // Without Redis the relay fans out itself, one statement per batch (outbox.ts).
+  const relay = createOutboxRelay({ prisma, queue, logger, intervalMs: options.relayIntervalMs, deliverInProcess: (recipients) => enqueueForOffline(deps, recipients) });
 
   return {
     queue,

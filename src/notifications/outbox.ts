@@ -1,29 +1,47 @@
-// Hands messages from the outbox table to the job queue. Rows are written in the same statement as
-// their message, and deleted in the same transaction that enqueued them, so a message is neither
-// lost (crash or Redis down between commit and enqueue) nor missed; enqueueing twice is harmless
-// (job ids). Any number of instances may relay at once (SKIP LOCKED splits the rows).
-import type { PrismaClient } from '../generated/prisma/client.ts';
+// Hands messages from the outbox table on. Rows are written in the same statement as their
+// message, so a message is neither lost (crash or Redis down between commit and enqueue) nor
+// missed. Any number of instances may relay at once (SKIP LOCKED splits the rows).
+//
+// With Redis, a batch's fan-out jobs are enqueued inside the transaction that deletes the rows
+// (enqueueing twice is harmless: job ids), and the worker process runs them. Without Redis the
+// jobs would live in this process anyway, so a batch is one statement: the rows are deleted and
+// every recipient device of their messages returned together (jobs.ts recipientsOf), and only the
+// deliveries to users who are not connected become jobs. A failed statement deletes nothing, so
+// the next kick or interval takes the rows again.
+import { Prisma, type PrismaClient } from '../generated/prisma/client.ts';
 import type { Logger } from '../logger.ts';
+import { recipientsOf, type Recipient } from './jobs.ts';
 import { jobIds, type NotificationQueue } from './queue.ts';
 
 export interface OutboxRelayOptions {
   prisma: PrismaClient;
   queue: NotificationQueue;
   logger: Logger;
+  /**
+   * Without Redis: the recipient devices of one batch's messages, for their deliveries (jobs.ts
+   * enqueueForOffline). Not used when the queue is distributed: the worker fans out.
+   */
+  deliverInProcess?: (recipients: Recipient[]) => Promise<unknown>;
   /** How often leftovers are retried (e.g. while Redis was down). Default 5 s. */
   intervalMs?: number;
-  /** Rows per transaction. Default 200. */
+  /** Rows per batch. Default 200. */
   batchSize?: number;
 }
 
-export function createOutboxRelay({ prisma, queue, logger, intervalMs = 5_000, batchSize = 200 }: OutboxRelayOptions) {
+export function createOutboxRelay({ prisma, queue, logger, deliverInProcess, intervalMs = 5_000, batchSize = 200 }: OutboxRelayOptions) {
   let timer: NodeJS.Timeout | undefined;
+  let scheduled: NodeJS.Immediate | undefined;
   let draining: Promise<void> | undefined;
   let again = false;
   let stopped = false;
 
+  const takeRows = Prisma.sql`
+    DELETE FROM "NotificationOutbox" WHERE "messageId" IN (
+      SELECT "messageId" FROM "NotificationOutbox" ORDER BY "createdAt" LIMIT ${batchSize} FOR UPDATE SKIP LOCKED)
+    RETURNING "messageId"`;
+
   // Requests can hold every pooled connection for a while under load: wait for one rather than fail.
-  const drainBatch = () =>
+  const enqueueBatch = () =>
     prisma.$transaction(async (tx) => {
       const rows = await tx.$queryRaw<Array<{ messageId: string }>>`
         SELECT "messageId" FROM "NotificationOutbox" ORDER BY "createdAt" LIMIT ${batchSize} FOR UPDATE SKIP LOCKED`;
@@ -34,20 +52,26 @@ export function createOutboxRelay({ prisma, queue, logger, intervalMs = 5_000, b
       return rows.length;
     }, { maxWait: 15_000, timeout: 30_000 });
 
+  /** One statement: a message without recipients comes back once, with nulls. */
+  const fanOutBatch = async (deliver: (recipients: Recipient[]) => Promise<unknown>) => {
+    const rows = await prisma.$queryRaw<Array<{ taken: string; userId: string | null; subscriptionId: string | null }>>`
+      WITH taken AS (${takeRows})
+      SELECT t."messageId" AS taken, r."userId", r."subscriptionId"
+      FROM taken t LEFT JOIN LATERAL (${recipientsOf(Prisma.raw('t."messageId"'))}) r ON true`;
+    const recipients = rows.flatMap(({ taken, userId, subscriptionId }) => (userId && subscriptionId ? [{ messageId: taken, userId, subscriptionId }] : []));
+    await deliver(recipients);
+    return new Set(rows.map((row) => row.taken)).size;
+  };
+
+  const drainBatch = !queue.distributed && deliverInProcess ? () => fanOutBatch(deliverInProcess) : enqueueBatch;
+
   const drain = async () => {
     while ((await drainBatch()) === batchSize) {
       // more waiting
     }
   };
 
-  /** Relays soon; calls while a drain runs make it run once more, so nothing waits for the interval. */
-  const kick = () => {
-    // A request that outlived shutdown still kicks; draining then would reopen the database pool stop() closed.
-    if (stopped) return;
-    if (draining) {
-      again = true;
-      return;
-    }
+  const run = () => {
     draining = drain()
       .catch((error) => logger.warn({ err: error }, 'notification outbox relay failed; will retry'))
       .finally(() => {
@@ -59,6 +83,24 @@ export function createOutboxRelay({ prisma, queue, logger, intervalMs = 5_000, b
       });
   };
 
+  /**
+   * Relays soon: after the current turn of the event loop, so the request that kicked answers
+   * first and every send of that turn shares one batch. Calls while a drain runs make it run once
+   * more, so nothing waits for the interval.
+   */
+  const kick = () => {
+    // A request that outlived shutdown still kicks; draining then would reopen the database pool stop() closed.
+    if (stopped || scheduled) return;
+    if (draining) {
+      again = true;
+      return;
+    }
+    scheduled = setImmediate(() => {
+      scheduled = undefined;
+      if (!stopped) run();
+    });
+  };
+
   return {
     kick,
     start() {
@@ -66,13 +108,15 @@ export function createOutboxRelay({ prisma, queue, logger, intervalMs = 5_000, b
       timer.unref();
       kick();
     },
-    /** Resolves when no drain is running. */
+    /** Resolves when no drain is running or about to start. */
     async drained() {
-      while (draining) await draining;
+      while (draining || scheduled) await (draining ?? new Promise((resolve) => setImmediate(resolve)));
     },
     async stop() {
       stopped = true;
       clearInterval(timer);
+      clearImmediate(scheduled);
+      scheduled = undefined;
       again = false;
       await draining;
     },

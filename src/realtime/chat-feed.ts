@@ -14,6 +14,7 @@ import type { PrismaClient } from '../generated/prisma/client.ts';
 import type { InFlight } from '../in-flight.ts';
 import type { Logger } from '../logger.ts';
 import type { EventBus } from './bus.ts';
+import { changesMembership, createChatMembers } from './chat-members.ts';
 import { channels, type ChatTopicEvent } from './events.ts';
 import { backoffMs, retrying } from './retry.ts';
 
@@ -85,6 +86,7 @@ const delayed = () =>
 export function createChatFeeds({ bus, prisma, logger, holdMs = 100, fillMax = 1_000, gapTimeoutMs = 5_000, inFlight }: ChatFeedsOptions) {
   const feeds = new Map<string, Feed>();
   const track = <T>(work: Promise<T>) => (inFlight ? inFlight.track(work) : work);
+  const members = createChatMembers(prisma, track);
 
   const safely = (call: () => void) => {
     try {
@@ -111,7 +113,10 @@ export function createChatFeeds({ bus, prisma, logger, holdMs = 100, fillMax = 1
   const end = (feed: Feed, error?: Error) => {
     if (feed.ended) return;
     feed.ended = true;
-    if (feeds.get(feed.chatId) === feed) feeds.delete(feed.chatId);
+    if (feeds.get(feed.chatId) === feed) {
+      feeds.delete(feed.chatId);
+      members.forget(feed.chatId);
+    }
     closeGap(feed);
     feed.held.length = 0;
     feed.stopListening?.();
@@ -196,6 +201,7 @@ export function createChatFeeds({ bus, prisma, logger, holdMs = 100, fillMax = 1
 
   const receive = (feed: Feed, event: ChatTopicEvent) => {
     if (feed.ended) return;
+    if (changesMembership(event)) members.invalidate(feed.chatId);
     if (event.kind !== 'message') return handOut(feed, event);
     feed.knownSeq = Math.max(feed.knownSeq, event.seq);
     feed.held.push(event);
@@ -282,6 +288,8 @@ export function createChatFeeds({ bus, prisma, logger, holdMs = 100, fillMax = 1
         if (feed.subscribers.size === 0 && feed.pending.size === 0) end(feed);
       };
     },
+    /** Whether `userId` is a member of the event's chat, for delivering the event (see chat-members.ts). */
+    isMember: members.isMember,
     /** Position of the last message handed out for a chat, once its feed is live. */
     lastSeq: (chatId: string) => feeds.get(chatId)?.lastSeq,
     /** Checks every live feed against the database now, as after a reconnect. */

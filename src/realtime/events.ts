@@ -16,7 +16,15 @@ export type ChatEventType =
 
 /** Everything that happens inside one chat; delivered to its members only. */
 export type ChatTopicEvent =
-  | { kind: 'message'; type: MessageEventType; chatId: string; messageId: string; seq: number }
+  | {
+      kind: 'message';
+      type: MessageEventType;
+      chatId: string;
+      messageId: string;
+      seq: number;
+      /** CREATED by a send: the chat's membersVersion that send saw (see chat-members.ts); absent otherwise. */
+      membersVersion?: number;
+    }
   | { kind: 'chat'; type: ChatEventType; chatId: string; userId: string | null; actorId: string }
   | { kind: 'typing'; chatId: string; userId: string; isTyping: boolean; expiresAt: number };
 
@@ -70,8 +78,15 @@ export function createEvents(bus: EventBus, logger: Logger) {
     };
   return {
     bus,
-    message: safely((chatId: string, type: MessageEventType, message: { id: string; seq: number }) =>
-      bus.publish(channels.chat(chatId), { kind: 'message', type, chatId, messageId: message.id, seq: message.seq } satisfies ChatTopicEvent),
+    message: safely((chatId: string, type: MessageEventType, message: { id: string; seq: number }, membersVersion?: number) =>
+      bus.publish(channels.chat(chatId), {
+        kind: 'message',
+        type,
+        chatId,
+        messageId: message.id,
+        seq: message.seq,
+        ...(membersVersion === undefined ? {} : { membersVersion }),
+      } satisfies ChatTopicEvent),
     ),
 
     /**

@@ -3,7 +3,6 @@
 import { requireMembership } from '../chats/membership.ts';
 import { badUserInput } from '../errors.ts';
 import type { Services } from '../services.ts';
-import type { PrismaClient } from '../generated/prisma/client.ts';
 import { blockersAmong } from '../users/contacts.ts';
 import { channels, type ChatTopicEvent, type MessageEventType, type PresenceTopicEvent, type UserTopicEvent } from './events.ts';
 import { isRetryable, retrying } from './retry.ts';
@@ -17,25 +16,6 @@ export type TypingEvent = Extract<ChatTopicEvent, { kind: 'typing' }>;
 
 /** Most messages a `sinceSeq` replay sends; further behind, the client pages through history first. */
 export const GAP_FILL_MAX = 1_000;
-
-// One member lookup per event and instance, shared by every subscriber the event reaches: the bus
-// hands all local listeners the same payload object.
-const membersOfEvent = new WeakMap<object, Promise<Set<string>>>();
-
-export function isMemberNow(prisma: PrismaClient, event: { chatId: string }, userId: string): Promise<boolean> {
-  let members = membersOfEvent.get(event);
-  if (!members) {
-    const lookup = prisma.chatMember
-      .findMany({ where: { chatId: event.chatId }, select: { userId: true } })
-      .then((rows) => new Set(rows.map((row) => row.userId)));
-    // A failed lookup is not kept: the subscribers' retries look again.
-    lookup.catch(() => {
-      if (membersOfEvent.get(event) === lookup) membersOfEvent.delete(event);
-    });
-    membersOfEvent.set(event, (members = lookup));
-  }
-  return members.then((set) => set.has(userId));
-}
 
 /**
  * A stream's database reads, retried while the database is briefly out of reach (FEED_GAP_TIMEOUT_MS),
@@ -154,7 +134,7 @@ export function messageEventStream(services: StreamServices, viewerId: string, o
         if (event.kind !== 'message') return;
         controls.enqueue(async () => {
           if (event.type === 'CREATED' && event.seq <= (replayedTo.get(event.chatId) ?? 0)) return;
-          if (await read(() => isMemberNow(prisma, event, viewerId))) controls.emit(event);
+          if (await read(() => services.chatFeeds.isMember(event, viewerId))) controls.emit(event);
         });
       },
       onFail: controls.fail,
@@ -173,7 +153,7 @@ export function chatEventStream(services: StreamServices, viewerId: string) {
         // The viewer's own joins and removals come through their user channel instead (below).
         if (event.userId === viewerId && event.type !== 'ROLE_CHANGED') return;
         controls.enqueue(async () => {
-          if (await read(() => isMemberNow(prisma, event, viewerId))) controls.emit(event);
+          if (await read(() => services.chatFeeds.isMember(event, viewerId))) controls.emit(event);
         });
       },
       onMembership: (event) => controls.enqueue(async () => controls.emit(event.event)),
@@ -203,7 +183,7 @@ export function typingStream(services: StreamServices, viewerId: string, chatId:
       onChatEvent: (event) => {
         if (event.kind !== 'typing' || event.userId === viewerId) return;
         controls.enqueue(async () => {
-          if (!(await read(() => isMemberNow(prisma, event, viewerId))) || controls.closed) return;
+          if (!(await read(() => services.chatFeeds.isMember(event, viewerId))) || controls.closed) return;
           const wasTyping = expiry.has(event.userId);
           if (!event.isTyping) {
             if (wasTyping) stopTyping(event.userId);

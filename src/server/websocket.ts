@@ -16,6 +16,7 @@ import type { Logger } from '../logger.ts';
 import { channels, type SessionsTopicEvent } from '../realtime/events.ts';
 import { createAddressGate } from './websocket-addresses.ts';
 import { failedStartAsError } from './shared-execution.ts';
+import { sharedPayload, spliceSharedPayloads } from './shared-frames.ts';
 
 /**
  * Too many connections for one user (presence's `maxConnectionsPerUser`, 20). This is graphql-ws's
@@ -93,6 +94,8 @@ export function attachWebSocketServer(
   const { presence, logger, events } = services;
   const addresses = createAddressGate(services);
   const wss = new WebSocketServer({ server, path: '/graphql', maxPayload: maxPayloadBytes, verifyClient: addresses.verifyClient });
+  // Registered before useServer's listener, so every socket splices shared payloads from its first frame.
+  wss.on('connection', spliceSharedPayloads);
   /** Open sockets by device session, so logging out closes them on every instance. */
   const socketsBySession = new Map<string, Set<WebSocket>>();
   let runningOperations = 0;
@@ -203,8 +206,10 @@ export function attachWebSocketServer(
       onError: (_ctx, _id, _payload, errors) => {
         onErrorsSent?.(errors);
       },
+      // A result shared by many subscribers is serialised once (shared-frames.ts).
       onNext: (_ctx, _id, _payload, _args, result) => {
         if ('errors' in result && result.errors) onErrorsSent?.(result.errors);
+        return sharedPayload(result) as never;
       },
 
       onComplete: (ctx, id) => {

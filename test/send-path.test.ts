@@ -1,0 +1,116 @@
+// What one sendMessage costs the database, with and without Redis: statements per send counted
+// from Prisma's query log, and the hot statements' plans.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { App } from '../src/server/app.ts';
+import { applyMigrations } from '../src/db/migrate/index.ts';
+import { ensureDatabase } from '../src/db/pg-admin.ts';
+import { Prisma } from '../src/generated/prisma/client.ts';
+import { recipientsOf } from '../src/notifications/jobs.ts';
+import { createChat, gql, registerUser, scratchDatabaseUrl, startTestApp, testRedisUrl, type TestUser } from './support/helpers.ts';
+import { SEND_MESSAGE_RECEIPT } from './support/operations.ts';
+
+// The outbox relay takes the whole table: this file keeps a database of its own (as push.test.ts).
+const database = scratchDatabaseUrl('kocmoc_send_path');
+const SENDS = 40;
+
+beforeAll(async () => {
+  await ensureDatabase(database.url);
+  await applyMigrations({ databaseUrl: database.url });
+});
+afterAll(() => database.drop());
+
+/** An app on this file's database that logs its statements, with `members` users and one group of them. */
+async function startCountingApp(env: Record<string, string>, members = 5) {
+  const statements: string[] = [];
+  const app = await startTestApp({ DATABASE_URL: database.url, ...env }, { onQuery: (sql) => statements.push(sql) });
+  await app.start();
+  const users: TestUser[] = [];
+  for (let i = 0; i < members; i++) users.push(await registerUser(app));
+  const [owner, ...rest] = users as [TestUser, ...TestUser[]];
+  const chatId = await createChat(app, owner, { kind: 'GROUP', title: 'Send path', memberIds: rest.map((user) => user.id) });
+  return { app, statements, users, chatId };
+}
+
+/** Until the outbox is empty (with Redis, jobs then wait for a worker that this file does not run). */
+async function outboxRelayed(app: App) {
+  for (let i = 0; i < 200 && (await app.services.prisma.notificationOutbox.count()) > 0; i++) await new Promise((resolve) => setTimeout(resolve, 20));
+  expect(await app.services.prisma.notificationOutbox.count()).toBe(0);
+}
+
+/** SENDS concurrent sends by all members (each has sent once before, so sessions are cached); the statements they caused once the outbox is relayed. */
+/** A send selecting only what the insert returns (as the send-message bench does), so the answer reads nothing more. */
+async function send(app: App, sender: TestUser, chatId: string, text: string) {
+  const result = await gql(app, SEND_MESSAGE_RECEIPT, { input: { chatId, kind: 'TEXT', text } }, { token: sender.accessToken });
+  expect(result.errors).toBeUndefined();
+}
+
+async function statementsOfSends(app: App, statements: string[], users: TestUser[], chatId: string) {
+  await Promise.all(users.map((user) => send(app, user, chatId, 'warm-up')));
+  await outboxRelayed(app);
+  const before = statements.length;
+  await Promise.all(Array.from({ length: SENDS }, (_, i) => send(app, users[i % users.length]!, chatId, `send ${i}`)));
+  await outboxRelayed(app);
+  // The waiting's own count queries are not the sends'.
+  return statements.slice(before).filter((sql) => !/SELECT COUNT\(/i.test(sql));
+}
+
+const isInsert = (sql: string) => sql.includes('WITH next AS');
+const isRelay = (sql: string) => sql.includes('"NotificationOutbox"') && !isInsert(sql);
+
+describe('statements per sendMessage', () => {
+  it('without Redis: the insert per send, and one statement per relayed batch that also finds the recipients', async () => {
+    const { app, statements, users, chatId } = await startCountingApp({});
+    try {
+      const issued = await statementsOfSends(app, statements, users, chatId);
+      expect(issued.filter(isInsert)).toHaveLength(SENDS);
+      const relay = issued.filter(isRelay);
+      expect(relay.length).toBeGreaterThan(0);
+      // One DELETE … RETURNING with the recipients joined per batch: no transaction, no per-message reads.
+      for (const sql of relay) expect(sql).toMatch(/WITH taken AS \(\s*DELETE FROM "NotificationOutbox"/);
+      expect(issued.filter((sql) => !isInsert(sql) && !isRelay(sql))).toEqual([]);
+      expect(relay.length).toBeLessThanOrEqual(SENDS / 4);
+    } finally {
+      await app.stop();
+    }
+  });
+
+  it('with Redis: the insert per send and a transaction per relayed batch (the worker fans out)', async () => {
+    const { app, statements, users, chatId } = await startCountingApp({ REDIS_URL: testRedisUrl(), JOB_QUEUE_PREFIX: `send-path-${process.pid}` });
+    try {
+      const issued = await statementsOfSends(app, statements, users, chatId);
+      expect(issued.filter(isInsert)).toHaveLength(SENDS);
+      // Prisma logs a transaction's COMMIT, not its BEGIN.
+      expect(issued).toContain('COMMIT');
+      expect(issued.filter((sql) => !isInsert(sql) && !isRelay(sql) && sql !== 'COMMIT')).toEqual([]);
+      // The fan-out job, as the worker runs it: one statement for every recipient of a message.
+      const [message] = await app.services.prisma.message.findMany({ where: { chatId }, orderBy: { seq: 'desc' }, take: 1 });
+      const before = statements.length;
+      await app.notifications.process('fan-out', { messageId: message!.id });
+      expect(statements.slice(before)).toHaveLength(1);
+    } finally {
+      await app.stop();
+    }
+  });
+});
+
+describe('plans of the send path', () => {
+  it("finds a message's recipients on indexes only", async () => {
+    const { app, chatId } = await startCountingApp({ PUSH_ENABLED: 'false' }, 2);
+    try {
+      const { prisma } = app.services;
+      const [message] = await prisma.message.findMany({ where: { chatId }, take: 1 });
+      const messageId = message?.id ?? 'none';
+      // Tiny tables make sequential scans cheapest; with them priced out, a plan still scanning a
+      // table would mean no index serves that access.
+      const plan = await prisma.$transaction(async (tx) => {
+        await tx.$executeRawUnsafe('SET LOCAL enable_seqscan = off');
+        const rows = await tx.$queryRaw<Array<{ 'QUERY PLAN': unknown }>>`EXPLAIN (FORMAT JSON) ${recipientsOf(Prisma.sql`${messageId}`)}`;
+        return JSON.stringify(rows[0]!['QUERY PLAN']);
+      });
+      expect(plan).not.toContain('Seq Scan');
+      for (const table of ['Message', 'ChatMember', 'PushSubscription', 'Session']) expect(plan).toContain(`"Relation Name":"${table}"`);
+    } finally {
+      await app.stop();
+    }
+  });
+});
