@@ -90,3 +90,32 @@ export function cpuSplitBetween(before: CpuSplitSample | undefined, after: CpuSp
   if (!before || !after) return undefined;
   return new Map([...after].map(([who, ms]) => [who, ms - (before.get(who) ?? 0)]));
 }
+
+/** CPU milliseconds (all threads, 10 ms ticks) of the processes with these ids, from /proc/<pid>/stat. */
+export function processesCpuMs(pids: readonly number[]): number {
+  let ticks = 0;
+  for (const pid of pids) {
+    try {
+      // Fields after the parenthesised command name: state is the 3rd, utime and stime the 14th and 15th.
+      const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+      ticks += Number(fields[11]) + Number(fields[12]);
+    } catch {
+      // It exited.
+    }
+  }
+  return ticks * 10;
+}
+
+/** Ids of the running processes whose command name is one of `names` (e.g. postgres, redis-server). */
+export function pidsNamed(names: readonly string[]): number[] {
+  const pids: number[] = [];
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      if (names.includes(readFileSync(`/proc/${entry}/comm`, 'utf8').trim())) pids.push(Number(entry));
+    } catch {
+      // It exited.
+    }
+  }
+  return pids;
+}

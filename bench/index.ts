@@ -7,8 +7,10 @@ import { runDeliverySoak } from './delivery-soak.ts';
 import { runEncryption } from './encryption.ts';
 import { runFanout } from './fanout.ts';
 import { runGroup10k } from './group-10k.ts';
+import { runFourInstances } from './four-instances.ts';
 import { runLimits } from './limits.ts';
 import { runLoginStorm } from './login-storm.ts';
+import { runMessageGrowth } from './message-growth.ts';
 import { runPush } from './push.ts';
 import { runSendMessage } from './send-message.ts';
 import { describeMachine, openBenchDatabase, RATE_LIMITS_NOTICE, type Bench } from './setup.ts';
@@ -29,6 +31,8 @@ const benches: Bench[] = [
   { name: 'e2e', run: runE2e },
   { name: 'calls', run: runCalls },
   { name: 'delivery-soak', run: runDeliverySoak },
+  { name: 'four-instances', run: runFourInstances },
+  { name: 'message-growth', run: runMessageGrowth },
 ];
 
 async function main() {

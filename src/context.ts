@@ -23,6 +23,11 @@ export interface Context extends Services {
   isAdmin: boolean;
   loaders: Loaders;
   /**
+   * The client for reads that may lag behind writes for others (history, search, profiles): a read
+   * replica when configured, the primary for a while after this session's own mutation.
+   */
+  reader(): Services['prisma'];
+  /**
    * The same context with empty loader caches. A subscription's context lives as long as the
    * subscription; each event is executed with fresh loaders so it never shows cached data.
    */
@@ -56,6 +61,7 @@ export async function createContext(services: Services, input: ContextInput): Pr
     isAdmin: isAdminToken(services.config.adminToken, input.adminToken),
     // Reads the viewer late: a request that signs in acts as the new session from then on.
     loaders: createLoaders(services, () => context.viewer?.userId, () => context.viewer?.sessionId),
+    reader: () => services.reads.reader(context.viewer?.sessionId),
     forEvent() {
       const copy: Context = { ...context, loaders: createLoaders(services, () => copy.viewer?.userId, () => copy.viewer?.sessionId) };
       return copy;

@@ -10,6 +10,7 @@ import { createCallRuntime, type CallRuntime } from './calls/runtime.ts';
 import { createWorkerPool, type WorkerPool } from './cpu/pool.ts';
 import { createContentCipher, type ContentCipher } from './crypto/content-cipher.ts';
 import { createPrisma } from './db/client.ts';
+import { createReadRouting, type ReadRouting } from './db/replicas.ts';
 import type { Config } from './env.ts';
 import { createLocalDiskStorage } from './files/local-disk-storage.ts';
 import type { FileStorage } from './files/storage.ts';
@@ -33,6 +34,8 @@ import { createPresencePublisher } from './users/status.ts';
 export interface Services {
   config: Config;
   prisma: PrismaClient;
+  /** Read replicas (DATABASE_REPLICA_URLS) for lag-tolerant reads, with read-your-writes; the primary without them. */
+  reads: ReadRouting;
   pool: WorkerPool;
   passwords: PasswordHasher;
   tokens: TokenService;
@@ -158,10 +161,13 @@ export function createServices(config: Config, logger: Logger, options: Services
   const sessions = createSessionCache({ prisma, bus });
   const notifications = createNotifications({ config, prisma, cipher, presence, logger, ...options.notifications });
   const limiterStore = { redis, keyPrefix: options.rateLimitKeyPrefix ?? 'kocmoc:rl:' };
+  const { replicaUrls, replicaStickyMs: stickyMs, poolSize, preparedStatements } = config.database;
+  const reads = createReadRouting({ primary: prisma, replicaUrls, stickyMs, poolSize, preparedStatements });
 
   const services: Services = {
     config,
     prisma,
+    reads,
     pool,
     passwords,
     tokens: createTokenService(config.auth),
@@ -207,6 +213,7 @@ export function createServices(config: Config, logger: Logger, options: Services
       await presence.stop();
       await publishPresence.drained();
       await bus.close();
+      await reads.close();
       await core.close();
     },
   };

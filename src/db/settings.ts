@@ -21,6 +21,17 @@ export const databaseSettings = {
   DATABASE_POOL_MODE: z.enum(['session', 'transaction']).default('session'),
   /** Connections in each API process's pool (the worker: min(WORKER_CONCURRENCY, 20)). Default 10. */
   DATABASE_POOL_SIZE: z.coerce.number().int().min(1).max(1_000).default(10),
+  /**
+   * Streaming replicas for read-only queries (history pages, search, profiles), comma-separated
+   * PostgreSQL URLs; each API process opens a pool of DATABASE_POOL_SIZE to each. Unset: none.
+   */
+  DATABASE_REPLICA_URLS: optionalString.transform((value, ctx) => {
+    const urls = (value ?? '').split(',').map((url) => url.trim()).filter(Boolean);
+    for (const url of urls) if (!postgresUrl.safeParse(url).success) ctx.addIssue({ code: 'custom', message: `not a postgresql:// URL: "${url}"` });
+    return urls;
+  }),
+  /** After a session's mutation, its reads go to the primary for this long (read-your-writes over replica lag). Default 2. */
+  REPLICA_STICKY_SECONDS: z.coerce.number().min(0).max(3_600).default(2),
 };
 
 type DatabaseEnv = z.output<z.ZodObject<typeof databaseSettings>> & { DATABASE_URL?: string };
@@ -38,5 +49,7 @@ export function toDatabasePoolConfig(env: DatabaseEnv) {
     /** Whether connections may prepare named statements (not through a transaction-mode pooler). */
     preparedStatements: env.DATABASE_POOL_MODE === 'session',
     poolSize: env.DATABASE_POOL_SIZE,
+    replicaUrls: env.DATABASE_REPLICA_URLS,
+    replicaStickyMs: Math.round(env.REPLICA_STICKY_SECONDS * 1000),
   };
 }

@@ -18,6 +18,8 @@ export interface ClusterBusOptions {
   logger: Logger;
   /** Pause between attempts to subscribe again after a connection dropped. Default 250 ms. */
   resyncDelayMs?: number;
+  /** How long a publish may wait (for a failover to finish) before the event is given up. Default 2000 ms. */
+  publishTimeoutMs?: number;
 }
 
 interface Subscriber {
@@ -26,7 +28,7 @@ interface Subscriber {
   channels: Set<string>;
 }
 
-export function createClusterBus({ cluster, channelPrefix = 'kocmoc:', logger, resyncDelayMs = 250 }: ClusterBusOptions): EventBus {
+export function createClusterBus({ cluster, channelPrefix = 'kocmoc:', logger, resyncDelayMs = 250, publishTimeoutMs = 2_000 }: ClusterBusOptions): EventBus {
   const handlersByChannel = new Map<string, Set<Handler>>();
   const subscribers = new Map<string, Subscriber>();
   const reconnectHandlers = new Set<() => void>();
@@ -102,7 +104,17 @@ export function createClusterBus({ cluster, channelPrefix = 'kocmoc:', logger, r
   return {
     distributed: true,
     async publish(channel, payload) {
-      await cluster.spublish(channelPrefix + channel, JSON.stringify(payload));
+      // During a failover a command can wait for the new master for seconds; the mutation that
+      // publishes should not. An event given up on is a gap that subscribers fill from the database.
+      let timer: NodeJS.Timeout | undefined;
+      const timeout = new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new Error(`SPUBLISH took over ${publishTimeoutMs} ms`)), publishTimeoutMs);
+      });
+      try {
+        await Promise.race([cluster.spublish(channelPrefix + channel, JSON.stringify(payload)), timeout]);
+      } finally {
+        clearTimeout(timer);
+      }
     },
     async listen(channel, handler) {
       const redisChannel = channelPrefix + channel;

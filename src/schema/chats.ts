@@ -142,7 +142,10 @@ builder.queryFields((t) => ({
     args: { id: t.arg.id({ required: true }) },
     resolve: async (query, _root, { id }, ctx) => {
       const { userId } = requireViewer(ctx);
-      const chat = await ctx.prisma.chat.findFirst({ ...query, where: chatOfMember(String(id), userId) });
+      // With replicas, membership is checked on the primary too (a removed member loses access at
+      // once); the chat and its history page may come from a replica.
+      if (ctx.reads.replicated && !(await ctx.loaders.membership.load(String(id)))) throw notFound(CHAT_NOT_FOUND);
+      const chat = await ctx.reader().chat.findFirst({ ...query, where: chatOfMember(String(id), userId) });
       if (!chat) throw notFound(CHAT_NOT_FOUND);
       return chat;
     },

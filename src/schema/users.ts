@@ -113,7 +113,7 @@ builder.queryFields((t) => ({
     args: { id: t.arg.id({ required: true }) },
     resolve: (query, _root, { id }, ctx) => {
       requireViewer(ctx);
-      return ctx.prisma.user.findUnique({ ...query, where: { id: String(id) } });
+      return ctx.reader().user.findUnique({ ...query, where: { id: String(id) } });
     },
   }),
   searchUsers: t.prismaConnection(
@@ -128,7 +128,7 @@ builder.queryFields((t) => ({
       resolve: async (query, _root, args, ctx) => {
         const viewerId = requireViewer(ctx).userId;
         await ctx.rateLimits.consume('search', viewerId);
-        return ctx.prisma.user.findMany({ ...query, where: { ...userSearchFilter(args.query, viewerId), ...activeUsers }, orderBy: { username: 'asc' } });
+        return ctx.reader().user.findMany({ ...query, where: { ...userSearchFilter(args.query, viewerId), ...activeUsers }, orderBy: { username: 'asc' } });
       },
     },
     UserConnection,

@@ -23,6 +23,7 @@ import { createMetrics } from './metrics.ts';
 import type { Notifications } from '../notifications/notifications.ts';
 import { maskError, useErrorLogging } from './plugins/error-logging.ts';
 import { useMaintenanceMode } from './plugins/maintenance.ts';
+import { useReadYourWrites } from './plugins/read-your-writes.ts';
 import { useRequestBodyLimit } from './plugins/request-body-limit.ts';
 import { useRequestParseErrors } from './plugins/request-parse-errors.ts';
 import { requestIdOf, useRequestId } from './plugins/request-id.ts';
@@ -165,6 +166,7 @@ export async function buildApp(options: BuildAppOptions): Promise<App> {
       subscriptions.plugin,
       ...(options.documentLimits === false ? [] : [useDocumentLimits({ limits: config.limits.document, introspection: config.exposure.introspection })]),
       useMaintenanceMode(maintenance),
+      useReadYourWrites(),
       useRequestBodyLimit(config.http.maxRequestBytes),
       useUploadLimits({
         maxUploadBytes: config.files.maxUploadBytes,

@@ -92,6 +92,8 @@ export interface ApiInstance {
   kill(): Promise<void>;
   /** Kills it if it runs, and removes its data directory. */
   close(): Promise<void>;
+  /** Its process id while it runs (the benches read its CPU time). */
+  pid(): number | undefined;
 }
 
 /**
@@ -143,6 +145,7 @@ export async function apiInstance(env: Record<string, string>): Promise<ApiInsta
       await killed(child);
       rmSync(dataDir, { recursive: true, force: true });
     },
+    pid: () => child?.pid,
   };
   await instance.start();
   return instance;
