@@ -306,6 +306,7 @@ export async function eraseMessages({ prisma, events }: Pick<MessageServices, 'p
     }),
     prisma.messageEdit.deleteMany({ where: { messageId: { in: messageIds } } }),
     prisma.messageEnvelope.deleteMany({ where: { messageId: { in: messageIds } } }),
+    prisma.messageReaction.deleteMany({ where: { messageId: { in: messageIds } } }),
   ]);
   for (const message of erased) await events.message(message.chatId, 'DELETED', message);
   return erased;

@@ -3,7 +3,8 @@
 import type { Logger } from '../logger.ts';
 import type { EventBus } from './bus.ts';
 
-export type MessageEventType = 'CREATED' | 'EDITED' | 'DELETED';
+/** REACTIONS_CHANGED: someone added or removed a reaction (src/messages/reactions.ts). */
+export type MessageEventType = 'CREATED' | 'EDITED' | 'DELETED' | 'REACTIONS_CHANGED';
 
 export type ChatEventType =
   | 'CREATED'

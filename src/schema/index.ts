@@ -4,6 +4,7 @@ import './users.ts';
 import './auth.ts';
 import './chats.ts';
 import './messages.ts';
+import './reactions.ts';
 import './files.ts';
 import './realtime.ts';
 import './contacts.ts';

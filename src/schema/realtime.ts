@@ -17,7 +17,14 @@ import { effectiveStatus, presenceAudience, PRESENCE_USER_IDS_MAX } from '../use
 import { builder } from './builder.ts';
 import { UserStatusEnum } from './users.ts';
 
-const MessageEventTypeEnum = builder.enumType('MessageEventType', { values: ['CREATED', 'EDITED', 'DELETED'] as const });
+const MessageEventTypeEnum = builder.enumType('MessageEventType', {
+  values: {
+    CREATED: { description: 'A message was sent.' },
+    EDITED: { description: 'Its text changed (or, for a CALL message, its call).' },
+    DELETED: { description: 'It was deleted; its content is gone.' },
+    REACTIONS_CHANGED: { description: 'Someone added or removed a reaction: read `message { reactions }` again.' },
+  } as const,
+});
 
 const MessageEventRef = builder.objectRef<MessageEvent>('MessageEvent').implement({
   description: 'A message was created, edited or deleted in one of your chats.',
