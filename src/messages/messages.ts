@@ -11,6 +11,7 @@ import { isDeletedAccount } from '../users/deleted-accounts.ts';
 import { parseInput } from '../validation.ts';
 import { decodeContent, editAad, messageAad, sealContent, type Location, type MessageContent } from './content.ts';
 import { deleteReadEnvelopes } from './envelopes.ts';
+import { mentionsCte, replaceMentions } from './mentions.ts';
 
 type MessageServices = Pick<Services, 'prisma' | 'cipher' | 'events' | 'notifications' | 'config'>;
 
@@ -133,6 +134,7 @@ export async function sendMessage(services: MessageServices, senderId: string, i
         FROM next
         RETURNING *
       )
+      ${mentionsCte({ messageId: id, chatId, senderId }, content.text)}
       ${outboxInsert(services.config)}
       SELECT * FROM inserted`;
   } catch (error) {
@@ -268,6 +270,7 @@ export async function editMessage(services: MessageServices, viewerId: string, m
       });
       if (updated.count === 0) return false;
       await tx.messageEdit.create({ data: { id: editId, messageId: message.id, ...previous, editedAt: now } });
+      await replaceMentions(tx, { messageId: message.id, chatId: message.chatId, senderId: viewerId }, next);
       return true;
     });
     if (applied) {
@@ -307,6 +310,7 @@ export async function eraseMessages({ prisma, events }: Pick<MessageServices, 'p
     prisma.messageEdit.deleteMany({ where: { messageId: { in: messageIds } } }),
     prisma.messageEnvelope.deleteMany({ where: { messageId: { in: messageIds } } }),
     prisma.messageReaction.deleteMany({ where: { messageId: { in: messageIds } } }),
+    prisma.messageMention.deleteMany({ where: { messageId: { in: messageIds } } }),
   ]);
   for (const message of erased) await events.message(message.chatId, 'DELETED', message);
   return erased;

@@ -39,8 +39,8 @@ const PUSH_TTL_SECONDS = 24 * 3600;
 const PREVIEW_MAX = 120;
 
 /**
- * Who hears about a new message: every member but the sender who has not muted the chat, has not
- * blocked the sender, and has no live connection anywhere (a connected client gets the event over
+ * Who hears about a new message: every member but the sender who has not muted the chat (or is
+ * mentioned in the message, src/messages/mentions.ts), has not blocked the sender, and has no live connection anywhere (a connected client gets the event over
  * its socket instead) — one delivery per registered device of a live session.
  */
 export async function fanOut(deps: NotificationDeps, { messageId }: FanOutJob): Promise<number> {
@@ -52,7 +52,7 @@ export async function fanOut(deps: NotificationDeps, { messageId }: FanOutJob): 
     where: {
       chatId: message.chatId,
       userId: { not: message.senderId },
-      OR: [{ mutedUntil: null }, { mutedUntil: { lte: now } }],
+      OR: [{ mutedUntil: null }, { mutedUntil: { lte: now } }, { user: { mentions: { some: { messageId } } } }],
       user: { blocks: { none: { blockedId: message.senderId } } },
     },
     select: { userId: true },
@@ -82,20 +82,23 @@ export async function deliver(deps: NotificationDeps, job: DeliveryJob): Promise
   const message = await deps.notifiedMessage(job.messageId);
   if (!message) return 'skipped';
   // One statement for everything that is the recipient's own and must be fresh.
-  const [state] = await prisma.$queryRaw<Array<{ lastReadSeq: number; muted: boolean; deleted: boolean; newer: boolean; unread: number }>>`
+  const [state] = await prisma.$queryRaw<Array<{ lastReadSeq: number; muted: boolean; mentioned: boolean; deleted: boolean; newer: boolean; unread: number }>>`
     SELECT cm."lastReadSeq",
            coalesce(cm."mutedUntil" > now(), false) AS muted,
+           EXISTS (SELECT 1 FROM "MessageMention" mm WHERE mm."messageId" = ${message.id} AND mm."userId" = cm."userId") AS mentioned,
            (SELECT m."deletedAt" IS NOT NULL FROM "Message" m WHERE m."id" = ${message.id}) AS deleted,
            EXISTS (SELECT 1 FROM "Message" n WHERE n."chatId" = cm."chatId" AND n."seq" > ${message.seq}
                      AND n."senderId" <> cm."userId" AND n."deletedAt" IS NULL) AS newer,
            (SELECT count(*)::int FROM "Message" u WHERE u."chatId" = cm."chatId" AND u."seq" > cm."lastReadSeq"
                      AND u."senderId" <> cm."userId" AND u."deletedAt" IS NULL) AS unread
     FROM "ChatMember" cm WHERE cm."chatId" = ${message.chatId} AND cm."userId" = ${subscription.userId}`;
-  if (!state || state.muted || state.deleted || state.lastReadSeq >= message.seq) return 'skipped';
-  if (state.newer) return 'collapsed';
+  // A mention is told even in a muted chat, and on its own: a later message does not stand in for it.
+  if (!state || (state.muted && !state.mentioned) || state.deleted || state.lastReadSeq >= message.seq) return 'skipped';
+  if (state.newer && !state.mentioned) return 'collapsed';
 
-  const payload = JSON.stringify({ ...message.payload, unread: state.unread });
-  return sendToSubscription(deps, subscription, payload, { topic: chatTopic(message.chatId), ttlSeconds: PUSH_TTL_SECONDS, urgency: 'normal' });
+  const payload = JSON.stringify({ ...message.payload, unread: state.unread, ...(state.mentioned ? { mention: true } : {}) });
+  const topic = chatTopic(state.mentioned ? `${message.chatId}:mention:${message.id}` : message.chatId);
+  return sendToSubscription(deps, subscription, payload, { topic, ttlSeconds: PUSH_TTL_SECONDS, urgency: state.mentioned ? 'high' : 'normal' });
 }
 
 /**

@@ -5,6 +5,7 @@ import './auth.ts';
 import './chats.ts';
 import './messages.ts';
 import './reactions.ts';
+import './mentions.ts';
 import './files.ts';
 import './realtime.ts';
 import './contacts.ts';
