@@ -141,7 +141,8 @@ describe('mention pushes', () => {
     await sendText(app, erin, chatId, 'nothing for dave');
     const mention = await send(erin, chatId, `@${dave.username} look`);
     await push.waitFor(device, 1);
-    expect(device.accepted[0]).toMatchObject({ messageId: mention.id, mention: true, body: expect.stringContaining('look') });
+    // badge: dave's unread messages over all his chats (User.totalUnreadCount), muted ones too.
+    expect(device.accepted[0]).toMatchObject({ messageId: mention.id, mention: true, unread: 2, badge: 2, body: expect.stringContaining('look') });
 
     await gql(app, BLOCK_USER, { u: frank.id }, { token: dave.accessToken });
     await send(frank, chatId, `@${dave.username} hi`);

@@ -12,6 +12,7 @@ import { parseInput } from '../validation.ts';
 import { decodeContent, editAad, messageAad, sealContent, type Location, type MessageContent } from './content.ts';
 import { deleteReadEnvelopes } from './envelopes.ts';
 import { mentionsCte, replaceMentions } from './mentions.ts';
+import { announceRead } from '../chats/read-state.ts';
 
 type MessageServices = Pick<Services, 'prisma' | 'cipher' | 'events' | 'notifications' | 'config'>;
 
@@ -326,9 +327,10 @@ export async function markRead(services: MessageServices, viewerId: string, chat
   const membership = await requireMembership(prisma, chatId, viewerId);
   const message = await prisma.message.findFirst({ where: { id: messageId, chatId }, select: { id: true, seq: true } });
   if (!message) throw notFound(MESSAGE);
-  await prisma.chatMember.updateMany({
+  const moved = await prisma.chatMember.updateMany({
     where: { chatId, userId: viewerId, lastReadSeq: { lt: message.seq } },
     data: { lastReadSeq: message.seq, lastReadMessageId: message.id },
   });
+  if (moved.count > 0) await announceRead(services, viewerId, chatId, message);
   if (membership.chat.encrypted && deviceId) await deleteReadEnvelopes(prisma, deviceId, chatId, message.seq);
 }

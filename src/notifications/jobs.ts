@@ -4,6 +4,8 @@ import { createHash } from 'node:crypto';
 import type { ContentCipher } from '../crypto/content-cipher.ts';
 import type { PrismaClient } from '../generated/prisma/client.ts';
 import type { Logger } from '../logger.ts';
+import { totalUnreadSql } from '../chats/unread.ts';
+import { Prisma } from '../generated/prisma/client.ts';
 import { decodeContent, messageAad } from '../messages/content.ts';
 import type { PresenceReader } from '../realtime/presence/reader.ts';
 import type { PushOptions, PushSender, PushTarget } from './web-push.ts';
@@ -82,7 +84,7 @@ export async function deliver(deps: NotificationDeps, job: DeliveryJob): Promise
   const message = await deps.notifiedMessage(job.messageId);
   if (!message) return 'skipped';
   // One statement for everything that is the recipient's own and must be fresh.
-  const [state] = await prisma.$queryRaw<Array<{ lastReadSeq: number; muted: boolean; mentioned: boolean; deleted: boolean; newer: boolean; unread: number }>>`
+  const [state] = await prisma.$queryRaw<Array<{ lastReadSeq: number; muted: boolean; mentioned: boolean; deleted: boolean; newer: boolean; unread: number; badge: number }>>`
     SELECT cm."lastReadSeq",
            coalesce(cm."mutedUntil" > now(), false) AS muted,
            EXISTS (SELECT 1 FROM "MessageMention" mm WHERE mm."messageId" = ${message.id} AND mm."userId" = cm."userId") AS mentioned,
@@ -90,13 +92,15 @@ export async function deliver(deps: NotificationDeps, job: DeliveryJob): Promise
            EXISTS (SELECT 1 FROM "Message" n WHERE n."chatId" = cm."chatId" AND n."seq" > ${message.seq}
                      AND n."senderId" <> cm."userId" AND n."deletedAt" IS NULL) AS newer,
            (SELECT count(*)::int FROM "Message" u WHERE u."chatId" = cm."chatId" AND u."seq" > cm."lastReadSeq"
-                     AND u."senderId" <> cm."userId" AND u."deletedAt" IS NULL) AS unread
+                     AND u."senderId" <> cm."userId" AND u."deletedAt" IS NULL) AS unread,
+           ${totalUnreadSql(Prisma.sql`cm."userId"`)} AS badge
     FROM "ChatMember" cm WHERE cm."chatId" = ${message.chatId} AND cm."userId" = ${subscription.userId}`;
   // A mention is told even in a muted chat, and on its own: a later message does not stand in for it.
   if (!state || (state.muted && !state.mentioned) || state.deleted || state.lastReadSeq >= message.seq) return 'skipped';
   if (state.newer && !state.mentioned) return 'collapsed';
 
-  const payload = JSON.stringify({ ...message.payload, unread: state.unread, ...(state.mentioned ? { mention: true } : {}) });
+  // `badge`: the recipient's unread messages over all chats (User.totalUnreadCount), for the app icon.
+  const payload = JSON.stringify({ ...message.payload, unread: state.unread, badge: state.badge, ...(state.mentioned ? { mention: true } : {}) });
   const topic = chatTopic(state.mentioned ? `${message.chatId}:mention:${message.id}` : message.chatId);
   return sendToSubscription(deps, subscription, payload, { topic, ttlSeconds: PUSH_TTL_SECONDS, urgency: state.mentioned ? 'high' : 'normal' });
 }

@@ -3,8 +3,11 @@
 import type { Logger } from '../logger.ts';
 import type { EventBus } from './bus.ts';
 
-/** REACTIONS_CHANGED: someone added or removed a reaction (src/messages/reactions.ts). */
-export type MessageEventType = 'CREATED' | 'EDITED' | 'DELETED' | 'REACTIONS_CHANGED';
+/**
+ * REACTIONS_CHANGED: someone added or removed a reaction (src/messages/reactions.ts).
+ * READ_BY_CHANGED: a member (`readerId`) read up to this message (src/chats/read-state.ts).
+ */
+export type MessageEventType = 'CREATED' | 'EDITED' | 'DELETED' | 'REACTIONS_CHANGED' | 'READ_BY_CHANGED';
 
 export type ChatEventType =
   | 'CREATED'
@@ -17,7 +20,7 @@ export type ChatEventType =
 
 /** Everything that happens inside one chat; delivered to its members only. */
 export type ChatTopicEvent =
-  | { kind: 'message'; type: MessageEventType; chatId: string; messageId: string; seq: number }
+  | { kind: 'message'; type: MessageEventType; chatId: string; messageId: string; seq: number; readerId?: string }
   | { kind: 'chat'; type: ChatEventType; chatId: string; userId: string | null; actorId: string }
   | { kind: 'typing'; chatId: string; userId: string; isTyping: boolean; expiresAt: number };
 
@@ -45,11 +48,18 @@ export type DeviceKeyTopicEvent =
   | { kind: 'DEVICES_CHANGED'; userId: string }
   | { kind: 'ONE_TIME_PRE_KEYS_LOW'; userId: string; deviceId: string; remaining: number };
 
+/** To all of one user's connections: they read a chat up to `lastReadSeq` (on any device). */
+export interface ReadStateTopicEvent {
+  chatId: string;
+  lastReadSeq: number;
+}
+
 export const channels = {
   chat: (chatId: string) => `chat:${chatId}`,
   user: (userId: string) => `user:${userId}`,
   presence: (userId: string) => `presence:${userId}`,
   deviceKeys: (userId: string) => `device-keys:${userId}`,
+  readState: (userId: string) => `read-state:${userId}`,
   sessions: 'sessions',
 };
 
@@ -71,9 +81,18 @@ export function createEvents(bus: EventBus, logger: Logger) {
     };
   return {
     bus,
-    message: safely((chatId: string, type: MessageEventType, message: { id: string; seq: number }) =>
-      bus.publish(channels.chat(chatId), { kind: 'message', type, chatId, messageId: message.id, seq: message.seq } satisfies ChatTopicEvent),
+    message: safely((chatId: string, type: MessageEventType, message: { id: string; seq: number }, readerId?: string) =>
+      bus.publish(channels.chat(chatId), {
+        kind: 'message',
+        type,
+        chatId,
+        messageId: message.id,
+        seq: message.seq,
+        ...(readerId ? { readerId } : {}),
+      } satisfies ChatTopicEvent),
     ),
+
+    readState: safely((userId: string, event: ReadStateTopicEvent) => bus.publish(channels.readState(userId), event)),
 
     /**
      * A change to a chat. Members see it on the chat's channel; `affected` users (added, removed,

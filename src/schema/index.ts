@@ -6,6 +6,7 @@ import './chats.ts';
 import './messages.ts';
 import './reactions.ts';
 import './mentions.ts';
+import './read-state.ts';
 import './files.ts';
 import './realtime.ts';
 import './contacts.ts';

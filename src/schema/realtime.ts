@@ -23,6 +23,9 @@ const MessageEventTypeEnum = builder.enumType('MessageEventType', {
     EDITED: { description: 'Its text changed (or, for a CALL message, its call).' },
     DELETED: { description: 'It was deleted; its content is gone.' },
     REACTIONS_CHANGED: { description: 'Someone added or removed a reaction: read `message { reactions }` again.' },
+    READ_BY_CHANGED: {
+      description: 'A member (`reader`) read up to this message, in a chat of up to 50 members: read `message { readBy }` again.',
+    },
   } as const,
 });
 
@@ -38,6 +41,12 @@ const MessageEventRef = builder.objectRef<MessageEvent>('MessageEvent').implemen
     message: t.prismaField({
       type: 'Message',
       resolve: (query, event, _args, ctx) => ctx.prisma.message.findUniqueOrThrow({ ...query, where: { id: event.messageId } }),
+    }),
+    reader: t.prismaField({
+      type: 'User',
+      nullable: true,
+      description: 'For READ_BY_CHANGED: the member who read.',
+      resolve: (query, event, _args, ctx) => (event.readerId ? ctx.prisma.user.findUnique({ ...query, where: { id: event.readerId } }) : null),
     }),
   }),
 });
