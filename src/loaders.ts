@@ -3,6 +3,7 @@
 import DataLoader from 'dataloader';
 import type { ContentCipher } from './crypto/content-cipher.ts';
 import { createDeviceLoaders } from './devices/loaders.ts';
+import { createForwardLoaders } from './messages/forward-loaders.ts';
 import { createMentionLoaders } from './messages/mention-loaders.ts';
 import { createReactionLoaders } from './messages/reaction-loaders.ts';
 import { Prisma, type ChatMember, type PrismaClient, type User } from './generated/prisma/client.ts';
@@ -34,6 +35,7 @@ export function createLoaders(
     ...createDeviceLoaders(prisma, viewerSessionId),
     ...createReactionLoaders(prisma, viewerId),
     ...createMentionLoaders(prisma, viewerId),
+    ...createForwardLoaders(prisma),
 
     /** Whether each user blocked the viewer (then the viewer sees no presence of theirs). */
     blockedViewer: new DataLoader<string, boolean>(async (userIds) => {

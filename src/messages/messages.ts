@@ -312,6 +312,7 @@ export async function eraseMessages({ prisma, events }: Pick<MessageServices, 'p
     prisma.messageEnvelope.deleteMany({ where: { messageId: { in: messageIds } } }),
     prisma.messageReaction.deleteMany({ where: { messageId: { in: messageIds } } }),
     prisma.messageMention.deleteMany({ where: { messageId: { in: messageIds } } }),
+    prisma.messagePin.deleteMany({ where: { messageId: { in: messageIds } } }),
   ]);
   for (const message of erased) await events.message(message.chatId, 'DELETED', message);
   return erased;

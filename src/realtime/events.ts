@@ -16,12 +16,14 @@ export type ChatEventType =
   | 'MEMBER_LEFT'
   | 'MEMBER_ADDED'
   | 'MEMBER_REMOVED'
-  | 'ROLE_CHANGED';
+  | 'ROLE_CHANGED'
+  | 'MESSAGE_PINNED'
+  | 'MESSAGE_UNPINNED';
 
 /** Everything that happens inside one chat; delivered to its members only. */
 export type ChatTopicEvent =
   | { kind: 'message'; type: MessageEventType; chatId: string; messageId: string; seq: number; readerId?: string }
-  | { kind: 'chat'; type: ChatEventType; chatId: string; userId: string | null; actorId: string }
+  | { kind: 'chat'; type: ChatEventType; chatId: string; userId: string | null; actorId: string; messageId?: string }
   | { kind: 'typing'; chatId: string; userId: string; isTyping: boolean; expiresAt: number };
 
 /** Events about one user's own memberships: lets their streams follow chats they join or leave. */
@@ -103,9 +105,16 @@ export function createEvents(bus: EventBus, logger: Logger) {
       chatId: string,
       type: ChatEventType,
       actorId: string,
-      subject: { userId?: string; affected?: { userId: string; member: boolean }[] } = {},
+      subject: { userId?: string; messageId?: string; affected?: { userId: string; member: boolean }[] } = {},
     ) => {
-      const event = { kind: 'chat', type, chatId, userId: subject.userId ?? null, actorId } satisfies ChatTopicEvent;
+      const event = {
+        kind: 'chat',
+        type,
+        chatId,
+        userId: subject.userId ?? null,
+        actorId,
+        ...(subject.messageId ? { messageId: subject.messageId } : {}),
+      } satisfies ChatTopicEvent;
       await Promise.all([
         bus.publish(channels.chat(chatId), event),
         ...(subject.affected ?? []).map(({ userId, member }) =>

@@ -7,6 +7,7 @@ import './messages.ts';
 import './reactions.ts';
 import './mentions.ts';
 import './read-state.ts';
+import './pins.ts';
 import './files.ts';
 import './realtime.ts';
 import './contacts.ts';

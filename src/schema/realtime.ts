@@ -52,7 +52,17 @@ const MessageEventRef = builder.objectRef<MessageEvent>('MessageEvent').implemen
 });
 
 const ChatEventTypeEnum = builder.enumType('ChatEventType', {
-  values: ['CREATED', 'UPDATED', 'MEMBER_JOINED', 'MEMBER_LEFT', 'MEMBER_ADDED', 'MEMBER_REMOVED', 'ROLE_CHANGED'] as const,
+  values: {
+    CREATED: {},
+    UPDATED: {},
+    MEMBER_JOINED: {},
+    MEMBER_LEFT: {},
+    MEMBER_ADDED: {},
+    MEMBER_REMOVED: {},
+    ROLE_CHANGED: {},
+    MESSAGE_PINNED: { description: 'A message (`message`) was pinned.' },
+    MESSAGE_UNPINNED: { description: 'A message (`message`) was unpinned.' },
+  } as const,
 });
 
 const ChatEventRef = builder.objectRef<ChatEvent>('ChatEvent').implement({
@@ -76,6 +86,12 @@ const ChatEventRef = builder.objectRef<ChatEvent>('ChatEvent').implement({
       nullable: true,
       description: 'The member concerned (joined, left, added, removed, role changed; for UPDATED in a direct chat, the other member when they deleted their account).',
       resolve: (query, event, _args, ctx) => (event.userId ? ctx.prisma.user.findUnique({ ...query, where: { id: event.userId } }) : null),
+    }),
+    message: t.prismaField({
+      type: 'Message',
+      nullable: true,
+      description: 'For MESSAGE_PINNED and MESSAGE_UNPINNED: the message.',
+      resolve: (query, event, _args, ctx) => (event.messageId ? ctx.prisma.message.findUnique({ ...query, where: { id: event.messageId } }) : null),
     }),
     actor: t.prismaField({
       type: 'User',
