@@ -2,6 +2,7 @@
 // batch) per kind of data, not one per item.
 import DataLoader from 'dataloader';
 import type { ContentCipher } from './crypto/content-cipher.ts';
+import { createDraftLoaders } from './chats/draft-loaders.ts';
 import { createDeviceLoaders } from './devices/loaders.ts';
 import { createForwardLoaders } from './messages/forward-loaders.ts';
 import { createMentionLoaders } from './messages/mention-loaders.ts';
@@ -36,6 +37,7 @@ export function createLoaders(
     ...createReactionLoaders(prisma, viewerId),
     ...createMentionLoaders(prisma, viewerId),
     ...createForwardLoaders(prisma),
+    ...createDraftLoaders(prisma, viewerId),
 
     /** Whether each user blocked the viewer (then the viewer sees no presence of theirs). */
     blockedViewer: new DataLoader<string, boolean>(async (userIds) => {

@@ -13,6 +13,7 @@ import { decodeContent, editAad, messageAad, sealContent, type Location, type Me
 import { deleteReadEnvelopes } from './envelopes.ts';
 import { mentionsCte, replaceMentions } from './mentions.ts';
 import { announceRead } from '../chats/read-state.ts';
+import { clearDraft } from '../chats/drafts.ts';
 
 type MessageServices = Pick<Services, 'prisma' | 'cipher' | 'events' | 'notifications' | 'config'>;
 
@@ -148,6 +149,7 @@ export async function sendMessage(services: MessageServices, senderId: string, i
   const message = inserted[0];
   if (!message) throw await whySendWasRefused(services, senderId, chatId, input, replyToId, content.attachmentId);
   await announceSent(services, message);
+  await clearDraft(services, senderId, chatId);
   return message;
 }
 

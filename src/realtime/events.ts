@@ -50,6 +50,11 @@ export type DeviceKeyTopicEvent =
   | { kind: 'DEVICES_CHANGED'; userId: string }
   | { kind: 'ONE_TIME_PRE_KEYS_LOW'; userId: string; deviceId: string; remaining: number };
 
+/** To all of one user's connections: their draft in a chat was saved or cleared (on any device). */
+export interface DraftTopicEvent {
+  chatId: string;
+}
+
 /** To all of one user's connections: they read a chat up to `lastReadSeq` (on any device). */
 export interface ReadStateTopicEvent {
   chatId: string;
@@ -62,6 +67,7 @@ export const channels = {
   presence: (userId: string) => `presence:${userId}`,
   deviceKeys: (userId: string) => `device-keys:${userId}`,
   readState: (userId: string) => `read-state:${userId}`,
+  drafts: (userId: string) => `drafts:${userId}`,
   sessions: 'sessions',
 };
 
@@ -95,6 +101,8 @@ export function createEvents(bus: EventBus, logger: Logger) {
     ),
 
     readState: safely((userId: string, event: ReadStateTopicEvent) => bus.publish(channels.readState(userId), event)),
+
+    draft: safely((userId: string, event: DraftTopicEvent) => bus.publish(channels.drafts(userId), event)),
 
     /**
      * A change to a chat. Members see it on the chat's channel; `affected` users (added, removed,

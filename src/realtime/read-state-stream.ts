@@ -1,17 +1,26 @@
-// readStateEvents: the viewer's read position moved in one of their chats (on this device or
-// another), for as long as they are a member of it.
+// Streams of the viewer's own state in their chats, told to all their connections: readStateEvents
+// (the read position moved, on this device or another) and draftEvents (a draft saved or cleared).
+// Each event is about one chat and delivered while the viewer is a member of it.
 import type { Services } from '../services.ts';
-import { channels, type ReadStateTopicEvent } from './events.ts';
+import { channels, type DraftTopicEvent, type ReadStateTopicEvent } from './events.ts';
 import { openStream } from './stream.ts';
 import { isMemberNow } from './streams.ts';
 
-export function readStateStream({ events, prisma }: Pick<Services, 'events' | 'prisma'>, viewerId: string) {
-  return openStream<ReadStateTopicEvent>(async (controls) =>
-    events.bus.listen(channels.readState(viewerId), (payload) => {
-      const event = payload as ReadStateTopicEvent;
+type OwnStateServices = Pick<Services, 'events' | 'prisma'>;
+
+function ownChatStateStream<T extends { chatId: string }>({ events, prisma }: OwnStateServices, channel: string, viewerId: string) {
+  return openStream<T>(async (controls) =>
+    events.bus.listen(channel, (payload) => {
+      const event = payload as T;
       controls.enqueue(async () => {
         if (await isMemberNow(prisma, event, viewerId)) controls.emit(event);
       });
     }),
   );
 }
+
+export const readStateStream = (services: OwnStateServices, viewerId: string) =>
+  ownChatStateStream<ReadStateTopicEvent>(services, channels.readState(viewerId), viewerId);
+
+export const draftStream = (services: OwnStateServices, viewerId: string) =>
+  ownChatStateStream<DraftTopicEvent>(services, channels.drafts(viewerId), viewerId);

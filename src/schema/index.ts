@@ -8,6 +8,7 @@ import './reactions.ts';
 import './mentions.ts';
 import './read-state.ts';
 import './pins.ts';
+import './drafts.ts';
 import './files.ts';
 import './realtime.ts';
 import './contacts.ts';
