@@ -94,3 +94,17 @@ describe('draftEvents', () => {
     expect(bobs.results).toEqual([]);
   });
 });
+
+describe('account deletion', () => {
+  it("erases the account's drafts and reactions at once", async () => {
+    const leaving = await registerUser(app);
+    const chat = await createChat(app, leaving, { kind: 'GROUP', title: 'Leaving', memberIds: [bob.id] });
+    const message = await sendText(app, bob, chat, 'react to me');
+    await save(leaving.accessToken, { c: chat, t: 'never sent' });
+    await gql(app, `mutation ($m: ID!) { addReaction(messageId: $m, emoji: "👋") { id } }`, { m: message.id }, { token: leaving.accessToken });
+    const deleted = await gql(app, `mutation ($p: String!) { deleteAccount(password: $p) }`, { p: leaving.password }, { token: leaving.accessToken });
+    expect(deleted.errors).toBeUndefined();
+    expect(await app.services.prisma.chatDraft.count({ where: { userId: leaving.id } })).toBe(0);
+    expect(await app.services.prisma.messageReaction.count({ where: { userId: leaving.id } })).toBe(0);
+  });
+});
