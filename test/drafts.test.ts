@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { App } from '../src/server/app.ts';
 import { DRAFT_MAX_LENGTH } from '../src/chats/drafts.ts';
+import { exportDocument } from '../src/users/data-export-document.ts';
 import { codeOf, createChat, gql, registerUser, sendText, startSocketTestApp, type TestUser } from './support/helpers.ts';
 import { CREATE_CHAT, LOGIN } from './support/operations.ts';
 import { openConnections, settle, subscribe } from './support/ws-helpers.ts';
@@ -92,6 +93,19 @@ describe('draftEvents', () => {
     await sendText(app, alice, chatId, 'again');
     expect(await laptop.nothingWithin(300)).toBe(true);
     expect(bobs.results).toEqual([]);
+  });
+});
+
+describe('exportMyData', () => {
+  it("holds the user's drafts, decrypted, and reactions", async () => {
+    const user = await registerUser(app);
+    const chat = await createChat(app, user, { kind: 'GROUP', title: 'Export', memberIds: [] });
+    const message = await sendText(app, user, chat, 'export me');
+    await save(user.accessToken, { c: chat, t: 'draft to export', r: message.id });
+    await gql(app, `mutation ($m: ID!) { addReaction(messageId: $m, emoji: "📦") { id } }`, { m: message.id }, { token: user.accessToken });
+    const document = JSON.parse(Buffer.concat(await exportDocument(app.services, user.id, new Date())).toString('utf8'));
+    expect(document.drafts).toEqual([{ chatId: chat, text: 'draft to export', replyToId: message.id, updatedAt: expect.any(String) }]);
+    expect(document.reactions).toEqual([{ messageId: message.id, emoji: '📦', createdAt: expect.any(String) }]);
   });
 });
 
