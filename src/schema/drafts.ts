@@ -33,7 +33,7 @@ builder.prismaObjectField('Chat', 'draft', (t) =>
 const DraftEventRef = builder.objectRef<DraftTopicEvent>('DraftEvent').implement({
   description: 'Your draft in a chat was saved or cleared, on this device or another.',
   fields: (t) => ({
-    chatId: t.id({ resolve: (event) => event.chatId }),
+    chatId: t.id({ description: 'The chat whose draft changed.', resolve: (event) => event.chatId }),
     draft: t.field({
       type: DraftRef,
       nullable: true,

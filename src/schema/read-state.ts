@@ -13,7 +13,7 @@ const ReadStateEventRef = builder.objectRef<ReadStateTopicEvent>('ReadStateEvent
   description: 'You read a chat further, on this device or another: clear its badge.',
   fields: (t) => ({
     type: t.field({ type: ReadStateEventTypeEnum, resolve: () => 'READ' as const }),
-    chatId: t.id({ resolve: (event) => event.chatId }),
+    chatId: t.id({ description: 'The chat read further.', resolve: (event) => event.chatId }),
     lastReadSeq: t.int({
       description: 'Your read position in the chat now (at least the one that moved: read positions never go back).',
       extensions: { viewerDependent: true },
