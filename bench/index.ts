@@ -12,6 +12,7 @@ import { runLimits } from './limits.ts';
 import { runLoginStorm } from './login-storm.ts';
 import { runMessageGrowth } from './message-growth.ts';
 import { runPush } from './push.ts';
+import { runSendMentions } from './send-mentions.ts';
 import { runSendMessage } from './send-message.ts';
 import { describeMachine, openBenchDatabase, RATE_LIMITS_NOTICE, type Bench } from './setup.ts';
 import { runUploadBench } from './upload.ts';
@@ -22,6 +23,7 @@ const benches: Bench[] = [
   { name: 'argon2-settings', run: runArgon2Settings },
   { name: 'encryption', run: runEncryption },
   { name: 'send-message', run: runSendMessage },
+  { name: 'send-mentions', run: runSendMentions },
   { name: 'upload', run: runUploadBench },
   { name: 'push', run: runPush },
   { name: 'ws-idle', run: runWsIdle },

@@ -3,7 +3,11 @@
 import type { Logger } from '../logger.ts';
 import type { EventBus } from './bus.ts';
 
-export type MessageEventType = 'CREATED' | 'EDITED' | 'DELETED';
+/**
+ * REACTIONS_CHANGED: someone added or removed a reaction (src/messages/reactions.ts).
+ * READ_BY_CHANGED: a member (`readerId`) read up to this message (src/chats/read-state.ts).
+ */
+export type MessageEventType = 'CREATED' | 'EDITED' | 'DELETED' | 'REACTIONS_CHANGED' | 'READ_BY_CHANGED';
 
 export type ChatEventType =
   | 'CREATED'
@@ -12,7 +16,15 @@ export type ChatEventType =
   | 'MEMBER_LEFT'
   | 'MEMBER_ADDED'
   | 'MEMBER_REMOVED'
-  | 'ROLE_CHANGED';
+  | 'ROLE_CHANGED'
+  | 'MESSAGE_PINNED'
+  | 'MESSAGE_UNPINNED';
+
+/** What a message event may carry beyond the message's id and position. */
+export interface MessageEventExtra {
+  membersVersion?: number;
+  readerId?: string;
+}
 
 /** Everything that happens inside one chat; delivered to its members only. */
 export type ChatTopicEvent =
@@ -24,8 +36,10 @@ export type ChatTopicEvent =
       seq: number;
       /** CREATED by a send: the chat's membersVersion that send saw (see chat-members.ts); absent otherwise. */
       membersVersion?: number;
+      /** READ_BY_CHANGED: who moved their read position. */
+      readerId?: string;
     }
-  | { kind: 'chat'; type: ChatEventType; chatId: string; userId: string | null; actorId: string }
+  | { kind: 'chat'; type: ChatEventType; chatId: string; userId: string | null; actorId: string; messageId?: string }
   | { kind: 'typing'; chatId: string; userId: string; isTyping: boolean; expiresAt: number };
 
 /** Events about one user's own memberships: lets their streams follow chats they join or leave. */
@@ -52,11 +66,24 @@ export type DeviceKeyTopicEvent =
   | { kind: 'DEVICES_CHANGED'; userId: string }
   | { kind: 'ONE_TIME_PRE_KEYS_LOW'; userId: string; deviceId: string; remaining: number };
 
+/** To all of one user's connections: their draft in a chat was saved or cleared (on any device). */
+export interface DraftTopicEvent {
+  chatId: string;
+}
+
+/** To all of one user's connections: they read a chat up to `lastReadSeq` (on any device). */
+export interface ReadStateTopicEvent {
+  chatId: string;
+  lastReadSeq: number;
+}
+
 export const channels = {
   chat: (chatId: string) => `chat:${chatId}`,
   user: (userId: string) => `user:${userId}`,
   presence: (userId: string) => `presence:${userId}`,
   deviceKeys: (userId: string) => `device-keys:${userId}`,
+  readState: (userId: string) => `read-state:${userId}`,
+  drafts: (userId: string) => `drafts:${userId}`,
   sessions: 'sessions',
 };
 
@@ -85,7 +112,7 @@ export function createEvents(bus: EventBus, logger: Logger) {
     };
   return {
     bus,
-    message: safely((chatId: string, type: MessageEventType, message: { id: string; seq: number }, membersVersion?: number) =>
+    message: safely((chatId: string, type: MessageEventType, message: { id: string; seq: number }, extra: MessageEventExtra = {}) =>
       afterThisTurn(() =>
         bus.publish(channels.chat(chatId), {
           kind: 'message',
@@ -93,10 +120,15 @@ export function createEvents(bus: EventBus, logger: Logger) {
           chatId,
           messageId: message.id,
           seq: message.seq,
-          ...(membersVersion === undefined ? {} : { membersVersion }),
+          ...(extra.membersVersion === undefined ? {} : { membersVersion: extra.membersVersion }),
+          ...(extra.readerId ? { readerId: extra.readerId } : {}),
         } satisfies ChatTopicEvent),
       ),
     ),
+
+    readState: safely((userId: string, event: ReadStateTopicEvent) => bus.publish(channels.readState(userId), event)),
+
+    draft: safely((userId: string, event: DraftTopicEvent) => bus.publish(channels.drafts(userId), event)),
 
     /**
      * A change to a chat. Members see it on the chat's channel; `affected` users (added, removed,
@@ -107,9 +139,16 @@ export function createEvents(bus: EventBus, logger: Logger) {
       chatId: string,
       type: ChatEventType,
       actorId: string,
-      subject: { userId?: string; affected?: { userId: string; member: boolean }[] } = {},
+      subject: { userId?: string; messageId?: string; affected?: { userId: string; member: boolean }[] } = {},
     ) => {
-      const event = { kind: 'chat', type, chatId, userId: subject.userId ?? null, actorId } satisfies ChatTopicEvent;
+      const event = {
+        kind: 'chat',
+        type,
+        chatId,
+        userId: subject.userId ?? null,
+        actorId,
+        ...(subject.messageId ? { messageId: subject.messageId } : {}),
+      } satisfies ChatTopicEvent;
       await Promise.all([
         bus.publish(channels.chat(chatId), event),
         ...(subject.affected ?? []).map(({ userId, member }) =>
