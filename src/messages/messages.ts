@@ -11,6 +11,7 @@ import { isDeletedAccount } from '../users/deleted-accounts.ts';
 import { parseInput } from '../validation.ts';
 import { decodeContent, editAad, messageAad, sealContent, type Location, type MessageContent } from './content.ts';
 import { deleteReadEnvelopes } from './envelopes.ts';
+import { reindexMessage, searchIndexInsert, tokensToIndex } from './search-index.ts';
 
 type MessageServices = Pick<Services, 'prisma' | 'cipher' | 'events' | 'notifications' | 'config'>;
 
@@ -111,6 +112,7 @@ export async function sendMessage(services: MessageServices, senderId: string, i
 
   const id = uuidv7();
   const sealed = await sealContent(cipher, messageAad(id), content);
+  const searchTokens = tokensToIndex(services.config, chatId, content.text);
   let inserted: Message[];
   try {
     // Taking the next position under the chat row's lock and inserting in one statement means a
@@ -134,6 +136,7 @@ export async function sendMessage(services: MessageServices, senderId: string, i
         RETURNING *
       )
       ${outboxInsert(services.config)}
+      ${searchIndexInsert(searchTokens)}
       SELECT * FROM inserted`;
   } catch (error) {
     const earlier = await earlierSend(services, error, senderId, clientMessageId, chatId);
@@ -268,6 +271,7 @@ export async function editMessage(services: MessageServices, viewerId: string, m
       });
       if (updated.count === 0) return false;
       await tx.messageEdit.create({ data: { id: editId, messageId: message.id, ...previous, editedAt: now } });
+      await reindexMessage(tx, message.id, message.chatId, tokensToIndex(services.config, message.chatId, next));
       return true;
     });
     if (applied) {
@@ -306,6 +310,7 @@ export async function eraseMessages({ prisma, events }: Pick<MessageServices, 'p
     }),
     prisma.messageEdit.deleteMany({ where: { messageId: { in: messageIds } } }),
     prisma.messageEnvelope.deleteMany({ where: { messageId: { in: messageIds } } }),
+    prisma.messageSearch.deleteMany({ where: { messageId: { in: messageIds } } }),
   ]);
   for (const message of erased) await events.message(message.chatId, 'DELETED', message);
   return erased;

@@ -13,5 +13,6 @@ import './account.ts';
 import './devices.ts';
 import './encrypted-messages.ts';
 import './calls.ts';
+import './search.ts';
 
 export const schema = builder.toSchema({ sortSchema: true });

@@ -1,0 +1,147 @@
+// searchMessages: candidates from the blind index (src/messages/search-index.ts) in the chats the
+// viewer is a member of now, newest first; each one decrypted and checked for the phrase before it
+// is returned, since tokens only say that each word (or prefix) occurs somewhere in the message.
+import { Prisma, type Message } from '../generated/prisma/client.ts';
+import type { Services } from '../services.ts';
+import { badUserInput, notFound } from '../errors.ts';
+import { CHAT_NOT_FOUND } from '../chats/membership.ts';
+import { decodeContent, messageAad } from './content.ts';
+import { MIN_PREFIX, queryTokens, tokenArray, wordsOf, type Word } from './search-index.ts';
+
+type SearchServices = Pick<Services, 'prisma' | 'cipher' | 'config'>;
+
+export const SEARCH_QUERY_MAX_LENGTH = 200;
+const SEARCH_QUERY_MAX_WORDS = 10;
+/** Characters of context kept on each side of the match in a highlight. */
+const SNIPPET_CONTEXT = 60;
+
+/** Where a match is in the highlight's text, in UTF-16 code units (JavaScript string indices). */
+export interface HighlightRange {
+  start: number;
+  length: number;
+}
+
+export interface SearchHighlight {
+  /** The message text, or a window of it around the first match (with "…" where it was cut). */
+  snippet: string;
+  ranges: HighlightRange[];
+}
+
+export interface SearchHit {
+  message: Message;
+  highlight: SearchHighlight;
+  cursor: string;
+}
+
+export interface SearchPage {
+  hits: SearchHit[];
+  hasNextPage: boolean;
+}
+
+export interface SearchArgs {
+  query: string;
+  chatId?: string | null;
+  first: number;
+  after?: string | null;
+}
+
+const encodeCursor = (messageId: string) => Buffer.from(`search:${messageId}`).toString('base64url');
+
+function decodeCursor(cursor: string): string {
+  const decoded = Buffer.from(cursor, 'base64url').toString('utf8');
+  if (!decoded.startsWith('search:') || decoded.length > 100) throw badUserInput('after', 'The cursor is invalid.');
+  return decoded.slice('search:'.length);
+}
+
+/** The query's words, normalised as the index's are. */
+function queryWords(query: string): string[] {
+  if ([...query].length > SEARCH_QUERY_MAX_LENGTH) throw badUserInput('query', `The query must be at most ${SEARCH_QUERY_MAX_LENGTH} characters.`);
+  const terms = wordsOf(query).map((word) => word.term);
+  if (terms.length === 0) throw badUserInput('query', 'The query needs at least one letter or digit.');
+  if (terms.length > SEARCH_QUERY_MAX_WORDS) throw badUserInput('query', `The query may have at most ${SEARCH_QUERY_MAX_WORDS} words.`);
+  return terms;
+}
+
+/**
+ * Where the phrase occurs in the text's words: the query's words in a row, each equal to the
+ * text's word, except the last, which may be its prefix (from MIN_PREFIX characters: "hel" finds
+ * "hello"). Returns the index of each occurrence's first word.
+ */
+export function phraseMatches(words: Word[], terms: string[]): number[] {
+  const last = terms.length - 1;
+  const matches: number[] = [];
+  for (let i = 0; i + last < words.length; i++) {
+    const fits = terms.every((term, k) => {
+      const word = words[i + k]!.term;
+      return word === term || (k === last && [...term].length >= MIN_PREFIX && word.startsWith(term));
+    });
+    if (fits) matches.push(i);
+  }
+  return matches;
+}
+
+function highlightOf(text: string, words: Word[], starts: number[], phraseLength: number): SearchHighlight {
+  const first = starts[0]!;
+  const from = Math.max(0, words[first]!.start - SNIPPET_CONTEXT);
+  const to = Math.min(text.length, words[first + phraseLength - 1]!.end + SNIPPET_CONTEXT);
+  const prefix = from > 0 ? '…' : '';
+  const snippet = `${prefix}${text.slice(from, to)}${to < text.length ? '…' : ''}`;
+  const ranges = starts
+    .map((start) => ({ start: words[start]!.start, end: words[start + phraseLength - 1]!.end }))
+    .filter((range) => range.start >= from && range.end <= to)
+    .map((range) => ({ start: range.start - from + prefix.length, length: range.end - range.start }));
+  return { snippet, ranges };
+}
+
+/** The chats searched: the viewer's current plaintext chats, or the one asked for if the viewer is in it. */
+async function searchedChats(prisma: SearchServices['prisma'], viewerId: string, chatId: string | null | undefined): Promise<string[]> {
+  const memberships = await prisma.chatMember.findMany({
+    where: { userId: viewerId, chat: { encrypted: false }, ...(chatId == null ? {} : { chatId }) },
+    select: { chatId: true },
+  });
+  if (chatId != null && memberships.length === 0) {
+    // An encrypted chat one is in is not searchable; any other is as unknown as a missing one.
+    const member = await prisma.chatMember.findUnique({ where: { chatId_userId: { chatId, userId: viewerId } }, select: { chatId: true } });
+    if (!member) throw notFound(CHAT_NOT_FOUND);
+  }
+  return memberships.map((m) => m.chatId);
+}
+
+/** Index candidates, newest first: every term's tokens (in one of the chats) in the entry. */
+function candidates({ prisma }: SearchServices, chatIds: string[], tokens: Buffer[][], before: string | null, take: number) {
+  const conditions = tokens.map((set) => Prisma.sql`s."tokens" && ${tokenArray(set)}`);
+  return prisma.$queryRaw<Message[]>`
+    SELECT m.* FROM "MessageSearch" s JOIN "Message" m ON m."id" = s."messageId"
+    WHERE s."chatId" = ANY(${chatIds}::text[]) AND ${Prisma.join(conditions, ' AND ')}
+      AND (${before}::text IS NULL OR s."messageId" < ${before}) AND m."deletedAt" IS NULL
+    ORDER BY s."messageId" DESC
+    LIMIT ${take}`;
+}
+
+/** A page of messages whose text holds the query's phrase, newest first (by id: uuidv7, in time order). */
+export async function searchMessages(services: SearchServices, viewerId: string, args: SearchArgs): Promise<SearchPage> {
+  const terms = queryWords(args.query);
+  let before = args.after == null ? null : decodeCursor(args.after);
+  const chatIds = await searchedChats(services.prisma, viewerId, args.chatId);
+  if (chatIds.length === 0 || args.first === 0) return { hits: [], hasNextPage: false };
+  const tokens = queryTokens(services.config.messageEncryption, chatIds, [...new Set(terms)]);
+  const hits: SearchHit[] = [];
+  // Candidates failing the phrase check are skipped, so a page may need more than one batch.
+  const take = Math.max(20, args.first + 1);
+  for (;;) {
+    const batch = await candidates(services, chatIds, tokens, before, take);
+    const opened = await services.cipher.open(
+      batch.map((message) => ({ keyId: message.contentKeyId!, aad: messageAad(message.id), ciphertext: message.content! })),
+    );
+    for (const [index, message] of batch.entries()) {
+      const text = decodeContent(opened[index]!).text ?? '';
+      const words = wordsOf(text);
+      const starts = phraseMatches(words, terms);
+      if (starts.length === 0) continue;
+      if (hits.length === args.first) return { hits, hasNextPage: true };
+      hits.push({ message, highlight: highlightOf(text, words, starts, terms.length), cursor: encodeCursor(message.id) });
+    }
+    if (batch.length < take) return { hits, hasNextPage: false };
+    before = batch.at(-1)!.id;
+  }
+}
