@@ -9,6 +9,7 @@ import { runFanout } from './fanout.ts';
 import { runLimits } from './limits.ts';
 import { runLoginStorm } from './login-storm.ts';
 import { runPush } from './push.ts';
+import { runSearch } from './search.ts';
 import { runSendMessage } from './send-message.ts';
 import { describeMachine, openBenchDatabase, RATE_LIMITS_NOTICE, type Bench } from './setup.ts';
 import { runUploadBench } from './upload.ts';
@@ -27,6 +28,7 @@ const benches: Bench[] = [
   { name: 'e2e', run: runE2e },
   { name: 'calls', run: runCalls },
   { name: 'delivery-soak', run: runDeliverySoak },
+  { name: 'search', run: runSearch },
 ];
 
 async function main() {

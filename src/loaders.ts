@@ -3,6 +3,7 @@
 import DataLoader from 'dataloader';
 import type { ContentCipher } from './crypto/content-cipher.ts';
 import { createDeviceLoaders } from './devices/loaders.ts';
+import { createThreadLoaders } from './messages/threads.ts';
 import { Prisma, type ChatMember, type PrismaClient, type User } from './generated/prisma/client.ts';
 import type { PresenceTracker } from './realtime/presence/tracker.ts';
 import { blockersAmong } from './users/contacts.ts';
@@ -30,6 +31,7 @@ export function createLoaders(
 ) {
   return {
     ...createDeviceLoaders(prisma, viewerSessionId),
+    ...createThreadLoaders(prisma, viewerId),
 
     /** Whether each user blocked the viewer (then the viewer sees no presence of theirs). */
     blockedViewer: new DataLoader<string, boolean>(async (userIds) => {

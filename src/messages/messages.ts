@@ -12,6 +12,7 @@ import { parseInput } from '../validation.ts';
 import { decodeContent, editAad, messageAad, sealContent, type Location, type MessageContent } from './content.ts';
 import { deleteReadEnvelopes } from './envelopes.ts';
 import { reindexMessage, searchIndexInsert, tokensToIndex } from './search-index.ts';
+import { threadRootCondition, threadRootProblem } from './threads.ts';
 
 type MessageServices = Pick<Services, 'prisma' | 'cipher' | 'events' | 'notifications' | 'config'>;
 
@@ -65,6 +66,8 @@ export interface SendMessageInput {
   attachmentId?: string | number | null;
   location?: Location | null;
   replyToId?: string | number | null;
+  /** Posts into the thread under this message (src/messages/threads.ts). */
+  threadRootId?: string | number | null;
   clientMessageId?: string | null;
 }
 
@@ -108,6 +111,7 @@ export async function sendMessage(services: MessageServices, senderId: string, i
   const clientMessageId =
     input.clientMessageId == null ? null : parseInput(clientMessageIdSchema, input.clientMessageId, 'input.clientMessageId');
   const replyToId = input.replyToId == null ? null : String(input.replyToId);
+  const threadRootId = input.threadRootId == null ? null : String(input.threadRootId);
   const attachmentKind = input.kind === 'IMAGE' || input.kind === 'VOICE' ? input.kind : null;
 
   const id = uuidv7();
@@ -121,7 +125,7 @@ export async function sendMessage(services: MessageServices, senderId: string, i
     inserted = await prisma.$queryRaw<Message[]>`
       WITH next AS (
         UPDATE "Chat" c SET "lastSeq" = c."lastSeq" + 1, "lastMessageId" = ${id}, "lastActivityAt" = now()
-        WHERE c."id" = ${chatId} AND NOT c."encrypted" AND ${senderMayWrite(senderId, replyToId)}
+        WHERE c."id" = ${chatId} AND NOT c."encrypted" AND ${senderMayWrite(senderId, replyToId)} ${threadRootCondition(threadRootId)}
           AND (${content.attachmentId}::text IS NULL OR EXISTS (
             SELECT 1 FROM "Attachment" a WHERE a."id" = ${content.attachmentId} AND a."uploaderId" = ${senderId}
               AND (${attachmentKind}::text IS NULL OR a."kind"::text = ${attachmentKind})))
@@ -129,9 +133,9 @@ export async function sendMessage(services: MessageServices, senderId: string, i
       )
       , inserted AS (
         INSERT INTO "Message" ("id", "chatId", "seq", "senderId", "kind", "content", "contentKeyId",
-                               "attachmentId", "replyToId", "clientMessageId", "createdAt")
+                               "attachmentId", "replyToId", "threadRootId", "clientMessageId", "createdAt")
         SELECT ${id}, ${chatId}, next."lastSeq", ${senderId}, ${input.kind}::"MessageKind", ${sealed.content},
-               ${sealed.contentKeyId}, ${content.attachmentId}, ${replyToId}, ${clientMessageId}, now()
+               ${sealed.contentKeyId}, ${content.attachmentId}, ${replyToId}, ${threadRootId}, ${clientMessageId}, now()
         FROM next
         RETURNING *
       )
@@ -202,6 +206,8 @@ async function whySendWasRefused(
   const { kind } = input;
   const { problem, membership } = await writeRefusal(services.prisma, senderId, chatId, replyToId);
   if (problem) return problem;
+  const threadProblem = await threadRootProblem(services.prisma, chatId, input.threadRootId == null ? null : String(input.threadRootId));
+  if (threadProblem) return threadProblem;
   if (membership.chat.encrypted) {
     const field = input.text != null ? 'input.text' : input.location != null ? 'input.location' : 'input.chatId';
     return badUserInput(field, 'This chat is end-to-end encrypted: the server takes no plaintext in it. Send with sendEncryptedMessage.');

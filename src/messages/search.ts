@@ -107,14 +107,23 @@ async function searchedChats(prisma: SearchServices['prisma'], viewerId: string,
   return memberships.map((m) => m.chatId);
 }
 
-/** Index candidates, newest first: every term's tokens (in one of the chats) in the entry. */
+/**
+ * Index candidates, newest first: every term's tokens (in one of the chats) in the entry. The GIN
+ * lookup runs first and alone (MATERIALIZED): a token belongs to one chat, so it yields exactly
+ * the viewer's matches; left to itself the planner may instead walk the whole table newest first,
+ * testing every row, since it cannot estimate how rare a token is.
+ */
 function candidates({ prisma }: SearchServices, chatIds: string[], tokens: Buffer[][], before: string | null, take: number) {
   const conditions = tokens.map((set) => Prisma.sql`s."tokens" && ${tokenArray(set)}`);
   return prisma.$queryRaw<Message[]>`
-    SELECT m.* FROM "MessageSearch" s JOIN "Message" m ON m."id" = s."messageId"
-    WHERE s."chatId" = ANY(${chatIds}::text[]) AND ${Prisma.join(conditions, ' AND ')}
-      AND (${before}::text IS NULL OR s."messageId" < ${before}) AND m."deletedAt" IS NULL
-    ORDER BY s."messageId" DESC
+    WITH matched AS MATERIALIZED (
+      SELECT s."messageId" FROM "MessageSearch" s
+      WHERE ${Prisma.join(conditions, ' AND ')} AND s."chatId" = ANY(${chatIds}::text[])
+        AND (${before}::text IS NULL OR s."messageId" < ${before})
+    )
+    SELECT m.* FROM matched JOIN "Message" m ON m."id" = matched."messageId"
+    WHERE m."deletedAt" IS NULL
+    ORDER BY m."id" DESC
     LIMIT ${take}`;
 }
 

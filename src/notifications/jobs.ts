@@ -2,9 +2,10 @@
 // and the in-process runner call the same code.
 import { createHash } from 'node:crypto';
 import type { ContentCipher } from '../crypto/content-cipher.ts';
-import type { PrismaClient } from '../generated/prisma/client.ts';
+import { Prisma, type PrismaClient } from '../generated/prisma/client.ts';
 import type { Logger } from '../logger.ts';
 import { decodeContent, messageAad } from '../messages/content.ts';
+import { followsThread, threadFollowersAmong } from '../messages/threads.ts';
 import type { PresenceReader } from '../realtime/presence/reader.ts';
 import type { PushOptions, PushSender, PushTarget } from './web-push.ts';
 
@@ -45,20 +46,27 @@ const PREVIEW_MAX = 120;
  */
 export async function fanOut(deps: NotificationDeps, { messageId }: FanOutJob): Promise<number> {
   const { prisma } = deps;
-  const message = await prisma.message.findUnique({ where: { id: messageId }, select: { chatId: true, senderId: true, deletedAt: true } });
+  const message = await prisma.message.findUnique({
+    where: { id: messageId },
+    select: { chatId: true, senderId: true, deletedAt: true, threadRootId: true },
+  });
   if (!message || message.deletedAt) return 0;
   const now = new Date();
+  const { threadRootId } = message;
   const members = await prisma.chatMember.findMany({
     where: {
       chatId: message.chatId,
       userId: { not: message.senderId },
-      OR: [{ mutedUntil: null }, { mutedUntil: { lte: now } }],
+      // A thread reply reaches the thread's followers, muted chat or not (and no one else).
+      ...(threadRootId ? {} : { OR: [{ mutedUntil: null }, { mutedUntil: { lte: now } }] }),
       user: { blocks: { none: { blockedId: message.senderId } } },
     },
     select: { userId: true },
   });
-  const online = await deps.presence.onlineUserIds(members.map((m) => m.userId));
-  const recipients = members.map((m) => m.userId).filter((id) => !online.has(id));
+  const candidates = members.map((m) => m.userId);
+  const notified = threadRootId ? [...(await threadFollowersAmong(prisma, threadRootId, candidates))] : candidates;
+  const online = await deps.presence.onlineUserIds(notified);
+  const recipients = notified.filter((id) => !online.has(id));
   if (recipients.length === 0) return 0;
   const subscriptions = await prisma.pushSubscription.findMany({
     where: { userId: { in: recipients }, session: { revokedAt: null, expiresAt: { gt: now } } },
@@ -84,10 +92,15 @@ export async function deliver(deps: NotificationDeps, job: DeliveryJob): Promise
   // One statement for everything that is the recipient's own and must be fresh.
   const [state] = await prisma.$queryRaw<Array<{ lastReadSeq: number; muted: boolean; deleted: boolean; newer: boolean; unread: number }>>`
     SELECT cm."lastReadSeq",
-           coalesce(cm."mutedUntil" > now(), false) AS muted,
+           -- A thread reply reaches a follower of its thread even in a muted chat.
+           coalesce(cm."mutedUntil" > now(), false) AND NOT coalesce((SELECT ${followsThread(Prisma.sql`t."threadRootId"`, Prisma.sql`cm."userId"`)}
+             FROM "Message" t WHERE t."id" = ${message.id} AND t."threadRootId" IS NOT NULL), false) AS muted,
            (SELECT m."deletedAt" IS NOT NULL FROM "Message" m WHERE m."id" = ${message.id}) AS deleted,
+           -- Only a newer message that notifies this member tells of this one (see fanOut).
            EXISTS (SELECT 1 FROM "Message" n WHERE n."chatId" = cm."chatId" AND n."seq" > ${message.seq}
-                     AND n."senderId" <> cm."userId" AND n."deletedAt" IS NULL) AS newer,
+                     AND n."senderId" <> cm."userId" AND n."deletedAt" IS NULL
+                     AND CASE WHEN n."threadRootId" IS NULL THEN NOT coalesce(cm."mutedUntil" > now(), false)
+                              ELSE ${followsThread(Prisma.sql`n."threadRootId"`, Prisma.sql`cm."userId"`)} END) AS newer,
            (SELECT count(*)::int FROM "Message" u WHERE u."chatId" = cm."chatId" AND u."seq" > cm."lastReadSeq"
                      AND u."senderId" <> cm."userId" AND u."deletedAt" IS NULL) AS unread
     FROM "ChatMember" cm WHERE cm."chatId" = ${message.chatId} AND cm."userId" = ${subscription.userId}`;

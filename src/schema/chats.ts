@@ -14,6 +14,7 @@ import { notFound } from '../errors.ts';
 import { ChatKind, ChatRole } from '../generated/prisma/enums.ts';
 import { builder } from './builder.ts';
 import { pageSizeFor } from './pagination.ts';
+import { MessageConnection } from './threads.ts';
 
 export const ChatKindEnum = builder.enumType(ChatKind, { name: 'ChatKind' });
 export const ChatRoleEnum = builder.enumType(ChatRole, {
@@ -90,9 +91,15 @@ builder.prismaObject('Chat', {
           'History in send order. `last: n` gives the newest n; page back with `before`, forward with `after` (opaque cursors, stable under concurrent sends).',
         defaultSize: 50,
         maxSize: pageSizeFor,
-        query: { orderBy: { seq: 'asc' } },
+        args: {
+          includeThreadReplies: t.arg.boolean({
+            defaultValue: false,
+            description: 'Also list thread replies (they keep their place in the seq order). Default false: the main timeline.',
+          }),
+        },
+        query: (args) => ({ where: args.includeThreadReplies ? {} : { threadRootId: null }, orderBy: { seq: 'asc' } }),
       },
-      { name: 'MessageConnection' },
+      MessageConnection,
     ),
   }),
 });

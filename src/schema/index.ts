@@ -14,5 +14,6 @@ import './devices.ts';
 import './encrypted-messages.ts';
 import './calls.ts';
 import './search.ts';
+import './threads.ts';
 
 export const schema = builder.toSchema({ sortSchema: true });

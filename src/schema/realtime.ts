@@ -32,6 +32,12 @@ const MessageEventRef = builder.objectRef<MessageEvent>('MessageEvent').implemen
       type: 'Message',
       resolve: (query, event, _args, ctx) => ctx.prisma.message.findUniqueOrThrow({ ...query, where: { id: event.messageId } }),
     }),
+    threadRootId: t.id({
+      nullable: true,
+      description: 'For a thread reply: its root message (Message.threadRootId), so a client can route it without selecting the message.',
+      resolve: async (event, _args, ctx) =>
+        (await ctx.prisma.message.findUnique({ where: { id: event.messageId }, select: { threadRootId: true } }))?.threadRootId ?? null,
+    }),
   }),
 });
 
