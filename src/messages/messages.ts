@@ -74,7 +74,7 @@ export interface SendMessageInput {
 const MEDIA_KINDS: ReadonlySet<MessageKind> = new Set(['IMAGE', 'FILE', 'VOICE']);
 
 /** Checks the input against its kind; returns what gets sealed and stored. */
-function validateSend(input: SendMessageInput): MessageContent & { attachmentId: string | null } {
+export function validateSend(input: SendMessageInput): MessageContent & { attachmentId: string | null } {
   const { kind } = input;
   if (kind === 'CALL') throw badUserInput('input.kind', 'CALL messages are added by calls (startCall).');
   const text = input.text == null ? null : parseInput(textSchema, input.text, 'input.text');

@@ -15,5 +15,6 @@ import './encrypted-messages.ts';
 import './calls.ts';
 import './search.ts';
 import './threads.ts';
+import './scheduled.ts';
 
 export const schema = builder.toSchema({ sortSchema: true });

@@ -9,7 +9,7 @@ import { UserRef } from './users.ts';
 
 export const MessageKindEnum = builder.enumType(MessageKind, { name: 'MessageKind' });
 
-const LocationRef = builder.objectRef<Location>('Location').implement({
+export const LocationRef = builder.objectRef<Location>('Location').implement({
   fields: (t) => ({
     latitude: t.exposeFloat('latitude'),
     longitude: t.exposeFloat('longitude'),
@@ -86,7 +86,7 @@ export const MessageRef = builder.prismaObject('Message', {
   }),
 });
 
-const LocationInput = builder.inputType('LocationInput', {
+export const LocationInput = builder.inputType('LocationInput', {
   fields: (t) => ({
     latitude: t.float({ required: true, description: '-90 to 90.' }),
     longitude: t.float({ required: true, description: '-180 to 180.' }),
