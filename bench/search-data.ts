@@ -94,65 +94,98 @@ export interface LoadOptions {
   chats: number;
   messages: number;
   searcherChats: number;
+  /** Replays the generator without writing (the data is there from an earlier run): the same words and counts. */
+  dryRun?: boolean;
+}
+
+interface PlannedMessage {
+  index: number;
+  chat: number;
+  ranks: number[];
+}
+
+/** The data set's words and messages in time order, the same on every run (a fixed seed). */
+function plan(chats: number, messages: number) {
+  const random = generator(16);
+  const vocabulary = makeVocabulary(random);
+  const sampleWord = zipfSampler(vocabulary.length, random);
+  // Every chat gets messages/chats of them, interleaved in time.
+  const order = Array.from({ length: messages }, (_, index) => index % chats);
+  for (let index = order.length - 1; index > 0; index--) {
+    const other = Math.floor(random() * (index + 1));
+    [order[index], order[other]] = [order[other]!, order[index]!];
+  }
+  function* planned(): Generator<PlannedMessage> {
+    for (let index = 0; index < messages; index++) {
+      const length = 4 + Math.floor(random() * 11);
+      yield { index, chat: order[index]!, ranks: Array.from({ length }, () => sampleWord()) };
+    }
+  }
+  return { vocabulary, planned };
+}
+
+function counter(vocabularySize: number, searcherChats: number) {
+  const documentFrequency = new Array<number>(vocabularySize).fill(0);
+  const searcherDocumentFrequency = new Array<number>(vocabularySize).fill(0);
+  return {
+    documentFrequency,
+    searcherDocumentFrequency,
+    count(message: PlannedMessage) {
+      for (const rank of new Set(message.ranks)) {
+        documentFrequency[rank]!++;
+        if (message.chat < searcherChats) searcherDocumentFrequency[rank]!++;
+      }
+    },
+  };
+}
+
+/** The statistics of a data set an earlier run loaded (BENCH_REUSE_DATABASE=1), without loading it again. */
+export function replayDataSet(chats: number, messages: number, searcherChats: number): DataSet {
+  const { vocabulary, planned } = plan(chats, messages);
+  const counts = counter(vocabulary.length, searcherChats);
+  for (const message of planned()) counts.count(message);
+  return { chats, messages, searcherChats, vocabulary, ...counts, loadSeconds: 0, indexSeconds: 0 };
 }
 
 export async function loadDataSet(options: LoadOptions): Promise<DataSet> {
   const { config, cipher, chats, messages, searcherChats, memberIds } = options;
-  const random = generator(16);
-  const vocabulary = makeVocabulary(random);
-  const sampleWord = zipfSampler(vocabulary.length, random);
+  const { vocabulary, planned } = plan(chats, messages);
+  const counts = counter(vocabulary.length, searcherChats);
   const client = new pg.Client({ connectionString: options.databaseUrl });
   await client.connect();
   const started = performance.now();
   try {
     const chatIds = Array.from({ length: chats }, () => uuidv7());
     const membersOf = chatIds.map((_, index) => [memberIds[index % memberIds.length]!, memberIds[(index * 7 + 3) % memberIds.length]!]);
-    await client.query(
-      `INSERT INTO "Chat" ("id", "kind", "title") SELECT id, 'GROUP', 'bench' FROM unnest($1::text[]) id`,
-      [chatIds],
+    await client.query(`INSERT INTO "Chat" ("id", "kind", "title") SELECT id, 'GROUP', 'bench' FROM unnest($1::text[]) id`, [chatIds]);
+    const memberRows = chatIds.flatMap((chatId, index) =>
+      [...new Set([...membersOf[index]!, ...(index < searcherChats ? [options.searcherId] : [])])].map((userId) => [chatId, userId]),
     );
-    const memberRows = chatIds.flatMap((chatId, index) => [
-      ...new Set([...membersOf[index]!, ...(index < searcherChats ? [options.searcherId] : [])]),
-    ].map((userId) => [chatId, userId]));
-    await client.query(
-      `INSERT INTO "ChatMember" ("chatId", "userId") SELECT * FROM unnest($1::text[], $2::text[])`,
-      [memberRows.map((row) => row[0]), memberRows.map((row) => row[1])],
-    );
+    await client.query(`INSERT INTO "ChatMember" ("chatId", "userId") SELECT * FROM unnest($1::text[], $2::text[])`, [
+      memberRows.map((row) => row[0]),
+      memberRows.map((row) => row[1]),
+    ]);
     // The GIN index is built once after the load: far faster than growing it row by row.
     await client.query('DROP INDEX "MessageSearch_tokens_idx"');
-
-    const documentFrequency = new Array<number>(vocabulary.length).fill(0);
-    const searcherDocumentFrequency = new Array<number>(vocabulary.length).fill(0);
-    const messageCopy = client.query(copyFrom(
-      'COPY "Message" ("id", "chatId", "seq", "senderId", "kind", "content", "contentKeyId", "createdAt") FROM STDIN',
-    ));
+    const messageCopy = client.query(
+      copyFrom('COPY "Message" ("id", "chatId", "seq", "senderId", "kind", "content", "contentKeyId", "createdAt") FROM STDIN'),
+    );
     const searchClient = new pg.Client({ connectionString: options.databaseUrl });
     await searchClient.connect();
     const searchCopy = searchClient.query(copyFrom('COPY "MessageSearch" ("messageId", "chatId", "tokens") FROM STDIN'));
     const seqOf = new Array<number>(chats).fill(0);
-    // Every chat gets messages/chats of them, interleaved in time over the past year.
-    const order = Array.from({ length: messages }, (_, index) => index % chats);
-    for (let index = order.length - 1; index > 0; index--) {
-      const other = Math.floor(random() * (index + 1));
-      [order[index], order[other]] = [order[other]!, order[index]!];
-    }
+    // Spread over the past year, in time order.
     const firstAt = Date.now() - 365 * 86_400_000;
     const step = (365 * 86_400_000) / messages;
-    for (let start = 0; start < messages; start += BATCH) {
-      const batch = order.slice(start, start + BATCH).map((chat, offset) => {
-        const at = Math.floor(firstAt + (start + offset) * step);
-        const length = 4 + Math.floor(random() * 11);
-        const ranks = Array.from({ length }, () => sampleWord());
-        for (const rank of new Set(ranks)) {
-          documentFrequency[rank]!++;
-          if (chat < searcherChats) searcherDocumentFrequency[rank]!++;
-        }
-        return { id: uuidv7(at), chat, at, seq: ++seqOf[chat]!, text: ranks.map((rank) => vocabulary[rank]).join(' ') };
+    const flush = async (batch: PlannedMessage[]) => {
+      const rows = batch.map((m) => {
+        const at = Math.floor(firstAt + m.index * step);
+        return { id: uuidv7(at), chat: m.chat, at, seq: ++seqOf[m.chat]!, text: m.ranks.map((rank) => vocabulary[rank]).join(' ') };
       });
-      const sealed = await cipher.seal(batch.map((m) => ({ aad: messageAad(m.id), plaintext: encodeContent({ text: m.text, location: null }) })));
+      const sealed = await cipher.seal(rows.map((m) => ({ aad: messageAad(m.id), plaintext: encodeContent({ text: m.text, location: null }) })));
       let messageRows = '';
       let searchRows = '';
-      for (const [offset, m] of batch.entries()) {
+      for (const [offset, m] of rows.entries()) {
         const chatId = chatIds[m.chat]!;
         const sender = membersOf[m.chat]![m.seq % 2]!;
         const seal = sealed[offset]!;
@@ -162,7 +195,17 @@ export async function loadDataSet(options: LoadOptions): Promise<DataSet> {
       }
       await write(messageCopy, messageRows);
       await write(searchCopy, searchRows);
+    };
+    let batch: PlannedMessage[] = [];
+    for (const message of planned()) {
+      counts.count(message);
+      batch.push(message);
+      if (batch.length === BATCH) {
+        await flush(batch);
+        batch = [];
+      }
     }
+    await flush(batch);
     await finish(messageCopy);
     await finish(searchCopy);
     await searchClient.end();
@@ -176,8 +219,7 @@ export async function loadDataSet(options: LoadOptions): Promise<DataSet> {
       messages,
       searcherChats,
       vocabulary,
-      documentFrequency,
-      searcherDocumentFrequency,
+      ...counts,
       loadSeconds: (loaded - started) / 1000,
       indexSeconds: (performance.now() - loaded) / 1000,
     };

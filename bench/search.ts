@@ -4,9 +4,11 @@
 // sendMessage in a closed loop against two servers on the same database, one indexing and one
 // not (SEARCH_INDEX_ENABLED=false), in alternating rounds of the same run.
 import { performance } from 'node:perf_hooks';
-import { postGraphQL } from './graphql-load.ts';
-import { loadDataSet, type DataSet } from './search-data.ts';
-import { BENCH_MESSAGE_KEY, BENCH_TEXT, benchConfig, registerUsers, startBenchApp, type BenchContext, type RegisteredUser } from './setup.ts';
+import type { App } from '../src/server/app.ts';
+import { LOGIN } from '../test/support/operations.ts';
+import { mapLimited, postGraphQL } from './graphql-load.ts';
+import { loadDataSet, replayDataSet, type DataSet } from './search-data.ts';
+import { BENCH_MESSAGE_KEY, BENCH_PASSWORD, BENCH_TEXT, benchConfig, registerUsers, startBenchApp, type BenchContext, type RegisteredUser } from './setup.ts';
 import { fixed, percentile, table } from './stats.ts';
 
 const MESSAGES = Number(process.env.SEARCH_BENCH_MESSAGES ?? 1_000_000);
@@ -123,30 +125,49 @@ async function sendCost(urls: { on: string; off: string }, senders: Array<{ toke
   );
 }
 
+/** The users an earlier run registered (BENCH_REUSE_DATABASE=1), signed in again: the searcher is the one in SEARCHER_CHATS chats. */
+async function signInAgain(app: App, url: string): Promise<RegisteredUser[]> {
+  const rows = await app.services.prisma.$queryRaw<Array<{ userId: string; username: string; chats: number }>>`
+    SELECT m."userId", u."username", count(*)::int AS chats FROM "ChatMember" m JOIN "User" u ON u."id" = m."userId"
+    GROUP BY 1, 2 ORDER BY (count(*) = ${SEARCHER_CHATS}) DESC, u."username"`;
+  return mapLimited(rows, 4, async (row) => {
+    const { login } = await postGraphQL(url, LOGIN, { input: { login: row.username, password: BENCH_PASSWORD } });
+    return { userId: row.userId, username: row.username, accessToken: login.accessToken as string };
+  });
+}
+
 export async function runSearch({ databaseUrl }: BenchContext) {
-  const common = { DATABASE_URL: databaseUrl, MESSAGE_ENCRYPTION_KEY: BENCH_MESSAGE_KEY, PUSH_ENABLED: 'false' };
+  // The load outlasts the default 15-minute access tokens.
+  const common = { DATABASE_URL: databaseUrl, MESSAGE_ENCRYPTION_KEY: BENCH_MESSAGE_KEY, PUSH_ENABLED: 'false', JWT_TTL: '24h' };
   const on = await startBenchApp(benchConfig(common));
   const off = await startBenchApp(benchConfig({ ...common, SEARCH_INDEX_ENABLED: 'false' }));
   try {
-    const users = await registerUsers(on.url, MEMBERS + 1, 'search');
+    const reuse = process.env.BENCH_REUSE_DATABASE === '1' && (await on.app.services.prisma.messageSearch.count()) >= MESSAGES;
+    const users = reuse ? await signInAgain(on.app, on.url) : await registerUsers(on.url, MEMBERS + 1, 'search');
     const [searcher, ...members] = users as [RegisteredUser, ...RegisteredUser[]];
-    console.log(`loading ${MESSAGES} messages in ${CHATS} chats (COPY); the searching user is in ${SEARCHER_CHATS} of them`);
-    const data = await loadDataSet({
-      databaseUrl,
-      config: on.app.services.config,
-      cipher: on.app.services.cipher,
-      searcherId: searcher.userId,
-      memberIds: members.map((member) => member.userId),
-      chats: CHATS,
-      messages: MESSAGES,
-      searcherChats: SEARCHER_CHATS,
-    });
+    console.log(
+      reuse
+        ? `reusing the ${MESSAGES} messages in ${CHATS} chats an earlier run loaded (BENCH_REUSE_DATABASE=1); the searching user is in ${SEARCHER_CHATS} of them`
+        : `loading ${MESSAGES} messages in ${CHATS} chats (COPY); the searching user is in ${SEARCHER_CHATS} of them`,
+    );
+    const data = reuse
+      ? replayDataSet(CHATS, MESSAGES, SEARCHER_CHATS)
+      : await loadDataSet({
+          databaseUrl,
+          config: on.app.services.config,
+          cipher: on.app.services.cipher,
+          searcherId: searcher.userId,
+          memberIds: members.map((member) => member.userId),
+          chats: CHATS,
+          messages: MESSAGES,
+          searcherChats: SEARCHER_CHATS,
+        });
     const sizes = await on.app.services.prisma.$queryRaw<Array<{ table: string; index: string; tokens: number }>>`
       SELECT pg_size_pretty(pg_table_size('"MessageSearch"')) AS "table",
              pg_size_pretty(pg_relation_size('"MessageSearch_tokens_idx"')) AS "index",
              (SELECT avg(cardinality("tokens"))::float FROM "MessageSearch") AS "tokens"`;
     console.log(
-      `loaded in ${fixed(data.loadSeconds, 0)} s (generate, seal, tokenise, COPY), GIN index built in ${fixed(data.indexSeconds, 0)} s; ` +
+      (reuse ? '' : `loaded in ${fixed(data.loadSeconds, 0)} s (generate, seal, tokenise, COPY), GIN index built in ${fixed(data.indexSeconds, 0)} s; `) +
         `MessageSearch ${sizes[0]!.table} + GIN ${sizes[0]!.index}, ${fixed(sizes[0]!.tokens, 1)} tokens per message; ` +
         `texts of 4-14 words from ${data.vocabulary.length} pseudo-words, Zipf (s = 1)`,
     );

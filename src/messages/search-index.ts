@@ -103,6 +103,16 @@ export function queryTokens(keyring: Keyring, chatIds: string[], terms: string[]
   return terms.map((term) => keys.flatMap((key) => chatIds.map((chatId) => token(key, chatId, queryTerm(term)))));
 }
 
+/**
+ * The same tokens laid out flat as [chat][key][term] (chat by chat, in `chatIds` order), so SQL can
+ * take one chat's slice under one key; with the number of keys.
+ */
+export function chatTokenSlices(keyring: Keyring, chatIds: string[], terms: string[]): { flat: Buffer[]; keys: number } {
+  const keys = [...indexKeys(keyring).values()];
+  const flat = chatIds.flatMap((chatId) => keys.flatMap((key) => terms.map((term) => token(key, chatId, queryTerm(term)))));
+  return { flat, keys: keys.length };
+}
+
 /** Tokens as one SQL `bytea[]` parameter (the driver takes arrays of plain Uint8Arrays). */
 export const tokenArray = (tokens: Buffer[]) => Prisma.sql`${tokens.map((t) => new Uint8Array(t))}::bytea[]`;
 

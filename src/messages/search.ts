@@ -6,7 +6,7 @@ import type { Services } from '../services.ts';
 import { badUserInput, notFound } from '../errors.ts';
 import { CHAT_NOT_FOUND } from '../chats/membership.ts';
 import { decodeContent, messageAad } from './content.ts';
-import { MIN_PREFIX, queryTokens, tokenArray, wordsOf, type Word } from './search-index.ts';
+import { chatTokenSlices, MIN_PREFIX, queryTokens, tokenArray, wordsOf, type Word } from './search-index.ts';
 
 type SearchServices = Pick<Services, 'prisma' | 'cipher' | 'config'>;
 
@@ -127,18 +127,65 @@ function candidates({ prisma }: SearchServices, chatIds: string[], tokens: Buffe
     LIMIT ${take}`;
 }
 
+/** Rows of each chat's newest index entries the window pass reads. */
+const WINDOW_PER_CHAT = 25;
+
+interface WindowRow {
+  chatIndex: number;
+  messageId: string;
+  hit: boolean;
+}
+
+/**
+ * The window pass: each chat's WINDOW_PER_CHAT newest entries (before the cursor), newest first,
+ * each marked if it holds every term. Bounded by chats x window whatever the words, it answers
+ * common words, whose matches are many and whose GIN bitmap would be all of them to sort.
+ */
+function windowRows({ prisma, config }: SearchServices, chatIds: string[], terms: string[], before: string | null) {
+  const { flat, keys } = chatTokenSlices(config.messageEncryption, chatIds, terms);
+  const width = terms.length;
+  // One chat's slice under key k of the flat [chat][key][term] array (1-based, inclusive).
+  const underKey = Array.from({ length: keys }, (_, k) =>
+    Prisma.sql`s."tokens" @> (${tokenArray(flat)})[((c.i - 1) * ${keys} + ${k}) * ${width} + 1 : ((c.i - 1) * ${keys} + ${k} + 1) * ${width}]`,
+  );
+  return prisma.$queryRaw<WindowRow[]>`
+    SELECT (c.i)::int AS "chatIndex", w."messageId", w.hit
+    FROM unnest(${chatIds}::text[]) WITH ORDINALITY AS c(id, i)
+    CROSS JOIN LATERAL (
+      SELECT s."messageId", (${Prisma.join(underKey, ' OR ')}) AS hit FROM "MessageSearch" s
+      WHERE s."chatId" = c.id AND (${before}::text IS NULL OR s."messageId" < ${before})
+      ORDER BY s."messageId" DESC LIMIT ${WINDOW_PER_CHAT}
+    ) w`;
+}
+
+/**
+ * What the window settles: its hits that are certainly the newest matches (at or after the newest
+ * place where a chat's window stopped short of the chat's end), and where to go on from (null: every
+ * chat was read to its end).
+ */
+function settled(rows: WindowRow[], chats: number): { ids: string[]; from: string | null } {
+  const perChat = new Map<number, WindowRow[]>();
+  for (const row of rows) perChat.set(row.chatIndex, [...(perChat.get(row.chatIndex) ?? []), row]);
+  let from: string | null = null;
+  for (let index = 1; index <= chats; index++) {
+    const mine = perChat.get(index) ?? [];
+    const oldest = mine.at(-1)?.messageId;
+    if (mine.length === WINDOW_PER_CHAT && oldest && (from === null || oldest > from)) from = oldest;
+  }
+  const ids = rows.filter((row) => row.hit && (from === null || row.messageId >= from)).map((row) => row.messageId);
+  return { ids: ids.sort().reverse(), from };
+}
+
 /** A page of messages whose text holds the query's phrase, newest first (by id: uuidv7, in time order). */
 export async function searchMessages(services: SearchServices, viewerId: string, args: SearchArgs): Promise<SearchPage> {
   const terms = queryWords(args.query);
-  let before = args.after == null ? null : decodeCursor(args.after);
+  const distinct = [...new Set(terms)];
+  const after = args.after == null ? null : decodeCursor(args.after);
   const chatIds = await searchedChats(services.prisma, viewerId, args.chatId);
   if (chatIds.length === 0 || args.first === 0) return { hits: [], hasNextPage: false };
-  const tokens = queryTokens(services.config.messageEncryption, chatIds, [...new Set(terms)]);
   const hits: SearchHit[] = [];
-  // Candidates failing the phrase check are skipped, so a page may need more than one batch.
-  const take = Math.max(20, args.first + 1);
-  for (;;) {
-    const batch = await candidates(services, chatIds, tokens, before, take);
+  /** Decrypts and phrase-checks candidates in order; true once the page is full and one more was found. */
+  const check = async (batch: Message[]) => {
     const opened = await services.cipher.open(
       batch.map((message) => ({ keyId: message.contentKeyId!, aad: messageAad(message.id), ciphertext: message.content! })),
     );
@@ -147,9 +194,28 @@ export async function searchMessages(services: SearchServices, viewerId: string,
       const words = wordsOf(text);
       const starts = phraseMatches(words, terms);
       if (starts.length === 0) continue;
-      if (hits.length === args.first) return { hits, hasNextPage: true };
+      if (hits.length === args.first) return true;
       hits.push({ message, highlight: highlightOf(text, words, starts, terms.length), cursor: encodeCursor(message.id) });
     }
+    return false;
+  };
+
+  const take = Math.max(20, args.first + 1);
+  const window = settled(await windowRows(services, chatIds, distinct, after), chatIds.length);
+  // Newest first, a batch at a time: a common word's page is full after the first.
+  for (let start = 0; start < window.ids.length; start += take) {
+    const ids = window.ids.slice(start, start + take);
+    const found = await services.prisma.message.findMany({ where: { id: { in: ids }, deletedAt: null } });
+    const byId = new Map(found.map((message) => [message.id, message]));
+    if (await check(ids.flatMap((id) => byId.get(id) ?? []))) return { hits, hasNextPage: true };
+  }
+  if (window.from === null) return { hits, hasNextPage: false };
+
+  // Past the window: the GIN index, which for words that got here is the cheaper way.
+  const tokens = queryTokens(services.config.messageEncryption, chatIds, distinct);
+  for (let before = window.from; ; ) {
+    const batch = await candidates(services, chatIds, tokens, before, take);
+    if (await check(batch)) return { hits, hasNextPage: true };
     if (batch.length < take) return { hits, hasNextPage: false };
     before = batch.at(-1)!.id;
   }
