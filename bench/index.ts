@@ -13,6 +13,8 @@ import { runLoginStorm } from './login-storm.ts';
 import { runMessageGrowth } from './message-growth.ts';
 import { runPush } from './push.ts';
 import { runSendMentions } from './send-mentions.ts';
+
+import { runSearch } from './search.ts';
 import { runSendMessage } from './send-message.ts';
 import { describeMachine, openBenchDatabase, RATE_LIMITS_NOTICE, type Bench } from './setup.ts';
 import { runUploadBench } from './upload.ts';
@@ -35,6 +37,8 @@ const benches: Bench[] = [
   { name: 'delivery-soak', run: runDeliverySoak },
   { name: 'four-instances', run: runFourInstances },
   { name: 'message-growth', run: runMessageGrowth },
+
+  { name: 'search', run: runSearch },
 ];
 
 async function main() {

@@ -14,6 +14,7 @@ import { Prisma } from '../src/generated/prisma/client.ts';
 import { uuidv7 } from '../src/ids.ts';
 import { messageAad } from '../src/messages/content.ts';
 import { sendMessage } from '../src/messages/messages.ts';
+import { indexTokens } from '../src/messages/search-index.ts';
 import { CREATE_CHAT, SEND_MESSAGE_RECEIPT } from '../test/support/operations.ts';
 import { mapLimited, postGraphQL, SEQUENCE_PLACEHOLDER, startLoadProcess, type LoadProcess, type LoadSummary, type SenderSpec } from './graphql-load.ts';
 import { hostBusyShare, othersBusyShare, sampleHostCpu } from './host-cpu.ts';
@@ -84,6 +85,10 @@ async function productInsertStatement(config: Config): Promise<{ text: string; p
     if (value === ciphertext) return (row) => row.content;
     // The id sendMessage made for the message: what it sealed the content for.
     if (typeof value === 'string' && aad === messageAad(value)) return (row) => row.id;
+    // The message's blind-index tokens (src/messages/search-index.ts), which depend on its chat.
+    if (Array.isArray(value) && value.every((item) => item instanceof Uint8Array)) {
+      return (row) => indexTokens(config.messageEncryption, row.chatId, BENCH_TEXT).map((token) => new Uint8Array(token));
+    }
     // What a TEXT message without reply or attachment sends as it is.
     if (value === null || value === input.kind) return () => value;
     throw new Error(`bench: sendMessage's statement has a parameter the bench cannot place: $${index + 1} = ${JSON.stringify(value)}`);

@@ -5,6 +5,8 @@ import { Worker } from 'node:worker_threads';
 import pg from 'pg';
 import { buildApp, type App } from '../src/server/app.ts';
 import { openScratchDatabase, type Database } from '../src/db/database.ts';
+import { applyMigrations } from '../src/db/migrate/index.ts';
+import { withDatabase } from '../src/db/pg-admin.ts';
 import { loadConfig, type Config } from '../src/env.ts';
 import { REGISTER } from '../test/support/operations.ts';
 import { mapLimited, postGraphQL } from './graphql-load.ts';
@@ -67,8 +69,17 @@ export function benchRedisUrl(): string {
  * A `kocmoc_bench` database beside DATABASE_URL, or an embedded server when none is set.
  * BENCH_DATABASE_NAME picks another name, so two bench runs against one server do not empty each other's tables.
  */
-export function openBenchDatabase(): Promise<Database> {
-  return openScratchDatabase(benchConfig(), process.env.BENCH_DATABASE_NAME || 'kocmoc_bench');
+export async function openBenchDatabase(): Promise<Database> {
+  const name = process.env.BENCH_DATABASE_NAME || 'kocmoc_bench';
+  const config = benchConfig();
+  // BENCH_REUSE_DATABASE=1 keeps what an earlier run loaded (the search bench's million messages take
+  // ~25 minutes to load on a busy 2-core machine), only applying newer migrations.
+  if (process.env.BENCH_REUSE_DATABASE === '1' && config.database.url) {
+    const url = withDatabase(config.database.url, name);
+    await applyMigrations({ databaseUrl: url });
+    return { url, embedded: false, stop: async () => {} };
+  }
+  return openScratchDatabase(config, name);
 }
 
 /** One line that says what the numbers were measured on. */

@@ -94,6 +94,8 @@ const schema = z.object({
   VAPID_PUBLIC_KEY: optionalString,
   VAPID_PRIVATE_KEY: optionalString,
   VAPID_SUBJECT: optionalString.pipe(z.string().regex(/^(mailto:|https:\/\/)/, 'must start with mailto: or https://').optional()),
+  /** `false` stops indexing new and edited messages for searchMessages (benchmarks compare). Default true. */
+  SEARCH_INDEX_ENABLED: flag.default(true),
   /** `false` turns push notifications off (no outbox rows, no jobs; VAPID keys then not required). Default true. */
   PUSH_ENABLED: flag.default(true),
   /** Allow push endpoints on loopback/private addresses (development and tests only). Default false. */
@@ -286,6 +288,7 @@ function toConfig(env: z.infer<typeof schema>) {
       passwordHash: { memoryKib: env.PASSWORD_HASH_MEMORY_KIB, passes: env.PASSWORD_HASH_PASSES },
     },
     messageEncryption: keyringOf(messageKey, ...env.MESSAGE_ENCRYPTION_OLD_KEYS),
+    search: { indexing: env.SEARCH_INDEX_ENABLED },
     realtime: { typingTtlMs: env.TYPING_TTL, feedGapTimeoutMs: env.FEED_GAP_TIMEOUT_MS },
     calls: {
       ringMs: Math.round(env.CALL_RING_SECONDS * 1000),

@@ -7,6 +7,8 @@ import { createDeviceLoaders } from './devices/loaders.ts';
 import { createForwardLoaders } from './messages/forward-loaders.ts';
 import { createMentionLoaders } from './messages/mention-loaders.ts';
 import { createReactionLoaders } from './messages/reaction-loaders.ts';
+
+import { createThreadLoaders } from './messages/threads.ts';
 import { Prisma, type ChatMember, type PrismaClient, type User } from './generated/prisma/client.ts';
 import type { PresenceTracker } from './realtime/presence/tracker.ts';
 import { blockersAmong } from './users/contacts.ts';
@@ -38,6 +40,8 @@ export function createLoaders(
     ...createMentionLoaders(prisma, viewerId),
     ...createForwardLoaders(prisma),
     ...createDraftLoaders(prisma, viewerId),
+
+    ...createThreadLoaders(prisma, viewerId),
 
     /** Whether each user blocked the viewer (then the viewer sees no presence of theirs). */
     blockedViewer: new DataLoader<string, boolean>(async (userIds) => {

@@ -8,6 +8,7 @@ import { createTokenService, type TokenService } from './auth/tokens.ts';
 import { createMaintenance, type Maintenance } from './admin/maintenance.ts';
 import { createCallRuntime, type CallRuntime } from './calls/runtime.ts';
 import { createWorkerPool, type WorkerPool } from './cpu/pool.ts';
+import { createScheduledRunner, type ScheduledRunner } from './messages/scheduled-runner.ts';
 import { createContentCipher, type ContentCipher } from './crypto/content-cipher.ts';
 import { createPrisma } from './db/client.ts';
 import { createReadRouting, type ReadRouting } from './db/replicas.ts';
@@ -63,6 +64,8 @@ export interface Services {
   loginLimits: LoginLimiter;
   /** Call deadlines (ringing, reconnecting) and signal ordering; app.ts starts its timers. */
   calls: CallRuntime;
+  /** When scheduled messages run (BullMQ delayed jobs with Redis, timers without); app.ts starts it. */
+  scheduledSends: ScheduledRunner;
   logger: Logger;
 }
 
@@ -183,6 +186,7 @@ export function createServices(config: Config, logger: Logger, options: Services
     rateLimits: createRateLimits(config, limiterStore),
     loginLimits: createLoginLimiter(config, limiterStore),
     calls,
+    scheduledSends: createScheduledRunner({ redisUrl: config.redisUrl, prefix: config.jobs.queuePrefix, logger }),
     logger,
   };
 
@@ -209,6 +213,7 @@ export function createServices(config: Config, logger: Logger, options: Services
       maintenance.stop();
       sessions.stop();
       await services.calls.stop();
+      await services.scheduledSends.stop();
       await notifications.stop();
       await presence.stop();
       await publishPresence.drained();

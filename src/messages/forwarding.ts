@@ -7,6 +7,7 @@ import type { Message } from '../generated/prisma/client.ts';
 import { uuidv7 } from '../ids.ts';
 import type { Services } from '../services.ts';
 import { decodeContent, messageAad, sealContent, type MessageContent } from './content.ts';
+import { searchIndexInsert, tokensToIndex } from './search-index.ts';
 import { announceSent, changedWhileSending, outboxInsert, requireVisibleMessage, senderMayWrite, SENT_ROW, writeRefusal, type SentRow } from './messages.ts';
 
 type ForwardServices = Pick<Services, 'prisma' | 'cipher' | 'events' | 'notifications' | 'config'>;
@@ -45,6 +46,7 @@ export async function forwardMessage(services: ForwardServices, viewerId: string
     , origin AS (
       INSERT INTO "MessageForward" ("messageId", "senderId", "sentAt") SELECT "id", ${origin.senderId}, ${origin.sentAt} FROM inserted
     )
+    ${searchIndexInsert(tokensToIndex(services.config, toChatId, content.text))}
     ${outboxInsert(services.config)}
     ${SENT_ROW}`;
   if (!copy) throw await whyForwardWasRefused(prisma, viewerId, toChatId);

@@ -14,6 +14,8 @@ import { deleteReadEnvelopes } from './envelopes.ts';
 import { mentionsCte, replaceMentions } from './mentions.ts';
 import { announceRead } from '../chats/read-state.ts';
 import { clearDraftCte } from '../chats/drafts.ts';
+import { reindexMessage, searchIndexInsert, tokensToIndex } from './search-index.ts';
+import { threadRootCondition, threadRootProblem } from './threads.ts';
 
 type MessageServices = Pick<Services, 'prisma' | 'cipher' | 'events' | 'notifications' | 'config'>;
 
@@ -81,13 +83,15 @@ export interface SendMessageInput {
   attachmentId?: string | number | null;
   location?: Location | null;
   replyToId?: string | number | null;
+  /** Posts into the thread under this message (src/messages/threads.ts). */
+  threadRootId?: string | number | null;
   clientMessageId?: string | null;
 }
 
 const MEDIA_KINDS: ReadonlySet<MessageKind> = new Set(['IMAGE', 'FILE', 'VOICE']);
 
 /** Checks the input against its kind; returns what gets sealed and stored. */
-function validateSend(input: SendMessageInput): MessageContent & { attachmentId: string | null } {
+export function validateSend(input: SendMessageInput): MessageContent & { attachmentId: string | null } {
   const { kind } = input;
   if (kind === 'CALL') throw badUserInput('input.kind', 'CALL messages are added by calls (startCall).');
   const text = input.text == null ? null : parseInput(textSchema, input.text, 'input.text');
@@ -124,10 +128,12 @@ export async function sendMessage(services: MessageServices, senderId: string, i
   const clientMessageId =
     input.clientMessageId == null ? null : parseInput(clientMessageIdSchema, input.clientMessageId, 'input.clientMessageId');
   const replyToId = input.replyToId == null ? null : String(input.replyToId);
+  const threadRootId = input.threadRootId == null ? null : String(input.threadRootId);
   const attachmentKind = input.kind === 'IMAGE' || input.kind === 'VOICE' ? input.kind : null;
 
   const id = uuidv7();
   const sealed = await sealContent(cipher, messageAad(id), content);
+  const searchTokens = tokensToIndex(services.config, chatId, content.text);
   let inserted: Array<SentRow & { draftCleared: boolean }>;
   try {
     // Taking the next position under the chat row's lock and inserting in one statement means a
@@ -136,7 +142,7 @@ export async function sendMessage(services: MessageServices, senderId: string, i
     inserted = await prisma.$queryRaw<Array<SentRow & { draftCleared: boolean }>>`
       WITH next AS (
         UPDATE "Chat" c SET "lastSeq" = c."lastSeq" + 1, "lastMessageId" = ${id}, "lastActivityAt" = now()
-        WHERE c."id" = ${chatId} AND NOT c."encrypted" AND ${senderMayWrite(senderId, replyToId)}
+        WHERE c."id" = ${chatId} AND NOT c."encrypted" AND ${senderMayWrite(senderId, replyToId)} ${threadRootCondition(threadRootId)}
           AND (${content.attachmentId}::text IS NULL OR EXISTS (
             SELECT 1 FROM "Attachment" a WHERE a."id" = ${content.attachmentId} AND a."uploaderId" = ${senderId}
               AND (${attachmentKind}::text IS NULL OR a."kind"::text = ${attachmentKind})))
@@ -144,15 +150,16 @@ export async function sendMessage(services: MessageServices, senderId: string, i
       )
       , inserted AS (
         INSERT INTO "Message" ("id", "chatId", "seq", "senderId", "kind", "content", "contentKeyId",
-                               "attachmentId", "replyToId", "clientMessageId", "createdAt")
+                               "attachmentId", "replyToId", "threadRootId", "clientMessageId", "createdAt")
         SELECT ${id}, ${chatId}, next."lastSeq", ${senderId}, ${input.kind}::"MessageKind", ${sealed.content},
-               ${sealed.contentKeyId}, ${content.attachmentId}, ${replyToId}, ${clientMessageId}, now()
+               ${sealed.contentKeyId}, ${content.attachmentId}, ${replyToId}, ${threadRootId}, ${clientMessageId}, now()
         FROM next
         RETURNING *
       )
       ${mentionsCte({ messageId: id, chatId, senderId }, content.text)}
       ${clearDraftCte(chatId, senderId)}
       ${outboxInsert(services.config)}
+      ${searchIndexInsert(searchTokens)}
       ${SENT_ROW_CLEARING_DRAFT}`;
   } catch (error) {
     const earlier = await earlierSend(services, error, senderId, clientMessageId, chatId);
@@ -219,6 +226,8 @@ async function whySendWasRefused(
   const { kind } = input;
   const { problem, membership } = await writeRefusal(services.prisma, senderId, chatId, replyToId);
   if (problem) return problem;
+  const threadProblem = await threadRootProblem(services.prisma, chatId, input.threadRootId == null ? null : String(input.threadRootId));
+  if (threadProblem) return threadProblem;
   if (membership.chat.encrypted) {
     const field = input.text != null ? 'input.text' : input.location != null ? 'input.location' : 'input.chatId';
     return badUserInput(field, 'This chat is end-to-end encrypted: the server takes no plaintext in it. Send with sendEncryptedMessage.');
@@ -289,6 +298,7 @@ export async function editMessage(services: MessageServices, viewerId: string, m
       if (updated.count === 0) return false;
       await tx.messageEdit.create({ data: { id: editId, messageId: message.id, ...previous, editedAt: now } });
       await replaceMentions(tx, { messageId: message.id, chatId: message.chatId, senderId: viewerId }, next);
+      await reindexMessage(tx, message.id, message.chatId, tokensToIndex(services.config, message.chatId, next));
       return true;
     });
     if (applied) {
@@ -330,6 +340,7 @@ export async function eraseMessages({ prisma, events }: Pick<MessageServices, 'p
     prisma.messageReaction.deleteMany({ where: { messageId: { in: messageIds } } }),
     prisma.messageMention.deleteMany({ where: { messageId: { in: messageIds } } }),
     prisma.messagePin.deleteMany({ where: { messageId: { in: messageIds } } }),
+    prisma.messageSearch.deleteMany({ where: { messageId: { in: messageIds } } }),
   ]);
   for (const message of erased) await events.message(message.chatId, 'DELETED', message);
   return erased;

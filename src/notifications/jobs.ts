@@ -6,6 +6,7 @@ import { Prisma, type PrismaClient } from '../generated/prisma/client.ts';
 import type { Logger } from '../logger.ts';
 import { totalUnreadSql } from '../chats/unread.ts';
 import { decodeContent, messageAad } from '../messages/content.ts';
+import { followsThread } from '../messages/threads.ts';
 import type { PresenceReader } from '../realtime/presence/reader.ts';
 import type { PushOptions, PushSender, PushTarget } from './web-push.ts';
 
@@ -60,7 +61,10 @@ export const recipientsOf = (messageId: Prisma.Sql) => Prisma.sql`
   JOIN "PushSubscription" s ON s."userId" = cm."userId"
   JOIN "Session" se ON se."id" = s."sessionId" AND se."revokedAt" IS NULL AND se."expiresAt" > now()
   WHERE m."id" = ${messageId} AND m."deletedAt" IS NULL
-    AND (cm."mutedUntil" IS NULL OR cm."mutedUntil" <= now()
+    -- A thread reply reaches the thread's followers, muted chat or not (and no one else); a mention
+    -- reaches its member in a muted chat too.
+    AND (CASE WHEN m."threadRootId" IS NULL THEN cm."mutedUntil" IS NULL OR cm."mutedUntil" <= now()
+              ELSE ${followsThread(Prisma.sql`m."threadRootId"`, Prisma.sql`cm."userId"`)} END
       OR EXISTS (SELECT 1 FROM "MessageMention" mm WHERE mm."messageId" = m."id" AND mm."userId" = cm."userId"))
     AND NOT EXISTS (SELECT 1 FROM "UserBlock" b WHERE b."blockerId" = cm."userId" AND b."blockedId" = m."senderId")`;
 
@@ -98,11 +102,16 @@ export async function deliver(deps: NotificationDeps, job: DeliveryJob): Promise
   // One statement for everything that is the recipient's own and must be fresh.
   const [state] = await prisma.$queryRaw<Array<{ lastReadSeq: number; muted: boolean; mentioned: boolean; deleted: boolean; newer: boolean; unread: number; badge: number }>>`
     SELECT cm."lastReadSeq",
-           coalesce(cm."mutedUntil" > now(), false) AS muted,
+           -- A thread reply reaches a follower of its thread even in a muted chat.
+           coalesce(cm."mutedUntil" > now(), false) AND NOT coalesce((SELECT ${followsThread(Prisma.sql`t."threadRootId"`, Prisma.sql`cm."userId"`)}
+             FROM "Message" t WHERE t."id" = ${message.id} AND t."threadRootId" IS NOT NULL), false) AS muted,
            EXISTS (SELECT 1 FROM "MessageMention" mm WHERE mm."messageId" = ${message.id} AND mm."userId" = cm."userId") AS mentioned,
            (SELECT m."deletedAt" IS NOT NULL FROM "Message" m WHERE m."id" = ${message.id}) AS deleted,
+           -- Only a newer message that notifies this member tells of this one (see fanOut).
            EXISTS (SELECT 1 FROM "Message" n WHERE n."chatId" = cm."chatId" AND n."seq" > ${message.seq}
-                     AND n."senderId" <> cm."userId" AND n."deletedAt" IS NULL) AS newer,
+                     AND n."senderId" <> cm."userId" AND n."deletedAt" IS NULL
+                     AND CASE WHEN n."threadRootId" IS NULL THEN NOT coalesce(cm."mutedUntil" > now(), false)
+                              ELSE ${followsThread(Prisma.sql`n."threadRootId"`, Prisma.sql`cm."userId"`)} END) AS newer,
            (SELECT count(*)::int FROM "Message" u WHERE u."chatId" = cm."chatId" AND u."seq" > cm."lastReadSeq"
                      AND u."senderId" <> cm."userId" AND u."deletedAt" IS NULL) AS unread,
            ${totalUnreadSql(Prisma.sql`cm."userId"`)} AS badge

@@ -91,7 +91,13 @@ builder.prismaObject('Chat', {
           'History in send order. `last: n` gives the newest n; page back with `before`, forward with `after` (opaque cursors, stable under concurrent sends).',
         defaultSize: 50,
         maxSize: pageSizeFor,
-        query: { orderBy: { seq: 'asc' } },
+        args: {
+          includeThreadReplies: t.arg.boolean({
+            defaultValue: false,
+            description: 'Also list thread replies (they keep their place in the seq order). Default false: the main timeline.',
+          }),
+        },
+        query: (args) => ({ where: args.includeThreadReplies ? {} : { threadRootId: null }, orderBy: { seq: 'asc' } }),
       },
       MessageConnection,
     ),

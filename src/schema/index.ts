@@ -18,5 +18,8 @@ import './account.ts';
 import './devices.ts';
 import './encrypted-messages.ts';
 import './calls.ts';
+import './search.ts';
+import './threads.ts';
+import './scheduled.ts';
 
 export const schema = builder.toSchema({ sortSchema: true });

@@ -9,7 +9,7 @@ import { UserRef } from './users.ts';
 
 export const MessageKindEnum = builder.enumType(MessageKind, { name: 'MessageKind' });
 
-const LocationRef = builder.objectRef<Location>('Location').implement({
+export const LocationRef = builder.objectRef<Location>('Location').implement({
   fields: (t) => ({
     latitude: t.exposeFloat('latitude'),
     longitude: t.exposeFloat('longitude'),
@@ -86,7 +86,7 @@ export const MessageRef = builder.prismaObject('Message', {
   }),
 });
 
-const LocationInput = builder.inputType('LocationInput', {
+export const LocationInput = builder.inputType('LocationInput', {
   fields: (t) => ({
     latitude: t.float({ required: true, description: '-90 to 90.' }),
     longitude: t.float({ required: true, description: '-180 to 180.' }),
@@ -101,6 +101,10 @@ const SendMessageInput = builder.inputType('SendMessageInput', {
     attachmentId: t.id({ required: false, description: 'IMAGE/FILE/VOICE: an attachment you uploaded.' }),
     location: t.field({ type: LocationInput, required: false, description: 'LOCATION: required.' }),
     replyToId: t.id({ required: false, description: 'A message in the same chat.' }),
+    threadRootId: t.id({
+      required: false,
+      description: 'Post into the thread under this message: a live message of the same chat that is not itself a thread reply.',
+    }),
     clientMessageId: t.string({
       required: false,
       description: 'Your id for this send (up to 64 characters): retrying with it returns the first message instead of a duplicate.',

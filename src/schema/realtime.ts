@@ -48,6 +48,12 @@ const MessageEventRef = builder.objectRef<MessageEvent>('MessageEvent').implemen
       description: 'For READ_BY_CHANGED: the member who read.',
       resolve: (query, event, _args, ctx) => (event.readerId ? ctx.prisma.user.findUnique({ ...query, where: { id: event.readerId } }) : null),
     }),
+    threadRootId: t.id({
+      nullable: true,
+      description: 'For a thread reply: its root message (Message.threadRootId), so a client can route it without selecting the message.',
+      resolve: async (event, _args, ctx) =>
+        (await ctx.prisma.message.findUnique({ where: { id: event.messageId }, select: { threadRootId: true } }))?.threadRootId ?? null,
+    }),
   }),
 });
 

@@ -12,6 +12,7 @@ import { pendingMigrations } from '../db/migrate/index.ts';
 import type { Config } from '../env.ts';
 import { startUploadCleanup } from '../files/cleanup.ts';
 import { startEnvelopeCleanup } from '../messages/envelopes.ts';
+import { startScheduledSends } from '../messages/scheduled.ts';
 import { useFileDownloads } from './plugins/file-downloads.ts';
 import { graphiqlOptions, renderGraphiQL, useGraphiQLAssets } from './graphiql.ts';
 import { useWebClient } from './plugins/web-client.ts';
@@ -101,6 +102,7 @@ export async function buildApp(options: BuildAppOptions): Promise<App> {
   const stopSessionCleanup = startSessionCleanup(services);
   const stopAccountCleanup = startAccountCleanup(services);
   const stopEnvelopeCleanup = startEnvelopeCleanup(services, config.e2e.envelopeRetentionMs);
+  const stopScheduledSends = await startScheduledSends(services);
 
   let webSockets: ReturnType<typeof attachWebSocketServer> | undefined;
   const metrics = createMetrics({
@@ -242,6 +244,7 @@ export async function buildApp(options: BuildAppOptions): Promise<App> {
         await stopSessionCleanup();
         await stopAccountCleanup();
         await stopEnvelopeCleanup();
+        await stopScheduledSends();
         await lifecycle.stop();
         await database.stop();
       }, logger);

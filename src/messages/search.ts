@@ -1,0 +1,222 @@
+// searchMessages: candidates from the blind index (src/messages/search-index.ts) in the chats the
+// viewer is a member of now, newest first; each one decrypted and checked for the phrase before it
+// is returned, since tokens only say that each word (or prefix) occurs somewhere in the message.
+import { Prisma, type Message } from '../generated/prisma/client.ts';
+import type { Services } from '../services.ts';
+import { badUserInput, notFound } from '../errors.ts';
+import { CHAT_NOT_FOUND } from '../chats/membership.ts';
+import { decodeContent, messageAad } from './content.ts';
+import { chatTokenSlices, MIN_PREFIX, queryTokens, tokenArray, wordsOf, type Word } from './search-index.ts';
+
+type SearchServices = Pick<Services, 'prisma' | 'cipher' | 'config'>;
+
+export const SEARCH_QUERY_MAX_LENGTH = 200;
+const SEARCH_QUERY_MAX_WORDS = 10;
+/** Characters of context kept on each side of the match in a highlight. */
+const SNIPPET_CONTEXT = 60;
+
+/** Where a match is in the highlight's text, in UTF-16 code units (JavaScript string indices). */
+export interface HighlightRange {
+  start: number;
+  length: number;
+}
+
+export interface SearchHighlight {
+  /** The message text, or a window of it around the first match (with "…" where it was cut). */
+  snippet: string;
+  ranges: HighlightRange[];
+}
+
+export interface SearchHit {
+  message: Message;
+  highlight: SearchHighlight;
+  cursor: string;
+}
+
+export interface SearchPage {
+  hits: SearchHit[];
+  hasNextPage: boolean;
+}
+
+export interface SearchArgs {
+  query: string;
+  chatId?: string | null;
+  first: number;
+  after?: string | null;
+}
+
+const encodeCursor = (messageId: string) => Buffer.from(`search:${messageId}`).toString('base64url');
+
+function decodeCursor(cursor: string): string {
+  const decoded = Buffer.from(cursor, 'base64url').toString('utf8');
+  if (!decoded.startsWith('search:') || decoded.length > 100) throw badUserInput('after', 'The cursor is invalid.');
+  return decoded.slice('search:'.length);
+}
+
+/** The query's words, normalised as the index's are. */
+function queryWords(query: string): string[] {
+  if ([...query].length > SEARCH_QUERY_MAX_LENGTH) throw badUserInput('query', `The query must be at most ${SEARCH_QUERY_MAX_LENGTH} characters.`);
+  const terms = wordsOf(query).map((word) => word.term);
+  if (terms.length === 0) throw badUserInput('query', 'The query needs at least one letter or digit.');
+  if (terms.length > SEARCH_QUERY_MAX_WORDS) throw badUserInput('query', `The query may have at most ${SEARCH_QUERY_MAX_WORDS} words.`);
+  return terms;
+}
+
+/**
+ * Where the phrase occurs in the text's words: the query's words in a row, each equal to the
+ * text's word, except the last, which may be its prefix (from MIN_PREFIX characters: "hel" finds
+ * "hello"). Returns the index of each occurrence's first word.
+ */
+export function phraseMatches(words: Word[], terms: string[]): number[] {
+  const last = terms.length - 1;
+  const matches: number[] = [];
+  for (let i = 0; i + last < words.length; i++) {
+    const fits = terms.every((term, k) => {
+      const word = words[i + k]!.term;
+      return word === term || (k === last && [...term].length >= MIN_PREFIX && word.startsWith(term));
+    });
+    if (fits) matches.push(i);
+  }
+  return matches;
+}
+
+function highlightOf(text: string, words: Word[], starts: number[], phraseLength: number): SearchHighlight {
+  const first = starts[0]!;
+  const from = Math.max(0, words[first]!.start - SNIPPET_CONTEXT);
+  const to = Math.min(text.length, words[first + phraseLength - 1]!.end + SNIPPET_CONTEXT);
+  const prefix = from > 0 ? '…' : '';
+  const snippet = `${prefix}${text.slice(from, to)}${to < text.length ? '…' : ''}`;
+  const ranges = starts
+    .map((start) => ({ start: words[start]!.start, end: words[start + phraseLength - 1]!.end }))
+    .filter((range) => range.start >= from && range.end <= to)
+    .map((range) => ({ start: range.start - from + prefix.length, length: range.end - range.start }));
+  return { snippet, ranges };
+}
+
+/** The chats searched: the viewer's current plaintext chats, or the one asked for if the viewer is in it. */
+async function searchedChats(prisma: SearchServices['prisma'], viewerId: string, chatId: string | null | undefined): Promise<string[]> {
+  const memberships = await prisma.chatMember.findMany({
+    where: { userId: viewerId, chat: { encrypted: false }, ...(chatId == null ? {} : { chatId }) },
+    select: { chatId: true },
+  });
+  if (chatId != null && memberships.length === 0) {
+    // An encrypted chat one is in is not searchable; any other is as unknown as a missing one.
+    const member = await prisma.chatMember.findUnique({ where: { chatId_userId: { chatId, userId: viewerId } }, select: { chatId: true } });
+    if (!member) throw notFound(CHAT_NOT_FOUND);
+  }
+  return memberships.map((m) => m.chatId);
+}
+
+/**
+ * Index candidates, newest first: every term's tokens (in one of the chats) in the entry. The GIN
+ * lookup runs first and alone (MATERIALIZED): a token belongs to one chat, so it yields exactly
+ * the viewer's matches; left to itself the planner may instead walk the whole table newest first,
+ * testing every row, since it cannot estimate how rare a token is.
+ */
+function candidates({ prisma }: SearchServices, chatIds: string[], tokens: Buffer[][], before: string | null, take: number) {
+  const conditions = tokens.map((set) => Prisma.sql`s."tokens" && ${tokenArray(set)}`);
+  return prisma.$queryRaw<Message[]>`
+    WITH matched AS MATERIALIZED (
+      SELECT s."messageId" FROM "MessageSearch" s
+      WHERE ${Prisma.join(conditions, ' AND ')} AND s."chatId" = ANY(${chatIds}::text[])
+        AND (${before}::text IS NULL OR s."messageId" < ${before})
+    )
+    SELECT m.* FROM matched JOIN "Message" m ON m."id" = matched."messageId"
+    WHERE m."deletedAt" IS NULL
+    ORDER BY m."id" DESC
+    LIMIT ${take}`;
+}
+
+/** Rows of each chat's newest index entries the window pass reads. */
+const WINDOW_PER_CHAT = 25;
+
+interface WindowRow {
+  chatIndex: number;
+  messageId: string;
+  hit: boolean;
+}
+
+/**
+ * The window pass: each chat's WINDOW_PER_CHAT newest entries (before the cursor), newest first,
+ * each marked if it holds every term. Bounded by chats x window whatever the words, it answers
+ * common words, whose matches are many and whose GIN bitmap would be all of them to sort.
+ */
+function windowRows({ prisma, config }: SearchServices, chatIds: string[], terms: string[], before: string | null) {
+  const { flat, keys } = chatTokenSlices(config.messageEncryption, chatIds, terms);
+  const width = terms.length;
+  // One chat's slice under key k of the flat [chat][key][term] array (1-based, inclusive).
+  const underKey = Array.from({ length: keys }, (_, k) =>
+    Prisma.sql`s."tokens" @> (${tokenArray(flat)})[((c.i - 1) * ${keys} + ${k}) * ${width} + 1 : ((c.i - 1) * ${keys} + ${k} + 1) * ${width}]`,
+  );
+  return prisma.$queryRaw<WindowRow[]>`
+    SELECT (c.i)::int AS "chatIndex", w."messageId", w.hit
+    FROM unnest(${chatIds}::text[]) WITH ORDINALITY AS c(id, i)
+    CROSS JOIN LATERAL (
+      SELECT s."messageId", (${Prisma.join(underKey, ' OR ')}) AS hit FROM "MessageSearch" s
+      WHERE s."chatId" = c.id AND (${before}::text IS NULL OR s."messageId" < ${before})
+      ORDER BY s."messageId" DESC LIMIT ${WINDOW_PER_CHAT}
+    ) w`;
+}
+
+/**
+ * What the window settles: its hits that are certainly the newest matches (at or after the newest
+ * place where a chat's window stopped short of the chat's end), and where to go on from (null: every
+ * chat was read to its end).
+ */
+function settled(rows: WindowRow[], chats: number): { ids: string[]; from: string | null } {
+  const perChat = new Map<number, WindowRow[]>();
+  for (const row of rows) perChat.set(row.chatIndex, [...(perChat.get(row.chatIndex) ?? []), row]);
+  let from: string | null = null;
+  for (let index = 1; index <= chats; index++) {
+    const mine = perChat.get(index) ?? [];
+    const oldest = mine.at(-1)?.messageId;
+    if (mine.length === WINDOW_PER_CHAT && oldest && (from === null || oldest > from)) from = oldest;
+  }
+  const ids = rows.filter((row) => row.hit && (from === null || row.messageId >= from)).map((row) => row.messageId);
+  return { ids: ids.sort().reverse(), from };
+}
+
+/** A page of messages whose text holds the query's phrase, newest first (by id: uuidv7, in time order). */
+export async function searchMessages(services: SearchServices, viewerId: string, args: SearchArgs): Promise<SearchPage> {
+  const terms = queryWords(args.query);
+  const distinct = [...new Set(terms)];
+  const after = args.after == null ? null : decodeCursor(args.after);
+  const chatIds = await searchedChats(services.prisma, viewerId, args.chatId);
+  if (chatIds.length === 0 || args.first === 0) return { hits: [], hasNextPage: false };
+  const hits: SearchHit[] = [];
+  /** Decrypts and phrase-checks candidates in order; true once the page is full and one more was found. */
+  const check = async (batch: Message[]) => {
+    const opened = await services.cipher.open(
+      batch.map((message) => ({ keyId: message.contentKeyId!, aad: messageAad(message.id), ciphertext: message.content! })),
+    );
+    for (const [index, message] of batch.entries()) {
+      const text = decodeContent(opened[index]!).text ?? '';
+      const words = wordsOf(text);
+      const starts = phraseMatches(words, terms);
+      if (starts.length === 0) continue;
+      if (hits.length === args.first) return true;
+      hits.push({ message, highlight: highlightOf(text, words, starts, terms.length), cursor: encodeCursor(message.id) });
+    }
+    return false;
+  };
+
+  const take = Math.max(20, args.first + 1);
+  const window = settled(await windowRows(services, chatIds, distinct, after), chatIds.length);
+  // Newest first, a batch at a time: a common word's page is full after the first.
+  for (let start = 0; start < window.ids.length; start += take) {
+    const ids = window.ids.slice(start, start + take);
+    const found = await services.prisma.message.findMany({ where: { id: { in: ids }, deletedAt: null } });
+    const byId = new Map(found.map((message) => [message.id, message]));
+    if (await check(ids.flatMap((id) => byId.get(id) ?? []))) return { hits, hasNextPage: true };
+  }
+  if (window.from === null) return { hits, hasNextPage: false };
+
+  // Past the window: the GIN index, which for words that got here is the cheaper way.
+  const tokens = queryTokens(services.config.messageEncryption, chatIds, distinct);
+  for (let before = window.from; ; ) {
+    const batch = await candidates(services, chatIds, tokens, before, take);
+    if (await check(batch)) return { hits, hasNextPage: true };
+    if (batch.length < take) return { hits, hasNextPage: false };
+    before = batch.at(-1)!.id;
+  }
+}

@@ -1,0 +1,158 @@
+// Scheduled send (src/messages/scheduled.ts).
+import { requireViewer } from '../auth/authenticate.ts';
+import { decodeContent, type MessageContent } from '../messages/content.ts';
+import { TEXT_MAX_LENGTH } from '../messages/messages.ts';
+import {
+  cancelScheduledMessage,
+  rescheduleMessage,
+  SCHEDULE_MAX_DAYS,
+  scheduledAad,
+  scheduledEventStream,
+  scheduleMessage,
+  type ScheduledEvent,
+} from '../messages/scheduled.ts';
+import type { Context } from '../context.ts';
+import type { ScheduledMessage } from '../generated/prisma/client.ts';
+import { builder } from './builder.ts';
+import { LocationInput, LocationRef, MessageKindEnum, MessageRef } from './messages.ts';
+import { pageSizeFor } from './pagination.ts';
+
+const ScheduledStateEnum = builder.enumType('ScheduledMessageState', {
+  description: 'Where a scheduled message stands.',
+  values: {
+    PENDING: { description: 'Waiting for sendAt; can be cancelled or rescheduled.' },
+    SENDING: { description: 'Being sent now.' },
+    SENT: { description: 'Sent: `message` is the message it became.' },
+    FAILED: { description: 'Dropped at sendAt because you could no longer send it (`failureReason` says why).' },
+    CANCELLED: { description: 'Cancelled by you.' },
+  },
+});
+
+async function contentOf(ctx: Context, row: Pick<ScheduledMessage, 'id' | 'content' | 'contentKeyId'>): Promise<MessageContent> {
+  return decodeContent(await ctx.loaders.plaintext.load({ aad: scheduledAad(row.id), keyId: row.contentKeyId, ciphertext: row.content }));
+}
+
+builder.prismaObject('ScheduledMessage', {
+  description: 'A message of yours waiting to be sent at `sendAt` (visible to you alone).',
+  fields: (t) => ({
+    id: t.exposeID('id'),
+    chat: t.relation('chat'),
+    sendAt: t.expose('sendAt', { type: 'DateTime', description: 'When it is sent (or was due).' }),
+    kind: t.expose('kind', { type: MessageKindEnum }),
+    text: t.string({ nullable: true, description: 'Text or caption.', resolve: async (row, _args, ctx) => (await contentOf(ctx, row)).text }),
+    location: t.field({
+      type: LocationRef,
+      nullable: true,
+      description: 'For LOCATION messages.',
+      resolve: async (row, _args, ctx) => (await contentOf(ctx, row)).location,
+    }),
+    attachmentId: t.exposeID('attachmentId', { nullable: true, description: 'IMAGE/FILE/VOICE: the upload it sends.' }),
+    replyToId: t.exposeID('replyToId', { nullable: true, description: 'The message it replies to.' }),
+    threadRootId: t.exposeID('threadRootId', { nullable: true, description: 'The thread it posts into.' }),
+    state: t.expose('state', { type: ScheduledStateEnum }),
+    failureReason: t.exposeString('failureReason', { nullable: true, description: 'FAILED: why it could not be sent.' }),
+    message: t.relation('message', { nullable: true, description: 'SENT: the message it became.' }),
+    createdAt: t.expose('createdAt', { type: 'DateTime' }),
+  }),
+});
+
+builder.prismaObjectFields(MessageRef, (t) => ({
+  scheduledFor: t.field({
+    type: 'DateTime',
+    nullable: true,
+    description: 'Sent by scheduleMessage: the time it was scheduled for (createdAt is when it was actually sent; later if the server was down then).',
+    select: { scheduledAs: { select: { sendAt: true } } },
+    resolve: (message) => message.scheduledAs?.sendAt ?? null,
+  }),
+}));
+
+const ScheduleMessageInput = builder.inputType('ScheduleMessageInput', {
+  description: 'What sendMessage takes (but clientMessageId), and when to send it.',
+  fields: (t) => ({
+    chatId: t.id({ required: true }),
+    kind: t.field({ type: MessageKindEnum, required: true }),
+    text: t.string({ required: false, description: `As in sendMessage: up to ${TEXT_MAX_LENGTH} characters.` }),
+    attachmentId: t.id({ required: false, description: 'IMAGE/FILE/VOICE: an attachment you uploaded (unused uploads are deleted after UPLOAD_RETENTION: schedule within it).' }),
+    location: t.field({ type: LocationInput, required: false, description: 'LOCATION: required.' }),
+    replyToId: t.id({ required: false, description: 'A message in the same chat.' }),
+    threadRootId: t.id({ required: false, description: 'Post into the thread under this message.' }),
+    sendAt: t.field({ type: 'DateTime', required: true, description: `In the future, within ${SCHEDULE_MAX_DAYS} days.` }),
+  }),
+});
+
+const ScheduledEventTypeEnum = builder.enumType('ScheduledMessageEventType', {
+  values: {
+    SENT: { description: 'Sent at its time.' },
+    FAILED: { description: 'Dropped at its time: you could no longer send it.' },
+  },
+});
+
+const ScheduledEventRef = builder.objectRef<ScheduledEvent>('ScheduledMessageEvent').implement({
+  description: 'One of your scheduled messages was sent or dropped.',
+  fields: (t) => ({
+    type: t.field({ type: ScheduledEventTypeEnum, resolve: (event) => event.type }),
+    reason: t.string({ nullable: true, description: 'FAILED: why.', resolve: (event) => event.reason }),
+    scheduledMessage: t.prismaField({
+      type: 'ScheduledMessage',
+      resolve: (query, event, _args, ctx) => ctx.prisma.scheduledMessage.findUniqueOrThrow({ ...query, where: { id: event.scheduledMessageId } }),
+    }),
+  }),
+});
+
+builder.queryFields((t) => ({
+  scheduledMessages: t.prismaConnection({
+    type: 'ScheduledMessage',
+    cursor: 'id',
+    description: 'Your scheduled messages still waiting (PENDING), soonest first; with chatId, of that chat only.',
+    args: { chatId: t.arg.id({ required: false }) },
+    defaultSize: 20,
+    maxSize: pageSizeFor,
+    resolve: (query, _root, args, ctx) =>
+      ctx.prisma.scheduledMessage.findMany({
+        ...query,
+        where: { senderId: requireViewer(ctx).userId, state: 'PENDING', ...(args.chatId == null ? {} : { chatId: String(args.chatId) }) },
+        orderBy: [{ sendAt: 'asc' }, { id: 'asc' }],
+      }),
+  }),
+}));
+
+builder.mutationFields((t) => ({
+  scheduleMessage: t.prismaField({
+    type: 'ScheduledMessage',
+    description: 'Schedules a message: at sendAt it is sent as if you sent it then (if you may still send it; else FAILED on scheduledMessageEvents).',
+    args: { input: t.arg({ type: ScheduleMessageInput, required: true }) },
+    resolve: async (query, _root, { input }, ctx) => {
+      const viewerId = requireViewer(ctx).userId;
+      await ctx.rateLimits.consume('sendMessageTotal', viewerId);
+      const row = await scheduleMessage(ctx, viewerId, input);
+      return ctx.prisma.scheduledMessage.findUniqueOrThrow({ ...query, where: { id: row.id } });
+    },
+  }),
+  cancelScheduledMessage: t.prismaField({
+    type: 'ScheduledMessage',
+    description: 'Cancels a PENDING scheduled message of yours (CONFLICT once it is being sent or done).',
+    args: { id: t.arg.id({ required: true }) },
+    resolve: async (query, _root, args, ctx) => {
+      const row = await cancelScheduledMessage(ctx, requireViewer(ctx).userId, String(args.id));
+      return ctx.prisma.scheduledMessage.findUniqueOrThrow({ ...query, where: { id: row.id } });
+    },
+  }),
+  rescheduleMessage: t.prismaField({
+    type: 'ScheduledMessage',
+    description: `Moves a PENDING scheduled message of yours to another time (in the future, within ${SCHEDULE_MAX_DAYS} days).`,
+    args: { id: t.arg.id({ required: true }), sendAt: t.arg({ type: 'DateTime', required: true }) },
+    resolve: async (query, _root, args, ctx) => {
+      const row = await rescheduleMessage(ctx, requireViewer(ctx).userId, String(args.id), args.sendAt);
+      return ctx.prisma.scheduledMessage.findUniqueOrThrow({ ...query, where: { id: row.id } });
+    },
+  }),
+}));
+
+builder.subscriptionFields((t) => ({
+  scheduledMessageEvents: t.field({
+    type: ScheduledEventRef,
+    description: 'Your scheduled messages as they are sent (SENT) or dropped (FAILED, with the reason).',
+    subscribe: (_root, _args, ctx) => scheduledEventStream(ctx, requireViewer(ctx).userId),
+    resolve: (event) => event,
+  }),
+}));
