@@ -250,6 +250,7 @@ function toConfig(env: z.infer<typeof schema>) {
       ? ['  VAPID_PUBLIC_KEY, VAPID_PRIVATE_KEY, VAPID_SUBJECT: required when NODE_ENV=production']
       : []),
     ...(production && !env.MESSAGE_ENCRYPTION_KEY ? ['  MESSAGE_ENCRYPTION_KEY: required when NODE_ENV=production'] : []),
+    ...(env.PERSISTED_OPERATIONS_ONLY && !env.PERSISTED_OPERATIONS_FILE ? ['  PERSISTED_OPERATIONS_FILE: required with PERSISTED_OPERATIONS_ONLY=true'] : []),
     ...(!env.TURN_SECRET && env.TURN_URLS.some((url) => url.startsWith('turn')) ? ['  TURN_SECRET: required with turn: URLs in TURN_URLS'] : []),
   ];
   if (missing.length > 0) throw new ConfigError(`Invalid environment:\n${missing.join('\n')}`);

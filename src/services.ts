@@ -57,6 +57,8 @@ export interface Services {
   loginLimits: LoginLimiter;
   /** Call deadlines (ringing, reconnecting) and signal ordering; app.ts starts its timers. */
   calls: CallRuntime;
+  /** The shared Redis connection (REDIS_URL), for small stores such as persisted queries. */
+  redis: Redis | undefined;
   logger: Logger;
 }
 
@@ -168,6 +170,7 @@ export function createServices(config: Config, logger: Logger, options: Services
     rateLimits: createRateLimits(config, limiterStore),
     loginLimits: createLoginLimiter(config, limiterStore),
     calls,
+    redis,
     logger,
   };
 

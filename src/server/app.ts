@@ -27,6 +27,7 @@ import { useRequestBodyLimit } from './plugins/request-body-limit.ts';
 import { useRequestParseErrors } from './plugins/request-parse-errors.ts';
 import { requestIdOf, useRequestId } from './plugins/request-id.ts';
 import { createSubscriptionExecution } from './shared-execution.ts';
+import { createPersistedOperations } from './persisted-operations.ts';
 import { attachWebSocketServer, type WebSocketOptions, type WsServerContext } from './websocket.ts';
 import { schema } from '../schema/index.ts';
 import { createServices, type Services, type ServicesOptions } from '../services.ts';
@@ -118,6 +119,7 @@ export async function buildApp(options: BuildAppOptions): Promise<App> {
   );
   metrics.gauge('kocmoc_upload_memory_waiting', 'Upload requests waiting for room in UPLOAD_MEMORY_BYTES.', () => services.uploadMemory.waiting);
 
+  const persisted = createPersistedOperations(config.exposure.persistedOperations, services.redis);
   let migrationsPending = true;
   const yoga = createYoga<WsServerContext, Context>({
     schema,
@@ -160,6 +162,7 @@ export async function buildApp(options: BuildAppOptions): Promise<App> {
       useSecurityHeaders(),
       useRequestId(),
       useErrorLogging(logger),
+      ...persisted.plugins,
       metrics.plugin,
       subscriptions.plugin,
       ...(options.documentLimits === false ? [] : [useDocumentLimits({ limits: config.limits.document, introspection: config.exposure.introspection })]),
@@ -206,7 +209,11 @@ export async function buildApp(options: BuildAppOptions): Promise<App> {
         const responded = new Promise((resolve) => response.once('close', resolve));
         void inFlight.track(Promise.all([yoga(request, response), responded]));
       });
-      webSockets = attachWebSocketServer(server, yoga, services, { inFlight, onErrorsSent: (errors) => metrics.countErrors('ws', errors) }, options.webSocket);
+      webSockets = attachWebSocketServer(server, yoga, services, {
+        inFlight,
+        socketQuery: persisted.socketQuery,
+        onErrorsSent: (errors) => metrics.countErrors('ws', errors),
+      }, options.webSocket);
       await new Promise<void>((resolve, reject) => {
         server!.once('error', reject);
         server!.listen(config.http.port, config.http.host, resolve);
