@@ -3,6 +3,7 @@ import { randomUUID } from 'node:crypto';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { createYoga, useReadinessCheck, type YogaServerInstance } from 'graphql-yoga';
+import { useDeferStream } from '@graphql-yoga/plugin-defer-stream';
 import { startSessionCleanup } from '../auth/session-cleanup.ts';
 import { startAccountCleanup } from '../users/account-cleanup.ts';
 import { runCallJob } from '../calls/deadlines.ts';
@@ -163,6 +164,8 @@ export async function buildApp(options: BuildAppOptions): Promise<App> {
       useRequestId(),
       useErrorLogging(logger),
       ...persisted.plugins,
+      // @defer and @stream: multipart/mixed or text/event-stream over HTTP, several `next` messages over graphql-ws.
+      useDeferStream(),
       metrics.plugin,
       subscriptions.plugin,
       ...(options.documentLimits === false ? [] : [useDocumentLimits({ limits: config.limits.document, introspection: config.exposure.introspection })]),
