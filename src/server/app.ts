@@ -37,6 +37,7 @@ import { clientAddressOf } from '../limits/client-address.ts';
 import { useDocumentLimits } from './plugins/document-limits.ts';
 import { useCorsPolicy, useSecurityHeaders } from './plugins/http-policy.ts';
 import { listenForMetrics } from './metrics-server.ts';
+import { useHttpAnswers } from './plugins/http-answers.ts';
 
 /**
  * How stop() divides SHUTDOWN_TIMEOUT, in shares of it counted from the start: WebSocket clients
@@ -194,6 +195,7 @@ export async function buildApp(options: BuildAppOptions): Promise<App> {
           );
         },
       }),
+      useHttpAnswers('/graphql'),
     ],
   });
 
