@@ -7,6 +7,7 @@ import { z } from 'zod';
 import { duration, flag, optionalString, port } from './env-fields.ts';
 import { httpSettings, toHttpConfig } from './http-settings.ts';
 import { limitSettings, toLimitsConfig } from './limits/settings.ts';
+import { toTracingConfig, tracingSettings } from './tracing/settings.ts';
 import { IMAGE_WORKING_COPIES, MULTIPART_OVERHEAD_BYTES, uploadPeakBytes } from './files/upload-sizes.ts';
 
 const base64Key = z
@@ -167,6 +168,8 @@ const schema = z.object({
   ...limitSettings,
   /** Introspection, GraphiQL, CORS_ORIGINS and /metrics: see src/http-settings.ts. */
   ...httpSettings,
+  /** OpenTelemetry: see src/tracing/settings.ts. */
+  ...tracingSettings,
   /**
    * How long an export of a user's data (exportMyData) can be downloaded, through its link or with the
    * user's token; the encrypted file is deleted after that. One export a day per user. Default 1h.
@@ -307,6 +310,7 @@ function toConfig(env: z.infer<typeof schema>) {
     },
     limits: toLimitsConfig(env),
     exposure: toHttpConfig(env, production),
+    tracing: toTracingConfig(env),
     e2e: {
       envelopeRetentionMs: env.ENCRYPTED_ENVELOPE_RETENTION,
     },

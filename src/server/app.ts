@@ -38,6 +38,8 @@ import { useDocumentLimits } from './plugins/document-limits.ts';
 import { useCorsPolicy, useSecurityHeaders } from './plugins/http-policy.ts';
 import { listenForMetrics } from './metrics-server.ts';
 import { useHttpAnswers } from './plugins/http-answers.ts';
+import { useTracing } from './plugins/tracing.ts';
+import { startTracing, traceTasks } from '../tracing/tracing.ts';
 
 /**
  * How stop() divides SHUTDOWN_TIMEOUT, in shares of it counted from the start: WebSocket clients
@@ -78,6 +80,8 @@ export interface App {
 /** Opens the database (embedded when no URL is set), applies migrations and wires every service. */
 export async function buildApp(options: BuildAppOptions): Promise<App> {
   const { config, logger = createLogger(config.logLevel) } = options;
+  // Before anything that could make a span; undefined (and no SDK loaded) without an OTLP endpoint.
+  const tracing = await startTracing(config.tracing);
   const database = await openDatabase(config, logger);
   await migrateDatabase(database.url, logger);
 
@@ -102,6 +106,7 @@ export async function buildApp(options: BuildAppOptions): Promise<App> {
   const stopSessionCleanup = startSessionCleanup(services);
   const stopAccountCleanup = startAccountCleanup(services);
   const stopEnvelopeCleanup = startEnvelopeCleanup(services, config.e2e.envelopeRetentionMs);
+  const stopTracingTasks = tracing ? traceTasks(tracing, pool) : undefined;
 
   let webSockets: ReturnType<typeof attachWebSocketServer> | undefined;
   const metrics = createMetrics({
@@ -169,6 +174,7 @@ export async function buildApp(options: BuildAppOptions): Promise<App> {
       useDeferStream(),
       metrics.plugin,
       subscriptions.plugin,
+      ...(tracing ? [useTracing(tracing.tracer, tracing)] : []),
       ...(options.documentLimits === false ? [] : [useDocumentLimits({ limits: config.limits.document, introspection: config.exposure.introspection })]),
       useMaintenanceMode(maintenance),
       useRequestBodyLimit(config.http.maxRequestBytes),
@@ -252,6 +258,8 @@ export async function buildApp(options: BuildAppOptions): Promise<App> {
         await stopAccountCleanup();
         await stopEnvelopeCleanup();
         await lifecycle.stop();
+        stopTracingTasks?.();
+        await tracing?.shutdown();
         await database.stop();
       }, logger);
     },
