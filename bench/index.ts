@@ -11,6 +11,7 @@ import { runLoginStorm } from './login-storm.ts';
 import { runPush } from './push.ts';
 import { runSendMessage } from './send-message.ts';
 import { describeMachine, openBenchDatabase, RATE_LIMITS_NOTICE, type Bench } from './setup.ts';
+import { runTracing } from './tracing.ts';
 import { runUploadBench } from './upload.ts';
 import { runWsIdle } from './ws-idle.ts';
 
@@ -24,6 +25,7 @@ const benches: Bench[] = [
   { name: 'ws-idle', run: runWsIdle },
   { name: 'fanout', run: runFanout },
   { name: 'limits', run: runLimits },
+  { name: 'tracing', run: runTracing },
   { name: 'e2e', run: runE2e },
   { name: 'calls', run: runCalls },
   { name: 'delivery-soak', run: runDeliverySoak },

@@ -1,13 +1,16 @@
 // OpenTelemetry: the span tree of operations exported over OTLP/HTTP to a receiver in the test, the
 // client's traceparent honoured, trace ids in log lines, and nothing loaded with tracing off.
+import { randomUUID } from 'node:crypto';
 import { createServer, type Server } from 'node:http';
 import { gunzipSync } from 'node:zlib';
 import { pino } from 'pino';
 import { Writable } from 'node:stream';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import type { App } from '../src/server/app.ts';
-import { startTracing } from '../src/tracing/tracing.ts';
-import { createChat, gql, registerUser, startSocketTestApp, startTestApp } from './support/helpers.ts';
+import { startTracing, traceJobs } from '../src/tracing/tracing.ts';
+import { PermanentJobError } from '../src/notifications/jobs.ts';
+import { createBullQueue, startBullWorker, type JobProcessor } from '../src/notifications/queue.ts';
+import { createChat, gql, registerUser, startSocketTestApp, startTestApp, testRedisUrl } from './support/helpers.ts';
 import { connect, settle, subscribe } from './support/ws-helpers.ts';
 
 interface ExportedSpan {
@@ -67,10 +70,16 @@ const named = (name: string) => spans.filter((span) => span.name === name);
 const TRACE_ID = '4bf92f3577b34da6a3ce929d0e0e4736';
 const CLIENT_SPAN_ID = '00f067aa0ba902b7';
 
+beforeAll(async () => {
+  endpoint = `http://127.0.0.1:${await listenForSpans()}`;
+});
+afterAll(async () => {
+  await new Promise((resolve) => receiver?.close(resolve));
+});
+
 describe('tracing on (OTEL_EXPORTER_OTLP_ENDPOINT set)', () => {
   let app: App;
   beforeAll(async () => {
-    endpoint = `http://127.0.0.1:${await listenForSpans()}`;
     const started = await startSocketTestApp({ OTEL_EXPORTER_OTLP_ENDPOINT: endpoint, TRACE_RESOLVER_THRESHOLD_MS: '0' }, { logger });
     app = started.app;
     const user = await registerUser(app);
@@ -89,9 +98,6 @@ describe('tracing on (OTEL_EXPORTER_OTLP_ENDPOINT set)', () => {
     await gql(app, 'query Status($id: ID!) { user(id: $id) { id status } }', { id: user.id }, { token: user.accessToken, headers: { 'x-request-id': 'traced-failure' } });
     // Stopping exports what is still buffered.
     await app.stop();
-  });
-  afterAll(async () => {
-    await new Promise((resolve) => receiver?.close(resolve));
   });
 
   it('exports an operation span with parse, validate and execute children, and resolver spans under execute', () => {
@@ -139,6 +145,32 @@ describe('tracing on (OTEL_EXPORTER_OTLP_ENDPOINT set)', () => {
     expect(failed).toBeDefined();
     expect(childrenOf(failed!).map((span) => span.name)).toEqual(['graphql.parse']);
     expect(attribute(failed!, 'graphql.error.codes')).toBeDefined();
+  });
+});
+
+describe('BullMQ jobs in the worker', () => {
+  it('runs each job in a `job <name>` span of the worker service, an error when it fails', async () => {
+    const tracing = (await startTracing({ endpoint, serviceName: 'kocmoc', resolverThresholdMs: 10 }, '-worker'))!;
+    const prefix = `kocmoc-test-${randomUUID()}`;
+    const ran: string[] = [];
+    const process: JobProcessor = async (name, data) => {
+      ran.push((data as { messageId: string }).messageId);
+      if ((data as { messageId: string }).messageId === 'fails') throw new PermanentJobError('cannot deliver');
+    };
+    const worker = startBullWorker({ redisUrl: testRedisUrl(), prefix, process: traceJobs(tracing, process), logger: pino({ level: 'silent' }), concurrency: 1, lockDurationMs: 30_000 });
+    const queue = createBullQueue(testRedisUrl(), pino({ level: 'silent' }), prefix);
+    try {
+      await queue.add('fan-out', [{ id: 'works', data: { messageId: 'works' } }, { id: 'fails', data: { messageId: 'fails' } }]);
+      await vi.waitFor(() => expect(ran.sort()).toEqual(['fails', 'works']), { timeout: 10_000 });
+    } finally {
+      await worker.close();
+      await queue.close();
+      await tracing.shutdown();
+    }
+    const jobs = named('job fan-out');
+    expect(jobs).toHaveLength(2);
+    expect(jobs.map((span) => span.status?.code ?? 0).sort()).toEqual([0, 2]);
+    expect(services).toContain('kocmoc-worker');
   });
 });
 
