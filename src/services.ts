@@ -1,6 +1,7 @@
 // The composition root: every long-lived service is built here, once, with the same options for
 // both processes. The API (server/app.ts) takes the whole set; the BullMQ worker process
 // (worker-main.ts) takes the core it needs to run notification jobs.
+import type { Tracer } from '@opentelemetry/api';
 import { Redis } from 'ioredis';
 import { createPasswordHasher, type PasswordHasher } from './auth/passwords.ts';
 import { createSessionCache, type SessionCache } from './auth/session-cache.ts';
@@ -70,6 +71,8 @@ export interface CoreServicesOptions {
   workerThreads?: number;
   /** Forwarded to Prisma; tests count queries with it. */
   onQuery?: (sql: string) => void;
+  /** With tracing on (src/tracing/tracing.ts): SQL statements become spans. */
+  tracer?: Tracer;
 }
 
 /** What every process needs: the database, the CPU pool, Redis (when configured) and the content cipher. */
@@ -81,7 +84,7 @@ export interface CoreServices extends Pick<Services, 'config' | 'logger' | 'pris
 }
 
 export function createCoreServices(config: Config, logger: Logger, options: CoreServicesOptions): CoreServices {
-  const prisma = createPrisma(options.databaseUrl, { poolSize: options.databasePoolSize, onQuery: options.onQuery });
+  const prisma = createPrisma(options.databaseUrl, { poolSize: options.databasePoolSize, onQuery: options.onQuery, tracer: options.tracer });
   const pool = createWorkerPool({ ...config.workers, threads: options.workerThreads ?? config.workers.threads });
   const redis = config.redisUrl ? new Redis(config.redisUrl, { maxRetriesPerRequest: 3 }) : undefined;
   redis?.on('error', (error) => logger.warn({ err: error }, 'redis error'));

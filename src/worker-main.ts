@@ -23,6 +23,7 @@ const core = createCoreServices(config, logger, {
   databaseUrl: config.database.url,
   databasePoolSize: Math.min(config.jobs.concurrency, 20),
   workerThreads: Math.min(config.workers.threads, 2),
+  tracer: tracing?.tracer,
 });
 // Which recipients have a live connection (reported by the API instances).
 const notifications = createNotifications({ ...core, presence: createPresenceReader({ redis: core.redis! }) });

@@ -121,6 +121,15 @@ describe('tracing on (OTEL_EXPORTER_OTLP_ENDPOINT set)', () => {
     expect(childrenOf(typing!).map((span) => span.name)).toContain('graphql.subscribe');
   });
 
+  it('puts the SQL statements Prisma runs under the execute span, with their text', () => {
+    const [me] = named('query Me');
+    const execute = childrenOf(me!).find((span) => span.name === 'graphql.execute')!;
+    const queries = childrenOf(execute).filter((span) => span.name === 'db.query');
+    expect(queries.length).toBeGreaterThan(0);
+    expect(queries.map((span) => attribute(span, 'db.statement'))).toContainEqual(expect.stringMatching(/^SELECT .*"User"/s));
+    expect(attribute(queries[0]!, 'db.system')).toBe('postgresql');
+  });
+
   it('continues the trace of the client traceparent', () => {
     const [me] = named('query Me');
     expect(me!.traceId).toBe(TRACE_ID);

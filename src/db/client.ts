@@ -1,16 +1,21 @@
 import { createHash } from 'node:crypto';
+import type { Tracer } from '@opentelemetry/api';
 import { PrismaPg } from '@prisma/adapter-pg';
 import { PrismaClient } from '../generated/prisma/client.ts';
+import { tracedPool } from './traced-pool.ts';
 
 export interface PrismaOptions {
   /** Connections in this process's pool. Default 10. */
   poolSize?: number;
   /** Called with each SQL statement; tests count queries with it. */
   onQuery?: (sql: string) => void;
+  /** With tracing on: every SQL statement is a `db.query` span. */
+  tracer?: Tracer;
 }
 
-export function createPrisma(databaseUrl: string, { poolSize = 10, onQuery }: PrismaOptions = {}) {
-  const adapter = new PrismaPg({ connectionString: databaseUrl, max: poolSize }, {
+export function createPrisma(databaseUrl: string, { poolSize = 10, onQuery, tracer }: PrismaOptions = {}) {
+  const poolConfig = { connectionString: databaseUrl, max: poolSize };
+  const adapter = new PrismaPg(tracer ? tracedPool(poolConfig, tracer) : poolConfig, {
     // Typed as always naming; pg runs an undefined name as an unnamed statement.
     statementNameGenerator: preparedStatementNames() as (query: { sql: string }) => string,
   });

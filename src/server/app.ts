@@ -93,6 +93,7 @@ export async function buildApp(options: BuildAppOptions): Promise<App> {
     databaseUrl: database.url,
     inFlight,
     onQuery,
+    tracer: tracing?.tracer,
     presence,
     channelPrefix,
     rateLimitKeyPrefix,
