@@ -2,7 +2,10 @@
 // document limits.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { App } from '../src/server/app.ts';
-import { codeOf, createChat, registerUser, startSocketTestApp, type TestUser } from './support/helpers.ts';
+import { readFileSync } from 'node:fs';
+import { buildSchema } from 'graphql';
+import { SCHEMA_FILE } from '../src/schema/print.ts';
+import { codeOf, createChat, gql, registerUser, startSocketTestApp, type TestUser } from './support/helpers.ts';
 import { connect, settle, subscribe } from './support/ws-helpers.ts';
 
 const DEFERRED_ME = '{ me { id ... @defer(label: "profile") { username } } }';
@@ -45,6 +48,20 @@ async function socketResults(query: string, token: string) {
     await connection.dispose();
   }
 }
+
+describe('the directives', () => {
+  it('are served (introspection) as schema.graphql declares them, for codegen and gql.tada', async () => {
+    const introspected = await gql(app, '{ __schema { directives { name locations args { name type { kind } } } } }');
+    const served = introspected.data.__schema.directives.filter((directive: { name: string }) => ['defer', 'stream'].includes(directive.name));
+    const declared = buildSchema(readFileSync(SCHEMA_FILE, 'utf8'));
+    expect(served.map((directive: { name: string }) => directive.name).sort()).toEqual(['defer', 'stream']);
+    for (const directive of served) {
+      const inFile = declared.getDirective(directive.name)!;
+      expect([...inFile.locations].sort()).toEqual([...directive.locations].sort());
+      expect(inFile.args.map((arg) => arg.name).sort()).toEqual(directive.args.map((arg: { name: string }) => arg.name).sort());
+    }
+  });
+});
 
 describe('@defer', () => {
   it('answers in parts over HTTP multipart/mixed: the initial result, then the deferred fragment', async () => {
