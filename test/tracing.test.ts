@@ -79,6 +79,7 @@ afterAll(async () => {
 
 describe('tracing on (OTEL_EXPORTER_OTLP_ENDPOINT set)', () => {
   let app: App;
+  let deferredParts = 0;
   beforeAll(async () => {
     const started = await startSocketTestApp({ OTEL_EXPORTER_OTLP_ENDPOINT: endpoint, TRACE_RESOLVER_THRESHOLD_MS: '0' }, { logger });
     app = started.app;
@@ -92,6 +93,12 @@ describe('tracing on (OTEL_EXPORTER_OTLP_ENDPOINT set)', () => {
     await connection.dispose();
     await gql(app, 'query Me { me { id username } }', {}, { token: user.accessToken, headers: { traceparent: `00-${TRACE_ID}-${CLIENT_SPAN_ID}-01` } });
     await gql(app, 'query Broken { me { id ', {});
+    const deferred = await app.yoga.fetch('http://kocmoc.test/graphql', {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', accept: 'multipart/mixed', authorization: `Bearer ${user.accessToken}` },
+      body: JSON.stringify({ query: 'query Deferred { me { id ... @defer { username } } }' }),
+    });
+    deferredParts = (await deferred.text()).split(/\r?\n/).filter((line) => line.startsWith('{')).length;
     // A failure no resolver expects, logged by useErrorLogging inside the operation's trace.
     const { presence } = app.services;
     presence.onlineUserIds = () => Promise.reject(new Error('presence store unreachable'));
@@ -128,6 +135,12 @@ describe('tracing on (OTEL_EXPORTER_OTLP_ENDPOINT set)', () => {
     expect(queries.length).toBeGreaterThan(0);
     expect(queries.map((span) => attribute(span, 'db.statement'))).toContainEqual(expect.stringMatching(/^SELECT .*"User"/s));
     expect(attribute(queries[0]!, 'db.system')).toBe('postgresql');
+  });
+
+  it('ends the span of a @defer operation with its last part', () => {
+    expect(deferredParts).toBeGreaterThanOrEqual(2);
+    const [deferred] = named('query Deferred');
+    expect(childrenOf(deferred!).map((span) => span.name)).toContain('graphql.execute');
   });
 
   it('continues the trace of the client traceparent', () => {
