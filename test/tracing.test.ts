@@ -1,7 +1,9 @@
 // OpenTelemetry: the span tree of operations exported over OTLP/HTTP to a receiver in the test, the
 // client's traceparent honoured, trace ids in log lines, and nothing loaded with tracing off.
+import { execFileSync } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { createServer, type Server } from 'node:http';
+import { join } from 'node:path';
 import { gunzipSync } from 'node:zlib';
 import { pino } from 'pino';
 import { Writable } from 'node:stream';
@@ -197,6 +199,22 @@ describe('BullMQ jobs in the worker', () => {
 });
 
 describe('tracing off (no OTEL_EXPORTER_OTLP_ENDPOINT)', () => {
+  it('never loads the SDK: the server and job modules import none of it, and only an endpoint makes startTracing load it', () => {
+    const script = `
+      await import('./src/server/app.ts');
+      await import('./src/notifications/queue.ts');
+      const { startTracing } = await import('./src/tracing/tracing.ts');
+      console.log(String(await startTracing({ endpoint: undefined, serviceName: 'kocmoc', resolverThresholdMs: 10 })));
+      await startTracing({ endpoint: 'http://127.0.0.1:9', serviceName: 'kocmoc', resolverThresholdMs: 10 }).catch((error) => console.log(error.message));`;
+    const output = execFileSync(process.execPath, ['--import', './test/support/refuse-otel-sdk.mjs', '--import', 'tsx', '--input-type=module', '-e', script], {
+      cwd: join(import.meta.dirname, '..'),
+      encoding: 'utf8',
+    }).trim().split('\n');
+    expect(output[0]).toBe('undefined');
+    // The hook works: the import an endpoint causes is refused.
+    expect(output[1]).toMatch(/^OpenTelemetry SDK loaded: .*@opentelemetry\/(sdk-|exporter-|resources)/);
+  });
+
   it('starts nothing: no tracer provider is registered and spans do not record', async () => {
     const { trace } = await import('@opentelemetry/api');
     const app = await startTestApp();
