@@ -17,6 +17,7 @@ import { runSendMentions } from './send-mentions.ts';
 import { runSearch } from './search.ts';
 import { runSendMessage } from './send-message.ts';
 import { describeMachine, openBenchDatabase, RATE_LIMITS_NOTICE, type Bench } from './setup.ts';
+import { runTracing } from './tracing.ts';
 import { runUploadBench } from './upload.ts';
 import { runWsIdle } from './ws-idle.ts';
 
@@ -32,6 +33,7 @@ const benches: Bench[] = [
   { name: 'fanout', run: runFanout },
   { name: 'group-10k', run: runGroup10k },
   { name: 'limits', run: runLimits },
+  { name: 'tracing', run: runTracing },
   { name: 'e2e', run: runE2e },
   { name: 'calls', run: runCalls },
   { name: 'delivery-soak', run: runDeliverySoak },

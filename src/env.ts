@@ -9,6 +9,7 @@ import { httpSettings, toHttpConfig } from './http-settings.ts';
 import { databaseSettings, databaseSettingsIssues, toDatabasePoolConfig } from './db/settings.ts';
 import { limitSettings, toLimitsConfig } from './limits/settings.ts';
 import { clusterTarget } from './redis/connection.ts';
+import { toTracingConfig, tracingSettings } from './tracing/settings.ts';
 import { IMAGE_WORKING_COPIES, MULTIPART_OVERHEAD_BYTES, uploadPeakBytes } from './files/upload-sizes.ts';
 
 const base64Key = z
@@ -175,6 +176,8 @@ const schema = z.object({
   ...limitSettings,
   /** Introspection, GraphiQL, CORS_ORIGINS and /metrics: see src/http-settings.ts. */
   ...httpSettings,
+  /** OpenTelemetry: see src/tracing/settings.ts. */
+  ...tracingSettings,
   /**
    * How long an export of a user's data (exportMyData) can be downloaded, through its link or with the
    * user's token; the encrypted file is deleted after that. One export a day per user. Default 1h.
@@ -260,6 +263,7 @@ function toConfig(env: z.infer<typeof schema>) {
     ...(production && !env.MESSAGE_ENCRYPTION_KEY ? ['  MESSAGE_ENCRYPTION_KEY: required when NODE_ENV=production'] : []),
     ...databaseSettingsIssues(env),
     ...(env.REDIS_URL && env.REDIS_CLUSTER_NODES ? ['  REDIS_CLUSTER_NODES: set either it or REDIS_URL, not both'] : []),
+    ...(env.PERSISTED_OPERATIONS_ONLY && !env.PERSISTED_OPERATIONS_FILE ? ['  PERSISTED_OPERATIONS_FILE: required with PERSISTED_OPERATIONS_ONLY=true'] : []),
     ...(!env.TURN_SECRET && env.TURN_URLS.some((url) => url.startsWith('turn')) ? ['  TURN_SECRET: required with turn: URLs in TURN_URLS'] : []),
   ];
   if (missing.length > 0) throw new ConfigError(`Invalid environment:\n${missing.join('\n')}`);
@@ -319,6 +323,7 @@ function toConfig(env: z.infer<typeof schema>) {
     },
     limits: toLimitsConfig(env),
     exposure: toHttpConfig(env, production),
+    tracing: toTracingConfig(env),
     e2e: {
       envelopeRetentionMs: env.ENCRYPTED_ENVELOPE_RETENTION,
     },

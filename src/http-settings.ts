@@ -50,6 +50,15 @@ export const httpSettings = {
    * `other` (unnamed ones as `anonymous`), so /metrics cannot grow with what clients make up.
    */
   METRICS_OPERATION_NAMES: optionalString,
+  /** `false` turns automatic persisted queries off. Default true (stored in Redis when REDIS_URL is set). */
+  APQ: flag.default(true),
+  /**
+   * Trusted documents: a JSON manifest `{ "<id>": "<document>" }` (GraphQL Code Generator's
+   * persisted-documents.json) whose ids clients send as `extensions.persistedQuery.sha256Hash`.
+   */
+  PERSISTED_OPERATIONS_FILE: optionalString,
+  /** `true` runs only the manifest's documents (requires PERSISTED_OPERATIONS_FILE; APQ is then off). Default false. */
+  PERSISTED_OPERATIONS_ONLY: flag.default(false),
 };
 
 type HttpEnv = z.output<z.ZodObject<typeof httpSettings>>;
@@ -60,6 +69,12 @@ export function toHttpConfig(env: HttpEnv, production: boolean) {
     graphiql: env.GRAPHIQL ?? !production,
     /** `*` for any origin, else the origins allowed (none: no CORS headers at all). */
     corsOrigins: env.CORS_ORIGINS ?? (production ? [] : ('*' as const)),
+    persistedOperations: {
+      manifestFile: env.PERSISTED_OPERATIONS_FILE,
+      only: env.PERSISTED_OPERATIONS_ONLY,
+      /** Registering documents would defeat a manifest-only server. */
+      apq: env.APQ && !env.PERSISTED_OPERATIONS_ONLY,
+    },
     metrics: {
       token: env.METRICS_TOKEN,
       port: env.METRICS_PORT,

@@ -2,6 +2,7 @@
 // both processes. The API (server/app.ts) takes the whole set; the BullMQ worker process
 // (worker-main.ts) takes the core it needs to run notification jobs.
 import type { Cluster, Redis } from 'ioredis';
+import type { Tracer } from '@opentelemetry/api';
 import { createPasswordHasher, type PasswordHasher } from './auth/passwords.ts';
 import { createSessionCache, type SessionCache } from './auth/session-cache.ts';
 import { createTokenService, type TokenService } from './auth/tokens.ts';
@@ -66,6 +67,8 @@ export interface Services {
   calls: CallRuntime;
   /** When scheduled messages run (BullMQ delayed jobs with Redis, timers without); app.ts starts it. */
   scheduledSends: ScheduledRunner;
+  /** The shared Redis connection (REDIS_URL), for small stores such as persisted queries. */
+  redis: Redis | undefined;
   logger: Logger;
 }
 
@@ -77,6 +80,8 @@ export interface CoreServicesOptions {
   workerThreads?: number;
   /** Forwarded to Prisma; tests count queries with it. */
   onQuery?: (sql: string) => void;
+  /** With tracing on (src/tracing/tracing.ts): SQL statements become spans. */
+  tracer?: Tracer;
 }
 
 /** What every process needs: the database, the CPU pool, Redis (when configured) and the content cipher. */
@@ -92,6 +97,7 @@ export function createCoreServices(config: Config, logger: Logger, options: Core
     poolSize: options.databasePoolSize ?? config.database.poolSize,
     preparedStatements: config.database.preparedStatements,
     onQuery: options.onQuery,
+    tracer: options.tracer,
   });
   const pool = createWorkerPool({ ...config.workers, threads: options.workerThreads ?? config.workers.threads });
   const redis = config.redisUrl ? connectRedis(config.redisUrl, { maxRetriesPerRequest: 3 }) : undefined;
@@ -187,6 +193,7 @@ export function createServices(config: Config, logger: Logger, options: Services
     loginLimits: createLoginLimiter(config, limiterStore),
     calls,
     scheduledSends: createScheduledRunner({ redisUrl: config.redisUrl, prefix: config.jobs.queuePrefix, logger }),
+    redis,
     logger,
   };
 

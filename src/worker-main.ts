@@ -8,6 +8,7 @@ import { startBullWorker } from './notifications/queue.ts';
 import { createPresenceReader } from './realtime/presence/reader.ts';
 import { createCoreServices, presenceKeyPrefix } from './services.ts';
 import { settledWithin, shutdownBudget, WORK_SHARE } from './shutdown.ts';
+import { startTracing, traceJobs, traceTasks } from './tracing/tracing.ts';
 
 const config = loadConfigOrExit();
 const logger = createLogger(config.logLevel).child({ role: 'worker' });
@@ -16,21 +17,25 @@ if (!config.redisUrl || !config.database.url) {
   process.exit(1);
 }
 
+// Undefined (and no SDK loaded) without OTEL_EXPORTER_OTLP_ENDPOINT.
+const tracing = await startTracing(config.tracing, '-worker');
 const core = createCoreServices(config, logger, {
   databaseUrl: config.database.url,
   databasePoolSize: Math.min(config.jobs.concurrency, 20),
   workerThreads: Math.min(config.workers.threads, 2),
+  tracer: tracing?.tracer,
 });
 // Which recipients have a live connection (reported by the API instances).
 const notifications = createNotifications({ ...core, presence: createPresenceReader({ redis: core.redis!, keyPrefix: presenceKeyPrefix(config) }) });
 const worker = startBullWorker({
   redisUrl: config.redisUrl,
   prefix: config.jobs.queuePrefix,
-  process: notifications.process,
+  process: tracing ? traceJobs(tracing, notifications.process) : notifications.process,
   logger,
   concurrency: config.jobs.concurrency,
   lockDurationMs: config.jobs.lockDurationMs,
 });
+if (tracing) traceTasks(tracing, core.pool);
 // Relays the outbox too, so messages still reach the queue while no API instance runs.
 notifications.start();
 logger.info({ concurrency: config.jobs.concurrency }, 'notification worker started');
@@ -50,6 +55,7 @@ for (const signal of ['SIGINT', 'SIGTERM'] as const) {
       await budget.finish(async () => {
         await notifications.stop();
         await core.close();
+        await tracing?.shutdown();
       }, logger);
       logger.info('worker stopped');
       process.exit(0);

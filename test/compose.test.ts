@@ -8,8 +8,13 @@ import pkg from '../package.json' with { type: 'json' };
 const compose = parse(readFileSync(new URL('../docker-compose.yml', import.meta.url), 'utf8'), { merge: true });
 
 describe('docker-compose.yml', () => {
-  it('defines postgres, redis, api, worker and coturn', () => {
-    expect(Object.keys(compose.services).sort()).toEqual(['api', 'coturn', 'postgres', 'redis', 'worker']);
+  it('defines postgres, redis, api, worker and coturn, and Jaeger only in the tracing profile', () => {
+    expect(Object.keys(compose.services).sort()).toEqual(['api', 'coturn', 'jaeger', 'postgres', 'redis', 'worker']);
+    const always = Object.entries(compose.services).filter(([, service]) => !(service as { profiles?: string[] }).profiles).map(([name]) => name);
+    expect(always.sort()).toEqual(['api', 'coturn', 'postgres', 'redis', 'worker']);
+    expect(compose.services.jaeger.profiles).toEqual(['tracing']);
+    expect(compose.services.jaeger.environment.COLLECTOR_OTLP_ENABLED).toBe('true');
+    expect(compose.services.worker.environment.OTEL_EXPORTER_OTLP_ENDPOINT).toMatch(/OTEL_EXPORTER_OTLP_ENDPOINT/);
   });
 
   it('runs coturn with use-auth-secret and the secret the api signs TURN credentials with', () => {

@@ -1,10 +1,9 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { App } from '../src/server/app.ts';
-import { applyMigrations } from '../src/db/migrate/index.ts';
-import { ensureDatabase } from '../src/db/pg-admin.ts';
-import { codeOf, createChat, gql, registerUser, scratchDatabaseUrl, sendText, startTestApp, type TestUser } from './support/helpers.ts';
+import { codeOf, createChat, gql, registerUser, sendText, startTestApp, type TestUser } from './support/helpers.ts';
 import { BLOCK_USER, DELETE_MESSAGE, LEAVE_CHAT } from './support/operations.ts';
-import { startPushService, type PushService } from './support/push-service.ts';
+import { startPushApp } from './support/push-app.ts';
+import type { PushService } from './support/push-service.ts';
 
 const MENTIONED = 'id mentions { id } mentionsAll';
 const SEND = `mutation ($input: SendMessageInput!) { sendMessage(input: $input) { ${MENTIONED} } }`;
@@ -16,8 +15,6 @@ const MENTIONS = `query ($first: Int, $after: String) { mentions(first: $first, 
 const MUTE = `mutation ($c: ID!) { muteChat(chatId: $c) { mutedUntil } }`;
 const REGISTER_PUSH = `mutation ($input: PushSubscriptionInput!) { registerPushSubscription(input: $input) { id } }`;
 
-// Push notifications relay the whole outbox table: a database of its own, as in push.test.ts.
-const database = scratchDatabaseUrl('kocmoc_mentions');
 let push: PushService;
 let app: App;
 let alice: TestUser;
@@ -26,22 +23,14 @@ let carol: TestUser;
 let stranger: TestUser;
 let group: string;
 
+let stopApp: () => Promise<void>;
+
 beforeAll(async () => {
-  await ensureDatabase(database.url);
-  await applyMigrations({ databaseUrl: database.url });
-  push = await startPushService();
-  app = await startTestApp(
-    { DATABASE_URL: database.url, PUSH_ALLOW_PRIVATE_ENDPOINTS: 'true', PUSH_COLLAPSE_WINDOW: '100ms' },
-    { notifications: { pushTls: push.tls } },
-  );
+  ({ app, push, stop: stopApp } = await startPushApp('kocmoc_mentions'));
   [alice, bob, carol, stranger] = await Promise.all([registerUser(app), registerUser(app), registerUser(app), registerUser(app)]);
   group = await createChat(app, alice, { kind: 'GROUP', title: 'Mentions', memberIds: [bob.id, carol.id] });
 });
-afterAll(async () => {
-  await app?.stop();
-  await push?.close();
-  await database.drop();
-});
+afterAll(() => stopApp?.());
 
 const send = (user: TestUser, chatId: string, text: string) =>
   gql(app, SEND, { input: { chatId, kind: 'TEXT', text } }, { token: user.accessToken }).then((r) => {

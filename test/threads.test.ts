@@ -3,11 +3,10 @@
 // push outbox, and other files' apps would take these messages' notifications (see push.test.ts).
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { App } from '../src/server/app.ts';
-import { applyMigrations } from '../src/db/migrate/index.ts';
-import { ensureDatabase } from '../src/db/pg-admin.ts';
-import { codeOf, createChat, gql, registerUser, scratchDatabaseUrl, sendText, startTestApp, type TestUser } from './support/helpers.ts';
+import { codeOf, createChat, gql, registerUser, sendText, startTestApp, type TestUser } from './support/helpers.ts';
 import { DELETE_MESSAGE } from './support/operations.ts';
-import { startPushService, type PushService } from './support/push-service.ts';
+import { startPushApp } from './support/push-app.ts';
+import type { PushService } from './support/push-service.ts';
 import { connect, settle, subscribe } from './support/ws-helpers.ts';
 
 const THREAD = `query ($id: ID!, $first: Int = 5, $after: String) { chat(id: $id) { messages(last: 30) { edges { node { id seq threadRootId
@@ -20,7 +19,6 @@ const UNFOLLOW = `mutation ($m: ID!) { unfollowThread(messageId: $m) { id thread
 const MUTE = `mutation ($c: ID!) { muteChat(chatId: $c) { mutedUntil } }`;
 const REGISTER_PUSH = `mutation ($input: PushSubscriptionInput!) { registerPushSubscription(input: $input) { id } }`;
 
-const database = scratchDatabaseUrl('kocmoc_threads');
 let push: PushService;
 let app: App;
 let alice: TestUser;
@@ -29,22 +27,14 @@ let carol: TestUser;
 let group: string;
 const queries: string[] = [];
 
+let stopApp: () => Promise<void>;
+
 beforeAll(async () => {
-  await ensureDatabase(database.url);
-  await applyMigrations({ databaseUrl: database.url });
-  push = await startPushService();
-  app = await startTestApp(
-    { DATABASE_URL: database.url, PUSH_ALLOW_PRIVATE_ENDPOINTS: 'true', PUSH_COLLAPSE_WINDOW: '100ms' },
-    { notifications: { pushTls: push.tls }, presence: { offlineGraceMs: 200 }, onQuery: (sql) => queries.push(sql) },
-  );
+  ({ app, push, stop: stopApp } = await startPushApp('kocmoc_threads', { presence: { offlineGraceMs: 200 }, onQuery: (sql) => queries.push(sql) }));
   [alice, bob, carol] = await Promise.all([registerUser(app), registerUser(app), registerUser(app)]);
   group = await createChat(app, alice, { kind: 'GROUP', title: 'Threads', memberIds: [bob.id, carol.id] });
 });
-afterAll(async () => {
-  await app?.stop();
-  await push?.close();
-  await database.drop();
-});
+afterAll(() => stopApp?.());
 
 const reply = (user: TestUser, threadRootId: string, text: string, chatId = group) => sendText(app, user, chatId, text, { threadRootId });
 const sendRaw = (user: TestUser, input: Record<string, unknown>) =>

@@ -1,6 +1,8 @@
 import { createHash } from 'node:crypto';
+import type { Tracer } from '@opentelemetry/api';
 import { PrismaPg } from '@prisma/adapter-pg';
 import { PrismaClient } from '../generated/prisma/client.ts';
+import { tracedPool } from './traced-pool.ts';
 
 export interface PrismaOptions {
   /** Connections in this process's pool. Default 10. */
@@ -13,11 +15,14 @@ export interface PrismaOptions {
    * prepared it (or one where another client already did).
    */
   preparedStatements?: boolean;
+  /** With tracing on: every SQL statement is a `db.query` span. */
+  tracer?: Tracer;
 }
 
-export function createPrisma(databaseUrl: string, { poolSize = 10, onQuery, preparedStatements = true }: PrismaOptions = {}) {
+export function createPrisma(databaseUrl: string, { poolSize = 10, onQuery, preparedStatements = true, tracer }: PrismaOptions = {}) {
+  const poolConfig = { connectionString: databaseUrl, max: poolSize };
   const adapter = new PrismaPg(
-    { connectionString: databaseUrl, max: poolSize },
+    tracer ? tracedPool(poolConfig, tracer) : poolConfig,
     preparedStatements
       ? {
           // Typed as always naming; pg runs an undefined name as an unnamed statement.

@@ -3,6 +3,7 @@ import { randomUUID } from 'node:crypto';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { createYoga, useReadinessCheck, type YogaServerInstance } from 'graphql-yoga';
+import { useDeferStream } from '@graphql-yoga/plugin-defer-stream';
 import { startSessionCleanup } from '../auth/session-cleanup.ts';
 import { startAccountCleanup } from '../users/account-cleanup.ts';
 import { runCallJob } from '../calls/deadlines.ts';
@@ -29,6 +30,7 @@ import { useRequestBodyLimit } from './plugins/request-body-limit.ts';
 import { useRequestParseErrors } from './plugins/request-parse-errors.ts';
 import { requestIdOf, useRequestId } from './plugins/request-id.ts';
 import { createSubscriptionExecution } from './shared-execution.ts';
+import { createPersistedOperations } from './persisted-operations.ts';
 import { attachWebSocketServer, type WebSocketOptions, type WsServerContext } from './websocket.ts';
 import { schema } from '../schema/index.ts';
 import { createServices, type Services, type ServicesOptions } from '../services.ts';
@@ -37,6 +39,9 @@ import { clientAddressOf } from '../limits/client-address.ts';
 import { useDocumentLimits } from './plugins/document-limits.ts';
 import { useCorsPolicy, useSecurityHeaders } from './plugins/http-policy.ts';
 import { listenForMetrics } from './metrics-server.ts';
+import { useHttpAnswers } from './plugins/http-answers.ts';
+import { useTracing } from './plugins/tracing.ts';
+import { startTracing, traceTasks } from '../tracing/tracing.ts';
 
 /**
  * How stop() divides SHUTDOWN_TIMEOUT, in shares of it counted from the start: WebSocket clients
@@ -77,6 +82,8 @@ export interface App {
 /** Opens the database (embedded when no URL is set), applies migrations and wires every service. */
 export async function buildApp(options: BuildAppOptions): Promise<App> {
   const { config, logger = createLogger(config.logLevel) } = options;
+  // Before anything that could make a span; undefined (and no SDK loaded) without an OTLP endpoint.
+  const tracing = await startTracing(config.tracing);
   const database = await openDatabase(config, logger);
   // Migrations hold a session (an advisory lock): past a transaction-mode pooler, on the direct URL.
   await migrateDatabase(config.database.directUrl ?? database.url, logger);
@@ -89,6 +96,7 @@ export async function buildApp(options: BuildAppOptions): Promise<App> {
     databaseUrl: database.url,
     inFlight,
     onQuery,
+    tracer: tracing?.tracer,
     presence,
     channelPrefix,
     rateLimitKeyPrefix,
@@ -103,6 +111,7 @@ export async function buildApp(options: BuildAppOptions): Promise<App> {
   const stopAccountCleanup = startAccountCleanup(services);
   const stopEnvelopeCleanup = startEnvelopeCleanup(services, config.e2e.envelopeRetentionMs);
   const stopScheduledSends = await startScheduledSends(services);
+  const stopTracingTasks = tracing ? traceTasks(tracing, pool) : undefined;
 
   let webSockets: ReturnType<typeof attachWebSocketServer> | undefined;
   const metrics = createMetrics({
@@ -122,6 +131,7 @@ export async function buildApp(options: BuildAppOptions): Promise<App> {
   );
   metrics.gauge('kocmoc_upload_memory_waiting', 'Upload requests waiting for room in UPLOAD_MEMORY_BYTES.', () => services.uploadMemory.waiting);
 
+  const persisted = createPersistedOperations(config.exposure.persistedOperations, services.redis);
   let migrationsPending = true;
   const yoga = createYoga<WsServerContext, Context>({
     schema,
@@ -164,8 +174,12 @@ export async function buildApp(options: BuildAppOptions): Promise<App> {
       useSecurityHeaders(),
       useRequestId(),
       useErrorLogging(logger),
+      ...persisted.plugins,
+      // @defer and @stream: multipart/mixed or text/event-stream over HTTP, several `next` messages over graphql-ws.
+      useDeferStream(),
       metrics.plugin,
       subscriptions.plugin,
+      ...(tracing ? [useTracing(tracing.tracer, tracing)] : []),
       ...(options.documentLimits === false ? [] : [useDocumentLimits({ limits: config.limits.document, introspection: config.exposure.introspection })]),
       useMaintenanceMode(maintenance),
       useReadYourWrites(),
@@ -193,6 +207,7 @@ export async function buildApp(options: BuildAppOptions): Promise<App> {
           );
         },
       }),
+      useHttpAnswers('/graphql'),
     ],
   });
 
@@ -211,7 +226,11 @@ export async function buildApp(options: BuildAppOptions): Promise<App> {
         const responded = new Promise((resolve) => response.once('close', resolve));
         void inFlight.track(Promise.all([yoga(request, response), responded]));
       });
-      webSockets = attachWebSocketServer(server, yoga, services, { inFlight, onErrorsSent: (errors) => metrics.countErrors('ws', errors) }, options.webSocket);
+      webSockets = attachWebSocketServer(server, yoga, services, {
+        inFlight,
+        socketQuery: persisted.socketQuery,
+        onErrorsSent: (errors) => metrics.countErrors('ws', errors),
+      }, options.webSocket);
       await new Promise<void>((resolve, reject) => {
         server!.once('error', reject);
         server!.listen(config.http.port, config.http.host, resolve);
@@ -246,6 +265,8 @@ export async function buildApp(options: BuildAppOptions): Promise<App> {
         await stopEnvelopeCleanup();
         await stopScheduledSends();
         await lifecycle.stop();
+        stopTracingTasks?.();
+        await tracing?.shutdown();
         await database.stop();
       }, logger);
     },

@@ -17,6 +17,7 @@ import { channels, type SessionsTopicEvent } from '../realtime/events.ts';
 import { createAddressGate } from './websocket-addresses.ts';
 import { failedStartAsError } from './shared-execution.ts';
 import { sharedPayload, spliceSharedPayloads } from './shared-frames.ts';
+import type { PersistedOperations } from './persisted-operations.ts';
 
 /**
  * Too many connections for one user (presence's `maxConnectionsPerUser`, 20). This is graphql-ws's
@@ -56,6 +57,8 @@ export interface WebSocketOptions {
 export interface WebSocketHooks {
   /** Tracks connecting, closing and queries/mutations, so shutdown can wait for them. */
   inFlight: InFlight;
+  /** The document of a subscribe payload (persisted-operations.ts), or the error to answer with. */
+  socketQuery: PersistedOperations['socketQuery'];
   /** Sees every error sent to a client, in `error` and `next` messages (metrics count them). */
   onErrorsSent?: (errors: ReadonlyArray<{ extensions?: Record<string, unknown> }>) => void;
 }
@@ -87,7 +90,7 @@ export function attachWebSocketServer(
   server: Server,
   yoga: YogaServerInstance<WsServerContext, Context>,
   services: Services,
-  { inFlight, onErrorsSent }: WebSocketHooks,
+  { inFlight, socketQuery, onErrorsSent }: WebSocketHooks,
   options: WebSocketOptions = {},
 ) {
   const { maxOperationsPerConnection = 100, keepAliveMs = 12_000, connectionInitWaitTimeoutMs = 10_000, maxPayloadBytes = 256 * 1024 } = options;
@@ -182,9 +185,11 @@ export function attachWebSocketServer(
           return [rateLimited(`At most ${maxOperationsPerConnection} operations per connection.`)];
         }
         const { schema, execute, subscribe, contextFactory, parse, validate } = yoga.getEnveloped({ socketState: state });
+        const query = await socketQuery(payload);
+        if (typeof query !== 'string') return [query];
         let document;
         try {
-          document = parse(payload.query);
+          document = parse(query);
         } catch (error) {
           return [error as never];
         }

@@ -1,0 +1,152 @@
+// OpenTelemetry spans of each GraphQL operation: one `graphql.operation` span (the client's
+// traceparent, if any, as its parent) with `graphql.parse`, `graphql.validate` and
+// `graphql.execute` children, and `graphql.resolve` spans for resolvers that took at least the
+// threshold. Execution runs inside the execute span's context, so what it calls (the worker pool,
+// log lines) finds it. Only registered when tracing is on (src/tracing/tracing.ts).
+import { useOnResolve } from '@envelop/on-resolve';
+import { context as otel, propagation, SpanKind, SpanStatusCode, trace, type Context as OtelContext, type Span, type Tracer } from '@opentelemetry/api';
+import { getOperationAST, type DocumentNode, type ExecutionResult, type GraphQLError } from 'graphql';
+import { isAsyncIterable, type Plugin } from 'graphql-yoga';
+import type { Logger } from '../../logger.ts';
+
+/** What the tracing reads of an operation's context (src/context.ts, once Yoga built it). */
+interface TracedContext {
+  request?: Request;
+  requestId?: string;
+  log?: Logger;
+}
+
+interface OperationTrace {
+  span: Span;
+  /** Context of the operation span (parse and validate) and later of the execute span (resolvers). */
+  context: OtelContext;
+}
+
+const headerGetter = {
+  keys: (headers: Headers) => [...headers.keys()],
+  get: (headers: Headers, key: string) => headers.get(key) ?? undefined,
+};
+
+function failed(span: Span, errors: ReadonlyArray<GraphQLError | Error> | undefined) {
+  if (!errors || errors.length === 0) return;
+  span.setStatus({ code: SpanStatusCode.ERROR, message: errors[0]!.message });
+  span.setAttribute('graphql.error.codes', [...new Set(errors.map((error) => String((error as GraphQLError).extensions?.code ?? 'INTERNAL')))]);
+}
+
+const pathOf = (path: { prev: unknown; key: string | number } | undefined): string => {
+  const keys: Array<string | number> = [];
+  for (let at = path; at; at = at.prev as typeof path) keys.unshift(at.key);
+  return keys.join('.');
+};
+
+export function useTracing(tracer: Tracer, { resolverThresholdMs }: { resolverThresholdMs: number }): Plugin {
+  const operations = new WeakMap<object, OperationTrace>();
+
+  const operationOf = (context: { request?: Request }): OperationTrace => {
+    let operation = operations.get(context);
+    if (!operation) {
+      const parent = context.request ? propagation.extract(otel.active(), context.request.headers, headerGetter) : otel.active();
+      const span = tracer.startSpan('graphql.operation', { kind: SpanKind.SERVER }, parent);
+      operation = { span, context: trace.setSpan(parent, span) };
+      operations.set(context, operation);
+    }
+    return operation;
+  };
+
+  const endOperation = (context: object, errors?: ReadonlyArray<GraphQLError | Error>) => {
+    const operation = operations.get(context);
+    if (!operation) return;
+    operations.delete(context);
+    failed(operation.span, errors);
+    operation.span.end();
+  };
+
+  const child = (context: object, name: string) => tracer.startSpan(name, {}, operationOf(context).context);
+
+  type Run = (executionArgs: never) => unknown;
+  /** Starts the execute (or subscribe) span; `run` then runs in its context, through `setRun`. */
+  const execution = (
+    kind: 'execute' | 'subscribe',
+    args: { contextValue: TracedContext; document: DocumentNode; operationName?: string | null },
+    run: Run,
+    setRun: (run: Run) => void,
+  ) => {
+    const operation = operationOf(args.contextValue);
+    const request = args.contextValue;
+    // The request's log lines (errors logged after execution too) carry the trace.
+    const { traceId, spanId } = operation.span.spanContext();
+    if (request.log) request.log = request.log.child({ traceId, spanId });
+    const ast = getOperationAST(args.document, args.operationName);
+    const name = `${ast?.operation ?? 'query'} ${ast?.name?.value ?? args.operationName ?? 'anonymous'}`;
+    operation.span.updateName(name);
+    operation.span.setAttributes({ 'kocmoc.request_id': request.requestId ?? '', 'graphql.operation.type': ast?.operation ?? 'query', 'graphql.operation.name': ast?.name?.value ?? '' });
+    const span = tracer.startSpan(`graphql.${kind}`, {}, operation.context);
+    const spanContext = trace.setSpan(operation.context, span);
+    operation.context = spanContext;
+    setRun((executionArgs) => otel.with(spanContext, run, undefined, executionArgs));
+    const done = (errors?: ReadonlyArray<GraphQLError>) => {
+      failed(span, errors);
+      span.end();
+      endOperation(args.contextValue, errors);
+    };
+    return done;
+  };
+
+  return {
+    onPluginInit({ addPlugin }) {
+      addPlugin(
+        useOnResolve(
+          ({ context, info }) => {
+            const operation = operations.get(context);
+            if (!operation) return;
+            const started = performance.now();
+            return () => {
+              const ms = performance.now() - started;
+              if (ms < resolverThresholdMs) return;
+              const attributes = { 'graphql.field.path': pathOf(info.path), 'graphql.field.type': String(info.returnType) };
+              const span = tracer.startSpan(`graphql.resolve ${info.parentType.name}.${info.fieldName}`, { startTime: performance.timeOrigin + started, attributes }, operation.context);
+              span.end(performance.timeOrigin + started + ms);
+            };
+          },
+          { skipDefaultResolvers: true },
+        ),
+      );
+    },
+    onParse({ context }) {
+      const span = child(context, 'graphql.parse');
+      return ({ result }) => {
+        if (result instanceof Error) {
+          failed(span, [result]);
+          endOperation(context, [result]);
+        }
+        span.end();
+      };
+    },
+    onValidate({ context }) {
+      const span = child(context, 'graphql.validate');
+      return ({ valid, result }) => {
+        if (!valid) {
+          failed(span, result);
+          endOperation(context, result);
+        }
+        span.end();
+      };
+    },
+    onExecute({ args, executeFn, setExecuteFn }) {
+      const done = execution('execute', args as never, executeFn as Run, setExecuteFn as never);
+      return {
+        onExecuteDone({ result }) {
+          // @defer and @stream: the operation ends with its last part.
+          if (!isAsyncIterable(result)) return done((result as ExecutionResult).errors);
+          const errors: GraphQLError[] = [];
+          return { onNext: ({ result: part }) => void errors.push(...((part as ExecutionResult).errors ?? [])), onEnd: () => done(errors) };
+        },
+      };
+    },
+    onSubscribe({ args, subscribeFn, setSubscribeFn }) {
+      // A subscription's span covers setting it up; its events are not traced.
+      const done = execution('subscribe', args as never, subscribeFn as Run, setSubscribeFn as never);
+      return { onSubscribeResult: ({ result }) => done(isAsyncIterable(result) ? undefined : (result as ExecutionResult).errors) };
+    },
+  };
+}

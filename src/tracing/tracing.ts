@@ -1,0 +1,68 @@
+// OpenTelemetry, loaded only when an OTLP endpoint is configured: the SDK and the exporter are
+// imported here and nowhere else, so with tracing off none of it is in the process.
+import { context, propagation, SpanKind, SpanStatusCode, trace, type Tracer } from '@opentelemetry/api';
+import type { TracingConfig } from './settings.ts';
+
+export interface Tracing {
+  tracer: Tracer;
+  resolverThresholdMs: number;
+  /** Exports what is still buffered, then unregisters the global context manager and propagator. */
+  shutdown(): Promise<void>;
+}
+
+/** How long finished spans wait to be exported together. */
+const EXPORT_DELAY_MS = 1_000;
+
+export async function startTracing(config: TracingConfig, role: string = ''): Promise<Tracing | undefined> {
+  if (config.endpoint === undefined) return undefined;
+  const [{ BatchSpanProcessor, NodeTracerProvider }, { OTLPTraceExporter }, { resourceFromAttributes }] = await Promise.all([
+    import('@opentelemetry/sdk-trace-node'),
+    import('@opentelemetry/exporter-trace-otlp-http'),
+    import('@opentelemetry/resources'),
+  ]);
+  const exporter = new OTLPTraceExporter({ url: `${config.endpoint}/v1/traces` });
+  const provider = new NodeTracerProvider({
+    resource: resourceFromAttributes({ 'service.name': config.serviceName + role }),
+    spanProcessors: [new BatchSpanProcessor(exporter, { scheduledDelayMillis: EXPORT_DELAY_MS })],
+  });
+  // The AsyncLocalStorage context manager (spans of Prisma, the worker pool and logs find their
+  // operation's span) and W3C traceparent propagation.
+  provider.register();
+  return {
+    tracer: provider.getTracer('kocmoc'),
+    resolverThresholdMs: config.resolverThresholdMs,
+    async shutdown() {
+      await provider.shutdown();
+      trace.disable();
+      context.disable();
+      propagation.disable();
+    },
+  };
+}
+
+/** A `cpu <task>` span per worker-pool task, under the span that ran it (its duration measured by the pool). */
+export function traceTasks(tracing: Tracing, pool: { onTaskDone(listener: (task: string, ms: number) => void): () => void }): () => void {
+  return pool.onTaskDone((task, ms) => {
+    const end = performance.timeOrigin + performance.now();
+    tracing.tracer.startSpan(`cpu ${task}`, { startTime: end - ms, attributes: { 'kocmoc.task': task } }, context.active()).end(end);
+  });
+}
+
+/**
+ * `process` with a `job <name>` span (a root span: the trace of the request that queued the job is
+ * not carried along) around each job, marked as an error when the job throws.
+ */
+export function traceJobs<Process extends (name: never, data: never) => Promise<unknown>>(tracing: Tracing, process: Process): Process {
+  const traced = (name: string, data: unknown) =>
+    tracing.tracer.startActiveSpan(`job ${name}`, { kind: SpanKind.CONSUMER, attributes: { 'messaging.system': 'bullmq', 'kocmoc.job': name } }, async (span) => {
+      try {
+        return await (process as unknown as (name: string, data: unknown) => Promise<unknown>)(name, data);
+      } catch (error) {
+        span.setStatus({ code: SpanStatusCode.ERROR, message: error instanceof Error ? error.message : String(error) });
+        throw error;
+      } finally {
+        span.end();
+      }
+    });
+  return traced as unknown as Process;
+}
