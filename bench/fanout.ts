@@ -24,9 +24,10 @@ import { createBenchUsers, createGroupChat, type BenchUser } from './ws-fixtures
 const SUBSCRIBERS = 1_000;
 /** Subscribers are split over this many client processes (one core's worth of parsing can be the limit). */
 const SUBSCRIBER_PROCESSES = 2;
-const TARGET_DELIVERIES_PER_S = 20_000;
-const TARGET_P99_MS = 100;
-const TARGET_RATIO = 0.3;
+/** Issue #20's targets. */
+const TARGET_DELIVERIES_PER_S = 25_000;
+const TARGET_P99_MS = 50;
+const TARGET_RATIO = 0.4;
 /** The paced and open-loop phases offer exactly the target: 20 messages/s x 1,000 subscribers. */
 const RATE = TARGET_DELIVERIES_PER_S / SUBSCRIBERS;
 const PHASE_MS = 6_000;
@@ -56,13 +57,15 @@ interface Target {
 }
 
 interface Rig {
+  /** Subscriber processes; rig.users are split over them, all subscribed. */
   subscribers: ChildRpc[];
   sender: ChildRpc;
   users: BenchUser[];
   chatId: string;
+  connectConcurrency?: number;
 }
 
-interface PhaseResult {
+export interface PhaseResult {
   server: string;
   mode: string;
   sent: number;
@@ -72,6 +75,7 @@ interface PhaseResult {
   deliveriesPerS: number;
   latency: { p50: number; p90: number; p99: number; max: number };
   answerP50Ms: number;
+  answerP99Ms: number;
   /** This process's CPU (the server) as a share of one core. */
   serverCpu: number;
   /** Server CPU per delivery: what throughput would be on cores of its own, and less skewed by other load. */
@@ -84,43 +88,62 @@ interface PhaseResult {
 }
 
 export async function runFanout({ databaseUrl }: BenchContext): Promise<void> {
+  printLegend();
+  printResults(await runFanoutShape(databaseUrl, { subscribers: SUBSCRIBERS, subscriberProcesses: SUBSCRIBER_PROCESSES, phases: PHASES }));
+}
+
+export interface FanoutShape {
+  subscribers: number;
+  subscriberProcesses: number;
+  phases: Array<[string, SendPlan]>;
+  /** Handshakes each subscriber process keeps in flight. Default 200 (ws-client.mjs). */
+  connectConcurrency?: number;
+}
+
+function printLegend() {
+  console.log(`${SUBSCRIBERS} members of one GROUP chat, each subscribed to messageEvents(chatId) on its own graphql-ws connection;`);
+  console.log(`one sender (member 1, subscribed too) posts sendMessage over HTTP with a ${TEXT_BYTES}-byte text carrying its send time;`);
+  console.log(`latency = send start (sender) -> subscriber's client delivers it, on the shared monotonic clock`);
+  console.log(`phases of ${PHASE_MS / 1_000} s: paced = ${RATE} messages/s (${TARGET_DELIVERIES_PER_S} deliveries/s offered), one request at a time;`);
+  console.log(`  sequential = next request as soon as the previous is answered; open = ${RATE}/s on schedule, requests overlap if answers are slow`);
+  console.log(`deliveries/s = deliveries / (first send -> last delivery); missing deliveries are those not in ${DRAIN_TIMEOUT_MS / 1_000} s after the last send;`);
+  console.log('answer = the sender\'s HTTP round trip for one message');
+  console.log(`processes: server (this one) | ${SUBSCRIBER_PROCESSES} subscriber processes x ${SUBSCRIBERS / SUBSCRIBER_PROCESSES} clients | 1 sender process | PostgreSQL;`);
+  console.log(`  all share ${availableParallelism()} cores (nothing pinned); server cpu = this process's CPU as % of one core (includes its worker threads);`);
+  console.log('  loop busy = event-loop utilization (includes time the process waited for a core); host = all cores, anyone\'s use');
+  console.log('');
+}
+
+/**
+ * One group of `shape.subscribers` members, all subscribed, each on its own connection; every phase
+ * against the app, then against the bare ws broadcast server with the same clients and sender.
+ */
+export async function runFanoutShape(databaseUrl: string, shape: FanoutShape): Promise<PhaseResult[]> {
   const config = benchConfig({ DATABASE_URL: databaseUrl, MESSAGE_ENCRYPTION_KEY: BENCH_MESSAGE_KEY });
   const { app, url } = await startBenchApp(config);
   let appRunning = true;
-  const subscribers = Array.from({ length: SUBSCRIBER_PROCESSES }, (_, index) => startClientProcess(sourceAddress(index)));
-  const sender = startClientProcess(sourceAddress(SUBSCRIBER_PROCESSES));
+  const subscribers = Array.from({ length: shape.subscriberProcesses }, (_, index) => startClientProcess(sourceAddress(index)));
+  const sender = startClientProcess(sourceAddress(shape.subscriberProcesses));
   const results: PhaseResult[] = [];
   try {
-    const users = await createBenchUsers(app, SUBSCRIBERS, 'fanout');
+    const users = await createBenchUsers(app, shape.subscribers, 'fanout');
     const chatId = await createGroupChat(app, users.map((user) => user.userId), 'Fan-out bench');
-    const rig: Rig = { subscribers, sender, users, chatId };
-
-    console.log(`${SUBSCRIBERS} members of one GROUP chat, each subscribed to messageEvents(chatId) on its own graphql-ws connection;`);
-    console.log(`one sender (member 1, subscribed too) posts sendMessage over HTTP with a ${TEXT_BYTES}-byte text carrying its send time;`);
-    console.log(`latency = send start (sender) -> subscriber's client delivers it, on the shared monotonic clock`);
-    console.log(`phases of ${PHASE_MS / 1_000} s: paced = ${RATE} messages/s (${TARGET_DELIVERIES_PER_S} deliveries/s offered), one request at a time;`);
-    console.log(`  sequential = next request as soon as the previous is answered; open = ${RATE}/s on schedule, requests overlap if answers are slow`);
-    console.log(`deliveries/s = deliveries / (first send -> last delivery); missing deliveries are those not in ${DRAIN_TIMEOUT_MS / 1_000} s after the last send;`);
-    console.log('answer = the sender\'s HTTP round trip for one message');
-    console.log(`processes: server (this one) | ${SUBSCRIBER_PROCESSES} subscriber processes x ${SUBSCRIBERS / SUBSCRIBER_PROCESSES} clients | 1 sender process | PostgreSQL;`);
-    console.log(`  all share ${availableParallelism()} cores (nothing pinned); server cpu = this process's CPU as % of one core (includes its worker threads);`);
-    console.log('  loop busy = event-loop utilization (includes time the process waited for a core); host = all cores, anyone\'s use');
-    console.log('');
+    const rig: Rig = { subscribers, sender, users, chatId, connectConcurrency: shape.connectConcurrency };
 
     const ours: Target = { label: 'kocmoc', httpUrl: url, format: 'graphql' };
-    results.push(...(await runTarget(rig, ours)));
+    results.push(...(await runTarget(rig, ours, shape.phases)));
     // Stop ours before the bare run, so its idle connections and presence work cannot disturb it.
     await app.stop();
     appRunning = false;
 
     const bare = await startBareBroadcastServer({ chatId, sender: { id: users[0]!.userId, displayName: 'Bench sender' } });
     try {
-      results.push(...(await runTarget(rig, { label: 'bare ws', httpUrl: bare.url, format: 'bare' })));
+      results.push(...(await runTarget(rig, { label: 'bare ws', httpUrl: bare.url, format: 'bare' }, shape.phases)));
     } finally {
       await bare.stop();
     }
 
-    printResults(results);
+    return results;
   } finally {
     await Promise.all([...subscribers, sender].map((child) => child.stop()));
     if (appRunning) await app.stop();
@@ -128,12 +151,13 @@ export async function runFanout({ databaseUrl }: BenchContext): Promise<void> {
 }
 
 /** Connects and subscribes everyone, warms up, runs every phase, disconnects. */
-async function runTarget(rig: Rig, target: Target): Promise<PhaseResult[]> {
+async function runTarget(rig: Rig, target: Target, phases: Array<[string, SendPlan]>): Promise<PhaseResult[]> {
   const wsUrl = target.httpUrl.replace(/^http/, 'ws');
-  const parts = chunk(rig.users.map((user) => user.accessToken), Math.ceil(SUBSCRIBERS / SUBSCRIBER_PROCESSES));
-  const connected = await Promise.all(rig.subscribers.map((child, index) => child.call('connect', { url: wsUrl, tokens: parts[index] })));
+  const subscribers = rig.users.length;
+  const parts = chunk(rig.users.map((user) => user.accessToken), Math.ceil(subscribers / rig.subscribers.length));
+  const connected = await Promise.all(rig.subscribers.map((child, index) => child.call('connect', { url: wsUrl, tokens: parts[index], concurrency: rig.connectConcurrency })));
   const opened = connected.reduce((total, result) => total + result.opened, 0);
-  if (opened !== SUBSCRIBERS) throw new Error(`${target.label}: only ${opened} of ${SUBSCRIBERS} connections opened: ${JSON.stringify(connected)}`);
+  if (opened !== subscribers) throw new Error(`${target.label}: only ${opened} of ${subscribers} connections opened: ${JSON.stringify(connected)}`);
   await Promise.all(rig.subscribers.map((child) => child.call('subscribe', { query: MESSAGE_EVENTS, variables: { chatId: rig.chatId } })));
 
   // Subscriptions go live asynchronously: probe until one message reaches every subscriber, then
@@ -141,19 +165,19 @@ async function runTarget(rig: Rig, target: Target): Promise<PhaseResult[]> {
   for (let attempt = 1; ; attempt++) {
     const phase = `probe-${attempt}`;
     await sendPhase(rig, target, phase, { mode: 'sequential', durationMs: 30_000, count: 1 });
-    const reached = await drain(rig, phase, SUBSCRIBERS);
+    const reached = await drain(rig, phase, subscribers);
     await Promise.all(rig.subscribers.map((child) => child.call('take', { phase })));
-    if (reached === SUBSCRIBERS) break;
-    if (attempt === MAX_PROBES) throw new Error(`${target.label}: after ${MAX_PROBES} probes, the last reached ${reached} of ${SUBSCRIBERS} subscribers`);
+    if (reached === subscribers) break;
+    if (attempt === MAX_PROBES) throw new Error(`${target.label}: after ${MAX_PROBES} probes, the last reached ${reached} of ${subscribers} subscribers`);
   }
   await sendPhase(rig, target, 'warm-up', { mode: 'sequential', durationMs: 30_000, count: WARM_UP_MESSAGES });
-  const warm = await drain(rig, 'warm-up', WARM_UP_MESSAGES * SUBSCRIBERS);
-  if (warm < WARM_UP_MESSAGES * SUBSCRIBERS) throw new Error(`${target.label}: warm-up delivered ${warm} of ${WARM_UP_MESSAGES * SUBSCRIBERS}`);
+  const warm = await drain(rig, 'warm-up', WARM_UP_MESSAGES * subscribers);
+  if (warm < WARM_UP_MESSAGES * subscribers) throw new Error(`${target.label}: warm-up delivered ${warm} of ${WARM_UP_MESSAGES * subscribers}`);
   await Promise.all(rig.subscribers.map((child) => child.call('take', { phase: 'warm-up' })));
   await sleep(500);
 
   const results: PhaseResult[] = [];
-  for (const [label, plan] of PHASES) {
+  for (const [label, plan] of phases) {
     results.push(await measurePhase(rig, target, label, plan));
     await untilServerIdle();
   }
@@ -220,7 +244,7 @@ async function measurePhase(rig: Rig, target: Target, mode: string, plan: SendPl
   const started = performance.now();
 
   const sent = await sendPhase(rig, target, phase, plan);
-  const expected = sent.sent * SUBSCRIBERS;
+  const expected = sent.sent * rig.users.length;
   await drain(rig, phase, expected);
 
   const wallMs = performance.now() - started;
@@ -246,6 +270,7 @@ async function measurePhase(rig: Rig, target: Target, mode: string, plan: SendPl
     deliveriesPerS: latencies.length / windowS,
     latency: percentiles(latencies),
     answerP50Ms: percentiles(sent.answerMs).p50,
+    answerP99Ms: percentiles(sent.answerMs).p99,
     serverCpu: (cpu.user + cpu.system) / 1_000 / wallMs,
     cpuPerDeliveryUs: (cpu.user + cpu.system) / latencies.length,
     loopBusy,
@@ -256,10 +281,10 @@ async function measurePhase(rig: Rig, target: Target, mode: string, plan: SendPl
   };
 }
 
-function printResults(results: PhaseResult[]) {
+export function printPhases(results: PhaseResult[]) {
   console.log(
     table(
-      ['server', 'phase', 'sent', 'send errors', 'delivered', 'expected', 'deliveries/s', 'lat p50 ms', 'lat p90 ms', 'lat p99 ms', 'lat max ms', 'answer p50 ms', 'server cpu %', 'cpu µs/delivery', 'loop busy %', 'host %', 'msg bytes'],
+      ['server', 'phase', 'sent', 'send errors', 'delivered', 'expected', 'deliveries/s', 'lat p50 ms', 'lat p90 ms', 'lat p99 ms', 'lat max ms', 'answer p50 ms', 'answer p99 ms', 'server cpu %', 'cpu µs/delivery', 'loop busy %', 'host %', 'msg bytes'],
       results.map((r) => [
         r.server,
         r.mode,
@@ -273,6 +298,7 @@ function printResults(results: PhaseResult[]) {
         fixed(r.latency.p99),
         fixed(r.latency.max),
         fixed(r.answerP50Ms),
+        fixed(r.answerP99Ms),
         fixed(r.serverCpu * 100, 0),
         fixed(r.cpuPerDeliveryUs),
         fixed(r.loopBusy * 100, 0),
@@ -283,6 +309,10 @@ function printResults(results: PhaseResult[]) {
   );
   for (const r of results) if (r.errors > 0) console.log(`${r.server} ${r.mode}: ${r.errors} subscription errors, first: ${r.firstError}`);
   console.log('');
+}
+
+function printResults(results: PhaseResult[]) {
+  printPhases(results);
 
   const find = (server: string, mode: string) => results.find((r) => r.server === server && r.mode.startsWith(mode))!;
   const paced = find('kocmoc', 'paced');

@@ -6,11 +6,13 @@ import { runCalls } from './calls.ts';
 import { runDeliverySoak } from './delivery-soak.ts';
 import { runEncryption } from './encryption.ts';
 import { runFanout } from './fanout.ts';
+import { runGroup10k } from './group-10k.ts';
 import { runFourInstances } from './four-instances.ts';
 import { runLimits } from './limits.ts';
 import { runLoginStorm } from './login-storm.ts';
 import { runMessageGrowth } from './message-growth.ts';
 import { runPush } from './push.ts';
+import { runSendMentions } from './send-mentions.ts';
 import { runSendMessage } from './send-message.ts';
 import { describeMachine, openBenchDatabase, RATE_LIMITS_NOTICE, type Bench } from './setup.ts';
 import { runUploadBench } from './upload.ts';
@@ -21,10 +23,12 @@ const benches: Bench[] = [
   { name: 'argon2-settings', run: runArgon2Settings },
   { name: 'encryption', run: runEncryption },
   { name: 'send-message', run: runSendMessage },
+  { name: 'send-mentions', run: runSendMentions },
   { name: 'upload', run: runUploadBench },
   { name: 'push', run: runPush },
   { name: 'ws-idle', run: runWsIdle },
   { name: 'fanout', run: runFanout },
+  { name: 'group-10k', run: runGroup10k },
   { name: 'limits', run: runLimits },
   { name: 'e2e', run: runE2e },
   { name: 'calls', run: runCalls },

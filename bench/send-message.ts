@@ -18,7 +18,7 @@ import { CREATE_CHAT, SEND_MESSAGE_RECEIPT } from '../test/support/operations.ts
 import { mapLimited, postGraphQL, SEQUENCE_PLACEHOLDER, startLoadProcess, type LoadProcess, type LoadSummary, type SenderSpec } from './graphql-load.ts';
 import { hostBusyShare, othersBusyShare, sampleHostCpu } from './host-cpu.ts';
 import { countOf, describeCounts, summarizeLatency, totalOf, type CodeCounts, type Latency } from './outcomes.ts';
-import { BENCH_TEXT, benchConfig, registerUsers, SEND_LOAD, type BenchContext } from './setup.ts';
+import { BENCH_TEXT, benchConfig, benchRedisUrl, registerUsers, SEND_LOAD, type BenchContext } from './setup.ts';
 import { fixed, percentile, sleep, table } from './stats.ts';
 
 const { senders: SENDERS, warmUpMs: WARM_UP_MS, durationMs: DURATION_MS } = SEND_LOAD;
@@ -29,6 +29,8 @@ const SQL_WARM_UP_ROWS = 500;
 const APP_POOL_CONNECTIONS = 10;
 const TARGET_SENDS_PER_SECOND = 1_500;
 const TARGET_P99_MS = 50;
+/** Embedded (no Redis) sendMessage/s against the same with Redis, in the same run. */
+const TARGET_EMBEDDED_RATIO = 0.9;
 /** Linux reports per-process CPU in USER_HZ ticks, 100 per second on every architecture Node runs on. */
 const MS_PER_TICK = 10;
 
@@ -121,16 +123,15 @@ interface Measurement {
 }
 
 export async function runSendMessage({ databaseUrl }: BenchContext): Promise<void> {
-  const config = benchConfig({ DATABASE_URL: databaseUrl });
+  // Embedded first (REDIS_URL unset whatever the environment says), then the same with Redis.
+  const config = benchConfig({ DATABASE_URL: databaseUrl, REDIS_URL: '' });
+  const redisConfig = benchConfig({ DATABASE_URL: databaseUrl, REDIS_URL: benchRedisUrl(), JOB_QUEUE_PREFIX: `bench-send-${process.pid}` });
   const database = databaseName(databaseUrl);
   console.log(`${SENDERS} senders in a closed loop (one request in flight each, own keep-alive socket), ${WARM_UP_MS / 1_000} s warm-up + ${DURATION_MS / 1_000} s measured per shape`);
   console.log(`sendMessage: TEXT of ${BENCH_TEXT.length} characters with a unique clientMessageId, selection { id seq createdAt }`);
   console.log(`bare SQL: sendMessage's insert statement (recorded from src/messages/messages.ts) through pg, ${SENDERS} workers on ${APP_POOL_CONNECTIONS} connections (the app's pool size), as many rows as sendMessage managed`);
-  console.log(
-    config.redisUrl
-      ? 'REDIS_URL set: events and background jobs go through Redis; jobs run by a separate worker are not measured here'
-      : 'REDIS_URL unset: events and background jobs (e.g. push fan-out) run in the server process and count in its numbers',
-  );
+  console.log('embedded = REDIS_URL unset: events and background jobs (e.g. push fan-out) run in the server process and count in its numbers;');
+  console.log(`redis = REDIS_URL ${redisConfig.redisUrl}: events and jobs go through Redis; the fan-out jobs wait there (no worker runs) and are not measured`);
   console.log('HTTP load comes from a child process. loop: event-loop delay (resolution 1 ms, included) and utilization of the server\'s main thread;');
   console.log('stmts/ok: SQL statements sent during the window per ok answer (Prisma query log), background work such as push fan-out included;');
   console.log('CPU ms per ok: app = this process (server; the pg driver for bare SQL), client = load process, pg = backends of the bench database;');
@@ -139,7 +140,8 @@ export async function runSendMessage({ databaseUrl }: BenchContext): Promise<voi
 
   // Read first: if the product's statement changed shape, stop before spending the run.
   const insert = { ...(await productInsertStatement(config)), contentKeyId: config.messageEncryption.currentKeyId, content: randomBytes(sealedSize(BENCH_TEXT)) };
-  const { senders, groupChatId, direct, group, ceiling } = await measureThroughApp(config, database);
+  const { senders, groupChatId, direct, group, ceiling } = await measureThroughApp(config, database, 'embedded');
+  const redis = await measureThroughApp(redisConfig, database, 'redis');
   // The app is stopped by now, so none of its background work (e.g. push fan-out of the rows the
   // baseline writes) runs during the baseline.
   const sql = new pg.Pool({ connectionString: databaseUrl, max: APP_POOL_CONNECTIONS });
@@ -156,7 +158,7 @@ export async function runSendMessage({ databaseUrl }: BenchContext): Promise<voi
     await sql.end();
   }
 
-  const all = [direct, directSql, group, groupSql, ceiling];
+  const all = [direct, redis.direct, directSql, group, redis.group, groupSql, ceiling, redis.ceiling];
   console.log(resultsTable(all));
   for (const line of outcomeLines(all)) console.log(line);
   console.log('');
@@ -166,13 +168,20 @@ export async function runSendMessage({ databaseUrl }: BenchContext): Promise<voi
     `sendMessage / { __typename } ok/s: direct x${fixed(rate(direct) / rate(ceiling), 2)}, group x${fixed(rate(group) / rate(ceiling), 2)} ` +
       `(the HTTP + Yoga ceiling here: ${fixed(rate(ceiling), 0)}/s)`,
   );
-  for (const m of [direct, group]) console.log(cpuBudgetLine(m));
+  for (const m of [direct, redis.direct, group, redis.group]) console.log(cpuBudgetLine(m));
   console.log('');
-  for (const m of [direct, group]) console.log(verdictLine(m));
+  for (const m of [direct, redis.direct, group, redis.group]) console.log(verdictLine(m));
+  for (const [shape, embedded, withRedis] of [['direct chats', direct, redis.direct], ['one group chat', group, redis.group]] as const) {
+    const ratio = rate(embedded) / rate(withRedis);
+    console.log(
+      `target embedded/redis ok/s >= ${TARGET_EMBEDDED_RATIO}, ${shape}: ${ratio >= TARGET_EMBEDDED_RATIO ? 'PASS' : 'MISS'} ` +
+        `(${fixed(rate(embedded), 0)} vs ${fixed(rate(withRedis), 0)} = x${fixed(ratio, 2)}; server CPU per send ${fixed(perOk(embedded, embedded.reading.appCpuMs), 3)} vs ${fixed(perOk(withRedis, withRedis.reading.appCpuMs), 3)} ms)`,
+    );
+  }
 }
 
 /** Everything that needs the app: setup, both sendMessage shapes and the HTTP ceiling, counting the app's SQL statements. */
-async function measureThroughApp(config: Config, databaseName: string) {
+async function measureThroughApp(config: Config, databaseName: string, mode: string) {
   // Counting statements through Prisma's query events cost no measurable CPU (within noise of a
   // findFirst micro-run), so the measured app counts its own.
   const statements = { issued: 0 };
@@ -182,7 +191,7 @@ async function measureThroughApp(config: Config, databaseName: string) {
   try {
     const { senders, groupChatId } = await createSendersAndChats(url);
     const measure = (label: string, specs: SenderSpec[], durationMs = DURATION_MS) =>
-      measureHttp(load, databaseName, statements, label, { url, senders: specs, warmUpMs: WARM_UP_MS, durationMs });
+      measureHttp(load, databaseName, statements, `${label} (${mode})`, { url, senders: specs, warmUpMs: WARM_UP_MS, durationMs });
     const direct = await measure(
       'sendMessage, direct chats',
       senders.map((sender, index) => ({ token: sender.token, body: sendBody(sender.directChatId, `direct-${index}`) })),

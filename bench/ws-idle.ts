@@ -38,6 +38,7 @@ const HOLD_MS = 15_000;
 const FD_RESERVE = 500;
 const BASELINE_SETTLE_MS = 2_000;
 const MIB = 1024 * 1024;
+const TARGET_RSS_PER_CONNECTION_KIB = 20;
 
 interface Instance {
   label: string;
@@ -181,6 +182,9 @@ export async function runWsIdle({ databaseUrl }: BenchContext): Promise<void> {
       `memory per idle connection (instance A, ${first.connections} connections): ${fixed(firstRssPerConn)} KiB RSS ` +
         `(from its first step on: ${fixed(marginal)} KiB); V8 heap ${fixed(heapPerConn)} KiB; kernel socket buffers not included`,
     );
+    // Issue #20's target, on the larger of the two readings.
+    const worst = Math.max(firstRssPerConn, Number.isNaN(marginal) ? 0 : marginal);
+    console.log(`target RSS per idle authenticated graphql-ws connection <= ${TARGET_RSS_PER_CONNECTION_KIB} KiB: ${worst <= TARGET_RSS_PER_CONNECTION_KIB ? 'PASS' : 'MISS'} (${fixed(worst)} KiB)`);
   } finally {
     const teardownStarted = performance.now();
     // Client processes exit, so every socket closes; then the servers stop (presence marks everyone offline).

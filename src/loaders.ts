@@ -2,7 +2,11 @@
 // batch) per kind of data, not one per item.
 import DataLoader from 'dataloader';
 import type { ContentCipher } from './crypto/content-cipher.ts';
+import { createDraftLoaders } from './chats/draft-loaders.ts';
 import { createDeviceLoaders } from './devices/loaders.ts';
+import { createForwardLoaders } from './messages/forward-loaders.ts';
+import { createMentionLoaders } from './messages/mention-loaders.ts';
+import { createReactionLoaders } from './messages/reaction-loaders.ts';
 import { Prisma, type ChatMember, type PrismaClient, type User } from './generated/prisma/client.ts';
 import type { PresenceTracker } from './realtime/presence/tracker.ts';
 import { blockersAmong } from './users/contacts.ts';
@@ -30,6 +34,10 @@ export function createLoaders(
 ) {
   return {
     ...createDeviceLoaders(prisma, viewerSessionId),
+    ...createReactionLoaders(prisma, viewerId),
+    ...createMentionLoaders(prisma, viewerId),
+    ...createForwardLoaders(prisma),
+    ...createDraftLoaders(prisma, viewerId),
 
     /** Whether each user blocked the viewer (then the viewer sees no presence of theirs). */
     blockedViewer: new DataLoader<string, boolean>(async (userIds) => {

@@ -137,7 +137,7 @@ describe('delivery (in-process, no Redis)', () => {
     expect(bobDevice.requests).toHaveLength(0);
   });
 
-  it('pushes no preview for an end-to-end encrypted chat: only chatId, messageId and unread', async () => {
+  it('pushes no preview for an end-to-end encrypted chat: only chatId, messageId, unread and badge', async () => {
     const [alice, bob] = await Promise.all([registerUser(app), registerUser(app, { displayName: 'Bob' })]);
     const aliceDevice = push.device();
     await subscribeDevice(app, alice, aliceDevice);
@@ -151,7 +151,7 @@ describe('delivery (in-process, no Redis)', () => {
       input: { chatId, kind: 'TEXT', envelopes },
     }, { token: bobPhone.token });
     await push.waitFor(aliceDevice, 1);
-    expect(aliceDevice.accepted[0]).toEqual({ chatId, messageId: sent.data.sendEncryptedMessage.id, unread: 1 });
+    expect(aliceDevice.accepted[0]).toEqual({ chatId, messageId: sent.data.sendEncryptedMessage.id, unread: 1, badge: 1 });
     expect(JSON.stringify(aliceDevice.accepted[0])).not.toContain(text);
   });
 

@@ -5,6 +5,7 @@ import type { App } from '../src/server/app.ts';
 import { applyMigrations } from '../src/db/migrate/index.ts';
 import { ensureDatabase } from '../src/db/pg-admin.ts';
 import { Prisma } from '../src/generated/prisma/client.ts';
+import { sendMessage } from '../src/messages/messages.ts';
 import { recipientsOf } from '../src/notifications/jobs.ts';
 import { createChat, gql, registerUser, scratchDatabaseUrl, startTestApp, testRedisUrl, type TestUser } from './support/helpers.ts';
 import { SEND_MESSAGE_RECEIPT } from './support/operations.ts';
@@ -109,6 +110,23 @@ describe('plans of the send path', () => {
       });
       expect(plan).not.toContain('Seq Scan');
       for (const table of ['Message', 'ChatMember', 'PushSubscription', 'Session']) expect(plan).toContain(`"Relation Name":"${table}"`);
+    } finally {
+      await app.stop();
+    }
+  });
+});
+
+describe('the sender’s request', () => {
+  it('without Redis, answers before the message is handed to the chat’s local subscribers', async () => {
+    const { app, users, chatId } = await startCountingApp({ PUSH_ENABLED: 'false' }, 2);
+    try {
+      const order: string[] = [];
+      const stop = await app.services.chatFeeds.follow(chatId, { event: (event) => void order.push(`handed out ${event.kind}`), fail: () => {} });
+      await sendMessage(app.services, users[0]!.id, { chatId, kind: 'TEXT', text: 'after the answer' });
+      order.push('answered');
+      for (let i = 0; i < 50 && order.length < 2; i++) await new Promise((resolve) => setTimeout(resolve, 10));
+      stop();
+      expect(order).toEqual(['answered', 'handed out message']);
     } finally {
       await app.stop();
     }

@@ -11,6 +11,9 @@ import { isDeletedAccount } from '../users/deleted-accounts.ts';
 import { parseInput } from '../validation.ts';
 import { decodeContent, editAad, messageAad, sealContent, type Location, type MessageContent } from './content.ts';
 import { deleteReadEnvelopes } from './envelopes.ts';
+import { mentionsCte, replaceMentions } from './mentions.ts';
+import { announceRead } from '../chats/read-state.ts';
+import { clearDraftCte } from '../chats/drafts.ts';
 
 type MessageServices = Pick<Services, 'prisma' | 'cipher' | 'events' | 'notifications' | 'config'>;
 
@@ -36,11 +39,14 @@ export async function earlierSend(services: Pick<MessageServices, 'prisma' | 'ev
 export type SentRow = Message & { membersVersion: number };
 /** The last part of a send's statement, after its `next` (the chat row) and `inserted` parts. */
 export const SENT_ROW = Prisma.sql`SELECT inserted.*, (SELECT "membersVersion" FROM next) AS "membersVersion" FROM inserted`;
+/** SENT_ROW of a send that also cleared the sender's draft (clearDraftCte): whether there was one. */
+const SENT_ROW_CLEARING_DRAFT = Prisma.sql`SELECT inserted.*, (SELECT "membersVersion" FROM next) AS "membersVersion",
+  EXISTS (SELECT 1 FROM cleared_draft) AS "draftCleared" FROM inserted`;
 
 /** After a send committed: subscribers hear of it, and its push notifications are relayed soon. Returns the message. */
 export async function announceSent(services: Pick<MessageServices, 'events' | 'notifications' | 'config'>, sent: SentRow): Promise<Message> {
   const { membersVersion, ...message } = sent;
-  await services.events.message(message.chatId, 'CREATED', message, membersVersion);
+  await services.events.message(message.chatId, 'CREATED', message, { membersVersion });
   if (services.config.push.enabled) services.notifications.messageSent();
   return message;
 }
@@ -122,12 +128,12 @@ export async function sendMessage(services: MessageServices, senderId: string, i
 
   const id = uuidv7();
   const sealed = await sealContent(cipher, messageAad(id), content);
-  let inserted: SentRow[];
+  let inserted: Array<SentRow & { draftCleared: boolean }>;
   try {
     // Taking the next position under the chat row's lock and inserting in one statement means a
     // reader never sees position n+1 before n: paging forward during concurrent sends has no gaps.
     // The outbox row for push notifications commits with the message (src/notifications/outbox.ts).
-    inserted = await prisma.$queryRaw<SentRow[]>`
+    inserted = await prisma.$queryRaw<Array<SentRow & { draftCleared: boolean }>>`
       WITH next AS (
         UPDATE "Chat" c SET "lastSeq" = c."lastSeq" + 1, "lastMessageId" = ${id}, "lastActivityAt" = now()
         WHERE c."id" = ${chatId} AND NOT c."encrypted" AND ${senderMayWrite(senderId, replyToId)}
@@ -144,8 +150,10 @@ export async function sendMessage(services: MessageServices, senderId: string, i
         FROM next
         RETURNING *
       )
+      ${mentionsCte({ messageId: id, chatId, senderId }, content.text)}
+      ${clearDraftCte(chatId, senderId)}
       ${outboxInsert(services.config)}
-      ${SENT_ROW}`;
+      ${SENT_ROW_CLEARING_DRAFT}`;
   } catch (error) {
     const earlier = await earlierSend(services, error, senderId, clientMessageId, chatId);
     if (earlier) return earlier;
@@ -155,7 +163,9 @@ export async function sendMessage(services: MessageServices, senderId: string, i
   }
   const message = inserted[0];
   if (!message) throw await whySendWasRefused(services, senderId, chatId, input, replyToId, content.attachmentId);
-  return announceSent(services, message);
+  const { draftCleared, ...sent } = message;
+  if (draftCleared) await services.events.draft(senderId, { chatId });
+  return announceSent(services, sent);
 }
 
 /**
@@ -278,6 +288,7 @@ export async function editMessage(services: MessageServices, viewerId: string, m
       });
       if (updated.count === 0) return false;
       await tx.messageEdit.create({ data: { id: editId, messageId: message.id, ...previous, editedAt: now } });
+      await replaceMentions(tx, { messageId: message.id, chatId: message.chatId, senderId: viewerId }, next);
       return true;
     });
     if (applied) {
@@ -316,6 +327,9 @@ export async function eraseMessages({ prisma, events }: Pick<MessageServices, 'p
     }),
     prisma.messageEdit.deleteMany({ where: { messageId: { in: messageIds } } }),
     prisma.messageEnvelope.deleteMany({ where: { messageId: { in: messageIds } } }),
+    prisma.messageReaction.deleteMany({ where: { messageId: { in: messageIds } } }),
+    prisma.messageMention.deleteMany({ where: { messageId: { in: messageIds } } }),
+    prisma.messagePin.deleteMany({ where: { messageId: { in: messageIds } } }),
   ]);
   for (const message of erased) await events.message(message.chatId, 'DELETED', message);
   return erased;
@@ -331,9 +345,10 @@ export async function markRead(services: MessageServices, viewerId: string, chat
   const membership = await requireMembership(prisma, chatId, viewerId);
   const message = await prisma.message.findFirst({ where: { id: messageId, chatId }, select: { id: true, seq: true } });
   if (!message) throw notFound(MESSAGE);
-  await prisma.chatMember.updateMany({
+  const moved = await prisma.chatMember.updateMany({
     where: { chatId, userId: viewerId, lastReadSeq: { lt: message.seq } },
     data: { lastReadSeq: message.seq, lastReadMessageId: message.id },
   });
+  if (moved.count > 0) await announceRead(services, viewerId, chatId, message);
   if (membership.chat.encrypted && deviceId) await deleteReadEnvelopes(prisma, deviceId, chatId, message.seq);
 }

@@ -4,6 +4,7 @@ import { createHash } from 'node:crypto';
 import type { ContentCipher } from '../crypto/content-cipher.ts';
 import { Prisma, type PrismaClient } from '../generated/prisma/client.ts';
 import type { Logger } from '../logger.ts';
+import { totalUnreadSql } from '../chats/unread.ts';
 import { decodeContent, messageAad } from '../messages/content.ts';
 import type { PresenceReader } from '../realtime/presence/reader.ts';
 import type { PushOptions, PushSender, PushTarget } from './web-push.ts';
@@ -48,7 +49,8 @@ export interface Recipient {
 /**
  * Who hears about the message whose id `messageId` evaluates to, as one SQL fragment (one round trip,
  * on the ChatMember, PushSubscription, Session and UserBlock keys): every registered device of a live
- * session of every member but the sender who has not muted the chat and has not blocked the sender.
+ * session of every member but the sender who has not muted the chat (or is mentioned in the message,
+ * src/messages/mentions.ts) and has not blocked the sender.
  * Nothing for a deleted message.
  */
 export const recipientsOf = (messageId: Prisma.Sql) => Prisma.sql`
@@ -58,7 +60,8 @@ export const recipientsOf = (messageId: Prisma.Sql) => Prisma.sql`
   JOIN "PushSubscription" s ON s."userId" = cm."userId"
   JOIN "Session" se ON se."id" = s."sessionId" AND se."revokedAt" IS NULL AND se."expiresAt" > now()
   WHERE m."id" = ${messageId} AND m."deletedAt" IS NULL
-    AND (cm."mutedUntil" IS NULL OR cm."mutedUntil" <= now())
+    AND (cm."mutedUntil" IS NULL OR cm."mutedUntil" <= now()
+      OR EXISTS (SELECT 1 FROM "MessageMention" mm WHERE mm."messageId" = m."id" AND mm."userId" = cm."userId"))
     AND NOT EXISTS (SELECT 1 FROM "UserBlock" b WHERE b."blockerId" = cm."userId" AND b."blockedId" = m."senderId")`;
 
 /**
@@ -93,20 +96,25 @@ export async function deliver(deps: NotificationDeps, job: DeliveryJob): Promise
   const message = await deps.notifiedMessage(job.messageId);
   if (!message) return 'skipped';
   // One statement for everything that is the recipient's own and must be fresh.
-  const [state] = await prisma.$queryRaw<Array<{ lastReadSeq: number; muted: boolean; deleted: boolean; newer: boolean; unread: number }>>`
+  const [state] = await prisma.$queryRaw<Array<{ lastReadSeq: number; muted: boolean; mentioned: boolean; deleted: boolean; newer: boolean; unread: number; badge: number }>>`
     SELECT cm."lastReadSeq",
            coalesce(cm."mutedUntil" > now(), false) AS muted,
+           EXISTS (SELECT 1 FROM "MessageMention" mm WHERE mm."messageId" = ${message.id} AND mm."userId" = cm."userId") AS mentioned,
            (SELECT m."deletedAt" IS NOT NULL FROM "Message" m WHERE m."id" = ${message.id}) AS deleted,
            EXISTS (SELECT 1 FROM "Message" n WHERE n."chatId" = cm."chatId" AND n."seq" > ${message.seq}
                      AND n."senderId" <> cm."userId" AND n."deletedAt" IS NULL) AS newer,
            (SELECT count(*)::int FROM "Message" u WHERE u."chatId" = cm."chatId" AND u."seq" > cm."lastReadSeq"
-                     AND u."senderId" <> cm."userId" AND u."deletedAt" IS NULL) AS unread
+                     AND u."senderId" <> cm."userId" AND u."deletedAt" IS NULL) AS unread,
+           ${totalUnreadSql(Prisma.sql`cm."userId"`)} AS badge
     FROM "ChatMember" cm WHERE cm."chatId" = ${message.chatId} AND cm."userId" = ${subscription.userId}`;
-  if (!state || state.muted || state.deleted || state.lastReadSeq >= message.seq) return 'skipped';
-  if (state.newer) return 'collapsed';
+  // A mention is told even in a muted chat, and on its own: a later message does not stand in for it.
+  if (!state || (state.muted && !state.mentioned) || state.deleted || state.lastReadSeq >= message.seq) return 'skipped';
+  if (state.newer && !state.mentioned) return 'collapsed';
 
-  const payload = JSON.stringify({ ...message.payload, unread: state.unread });
-  return sendToSubscription(deps, subscription, payload, { topic: chatTopic(message.chatId), ttlSeconds: PUSH_TTL_SECONDS, urgency: 'normal' });
+  // `badge`: the recipient's unread messages over all chats (User.totalUnreadCount), for the app icon.
+  const payload = JSON.stringify({ ...message.payload, unread: state.unread, badge: state.badge, ...(state.mentioned ? { mention: true } : {}) });
+  const topic = chatTopic(state.mentioned ? `${message.chatId}:mention:${message.id}` : message.chatId);
+  return sendToSubscription(deps, subscription, payload, { topic, ttlSeconds: PUSH_TTL_SECONDS, urgency: state.mentioned ? 'high' : 'normal' });
 }
 
 /**

@@ -76,7 +76,7 @@ interface Feed {
 
 export type ChatFeeds = ReturnType<typeof createChatFeeds>;
 
-const TYPE_ORDER = { CREATED: 0, EDITED: 1, DELETED: 2 } as const;
+const TYPE_ORDER = { CREATED: 0, EDITED: 1, REACTIONS_CHANGED: 1, READ_BY_CHANGED: 1, DELETED: 2 } as const;
 /** Chats whose positions one query after a reconnect looks up. */
 const RESYNC_BATCH = 1_000;
 

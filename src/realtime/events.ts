@@ -3,7 +3,11 @@
 import type { Logger } from '../logger.ts';
 import type { EventBus } from './bus.ts';
 
-export type MessageEventType = 'CREATED' | 'EDITED' | 'DELETED';
+/**
+ * REACTIONS_CHANGED: someone added or removed a reaction (src/messages/reactions.ts).
+ * READ_BY_CHANGED: a member (`readerId`) read up to this message (src/chats/read-state.ts).
+ */
+export type MessageEventType = 'CREATED' | 'EDITED' | 'DELETED' | 'REACTIONS_CHANGED' | 'READ_BY_CHANGED';
 
 export type ChatEventType =
   | 'CREATED'
@@ -12,7 +16,15 @@ export type ChatEventType =
   | 'MEMBER_LEFT'
   | 'MEMBER_ADDED'
   | 'MEMBER_REMOVED'
-  | 'ROLE_CHANGED';
+  | 'ROLE_CHANGED'
+  | 'MESSAGE_PINNED'
+  | 'MESSAGE_UNPINNED';
+
+/** What a message event may carry beyond the message's id and position. */
+export interface MessageEventExtra {
+  membersVersion?: number;
+  readerId?: string;
+}
 
 /** Everything that happens inside one chat; delivered to its members only. */
 export type ChatTopicEvent =
@@ -24,8 +36,10 @@ export type ChatTopicEvent =
       seq: number;
       /** CREATED by a send: the chat's membersVersion that send saw (see chat-members.ts); absent otherwise. */
       membersVersion?: number;
+      /** READ_BY_CHANGED: who moved their read position. */
+      readerId?: string;
     }
-  | { kind: 'chat'; type: ChatEventType; chatId: string; userId: string | null; actorId: string }
+  | { kind: 'chat'; type: ChatEventType; chatId: string; userId: string | null; actorId: string; messageId?: string }
   | { kind: 'typing'; chatId: string; userId: string; isTyping: boolean; expiresAt: number };
 
 /** Events about one user's own memberships: lets their streams follow chats they join or leave. */
@@ -52,11 +66,24 @@ export type DeviceKeyTopicEvent =
   | { kind: 'DEVICES_CHANGED'; userId: string }
   | { kind: 'ONE_TIME_PRE_KEYS_LOW'; userId: string; deviceId: string; remaining: number };
 
+/** To all of one user's connections: their draft in a chat was saved or cleared (on any device). */
+export interface DraftTopicEvent {
+  chatId: string;
+}
+
+/** To all of one user's connections: they read a chat up to `lastReadSeq` (on any device). */
+export interface ReadStateTopicEvent {
+  chatId: string;
+  lastReadSeq: number;
+}
+
 export const channels = {
   chat: (chatId: string) => `chat:${chatId}`,
   user: (userId: string) => `user:${userId}`,
   presence: (userId: string) => `presence:${userId}`,
   deviceKeys: (userId: string) => `device-keys:${userId}`,
+  readState: (userId: string) => `read-state:${userId}`,
+  drafts: (userId: string) => `drafts:${userId}`,
   sessions: 'sessions',
 };
 
@@ -67,6 +94,13 @@ export type Events = ReturnType<typeof createEvents>;
  * the mutation: a lost event is logged, and message streams fill gaps from the database.
  */
 export function createEvents(bus: EventBus, logger: Logger) {
+  // The in-process bus calls every subscriber's handler inside publish(): for a message, that hand-out
+  // (10,000 subscribers of a large group) would run inside the sender's request. It runs after the
+  // request's turn instead (setImmediate keeps the order of sends), as it does after Redis.
+  const afterThisTurn = async (publish: () => Promise<void>) => {
+    if (bus.distributed) return publish();
+    setImmediate(() => void publish().catch((error: unknown) => logger.warn({ err: error }, 'could not publish an event')));
+  };
   const safely =
     <A extends unknown[]>(publish: (...args: A) => Promise<unknown>) =>
     async (...args: A): Promise<void> => {
@@ -78,16 +112,23 @@ export function createEvents(bus: EventBus, logger: Logger) {
     };
   return {
     bus,
-    message: safely((chatId: string, type: MessageEventType, message: { id: string; seq: number }, membersVersion?: number) =>
-      bus.publish(channels.chat(chatId), {
-        kind: 'message',
-        type,
-        chatId,
-        messageId: message.id,
-        seq: message.seq,
-        ...(membersVersion === undefined ? {} : { membersVersion }),
-      } satisfies ChatTopicEvent),
+    message: safely((chatId: string, type: MessageEventType, message: { id: string; seq: number }, extra: MessageEventExtra = {}) =>
+      afterThisTurn(() =>
+        bus.publish(channels.chat(chatId), {
+          kind: 'message',
+          type,
+          chatId,
+          messageId: message.id,
+          seq: message.seq,
+          ...(extra.membersVersion === undefined ? {} : { membersVersion: extra.membersVersion }),
+          ...(extra.readerId ? { readerId: extra.readerId } : {}),
+        } satisfies ChatTopicEvent),
+      ),
     ),
+
+    readState: safely((userId: string, event: ReadStateTopicEvent) => bus.publish(channels.readState(userId), event)),
+
+    draft: safely((userId: string, event: DraftTopicEvent) => bus.publish(channels.drafts(userId), event)),
 
     /**
      * A change to a chat. Members see it on the chat's channel; `affected` users (added, removed,
@@ -98,9 +139,16 @@ export function createEvents(bus: EventBus, logger: Logger) {
       chatId: string,
       type: ChatEventType,
       actorId: string,
-      subject: { userId?: string; affected?: { userId: string; member: boolean }[] } = {},
+      subject: { userId?: string; messageId?: string; affected?: { userId: string; member: boolean }[] } = {},
     ) => {
-      const event = { kind: 'chat', type, chatId, userId: subject.userId ?? null, actorId } satisfies ChatTopicEvent;
+      const event = {
+        kind: 'chat',
+        type,
+        chatId,
+        userId: subject.userId ?? null,
+        actorId,
+        ...(subject.messageId ? { messageId: subject.messageId } : {}),
+      } satisfies ChatTopicEvent;
       await Promise.all([
         bus.publish(channels.chat(chatId), event),
         ...(subject.affected ?? []).map(({ userId, member }) =>

@@ -13,6 +13,7 @@ import { requireViewer } from '../auth/authenticate.ts';
 import { notFound } from '../errors.ts';
 import { ChatKind, ChatRole } from '../generated/prisma/enums.ts';
 import { builder } from './builder.ts';
+import { MessageConnection } from './message-connection.ts';
 import { pageSizeFor } from './pagination.ts';
 
 export const ChatKindEnum = builder.enumType(ChatKind, { name: 'ChatKind' });
@@ -92,7 +93,7 @@ builder.prismaObject('Chat', {
         maxSize: pageSizeFor,
         query: { orderBy: { seq: 'asc' } },
       },
-      { name: 'MessageConnection' },
+      MessageConnection,
     ),
   }),
 });

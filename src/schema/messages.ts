@@ -45,7 +45,7 @@ builder.prismaObject('MessageEdit', {
   }),
 });
 
-builder.prismaObject('Message', {
+export const MessageRef = builder.prismaObject('Message', {
   description: 'A message in a chat.',
   fields: (t) => ({
     id: t.exposeID('id'),

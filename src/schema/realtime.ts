@@ -17,7 +17,17 @@ import { effectiveStatus, presenceAudience, PRESENCE_USER_IDS_MAX } from '../use
 import { builder } from './builder.ts';
 import { UserStatusEnum } from './users.ts';
 
-const MessageEventTypeEnum = builder.enumType('MessageEventType', { values: ['CREATED', 'EDITED', 'DELETED'] as const });
+const MessageEventTypeEnum = builder.enumType('MessageEventType', {
+  values: {
+    CREATED: { description: 'A message was sent.' },
+    EDITED: { description: 'Its text changed (or, for a CALL message, its call).' },
+    DELETED: { description: 'It was deleted; its content is gone.' },
+    REACTIONS_CHANGED: { description: 'Someone added or removed a reaction: read `message { reactions }` again.' },
+    READ_BY_CHANGED: {
+      description: 'A member (`reader`) read up to this message, in a chat of up to 50 members: read `message { readBy }` again.',
+    },
+  } as const,
+});
 
 const MessageEventRef = builder.objectRef<MessageEvent>('MessageEvent').implement({
   description: 'A message was created, edited or deleted in one of your chats.',
@@ -32,11 +42,27 @@ const MessageEventRef = builder.objectRef<MessageEvent>('MessageEvent').implemen
       type: 'Message',
       resolve: (query, event, _args, ctx) => ctx.prisma.message.findUniqueOrThrow({ ...query, where: { id: event.messageId } }),
     }),
+    reader: t.prismaField({
+      type: 'User',
+      nullable: true,
+      description: 'For READ_BY_CHANGED: the member who read.',
+      resolve: (query, event, _args, ctx) => (event.readerId ? ctx.prisma.user.findUnique({ ...query, where: { id: event.readerId } }) : null),
+    }),
   }),
 });
 
 const ChatEventTypeEnum = builder.enumType('ChatEventType', {
-  values: ['CREATED', 'UPDATED', 'MEMBER_JOINED', 'MEMBER_LEFT', 'MEMBER_ADDED', 'MEMBER_REMOVED', 'ROLE_CHANGED'] as const,
+  values: {
+    CREATED: {},
+    UPDATED: {},
+    MEMBER_JOINED: {},
+    MEMBER_LEFT: {},
+    MEMBER_ADDED: {},
+    MEMBER_REMOVED: {},
+    ROLE_CHANGED: {},
+    MESSAGE_PINNED: { description: 'A message (`message`) was pinned.' },
+    MESSAGE_UNPINNED: { description: 'A message (`message`) was unpinned.' },
+  } as const,
 });
 
 const ChatEventRef = builder.objectRef<ChatEvent>('ChatEvent').implement({
@@ -60,6 +86,12 @@ const ChatEventRef = builder.objectRef<ChatEvent>('ChatEvent').implement({
       nullable: true,
       description: 'The member concerned (joined, left, added, removed, role changed; for UPDATED in a direct chat, the other member when they deleted their account).',
       resolve: (query, event, _args, ctx) => (event.userId ? ctx.prisma.user.findUnique({ ...query, where: { id: event.userId } }) : null),
+    }),
+    message: t.prismaField({
+      type: 'Message',
+      nullable: true,
+      description: 'For MESSAGE_PINNED and MESSAGE_UNPINNED: the message.',
+      resolve: (query, event, _args, ctx) => (event.messageId ? ctx.prisma.message.findUnique({ ...query, where: { id: event.messageId } }) : null),
     }),
     actor: t.prismaField({
       type: 'User',

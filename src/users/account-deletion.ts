@@ -84,6 +84,9 @@ async function closeAccount({ prisma }: DeletionServices, userId: string): Promi
     await tx.pushSubscription.deleteMany({ where: { userId } });
     await tx.contact.deleteMany({ where: { OR: [{ ownerId: userId }, { userId }] } });
     await tx.userBlock.deleteMany({ where: { OR: [{ blockerId: userId }, { blockedId: userId }] } });
+    // Their drafts (unsent text) and reactions are theirs alone, not part of the chats' history.
+    await tx.chatDraft.deleteMany({ where: { userId } });
+    await tx.messageReaction.deleteMany({ where: { userId } });
     return sessions.map((session) => session.id);
   });
 }

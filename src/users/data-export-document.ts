@@ -1,8 +1,9 @@
 // The JSON document exportMyData stores: everything the account holds about its user (the GDPR
 // right of access). Profile, contacts, blocks, chats, device sessions, push subscriptions, uploads
-// (their metadata; the bytes stay downloadable through the API) and every message the user sent,
-// decrypted, with its earlier versions. Other people's messages and group member lists are theirs,
+// (their metadata; the bytes stay downloadable through the API), drafts (decrypted), reactions, and
+// every message the user sent, decrypted, with its earlier versions. Other people's messages and group member lists are theirs,
 // not the user's, and stay out.
+import { draftText } from '../chats/drafts.ts';
 import { decodeContent, editAad, messageAad } from '../messages/content.ts';
 import type { Services } from '../services.ts';
 import { deletedUsername } from './deleted-accounts.ts';
@@ -42,7 +43,7 @@ const UPLOAD = { id: true, kind: true, name: true, mimeType: true, size: true, w
  */
 export async function exportDocument(services: DocumentServices, userId: string, exportedAt: Date): Promise<Buffer[]> {
   const { prisma } = services;
-  const [profile, contacts, blocks, memberships, sessions, pushSubscriptions, uploads] = await Promise.all([
+  const [profile, contacts, blocks, memberships, sessions, pushSubscriptions, uploads, drafts, reactions] = await Promise.all([
     prisma.user.findUniqueOrThrow({ where: { id: userId }, select: PROFILE }),
     prisma.contact.findMany({ where: { ownerId: userId }, include: { user: { select: PUBLIC_USER } }, orderBy: { createdAt: 'asc' } }),
     prisma.userBlock.findMany({ where: { blockerId: userId }, include: { blocked: { select: PUBLIC_USER } }, orderBy: { createdAt: 'asc' } }),
@@ -54,7 +55,10 @@ export async function exportDocument(services: DocumentServices, userId: string,
     prisma.session.findMany({ where: { userId }, select: SESSION, orderBy: { createdAt: 'asc' } }),
     prisma.pushSubscription.findMany({ where: { userId }, select: { endpoint: true, createdAt: true }, orderBy: { createdAt: 'asc' } }),
     prisma.attachment.findMany({ where: { uploaderId: userId }, select: UPLOAD, orderBy: { createdAt: 'asc' } }),
+    prisma.chatDraft.findMany({ where: { userId }, orderBy: { updatedAt: 'asc' } }),
+    prisma.messageReaction.findMany({ where: { userId }, select: { messageId: true, emoji: true, createdAt: true }, orderBy: { createdAt: 'asc' } }),
   ]);
+  const open = async (item: { aad: string; keyId: string; ciphertext: Uint8Array }) => (await services.cipher.open([item]))[0]!;
   const head = {
     ...EXPORT_FORMAT,
     exportedAt,
@@ -77,6 +81,10 @@ export async function exportDocument(services: DocumentServices, userId: string,
     sessions,
     pushSubscriptions,
     uploads,
+    drafts: await Promise.all(
+      drafts.map(async (draft) => ({ chatId: draft.chatId, text: await draftText(draft, open), replyToId: draft.replyToId, updatedAt: draft.updatedAt })),
+    ),
+    reactions,
   };
   // The head's closing brace makes way for the messages, written batch by batch.
   const pieces = [Buffer.from(`${JSON.stringify(head, null, 2).slice(0, -2)},\n  "messages": [`)];
