@@ -20,9 +20,10 @@ const WARM_UP_MS = 3_000;
 const MEASURE_MS = 15_000;
 const IDLE_MS = 5_000;
 const CLUSTER_FIRST_PORT = 47_000;
+const CLUSTER_FIRST_BUS_PORT = 47_140;
 
 export async function runFourInstances({ databaseUrl }: BenchContext): Promise<void> {
-  const cluster = await startRedisCluster(CLUSTER_FIRST_PORT);
+  const cluster = await startRedisCluster(CLUSTER_FIRST_PORT, CLUSTER_FIRST_BUS_PORT);
   const instances: ApiInstance[] = [];
   const connections: Connection[] = [];
   try {
