@@ -18,10 +18,12 @@ const INSTANCES = 4;
 const MEMBERS = Number(process.env.FOUR_INSTANCES_MEMBERS ?? 200);
 const WARM_UP_MS = 3_000;
 const MEASURE_MS = 15_000;
+const IDLE_MS = 5_000;
 const CLUSTER_FIRST_PORT = 47_000;
+const CLUSTER_FIRST_BUS_PORT = 47_140;
 
 export async function runFourInstances({ databaseUrl }: BenchContext): Promise<void> {
-  const cluster = await startRedisCluster(CLUSTER_FIRST_PORT);
+  const cluster = await startRedisCluster(CLUSTER_FIRST_PORT, CLUSTER_FIRST_BUS_PORT);
   const instances: ApiInstance[] = [];
   const connections: Connection[] = [];
   try {
@@ -54,6 +56,11 @@ export async function runFourInstances({ databaseUrl }: BenchContext): Promise<v
     const delivered = () => streams.reduce((sum, stream) => sum + stream.results.length, 0);
     await Promise.all(connections.map((connection) => connection.connected));
     await sleep(1_000);
+    // What the four processes burn with sockets open and nothing sent (heartbeats, slot refreshes, pings).
+    const apiPids = instances.map((instance) => instance.pid()!).filter(Boolean);
+    const idleBefore = { at: performance.now(), api: processesCpuMs(apiPids) };
+    await sleep(IDLE_MS);
+    const idleApiMsPerS = (processesCpuMs(apiPids) - idleBefore.api) / ((performance.now() - idleBefore.at) / 1000);
 
     let sent = 0;
     let measuring = true;
@@ -65,7 +72,6 @@ export async function runFourInstances({ databaseUrl }: BenchContext): Promise<v
     });
     await sleep(WARM_UP_MS);
 
-    const apiPids = instances.map((instance) => instance.pid()!).filter(Boolean);
     const pgPids = pidsNamed(['postgres']);
     const redisPids = pidsNamed(['redis-server']);
     const sample = () => ({
@@ -98,6 +104,7 @@ export async function runFourInstances({ databaseUrl }: BenchContext): Promise<v
 
     const modelApiMs = COSTS.apiSendMs + (MEMBERS * COSTS.apiDeliveryUs) / 1000;
     const measuredApiMs = apiMs / Math.max(1, messages);
+    const aboveIdleApiMs = (apiMs - idleApiMsPerS * seconds) / Math.max(1, messages);
     const cores = availableParallelism() * (1 - othersShare);
     const predicted = sendsPerSecondOn(cores, MEMBERS, clientUsPerDelivery, INSTANCES);
     const measuredRate = messages / seconds;
@@ -111,7 +118,10 @@ export async function runFourInstances({ databaseUrl }: BenchContext): Promise<v
         [[fixed(measuredRate), fixed(deliveries / seconds, 0), fixed(measuredApiMs, 2), fixed(pgMs / Math.max(1, messages), 2), fixed(redisMs / Math.max(1, messages), 3), fixed(clientUsPerDelivery, 1), fixed(hostBusy * 100, 0), fixed(othersShare * 100, 0)]],
       ),
     );
-    console.log(`model, API CPU per message: ${COSTS.apiSendMs} + ${MEMBERS} x ${COSTS.apiDeliveryUs} µs = ${fixed(modelApiMs, 2)} ms; measured ${fixed(measuredApiMs, 2)} ms (error ${fixed((measuredApiMs / modelApiMs - 1) * 100, 0)}%)`);
+    console.log(`API processes idle (sockets open, nothing sent): ${fixed(idleApiMsPerS)} ms CPU per second, all four`);
+    console.log(
+      `model, API CPU per message: ${COSTS.apiSendMs} + ${MEMBERS} x ${COSTS.apiDeliveryUs} µs = ${fixed(modelApiMs, 2)} ms; measured ${fixed(measuredApiMs, 2)} ms (error ${fixed((measuredApiMs / modelApiMs - 1) * 100, 0)}%), above idle ${fixed(aboveIdleApiMs, 2)} ms (error ${fixed((aboveIdleApiMs / modelApiMs - 1) * 100, 0)}%)`,
+    );
     console.log(
       `model, sends/s on the ${fixed(cores, 2)} cores not taken by other work (client CPU per delivery as measured): ${fixed(predicted)}; measured ${fixed(measuredRate)} (error ${fixed((measuredRate / predicted - 1) * 100, 0)}%)`,
     );

@@ -31,7 +31,7 @@ describe.skipIf(!haveBinary('pgbouncer', 'pgbouncer'))('through PgBouncer in tra
   let url: string;
 
   beforeAll(async () => {
-    bouncer = await startPgBouncer({ port: await freePortIn(47_100, 47_149), upstreamUrl: scratch.url, poolSize: SERVER_POOL });
+    bouncer = await startPgBouncer({ port: await freePortIn(47_100, 47_139), upstreamUrl: scratch.url, poolSize: SERVER_POOL });
     // A new database: the app creates and migrates it over the direct URL, then serves through PgBouncer.
     const started = await startSocketTestApp({
       DATABASE_URL: bouncer.urlFor(scratch.url),
@@ -100,7 +100,7 @@ describe.skipIf(!haveBinary('pgbouncer', 'pgbouncer'))('through PgBouncer in tra
     const sent = await Promise.all(Array.from({ length: 30 }, (_, index) => sendText(app, index % 2 ? alice : bob, chatId, `m${index}`)));
     expect(new Set(sent.map((message) => message.seq)).size).toBe(30);
     const seen = new Set<number>();
-    for (let index = 0; index < 30; index++) seen.add((await live.next(10_000)).data!.messageEvents.seq);
+    for (let index = 0; index < 30; index++) seen.add((await live.next(20_000)).data!.messageEvents.seq);
     expect(seen).toEqual(new Set(sent.map((message) => message.seq)));
 
     const history = await gql(app, `query ($c: ID!) { chat(id: $c) { messages(last: 50) { edges { node { seq } } } } }`, { c: chatId }, { token: bob.accessToken });
@@ -109,7 +109,7 @@ describe.skipIf(!haveBinary('pgbouncer', 'pgbouncer'))('through PgBouncer in tra
 
     const catchUp = subscribe(connection, MESSAGE_EVENTS, { chatId, sinceSeq: 20 });
     const replayed = [];
-    for (let index = 0; index < 10; index++) replayed.push((await catchUp.next(10_000)).data!.messageEvents.seq);
+    for (let index = 0; index < 10; index++) replayed.push((await catchUp.next(20_000)).data!.messageEvents.seq);
     expect(replayed).toEqual([21, 22, 23, 24, 25, 26, 27, 28, 29, 30].map((offset) => offset + Math.min(...seen) - 1));
     await connection.dispose();
 

@@ -14,6 +14,8 @@ import { startRedisCluster, type RedisClusterProcesses } from './support/redis-c
 import { connect, settle, subscribe, type Connection } from './support/ws-helpers.ts';
 
 const FIRST_PORT = 47_000;
+/** The nodes' cluster bus ports (47100-47139 are PgBouncer's, 47150-47199 the replica test's). */
+const FIRST_BUS_PORT = 47_140;
 
 describe('REDIS_CLUSTER_NODES', () => {
   it('becomes a cluster target, with hash-tagged prefixes, and excludes REDIS_URL', () => {
@@ -39,7 +41,7 @@ describe.skipIf(!enabled)('on a Redis Cluster (3 masters, 3 replicas)', () => {
   const prefix = `kocmoc-test:${randomUUID()}:`;
 
   beforeAll(async () => {
-    cluster = await startRedisCluster(FIRST_PORT);
+    cluster = await startRedisCluster(FIRST_PORT, FIRST_BUS_PORT);
     const env = { REDIS_CLUSTER_NODES: cluster.nodes, JOB_QUEUE_PREFIX: `kocmoc-test-${randomUUID()}`, ...onlyRateLimits({ RATE_LIMIT_SEARCH: '2/1h' }) };
     apps = await Promise.all([0, 1].map(() => startTestApp(env, { channelPrefix: prefix, presence: { keyPrefix: prefix }, rateLimitKeyPrefix: `${prefix}rl:` })));
     urls = await Promise.all(apps.map(async (app) => (await app.start()).url));

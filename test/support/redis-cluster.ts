@@ -26,13 +26,18 @@ export interface RedisClusterProcesses {
   stop(): Promise<void>;
 }
 
-export async function startRedisCluster(firstPort: number): Promise<RedisClusterProcesses> {
+/**
+ * Nodes on `firstPort`..+5; their cluster bus on `firstBusPort`..+5. Redis' default bus port (port +
+ * 10000) would land in Linux's ephemeral range, where an outgoing connection can hold it first.
+ */
+export async function startRedisCluster(firstPort: number, firstBusPort: number): Promise<RedisClusterProcesses> {
   const dir = mkdtempSync(join(tmpdir(), 'kocmoc-redis-cluster-'));
   const ports = Array.from({ length: 6 }, (_, index) => firstPort + index);
   const children = new Map<number, ChildProcess>();
   const clients = new Set<Redis>();
   const start = async (port: number) => {
     const args = ['--port', String(port), '--bind', '127.0.0.1', '--cluster-enabled', 'yes', '--cluster-config-file', join(dir, `nodes-${port}.conf`)];
+    args.push('--cluster-port', String(firstBusPort + (port - firstPort)));
     args.push('--cluster-node-timeout', '1000', '--save', '', '--appendonly', 'no', '--dir', dir, '--dbfilename', `dump-${port}.rdb`);
     children.set(port, spawn('redis-server', args, { stdio: 'ignore' }));
     await listening(port);
