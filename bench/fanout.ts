@@ -63,6 +63,7 @@ interface Rig {
   users: BenchUser[];
   chatId: string;
   connectConcurrency?: number;
+  subscribeBatch?: number;
 }
 
 export interface PhaseResult {
@@ -98,6 +99,8 @@ export interface FanoutShape {
   phases: Array<[string, SendPlan]>;
   /** Handshakes each subscriber process keeps in flight. Default 200 (ws-client.mjs). */
   connectConcurrency?: number;
+  /** Subscriptions each subscriber process starts per 100 ms. Default: all at once. */
+  subscribeBatch?: number;
 }
 
 function printLegend() {
@@ -128,7 +131,7 @@ export async function runFanoutShape(databaseUrl: string, shape: FanoutShape): P
   try {
     const users = await createBenchUsers(app, shape.subscribers, 'fanout');
     const chatId = await createGroupChat(app, users.map((user) => user.userId), 'Fan-out bench');
-    const rig: Rig = { subscribers, sender, users, chatId, connectConcurrency: shape.connectConcurrency };
+    const rig: Rig = { subscribers, sender, users, chatId, connectConcurrency: shape.connectConcurrency, subscribeBatch: shape.subscribeBatch };
 
     const ours: Target = { label: 'kocmoc', httpUrl: url, format: 'graphql' };
     results.push(...(await runTarget(rig, ours, shape.phases)));
@@ -158,7 +161,7 @@ async function runTarget(rig: Rig, target: Target, phases: Array<[string, SendPl
   const connected = await Promise.all(rig.subscribers.map((child, index) => child.call('connect', { url: wsUrl, tokens: parts[index], concurrency: rig.connectConcurrency })));
   const opened = connected.reduce((total, result) => total + result.opened, 0);
   if (opened !== subscribers) throw new Error(`${target.label}: only ${opened} of ${subscribers} connections opened: ${JSON.stringify(connected)}`);
-  await Promise.all(rig.subscribers.map((child) => child.call('subscribe', { query: MESSAGE_EVENTS, variables: { chatId: rig.chatId } })));
+  await Promise.all(rig.subscribers.map((child) => child.call('subscribe', { query: MESSAGE_EVENTS, variables: { chatId: rig.chatId }, ...(rig.subscribeBatch ? { batch: rig.subscribeBatch, pauseMs: 100 } : {}) })));
 
   // Subscriptions go live asynchronously: probe until one message reaches every subscriber, then
   // a few more messages, all of which must arrive, warm up both ends.

@@ -103,10 +103,18 @@ function status() {
   return { open: connections.filter((c) => c.open).length, closedAfterOpen: Object.fromEntries(closeCodesAfterOpen) };
 }
 
-/** Subscribes every open connection; each delivered text carries `fanout|<phase>|<send hrtime ns>|…`. */
-function subscribe({ query, variables }) {
+/**
+ * Subscribes every open connection; each delivered text carries `fanout|<phase>|<send hrtime ns>|…`.
+ * With `batch`, `batch` subscriptions at a time, `pauseMs` apart (a paced start for a large group).
+ */
+async function subscribe({ query, variables, batch = Infinity, pauseMs = 0 }) {
+  let inBatch = 0;
   for (const { client, open } of connections) {
     if (!open) continue;
+    if (++inBatch > batch) {
+      inBatch = 1;
+      await new Promise((resolve) => setTimeout(resolve, pauseMs));
+    }
     client.subscribe(
       { query, variables },
       {

@@ -89,3 +89,27 @@ describe('chat feeds', () => {
     await bus.close();
   });
 });
+
+describe('a large chat', () => {
+  it('hands each event out in chunks, yielding between them, every subscriber getting every event in order', async () => {
+    const { bus, feeds } = feedsOnOwnBus(app);
+    const user = await registerUser(app);
+    const chatId = await createChat(app, user, { kind: 'GROUP', title: 'Large', memberIds: [] });
+    const subscribers = 600;
+    const seen = Array.from({ length: subscribers }, () => [] as number[]);
+    const stops = await Promise.all(
+      seen.map((events) => feeds.follow(chatId, { event: (event) => void events.push((event as { seq: number }).seq), fail: (error) => expect.fail(error.message) })),
+    );
+    const created = (seq: number) => ({ kind: 'message', type: 'CREATED', chatId, messageId: `m${seq}`, seq });
+    await bus.publish(channels.chat(chatId), created(1));
+    await bus.publish(channels.chat(chatId), created(2));
+    // This turn of the event loop handed out one chunk only: the rest follows on later turns.
+    const firstTurn = seen.filter((events) => events.length > 0).length;
+    expect(firstTurn).toBeGreaterThan(0);
+    expect(firstTurn).toBeLessThan(subscribers);
+    await idle(100);
+    for (const events of seen) expect(events).toEqual([1, 2]);
+    stops.forEach((stop) => stop());
+    await bus.close();
+  });
+});
