@@ -11,6 +11,7 @@ import { iceServersFor, type IceServer } from '../calls/turn.ts';
 import { notFound } from '../errors.ts';
 import { CallEndReason, CallMedia, CallState } from '../generated/prisma/enums.ts';
 import { builder } from './builder.ts';
+import { NodeRef } from './node.ts';
 
 const CallMediaEnum = builder.enumType(CallMedia, { name: 'CallMedia' });
 const CallStateEnum = builder.enumType(CallState, { name: 'CallState' });
@@ -35,6 +36,7 @@ const CallDeviceRef = builder.objectRef<{ id: string }>('CallDevice').implement(
 });
 
 builder.prismaObject('CallParticipant', {
+  interfaces: [NodeRef],
   description: 'A device that is, or was, in a call.',
   fields: (t) => ({
     user: t.relation('user'),
@@ -45,6 +47,7 @@ builder.prismaObject('CallParticipant', {
 });
 
 builder.prismaObject('Call', {
+  interfaces: [NodeRef],
   description: 'A voice or video call in a chat. Media flows between the devices (WebRTC); Kocmoc carries the signalling.',
   fields: (t) => ({
     id: t.exposeID('id'),

@@ -13,6 +13,7 @@ import { requireViewer } from '../auth/authenticate.ts';
 import { notFound } from '../errors.ts';
 import { ChatKind, ChatRole } from '../generated/prisma/enums.ts';
 import { builder } from './builder.ts';
+import { NodeRef } from './node.ts';
 import { pageSizeFor } from './pagination.ts';
 
 export const ChatKindEnum = builder.enumType(ChatKind, { name: 'ChatKind' });
@@ -22,6 +23,7 @@ export const ChatRoleEnum = builder.enumType(ChatRole, {
 });
 
 builder.prismaObject('ChatMember', {
+  interfaces: [NodeRef],
   description: "A user's membership of a chat.",
   fields: (t) => ({
     user: t.relation('user'),
@@ -31,6 +33,7 @@ builder.prismaObject('ChatMember', {
 });
 
 builder.prismaObject('Chat', {
+  interfaces: [NodeRef],
   description: 'A direct (two people) or group conversation. Visible to its members only.',
   fields: (t) => ({
     id: t.exposeID('id'),

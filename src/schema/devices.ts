@@ -8,6 +8,7 @@ import { liveSessionsOf, revokeOtherSessions, revokeSession, SESSIONS_BY_LAST_SE
 import type { DeviceKeyTopicEvent } from '../realtime/events.ts';
 import { deviceKeyEventStream } from '../realtime/device-key-stream.ts';
 import { builder } from './builder.ts';
+import { NodeRef } from './node.ts';
 
 const DEVICES_BY_AGE = [{ createdAt: 'asc' }, { id: 'asc' }] as const;
 
@@ -38,6 +39,7 @@ export const DeviceRef = builder.prismaObject('Device', {
 });
 
 builder.prismaObject('Session', {
+  interfaces: [NodeRef],
   name: 'DeviceSession',
   description: 'A signed-in session of yours (a login on some device), with or without end-to-end encryption keys.',
   fields: (t) => ({

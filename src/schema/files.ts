@@ -6,6 +6,7 @@ import { viewerFileUrl, type FileVariant } from '../files/signed-urls.ts';
 import { uploadFile, type UploadedFile } from '../files/uploads.ts';
 import { THUMBNAIL_MAX_PX } from '../files/image-limits.ts';
 import { builder } from './builder.ts';
+import { NodeRef } from './node.ts';
 import { MessageKindEnum } from './messages.ts';
 
 const isUploadedFile = (value: unknown): value is UploadedFile =>
@@ -29,6 +30,7 @@ function downloadUrl(ctx: Context, attachmentId: string, variant: FileVariant): 
 }
 
 builder.prismaObject('Attachment', {
+  interfaces: [NodeRef],
   description: 'An uploaded file. Its uploader sees it from the start; members of a chat see it once it is sent there; every signed-in user while it is someone\'s profile picture.',
   fields: (t) => ({
     id: t.exposeID('id'),

@@ -5,6 +5,7 @@ import { MessageKind } from '../generated/prisma/enums.ts';
 import { decodeContent, editAad, messageAad, type Location, type MessageContent } from '../messages/content.ts';
 import { deleteMessage, editMessage, markRead, sendMessage, TEXT_MAX_LENGTH } from '../messages/messages.ts';
 import { builder } from './builder.ts';
+import { NodeRef } from './node.ts';
 import { UserRef } from './users.ts';
 
 export const MessageKindEnum = builder.enumType(MessageKind, { name: 'MessageKind' });
@@ -31,6 +32,7 @@ async function contentOf(
 }
 
 builder.prismaObject('MessageEdit', {
+  interfaces: [NodeRef],
   description: 'An earlier version of an edited message.',
   fields: (t) => ({
     text: t.string({
@@ -46,6 +48,7 @@ builder.prismaObject('MessageEdit', {
 });
 
 builder.prismaObject('Message', {
+  interfaces: [NodeRef],
   description: 'A message in a chat.',
   fields: (t) => ({
     id: t.exposeID('id'),

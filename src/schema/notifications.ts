@@ -2,8 +2,10 @@
 import { requireViewer } from '../auth/authenticate.ts';
 import { muteChat, registerPushSubscription, unmuteChat, unregisterPushSubscription } from '../notifications/subscriptions.ts';
 import { builder } from './builder.ts';
+import { NodeRef } from './node.ts';
 
 builder.prismaObject('PushSubscription', {
+  interfaces: [NodeRef],
   description: "A device's Web Push subscription.",
   fields: (t) => ({
     id: t.exposeID('id'),

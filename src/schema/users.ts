@@ -7,6 +7,7 @@ import { activeUsers, deletedUsername } from '../users/deleted-accounts.ts';
 import { effectiveStatus } from '../users/status.ts';
 import { setStatus, updateProfile, userSearchFilter } from '../users/profile.ts';
 import { builder } from './builder.ts';
+import { NodeRef } from './node.ts';
 import { pageSizeFor } from './pagination.ts';
 
 export const UserStatusEnum = builder.enumType(UserStatus, {
@@ -15,6 +16,7 @@ export const UserStatusEnum = builder.enumType(UserStatus, {
 });
 
 export const UserRef = builder.prismaObject('User', {
+  interfaces: [NodeRef],
   description: 'A person with an account.',
   fields: (t) => ({
     id: t.exposeID('id'),
