@@ -13,6 +13,7 @@ import type { Config } from '../env.ts';
 import { startUploadCleanup } from '../files/cleanup.ts';
 import { startEnvelopeCleanup } from '../messages/envelopes.ts';
 import { useFileDownloads } from './plugins/file-downloads.ts';
+import { useHttpRefusalBodies } from './plugins/http-refusals.ts';
 import { graphiqlOptions, renderGraphiQL, useGraphiQLAssets } from './graphiql.ts';
 import { useWebClient } from './plugins/web-client.ts';
 import { useUploadLimits } from './plugins/upload-limits.ts';
@@ -156,6 +157,7 @@ export async function buildApp(options: BuildAppOptions): Promise<App> {
             clientAddress: clientAddressOf(req?.socket.remoteAddress, request.headers.get('x-forwarded-for'), config.limits.trustProxyHops),
           }),
     plugins: [
+      useHttpRefusalBodies(),
       useCorsPolicy(config.exposure.corsOrigins),
       useSecurityHeaders(),
       useRequestId(),

@@ -173,7 +173,7 @@ export function attachWebSocketServer(
         const state = ctx.extra.state!;
         // An expired token keeps its running subscriptions but starts nothing new: reconnect with a fresh one.
         if (state.auth.expiresAt && state.auth.expiresAt.getTime() <= Date.now()) {
-          return [unauthenticated('Access token expired: reconnect with a fresh one.')];
+          return [unauthenticated('TOKEN_EXPIRED', 'Access token expired: reconnect with a fresh one.')];
         }
         if (state.operations.size >= maxOperationsPerConnection) {
           return [rateLimited(`At most ${maxOperationsPerConnection} operations per connection.`)];
