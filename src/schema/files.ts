@@ -33,7 +33,6 @@ builder.prismaObject('Attachment', {
   interfaces: [NodeRef],
   description: 'An uploaded file. Its uploader sees it from the start; members of a chat see it once it is sent there; every signed-in user while it is someone\'s profile picture.',
   fields: (t) => ({
-    id: t.exposeID('id'),
     kind: t.expose('kind', { type: MessageKindEnum, nullable: true, description: 'What the file was uploaded as; null for a file uploaded without a kind.' }),
     name: t.exposeString('name', { description: 'The file name the uploader gave, cleaned of paths and control characters.' }),
     mimeType: t.exposeString('mimeType', { description: "Detected from the file's content, not taken from the client." }),
@@ -41,7 +40,7 @@ builder.prismaObject('Attachment', {
     width: t.exposeInt('width', { nullable: true, description: 'Images: width in pixels as displayed (EXIF orientation applied).' }),
     height: t.exposeInt('height', { nullable: true, description: 'Images: height in pixels as displayed.' }),
     durationMs: t.exposeInt('durationMs', { nullable: true, description: 'Voice recordings in WAV or Ogg: length in milliseconds; null for other formats.' }),
-    createdAt: t.expose('createdAt', { type: 'DateTime' }),
+    createdAt: t.expose('createdAt', { type: 'DateTime', description: 'When it was uploaded.' }),
     url: t.string({
       description:
         'Download link for you, valid for a few minutes (FILE_URL_TTL) without an Authorization header, e.g. in <img src>. ' +
