@@ -26,7 +26,7 @@ const FileScalar = builder.scalarType('File', {
 
 /** A signed link for the viewer; depends on who asks, so shared subscription results never carry one. */
 function downloadUrl(ctx: Context, attachmentId: string, variant: FileVariant): string {
-  return viewerFileUrl(ctx.config, { attachmentId, variant, viewerId: requireViewer(ctx).userId });
+  return viewerFileUrl(ctx.config, ctx.origin, { attachmentId, variant, viewerId: requireViewer(ctx).userId });
 }
 
 builder.prismaObject('Attachment', {
@@ -44,7 +44,7 @@ builder.prismaObject('Attachment', {
     url: t.string({
       description:
         'Download link for you, valid for a few minutes (FILE_URL_TTL) without an Authorization header, e.g. in <img src>. ' +
-        'Relative to the API origin: `/files/<id>?u=…&expires=…&sig=…`. `GET /files/<id>` with a Bearer token works too.',
+        'Absolute, under PUBLIC_URL (else the origin the request came to): `https://<host>/files/<id>?u=…&expires=…&sig=…`. `GET /files/<id>` with a Bearer token works too.',
       extensions: { viewerDependent: true },
       resolve: (attachment, _args, ctx) => downloadUrl(ctx, attachment.id, 'original'),
     }),

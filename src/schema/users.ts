@@ -44,7 +44,7 @@ export const UserRef = builder.prismaObject('User', {
       extensions: { viewerDependent: true },
       resolve: (user, _args, ctx) =>
         user.avatarAttachmentId && ctx.viewer
-          ? viewerFileUrl(ctx.config, { attachmentId: user.avatarAttachmentId, variant: 'thumbnail', viewerId: ctx.viewer.userId })
+          ? viewerFileUrl(ctx.config, ctx.origin, { attachmentId: user.avatarAttachmentId, variant: 'thumbnail', viewerId: ctx.viewer.userId })
           : null,
     }),
     avatar: t.relation('avatar', {

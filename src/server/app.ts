@@ -148,12 +148,14 @@ export async function buildApp(options: BuildAppOptions): Promise<App> {
             authorization: socketState.auth,
             userAgent: socketState.userAgent,
             clientAddress: socketState.clientAddress,
+            origin: socketState.origin,
           })
         : createContext(services, {
             requestId: requestIdOf(request),
             authorization: request.headers.get('authorization'),
             userAgent: request.headers.get('user-agent'),
             adminToken: request.headers.get('x-admin-token'),
+            origin: new URL(request.url).origin,
             clientAddress: clientAddressOf(req?.socket.remoteAddress, request.headers.get('x-forwarded-for'), config.limits.trustProxyHops),
           }),
     plugins: [

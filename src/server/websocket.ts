@@ -66,6 +66,8 @@ export interface SocketState {
   userAgent: string | null;
   /** The client's address (limits/client-address.ts). */
   clientAddress: string;
+  /** The origin the socket connected to, from its upgrade request (for the links it is sent). */
+  origin: string;
   operations: Set<string>;
   /** Whether presence counted this connection (so closing it must uncount it). */
   counted: boolean;
@@ -136,6 +138,7 @@ export function attachWebSocketServer(
           auth: { ...auth, viewer: auth.viewer },
           userAgent: request.headers['user-agent'] ?? null,
           clientAddress: addresses.of(request),
+          origin: `${'encrypted' in request.socket && request.socket.encrypted ? 'https' : 'http'}://${request.headers.host ?? 'localhost'}`,
           operations: new Set(),
           counted: false,
         };
