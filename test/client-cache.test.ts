@@ -14,7 +14,7 @@ import { loadDevMessages, loadErrorMessages } from '@apollo/client/dev';
 import { GraphQLWsLink } from '@apollo/client/link/subscriptions';
 import { createClient as createWsClient } from 'graphql-ws';
 import { kocmocTypePolicies } from '@kocmoc/client/apollo';
-import { createKocmocClient } from '@kocmoc/client';
+import { ChatPageQuery, createKocmocClient, SetChatMemberRoleMutation } from '@kocmoc/client';
 import { gql as urqlGql } from '@urql/core';
 import { decodeJwt } from 'jose';
 import { WebSocket } from 'ws';
@@ -179,5 +179,17 @@ describe('a subscription event lands in the cache', () => {
     } finally {
       await ws.dispose();
     }
+  });
+});
+
+describe('the typed documents', () => {
+  it('run against the API, typed end to end', async () => {
+    const client = createKocmocClient({ url: 'http://kocmoc.test/graphql', fetch: inProcess, webSocketImpl: WebSocket, getAccessToken: () => owner.accessToken });
+    const page = await client.query(ChatPageQuery, { id: chatId, last: 2 }).toPromise();
+    expect(page.error).toBeUndefined();
+    const last: string | null | undefined = page.data?.chat?.messages.edges.at(-1)?.node.text;
+    expect(last).toMatch(/^four/);
+    const promoted = await client.mutation(SetChatMemberRoleMutation, { chatId, userId: member.id, role: 'ADMIN' }).toPromise();
+    expect(promoted.data?.setChatMemberRole.members.edges.map((edge) => edge.node.role).sort()).toEqual(['ADMIN', 'OWNER']);
   });
 });

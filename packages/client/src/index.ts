@@ -86,3 +86,6 @@ export function createKocmocClient(options: KocmocClientOptions): Client {
   ];
   return new Client({ url: options.url, exchanges, fetch: authorizedFetch(options), requestPolicy: 'cache-first' });
 }
+
+export { graphql, type ResultOf, type VariablesOf } from './graphql.ts';
+export * from './documents.ts';
