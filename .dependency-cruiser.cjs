@@ -1,7 +1,7 @@
 // `npm run lint:deps`: the layering rules, checked on every CI run (dependency-cruiser).
 // Domains are the folders under src/ that hold business rules; server/ speaks HTTP and WebSocket,
 // schema/ is the GraphQL layer, cpu/ runs the worker-thread tasks of workers/.
-const DOMAINS = '^src/(admin|auth|calls|chats|crypto|db|devices|files|limits|messages|notifications|realtime|users)/';
+const DOMAINS = '^src/(admin|auth|calls|chats|crypto|db|devices|files|limits|messages|nodes|notifications|realtime|users)/';
 
 /** @type {import('dependency-cruiser').IConfiguration} */
 module.exports = {

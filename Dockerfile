@@ -7,6 +7,8 @@ COPY prisma ./prisma
 # npm ci also builds the web client (web/ against schema.graphql).
 COPY schema.graphql ./
 COPY web ./web
+# The npm workspaces (packages/client) must be there for npm ci to link them.
+COPY packages ./packages
 # Dev dependencies are kept: the Prisma generator runs at install and tsx runs the TypeScript sources.
 RUN npm ci --include=dev && npm cache clean --force
 COPY . .

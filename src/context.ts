@@ -21,6 +21,8 @@ export interface Context extends Services {
   clientAddress: string;
   /** The request carried a valid `x-admin-token`. */
   isAdmin: boolean;
+  /** Where the API's links point: PUBLIC_URL, else the origin the request came to. */
+  origin: string;
   loaders: Loaders;
   /**
    * The client for reads that may lag behind writes for others (history, search, profiles): a read
@@ -43,7 +45,12 @@ export interface ContextInput {
   clientAddress?: string;
   /** The `x-admin-token` header, if any. */
   adminToken?: string | null;
+  /** The origin the request came to (`https://host`); PUBLIC_URL replaces it. */
+  origin?: string;
 }
+
+/** In-process callers (the CLI, tests through `yoga.fetch` without a URL) get links under this. */
+const LOCAL_ORIGIN = 'http://localhost';
 
 export async function createContext(services: Services, input: ContextInput): Promise<Context> {
   const { viewer, authError } =
@@ -59,6 +66,7 @@ export async function createContext(services: Services, input: ContextInput): Pr
     userAgent: input.userAgent?.slice(0, 512) ?? null,
     clientAddress: input.clientAddress ?? LOCAL_ADDRESS,
     isAdmin: isAdminToken(services.config.adminToken, input.adminToken),
+    origin: services.config.exposure.publicUrl ?? input.origin ?? LOCAL_ORIGIN,
     // Reads the viewer late: a request that signs in acts as the new session from then on.
     loaders: createLoaders(services, () => context.viewer?.userId, () => context.viewer?.sessionId),
     reader: () => services.reads.reader(context.viewer?.sessionId),

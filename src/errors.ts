@@ -2,6 +2,7 @@
 // by a resolver is masked by Yoga as INTERNAL and logged with the request id.
 import { GraphQLError } from 'graphql';
 
+/** The codes our code raises; README "Errors" lists these and the ones Yoga and the HTTP layer add. */
 export type ErrorCode =
   | 'UNAUTHENTICATED'
   | 'FORBIDDEN'
@@ -14,18 +15,37 @@ export type ErrorCode =
   | 'UNAVAILABLE'
   | 'INTERNAL';
 
+/**
+ * What a client does about an UNAUTHENTICATED: TOKEN_EXPIRED refresh the access token; TOKEN_INVALID
+ * and SESSION_ENDED sign in again; SIGN_IN_REQUIRED send a token; WRONG_CREDENTIALS say so.
+ */
+export type UnauthenticatedReason = 'TOKEN_EXPIRED' | 'TOKEN_INVALID' | 'SESSION_ENDED' | 'SIGN_IN_REQUIRED' | 'WRONG_CREDENTIALS';
+
+/** One invalid input field: `extensions.fields` lists them all, `extensions.field` is the first's. */
+export interface FieldProblem {
+  field: string;
+  message: string;
+}
+
 function clientError(code: ErrorCode, message: string, extensions: Record<string, unknown> = {}) {
   return new GraphQLError(message, { extensions: { code, ...extensions } });
 }
 
-export const unauthenticated = (message = 'Sign in to do this.') => clientError('UNAUTHENTICATED', message);
+export const unauthenticated = (reason: UnauthenticatedReason, message = 'Sign in to do this.') => clientError('UNAUTHENTICATED', message, { reason });
 
 export const forbidden = (message = 'You are not allowed to do this.') => clientError('FORBIDDEN', message);
 
 export const notFound = (what: string) => clientError('NOT_FOUND', `${what} not found.`);
 
+/** The extensions of a BAD_USER_INPUT: every problem in `fields`, the first one's field as `field`. */
+export const badUserInputExtensions = (problems: [FieldProblem, ...FieldProblem[]]) => ({ code: 'BAD_USER_INPUT', field: problems[0].field, fields: problems });
+
 /** `field` names the offending input field (e.g. `input.email`) so clients can highlight it. */
-export const badUserInput = (field: string, message: string) => clientError('BAD_USER_INPUT', message, { field });
+export const badUserInput = (field: string, message: string) => invalidFields([{ field, message }]);
+
+/** Every invalid field of an input at once; the message is the first one's. */
+export const invalidFields = (problems: [FieldProblem, ...FieldProblem[]]) =>
+  new GraphQLError(problems[0].message, { extensions: badUserInputExtensions(problems) });
 
 /** `extensions` carries what the client needs to resolve it (e.g. `missingDeviceIds`). */
 export const conflict = (field: string, message: string, extensions: Record<string, unknown> = {}) =>

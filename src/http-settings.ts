@@ -39,6 +39,12 @@ export const httpSettings = {
       return parsed.success ? parsed.data : '';
     });
   }),
+  /**
+   * The API's public origin (`https://chat.example.com`): links the API hands out (Attachment.url,
+   * thumbnailUrl, User.avatarUrl, exportMyData) are absolute under it. Default: each request's own
+   * origin (its Host header; for graphql-ws, the upgrade request's). Set it behind a proxy.
+   */
+  PUBLIC_URL: optionalString.pipe(origin.optional()),
   /** Bearer token GET /metrics requires (16+ characters). In production /metrics needs it or METRICS_PORT. */
   METRICS_TOKEN: optionalString.pipe(z.string().min(16, 'must be at least 16 characters').optional()),
   /** Serve /metrics on a port of its own (on METRICS_HOST) instead of the API's. Unset: on the API's port. */
@@ -75,6 +81,8 @@ export function toHttpConfig(env: HttpEnv, production: boolean) {
       /** Registering documents would defeat a manifest-only server. */
       apq: env.APQ && !env.PERSISTED_OPERATIONS_ONLY,
     },
+    /** PUBLIC_URL's origin, or null: each request's own. */
+    publicUrl: env.PUBLIC_URL ?? null,
     metrics: {
       token: env.METRICS_TOKEN,
       port: env.METRICS_PORT,

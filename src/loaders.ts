@@ -10,6 +10,7 @@ import { createReactionLoaders } from './messages/reaction-loaders.ts';
 
 import { createThreadLoaders } from './messages/threads.ts';
 import { Prisma, type ChatMember, type PrismaClient, type User } from './generated/prisma/client.ts';
+import { findNodes, type NodeValue } from './nodes/lookup.ts';
 import type { PresenceTracker } from './realtime/presence/tracker.ts';
 import { blockersAmong } from './users/contacts.ts';
 
@@ -67,6 +68,12 @@ export function createLoaders(
       }
     }, {
       cacheKeyFn: (item) => `${item.aad}/${Buffer.from(item.ciphertext.subarray(0, 12)).toString('base64')}`,
+    }),
+
+    /** Node lookups by id (`node`/`nodes`, aliases too): one batch per request; null when absent or not visible. */
+    node: new DataLoader<string, NodeValue | null>(async (ids) => {
+      const userId = viewerId();
+      return userId ? findNodes(prisma, userId, ids) : ids.map(() => null);
     }),
 
     /** The viewer's membership of each chat (null: not a member). */

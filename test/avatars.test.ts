@@ -30,12 +30,12 @@ describe('profile pictures', () => {
     const set = await setAvatar(alice, { avatarAttachmentId: picture.id });
     expect(set.errors).toBeUndefined();
     expect(set.data.updateProfile.avatar).toEqual({ id: picture.id, width: 800, height: 600 });
-    expect(set.data.updateProfile.avatarUrl).toMatch(new RegExp(`^/files/${picture.id}/thumbnail\\?u=${alice.id}&expires=\\d+&sig=`));
+    expect(set.data.updateProfile.avatarUrl).toMatch(new RegExp(`^http://kocmoc\\.test/files/${picture.id}/thumbnail\\?u=${alice.id}&expires=\\d+&sig=`));
 
     // Someone who shares no chat with alice sees her picture, through links signed for them.
     const seen = await gql(app, PROFILE, { id: alice.id }, { token: stranger.accessToken });
     const { avatarUrl, avatar } = seen.data.user;
-    expect(avatarUrl).toMatch(new RegExp(`^/files/${picture.id}/thumbnail\\?u=${stranger.id}&`));
+    expect(avatarUrl).toMatch(new RegExp(`^http://kocmoc\\.test/files/${picture.id}/thumbnail\\?u=${stranger.id}&`));
     const thumbnail = await fetchPath(app, avatarUrl);
     expect(thumbnail.status).toBe(200);
     expect(thumbnail.headers.get('content-type')).toBe('image/webp');

@@ -63,10 +63,10 @@ describe('blocking', () => {
     const [me, pest] = await Promise.all([registerUser(app), registerUser(app)]);
     expect((await gql(app, BLOCK_USER, { u: pest.id }, { token: me.accessToken })).data.blockUser).toBe(true);
     expect((await gql(app, BLOCK_USER, { u: pest.id }, { token: me.accessToken })).data.blockUser).toBe(true);
-    expect((await gql(app, `{ blockedUsers { id } }`, {}, { token: me.accessToken })).data.blockedUsers).toEqual([{ id: pest.id }]);
+    expect((await gql(app, `{ blockedUsers { edges { node { id } } } }`, {}, { token: me.accessToken })).data.blockedUsers.edges).toEqual([{ node: { id: pest.id } }]);
     expect((await gql(app, UNBLOCK, { u: pest.id }, { token: me.accessToken })).data.unblockUser).toBe(true);
     expect((await gql(app, UNBLOCK, { u: pest.id }, { token: me.accessToken })).data.unblockUser).toBe(false);
-    expect((await gql(app, `{ blockedUsers { id } }`, {}, { token: me.accessToken })).data.blockedUsers).toEqual([]);
+    expect((await gql(app, `{ blockedUsers { edges { node { id } } } }`, {}, { token: me.accessToken })).data.blockedUsers.edges).toEqual([]);
     expect(codeOf(await gql(app, BLOCK_USER, { u: me.id }, { token: me.accessToken }))).toBe('BAD_USER_INPUT');
     expect(codeOf(await gql(app, BLOCK_USER, { u: 'ghost' }, { token: me.accessToken }))).toBe('NOT_FOUND');
   });

@@ -41,7 +41,8 @@ describe('exportMyData', () => {
     const result = await exportOf(alice);
     expect(result.errors).toBeUndefined();
     const link: string = result.data.exportMyData;
-    expect(link).toMatch(new RegExp(`^/exports/[0-9a-f-]{36}\\?u=${alice.id}&expires=\\d+&sig=[A-Za-z0-9_-]+$`));
+    // Absolute, under the origin the request came to (no PUBLIC_URL here).
+    expect(link).toMatch(new RegExp(`^http://kocmoc\\.test/exports/[0-9a-f-]{36}\\?u=${alice.id}&expires=\\d+&sig=[A-Za-z0-9_-]+$`));
 
     const response = await fetchPath(app, link);
     expect(response.status).toBe(200);

@@ -188,8 +188,10 @@ describe('history', () => {
     expect(texts).toEqual(['b1', 'b2', 'b3', 'b4', 'b5', 'b6', 'b7']);
   });
 
-  it('is NOT_FOUND for non-members', async () => {
-    expect(codeOf(await gql(app, PAGE, { id: group, last: 5 }, { token: stranger.accessToken }))).toBe('NOT_FOUND');
+  it('is hidden from non-members: the chat is null to them', async () => {
+    const page = await gql(app, PAGE, { id: group, last: 5 }, { token: stranger.accessToken });
+    expect(page.errors).toBeUndefined();
+    expect(page.data.chat).toBeNull();
   });
 
   it('keeps deleted messages in place, and shows the newest as lastMessage', async () => {

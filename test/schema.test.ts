@@ -47,7 +47,7 @@ describe('schema.graphql', () => {
       'removeContact(userId: ID!): Boolean!',
       'blockUser(userId: ID!): Boolean!',
       'unblockUser(userId: ID!): Boolean!',
-      'blockedUsers: [User!]!',
+      'blockedUsers(after: String, before: String, first: Int, last: Int): UserConnection!',
       'setMaintenanceMode(enabled: Boolean!, message: String): MaintenanceState!',
       'maintenance: MaintenanceState!',
       'vapidPublicKey: String!',

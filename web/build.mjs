@@ -1,6 +1,6 @@
 // `npm run build` (also run by `npm install`): the web client served at `/`.
-// 1. src/graphql-env.d.ts from schema.graphql (gql.tada's introspection types), so the client is
-//    typed against the API as it is; with --check, fail instead when the committed file is stale.
+// 1. src/graphql-env.d.ts (and packages/client's) from schema.graphql (gql.tada's introspection types),
+//    so the clients are typed against the API as it is; with --check, fail instead when one is stale.
 // 2. Type-check with tsc (a type error fails the build).
 // 3. Bundle with esbuild into web/dist/ (git-ignored), beside the files of web/public/.
 import { execFileSync } from 'node:child_process';
@@ -23,16 +23,18 @@ export function introspectionTypes() {
   return outputIntrospectionFile(introspection, { fileType: '.d.ts', shouldPreprocess: true });
 }
 
-const envFile = path.join(web, 'src', 'graphql-env.d.ts');
+// The web client's documents and @kocmoc/client's are typed from the same introspection.
 const types = introspectionTypes();
-const current = readFileSync(envFile, { encoding: 'utf8', flag: 'a+' });
-if (current !== types) {
+for (const envFile of [path.join(web, 'src', 'graphql-env.d.ts'), path.join(root, 'packages', 'client', 'src', 'graphql-env.d.ts')]) {
+  const shown = path.relative(root, envFile);
+  const current = readFileSync(envFile, { encoding: 'utf8', flag: 'a+' });
+  if (current === types) continue;
   if (check) {
-    console.error('web/src/graphql-env.d.ts is stale: run `npm run build` after changing schema.graphql');
+    console.error(`${shown} is stale: run \`npm run build\` after changing schema.graphql`);
     process.exit(1);
   }
   writeFileSync(envFile, types);
-  console.log('web: wrote src/graphql-env.d.ts from schema.graphql');
+  console.log(`web: wrote ${shown} from schema.graphql`);
 }
 if (check) process.exit(0);
 

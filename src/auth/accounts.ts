@@ -102,7 +102,7 @@ export async function login(services: AccountServices, input: LoginInput, device
     input.password,
     { address: device.address, unknownAccount: `login:${login}` },
   );
-  if (!user) throw unauthenticated(INVALID_LOGIN);
+  if (!user) throw unauthenticated('WRONG_CREDENTIALS', INVALID_LOGIN);
   // After the response's work, not before it: the user waits for one hash, not two.
   if (passwords.needsRehash(user.passwordHash)) void upgradePasswordHash(services, user, input.password);
   return openSession(services, user, device);

@@ -19,20 +19,21 @@ export interface Authentication {
 /** The viewer, or the reason there is none as an UNAUTHENTICATED error. */
 export function requireViewer(auth: Pick<Authentication, 'viewer' | 'authError'>): Viewer {
   if (auth.viewer) return auth.viewer;
-  throw auth.authError ?? unauthenticated();
+  throw auth.authError ?? unauthenticated('SIGN_IN_REQUIRED');
 }
 
 /** Checks a `Bearer <accessToken>` value: signature, expiry, and that its session is still live. */
 export async function authenticate(services: Pick<Services, 'tokens' | 'sessions'>, authorization: string | null | undefined): Promise<Authentication> {
   if (!authorization) return { viewer: null, authError: null };
   const match = /^Bearer\s+(\S+)$/i.exec(authorization.trim());
-  if (!match?.[1]) return { viewer: null, authError: unauthenticated('Authorization must be "Bearer <accessToken>".') };
+  if (!match?.[1]) return { viewer: null, authError: unauthenticated('TOKEN_INVALID', 'Authorization must be "Bearer <accessToken>".') };
   const claims = await services.tokens.verifyAccessToken(match[1]);
-  if (!claims) return { viewer: null, authError: unauthenticated('Access token is invalid or expired.') };
+  if (claims === 'expired') return { viewer: null, authError: unauthenticated('TOKEN_EXPIRED', 'Access token expired: refresh it.') };
+  if (!claims) return { viewer: null, authError: unauthenticated('TOKEN_INVALID', 'Access token is invalid.') };
   // Checking the session on every request makes logout take effect at once, on every instance.
   const sessionUserId = await services.sessions.liveSessionUser(claims.sessionId);
   if (sessionUserId !== claims.userId) {
-    return { viewer: null, authError: unauthenticated('Session has ended. Sign in again.') };
+    return { viewer: null, authError: unauthenticated('SESSION_ENDED', 'Session has ended. Sign in again.') };
   }
   return { viewer: { userId: claims.userId, sessionId: claims.sessionId }, authError: null, expiresAt: claims.expiresAt };
 }

@@ -121,7 +121,7 @@ export async function endSession(
     if (session && (!viewer || session.userId === viewer.userId)) sessionIds.add(session.id);
     else if (!viewer) throw invalidRefreshToken();
   }
-  if (sessionIds.size === 0) throw unauthenticated();
+  if (sessionIds.size === 0) throw unauthenticated('SIGN_IN_REQUIRED');
   await revokeSessions(services, [...sessionIds], 'logout');
 }
 
@@ -213,9 +213,9 @@ async function authPayload(tokens: TokenService, user: User, sessionId: string, 
 
 async function endForReuse(services: SessionServices, sessionId: string): Promise<never> {
   await revokeSessions(services, [sessionId], 'refresh_token_reuse');
-  throw unauthenticated('Refresh token was already used, so this session was ended for safety. Sign in again.');
+  throw unauthenticated('SESSION_ENDED', 'Refresh token was already used, so this session was ended for safety. Sign in again.');
 }
 
 const hasEnded = (session: { revokedAt: Date | null; expiresAt: Date }, now: Date) => session.revokedAt !== null || session.expiresAt <= now;
-const invalidRefreshToken = () => unauthenticated('Refresh token is invalid.');
-const sessionEnded = () => unauthenticated('Session has ended. Sign in again.');
+const invalidRefreshToken = () => unauthenticated('TOKEN_INVALID', 'Refresh token is invalid.');
+const sessionEnded = () => unauthenticated('SESSION_ENDED', 'Session has ended. Sign in again.');

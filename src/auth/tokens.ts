@@ -53,8 +53,11 @@ export function createTokenService(auth: Config['auth']) {
       return { token, expiresAt };
     },
 
-    /** Null for anything but a well-formed, unexpired HS256 token of ours (alg pinned: no `none`, no RS/HS confusion). */
-    async verifyAccessToken(token: string): Promise<VerifiedAccessToken | null> {
+    /**
+     * The claims of a well-formed, unexpired HS256 token of ours (alg pinned: no `none`, no RS/HS
+     * confusion); 'expired' for one of ours past its expiry (jose checks the signature first); else null.
+     */
+    async verifyAccessToken(token: string): Promise<VerifiedAccessToken | 'expired' | null> {
       try {
         const { payload } = await jwtVerify(token, await keyReady, {
           algorithms: ['HS256'],
@@ -64,8 +67,8 @@ export function createTokenService(auth: Config['auth']) {
         });
         if (typeof payload.sub !== 'string' || typeof payload.sid !== 'string') return null;
         return { userId: payload.sub, sessionId: payload.sid, expiresAt: new Date(payload.exp! * 1000) };
-      } catch {
-        return null;
+      } catch (error) {
+        return (error as { code?: unknown }).code === 'ERR_JWT_EXPIRED' ? 'expired' : null;
       }
     },
 

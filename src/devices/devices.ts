@@ -96,7 +96,7 @@ export async function uploadDeviceKeys(
     // revocation (which updates that row, then removes the device): no device outlives its session.
     const [session] = await tx.$queryRaw<Array<{ id: string }>>`
       SELECT "id" FROM "Session" WHERE "id" = ${sessionId} AND "revokedAt" IS NULL AND "expiresAt" > now() FOR NO KEY UPDATE`;
-    if (!session) throw unauthenticated('Session has ended. Sign in again.');
+    if (!session) throw unauthenticated('SESSION_ENDED', 'Session has ended. Sign in again.');
     const existing = await tx.device.findUnique({ where: { id: sessionId } });
     const device = existing ? await updateSignedPreKey(tx, existing, keys) : await createDevice(tx, userId, sessionId, keys);
     await addOneTimePreKeys(tx, device.id, keys.oneTimePreKeys);

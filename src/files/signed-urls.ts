@@ -57,9 +57,9 @@ export function signedFileUrl(secret: string, signed: FileLink): string {
   return `${filePath(signed.attachmentId, signed.variant)}?${query}`;
 }
 
-/** `viewerId`'s link to a file, under the configured secret and FILE_URL_TTL. */
-export const viewerFileUrl = (config: Pick<Config, 'auth' | 'files'>, link: Omit<FileLink, 'expires'>) =>
-  signFileUrl(config.auth.jwtSecret, link, config.files.urlTtlMs);
+/** `viewerId`'s link to a file under `origin`, with the configured secret and FILE_URL_TTL. */
+export const viewerFileUrl = (config: Pick<Config, 'auth' | 'files'>, origin: string, link: Omit<FileLink, 'expires'>) =>
+  new URL(signFileUrl(config.auth.jwtSecret, link, config.files.urlTtlMs), origin).href;
 
 /** Checks a link's query (`u`, `expires`, `sig`) for this file and variant, in constant time. */
 export function checkFileUrl(

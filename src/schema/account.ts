@@ -36,9 +36,9 @@ builder.mutationFields((t) => ({
     description:
       'Exports everything your account holds as one JSON file (the GDPR right of access): profile, contacts, blocks, chats, device sessions, ' +
       'push subscriptions, uploads (their details; download the files themselves through their links) and every message you sent, decrypted, ' +
-      'with its earlier versions. Returns a download link, relative to the API origin (`/exports/<id>?u=…&expires=…&sig=…`), that works for ' +
+      'with its earlier versions. Returns an absolute download link (`https://<host>/exports/<id>?u=…&expires=…&sig=…`, under PUBLIC_URL if set) that works for ' +
       'you for DATA_EXPORT_TTL (an hour by default); then the file, stored encrypted meanwhile, is deleted. Once a day: RATE_LIMITED with ' +
       '`retryAfterSeconds` before that.',
-    resolve: (_root, _args, ctx) => exportMyData(ctx, requireViewer(ctx).userId),
+    resolve: async (_root, _args, ctx) => new URL(await exportMyData(ctx, requireViewer(ctx).userId), ctx.origin).href,
   }),
 }));

@@ -9,9 +9,9 @@ const MAINTENANCE_MESSAGE_MAX = 500;
 const MaintenanceStateRef = builder.objectRef<MaintenanceState>('MaintenanceState').implement({
   description: 'While enabled, every mutation except admin ones fails with MAINTENANCE; queries and subscriptions keep working.',
   fields: (t) => ({
-    enabled: t.exposeBoolean('enabled'),
+    enabled: t.exposeBoolean('enabled', { description: 'Whether mutations are refused now.' }),
     message: t.exposeString('message', { nullable: true, description: 'Shown to clients in the MAINTENANCE error.' }),
-    updatedAt: t.expose('updatedAt', { type: 'DateTime', nullable: true }),
+    updatedAt: t.expose('updatedAt', { type: 'DateTime', nullable: true, description: 'When it was last switched; null if never.' }),
   }),
 });
 
@@ -35,7 +35,7 @@ builder.mutationFields((t) => ({
   setMaintenanceMode: t.field({
     type: MaintenanceStateRef,
     description: 'Switches maintenance mode for every instance (admin only); it stays as set across restarts.',
-    args: { enabled: t.arg.boolean({ required: true }), message: t.arg.string({ required: false }) },
+    args: { enabled: t.arg.boolean({ required: true, description: 'On or off.' }), message: t.arg.string({ required: false, description: `Shown to clients in the MAINTENANCE error (up to ${MAINTENANCE_MESSAGE_MAX} characters).` }) },
     resolve: (_root, args, ctx) => {
       requireAdmin(ctx);
       const message = args.message?.trim() || null;

@@ -36,11 +36,28 @@ export const builder = new SchemaBuilder<{
     nodesQueryOptions: false,
     clientMutationId: 'omit',
     cursorType: 'String',
+    // The parts every connection shares, described once.
+    pageInfoTypeOptions: { description: 'Where a page sits in its list (Relay cursor connections).' },
+    hasNextPageFieldOptions: { description: 'Whether more items follow this page (paging forward with `first`/`after`).' },
+    hasPreviousPageFieldOptions: { description: 'Whether items come before this page (paging back with `last`/`before`).' },
+    startCursorFieldOptions: { description: "The first item's cursor; null on an empty page." },
+    endCursorFieldOptions: { description: "The last item's cursor; null on an empty page." },
+    defaultConnectionTypeOptions: { description: 'A page of a list (a Relay connection): its items and where it sits.' },
+    defaultEdgeTypeOptions: { description: 'One item of a page and its cursor.' },
+    edgesFieldOptions: { description: 'The items of this page, in the list\'s order.' },
+    pageInfoFieldOptions: { description: 'Where this page sits: whether more follow or precede, and its first and last cursors.' },
+    cursorFieldOptions: { description: 'Opaque: pass it as `after` or `before` to page from this item.' },
+    nodeFieldOptions: { description: 'The item.' },
+    firstArgOptions: { description: 'Page forward: at most this many items (0 to 100) from the start or after `after`.' },
+    afterArgOptions: { description: 'A cursor: items after this one.' },
+    lastArgOptions: { description: 'Page back: at most this many items (0 to 100) from the end or before `before`.' },
+    beforeArgOptions: { description: 'A cursor: items before this one.' },
   },
 });
 
 builder.scalarType('DateTime', {
-  description: 'An instant, as an ISO-8601 string in UTC (e.g. 2026-01-31T12:00:00.000Z).',
+  description: 'An instant, as an RFC 3339 (ISO-8601) string in UTC (e.g. 2026-01-31T12:00:00.000Z).',
+  specifiedByURL: 'https://scalars.graphql.org/andimarek/date-time',
   serialize: (value) => (value instanceof Date ? value.toISOString() : new Date(value).toISOString()),
   parseValue: (value) => parseDateTime(value),
   parseLiteral: (ast) => {
@@ -60,6 +77,6 @@ function parseDateTime(value: unknown): Date {
   return date;
 }
 
-builder.queryType({});
-builder.mutationType({});
-builder.subscriptionType({});
+builder.queryType({ description: 'What you can read.' });
+builder.mutationType({ description: 'What you can change.' });
+builder.subscriptionType({ description: 'What you can follow live, over graphql-ws (or SSE).' });

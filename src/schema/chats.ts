@@ -1,5 +1,6 @@
 // Chats: direct and group conversations, membership and roles.
 import {
+  ADD_MEMBERS_MAX,
   addChatMembers,
   createChat,
   joinChat,
@@ -8,40 +9,51 @@ import {
   setChatMemberRole,
   updateChat,
 } from '../chats/chats.ts';
-import { CHAT_NOT_FOUND, CHATS_BY_ACTIVITY, chatOfMember, chatsOfMember } from '../chats/membership.ts';
+import { CHATS_BY_ACTIVITY, chatOfMember, chatsOfMember } from '../chats/membership.ts';
 import { requireViewer } from '../auth/authenticate.ts';
-import { notFound } from '../errors.ts';
-import { ChatKind, ChatRole } from '../generated/prisma/enums.ts';
+import type { ChatKind, ChatRole } from '../generated/prisma/enums.ts';
 import { builder } from './builder.ts';
 import { MessageConnection } from './message-connection.ts';
+import { NodeRef } from './node.ts';
 import { pageSizeFor } from './pagination.ts';
 
-export const ChatKindEnum = builder.enumType(ChatKind, { name: 'ChatKind' });
-export const ChatRoleEnum = builder.enumType(ChatRole, {
-  name: 'ChatRole',
+export const ChatKindEnum = builder.enumType('ChatKind', {
+  description: 'Whether a chat is between two people or a group.',
+  values: {
+    DIRECT: { description: 'Two people; a pair has one (one more if end-to-end encrypted). No title, no roles to manage.' },
+    GROUP: { description: 'Any number of members, a title, roles; public groups can be joined by id.' },
+  } satisfies Record<ChatKind, unknown>,
+});
+export const ChatRoleEnum = builder.enumType('ChatRole', {
   description: 'OWNER and ADMIN manage members; OWNER also changes roles.',
+  values: {
+    OWNER: { description: 'Manages members and roles; a group always has at least one.' },
+    ADMIN: { description: 'Adds members, removes plain members, edits the group and deletes messages.' },
+    MEMBER: { description: 'Reads and writes.' },
+  } satisfies Record<ChatRole, unknown>,
 });
 
 builder.prismaObject('ChatMember', {
+  interfaces: [NodeRef],
   description: "A user's membership of a chat.",
   fields: (t) => ({
-    user: t.relation('user'),
-    role: t.expose('role', { type: ChatRoleEnum }),
-    joinedAt: t.expose('joinedAt', { type: 'DateTime' }),
+    user: t.relation('user', { description: 'The member.' }),
+    role: t.expose('role', { type: ChatRoleEnum, description: 'What the member may do in the chat.' }),
+    joinedAt: t.expose('joinedAt', { type: 'DateTime', description: 'When the member joined or was added.' }),
   }),
 });
 
 builder.prismaObject('Chat', {
+  interfaces: [NodeRef],
   description: 'A direct (two people) or group conversation. Visible to its members only.',
   fields: (t) => ({
-    id: t.exposeID('id'),
-    kind: t.expose('kind', { type: ChatKindEnum }),
+    kind: t.expose('kind', { type: ChatKindEnum, description: 'Direct or group.' }),
     title: t.exposeString('title', { nullable: true, description: 'Group title; null for direct chats.' }),
     isPublic: t.exposeBoolean('isPublic', { description: 'Public groups can be joined by anyone who knows their id.' }),
     encrypted: t.exposeBoolean('encrypted', {
       description: 'End-to-end encrypted: messages are per-device envelopes the server cannot read (sendEncryptedMessage, Message.envelope).',
     }),
-    createdAt: t.expose('createdAt', { type: 'DateTime' }),
+    createdAt: t.expose('createdAt', { type: 'DateTime', description: 'When the chat was created.' }),
     lastActivityAt: t.expose('lastActivityAt', { type: 'DateTime', description: 'Creation or newest message.' }),
     members: t.relatedConnection(
       'members',
@@ -53,6 +65,7 @@ builder.prismaObject('Chat', {
         query: { orderBy: [{ joinedAt: 'asc' }, { userId: 'asc' }] },
       },
       { name: 'ChatMemberConnection' },
+      { name: 'ChatMemberEdge' },
     ),
     myRole: t.field({
       type: ChatRoleEnum,
@@ -105,8 +118,9 @@ builder.prismaObject('Chat', {
 });
 
 const CreateChatInput = builder.inputType('CreateChatInput', {
+  description: 'A new chat.',
   fields: (t) => ({
-    kind: t.field({ type: ChatKindEnum, required: true }),
+    kind: t.field({ type: ChatKindEnum, required: true, description: 'Direct or group.' }),
     title: t.string({ required: false, description: 'Required for groups (up to 128 characters); none for direct chats.' }),
     memberIds: t.idList({
       required: true,
@@ -121,9 +135,10 @@ const CreateChatInput = builder.inputType('CreateChatInput', {
 });
 
 const UpdateChatInput = builder.inputType('UpdateChatInput', {
+  description: "A group's settings to change; omitted ones stay as they are.",
   fields: (t) => ({
-    title: t.string({ required: false }),
-    isPublic: t.boolean({ required: false }),
+    title: t.string({ required: false, description: 'The new title (1 to 128 characters).' }),
+    isPublic: t.boolean({ required: false, description: 'Whether anyone who knows the id may join.' }),
   }),
 });
 
@@ -141,20 +156,19 @@ builder.queryFields((t) => ({
       },
     },
     { name: 'ChatConnection' },
+    { name: 'ChatEdge' },
   ),
   chat: t.prismaField({
     type: 'Chat',
     nullable: true,
-    description: 'A chat the viewer is in. NOT_FOUND for any other id, so existence does not leak.',
-    args: { id: t.arg.id({ required: true }) },
+    description: 'A chat you are in; null when there is no such chat or you are not in it (the two look the same, so existence does not leak).',
+    args: { id: t.arg.id({ required: true, description: "The chat's id." }) },
     resolve: async (query, _root, { id }, ctx) => {
       const { userId } = requireViewer(ctx);
       // With replicas, membership is checked on the primary too (a removed member loses access at
       // once); the chat and its history page may come from a replica.
-      if (ctx.reads.replicated && !(await ctx.loaders.membership.load(String(id)))) throw notFound(CHAT_NOT_FOUND);
-      const chat = await ctx.reader().chat.findFirst({ ...query, where: chatOfMember(String(id), userId) });
-      if (!chat) throw notFound(CHAT_NOT_FOUND);
-      return chat;
+      if (ctx.reads.replicated && !(await ctx.loaders.membership.load(String(id)))) return null;
+      return ctx.reader().chat.findFirst({ ...query, where: chatOfMember(String(id), userId) });
     },
   }),
 }));
@@ -163,7 +177,7 @@ builder.mutationFields((t) => ({
   createChat: t.prismaField({
     type: 'Chat',
     description: 'Starts a chat. A direct chat that already exists is returned instead of a new one.',
-    args: { input: t.arg({ type: CreateChatInput, required: true }) },
+    args: { input: t.arg({ type: CreateChatInput, required: true, description: 'The chat to start.' }) },
     resolve: async (query, _root, { input }, ctx) => {
       const viewerId = requireViewer(ctx).userId;
       await ctx.rateLimits.consume('createChat', viewerId);
@@ -174,7 +188,7 @@ builder.mutationFields((t) => ({
   joinChat: t.prismaField({
     type: 'Chat',
     description: 'Joins a public group.',
-    args: { chatId: t.arg.id({ required: true }) },
+    args: { chatId: t.arg.id({ required: true, description: 'The public group\'s id.' }) },
     resolve: async (query, _root, args, ctx) => {
       const chat = await joinChat(ctx, requireViewer(ctx).userId, String(args.chatId));
       return ctx.prisma.chat.findUniqueOrThrow({ ...query, where: { id: chat.id } });
@@ -182,7 +196,7 @@ builder.mutationFields((t) => ({
   }),
   leaveChat: t.boolean({
     description: 'Leaves a group. If the last owner leaves, the oldest admin (else the oldest member) becomes owner.',
-    args: { chatId: t.arg.id({ required: true }) },
+    args: { chatId: t.arg.id({ required: true, description: 'The group\'s id.' }) },
     resolve: async (_root, args, ctx) => {
       await leaveChat(ctx, requireViewer(ctx).userId, String(args.chatId));
       return true;
@@ -191,7 +205,7 @@ builder.mutationFields((t) => ({
   addChatMembers: t.prismaField({
     type: 'Chat',
     description: 'Adds users to a group (OWNER or ADMIN). Users already in it are skipped.',
-    args: { chatId: t.arg.id({ required: true }), userIds: t.arg.idList({ required: true }) },
+    args: { chatId: t.arg.id({ required: true, description: 'The group\'s id.' }), userIds: t.arg.idList({ required: true, description: `The users to add (up to ${ADD_MEMBERS_MAX}).` }) },
     resolve: async (query, _root, args, ctx) => {
       await addChatMembers(ctx, requireViewer(ctx).userId, String(args.chatId), args.userIds);
       return ctx.prisma.chat.findUniqueOrThrow({ ...query, where: { id: String(args.chatId) } });
@@ -200,7 +214,7 @@ builder.mutationFields((t) => ({
   removeChatMember: t.prismaField({
     type: 'Chat',
     description: 'Removes someone from a group: owners remove anyone, admins remove plain members.',
-    args: { chatId: t.arg.id({ required: true }), userId: t.arg.id({ required: true }) },
+    args: { chatId: t.arg.id({ required: true, description: 'The group\'s id.' }), userId: t.arg.id({ required: true, description: 'The member to remove.' }) },
     resolve: async (query, _root, args, ctx) => {
       await removeChatMember(ctx, requireViewer(ctx).userId, String(args.chatId), String(args.userId));
       return ctx.prisma.chat.findUniqueOrThrow({ ...query, where: { id: String(args.chatId) } });
@@ -210,9 +224,9 @@ builder.mutationFields((t) => ({
     type: 'Chat',
     description: "Changes a member's role (OWNER only). A group always keeps at least one owner.",
     args: {
-      chatId: t.arg.id({ required: true }),
-      userId: t.arg.id({ required: true }),
-      role: t.arg({ type: ChatRoleEnum, required: true }),
+      chatId: t.arg.id({ required: true, description: 'The group\'s id.' }),
+      userId: t.arg.id({ required: true, description: 'The member whose role changes.' }),
+      role: t.arg({ type: ChatRoleEnum, required: true, description: 'The new role.' }),
     },
     resolve: async (query, _root, args, ctx) => {
       await setChatMemberRole(ctx, requireViewer(ctx).userId, String(args.chatId), String(args.userId), args.role);
@@ -222,7 +236,7 @@ builder.mutationFields((t) => ({
   updateChat: t.prismaField({
     type: 'Chat',
     description: "Changes a group's title or visibility (OWNER or ADMIN).",
-    args: { chatId: t.arg.id({ required: true }), input: t.arg({ type: UpdateChatInput, required: true }) },
+    args: { chatId: t.arg.id({ required: true, description: 'The group\'s id.' }), input: t.arg({ type: UpdateChatInput, required: true, description: 'The settings to change.' }) },
     resolve: async (query, _root, args, ctx) => {
       await updateChat(ctx, requireViewer(ctx).userId, String(args.chatId), args.input);
       return ctx.prisma.chat.findUniqueOrThrow({ ...query, where: { id: String(args.chatId) } });

@@ -8,6 +8,7 @@ import { liveSessionsOf, revokeOtherSessions, revokeSession, SESSIONS_BY_LAST_SE
 import type { DeviceKeyTopicEvent } from '../realtime/events.ts';
 import { deviceKeyEventStream } from '../realtime/device-key-stream.ts';
 import { builder } from './builder.ts';
+import { NodeRef } from './node.ts';
 
 const DEVICES_BY_AGE = [{ createdAt: 'asc' }, { id: 'asc' }] as const;
 
@@ -15,7 +16,7 @@ export const DeviceRef = builder.prismaObject('Device', {
   description: "A device that holds end-to-end encryption keys: a device session that uploaded them. Its id is the session's.",
   fields: (t) => ({
     id: t.exposeID('id', { description: 'The device session id (DeviceSession.id); envelopes are addressed to it.' }),
-    user: t.relation('user'),
+    user: t.relation('user', { description: "The device's user." }),
     identityKey: t.string({
       description: "The device's long-term Ed25519 public key, standard base64 of its 32 bytes. It never changes for a device.",
       resolve: (device) => encodeBase64(device.identityKey),
@@ -38,6 +39,7 @@ export const DeviceRef = builder.prismaObject('Device', {
 });
 
 builder.prismaObject('Session', {
+  interfaces: [NodeRef],
   name: 'DeviceSession',
   description: 'A signed-in session of yours (a login on some device), with or without end-to-end encryption keys.',
   fields: (t) => ({
@@ -57,7 +59,7 @@ builder.prismaObject('Session', {
 const SignedPreKeyRef = builder.objectRef<PreKeyBundle['device']>('SignedPreKey').implement({
   description: "A device's current signed pre-key (X25519), signed by its identity key.",
   fields: (t) => ({
-    keyId: t.int({ resolve: (device) => device.signedPreKeyId }),
+    keyId: t.int({ description: "The device's id for the key.", resolve: (device) => device.signedPreKeyId }),
     publicKey: t.string({ description: 'Standard base64 of the 32-byte X25519 public key.', resolve: (device) => encodeBase64(device.signedPreKey) }),
     signature: t.string({
       description: 'Standard base64 of the 64-byte Ed25519 signature of the raw publicKey by the identity key: verify it before use.',
@@ -69,7 +71,7 @@ const SignedPreKeyRef = builder.objectRef<PreKeyBundle['device']>('SignedPreKey'
 const OneTimePreKeyRef = builder.objectRef<NonNullable<PreKeyBundle['oneTimePreKey']>>('OneTimePreKey').implement({
   description: 'A one-time pre-key (X25519), claimed for you: nobody else ever gets it.',
   fields: (t) => ({
-    keyId: t.exposeInt('keyId'),
+    keyId: t.exposeInt('keyId', { description: "The device's id for the key: name it in the first message." }),
     publicKey: t.string({ description: 'Standard base64 of the 32-byte X25519 public key.', resolve: (key) => encodeBase64(key.publicKey) }),
   }),
 });
@@ -77,9 +79,9 @@ const OneTimePreKeyRef = builder.objectRef<NonNullable<PreKeyBundle['oneTimePreK
 const PreKeyBundleRef = builder.objectRef<PreKeyBundle>('PreKeyBundle').implement({
   description: 'What X3DH needs to start an encrypted session with one device.',
   fields: (t) => ({
-    device: t.field({ type: DeviceRef, resolve: (bundle) => bundle.device }),
+    device: t.field({ type: DeviceRef, description: 'The device these keys are for.', resolve: (bundle) => bundle.device }),
     identityKey: t.string({ description: 'Standard base64 of the Ed25519 identity key.', resolve: (bundle) => encodeBase64(bundle.device.identityKey) }),
-    signedPreKey: t.field({ type: SignedPreKeyRef, resolve: (bundle) => bundle.device }),
+    signedPreKey: t.field({ type: SignedPreKeyRef, description: "The device's current signed pre-key.", resolve: (bundle) => bundle.device }),
     oneTimePreKey: t.field({
       type: OneTimePreKeyRef,
       nullable: true,
@@ -90,6 +92,7 @@ const PreKeyBundleRef = builder.objectRef<PreKeyBundle>('PreKeyBundle').implemen
 });
 
 const PreKeyInput = builder.inputType('PreKeyInput', {
+  description: 'A one-time pre-key (X25519).',
   fields: (t) => ({
     keyId: t.int({ required: true, description: 'Your id for the key (non-negative, unique per device).' }),
     publicKey: t.string({ required: true, description: 'Standard base64 of the 32-byte X25519 public key.' }),
@@ -97,6 +100,7 @@ const PreKeyInput = builder.inputType('PreKeyInput', {
 });
 
 const SignedPreKeyInput = builder.inputType('SignedPreKeyInput', {
+  description: 'A signed pre-key (X25519), signed by the identity key.',
   fields: (t) => ({
     keyId: t.int({ required: true, description: 'Your id for the key; a new key needs a new id.' }),
     publicKey: t.string({ required: true, description: 'Standard base64 of the 32-byte X25519 public key.' }),
@@ -105,6 +109,7 @@ const SignedPreKeyInput = builder.inputType('SignedPreKeyInput', {
 });
 
 const UploadDeviceKeysInput = builder.inputType('UploadDeviceKeysInput', {
+  description: "This device's end-to-end encryption keys.",
   fields: (t) => ({
     identityKey: t.string({ required: true, description: "Standard base64 of the device's 32-byte Ed25519 public key; the same on every call." }),
     signedPreKey: t.field({ type: SignedPreKeyInput, required: true, description: 'Replaces the stored one (rotation).' }),
@@ -117,6 +122,7 @@ const UploadDeviceKeysInput = builder.inputType('UploadDeviceKeysInput', {
 });
 
 const DeviceKeyEventTypeEnum = builder.enumType('DeviceKeyEventType', {
+  description: 'What changed about keys.',
   values: {
     DEVICES_CHANGED: { description: '`user` gained or lost a device: fetch bundles of new devices, warn about changed identities.' },
     ONE_TIME_PRE_KEYS_LOW: { description: `This device has fewer than ${ONE_TIME_PRE_KEYS_LOW} one-time pre-keys left (\`remaining\`): upload more.` },
@@ -126,7 +132,7 @@ const DeviceKeyEventTypeEnum = builder.enumType('DeviceKeyEventType', {
 const DeviceKeyEventRef = builder.objectRef<DeviceKeyTopicEvent>('DeviceKeyEvent').implement({
   description: 'News about end-to-end encryption keys.',
   fields: (t) => ({
-    type: t.field({ type: DeviceKeyEventTypeEnum, resolve: (event) => event.kind }),
+    type: t.field({ type: DeviceKeyEventTypeEnum, description: 'What changed.', resolve: (event) => event.kind }),
     user: t.prismaField({
       type: 'User',
       description: 'DEVICES_CHANGED: whose devices changed. ONE_TIME_PRE_KEYS_LOW: you.',
@@ -171,7 +177,7 @@ builder.queryFields((t) => ({
       "Pre-key bundles of the user's devices (never of the device asking), each with a one-time pre-key claimed for you alone (null when it has none left). " +
       'FORBIDDEN between users who blocked one another (unless you share a group); RATE_LIMITED (retryAfterSeconds) past RATE_LIMIT_PRE_KEY_BUNDLES calls for the same user.',
     args: {
-      userId: t.arg.id({ required: true }),
+      userId: t.arg.id({ required: true, description: 'The user whose devices you will write to.' }),
       deviceIds: t.arg.idList({ required: false, description: 'Only these devices (e.g. the missingDeviceIds of a CONFLICT), so keys of the others are not spent.' }),
     },
     resolve: (_root, args, ctx) => claimPreKeyBundles(ctx, requireViewer(ctx), String(args.userId), args.deviceIds?.map(String)),
@@ -184,7 +190,7 @@ builder.mutationFields((t) => ({
     description:
       'Stores this session\'s public keys: the first call makes it a device (everyone sharing a chat with you gets DEVICES_CHANGED); later calls with the same identityKey replace the signed pre-key and add one-time pre-keys. ' +
       'A bad signature, wrong lengths or bad base64 are BAD_USER_INPUT; another identity key, or a keyId already stored, CONFLICT.',
-    args: { input: t.arg({ type: UploadDeviceKeysInput, required: true }) },
+    args: { input: t.arg({ type: UploadDeviceKeysInput, required: true, description: 'This device\'s keys.' }) },
     resolve: async (query, _root, { input }, ctx) => {
       const device = await uploadDeviceKeys(ctx, requireViewer(ctx), input);
       return ctx.prisma.device.findUniqueOrThrow({ ...query, where: { id: device.id } });
@@ -193,7 +199,7 @@ builder.mutationFields((t) => ({
   revokeSession: t.boolean({
     description:
       'Ends one of your sessions: its tokens stop at once, its sockets close with 4401, its push subscriptions, device and keys are removed. False if it had ended already.',
-    args: { id: t.arg.id({ required: true }) },
+    args: { id: t.arg.id({ required: true, description: 'The session\'s id (DeviceSession.id).' }) },
     resolve: (_root, args, ctx) => revokeSession(ctx, requireViewer(ctx), String(args.id)),
   }),
   revokeOtherSessions: t.int({

@@ -6,6 +6,7 @@ import { viewerFileUrl, type FileVariant } from '../files/signed-urls.ts';
 import { uploadFile, type UploadedFile } from '../files/uploads.ts';
 import { THUMBNAIL_MAX_PX } from '../files/image-limits.ts';
 import { builder } from './builder.ts';
+import { NodeRef } from './node.ts';
 import { MessageKindEnum } from './messages.ts';
 
 const isUploadedFile = (value: unknown): value is UploadedFile =>
@@ -25,13 +26,13 @@ const FileScalar = builder.scalarType('File', {
 
 /** A signed link for the viewer; depends on who asks, so shared subscription results never carry one. */
 function downloadUrl(ctx: Context, attachmentId: string, variant: FileVariant): string {
-  return viewerFileUrl(ctx.config, { attachmentId, variant, viewerId: requireViewer(ctx).userId });
+  return viewerFileUrl(ctx.config, ctx.origin, { attachmentId, variant, viewerId: requireViewer(ctx).userId });
 }
 
 builder.prismaObject('Attachment', {
+  interfaces: [NodeRef],
   description: 'An uploaded file. Its uploader sees it from the start; members of a chat see it once it is sent there; every signed-in user while it is someone\'s profile picture.',
   fields: (t) => ({
-    id: t.exposeID('id'),
     kind: t.expose('kind', { type: MessageKindEnum, nullable: true, description: 'What the file was uploaded as; null for a file uploaded without a kind.' }),
     name: t.exposeString('name', { description: 'The file name the uploader gave, cleaned of paths and control characters.' }),
     mimeType: t.exposeString('mimeType', { description: "Detected from the file's content, not taken from the client." }),
@@ -39,11 +40,11 @@ builder.prismaObject('Attachment', {
     width: t.exposeInt('width', { nullable: true, description: 'Images: width in pixels as displayed (EXIF orientation applied).' }),
     height: t.exposeInt('height', { nullable: true, description: 'Images: height in pixels as displayed.' }),
     durationMs: t.exposeInt('durationMs', { nullable: true, description: 'Voice recordings in WAV or Ogg: length in milliseconds; null for other formats.' }),
-    createdAt: t.expose('createdAt', { type: 'DateTime' }),
+    createdAt: t.expose('createdAt', { type: 'DateTime', description: 'When it was uploaded.' }),
     url: t.string({
       description:
         'Download link for you, valid for a few minutes (FILE_URL_TTL) without an Authorization header, e.g. in <img src>. ' +
-        'Relative to the API origin: `/files/<id>?u=…&expires=…&sig=…`. `GET /files/<id>` with a Bearer token works too.',
+        'Absolute, under PUBLIC_URL (else the origin the request came to): `https://<host>/files/<id>?u=…&expires=…&sig=…`. `GET /files/<id>` with a Bearer token works too.',
       extensions: { viewerDependent: true },
       resolve: (attachment, _args, ctx) => downloadUrl(ctx, attachment.id, 'original'),
     }),

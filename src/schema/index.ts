@@ -1,5 +1,6 @@
 // Every domain registers its types on the builder; importing them here assembles the schema.
 import { builder } from './builder.ts';
+import './node.ts';
 import './users.ts';
 import './auth.ts';
 import './chats.ts';

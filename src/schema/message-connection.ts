@@ -2,5 +2,5 @@
 import { builder } from './builder.ts';
 import { MessageRef } from './messages.ts';
 
-// The edge keeps the name it had when Chat.messages defined the connection inline.
-export const MessageConnection = builder.connectionObject({ type: MessageRef, name: 'MessageConnection' }, { name: 'MessageConnectionEdge' });
+// Edges are named <Type>Edge throughout the schema (graphql-eslint's relay rules check it).
+export const MessageConnection = builder.connectionObject({ type: MessageRef, name: 'MessageConnection' }, { name: 'MessageEdge' });

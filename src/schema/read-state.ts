@@ -6,13 +6,14 @@ import { readStateStream } from '../realtime/read-state-stream.ts';
 import { builder } from './builder.ts';
 
 const ReadStateEventTypeEnum = builder.enumType('ReadStateEventType', {
+  description: 'What happened to your read state.',
   values: { READ: { description: 'Your read position in a chat moved.' } } as const,
 });
 
 const ReadStateEventRef = builder.objectRef<ReadStateTopicEvent>('ReadStateEvent').implement({
   description: 'You read a chat further, on this device or another: clear its badge.',
   fields: (t) => ({
-    type: t.field({ type: ReadStateEventTypeEnum, resolve: () => 'READ' as const }),
+    type: t.field({ type: ReadStateEventTypeEnum, description: 'Always READ for now.', resolve: () => 'READ' as const }),
     chatId: t.id({ description: 'The chat read further.', resolve: (event) => event.chatId }),
     lastReadSeq: t.int({
       description: 'Your read position in the chat now (at least the one that moved: read positions never go back).',

@@ -18,10 +18,11 @@ import { builder } from './builder.ts';
 import { UserStatusEnum } from './users.ts';
 
 const MessageEventTypeEnum = builder.enumType('MessageEventType', {
+  description: 'What happened to the message.',
   values: {
-    CREATED: { description: 'A message was sent.' },
-    EDITED: { description: 'Its text changed (or, for a CALL message, its call).' },
-    DELETED: { description: 'It was deleted; its content is gone.' },
+    CREATED: { description: 'It was sent.' },
+    EDITED: { description: 'Its text changed (the earlier one is in `edits`), or, for a CALL message, its call.' },
+    DELETED: { description: 'It was deleted: its content is gone, `deletedAt` is set.' },
     REACTIONS_CHANGED: { description: 'Someone added or removed a reaction: read `message { reactions }` again.' },
     READ_BY_CHANGED: {
       description: 'A member (`reader`) read up to this message, in a chat of up to 50 members: read `message { readBy }` again.',
@@ -32,14 +33,15 @@ const MessageEventTypeEnum = builder.enumType('MessageEventType', {
 const MessageEventRef = builder.objectRef<MessageEvent>('MessageEvent').implement({
   description: 'A message was created, edited or deleted in one of your chats.',
   fields: (t) => ({
-    type: t.field({ type: MessageEventTypeEnum, resolve: (event) => event.type }),
-    chatId: t.id({ resolve: (event) => event.chatId }),
+    type: t.field({ type: MessageEventTypeEnum, description: 'What happened.', resolve: (event) => event.type }),
+    chatId: t.id({ description: "The message's chat.", resolve: (event) => event.chatId }),
     seq: t.int({
       description: "The message's position in its chat: after a reconnect, resubscribe with `sinceSeq` (or page `messages`) from the last one you saw.",
       resolve: (event) => event.seq,
     }),
     message: t.prismaField({
       type: 'Message',
+      description: 'The message as it is now.',
       resolve: (query, event, _args, ctx) => ctx.prisma.message.findUniqueOrThrow({ ...query, where: { id: event.messageId } }),
     }),
     reader: t.prismaField({
@@ -58,14 +60,15 @@ const MessageEventRef = builder.objectRef<MessageEvent>('MessageEvent').implemen
 });
 
 const ChatEventTypeEnum = builder.enumType('ChatEventType', {
+  description: 'What changed about the chat.',
   values: {
-    CREATED: {},
-    UPDATED: {},
-    MEMBER_JOINED: {},
-    MEMBER_LEFT: {},
-    MEMBER_ADDED: {},
-    MEMBER_REMOVED: {},
-    ROLE_CHANGED: {},
+    CREATED: { description: 'A chat with you in it was created.' },
+    UPDATED: { description: 'Its title or visibility changed (or, in a direct chat, the other member deleted their account).' },
+    MEMBER_JOINED: { description: '`user` joined a public group.' },
+    MEMBER_LEFT: { description: '`user` left.' },
+    MEMBER_ADDED: { description: '`user` was added by `actor` (you, if it is you: the chat is new to you).' },
+    MEMBER_REMOVED: { description: '`user` was removed by `actor`.' },
+    ROLE_CHANGED: { description: "`user`'s role changed." },
     MESSAGE_PINNED: { description: 'A message (`message`) was pinned.' },
     MESSAGE_UNPINNED: { description: 'A message (`message`) was unpinned.' },
   } as const,
@@ -74,8 +77,8 @@ const ChatEventTypeEnum = builder.enumType('ChatEventType', {
 const ChatEventRef = builder.objectRef<ChatEvent>('ChatEvent').implement({
   description: 'Something changed about one of your chats (or your membership of it).',
   fields: (t) => ({
-    type: t.field({ type: ChatEventTypeEnum, resolve: (event) => event.type }),
-    chatId: t.id({ resolve: (event) => event.chatId }),
+    type: t.field({ type: ChatEventTypeEnum, description: 'What changed.', resolve: (event) => event.type }),
+    chatId: t.id({ description: 'The chat; there even when `chat` is null to you.', resolve: (event) => event.chatId }),
     chat: t.prismaField({
       type: 'Chat',
       nullable: true,
@@ -111,12 +114,13 @@ const ChatEventRef = builder.objectRef<ChatEvent>('ChatEvent').implement({
 const TypingEventRef = builder.objectRef<TypingEvent>('TypingEvent').implement({
   description: 'Someone started or stopped typing. A start without a refresh ends by itself.',
   fields: (t) => ({
-    chatId: t.id({ resolve: (event) => event.chatId }),
+    chatId: t.id({ description: 'The chat typed in.', resolve: (event) => event.chatId }),
     user: t.prismaField({
       type: 'User',
+      description: 'Who is typing.',
       resolve: (query, event, _args, ctx) => ctx.prisma.user.findUniqueOrThrow({ ...query, where: { id: event.userId } }),
     }),
-    isTyping: t.boolean({ resolve: (event) => event.isTyping }),
+    isTyping: t.boolean({ description: 'True: started (or still typing); false: stopped.', resolve: (event) => event.isTyping }),
     expiresAt: t.field({
       type: 'DateTime',
       nullable: true,
@@ -131,6 +135,7 @@ const PresenceEventRef = builder.objectRef<PresenceTopicEvent>('PresenceEvent').
   fields: (t) => ({
     user: t.prismaField({
       type: 'User',
+      description: 'Whose presence changed.',
       resolve: (query, event, _args, ctx) => ctx.prisma.user.findUniqueOrThrow({ ...query, where: { id: event.userId } }),
     }),
     status: t.field({
@@ -144,6 +149,7 @@ const PresenceEventRef = builder.objectRef<PresenceTopicEvent>('PresenceEvent').
     lastSeenAt: t.field({
       type: 'DateTime',
       nullable: true,
+      description: 'When the user was last connected; null when not known.',
       resolve: (event) => (event.lastSeenAt ? new Date(event.lastSeenAt) : null),
     }),
   }),
@@ -157,7 +163,7 @@ builder.subscriptionFields((t) => ({
     type: MessageEventRef,
     description:
       'Messages created, edited and deleted, in order. With `chatId`: that chat (NOT_FOUND if you are not in it); without: every chat you are in, including ones you join later and never one you left. With `chatId` and `sinceSeq`: first everything after that position, then live: exactly sinceSeq + 1, + 2, … once each, in order (more than 1000 behind is BAD_USER_INPUT: page through Chat.messages first). The server never completes this subscription, it ends it with an error: UNAVAILABLE (with retryAfterSeconds) means resubscribe, on any instance, with sinceSeq set to the last seq you received (the database was out of reach too long, you read too slowly, or the server is shutting down).',
-    args: { chatId: t.arg.id({ required: false }), sinceSeq: t.arg.int({ required: false }) },
+    args: { chatId: t.arg.id({ required: false, description: 'Only this chat; omitted: every chat you are in.' }), sinceSeq: t.arg.int({ required: false, description: 'With chatId: first every message after this seq, then live.' }) },
     subscribe: (_root, args, ctx) => {
       const { userId } = requireViewer(ctx);
       if (args.sinceSeq != null && args.chatId == null) throw badUserInput('sinceSeq', 'sinceSeq needs a chatId.');
@@ -174,14 +180,14 @@ builder.subscriptionFields((t) => ({
   typing: t.field({
     type: TypingEventRef,
     description: 'Others starting and stopping typing in a chat you are in. A start ends by itself a few seconds (TYPING_TTL, default 6) after its last refresh.',
-    args: { chatId: t.arg.id({ required: true }) },
+    args: { chatId: t.arg.id({ required: true, description: 'The chat to watch.' }) },
     subscribe: (_root, args, ctx) => typingStream(ctx, requireViewer(ctx).userId, String(args.chatId)),
     resolve: (event) => event,
   }),
   presence: t.field({
     type: PresenceEventRef,
     description: `Presence changes of these users (up to ${PRESENCE_USER_IDS_MAX}, among your contacts and those you share a chat with); without userIds: your contacts and direct-chat partners. Never of someone who blocked you.`,
-    args: { userIds: t.arg.idList({ required: false }) },
+    args: { userIds: t.arg.idList({ required: false, description: `The users to follow (up to ${PRESENCE_USER_IDS_MAX}); omitted: your contacts and direct-chat partners.` }) },
     subscribe: async (_root, args, ctx) => {
       const { userId } = requireViewer(ctx);
       const audience = await presenceAudience(ctx.prisma, userId, args.userIds?.map(String) ?? null);
@@ -194,7 +200,7 @@ builder.subscriptionFields((t) => ({
 builder.mutationFields((t) => ({
   setTyping: t.boolean({
     description: 'Tells the chat you are (or stopped) typing. While typing, refresh every few seconds (before TYPING_TTL, default 6 s, runs out).',
-    args: { chatId: t.arg.id({ required: true }), isTyping: t.arg.boolean({ required: true }) },
+    args: { chatId: t.arg.id({ required: true, description: 'The chat you type in.' }), isTyping: t.arg.boolean({ required: true, description: 'True while typing (refresh it within TYPING_TTL); false when you stop.' }) },
     resolve: async (_root, args, ctx) => {
       const viewerId = requireViewer(ctx).userId;
       await ctx.rateLimits.consume('typing', viewerId);

@@ -14,6 +14,7 @@ import {
 import type { Context } from '../context.ts';
 import type { ScheduledMessage } from '../generated/prisma/client.ts';
 import { builder } from './builder.ts';
+import { NodeRef } from './node.ts';
 import { LocationInput, LocationRef, MessageKindEnum, MessageRef } from './messages.ts';
 import { pageSizeFor } from './pagination.ts';
 
@@ -34,11 +35,12 @@ async function contentOf(ctx: Context, row: Pick<ScheduledMessage, 'id' | 'conte
 
 builder.prismaObject('ScheduledMessage', {
   description: 'A message of yours waiting to be sent at `sendAt` (visible to you alone).',
+  interfaces: [NodeRef],
   fields: (t) => ({
-    id: t.exposeID('id'),
-    chat: t.relation('chat'),
+    id: t.exposeID('id', { description: 'Its id (also a Node id).' }),
+    chat: t.relation('chat', { description: 'The chat it is sent into.' }),
     sendAt: t.expose('sendAt', { type: 'DateTime', description: 'When it is sent (or was due).' }),
-    kind: t.expose('kind', { type: MessageKindEnum }),
+    kind: t.expose('kind', { type: MessageKindEnum, description: 'What kind of message it sends.' }),
     text: t.string({ nullable: true, description: 'Text or caption.', resolve: async (row, _args, ctx) => (await contentOf(ctx, row)).text }),
     location: t.field({
       type: LocationRef,
@@ -49,10 +51,10 @@ builder.prismaObject('ScheduledMessage', {
     attachmentId: t.exposeID('attachmentId', { nullable: true, description: 'IMAGE/FILE/VOICE: the upload it sends.' }),
     replyToId: t.exposeID('replyToId', { nullable: true, description: 'The message it replies to.' }),
     threadRootId: t.exposeID('threadRootId', { nullable: true, description: 'The thread it posts into.' }),
-    state: t.expose('state', { type: ScheduledStateEnum }),
+    state: t.expose('state', { type: ScheduledStateEnum, description: 'Where it stands.' }),
     failureReason: t.exposeString('failureReason', { nullable: true, description: 'FAILED: why it could not be sent.' }),
     message: t.relation('message', { nullable: true, description: 'SENT: the message it became.' }),
-    createdAt: t.expose('createdAt', { type: 'DateTime' }),
+    createdAt: t.expose('createdAt', { type: 'DateTime', description: 'When you scheduled it.' }),
   }),
 });
 
@@ -69,8 +71,8 @@ builder.prismaObjectFields(MessageRef, (t) => ({
 const ScheduleMessageInput = builder.inputType('ScheduleMessageInput', {
   description: 'What sendMessage takes (but clientMessageId), and when to send it.',
   fields: (t) => ({
-    chatId: t.id({ required: true }),
-    kind: t.field({ type: MessageKindEnum, required: true }),
+    chatId: t.id({ required: true, description: 'The chat to send into (you must be able to write there, now and at sendAt).' }),
+    kind: t.field({ type: MessageKindEnum, required: true, description: 'As in sendMessage.' }),
     text: t.string({ required: false, description: `As in sendMessage: up to ${TEXT_MAX_LENGTH} characters.` }),
     attachmentId: t.id({ required: false, description: 'IMAGE/FILE/VOICE: an attachment you uploaded (unused uploads are deleted after UPLOAD_RETENTION: schedule within it).' }),
     location: t.field({ type: LocationInput, required: false, description: 'LOCATION: required.' }),
@@ -81,6 +83,7 @@ const ScheduleMessageInput = builder.inputType('ScheduleMessageInput', {
 });
 
 const ScheduledEventTypeEnum = builder.enumType('ScheduledMessageEventType', {
+  description: 'What happened to a scheduled message at its time.',
   values: {
     SENT: { description: 'Sent at its time.' },
     FAILED: { description: 'Dropped at its time: you could no longer send it.' },
@@ -90,10 +93,11 @@ const ScheduledEventTypeEnum = builder.enumType('ScheduledMessageEventType', {
 const ScheduledEventRef = builder.objectRef<ScheduledEvent>('ScheduledMessageEvent').implement({
   description: 'One of your scheduled messages was sent or dropped.',
   fields: (t) => ({
-    type: t.field({ type: ScheduledEventTypeEnum, resolve: (event) => event.type }),
+    type: t.field({ type: ScheduledEventTypeEnum, description: 'Sent or dropped.', resolve: (event) => event.type }),
     reason: t.string({ nullable: true, description: 'FAILED: why.', resolve: (event) => event.reason }),
     scheduledMessage: t.prismaField({
       type: 'ScheduledMessage',
+      description: 'The scheduled message, in its new state.',
       resolve: (query, event, _args, ctx) => ctx.prisma.scheduledMessage.findUniqueOrThrow({ ...query, where: { id: event.scheduledMessageId } }),
     }),
   }),
@@ -104,7 +108,7 @@ builder.queryFields((t) => ({
     type: 'ScheduledMessage',
     cursor: 'id',
     description: 'Your scheduled messages still waiting (PENDING), soonest first; with chatId, of that chat only.',
-    args: { chatId: t.arg.id({ required: false }) },
+    args: { chatId: t.arg.id({ required: false, description: 'Only those of this chat.' }) },
     defaultSize: 20,
     maxSize: pageSizeFor,
     resolve: (query, _root, args, ctx) =>
@@ -113,14 +117,17 @@ builder.queryFields((t) => ({
         where: { senderId: requireViewer(ctx).userId, state: 'PENDING', ...(args.chatId == null ? {} : { chatId: String(args.chatId) }) },
         orderBy: [{ sendAt: 'asc' }, { id: 'asc' }],
       }),
-  }),
+  },
+  { name: 'ScheduledMessageConnection' },
+  { name: 'ScheduledMessageEdge' },
+  ),
 }));
 
 builder.mutationFields((t) => ({
   scheduleMessage: t.prismaField({
     type: 'ScheduledMessage',
     description: 'Schedules a message: at sendAt it is sent as if you sent it then (if you may still send it; else FAILED on scheduledMessageEvents).',
-    args: { input: t.arg({ type: ScheduleMessageInput, required: true }) },
+    args: { input: t.arg({ type: ScheduleMessageInput, required: true, description: 'What to send, where and when.' }) },
     resolve: async (query, _root, { input }, ctx) => {
       const viewerId = requireViewer(ctx).userId;
       await ctx.rateLimits.consume('sendMessageTotal', viewerId);
@@ -131,7 +138,7 @@ builder.mutationFields((t) => ({
   cancelScheduledMessage: t.prismaField({
     type: 'ScheduledMessage',
     description: 'Cancels a PENDING scheduled message of yours (CONFLICT once it is being sent or done).',
-    args: { id: t.arg.id({ required: true }) },
+    args: { id: t.arg.id({ required: true, description: 'The scheduled message.' }) },
     resolve: async (query, _root, args, ctx) => {
       const row = await cancelScheduledMessage(ctx, requireViewer(ctx).userId, String(args.id));
       return ctx.prisma.scheduledMessage.findUniqueOrThrow({ ...query, where: { id: row.id } });
@@ -140,7 +147,10 @@ builder.mutationFields((t) => ({
   rescheduleMessage: t.prismaField({
     type: 'ScheduledMessage',
     description: `Moves a PENDING scheduled message of yours to another time (in the future, within ${SCHEDULE_MAX_DAYS} days).`,
-    args: { id: t.arg.id({ required: true }), sendAt: t.arg({ type: 'DateTime', required: true }) },
+    args: {
+      id: t.arg.id({ required: true, description: 'The scheduled message.' }),
+      sendAt: t.arg({ type: 'DateTime', required: true, description: 'The new time.' }),
+    },
     resolve: async (query, _root, args, ctx) => {
       const row = await rescheduleMessage(ctx, requireViewer(ctx).userId, String(args.id), args.sendAt);
       return ctx.prisma.scheduledMessage.findUniqueOrThrow({ ...query, where: { id: row.id } });

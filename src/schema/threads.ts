@@ -60,7 +60,7 @@ builder.mutationFields((t) => ({
   followThread: t.prismaField({
     type: 'Message',
     description: 'Follow the thread under this root message: its replies push to you even in a muted chat.',
-    args: { messageId: t.arg.id({ required: true }) },
+    args: { messageId: t.arg.id({ required: true, description: 'The thread root.' }) },
     resolve: async (query, _root, args, ctx) => {
       const message = await setThreadFollowing(ctx, requireViewer(ctx).userId, String(args.messageId), true);
       return ctx.prisma.message.findUniqueOrThrow({ ...query, where: { id: message.id } });
@@ -69,7 +69,7 @@ builder.mutationFields((t) => ({
   unfollowThread: t.prismaField({
     type: 'Message',
     description: 'Stop following the thread under this root message (also if you sent it or replied): its replies no longer push to you.',
-    args: { messageId: t.arg.id({ required: true }) },
+    args: { messageId: t.arg.id({ required: true, description: 'The thread root.' }) },
     resolve: async (query, _root, args, ctx) => {
       const message = await setThreadFollowing(ctx, requireViewer(ctx).userId, String(args.messageId), false);
       return ctx.prisma.message.findUniqueOrThrow({ ...query, where: { id: message.id } });

@@ -15,6 +15,7 @@ import { startUploadCleanup } from '../files/cleanup.ts';
 import { startEnvelopeCleanup } from '../messages/envelopes.ts';
 import { startScheduledSends } from '../messages/scheduled.ts';
 import { useFileDownloads } from './plugins/file-downloads.ts';
+import { useHttpRefusalBodies } from './plugins/http-refusals.ts';
 import { graphiqlOptions, renderGraphiQL, useGraphiQLAssets } from './graphiql.ts';
 import { useWebClient } from './plugins/web-client.ts';
 import { useUploadLimits } from './plugins/upload-limits.ts';
@@ -161,15 +162,18 @@ export async function buildApp(options: BuildAppOptions): Promise<App> {
             authorization: socketState.auth,
             userAgent: socketState.userAgent,
             clientAddress: socketState.clientAddress,
+            origin: socketState.origin,
           })
         : createContext(services, {
             requestId: requestIdOf(request),
             authorization: request.headers.get('authorization'),
             userAgent: request.headers.get('user-agent'),
             adminToken: request.headers.get('x-admin-token'),
+            origin: new URL(request.url).origin,
             clientAddress: clientAddressOf(req?.socket.remoteAddress, request.headers.get('x-forwarded-for'), config.limits.trustProxyHops),
           }),
     plugins: [
+      useHttpRefusalBodies(),
       useCorsPolicy(config.exposure.corsOrigins),
       useSecurityHeaders(),
       useRequestId(),

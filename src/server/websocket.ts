@@ -70,6 +70,8 @@ export interface SocketState {
   userAgent: string | null;
   /** The client's address (limits/client-address.ts). */
   clientAddress: string;
+  /** The origin the socket connected to, from its upgrade request (for the links it is sent). */
+  origin: string;
   operations: Set<string>;
   /** Whether presence counted this connection (so closing it must uncount it). */
   counted: boolean;
@@ -142,6 +144,7 @@ export function attachWebSocketServer(
           auth: { ...auth, viewer: auth.viewer },
           userAgent: request.headers['user-agent'] ?? null,
           clientAddress: addresses.of(request),
+          origin: `${'encrypted' in request.socket && request.socket.encrypted ? 'https' : 'http'}://${request.headers.host ?? 'localhost'}`,
           operations: new Set(),
           counted: false,
         };
@@ -179,7 +182,7 @@ export function attachWebSocketServer(
         const state = ctx.extra.state!;
         // An expired token keeps its running subscriptions but starts nothing new: reconnect with a fresh one.
         if (state.auth.expiresAt && state.auth.expiresAt.getTime() <= Date.now()) {
-          return [unauthenticated('Access token expired: reconnect with a fresh one.')];
+          return [unauthenticated('TOKEN_EXPIRED', 'Access token expired: reconnect with a fresh one.')];
         }
         if (state.operations.size >= maxOperationsPerConnection) {
           return [rateLimited(`At most ${maxOperationsPerConnection} operations per connection.`)];

@@ -94,8 +94,14 @@ export async function uploadThroughFetch(app: App, token: string, bytes: Uint8Ar
   return body.data.uploadFile;
 }
 
-/** GET of a path of the API (a download link, say) through yoga.fetch. */
-export const fetchPath = (app: App, path: string, headers: Record<string, string> = {}) => app.yoga.fetch(`http://kocmoc.test${path}`, { headers });
+/** The path and query of a link the API handed out (links are absolute: PUBLIC_URL or the request's origin). */
+export function pathOf(link: string): string {
+  const url = new URL(link, 'http://kocmoc.test');
+  return `${url.pathname}${url.search}`;
+}
+
+/** GET of a link or path of the API (a download link, say) through yoga.fetch. */
+export const fetchPath = (app: App, link: string, headers: Record<string, string> = {}) => app.yoga.fetch(`http://kocmoc.test${pathOf(link)}`, { headers });
 
 export interface GraphQLResponse<T = any> {
   data?: T | null;

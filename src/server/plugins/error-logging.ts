@@ -3,7 +3,7 @@ import { useErrorHandler, type Plugin } from 'graphql-yoga';
 import type { Context } from '../../context.ts';
 import { WorkerPoolBusyError } from '../../cpu/pool.ts';
 import { isDatabaseUnavailable } from '../../db/errors.ts';
-import { internal, rateLimited, unavailable } from '../../errors.ts';
+import { badUserInputExtensions, internal, rateLimited, unavailable } from '../../errors.ts';
 import type { Logger } from '../../logger.ts';
 import { INVALID_CURSOR, isCursorError } from '../../schema/input-guard.ts';
 
@@ -41,7 +41,10 @@ const VARIABLE_ERROR = /^Variable "\$([^"]+)" (?:got invalid value .*? at "([^"]
 function asSent(error: GraphQLError): GraphQLError {
   const { originalError, ...extensions } = error.extensions;
   const variable = !extensions.code && !error.path ? VARIABLE_ERROR.exec(error.message) : null;
-  if (variable) return new GraphQLError(error.message, { nodes: error.nodes, extensions: { ...extensions, code: 'BAD_USER_INPUT', field: variable[2] ?? variable[1] } });
+  if (variable) {
+    const field = variable[2] ?? variable[1]!;
+    return new GraphQLError(error.message, { nodes: error.nodes, extensions: { ...extensions, ...badUserInputExtensions([{ field, message: error.message }]) } });
+  }
   if (originalError === undefined) return error;
   return new GraphQLError(error.message, { nodes: error.nodes, path: error.path, extensions });
 }
@@ -58,8 +61,12 @@ export function maskError(error: unknown): Error {
   if (mapped) return isGraphQLError(error) ? new GraphQLError(mapped.message, { path: error.path, extensions: mapped.extensions }) : mapped;
   if (isGraphQLError(error) && isPothosValidationError(error.originalError)) {
     // A nested connection's cursor is decoded while its parent's query is planned (input-guard.ts names the field otherwise).
-    if (isCursorError(error.originalError)) return new GraphQLError(INVALID_CURSOR, { path: error.path, extensions: { code: 'BAD_USER_INPUT', field: 'cursor' } });
-    return new GraphQLError(error.message, { path: error.path, extensions: { code: 'BAD_USER_INPUT' } });
+    if (isCursorError(error.originalError)) {
+      return new GraphQLError(INVALID_CURSOR, { path: error.path, extensions: badUserInputExtensions([{ field: 'cursor', message: INVALID_CURSOR }]) });
+    }
+    // `Argument "first" must be a non-negative integer`: the argument, else the field's arguments as a whole.
+    const field = /^Arguments? "(\w+)"/.exec(error.message)?.[1] ?? 'arguments';
+    return new GraphQLError(error.message, { path: error.path, extensions: badUserInputExtensions([{ field, message: error.message }]) });
   }
   const masked = internal();
   return isGraphQLError(error) ? new GraphQLError(masked.message, { path: error.path, extensions: masked.extensions }) : masked;

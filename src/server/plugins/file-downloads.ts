@@ -163,10 +163,10 @@ async function downloadingViewer(
   const authorization = request.headers.get('authorization');
   if (authorization) {
     const { viewer, authError } = await authenticate(services, authorization);
-    return viewer ? { userId: viewer.userId } : { status: 401, error: authError ?? unauthenticated() };
+    return viewer ? { userId: viewer.userId } : { status: 401, error: authError ?? unauthenticated('SIGN_IN_REQUIRED') };
   }
   if (!url.searchParams.has('sig')) {
-    return { status: 401, error: unauthenticated('Send "Authorization: Bearer <accessToken>" or use a signed link (Attachment.url).') };
+    return { status: 401, error: unauthenticated('SIGN_IN_REQUIRED', 'Send "Authorization: Bearer <accessToken>" or use a signed link (Attachment.url).') };
   }
   const check = checkFileUrl(services.config.auth.jwtSecret, attachmentId, variant, url.searchParams);
   if (check.ok) return { userId: check.link.viewerId, linkExpires: check.link.expires };

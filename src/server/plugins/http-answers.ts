@@ -64,7 +64,10 @@ export function useHttpAnswers(graphqlEndpoint: string): Plugin {
       if (!response.body || !JSON_ANSWER.test(headers.get('content-type') ?? '') || headers.has('content-encoding')) return;
       // A JSON answer is complete in memory already; reading it does not hold back a stream.
       let body = new Uint8Array(await response.arrayBuffer());
-      const answerHeaders = new fetchAPI.Headers(headers);
+      // Copied one by one: a ponyfill Headers built from another keeps its names' case, and then
+      // get('content-type') misses (in-process callers of yoga.fetch saw no content type).
+      const answerHeaders = new fetchAPI.Headers();
+      headers.forEach((value, name) => answerHeaders.append(name, value));
       answerHeaders.append('vary', 'accept-encoding');
       if (isCacheable(request, response.status, body)) {
         // Weak: the same answer compressed or not is the same entity to the client.

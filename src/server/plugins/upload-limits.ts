@@ -55,7 +55,7 @@ export function useUploadLimits({ maxUploadBytes, maxUploadsPerRequest, memory }
     onRequestParse({ request, requestParser, setRequestParser, fetchAPI }) {
       if (!requestParser || !request.body || !isMultipart(request)) return;
       // Only uploadFile takes files, and it needs a signed-in user: no reason to receive 25 MiB first.
-      if (!request.headers.get('authorization')) throw withHttpStatus(unauthenticated('Sign in to upload files.'), 401);
+      if (!request.headers.get('authorization')) throw withHttpStatus(unauthenticated('SIGN_IN_REQUIRED', 'Sign in to upload files.'), 401);
       const declaredHeader = request.headers.get('content-length');
       const declared = declaredHeader && /^\d+$/.test(declaredHeader) ? Number(declaredHeader) : undefined;
       if (declared !== undefined && declared > limit) throw uploadTooLarge(maxUploadBytes);

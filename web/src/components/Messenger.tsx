@@ -81,10 +81,8 @@ export function Messenger({ me }: { me: User }) {
           pending.current.delete(id);
           const ticket = (latest.current.get(id) ?? 0) + 1;
           latest.current.set(id, ticket);
-          request(CHAT, { id }).then(
-            (data) => latest.current.get(id) === ticket && (data.chat ? upsert(data.chat) : forget(id)),
-            (error: unknown) => (error instanceof ApiError && error.code === 'NOT_FOUND' ? forget(id) : reportQuietly(error)),
-          );
+          // chat(id:) is null for a chat you are no longer in.
+          request(CHAT, { id }).then((data) => latest.current.get(id) === ticket && (data.chat ? upsert(data.chat) : forget(id)), reportQuietly);
         }, 150),
       );
     },

@@ -1,0 +1,23 @@
+// Yoga refuses a request it cannot take (a Content-Type it has no parser for, an Accept it cannot
+// answer) with an empty body; a client then has a status and nothing to switch on. Those refusals
+// get a GraphQL-shaped body with a code like every other error (README "Errors").
+import type { Plugin } from 'graphql-yoga';
+
+const REFUSALS: Record<number, { code: string; message: string }> = {
+  406: { code: 'NOT_ACCEPTABLE', message: 'Accept application/graphql-response+json or application/json (see the accept header of this response).' },
+  415: { code: 'UNSUPPORTED_MEDIA_TYPE', message: 'Send application/json (or application/graphql, multipart/form-data, application/x-www-form-urlencoded), or use GET.' },
+};
+
+/** Register first: later plugins' onResponse hooks (CORS, security headers) then see the new response. */
+export function useHttpRefusalBodies(): Plugin {
+  return {
+    onResponse({ response, setResponse, fetchAPI }) {
+      const refusal = REFUSALS[response.status];
+      if (!refusal || response.body !== null) return;
+      const headers = new fetchAPI.Headers(response.headers);
+      headers.set('content-type', 'application/json; charset=utf-8');
+      const body = JSON.stringify({ errors: [{ message: refusal.message, extensions: { code: refusal.code } }] });
+      setResponse(new fetchAPI.Response(body, { status: response.status, statusText: response.statusText, headers }));
+    },
+  };
+}
