@@ -3,7 +3,10 @@
 // every UNAUTHENTICATED reason. A code added to the table without a case here fails, and so does a
 // case whose code the table does not list. On a database of its own: maintenance mode and the
 // outage would reach every app sharing one.
-import { readFileSync } from 'node:fs';
+import { createHash, randomBytes } from 'node:crypto';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { decodeJwt } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { applyMigrations } from '../src/db/migrate/index.ts';
@@ -17,7 +20,13 @@ const ADMIN_TOKEN = 'error-contract-admin-token-0123456789';
 const scratch = scratchDatabaseUrl('kocmoc_error_contract');
 let outage: DatabaseOutage;
 let app: App;
+/** The same database, serving trusted documents only (PERSISTED_OPERATIONS_ONLY). */
+let trustedOnly: App;
 let user: TestUser;
+const manifestDir = mkdtempSync(join(tmpdir(), 'kocmoc-error-contract-'));
+const TRUSTED = 'query Trusted { __typename }';
+const sha256 = (text: string) => createHash('sha256').update(text).digest('hex');
+const persisted = (sha256Hash: string) => ({ persistedQuery: { version: 1, sha256Hash } });
 
 /** The rows of the README table that follows `heading` inside the "Errors" section: first cell's code, second cell. */
 function readmeTable(heading: string): Array<{ code: string; second: string }> {
@@ -35,8 +44,8 @@ interface Produced {
   error: { message: string; extensions: Record<string, any> };
 }
 
-async function request(init: { method?: string; body?: string; headers?: Record<string, string>; path?: string }): Promise<Produced> {
-  const response = await app.yoga.fetch(`http://kocmoc.test${init.path ?? '/graphql'}`, {
+async function request(init: { method?: string; body?: string; headers?: Record<string, string>; path?: string; to?: App }): Promise<Produced> {
+  const response = await (init.to ?? app).yoga.fetch(`http://kocmoc.test${init.path ?? '/graphql'}`, {
     method: init.method ?? 'POST',
     headers: { 'content-type': 'application/json', accept: 'application/graphql-response+json', ...init.headers },
     body: init.body,
@@ -112,6 +121,11 @@ const producers: Record<string, () => Promise<Produced>> = {
   BAD_REQUEST: () => request({ body: JSON.stringify({ variables: {} }) }),
   NOT_ACCEPTABLE: () => request({ body: JSON.stringify({ query: '{ __typename }' }), headers: { accept: 'text/csv' } }),
   UNSUPPORTED_MEDIA_TYPE: () => request({ body: '{ __typename }', headers: { 'content-type': 'text/plain' } }),
+  PERSISTED_QUERY_NOT_FOUND: () => request({ body: JSON.stringify({ extensions: persisted(sha256(`query Unknown_${randomBytes(6).toString('hex')} { __typename }`)) }) }),
+  PERSISTED_QUERY_MISMATCH: () => request({ body: JSON.stringify({ query: '{ __typename }', extensions: persisted(sha256('another document')) }) }),
+  PERSISTED_QUERY_ONLY: () => request({ to: trustedOnly, body: JSON.stringify({ query: TRUSTED }) }),
+  PERSISTED_QUERY_NOT_IN_LIST: () => request({ to: trustedOnly, body: JSON.stringify({ extensions: persisted(sha256('query Other { __typename }')) }) }),
+  PERSISTED_QUERY_ID_REQUIRED: () => request({ to: trustedOnly, body: JSON.stringify({ variables: {} }) }),
 };
 
 const reasonProducers: Record<string, () => Promise<Produced>> = {
@@ -135,11 +149,16 @@ beforeAll(async () => {
   await applyMigrations({ databaseUrl: scratch.url });
   outage = await databaseOutages(scratch.url);
   app = await startTestApp({ DATABASE_URL: scratch.url, ADMIN_TOKEN, PUSH_ENABLED: 'false' });
+  const manifestFile = join(manifestDir, 'persisted-documents.json');
+  writeFileSync(manifestFile, JSON.stringify({ [sha256(TRUSTED)]: TRUSTED }));
+  trustedOnly = await startTestApp({ DATABASE_URL: scratch.url, PUSH_ENABLED: 'false', PERSISTED_OPERATIONS_FILE: manifestFile, PERSISTED_OPERATIONS_ONLY: 'true' });
   user = await registerUser(app);
 });
 afterAll(async () => {
   await outage?.close();
   await app?.stop();
+  await trustedOnly?.stop();
+  rmSync(manifestDir, { recursive: true, force: true });
   await scratch.drop();
 });
 
