@@ -127,8 +127,10 @@ function candidates({ prisma }: SearchServices, chatIds: string[], tokens: Buffe
     LIMIT ${take}`;
 }
 
-/** Rows of each chat's newest index entries the window pass reads. */
+/** Rows of each chat's index entries one window round reads, newest first. */
 const WINDOW_PER_CHAT = 25;
+/** Window rounds before the GIN index takes over. */
+const WINDOW_ROUNDS = 4;
 
 interface WindowRow {
   chatIndex: number;
@@ -136,13 +138,21 @@ interface WindowRow {
   hit: boolean;
 }
 
+interface ChatWindow {
+  /** 1-based position in the searched chats (and in the token slices). */
+  index: number;
+  chatId: string;
+  /** Read down to here (exclusive next time); null: not read yet. */
+  before: string | null;
+  done: boolean;
+}
+
 /**
- * The window pass: each chat's WINDOW_PER_CHAT newest entries (before the cursor), newest first,
- * each marked if it holds every term. Bounded by chats x window whatever the words, it answers
- * common words, whose matches are many and whose GIN bitmap would be all of them to sort.
+ * One window round: for each chat given, its next WINDOW_PER_CHAT entries before its own place,
+ * newest first, each marked if it holds every term. Bounded by chats x window whatever the words.
  */
-function windowRows({ prisma, config }: SearchServices, chatIds: string[], terms: string[], before: string | null) {
-  const { flat, keys } = chatTokenSlices(config.messageEncryption, chatIds, terms);
+function windowRows({ prisma, config }: SearchServices, allChatIds: string[], chats: ChatWindow[], terms: string[]) {
+  const { flat, keys } = chatTokenSlices(config.messageEncryption, allChatIds, terms);
   const width = terms.length;
   // One chat's slice under key k of the flat [chat][key][term] array (1-based, inclusive).
   const underKey = Array.from({ length: keys }, (_, k) =>
@@ -150,30 +160,45 @@ function windowRows({ prisma, config }: SearchServices, chatIds: string[], terms
   );
   return prisma.$queryRaw<WindowRow[]>`
     SELECT (c.i)::int AS "chatIndex", w."messageId", w.hit
-    FROM unnest(${chatIds}::text[]) WITH ORDINALITY AS c(id, i)
+    FROM unnest(${chats.map((c) => c.chatId)}::text[], ${chats.map((c) => c.index)}::int[], ${chats.map((c) => c.before)}::text[]) AS c(id, i, before)
     CROSS JOIN LATERAL (
       SELECT s."messageId", (${Prisma.join(underKey, ' OR ')}) AS hit FROM "MessageSearch" s
-      WHERE s."chatId" = c.id AND (${before}::text IS NULL OR s."messageId" < ${before})
+      WHERE s."chatId" = c.id AND (c.before IS NULL OR s."messageId" < c.before)
       ORDER BY s."messageId" DESC LIMIT ${WINDOW_PER_CHAT}
     ) w`;
 }
 
 /**
- * What the window settles: its hits that are certainly the newest matches (at or after the newest
- * place where a chat's window stopped short of the chat's end), and where to go on from (null: every
- * chat was read to its end).
+ * Newest matches by merging each chat's entries newest first: everything at or after `from` (the
+ * newest place where a chat's reading stopped short of its end) is settled. Each round reads on
+ * only in the chats that hold `from` above the page's oldest wanted hit (a busy chat, say), so
+ * common words finish in a round or two; rarer ones go on in the GIN index from `from`.
  */
-function settled(rows: WindowRow[], chats: number): { ids: string[]; from: string | null } {
-  const perChat = new Map<number, WindowRow[]>();
-  for (const row of rows) perChat.set(row.chatIndex, [...(perChat.get(row.chatIndex) ?? []), row]);
+async function windowPass(services: SearchServices, chatIds: string[], terms: string[], after: string | null, take: number, check: (ids: string[]) => Promise<boolean>) {
+  const windows: ChatWindow[] = chatIds.map((chatId, i) => ({ index: i + 1, chatId, before: after, done: false }));
+  let pending: string[] = [];
   let from: string | null = null;
-  for (let index = 1; index <= chats; index++) {
-    const mine = perChat.get(index) ?? [];
-    const oldest = mine.at(-1)?.messageId;
-    if (mine.length === WINDOW_PER_CHAT && oldest && (from === null || oldest > from)) from = oldest;
+  let reading = windows;
+  for (let round = 0; round < WINDOW_ROUNDS && reading.length > 0; round++) {
+    const rows = await windowRows(services, chatIds, reading, terms);
+    for (const chat of reading) {
+      const mine = rows.filter((row) => row.chatIndex === chat.index);
+      chat.done = mine.length < WINDOW_PER_CHAT;
+      chat.before = mine.at(-1)?.messageId ?? chat.before;
+      pending.push(...mine.filter((row) => row.hit).map((row) => row.messageId));
+    }
+    const open = windows.filter((chat) => !chat.done);
+    from = open.reduce<string | null>((newest, chat) => (newest === null || chat.before! > newest ? chat.before : newest), null);
+    pending.sort().reverse();
+    const ready = pending.filter((id) => from === null || id >= from);
+    pending = pending.slice(ready.length);
+    if (await check(ready)) return { full: true, from };
+    if (from === null) return { full: false, from };
+    // Only chats whose reading stopped above the oldest hit this page could still want are read on.
+    const wanted = pending[take - 1] ?? '';
+    reading = open.filter((chat) => chat.before! > wanted);
   }
-  const ids = rows.filter((row) => row.hit && (from === null || row.messageId >= from)).map((row) => row.messageId);
-  return { ids: ids.sort().reverse(), from };
+  return { full: false, from };
 }
 
 /** A page of messages whose text holds the query's phrase, newest first (by id: uuidv7, in time order). */
@@ -201,14 +226,18 @@ export async function searchMessages(services: SearchServices, viewerId: string,
   };
 
   const take = Math.max(20, args.first + 1);
-  const window = settled(await windowRows(services, chatIds, distinct, after), chatIds.length);
   // Newest first, a batch at a time: a common word's page is full after the first.
-  for (let start = 0; start < window.ids.length; start += take) {
-    const ids = window.ids.slice(start, start + take);
-    const found = await services.prisma.message.findMany({ where: { id: { in: ids }, deletedAt: null } });
-    const byId = new Map(found.map((message) => [message.id, message]));
-    if (await check(ids.flatMap((id) => byId.get(id) ?? []))) return { hits, hasNextPage: true };
-  }
+  const checkIds = async (ids: string[]) => {
+    for (let start = 0; start < ids.length; start += take) {
+      const chunk = ids.slice(start, start + take);
+      const found = await services.prisma.message.findMany({ where: { id: { in: chunk }, deletedAt: null } });
+      const byId = new Map(found.map((message) => [message.id, message]));
+      if (await check(chunk.flatMap((id) => byId.get(id) ?? []))) return true;
+    }
+    return false;
+  };
+  const window = await windowPass(services, chatIds, distinct, after, take, checkIds);
+  if (window.full) return { hits, hasNextPage: true };
   if (window.from === null) return { hits, hasNextPage: false };
 
   // Past the window: the GIN index, which for words that got here is the cheaper way.
