@@ -103,7 +103,7 @@ describe.skipIf(chromiumMissing)('the web client', () => {
     await a.getByLabel('Attach a photo or file').setInputFiles({ name: 'blue.png', mimeType: 'image/png', buffer: png });
     const thumbnail = messageList(b).locator('li.message .photo img');
     await thumbnail.waitFor();
-    expect(await thumbnail.getAttribute('src')).toMatch(/^\/files\/[\w-]+\/thumbnail\?/);
+    expect(await thumbnail.getAttribute('src')).toMatch(/^https?:\/\/[^/]+\/files\/[\w-]+\/thumbnail\?/);
     // The thumbnail really loaded (from /files/, under the page's CSP).
     await expect.poll(() => thumbnail.evaluate((img: HTMLImageElement) => img.complete && img.naturalWidth)).toBeGreaterThan(0);
   });
