@@ -1,13 +1,20 @@
 // What a call deadline does when it fires (calls/timers.ts schedules them). Each re-checks the
 // call under its lock, so one that fires late, twice, or after the call moved on does nothing wrong.
+import { GraphQLError } from 'graphql';
 import { finishCall, leaveCall, stopRinging, withLockedCall, type CallServices } from './state.ts';
 import type { CallJob } from './timers.ts';
 
 /** Timers fire on their instance's clock; this much early still counts as due. */
 const CLOCK_SLACK_MS = 50;
 
-export function runCallJob(services: CallServices, job: CallJob): Promise<void> {
-  return job.kind === 'ring' ? ringingDeadline(services, job.callId) : reconnectDeadline(services, job.callId, job.participantId);
+export async function runCallJob(services: CallServices, job: CallJob): Promise<void> {
+  try {
+    await (job.kind === 'ring' ? ringingDeadline(services, job.callId) : reconnectDeadline(services, job.callId, job.participantId));
+  } catch (error) {
+    // The call is gone (its chat went with a deleted account): nothing is left to time out.
+    if (error instanceof GraphQLError && error.extensions.code === 'NOT_FOUND') return;
+    throw error;
+  }
 }
 
 /**

@@ -18,6 +18,13 @@ import { CREATE_CHAT, REGISTER, SEND_MESSAGE } from './operations.ts';
 
 export const TEST_JWT_SECRET = 'test-secret-that-is-long-enough-for-hs256-0123456789';
 
+/**
+ * The BullMQ prefix of this test file's apps on Redis (modules load once per file): apps of one file
+ * share their queues, as instances of one deployment do, but never take another file's jobs (a call
+ * timer of another database, say) from the shared Redis.
+ */
+const FILE_QUEUE_PREFIX = `kocmoc-test-${randomUUID()}`;
+
 export function testConfig(overrides: Record<string, string> = {}) {
   return loadConfig({
     NODE_ENV: 'test',
@@ -29,6 +36,7 @@ export function testConfig(overrides: Record<string, string> = {}) {
     LOG_LEVEL: process.env.LOG_LEVEL ?? 'silent',
     // The suite registers and signs in many users from one address; the limit tests turn them on.
     RATE_LIMITS: 'off',
+    JOB_QUEUE_PREFIX: FILE_QUEUE_PREFIX,
     ...overrides,
   });
 }
