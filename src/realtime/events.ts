@@ -38,6 +38,8 @@ export type ChatTopicEvent =
       membersVersion?: number;
       /** READ_BY_CHANGED: who moved their read position. */
       readerId?: string;
+      /** The message's thread root (null: not a thread reply), when the publisher had the row; absent otherwise. */
+      threadRootId?: string | null;
     }
   | { kind: 'chat'; type: ChatEventType; chatId: string; userId: string | null; actorId: string; messageId?: string }
   | { kind: 'typing'; chatId: string; userId: string; isTyping: boolean; expiresAt: number };
@@ -112,7 +114,7 @@ export function createEvents(bus: EventBus, logger: Logger) {
     };
   return {
     bus,
-    message: safely((chatId: string, type: MessageEventType, message: { id: string; seq: number }, extra: MessageEventExtra = {}) =>
+    message: safely((chatId: string, type: MessageEventType, message: { id: string; seq: number; threadRootId?: string | null }, extra: MessageEventExtra = {}) =>
       afterThisTurn(() =>
         bus.publish(channels.chat(chatId), {
           kind: 'message',
@@ -122,6 +124,7 @@ export function createEvents(bus: EventBus, logger: Logger) {
           seq: message.seq,
           ...(extra.membersVersion === undefined ? {} : { membersVersion: extra.membersVersion }),
           ...(extra.readerId ? { readerId: extra.readerId } : {}),
+          ...(message.threadRootId === undefined ? {} : { threadRootId: message.threadRootId }),
         } satisfies ChatTopicEvent),
       ),
     ),

@@ -53,8 +53,11 @@ const MessageEventRef = builder.objectRef<MessageEvent>('MessageEvent').implemen
     threadRootId: t.id({
       nullable: true,
       description: 'For a thread reply: its root message (Message.threadRootId), so a client can route it without selecting the message.',
+      // Events published with the message row carry it (it never changes); others read it.
       resolve: async (event, _args, ctx) =>
-        (await ctx.prisma.message.findUnique({ where: { id: event.messageId }, select: { threadRootId: true } }))?.threadRootId ?? null,
+        event.threadRootId !== undefined
+          ? event.threadRootId
+          : ((await ctx.prisma.message.findUnique({ where: { id: event.messageId }, select: { threadRootId: true } }))?.threadRootId ?? null),
     }),
   }),
 });
