@@ -12,11 +12,10 @@ import { ensureDatabase } from '../src/db/pg-admin.ts';
 import type { App } from '../src/server/app.ts';
 import { createChat, gql, registerUser, scratchDatabaseUrl, startTestApp, testRedisUrl, type TestUser } from './support/helpers.ts';
 import { START_CALL } from './support/call-peers.ts';
-import { LOGIN } from './support/operations.ts';
+import { LOGIN, REGISTER_PUSH } from './support/operations.ts';
 import { startPushService, type PushService } from './support/push-service.ts';
 
 const database = scratchDatabaseUrl('kocmoc_calls_ringing');
-const REGISTER_PUSH = `mutation ($input: PushSubscriptionInput!) { registerPushSubscription(input: $input) { id } }`;
 const CALL = `query ($id: ID!) { call(id: $id) { state endReason endedAt } }`;
 let push: PushService;
 

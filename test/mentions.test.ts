@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { App } from '../src/server/app.ts';
 import { codeOf, createChat, gql, registerUser, sendText, startTestApp, type TestUser } from './support/helpers.ts';
-import { BLOCK_USER, DELETE_MESSAGE, LEAVE_CHAT } from './support/operations.ts';
+import { BLOCK_USER, DELETE_MESSAGE, LEAVE_CHAT, MUTE_CHAT, REGISTER_PUSH } from './support/operations.ts';
 import { startPushApp } from './support/push-app.ts';
 import type { PushService } from './support/push-service.ts';
 
@@ -12,8 +12,6 @@ const UNREAD = `query ($c: ID!) { chat(id: $c) { unreadCount unreadMentionCount 
 const MARK_READ = `mutation ($c: ID!, $m: ID!) { markRead(chatId: $c, messageId: $m) { unreadMentionCount } }`;
 const MENTIONS = `query ($first: Int, $after: String) { mentions(first: $first, after: $after) {
   edges { cursor node { id text chat { id } } } pageInfo { hasNextPage endCursor } } }`;
-const MUTE = `mutation ($c: ID!) { muteChat(chatId: $c) { mutedUntil } }`;
-const REGISTER_PUSH = `mutation ($input: PushSubscriptionInput!) { registerPushSubscription(input: $input) { id } }`;
 
 let push: PushService;
 let app: App;
@@ -125,7 +123,7 @@ describe('mention pushes', () => {
     const registered = await gql(app, REGISTER_PUSH, { input: { endpoint: device.endpoint, keys: device.keys } }, { token: dave.accessToken });
     expect(registered.errors).toBeUndefined();
     const chatId = await createChat(app, erin, { kind: 'GROUP', title: 'Muted', memberIds: [dave.id, frank.id] });
-    await gql(app, MUTE, { c: chatId }, { token: dave.accessToken });
+    await gql(app, MUTE_CHAT, { c: chatId }, { token: dave.accessToken });
 
     await sendText(app, erin, chatId, 'nothing for dave');
     const mention = await send(erin, chatId, `@${dave.username} look`);

@@ -4,7 +4,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { App } from '../src/server/app.ts';
 import { codeOf, createChat, gql, registerUser, sendText, startTestApp, type TestUser } from './support/helpers.ts';
-import { DELETE_MESSAGE } from './support/operations.ts';
+import { DELETE_MESSAGE, MUTE_CHAT, REGISTER_PUSH } from './support/operations.ts';
 import { startPushApp } from './support/push-app.ts';
 import type { PushService } from './support/push-service.ts';
 import { connect, settle, subscribe } from './support/ws-helpers.ts';
@@ -16,8 +16,6 @@ const REPLIES = `query ($id: ID!, $first: Int, $after: String) { chat(id: $id) {
 const TIMELINE = `query ($id: ID!, $all: Boolean) { chat(id: $id) { messages(first: 100, includeThreadReplies: $all) { edges { node { id } } } } }`;
 const FOLLOW = `mutation ($m: ID!) { followThread(messageId: $m) { id thread { viewerFollows } } }`;
 const UNFOLLOW = `mutation ($m: ID!) { unfollowThread(messageId: $m) { id thread { viewerFollows } } }`;
-const MUTE = `mutation ($c: ID!) { muteChat(chatId: $c) { mutedUntil } }`;
-const REGISTER_PUSH = `mutation ($input: PushSubscriptionInput!) { registerPushSubscription(input: $input) { id } }`;
 
 let push: PushService;
 let app: App;
@@ -174,7 +172,7 @@ describe('following', () => {
       expect(registered.errors).toBeUndefined();
     }
     const chat = await createChat(app, dave, { kind: 'GROUP', title: 'Muted thread', memberIds: [erin.id, frank.id] });
-    for (const user of [dave, erin, frank]) await gql(app, MUTE, { c: chat }, { token: user.accessToken });
+    for (const user of [dave, erin, frank]) await gql(app, MUTE_CHAT, { c: chat }, { token: user.accessToken });
     const root = await sendText(app, dave, chat, 'root in a muted chat');
     await gql(app, FOLLOW, { m: root.id }, { token: frank.accessToken });
     const threadReply = await reply(erin, root.id, 'reply in a muted chat', chat);

@@ -19,6 +19,7 @@ export const LOGIN = `mutation ($input: LoginInput!) { login(input: $input) { ${
 export const REFRESH_TOKEN = `mutation ($t: String!) { refreshToken(refreshToken: $t) { ${AUTH_FIELDS} } }`;
 /** Ends the caller's session, or with `$t` the session of that refresh token. */
 export const LOGOUT = `mutation ($t: String) { logout(refreshToken: $t) }`;
+export const REGISTER_PUSH = `mutation ($input: PushSubscriptionInput!) { registerPushSubscription(input: $input) { id } }`;
 export const SET_STATUS = `mutation ($status: UserStatus!) { setStatus(status: $status) { id } }`;
 
 // ---- contacts and blocks ----
@@ -34,6 +35,7 @@ export const CREATE_CHAT = `mutation ($input: CreateChatInput!) { createChat(inp
 export const UPDATE_CHAT = `mutation ($c: ID!, $i: UpdateChatInput!) { updateChat(chatId: $c, input: $i) { id title isPublic } }`;
 export const JOIN_CHAT = `mutation ($c: ID!) { joinChat(chatId: $c) { id myRole } }`;
 export const LEAVE_CHAT = `mutation ($c: ID!) { leaveChat(chatId: $c) }`;
+export const MUTE_CHAT = `mutation ($c: ID!) { muteChat(chatId: $c) { mutedUntil } }`;
 export const ADD_CHAT_MEMBERS = `mutation ($c: ID!, $u: [ID!]!) { addChatMembers(chatId: $c, userIds: $u) { id } }`;
 export const REMOVE_CHAT_MEMBER = `mutation ($c: ID!, $u: ID!) { removeChatMember(chatId: $c, userId: $u) { id } }`;
 export const SET_CHAT_MEMBER_ROLE = `mutation ($c: ID!, $u: ID!, $r: ChatRole!) { setChatMemberRole(chatId: $c, userId: $u, role: $r) { id } }`;
