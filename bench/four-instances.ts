@@ -19,8 +19,9 @@ const MEMBERS = Number(process.env.FOUR_INSTANCES_MEMBERS ?? 200);
 const WARM_UP_MS = 3_000;
 const MEASURE_MS = 15_000;
 const IDLE_MS = 5_000;
-const CLUSTER_FIRST_PORT = 47_000;
-const CLUSTER_FIRST_BUS_PORT = 47_140;
+// Below the ephemeral range (32768-60999), and apart from the tests' 17000-17999.
+const CLUSTER_FIRST_PORT = 18_000;
+const CLUSTER_FIRST_BUS_PORT = 18_010;
 
 export async function runFourInstances({ databaseUrl }: BenchContext): Promise<void> {
   const cluster = await startRedisCluster(CLUSTER_FIRST_PORT, CLUSTER_FIRST_BUS_PORT);

@@ -31,7 +31,7 @@ describe.skipIf(!haveBinary('pgbouncer', 'pgbouncer'))('through PgBouncer in tra
   let url: string;
 
   beforeAll(async () => {
-    bouncer = await startPgBouncer({ port: await freePortIn(47_100, 47_139), upstreamUrl: scratch.url, poolSize: SERVER_POOL });
+    bouncer = await startPgBouncer({ port: await freePortIn(17_100, 17_139), upstreamUrl: scratch.url, poolSize: SERVER_POOL });
     // A new database: the app creates and migrates it over the direct URL, then serves through PgBouncer.
     const started = await startSocketTestApp({
       DATABASE_URL: bouncer.urlFor(scratch.url),

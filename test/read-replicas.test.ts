@@ -29,8 +29,8 @@ describe.skipIf(!bin)('with a streaming replica', () => {
   let app: App;
 
   beforeAll(async () => {
-    const primaryPort = await freePortIn(47_150, 47_174);
-    servers = await startReplicatedPostgres({ primaryPort, replicaPort: await freePortIn(47_175, 47_199) });
+    const primaryPort = await freePortIn(17_150, 17_174);
+    servers = await startReplicatedPostgres({ primaryPort, replicaPort: await freePortIn(17_175, 17_199) });
     app = await startTestApp({
       DATABASE_URL: servers.primaryUrl('kocmoc'),
       DATABASE_REPLICA_URLS: servers.replicaUrl('kocmoc'),

@@ -13,9 +13,15 @@ import { haveBinary } from './support/processes.ts';
 import { startRedisCluster, type RedisClusterProcesses } from './support/redis-cluster.ts';
 import { connect, settle, subscribe, type Connection } from './support/ws-helpers.ts';
 
-const FIRST_PORT = 47_000;
-/** The nodes' cluster bus ports (47100-47139 are PgBouncer's, 47150-47199 the replica test's). */
-const FIRST_BUS_PORT = 47_140;
+/**
+ * Fixed ports below Linux's ephemeral range (32768-60999) and below unusedPort's 20000-31999: one in
+ * that range can be held by an outgoing connection of a test running in parallel, and a node whose
+ * port or cluster-bus port is taken exits, so the cluster cannot form or fail over. 17100-17199 are
+ * PgBouncer's and the replica test's.
+ */
+const FIRST_PORT = 17_000;
+/** The nodes' cluster bus ports. */
+const FIRST_BUS_PORT = 17_010;
 
 describe('REDIS_CLUSTER_NODES', () => {
   it('becomes a cluster target, with hash-tagged prefixes, and excludes REDIS_URL', () => {

@@ -29,10 +29,10 @@ const services = new Set<string>();
 let receiver: Server;
 let endpoint: string;
 
-/** An OTLP/HTTP (JSON) trace receiver on a port of this worktree's range. */
+/** An OTLP/HTTP (JSON) trace receiver on a port below the ephemeral range (see test/support/ports.ts). */
 async function listenForSpans(): Promise<number> {
   for (;;) {
-    const port = 44_000 + Math.floor(Math.random() * 1_000);
+    const port = 17_200 + Math.floor(Math.random() * 800);
     receiver = createServer((request, response) => {
       const chunks: Buffer[] = [];
       request.on('data', (chunk: Buffer) => chunks.push(chunk));

@@ -17,7 +17,8 @@ export interface TurnServer {
 export async function startTurnServer({ port, secret }: { port: number; secret: string }): Promise<TurnServer> {
   const dir = mkdtempSync(join(tmpdir(), 'kocmoc-turn-'));
   const logFile = join(dir, 'turn.log');
-  const relayPorts = 40_000 + (port % 200) * 100;
+  // Below the ephemeral range (32768-60999), where an outgoing connection could hold a relay port.
+  const relayPorts = 10_000 + (port % 50) * 100;
   const args = [
     '-n', // no configuration file: everything is below
     '--verbose',
