@@ -123,8 +123,11 @@ describe('thread replies', () => {
       expect(result.data.chat.messages.edges.every((e: any) => e.node.thread.replyCount === 1)).toBe(true);
       return queries.length;
     };
-    const small = await count(2);
-    expect(await count(20)).toBe(small);
+    // Background work of the app (presence grace timers, job polls) can land a query inside one
+    // window; it only ever adds, so the fewest of three reads is the page's own count.
+    const fewest = async (last: number) => Math.min(await count(last), await count(last), await count(last));
+    const small = await fewest(2);
+    expect(await fewest(20)).toBe(small);
   });
 });
 
