@@ -26,8 +26,11 @@ const GENERATION = /^[1-9]\d{0,9}$/;
 const MAX_GENERATION = 2 ** 31 - 1;
 const LEGACY_TOKEN = /^[A-Za-z0-9_-]{43}$/;
 
-/** Verified access tokens remembered per process: one per active session at ~300 B each. */
-const VERIFIED_TOKENS_MAX = 50_000;
+/**
+ * Verified access tokens remembered per process (~0.5 KB each with the token's text: ~5 MB at most).
+ * One per session active within a token's lifetime; past that, the oldest are checked again.
+ */
+const VERIFIED_TOKENS_MAX = 10_000;
 
 export function createTokenService(auth: Config['auth']) {
   // A WebCrypto key imported once: jose signs with WebCrypto, and handing it raw bytes or a KeyObject
