@@ -16,6 +16,7 @@ import { runSendMentions } from './send-mentions.ts';
 
 import { runSearch } from './search.ts';
 import { runSendMessage } from './send-message.ts';
+import { runSendProfile } from './send-profile.ts';
 import { describeMachine, openBenchDatabase, RATE_LIMITS_NOTICE, type Bench } from './setup.ts';
 import { runTracing } from './tracing.ts';
 import { runUploadBench } from './upload.ts';
@@ -27,6 +28,7 @@ const benches: Bench[] = [
   { name: 'encryption', run: runEncryption },
   { name: 'send-message', run: runSendMessage },
   { name: 'send-mentions', run: runSendMentions },
+  { name: 'send-profile', run: runSendProfile },
   { name: 'upload', run: runUploadBench },
   { name: 'push', run: runPush },
   { name: 'ws-idle', run: runWsIdle },

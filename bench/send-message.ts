@@ -2,6 +2,7 @@
 // own direct chat (no lock contention), then all in one group chat (everyone queues for the chat
 // row's lock). Baselines in the same run: the same insert statement through bare `pg` (the database's
 // floor for the same rows) and `{ __typename }` over the same HTTP path (the HTTP + Yoga ceiling).
+import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { readdirSync, readFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
@@ -145,7 +146,8 @@ export async function runSendMessage({ databaseUrl }: BenchContext): Promise<voi
 
   // Read first: if the product's statement changed shape, stop before spending the run.
   const insert = { ...(await productInsertStatement(config)), contentKeyId: config.messageEncryption.currentKeyId, content: randomBytes(sealedSize(BENCH_TEXT)) };
-  const { senders, groupChatId, direct, group, ceiling } = await measureThroughApp(config, database, 'embedded');
+  const embedded = await measureThroughApp(config, database, 'embedded');
+  const { senders, groupChatId, direct, group, ceiling } = embedded;
   const redis = await measureThroughApp(redisConfig, database, 'redis');
   // The app is stopped by now, so none of its background work (e.g. push fan-out of the rows the
   // baseline writes) runs during the baseline.
@@ -174,6 +176,8 @@ export async function runSendMessage({ databaseUrl }: BenchContext): Promise<voi
       `(the HTTP + Yoga ceiling here: ${fixed(rate(ceiling), 0)}/s)`,
   );
   for (const m of [direct, redis.direct, group, redis.group]) console.log(cpuBudgetLine(m));
+  console.log('');
+  for (const line of coreLines(embedded.cores)) console.log(line);
   console.log('');
   for (const m of [direct, redis.direct, group, redis.group]) console.log(verdictLine(m));
   for (const [shape, embedded, withRedis] of [['direct chats', direct, redis.direct], ['one group chat', group, redis.group]] as const) {
@@ -210,15 +214,54 @@ async function measureThroughApp(config: Config, databaseName: string, mode: str
       senders.map(() => ({ body: JSON.stringify({ query: '{ __typename }' }) })),
       CEILING_DURATION_MS,
     );
-    return { senders, groupChatId, direct, group, ceiling };
+    const cores = await measureOnCores((cpus) =>
+      measure(
+        `sendMessage, direct chats, API on cpu ${cpus}`,
+        senders.map((sender, index) => ({ token: sender.token, body: sendBody(sender.directChatId, `cpu${cpus.replace(/\D/g, '')}-${index}`) })),
+      ),
+    );
+    return { senders, groupChatId, direct, group, ceiling, cores };
   } finally {
     await load.close();
     await app.stop();
   }
 }
 
+/** The API process's cores for the taskset comparison: one core, then both (the machine has two). */
+const CORE_SETS = ['0', '0,1'] as const;
+
+/**
+ * The direct-chat shape again with this process (the API server, every thread) pinned by `taskset`
+ * to one core, then to two; the load process (forked earlier, so not pinned) and PostgreSQL run
+ * wherever the kernel puts them. What one more core gives the API, measured rather than assumed.
+ * Empty without taskset (not Linux) or on a one-core machine.
+ */
+async function measureOnCores(measure: (cpus: string) => Promise<Measurement>): Promise<Array<{ cpus: string; m: Measurement }>> {
+  if (availableParallelism() < 2 || !pinTo('0-' + (availableParallelism() - 1))) return [];
+  const results: Array<{ cpus: string; m: Measurement }> = [];
+  try {
+    for (const cpus of CORE_SETS) {
+      pinTo(cpus);
+      results.push({ cpus, m: await measure(cpus) });
+    }
+  } finally {
+    pinTo('0-' + (availableParallelism() - 1));
+  }
+  return results;
+}
+
+/** Pins every thread of this process to `cpus` (a taskset list); false when taskset is not there. */
+function pinTo(cpus: string): boolean {
+  try {
+    execFileSync('taskset', ['-a', '-p', '-c', cpus, String(process.pid)], { stdio: 'ignore' });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 /** A hub user, 50 senders each in a direct chat with the hub, and one group of all of them; all through GraphQL. */
-async function createSendersAndChats(url: string): Promise<{ senders: Sender[]; groupChatId: string }> {
+export async function createSendersAndChats(url: string): Promise<{ senders: Sender[]; groupChatId: string }> {
   const accounts = (await registerUsers(url, SENDERS + 1, 'send')).map(({ userId, accessToken }) => ({ userId, token: accessToken }));
   const [hub, ...others] = accounts as [Omit<Sender, 'directChatId'>, ...Omit<Sender, 'directChatId'>[]];
   const senders = await mapLimited(others, 10, async (sender) => {
@@ -235,7 +278,7 @@ async function createSendersAndChats(url: string): Promise<{ senders: Sender[]; 
 }
 
 /** The request body for one sender; the load process fills in the sequence, so every clientMessageId is new. */
-function sendBody(chatId: string, senderTag: string): string {
+export function sendBody(chatId: string, senderTag: string): string {
   const input = { chatId, kind: 'TEXT', text: BENCH_TEXT, clientMessageId: `${senderTag}-${SEQUENCE_PLACEHOLDER}` };
   return JSON.stringify({ query: SEND_MESSAGE_RECEIPT, variables: { input } });
 }
@@ -444,4 +487,31 @@ function verdictLine(m: Measurement): string {
     `target >= ${TARGET_SENDS_PER_SECOND} sends/s with p99 < ${TARGET_P99_MS} ms and no errors, ${m.label}: ${pass ? 'PASS' : 'MISS'} ` +
     `(${fixed(rate(m), 0)}/s, p99 ${fixed(m.latencyMs.p99, 1)} ms, ${total(m) - count(m, 'OK')} errors)`
   );
+}
+
+/**
+ * The taskset comparison: sends/s and CPU per send with the API on one core and on two, and from
+ * them what a third core could add: the machine's cores over all CPU per send, and the one event
+ * loop's limit over the API's CPU per send (more cores do not raise that one; a second API process would).
+ */
+function coreLines(cores: Array<{ cpus: string; m: Measurement }>): string[] {
+  if (cores.length === 0) return ['API on 1 vs 2 cores: not measured (no taskset, or one core)'];
+  const headers = ['API cpus', 'ok/s', 'p50 ms', 'p99 ms', 'app ms/ok', 'client ms/ok', 'pg ms/ok', 'all ms/ok', 'loop busy %', 'host %', 'others %'];
+  const rows = cores.map(({ cpus, m }) => {
+    const all = perOk(m, m.reading.appCpuMs) + perOk(m, m.clientCpuMs) + perOk(m, m.reading.postgresCpuMs);
+    return [cpus, fixed(rate(m), 0), fixed(m.latencyMs.p50, 1), fixed(m.latencyMs.p99, 1), fixed(perOk(m, m.reading.appCpuMs), 3), fixed(perOk(m, m.clientCpuMs), 3),
+      fixed(perOk(m, m.reading.postgresCpuMs), 3), fixed(all, 3), fixed(m.reading.loopBusy * 100, 0), fixed(m.reading.hostBusy * 100, 0), fixed(othersShare(m) * 100, 0)];
+  });
+  const one = cores[0]!.m;
+  const two = cores[cores.length - 1]!.m;
+  const all = perOk(two, two.reading.appCpuMs) + perOk(two, two.clientCpuMs) + perOk(two, two.reading.postgresCpuMs);
+  const loopLimit = 1_000 / perOk(two, two.reading.appCpuMs);
+  return [
+    'sendMessage into direct chats (embedded), the API process pinned with taskset (PostgreSQL and the load process unpinned):',
+    table(headers, rows),
+    `API on 1 -> 2 cores: ok/s x${fixed(rate(two) / rate(one), 2)} (${fixed(rate(one), 0)} -> ${fixed(rate(two), 0)}/s), app CPU per send ${fixed(perOk(one, one.reading.appCpuMs), 3)} -> ${fixed(perOk(two, two.reading.appCpuMs), 3)} ms`,
+    `arithmetic at the 2-core cost (${fixed(all, 3)} ms of CPU per send, all processes): 2 cores allow ~${fixed(2_000 / all, 0)}/s, 3 cores ~${fixed(3_000 / all, 0)}/s; ` +
+      `${TARGET_SENDS_PER_SECOND}/s needs ${fixed((TARGET_SENDS_PER_SECOND * all) / 1_000, 1)} cores; one API event loop allows ~${fixed(loopLimit, 0)}/s, ` +
+      `so a third core gives ~${fixed(Math.min(3_000 / all, loopLimit), 0)}/s with one API process and ~${fixed(3_000 / all, 0)}/s only with two`,
+  ];
 }

@@ -4,7 +4,7 @@
 // default page) times that, and so does a list; `edges` inside a connection is already counted by
 // the connection. Leaves cost nothing, and neither does introspection (MAX_DEPTH and MAX_TOKENS
 // bound it, and production turns it off).
-import { getNamedType, getNullableType, isLeafType, isListType, type DocumentNode, type ExecutionArgs } from 'graphql';
+import { getNamedType, getNullableType, isLeafType, isListType, Kind, visit, type ArgumentNode, type DocumentNode, type ExecutionArgs } from 'graphql';
 import { getComplexity, type ComplexityEstimator } from 'graphql-query-complexity';
 import type { Plugin } from 'graphql-yoga';
 import { queryTooComplex } from '../../errors.ts';
@@ -25,19 +25,47 @@ const estimator: ComplexityEstimator = ({ type, field, args, childComplexity }) 
   return cost;
 };
 
-/** Costs by document (Yoga's parser cache hands out one DocumentNode per query text), then operation and variables. */
-const costsByDocument = new WeakMap<DocumentNode, Map<string, number | undefined>>();
+/**
+ * Per document (Yoga's parser cache hands out one DocumentNode per query text): the variables its
+ * cost can depend on, and costs by operation and those variables' values.
+ */
+const costsByDocument = new WeakMap<DocumentNode, { costVariables: string[]; costs: Map<string, number> }>();
 /** Variable sets remembered per document; a client varying them endlessly just recomputes. */
 const MAX_COSTS_PER_DOCUMENT = 64;
 
+/**
+ * The variables the estimator can see: a field's `first`/`last` and the `if` of @include/@skip
+ * (which decides whether a field counts). Any other variable (a send's text, its clientMessageId)
+ * leaves the cost as it is, so it stays out of the cache key: keyed by every variable, each
+ * sendMessage had a key of its own and recomputed (~5 % of a send: bench/RESULTS.md "sendMessage:
+ * where a send's CPU goes").
+ */
+function costVariablesOf(document: DocumentNode): string[] {
+  const names = new Set<string>();
+  const collect = (args: readonly ArgumentNode[] | undefined, counted: readonly string[]) => {
+    for (const arg of args ?? []) if (arg.value.kind === Kind.VARIABLE && counted.includes(arg.name.value)) names.add(arg.value.name.value);
+  };
+  visit(document, {
+    Field: (node) => collect(node.arguments, ['first', 'last']),
+    Directive: (node) => collect(node.arguments, ['if']),
+  });
+  return [...names].sort();
+}
+
 /** The operation's cost; undefined when its variables do not fit (execution then refuses them itself). */
 export function operationCost(args: Pick<ExecutionArgs, 'schema' | 'document' | 'variableValues' | 'operationName'>): number | undefined {
-  let costs = costsByDocument.get(args.document);
-  if (!costs) costsByDocument.set(args.document, (costs = new Map()));
-  const key = `${args.operationName ?? ''}\u0000${JSON.stringify(args.variableValues ?? {})}`;
-  if (costs.has(key)) return costs.get(key);
+  let cached = costsByDocument.get(args.document);
+  if (!cached) costsByDocument.set(args.document, (cached = { costVariables: costVariablesOf(args.document), costs: new Map() }));
+  const { costVariables, costs } = cached;
+  const variables = (args.variableValues ?? {}) as Record<string, unknown>;
+  // Absent and null differ: an absent variable takes its default.
+  const key = `${args.operationName ?? ''}\u0000${JSON.stringify(costVariables.filter((name) => name in variables).map((name) => [name, variables[name]]))}`;
+  const known = costs.get(key);
+  if (known !== undefined) return known;
   const cost = computeCost(args);
-  if (costs.size < MAX_COSTS_PER_DOCUMENT) costs.set(key, cost);
+  // Never remembered when the variables did not fit (undefined): that says nothing of the same key
+  // with variables that do, whose cost must still be checked.
+  if (cost !== undefined && costs.size < MAX_COSTS_PER_DOCUMENT) costs.set(key, cost);
   return cost;
 }
 
