@@ -19,6 +19,12 @@ export interface RedisClusterProcesses {
   kill(port: number): Promise<void>;
   /** Starts the node on `port` again (it rejoins from its nodes.conf). */
   restart(port: number): Promise<void>;
+  /**
+   * Moves the slot of `key` (or a sharded channel) to another master as `redis-cli --cluster
+   * reshard` does: IMPORTING on the target, MIGRATING on the source, its keys MIGRATEd, then
+   * SETSLOT NODE on every master. Returns the ports of the old and the new owner.
+   */
+  moveSlot(key: string): Promise<{ from: number; to: number }>;
   /** Resolves once every live node reports cluster_state:ok and `port` (if given) is no master. */
   healthy(timeoutMs?: number): Promise<void>;
   /** A plain connection to one node. */
@@ -85,6 +91,24 @@ export async function startRedisCluster(firstPort: number, firstBusPort: number)
     }
   };
 
+  const masterOf = async (key: string): Promise<number> => {
+    for (const port of alive()) {
+      const client = node(port);
+      try {
+        const slot = (await client.cluster('KEYSLOT', key)) as number;
+        const shards = (await client.cluster('SLOTS')) as unknown as Array<[number, number, [string, number]]>;
+        const owner = shards.find(([from, to]) => slot >= from && slot <= to);
+        if (owner) return owner[2][1];
+      } catch {
+        // Ask the next node.
+      } finally {
+        client.disconnect();
+        clients.delete(client);
+      }
+    }
+    throw new Error(`no master for ${key}`);
+  };
+
   try {
     await Promise.all(ports.map(start));
     const created = spawnSync('redis-cli', ['--cluster', 'create', ...ports.map((port) => `127.0.0.1:${port}`), '--cluster-replicas', '1', '--cluster-yes'], {
@@ -101,22 +125,33 @@ export async function startRedisCluster(firstPort: number, firstBusPort: number)
   return {
     nodes: ports.map((port) => `127.0.0.1:${port}`).join(','),
     ports,
-    async masterOf(key) {
-      for (const port of alive()) {
-        const client = node(port);
-        try {
-          const slot = (await client.cluster('KEYSLOT', key)) as number;
-          const shards = (await client.cluster('SLOTS')) as unknown as Array<[number, number, [string, number]]>;
-          const owner = shards.find(([from, to]) => slot >= from && slot <= to);
-          if (owner) return owner[2][1];
-        } catch {
-          // Ask the next node.
-        } finally {
-          client.disconnect();
-          clients.delete(client);
-        }
+    masterOf,
+    async moveSlot(key) {
+      const from = await masterOf(key);
+      const source = node(from);
+      const slot = (await source.cluster('KEYSLOT', key)) as number;
+      const shards = (await source.cluster('SLOTS')) as unknown as Array<[number, number, [string, number]]>;
+      const masters = [...new Set(shards.map((shard) => shard[2][1]))];
+      const to = masters.find((port) => port !== from)!;
+      const target = node(to);
+      const idOf = async (client: Redis) => (await client.call('CLUSTER', 'MYID')) as string;
+      const [sourceId, targetId] = [await idOf(source), await idOf(target)];
+      await target.call('CLUSTER', 'SETSLOT', slot, 'IMPORTING', sourceId);
+      await source.call('CLUSTER', 'SETSLOT', slot, 'MIGRATING', targetId);
+      for (;;) {
+        const keys = (await source.call('CLUSTER', 'GETKEYSINSLOT', slot, 100)) as string[];
+        if (keys.length === 0) break;
+        await source.call('MIGRATE', '127.0.0.1', to, '', 0, 5_000, 'KEYS', ...keys);
       }
-      throw new Error(`no master for ${key}`);
+      // The target first, so the slot is never owned by nobody; the others at once rather than by gossip.
+      await target.call('CLUSTER', 'SETSLOT', slot, 'NODE', targetId);
+      await source.call('CLUSTER', 'SETSLOT', slot, 'NODE', targetId);
+      for (const port of masters.filter((port) => port !== from && port !== to)) await node(port).call('CLUSTER', 'SETSLOT', slot, 'NODE', targetId);
+      for (const client of [source, target]) {
+        client.disconnect();
+        clients.delete(client);
+      }
+      return { from, to };
     },
     kill,
     restart: start,
