@@ -140,6 +140,18 @@ describe.skipIf(!enabled)('on a Redis Cluster (3 masters, 3 replicas)', () => {
     expect(await stream.nothingWithin(300)).toBe(true);
   }, 60_000);
 
+  it('subscribes a chat whose slot has just moved: an SSUBSCRIBE to the old master (MOVED) is retried on the new one', async () => {
+    const { apps } = instances;
+    const [alice, bob] = [await registerUser(apps[0]!), await registerUser(apps[0]!)];
+    const chatId = await createChat(apps[0]!, alice, { kind: 'GROUP', title: 'moved first', memberIds: [bob.id] });
+    // The instances' slot maps are refreshed every second: right after the move, theirs still name the old master.
+    const moved = await cluster.moveSlot(chatChannel(chatId));
+    const stream = subscribe(open(0, bob), MESSAGE_EVENTS, { chatId });
+    expect(await shardSubscribers(moved.to, chatChannel(chatId), 1)).toBe(1);
+    const sent = (await sendText(apps[1]!, alice, chatId, 'after a move')).seq;
+    expect(await seqsOf(stream, 1)).toEqual([sent]);
+  });
+
   it('loses and duplicates nothing when the master of the chat channel is killed during a stream', async () => {
     const { apps } = instances;
     const [alice, bob] = [await registerUser(apps[0]!), await registerUser(apps[0]!)];
