@@ -34,11 +34,11 @@ interface Subscriber {
 }
 
 /**
- * ioredis' answer to a `sunsubscribe` it did not ask for: the server pushes one for every channel
- * of a slot the node no longer serves (resharding), and ioredis, finding no command it answers,
- * reports the reply as an error.
+ * ioredis' error for a reply it cannot pair with a command. On a sharded subscriber it follows a
+ * `sunsubscribe` the server pushed for every channel of a slot the node no longer serves
+ * (resharding): paired with no command, or with one still in flight, whose own reply then finds none.
  */
-const PUSHED_SUNSUBSCRIBE = /Last reply: sunsubscribe,/;
+const REPLY_OUT_OF_STEP = /Command queue state error/;
 
 /** Settles with `command`, or rejects when the node answers MOVED (ioredis then drops the command unanswered) or after `timeoutMs`. */
 async function confirmed(redis: Redis, command: Promise<unknown>, timeoutMs: number): Promise<void> {
@@ -90,10 +90,9 @@ export function createClusterBus({ cluster, channelPrefix = 'kocmoc:', logger, r
     subscriber = { node, redis, channels: new Set() };
     const current = subscriber;
     redis.on('error', (error) => {
-      if (!PUSHED_SUNSUBSCRIBE.test(error.message)) return logger.warn({ err: error, node }, 'redis error (sharded subscriber)');
-      // A slot of ours moved. ioredis matched the pushed reply against no command (or the wrong
-      // one), so this connection's bookkeeping cannot be trusted: drop it, and resync() subscribes
-      // its channels again, each on its slot's current master.
+      if (!REPLY_OUT_OF_STEP.test(error.message)) return logger.warn({ err: error, node }, 'redis error (sharded subscriber)');
+      // A slot of ours moved, and this connection's bookkeeping cannot be trusted any more: drop
+      // it, and resync() subscribes its channels again, each on its slot's current master.
       logger.info({ node }, 'a subscribed slot moved off this master: resubscribing');
       redis.disconnect();
     });

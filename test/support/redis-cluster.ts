@@ -1,13 +1,30 @@
 // A real Redis Cluster on loopback: three masters and a replica each (`redis-server
 // --cluster-enabled yes`, joined by `redis-cli --cluster create`), with a node timeout of 1 s so a
 // killed master's replica takes over within a few seconds.
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
 import { listening } from './ports.ts';
+
+const CREATE_TIMEOUT_MS = 90_000;
+
+/** Runs a command to its end or `timeoutMs` (then SIGKILLed: code null), with its stdout and stderr together. */
+function run(command: string, args: string[], timeoutMs: number): Promise<{ code: number | null; output: string }> {
+  return new Promise((resolve) => {
+    const child = spawn(command, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    let output = '';
+    child.stdout.on('data', (chunk: Buffer) => (output += chunk.toString('utf8')));
+    child.stderr.on('data', (chunk: Buffer) => (output += chunk.toString('utf8')));
+    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
+    child.on('close', (code) => {
+      clearTimeout(timer);
+      resolve({ code, output });
+    });
+  });
+}
 
 export interface RedisClusterProcesses {
   /** `host:port,...` of every node, as REDIS_CLUSTER_NODES takes it. */
@@ -71,8 +88,9 @@ export async function startRedisCluster(firstPort: number, firstBusPort: number)
   const healthy = async (timeoutMs = 20_000) => {
     const deadline = Date.now() + timeoutMs;
     for (;;) {
+      const live = alive();
       const states = await Promise.all(
-        alive().map(async (port) => {
+        live.map(async (port) => {
           const client = node(port);
           try {
             const info = (await client.cluster('INFO')) as string;
@@ -86,7 +104,10 @@ export async function startRedisCluster(firstPort: number, firstBusPort: number)
         }),
       );
       if (states.every(Boolean)) return;
-      if (Date.now() > deadline) throw new Error('the Redis Cluster did not become healthy');
+      if (Date.now() > deadline) {
+        const waiting = live.filter((_, index) => !states[index]);
+        throw new Error(`the Redis Cluster did not become healthy within ${timeoutMs} ms: not cluster_state:ok with 6 known nodes on ${waiting.map((port) => `:${port}`).join(', ')}`);
+      }
       await new Promise((resolve) => setTimeout(resolve, 200));
     }
   };
@@ -111,12 +132,11 @@ export async function startRedisCluster(firstPort: number, firstBusPort: number)
 
   try {
     await Promise.all(ports.map(start));
-    const created = spawnSync('redis-cli', ['--cluster', 'create', ...ports.map((port) => `127.0.0.1:${port}`), '--cluster-replicas', '1', '--cluster-yes'], {
-      encoding: 'utf8',
-      timeout: 30_000,
-    });
-    if (created.status !== 0) throw new Error(`redis-cli --cluster create failed:\n${created.stdout}\n${created.stderr}`);
-    await healthy();
+    // The join (gossip until every node agrees) took over 30 s on a saturated machine: allow 90 s,
+    // without blocking the event loop meanwhile.
+    const created = await run('redis-cli', ['--cluster', 'create', ...ports.map((port) => `127.0.0.1:${port}`), '--cluster-replicas', '1', '--cluster-yes'], CREATE_TIMEOUT_MS);
+    if (created.code !== 0) throw new Error(`redis-cli --cluster create failed (${created.code ?? `killed after ${CREATE_TIMEOUT_MS} ms`}):\n${created.output}`);
+    await healthy(60_000);
   } catch (error) {
     await stop();
     throw error;
