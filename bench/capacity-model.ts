@@ -10,6 +10,16 @@ export const COSTS = {
   apiSendMs: 1.3,
   /** API CPU per delivery of an event to one subscribed socket: 46.5-53.5 µs (fanout bench, ours). */
   apiDeliveryUs: 50,
+  /**
+   * API CPU per message on each instance the message reaches, whatever its number of subscribers
+   * there: the event off Redis, the chat feed's handling of it (ordering, the member-list check, the
+   * reads of positions that arrived out of order when several instances send into the chat). Fitted
+   * (least squares, a + k x this + G x c) on the four-instances bench with 1 and 2 instances at 20 and
+   * 200 members: 2.46 ms (2026-12-03, saturated shared machine, so likely high; the quiet four-instance
+   * run of 08:32 fits 1.5-2.5 ms). bench/RESULTS.md, issue #21. The single-instance benches fold one
+   * of these into apiSendMs, so the model counts one too many: a margin, kept on purpose.
+   */
+  apiInstanceEventMs: 2.5,
   /** Memory per idle authenticated graphql-ws socket: 7.2 KiB V8 heap, 6-9 KiB RSS (ws-idle bench). */
   connectionKib: 9,
   /** RSS of an API process before any socket: ~250 MiB (tsx, Prisma, Yoga, the worker pool). */
@@ -63,13 +73,22 @@ export interface Capacity {
 
 export function capacity({ users, msgsPerS, groupSize, onlineShare = 1, push = true }: Workload): Capacity {
   const deliveriesPerS = msgsPerS * groupSize * onlineShare;
-  const apiCores = (msgsPerS * COSTS.apiSendMs) / 1000 + (deliveriesPerS * COSTS.apiDeliveryUs) / 1e6;
   const socketMib = (users * COSTS.connectionKib) / 1024;
-  const byCpu = Math.ceil(apiCores / (UNITS.apiCores * UNITS.targetUtilization));
   const byMemory = Math.ceil(socketMib / (UNITS.apiMemoryMib - COSTS.instanceBaseMib));
-  const instances = Math.max(2, byCpu, byMemory);
-  // Sharded pub/sub: a message goes once to every instance with a member of the chat connected.
-  const instancesPerMessage = Math.min(instances, Math.max(1, Math.ceil(groupSize * onlineShare)));
+  // The per-instance term makes the CPU need depend on the instance count: start from the count
+  // without it and add instances until the CPU they need fits them (a few rounds at most).
+  let instances = Math.max(2, byMemory);
+  let apiCores = 0;
+  let byCpu = 0;
+  let instancesPerMessage = 1;
+  for (let round = 0; round < 20; round++) {
+    // Sharded pub/sub: a message goes once to every instance with a member of the chat connected.
+    instancesPerMessage = Math.min(instances, Math.max(1, Math.ceil(groupSize * onlineShare)));
+    apiCores = (msgsPerS * (COSTS.apiSendMs + instancesPerMessage * COSTS.apiInstanceEventMs)) / 1000 + (deliveriesPerS * COSTS.apiDeliveryUs) / 1e6;
+    byCpu = Math.ceil(apiCores / (UNITS.apiCores * UNITS.targetUtilization));
+    if (byCpu <= instances) break;
+    instances = byCpu;
+  }
   const redisCores = (msgsPerS * (COSTS.redisSendMs * (1 + instancesPerMessage) / 2 + (push ? COSTS.redisPushMs : 0))) / 1000;
   const masters = Math.max(1, Math.ceil(redisCores / (UNITS.redisCoresPerMaster * UNITS.targetUtilization)));
   const pgCores = (msgsPerS * COSTS.pgSendMs) / 1000 / UNITS.targetUtilization;
@@ -95,6 +114,10 @@ export function capacity({ users, msgsPerS, groupSize, onlineShare = 1, push = t
  */
 export function sendsPerSecondOn(cores: number, groupSize: number, clientDeliveryUs: number, instancesPerMessage: number): number {
   const perMessageMs =
-    COSTS.apiSendMs + COSTS.pgSendMs + COSTS.redisSendMs * (1 + instancesPerMessage) / 2 + (groupSize * (COSTS.apiDeliveryUs + clientDeliveryUs)) / 1000;
+    COSTS.apiSendMs +
+    instancesPerMessage * COSTS.apiInstanceEventMs +
+    COSTS.pgSendMs +
+    COSTS.redisSendMs * (1 + instancesPerMessage) / 2 +
+    (groupSize * (COSTS.apiDeliveryUs + clientDeliveryUs)) / 1000;
   return (cores * 1000) / perMessageMs;
 }

@@ -17,6 +17,7 @@ import { runSendMentions } from './send-mentions.ts';
 import { runSearch } from './search.ts';
 import { runSendMessage } from './send-message.ts';
 import { runSendProfile } from './send-profile.ts';
+import { runStickyReads } from './sticky-reads.ts';
 import { describeMachine, openBenchDatabase, RATE_LIMITS_NOTICE, type Bench } from './setup.ts';
 import { runTracing } from './tracing.ts';
 import { runUploadBench } from './upload.ts';
@@ -41,6 +42,7 @@ const benches: Bench[] = [
   { name: 'delivery-soak', run: runDeliverySoak },
   { name: 'four-instances', run: runFourInstances },
   { name: 'message-growth', run: runMessageGrowth },
+  { name: 'sticky-reads', run: runStickyReads },
 
   { name: 'search', run: runSearch },
 ];

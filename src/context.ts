@@ -28,7 +28,7 @@ export interface Context extends Services {
    * The client for reads that may lag behind writes for others (history, search, profiles): a read
    * replica when configured, the primary for a while after this session's own mutation.
    */
-  reader(): Services['prisma'];
+  reader(): Promise<Services['prisma']>;
   /**
    * The same context with empty loader caches. A subscription's context lives as long as the
    * subscription; each event is executed with fresh loaders so it never shows cached data.
@@ -57,6 +57,7 @@ export async function createContext(services: Services, input: ContextInput): Pr
     typeof input.authorization === 'object' && input.authorization !== null
       ? input.authorization
       : await authenticate(services, input.authorization);
+  let readerOnce: Promise<Services['prisma']> | undefined;
   const context: Context = {
     ...services,
     requestId: input.requestId,
@@ -69,7 +70,8 @@ export async function createContext(services: Services, input: ContextInput): Pr
     origin: services.config.exposure.publicUrl ?? input.origin ?? LOCAL_ORIGIN,
     // Reads the viewer late: a request that signs in acts as the new session from then on.
     loaders: createLoaders(services, () => context.viewer?.userId, () => context.viewer?.sessionId),
-    reader: () => services.reads.reader(context.viewer?.sessionId),
+    // At most one look-up of the session's mark per request (a Redis EXISTS with replicas and Redis).
+    reader: () => (readerOnce ??= services.reads.reader(context.viewer?.sessionId)),
     forEvent() {
       const copy: Context = { ...context, loaders: createLoaders(services, () => copy.viewer?.userId, () => copy.viewer?.sessionId) };
       return copy;

@@ -171,7 +171,15 @@ export function createServices(config: Config, logger: Logger, options: Services
   const notifications = createNotifications({ config, prisma, cipher, presence, logger, ...options.notifications });
   const limiterStore = { redis, keyPrefix: options.rateLimitKeyPrefix ?? 'kocmoc:rl:' };
   const { replicaUrls, replicaStickyMs: stickyMs, poolSize, preparedStatements } = config.database;
-  const reads = createReadRouting({ primary: prisma, replicaUrls, stickyMs, poolSize, preparedStatements });
+  const reads = createReadRouting({
+    primary: prisma,
+    replicaUrls,
+    stickyMs,
+    poolSize,
+    preparedStatements,
+    redis,
+    onRedisError: (error) => logger.warn({ err: error }, 'read-your-writes mark in Redis failed; reading from the primary'),
+  });
 
   const services: Services = {
     config,

@@ -30,7 +30,7 @@ export const databaseSettings = {
     for (const url of urls) if (!postgresUrl.safeParse(url).success) ctx.addIssue({ code: 'custom', message: `not a postgresql:// URL: "${url}"` });
     return urls;
   }),
-  /** After a session's mutation, its reads go to the primary for this long (read-your-writes over replica lag). Default 2. */
+  /** After a session's mutation, its reads go to the primary for this long (read-your-writes over replica lag), on every instance when Redis is configured. Default 2. */
   REPLICA_STICKY_SECONDS: z.coerce.number().min(0).max(3_600).default(2),
 };
 

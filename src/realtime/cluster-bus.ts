@@ -4,7 +4,10 @@
 // One subscriber connection per master this instance listens on. When one drops (a master died,
 // its slots moved), the slot map is refreshed until every channel is subscribed again on its
 // current master, and only then are the onReconnect handlers told, so they can read what was
-// missed knowing that anything later arrives as an event.
+// missed knowing that anything later arrives as an event. Resharding takes the same path: when a
+// slot moves, its old master pushes `sunsubscribe` for the slot's channels (Redis >= 7) and a
+// subscribe sent to a stale master is answered MOVED; either way the slot map is refreshed and the
+// channel subscribed again on its new master, and the handlers read what was missed meanwhile.
 import calculateSlot from 'cluster-key-slot';
 import { Redis, type Cluster } from 'ioredis';
 import type { Logger } from '../logger.ts';
@@ -20,6 +23,8 @@ export interface ClusterBusOptions {
   resyncDelayMs?: number;
   /** How long a publish may wait (for a failover to finish) before the event is given up. Default 2000 ms. */
   publishTimeoutMs?: number;
+  /** How long an SSUBSCRIBE may wait for its confirmation before it is tried again through resync. Default 5000 ms. */
+  subscribeTimeoutMs?: number;
 }
 
 interface Subscriber {
@@ -28,7 +33,31 @@ interface Subscriber {
   channels: Set<string>;
 }
 
-export function createClusterBus({ cluster, channelPrefix = 'kocmoc:', logger, resyncDelayMs = 250, publishTimeoutMs = 2_000 }: ClusterBusOptions): EventBus {
+/**
+ * ioredis' error for a reply it cannot pair with a command. On a sharded subscriber it follows a
+ * `sunsubscribe` the server pushed for every channel of a slot the node no longer serves
+ * (resharding): paired with no command, or with one still in flight, whose own reply then finds none.
+ */
+const REPLY_OUT_OF_STEP = /Command queue state error/;
+
+/** Settles with `command`, or rejects when the node answers MOVED (ioredis then drops the command unanswered) or after `timeoutMs`. */
+async function confirmed(redis: Redis, command: Promise<unknown>, timeoutMs: number): Promise<void> {
+  let onMoved!: () => void;
+  let timer: NodeJS.Timeout | undefined;
+  const refused = new Promise<never>((_, reject) => {
+    onMoved = () => reject(new Error('SSUBSCRIBE answered MOVED: the slot has moved'));
+    timer = setTimeout(() => reject(new Error(`SSUBSCRIBE not confirmed within ${timeoutMs} ms`)), timeoutMs);
+  });
+  redis.once('moved', onMoved);
+  try {
+    await Promise.race([command, refused]);
+  } finally {
+    redis.off('moved', onMoved);
+    clearTimeout(timer);
+  }
+}
+
+export function createClusterBus({ cluster, channelPrefix = 'kocmoc:', logger, resyncDelayMs = 250, publishTimeoutMs = 2_000, subscribeTimeoutMs = 5_000 }: ClusterBusOptions): EventBus {
   const handlersByChannel = new Map<string, Set<Handler>>();
   const subscribers = new Map<string, Subscriber>();
   const reconnectHandlers = new Set<() => void>();
@@ -60,7 +89,13 @@ export function createClusterBus({ cluster, channelPrefix = 'kocmoc:', logger, r
     const redis = new Redis({ host: node.slice(0, at), port: Number(node.slice(at + 1)), retryStrategy: () => null, autoResubscribe: false, maxRetriesPerRequest: 1 });
     subscriber = { node, redis, channels: new Set() };
     const current = subscriber;
-    redis.on('error', (error) => logger.warn({ err: error, node }, 'redis error (sharded subscriber)'));
+    redis.on('error', (error) => {
+      if (!REPLY_OUT_OF_STEP.test(error.message)) return logger.warn({ err: error, node }, 'redis error (sharded subscriber)');
+      // A slot of ours moved, and this connection's bookkeeping cannot be trusted any more: drop
+      // it, and resync() subscribes its channels again, each on its slot's current master.
+      logger.info({ node }, 'a subscribed slot moved off this master: resubscribing');
+      redis.disconnect();
+    });
     redis.on('smessage', onMessage);
     redis.on('close', () => {
       if (subscribers.get(node) !== current) return;
@@ -76,7 +111,12 @@ export function createClusterBus({ cluster, channelPrefix = 'kocmoc:', logger, r
     if (!node) throw new Error(`no master known for channel ${channel}`);
     const subscriber = subscriberFor(node);
     subscriber.channels.add(channel);
-    await subscriber.redis.ssubscribe(channel);
+    try {
+      await confirmed(subscriber.redis, subscriber.redis.ssubscribe(channel), subscribeTimeoutMs);
+    } catch (error) {
+      subscriber.channels.delete(channel);
+      throw error;
+    }
   };
 
   /** Until every channel is subscribed on its slot's current master: then the handlers are told. */

@@ -168,7 +168,7 @@ builder.queryFields((t) => ({
       // With replicas, membership is checked on the primary too (a removed member loses access at
       // once); the chat and its history page may come from a replica.
       if (ctx.reads.replicated && !(await ctx.loaders.membership.load(String(id)))) return null;
-      return ctx.reader().chat.findFirst({ ...query, where: chatOfMember(String(id), userId) });
+      return (await ctx.reader()).chat.findFirst({ ...query, where: chatOfMember(String(id), userId) });
     },
   }),
 }));

@@ -118,9 +118,9 @@ builder.queryFields((t) => ({
     nullable: true,
     description: 'A user by id, or null if there is none.',
     args: { id: t.arg.id({ required: true, description: 'The user\'s id.' }) },
-    resolve: (query, _root, { id }, ctx) => {
+    resolve: async (query, _root, { id }, ctx) => {
       requireViewer(ctx);
-      return ctx.reader().user.findUnique({ ...query, where: { id: String(id) } });
+      return (await ctx.reader()).user.findUnique({ ...query, where: { id: String(id) } });
     },
   }),
   searchUsers: t.prismaConnection(
@@ -135,7 +135,7 @@ builder.queryFields((t) => ({
       resolve: async (query, _root, args, ctx) => {
         const viewerId = requireViewer(ctx).userId;
         await ctx.rateLimits.consume('search', viewerId);
-        return ctx.reader().user.findMany({ ...query, where: { ...userSearchFilter(args.query, viewerId), ...activeUsers }, orderBy: { username: 'asc' } });
+        return (await ctx.reader()).user.findMany({ ...query, where: { ...userSearchFilter(args.query, viewerId), ...activeUsers }, orderBy: { username: 'asc' } });
       },
     },
     UserConnection,

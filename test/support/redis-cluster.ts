@@ -1,13 +1,30 @@
 // A real Redis Cluster on loopback: three masters and a replica each (`redis-server
 // --cluster-enabled yes`, joined by `redis-cli --cluster create`), with a node timeout of 1 s so a
 // killed master's replica takes over within a few seconds.
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
 import { listening } from './ports.ts';
+
+const CREATE_TIMEOUT_MS = 90_000;
+
+/** Runs a command to its end or `timeoutMs` (then SIGKILLed: code null), with its stdout and stderr together. */
+function run(command: string, args: string[], timeoutMs: number): Promise<{ code: number | null; output: string }> {
+  return new Promise((resolve) => {
+    const child = spawn(command, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    let output = '';
+    child.stdout.on('data', (chunk: Buffer) => (output += chunk.toString('utf8')));
+    child.stderr.on('data', (chunk: Buffer) => (output += chunk.toString('utf8')));
+    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
+    child.on('close', (code) => {
+      clearTimeout(timer);
+      resolve({ code, output });
+    });
+  });
+}
 
 export interface RedisClusterProcesses {
   /** `host:port,...` of every node, as REDIS_CLUSTER_NODES takes it. */
@@ -19,6 +36,12 @@ export interface RedisClusterProcesses {
   kill(port: number): Promise<void>;
   /** Starts the node on `port` again (it rejoins from its nodes.conf). */
   restart(port: number): Promise<void>;
+  /**
+   * Moves the slot of `key` (or a sharded channel) to another master as `redis-cli --cluster
+   * reshard` does: IMPORTING on the target, MIGRATING on the source, its keys MIGRATEd, then
+   * SETSLOT NODE on every master. Returns the ports of the old and the new owner.
+   */
+  moveSlot(key: string): Promise<{ from: number; to: number }>;
   /** Resolves once every live node reports cluster_state:ok and `port` (if given) is no master. */
   healthy(timeoutMs?: number): Promise<void>;
   /** A plain connection to one node. */
@@ -65,8 +88,9 @@ export async function startRedisCluster(firstPort: number, firstBusPort: number)
   const healthy = async (timeoutMs = 20_000) => {
     const deadline = Date.now() + timeoutMs;
     for (;;) {
+      const live = alive();
       const states = await Promise.all(
-        alive().map(async (port) => {
+        live.map(async (port) => {
           const client = node(port);
           try {
             const info = (await client.cluster('INFO')) as string;
@@ -80,19 +104,39 @@ export async function startRedisCluster(firstPort: number, firstBusPort: number)
         }),
       );
       if (states.every(Boolean)) return;
-      if (Date.now() > deadline) throw new Error('the Redis Cluster did not become healthy');
+      if (Date.now() > deadline) {
+        const waiting = live.filter((_, index) => !states[index]);
+        throw new Error(`the Redis Cluster did not become healthy within ${timeoutMs} ms: not cluster_state:ok with 6 known nodes on ${waiting.map((port) => `:${port}`).join(', ')}`);
+      }
       await new Promise((resolve) => setTimeout(resolve, 200));
     }
   };
 
+  const masterOf = async (key: string): Promise<number> => {
+    for (const port of alive()) {
+      const client = node(port);
+      try {
+        const slot = (await client.cluster('KEYSLOT', key)) as number;
+        const shards = (await client.cluster('SLOTS')) as unknown as Array<[number, number, [string, number]]>;
+        const owner = shards.find(([from, to]) => slot >= from && slot <= to);
+        if (owner) return owner[2][1];
+      } catch {
+        // Ask the next node.
+      } finally {
+        client.disconnect();
+        clients.delete(client);
+      }
+    }
+    throw new Error(`no master for ${key}`);
+  };
+
   try {
     await Promise.all(ports.map(start));
-    const created = spawnSync('redis-cli', ['--cluster', 'create', ...ports.map((port) => `127.0.0.1:${port}`), '--cluster-replicas', '1', '--cluster-yes'], {
-      encoding: 'utf8',
-      timeout: 30_000,
-    });
-    if (created.status !== 0) throw new Error(`redis-cli --cluster create failed:\n${created.stdout}\n${created.stderr}`);
-    await healthy();
+    // The join (gossip until every node agrees) took over 30 s on a saturated machine: allow 90 s,
+    // without blocking the event loop meanwhile.
+    const created = await run('redis-cli', ['--cluster', 'create', ...ports.map((port) => `127.0.0.1:${port}`), '--cluster-replicas', '1', '--cluster-yes'], CREATE_TIMEOUT_MS);
+    if (created.code !== 0) throw new Error(`redis-cli --cluster create failed (${created.code ?? `killed after ${CREATE_TIMEOUT_MS} ms`}):\n${created.output}`);
+    await healthy(60_000);
   } catch (error) {
     await stop();
     throw error;
@@ -101,22 +145,33 @@ export async function startRedisCluster(firstPort: number, firstBusPort: number)
   return {
     nodes: ports.map((port) => `127.0.0.1:${port}`).join(','),
     ports,
-    async masterOf(key) {
-      for (const port of alive()) {
-        const client = node(port);
-        try {
-          const slot = (await client.cluster('KEYSLOT', key)) as number;
-          const shards = (await client.cluster('SLOTS')) as unknown as Array<[number, number, [string, number]]>;
-          const owner = shards.find(([from, to]) => slot >= from && slot <= to);
-          if (owner) return owner[2][1];
-        } catch {
-          // Ask the next node.
-        } finally {
-          client.disconnect();
-          clients.delete(client);
-        }
+    masterOf,
+    async moveSlot(key) {
+      const from = await masterOf(key);
+      const source = node(from);
+      const slot = (await source.cluster('KEYSLOT', key)) as number;
+      const shards = (await source.cluster('SLOTS')) as unknown as Array<[number, number, [string, number]]>;
+      const masters = [...new Set(shards.map((shard) => shard[2][1]))];
+      const to = masters.find((port) => port !== from)!;
+      const target = node(to);
+      const idOf = async (client: Redis) => (await client.call('CLUSTER', 'MYID')) as string;
+      const [sourceId, targetId] = [await idOf(source), await idOf(target)];
+      await target.call('CLUSTER', 'SETSLOT', slot, 'IMPORTING', sourceId);
+      await source.call('CLUSTER', 'SETSLOT', slot, 'MIGRATING', targetId);
+      for (;;) {
+        const keys = (await source.call('CLUSTER', 'GETKEYSINSLOT', slot, 100)) as string[];
+        if (keys.length === 0) break;
+        await source.call('MIGRATE', '127.0.0.1', to, '', 0, 5_000, 'KEYS', ...keys);
       }
-      throw new Error(`no master for ${key}`);
+      // The target first, so the slot is never owned by nobody; the others at once rather than by gossip.
+      await target.call('CLUSTER', 'SETSLOT', slot, 'NODE', targetId);
+      await source.call('CLUSTER', 'SETSLOT', slot, 'NODE', targetId);
+      for (const port of masters.filter((port) => port !== from && port !== to)) await node(port).call('CLUSTER', 'SETSLOT', slot, 'NODE', targetId);
+      for (const client of [source, target]) {
+        client.disconnect();
+        clients.delete(client);
+      }
+      return { from, to };
     },
     kill,
     restart: start,
