@@ -8,6 +8,9 @@
 // every recipient device of their messages returned together (jobs.ts recipientsOf), and only the
 // deliveries to users who are not connected become jobs. A failed statement deletes nothing, so
 // the next kick or interval takes the rows again.
+//
+// Pushes an edit owes the members it newly mentioned (MentionPushOutbox) are rarer: in either mode
+// their rows become 'mention-fan-out' jobs (run by the worker, or in this process), as above.
 import { Prisma, type PrismaClient } from '../generated/prisma/client.ts';
 import type { Logger } from '../logger.ts';
 import { recipientsOf, type Recipient } from './jobs.ts';
@@ -65,8 +68,21 @@ export function createOutboxRelay({ prisma, queue, logger, deliverInProcess, int
 
   const drainBatch = !queue.distributed && deliverInProcess ? () => fanOutBatch(deliverInProcess) : enqueueBatch;
 
+  const enqueueMentionBatch = () =>
+    prisma.$transaction(async (tx) => {
+      const rows = await tx.$queryRaw<Array<{ editId: string; messageId: string; userIds: string[] }>>`
+        SELECT "editId", "messageId", "userIds" FROM "MentionPushOutbox" ORDER BY "createdAt" LIMIT ${batchSize} FOR UPDATE SKIP LOCKED`;
+      if (rows.length === 0) return 0;
+      await queue.add('mention-fan-out', rows.map((row) => ({ id: jobIds.mentionFanOut(row.editId), data: row })));
+      await tx.mentionPushOutbox.deleteMany({ where: { editId: { in: rows.map((row) => row.editId) } } });
+      return rows.length;
+    }, { maxWait: 15_000, timeout: 30_000 });
+
   const drain = async () => {
     while ((await drainBatch()) === batchSize) {
+      // more waiting
+    }
+    while ((await enqueueMentionBatch()) === batchSize) {
       // more waiting
     }
   };
