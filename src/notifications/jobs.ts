@@ -4,7 +4,7 @@ import { createHash } from 'node:crypto';
 import type { ContentCipher } from '../crypto/content-cipher.ts';
 import { Prisma, type PrismaClient } from '../generated/prisma/client.ts';
 import type { Logger } from '../logger.ts';
-import { totalUnreadSql } from '../chats/unread.ts';
+import { countsAsUnread, totalUnreadSql } from '../chats/unread.ts';
 import { decodeContent, messageAad } from '../messages/content.ts';
 import { followsThread } from '../messages/threads.ts';
 import type { PresenceReader } from '../realtime/presence/reader.ts';
@@ -142,7 +142,7 @@ export async function deliver(deps: NotificationDeps, job: DeliveryJob): Promise
                      AND CASE WHEN n."threadRootId" IS NULL THEN NOT coalesce(cm."mutedUntil" > now(), false)
                               ELSE ${followsThread(Prisma.sql`n."threadRootId"`, Prisma.sql`cm."userId"`)} END) AS newer,
            (SELECT count(*)::int FROM "Message" u WHERE u."chatId" = cm."chatId" AND u."seq" > cm."lastReadSeq"
-                     AND u."senderId" <> cm."userId" AND u."deletedAt" IS NULL) AS unread,
+                     AND ${countsAsUnread('u', Prisma.sql`cm."userId"`)}) AS unread,
            ${totalUnreadSql(Prisma.sql`cm."userId"`)} AS badge
     FROM "ChatMember" cm WHERE cm."chatId" = ${message.chatId} AND cm."userId" = ${subscription.userId}`;
   // A mention is told even in a muted chat, and on its own: a later message does not stand in for it.
