@@ -247,7 +247,8 @@ export async function findByClientId({ prisma }: Pick<MessageServices, 'prisma'>
   return earlier;
 }
 
-async function attachmentProblem({ prisma }: MessageServices, senderId: string, attachmentId: string, kind: MessageKind) {
+/** Why `attachmentId` cannot be sent by `senderId` as `kind`; null if it can. */
+export async function attachmentProblem({ prisma }: Pick<MessageServices, 'prisma'>, senderId: string, attachmentId: string, kind: MessageKind) {
   const attachment = await prisma.attachment.findUnique({ where: { id: attachmentId } });
   // Someone else's upload is as unknown as a missing one.
   if (!attachment || attachment.uploaderId !== senderId) return badUserInput('input.attachmentId', 'Unknown attachment.');

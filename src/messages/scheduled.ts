@@ -11,7 +11,8 @@ import { startPeriodicJob } from '../periodic-job.ts';
 import { openStream } from '../realtime/stream.ts';
 import type { Services } from '../services.ts';
 import { decodeContent, sealContent } from './content.ts';
-import { sendMessage, validateSend, type SendMessageInput } from './messages.ts';
+import { attachmentProblem, sendMessage, validateSend, type SendMessageInput } from './messages.ts';
+import { isForeignKeyViolation } from '../db/errors.ts';
 
 type ScheduledServices = Pick<Services, 'prisma' | 'cipher' | 'events' | 'notifications' | 'config' | 'scheduledSends' | 'logger'>;
 
@@ -61,21 +62,30 @@ export async function scheduleMessage(services: ScheduledServices, senderId: str
   const chatId = String(input.chatId);
   const membership = await requireMembership(services.prisma, chatId, senderId);
   if (membership.chat.encrypted) throw badUserInput('input.chatId', 'This chat is end-to-end encrypted: the server takes no plaintext in it.');
+  // Checked now too: while it waits, the schedule keeps its upload from the unused-upload clean-up.
+  const problem = content.attachmentId && (await attachmentProblem(services, senderId, content.attachmentId, input.kind));
+  if (problem) throw problem;
   const id = uuidv7();
   const sealed = await sealContent(services.cipher, scheduledAad(id), content);
-  const row = await services.prisma.scheduledMessage.create({
-    data: {
-      id,
-      senderId,
-      chatId,
-      sendAt: input.sendAt,
-      kind: input.kind,
-      ...sealed,
-      attachmentId: content.attachmentId,
-      replyToId: input.replyToId == null ? null : String(input.replyToId),
-      threadRootId: input.threadRootId == null ? null : String(input.threadRootId),
-    },
-  });
+  const row = await services.prisma.scheduledMessage
+    .create({
+      data: {
+        id,
+        senderId,
+        chatId,
+        sendAt: input.sendAt,
+        kind: input.kind,
+        ...sealed,
+        attachmentId: content.attachmentId,
+        replyToId: input.replyToId == null ? null : String(input.replyToId),
+        threadRootId: input.threadRootId == null ? null : String(input.threadRootId),
+      },
+    })
+    .catch((error: unknown) => {
+      // The upload was cleaned up (unused past UPLOAD_RETENTION) between the check and the insert.
+      if (isForeignKeyViolation(error)) throw badUserInput('input.attachmentId', 'Unknown attachment.');
+      throw error;
+    });
   await handToRunner(services, row);
   return row;
 }

@@ -74,7 +74,7 @@ const ScheduleMessageInput = builder.inputType('ScheduleMessageInput', {
     chatId: t.id({ required: true, description: 'The chat to send into (you must be able to write there, now and at sendAt).' }),
     kind: t.field({ type: MessageKindEnum, required: true, description: 'As in sendMessage.' }),
     text: t.string({ required: false, description: `As in sendMessage: up to ${TEXT_MAX_LENGTH} characters.` }),
-    attachmentId: t.id({ required: false, description: 'IMAGE/FILE/VOICE: an attachment you uploaded (unused uploads are deleted after UPLOAD_RETENTION: schedule within it).' }),
+    attachmentId: t.id({ required: false, description: 'IMAGE/FILE/VOICE: an attachment you uploaded, checked now. While the schedule waits it keeps the upload from being deleted as unused.' }),
     location: t.field({ type: LocationInput, required: false, description: 'LOCATION: required.' }),
     replyToId: t.id({ required: false, description: 'A message in the same chat.' }),
     threadRootId: t.id({ required: false, description: 'Post into the thread under this message.' }),
