@@ -10,7 +10,7 @@ import { uuidv7 } from '../ids.ts';
 import { startPeriodicJob } from '../periodic-job.ts';
 import { openStream } from '../realtime/stream.ts';
 import type { Services } from '../services.ts';
-import { decodeContent, sealContent } from './content.ts';
+import { decodeContent, scheduledAad, sealContent } from './content.ts';
 import { attachmentProblem, sendMessage, validateSend, type SendMessageInput } from './messages.ts';
 import { isForeignKeyViolation } from '../db/errors.ts';
 
@@ -25,7 +25,6 @@ const EARLY_MS = 1_000;
 /** Refusals that are the schedule's fault, not the moment's: the message is dropped, not retried. */
 const REFUSALS = new Set(['NOT_FOUND', 'FORBIDDEN', 'BAD_USER_INPUT', 'CONFLICT']);
 
-export const scheduledAad = (id: string) => `scheduled:${id}`;
 /** The clientMessageId a schedule is sent with: the (sender, clientMessageId) index makes a second send return the first. */
 export const scheduledClientId = (id: string) => `scheduled:${id}`;
 

@@ -1,12 +1,11 @@
 // Scheduled send (src/messages/scheduled.ts).
 import { requireViewer } from '../auth/authenticate.ts';
-import { decodeContent, type MessageContent } from '../messages/content.ts';
+import { decodeContent, scheduledAad, type MessageContent } from '../messages/content.ts';
 import { TEXT_MAX_LENGTH } from '../messages/messages.ts';
 import {
   cancelScheduledMessage,
   rescheduleMessage,
   SCHEDULE_MAX_DAYS,
-  scheduledAad,
   scheduledEventStream,
   scheduleMessage,
   type ScheduledEvent,
