@@ -107,6 +107,43 @@ describe('scheduleMessage', () => {
     expect(codeOf(await gql(app, CANCEL, { id: cancelled.id }, { token: alice.accessToken }))).toBe('CONFLICT');
   });
 
+  it("tells the sender's other devices live of a cancel (CANCELLED) and a reschedule (RESCHEDULED, with the new sendAt)", async () => {
+    const LIVE = `subscription { scheduledMessageEvents { type reason scheduledMessageId sendAt scheduledMessage { id state sendAt } } }`;
+    const phone = connect(url, alice.accessToken);
+    const bobs = connect(url, bob.accessToken);
+    const events = subscribe(phone, LIVE);
+    const bobEvents = subscribe(bobs, LIVE);
+    try {
+      await Promise.all([phone.connected, bobs.connected]);
+      await settle();
+      const moved = (await schedule(app, alice, { sendAt: inMs(3_600_000), text: 'move me' })).data.scheduleMessage;
+      const dropped = (await schedule(app, alice, { sendAt: inMs(3_600_000), text: 'drop me' })).data.scheduleMessage;
+      const newTime = inMs(7_200_000);
+      // From another device of alice's (a plain request, not the phone's socket).
+      expect((await gql(app, RESCHEDULE, { id: moved.id, at: newTime }, { token: alice.accessToken })).errors).toBeUndefined();
+      expect((await gql(app, CANCEL, { id: dropped.id }, { token: alice.accessToken })).errors).toBeUndefined();
+      // Refused: nothing happened, nothing is told.
+      expect(codeOf(await gql(app, CANCEL, { id: dropped.id }, { token: alice.accessToken }))).toBe('CONFLICT');
+      expect(codeOf(await gql(app, CANCEL, { id: moved.id }, { token: bob.accessToken }))).toBe('NOT_FOUND');
+
+      const rescheduled = (await events.next()).data!.scheduledMessageEvents;
+      expect(rescheduled).toEqual({
+        type: 'RESCHEDULED',
+        reason: null,
+        scheduledMessageId: moved.id,
+        sendAt: new Date(newTime).toISOString(),
+        scheduledMessage: { id: moved.id, state: 'PENDING', sendAt: new Date(newTime).toISOString() },
+      });
+      const cancelled = (await events.next()).data!.scheduledMessageEvents;
+      expect(cancelled).toEqual({ type: 'CANCELLED', reason: null, scheduledMessageId: dropped.id, sendAt: null, scheduledMessage: { id: dropped.id, state: 'CANCELLED', sendAt: dropped.sendAt } });
+      expect(await events.nothingWithin(300)).toBe(true);
+      expect(await bobEvents.nothingWithin(100)).toBe(true);
+      await gql(app, CANCEL, { id: moved.id }, { token: alice.accessToken });
+    } finally {
+      await Promise.all([phone.dispose(), bobs.dispose()]);
+    }
+  });
+
   it('keeps an upload from expiring while a schedule waits to send it; once sent or cancelled the usual rules apply', async () => {
     const upload = () => uploadThroughFetch(app, alice.accessToken, randomBytes(64), { kind: 'FILE', name: 'notes.bin' }).then((file) => file.id);
     const [waiting, cancelled, sent] = [await upload(), await upload(), await upload()];

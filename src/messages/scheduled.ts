@@ -28,11 +28,13 @@ const REFUSALS = new Set(['NOT_FOUND', 'FORBIDDEN', 'BAD_USER_INPUT', 'CONFLICT'
 /** The clientMessageId a schedule is sent with: the (sender, clientMessageId) index makes a second send return the first. */
 export const scheduledClientId = (id: string) => `scheduled:${id}`;
 
-export type ScheduledEventType = 'SENT' | 'FAILED';
+export type ScheduledEventType = 'SENT' | 'FAILED' | 'CANCELLED' | 'RESCHEDULED';
 export interface ScheduledEvent {
   type: ScheduledEventType;
   scheduledMessageId: string;
   reason: string | null;
+  /** RESCHEDULED: the new time (ISO 8601; the row may move again before the event is read). */
+  sendAt?: string;
 }
 
 const channel = (userId: string) => `scheduled:${userId}`;
@@ -101,6 +103,7 @@ export async function cancelScheduledMessage(services: ScheduledServices, viewer
   const row = await pendingOf(services, viewerId, id);
   const [cancelled] = await services.prisma.scheduledMessage.updateManyAndReturn({ where: { id, state: 'PENDING' }, data: { state: 'CANCELLED' } });
   if (!cancelled) throw notPending(await services.prisma.scheduledMessage.findUniqueOrThrow({ where: { id: row.id } }));
+  await tell(services, viewerId, { type: 'CANCELLED', scheduledMessageId: id, reason: null });
   return cancelled;
 }
 
@@ -111,6 +114,7 @@ export async function rescheduleMessage(services: ScheduledServices, viewerId: s
   if (!moved) throw notPending(await services.prisma.scheduledMessage.findUniqueOrThrow({ where: { id: row.id } }));
   // The run queued for the old time finds the row not due and leaves it alone.
   await handToRunner(services, moved);
+  await tell(services, viewerId, { type: 'RESCHEDULED', scheduledMessageId: id, reason: null, sendAt: moved.sendAt.toISOString() });
   return moved;
 }
 
@@ -188,7 +192,7 @@ export async function startScheduledSends(services: ScheduledServices): Promise<
   });
 }
 
-/** The viewer's scheduled messages being sent or failing, live. */
+/** The viewer's scheduled messages being sent, failing, cancelled or rescheduled (on any of their devices), live. */
 export function scheduledEventStream(services: Pick<Services, 'events'>, viewerId: string) {
   return openStream<ScheduledEvent>((controls) => services.events.bus.listen(channel(viewerId), (payload) => controls.emit(payload as ScheduledEvent)));
 }

@@ -82,18 +82,27 @@ const ScheduleMessageInput = builder.inputType('ScheduleMessageInput', {
 });
 
 const ScheduledEventTypeEnum = builder.enumType('ScheduledMessageEventType', {
-  description: 'What happened to a scheduled message at its time.',
+  description: 'What happened to a scheduled message: at its time, or by your hand on one of your devices.',
   values: {
     SENT: { description: 'Sent at its time.' },
     FAILED: { description: 'Dropped at its time: you could no longer send it.' },
+    CANCELLED: { description: 'Cancelled with cancelScheduledMessage (on any of your devices).' },
+    RESCHEDULED: { description: 'Moved to another time with rescheduleMessage (on any of your devices): `sendAt` is the new time.' },
   },
 });
 
 const ScheduledEventRef = builder.objectRef<ScheduledEvent>('ScheduledMessageEvent').implement({
-  description: 'One of your scheduled messages was sent or dropped.',
+  description: 'One of your scheduled messages was sent, dropped, cancelled or rescheduled.',
   fields: (t) => ({
-    type: t.field({ type: ScheduledEventTypeEnum, description: 'Sent or dropped.', resolve: (event) => event.type }),
+    type: t.field({ type: ScheduledEventTypeEnum, description: 'What happened.', resolve: (event) => event.type }),
     reason: t.string({ nullable: true, description: 'FAILED: why.', resolve: (event) => event.reason }),
+    scheduledMessageId: t.id({ description: 'The scheduled message (its id, as `scheduledMessage.id`).', resolve: (event) => event.scheduledMessageId }),
+    sendAt: t.field({
+      type: 'DateTime',
+      nullable: true,
+      description: 'RESCHEDULED: the new time it was moved to (null for the other types).',
+      resolve: (event) => (event.sendAt ? new Date(event.sendAt) : null),
+    }),
     scheduledMessage: t.prismaField({
       type: 'ScheduledMessage',
       description: 'The scheduled message, in its new state.',
@@ -160,7 +169,8 @@ builder.mutationFields((t) => ({
 builder.subscriptionFields((t) => ({
   scheduledMessageEvents: t.field({
     type: ScheduledEventRef,
-    description: 'Your scheduled messages as they are sent (SENT) or dropped (FAILED, with the reason).',
+    description:
+      'Your scheduled messages as they are sent (SENT) or dropped (FAILED, with the reason), and as you cancel (CANCELLED) or reschedule (RESCHEDULED, with the new sendAt) them on any of your devices.',
     subscribe: (_root, _args, ctx) => scheduledEventStream(ctx, requireViewer(ctx).userId),
     resolve: (event) => event,
   }),
