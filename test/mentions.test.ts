@@ -168,6 +168,6 @@ describe('mention pushes', () => {
     expect(devices.get(dave.id)!.accepted).toHaveLength(1);
     // Grace blocked the sender: mentioned, but never pushed.
     expect(devices.get(grace.id)!.accepted).toHaveLength(0);
-    expect(await app.services.prisma.mentionPushOutbox.count()).toBe(0);
+    expect(await app.services.prisma.notificationOutbox.count()).toBe(0);
   });
 });

@@ -75,11 +75,12 @@ export async function replaceMentions(tx: Prisma.TransactionClient, target: Ment
 
 /**
  * In the edit's transaction: the pushes owed to `userIds`, newly mentioned by edit `editId`, wait
- * in the outbox until the relay hands them to the job queue (src/notifications/outbox.ts), so a
- * crash after the commit loses none. Whether there were any (then the relay is kicked).
+ * in the notification outbox beside the sends' until the relay hands them on
+ * (src/notifications/outbox.ts), so a crash after the commit loses none. Whether there were any
+ * (then the relay is kicked).
  */
 export async function queueMentionPushes(tx: Prisma.TransactionClient, editId: string, messageId: string, userIds: string[]): Promise<boolean> {
   if (userIds.length === 0) return false;
-  await tx.mentionPushOutbox.create({ data: { editId, messageId, userIds } });
+  await tx.notificationOutbox.create({ data: { id: editId, messageId, mentionedUserIds: userIds } });
   return true;
 }

@@ -65,11 +65,11 @@ export interface Recipient {
  * Who hears about the message whose id `messageId` evaluates to, as one SQL fragment (one round trip,
  * on the ChatMember, PushSubscription, Session and UserBlock keys): every registered device of a live
  * session of every member but the sender who has not muted the chat (or is mentioned in the message,
- * src/messages/mentions.ts) and has not blocked the sender. With `mentionedOnly`, only those of
- * these users the message mentions now (an edit's newly mentioned members, mentionPushRecipients).
- * Nothing for a deleted message.
+ * src/messages/mentions.ts) and has not blocked the sender. With `mentionedOnly` (a `text[]`
+ * expression; NULL means everyone), only those of these users the message mentions now: an edit's
+ * newly mentioned members (fanOutMention). Nothing for a deleted message.
  */
-export const recipientsOf = (messageId: Prisma.Sql, mentionedOnly?: readonly string[]) => Prisma.sql`
+export const recipientsOf = (messageId: Prisma.Sql, mentionedOnly?: Prisma.Sql) => Prisma.sql`
   SELECT m."id" AS "messageId", cm."userId", s."id" AS "subscriptionId"
   FROM "Message" m
   JOIN "ChatMember" cm ON cm."chatId" = m."chatId" AND cm."userId" <> m."senderId"
@@ -82,8 +82,8 @@ export const recipientsOf = (messageId: Prisma.Sql, mentionedOnly?: readonly str
               ELSE ${followsThread(Prisma.sql`m."threadRootId"`, Prisma.sql`cm."userId"`)} END
       OR EXISTS (SELECT 1 FROM "MessageMention" mm WHERE mm."messageId" = m."id" AND mm."userId" = cm."userId"))
     AND NOT EXISTS (SELECT 1 FROM "UserBlock" b WHERE b."blockerId" = cm."userId" AND b."blockedId" = m."senderId")
-    ${mentionedOnly ? Prisma.sql`AND cm."userId" = ANY(${[...mentionedOnly]}::text[])
-      AND EXISTS (SELECT 1 FROM "MessageMention" mm WHERE mm."messageId" = m."id" AND mm."userId" = cm."userId")` : Prisma.empty}`;
+    ${mentionedOnly ? Prisma.sql`AND (${mentionedOnly} IS NULL OR (cm."userId" = ANY(${mentionedOnly})
+      AND EXISTS (SELECT 1 FROM "MessageMention" mm WHERE mm."messageId" = m."id" AND mm."userId" = cm."userId")))` : Prisma.empty}`;
 
 /**
  * Queues a delivery per recipient device, except to users with a live connection anywhere (a
@@ -111,7 +111,7 @@ export async function fanOut(deps: NotificationDeps, { messageId }: FanOutJob): 
  * send's earlier push to the same device does not stand in for this one).
  */
 export async function fanOutMention(deps: NotificationDeps, { messageId, editId, userIds }: MentionFanOutJob): Promise<number> {
-  const recipients = await deps.prisma.$queryRaw<Recipient[]>(recipientsOf(Prisma.sql`${messageId}`, userIds));
+  const recipients = await deps.prisma.$queryRaw<Recipient[]>(recipientsOf(Prisma.sql`${messageId}`, Prisma.sql`${userIds}::text[]`));
   return enqueueForOffline(deps, recipients.map((recipient) => ({ ...recipient, editId })));
 }
 

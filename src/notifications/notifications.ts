@@ -104,8 +104,7 @@ export function createNotifications(options: NotificationsOptions) {
       const deadline = Date.now() + timeoutMs;
       for (;;) {
         await relay.drained();
-        const [messages, mentions, depth] = await Promise.all([prisma.notificationOutbox.count(), prisma.mentionPushOutbox.count(), queue.depth()]);
-        const outbox = messages + mentions;
+        const [outbox, depth] = await Promise.all([prisma.notificationOutbox.count(), queue.depth()]);
         if (outbox === 0 && depth === 0) return;
         if (Date.now() > deadline) throw new Error(`notifications still busy: ${outbox} in the outbox, ${depth} jobs`);
         await new Promise((resolve) => setTimeout(resolve, 20));
