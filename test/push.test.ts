@@ -343,6 +343,8 @@ describe('worker process (Redis)', () => {
     await gql(api, MUTE_CHAT, { c: chatId }, { token: alice.accessToken });
     await startWorker();
     const sent = await sendText(api, bob, chatId, 'nobody named');
+    // The send's own fan-out done first (an edit before it would make that one push the mention too).
+    for (let i = 0; i < 200 && ((await api.services.prisma.notificationOutbox.count()) > 0 || (await api.notifications.queue.depth()) > 0); i++) await idle(50);
     const edited = await gql(api, EDIT_MESSAGE, { id: sent.id, text: `now @${alice.username}` }, { token: bob.accessToken });
     expect(edited.errors).toBeUndefined();
     await push.waitFor(device, 1, 20_000);

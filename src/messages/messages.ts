@@ -20,7 +20,7 @@ import { threadRootCondition, threadRootProblem } from './threads.ts';
 type MessageServices = Pick<Services, 'prisma' | 'cipher' | 'events' | 'notifications' | 'config'>;
 
 /** Queues the message's push notifications with it (src/notifications/outbox.ts): a CTE after `inserted`. */
-const OUTBOX_INSERT = Prisma.sql`, outbox AS (INSERT INTO "NotificationOutbox" ("id", "messageId") SELECT "id", "id" FROM inserted)`;
+const OUTBOX_INSERT = Prisma.sql`, outbox AS (INSERT INTO "NotificationOutbox" ("messageId") SELECT "id" FROM inserted)`;
 export const outboxInsert = (config: MessageServices['config']) => (config.push.enabled ? OUTBOX_INSERT : Prisma.empty);
 
 /** The message an earlier send with this clientMessageId made, when `error` is that send's unique index refusing this one. */
