@@ -168,7 +168,7 @@ const schema = z.object({
   UPLOAD_MEMORY_BYTES: z.coerce.number().int().min(1).default(256 * 1024 * 1024),
   /** Where uploaded files are stored, encrypted. Default <DATA_DIR>/uploads. */
   UPLOAD_DIR: optionalString,
-  /** Uploads no message uses (never sent, or their messages deleted) are deleted after this long. Default 24h. */
+  /** Uploads no message uses (never sent, or their messages deleted), nobody has as profile picture and no pending scheduled message will send are deleted after this long. Default 24h. */
   UPLOAD_RETENTION: duration('24h'),
   /** How long a signed download link (Attachment.url, thumbnailUrl) works. Default 5m. */
   FILE_URL_TTL: duration('5m'),

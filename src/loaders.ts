@@ -3,6 +3,7 @@
 import DataLoader from 'dataloader';
 import type { ContentCipher } from './crypto/content-cipher.ts';
 import { createDraftLoaders } from './chats/draft-loaders.ts';
+import { countsAsUnread } from './chats/unread.ts';
 import { createDeviceLoaders } from './devices/loaders.ts';
 import { createForwardLoaders } from './messages/forward-loaders.ts';
 import { createMentionLoaders } from './messages/mention-loaders.ts';
@@ -85,7 +86,7 @@ export function createLoaders(
       return chatIds.map((id) => byChat.get(id) ?? null);
     }),
 
-    /** Messages after the viewer's read position that others sent and nobody deleted. */
+    /** Messages after the viewer's read position that count as unread (others', not deleted, not thread replies). */
     unreadCount: new DataLoader<string, number>(async (chatIds) => {
       const userId = viewerId();
       if (!userId) return chatIds.map(() => 0);
@@ -94,7 +95,7 @@ export function createLoaders(
         FROM "ChatMember" cm
         JOIN "Message" m ON m."chatId" = cm."chatId" AND m."seq" > cm."lastReadSeq"
         WHERE cm."userId" = ${userId} AND cm."chatId" IN (${Prisma.join([...chatIds])})
-          AND m."senderId" <> ${userId} AND m."deletedAt" IS NULL
+          AND ${countsAsUnread('m', Prisma.sql`${userId}`)}
         GROUP BY m."chatId"`;
       const byChat = new Map(rows.map((row) => [row.chatId, row.unread]));
       return chatIds.map((id) => byChat.get(id) ?? 0);

@@ -8,6 +8,7 @@ import { codeOf, createChat, fetchPath, gql, registerUser, sendText, useUploadTe
 import { ADD_CONTACT, BLOCK_USER, DELETE_MESSAGE, LOGIN, SEND_MESSAGE } from './support/operations.ts';
 
 const EXPORT = 'mutation { exportMyData }';
+const SCHEDULE = 'mutation ($input: ScheduleMessageInput!) { scheduleMessage(input: $input) { id } }';
 const DAY = 24 * 60 * 60_000;
 
 let app: App;
@@ -36,6 +37,14 @@ describe('exportMyData', () => {
     await gql(app, DELETE_MESSAGE, { id: gone.id }, { token: alice.accessToken });
     await sendText(app, bob, direct, 'bob’s own words');
     const upload = await uploadThroughFetch(app, alice.accessToken, Buffer.from('notes'), { kind: 'FILE', name: 'notes.txt' });
+    const scheduleIn = (text: string, by = alice) =>
+      gql(app, SCHEDULE, { input: { chatId: group, kind: 'TEXT', text, sendAt: new Date(Date.now() + DAY).toISOString() } }, { token: by.accessToken }).then(
+        (r) => r.data.scheduleMessage.id as string,
+      );
+    const waiting = await scheduleIn('see you tomorrow');
+    const called = await scheduleIn('never mind');
+    await scheduleIn('bob’s plan', bob);
+    await gql(app, 'mutation ($id: ID!) { cancelScheduledMessage(id: $id) { id } }', { id: called }, { token: alice.accessToken });
     await gql(app, LOGIN, { input: { login: alice.username, password: alice.password } });
 
     const result = await exportOf(alice);
@@ -66,10 +75,16 @@ describe('exportMyData', () => {
       expect.objectContaining({ id: gone.id, text: null, deletedAt: expect.any(String) }),
     ]);
 
+    // Her scheduled messages, decrypted, whatever became of them.
+    expect(data.scheduledMessages).toEqual([
+      expect.objectContaining({ id: waiting, chatId: group, kind: 'TEXT', text: 'see you tomorrow', state: 'PENDING', sendAt: expect.any(String) }),
+      expect.objectContaining({ id: called, text: 'never mind', state: 'CANCELLED' }),
+    ]);
+
     // At rest the file is sealed: none of it is readable in storage.
     const row = await app.services.prisma.dataExport.findFirstOrThrow({ where: { userId: alice.id } });
     const stored = await readAll(await app.services.storage.get(row.storageKey));
-    for (const plain of [alice.email, 'final text', 'first draft', 'kocmoc-data-export']) expect(stored.includes(plain)).toBe(false);
+    for (const plain of [alice.email, 'final text', 'first draft', 'see you tomorrow', 'kocmoc-data-export']) expect(stored.includes(plain)).toBe(false);
     expect(stored.byteLength).toBeGreaterThan(row.size);
 
     // Alice's token works too; nobody else's, and no altered or re-aimed link.

@@ -138,4 +138,36 @@ describe('mention pushes', () => {
     await new Promise((resolve) => setTimeout(resolve, 300));
     expect(device.accepted).toHaveLength(1);
   });
+
+  it('pushes the members an edit newly mentions (muted chat too), and nobody mentioned before the edit again', async () => {
+    const [dave, erin, frank, grace] = await Promise.all([registerUser(app), registerUser(app), registerUser(app), registerUser(app)]);
+    const devices = new Map<string, ReturnType<PushService['device']>>();
+    for (const user of [dave, frank, grace]) {
+      const device = push.device();
+      devices.set(user.id, device);
+      const registered = await gql(app, REGISTER_PUSH, { input: { endpoint: device.endpoint, keys: device.keys } }, { token: user.accessToken });
+      expect(registered.errors).toBeUndefined();
+    }
+    const chatId = await createChat(app, erin, { kind: 'GROUP', title: 'Edited', memberIds: [dave.id, frank.id, grace.id] });
+    for (const user of [dave, frank, grace]) await gql(app, MUTE_CHAT, { c: chatId }, { token: user.accessToken });
+    await gql(app, BLOCK_USER, { u: erin.id }, { token: grace.accessToken });
+
+    const sent = await send(erin, chatId, `@${frank.username} first`);
+    await push.waitFor(devices.get(frank.id)!, 1);
+    const edited = await gql(app, EDIT, { id: sent.id, text: `@${frank.username} and @${dave.username} and @${grace.username}, see` }, { token: erin.accessToken });
+    expect(ids(edited.data.editMessage.mentions)).toEqual(ids([dave, frank, grace]));
+    await push.waitFor(devices.get(dave.id)!, 1);
+    expect(devices.get(dave.id)!.accepted[0]).toMatchObject({ messageId: sent.id, mention: true, edited: true, body: expect.stringContaining('see') });
+
+    // Edited again, the same people mentioned: nobody is new, nothing more is pushed.
+    await gql(app, EDIT, { id: sent.id, text: `@${frank.username} and @${dave.username} and @${grace.username}, see again` }, { token: erin.accessToken });
+    await app.notifications.whenIdle();
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    expect(devices.get(frank.id)!.accepted).toHaveLength(1);
+    expect(devices.get(frank.id)!.accepted[0]).not.toHaveProperty('edited');
+    expect(devices.get(dave.id)!.accepted).toHaveLength(1);
+    // Grace blocked the sender: mentioned, but never pushed.
+    expect(devices.get(grace.id)!.accepted).toHaveLength(0);
+    expect(await app.services.prisma.notificationOutbox.count()).toBe(0);
+  });
 });

@@ -16,7 +16,7 @@ import { capturedLogs, codeOf, createChat, gql, registerUser, scratchDatabaseUrl
 import { addDevice, fetchBundles } from './support/devices.ts';
 import { startRedisServer, type RedisServer } from './support/faults.ts';
 import { encryptFor, startSession } from './support/e2e-client.ts';
-import { BLOCK_USER, CREATE_CHAT } from './support/operations.ts';
+import { BLOCK_USER, CREATE_CHAT, EDIT_MESSAGE, MUTE_CHAT } from './support/operations.ts';
 import { startPushService, type PushDevice, type PushService } from './support/push-service.ts';
 import { connect } from './support/ws-helpers.ts';
 
@@ -333,6 +333,24 @@ describe('worker process (Redis)', () => {
     await startWorker();
     await push.waitFor(device, 1, 20_000);
     expect(device.accepted.map((p) => p.body)).toEqual(['held at shutdown']);
+  }, 40_000);
+
+  it("runs an edit's new mention as jobs of its own: the worker pushes it into a muted chat", async () => {
+    const [alice, bob] = await Promise.all([registerUser(api), registerUser(api)]);
+    const device = push.device();
+    await subscribeDevice(api, alice, device);
+    const chatId = await createChat(api, bob, { kind: 'GROUP', title: 'Edited', memberIds: [alice.id] });
+    await gql(api, MUTE_CHAT, { c: chatId }, { token: alice.accessToken });
+    await startWorker();
+    const sent = await sendText(api, bob, chatId, 'nobody named');
+    // The send's own fan-out done first (an edit before it would make that one push the mention too).
+    for (let i = 0; i < 200 && ((await api.services.prisma.notificationOutbox.count()) > 0 || (await api.notifications.queue.depth()) > 0); i++) await idle(50);
+    const edited = await gql(api, EDIT_MESSAGE, { id: sent.id, text: `now @${alice.username}` }, { token: bob.accessToken });
+    expect(edited.errors).toBeUndefined();
+    await push.waitFor(device, 1, 20_000);
+    expect(device.accepted[0]).toMatchObject({ messageId: sent.id, mention: true, edited: true, body: expect.stringContaining('now @') });
+    await idle(500);
+    expect(device.accepted).toHaveLength(1); // the send itself pushed nothing into the muted chat
   }, 40_000);
 });
 

@@ -169,3 +169,39 @@ describe('REACTIONS_CHANGED', () => {
     expect(await events.nothingWithin(300)).toBe(true);
   });
 });
+
+describe('reactions across a block', () => {
+  it('hides the reactions of users the viewer blocked or who blocked the viewer, in reads and in live events', async () => {
+    const [viewer, friend, blockedByViewer, blockerOfViewer] = await Promise.all([registerUser(app), registerUser(app), registerUser(app), registerUser(app)]);
+    const chat = await createChat(app, viewer, { kind: 'GROUP', title: 'Blocks', memberIds: [friend.id, blockedByViewer.id, blockerOfViewer.id] });
+    await gql(app, BLOCK_USER, { u: blockedByViewer.id }, { token: viewer.accessToken });
+    await gql(app, BLOCK_USER, { u: viewer.id }, { token: blockerOfViewer.accessToken });
+    const message = await sendText(app, friend, chat, 'react');
+    await react(friend, message.id, '👍');
+    await react(blockedByViewer, message.id, '👍');
+    await react(blockerOfViewer, message.id, '👍');
+    await react(viewer, message.id, '👍');
+    await react(blockedByViewer, message.id, '🙈');
+    await react(blockerOfViewer, message.id, '🙉');
+
+    const seenBy = async (user: TestUser) => {
+      const result = await gql(app, PAGE, { c: chat, n: 1, first: 10 }, { token: user.accessToken });
+      return result.data.chat.messages.edges[0].node.reactions.map((g: any) => [g.emoji, g.count, g.viewerReacted, g.users.edges.map((e: any) => e.node.id)]);
+    };
+    expect(await seenBy(viewer)).toEqual([['👍', 2, true, [friend.id, viewer.id]]]);
+    expect(await seenBy(friend)).toEqual([
+      ['👍', 4, true, [friend.id, blockedByViewer.id, blockerOfViewer.id, viewer.id]],
+      ['🙈', 1, false, [blockedByViewer.id]],
+      ['🙉', 1, false, [blockerOfViewer.id]],
+    ]);
+
+    // The same event reaches both, each with what they may see.
+    const live = MESSAGE_EVENTS.replace('message { id', 'message { reactions { emoji count } id');
+    const viewerEvents = subscribe(sockets.connect(url, viewer.accessToken), live, { chatId: chat });
+    const friendEvents = subscribe(sockets.connect(url, friend.accessToken), live, { chatId: chat });
+    await settle();
+    await react(blockerOfViewer, message.id, '🎉');
+    expect((await viewerEvents.next()).data?.messageEvents.message.reactions).toEqual([{ emoji: '👍', count: 2 }]);
+    expect((await friendEvents.next()).data?.messageEvents.message.reactions.map((g: any) => g.emoji)).toEqual(['👍', '🙈', '🙉', '🎉']);
+  });
+});

@@ -111,6 +111,8 @@ describe('unread counts', () => {
     const marks: number[] = [first.seq];
     await Promise.all([
       ...Array.from({ length: 30 }, (_, i) => sendText(app, erin, chatId, `busy ${i}`)),
+      // Thread replies take positions in between but are not counted.
+      ...Array.from({ length: 10 }, (_, i) => sendText(app, erin, chatId, `in the thread ${i}`, { threadRootId: first.id })),
       ...Array.from({ length: 10 }, async (_, i) => {
         const sent = await sendText(app, erin, chatId, `mark ${i}`);
         await markRead(dave, chatId, sent.id);
@@ -118,9 +120,12 @@ describe('unread counts', () => {
       }),
       sendText(app, dave, chatId, 'my own never counts'),
     ]);
+    // Past every read position for sure.
+    for (let i = 0; i < 3; i++) await sendText(app, erin, chatId, `later in the thread ${i}`, { threadRootId: first.id });
     const member = await app.services.prisma.chatMember.findUniqueOrThrow({ where: { chatId_userId: { chatId, userId: dave.id } } });
     expect(member.lastReadSeq).toBe(Math.max(...marks));
-    const unreadInDb = await app.services.prisma.message.count({ where: { chatId, senderId: erin.id, seq: { gt: member.lastReadSeq } } });
+    const unreadInDb = await app.services.prisma.message.count({ where: { chatId, senderId: erin.id, threadRootId: null, seq: { gt: member.lastReadSeq } } });
+
     const result = await gql(app, UNREAD, { c: chatId }, { token: dave.accessToken });
     expect(result.data.chat.unreadCount).toBe(unreadInDb);
     expect(result.data.me.totalUnreadCount).toBe(unreadInDb + 1);

@@ -6,8 +6,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { App } from '../src/server/app.ts';
 import { applyMigrations } from '../src/db/migrate/index.ts';
 import { ensureDatabase } from '../src/db/pg-admin.ts';
+import { deleteUnusedUploads } from '../src/files/cleanup.ts';
 import { runScheduledMessage, scheduledClientId } from '../src/messages/scheduled.ts';
-import { codeOf, createChat, gql, registerUser, scratchDatabaseUrl, startTestApp, testRedisUrl, type TestUser } from './support/helpers.ts';
+import { codeOf, createChat, gql, registerUser, scratchDatabaseUrl, startTestApp, testRedisUrl, uploadThroughFetch, type TestUser } from './support/helpers.ts';
 import { LEAVE_CHAT } from './support/operations.ts';
 import { connect, settle, subscribe } from './support/ws-helpers.ts';
 
@@ -104,6 +105,75 @@ describe('scheduleMessage', () => {
     expect(await sentCopies(app, cancelled.id)).toHaveLength(0);
     expect(codeOf(await gql(app, CANCEL, { id: moved.id }, { token: alice.accessToken }))).toBe('CONFLICT');
     expect(codeOf(await gql(app, CANCEL, { id: cancelled.id }, { token: alice.accessToken }))).toBe('CONFLICT');
+  });
+
+  it("tells the sender's other devices live of a cancel (CANCELLED) and a reschedule (RESCHEDULED, with the new sendAt)", async () => {
+    const LIVE = `subscription { scheduledMessageEvents { type reason scheduledMessageId sendAt scheduledMessage { id state sendAt } } }`;
+    const phone = connect(url, alice.accessToken);
+    const bobs = connect(url, bob.accessToken);
+    const events = subscribe(phone, LIVE);
+    const bobEvents = subscribe(bobs, LIVE);
+    try {
+      await Promise.all([phone.connected, bobs.connected]);
+      await settle();
+      const moved = (await schedule(app, alice, { sendAt: inMs(3_600_000), text: 'move me' })).data.scheduleMessage;
+      const dropped = (await schedule(app, alice, { sendAt: inMs(3_600_000), text: 'drop me' })).data.scheduleMessage;
+      const newTime = inMs(7_200_000);
+      // From another device of alice's (a plain request, not the phone's socket).
+      expect((await gql(app, RESCHEDULE, { id: moved.id, at: newTime }, { token: alice.accessToken })).errors).toBeUndefined();
+      expect((await gql(app, CANCEL, { id: dropped.id }, { token: alice.accessToken })).errors).toBeUndefined();
+      // Refused: nothing happened, nothing is told.
+      expect(codeOf(await gql(app, CANCEL, { id: dropped.id }, { token: alice.accessToken }))).toBe('CONFLICT');
+      expect(codeOf(await gql(app, CANCEL, { id: moved.id }, { token: bob.accessToken }))).toBe('NOT_FOUND');
+
+      const rescheduled = (await events.next()).data!.scheduledMessageEvents;
+      expect(rescheduled).toEqual({
+        type: 'RESCHEDULED',
+        reason: null,
+        scheduledMessageId: moved.id,
+        sendAt: new Date(newTime).toISOString(),
+        scheduledMessage: { id: moved.id, state: 'PENDING', sendAt: new Date(newTime).toISOString() },
+      });
+      const cancelled = (await events.next()).data!.scheduledMessageEvents;
+      expect(cancelled).toEqual({ type: 'CANCELLED', reason: null, scheduledMessageId: dropped.id, sendAt: null, scheduledMessage: { id: dropped.id, state: 'CANCELLED', sendAt: dropped.sendAt } });
+      expect(await events.nothingWithin(300)).toBe(true);
+      expect(await bobEvents.nothingWithin(100)).toBe(true);
+      await gql(app, CANCEL, { id: moved.id }, { token: alice.accessToken });
+    } finally {
+      await Promise.all([phone.dispose(), bobs.dispose()]);
+    }
+  });
+
+  it('keeps an upload from expiring while a schedule waits to send it; once sent or cancelled the usual rules apply', async () => {
+    const upload = () => uploadThroughFetch(app, alice.accessToken, randomBytes(64), { kind: 'FILE', name: 'notes.bin' }).then((file) => file.id);
+    const [waiting, cancelled, sent] = [await upload(), await upload(), await upload()];
+    const scheduleFile = (attachmentId: string, sendAt: string) => schedule(app, alice, { kind: 'FILE', text: null, attachmentId, sendAt });
+    const pending = (await scheduleFile(waiting, inMs(3_600_000))).data.scheduleMessage;
+    const toCancel = (await scheduleFile(cancelled, inMs(3_600_000))).data.scheduleMessage;
+    const soon = (await scheduleFile(sent, inMs(1_500))).data.scheduleMessage;
+    await gql(app, CANCEL, { id: toCancel.id }, { token: alice.accessToken });
+    // Refused at once now: an upload that is not yours (or none) could not be kept for you.
+    const bobs = await uploadThroughFetch(app, bob.accessToken, randomBytes(64), { kind: 'FILE', name: 'b.bin' });
+    expect(codeOf(await scheduleFile(bobs.id, inMs(60_000)))).toBe('BAD_USER_INPUT');
+    expect(codeOf(await scheduleFile(randomUUID(), inMs(60_000)))).toBe('BAD_USER_INPUT');
+
+    // An expiry that has passed for every upload so far.
+    const expireAll = () => deleteUnusedUploads(app.services, new Date(Date.now() + 1_000));
+    const remaining = async () =>
+      (await app.services.prisma.attachment.findMany({ where: { id: { in: [waiting, cancelled, sent] } }, select: { id: true } })).map((row) => row.id).sort();
+    await expireAll();
+    expect(await remaining()).toEqual([waiting, sent].sort());
+    expect(await app.services.storage.stat(cancelled)).toBeNull();
+    expect(await app.services.storage.stat(waiting)).not.toBeNull();
+
+    const done = await waitForState(app, soon.id, 'SENT');
+    const message = await app.services.prisma.message.findUniqueOrThrow({ where: { id: done.messageId! } });
+    expect(message.attachmentId).toBe(sent);
+    await gql(app, CANCEL, { id: pending.id }, { token: alice.accessToken });
+    await expireAll();
+    // Sent: the message uses it. Cancelled: unused, expired.
+    expect(await remaining()).toEqual([sent]);
+    expect((await app.services.prisma.scheduledMessage.findUniqueOrThrow({ where: { id: pending.id } })).attachmentId).toBeNull();
   });
 
   it('drops it as FAILED, with the reason, when the sender may no longer send then', async () => {

@@ -197,3 +197,25 @@ describe('following', () => {
     expect(devices.erin.requests).toHaveLength(0);
   });
 });
+
+describe('unread counts', () => {
+  it('leave thread replies out of unreadCount, me.totalUnreadCount and push badges, but count their mentions', async () => {
+    const [dave, erin] = await Promise.all([registerUser(app), registerUser(app)]);
+    const device = push.device();
+    const registered = await gql(app, REGISTER_PUSH, { input: { endpoint: device.endpoint, keys: device.keys } }, { token: dave.accessToken });
+    expect(registered.errors).toBeUndefined();
+    const chat = await createChat(app, erin, { kind: 'GROUP', title: 'Unread threads', memberIds: [dave.id] });
+    const root = await sendText(app, erin, chat, 'root on the main timeline');
+    await reply(erin, root.id, 'reply one', chat);
+    await reply(erin, root.id, 'reply two', chat);
+    const mention = await reply(erin, root.id, `@${dave.username} reply three`, chat);
+
+    const counts = await gql(app, `query ($c: ID!) { me { totalUnreadCount } chat(id: $c) { unreadCount unreadMentionCount } }`, { c: chat }, { token: dave.accessToken });
+    expect(counts.data).toEqual({ me: { totalUnreadCount: 1 }, chat: { unreadCount: 1, unreadMentionCount: 1 } });
+    // The root (dave does not follow the thread) and the mention in it: each counts one unread message.
+    await push.waitFor(device, 2);
+    const byMessage = new Map(device.accepted.map((payload) => [payload.messageId, payload]));
+    expect(byMessage.get(mention.id)).toMatchObject({ mention: true, unread: 1, badge: 1 });
+    expect(byMessage.get(root.id)).toMatchObject({ unread: 1, badge: 1 });
+  });
+});

@@ -1,7 +1,10 @@
 // Uploads that no message uses — never sent, or sent in messages since deleted (deleting a message
-// clears its attachmentId) — and that are nobody's profile picture are deleted after UPLOAD_RETENTION: the row first, then the bytes, so
+// clears its attachmentId) — that are nobody's profile picture and that no scheduled message still
+// waits to send (PENDING or SENDING; once it is sent, cancelled or failed the usual rules apply) are
+// deleted after UPLOAD_RETENTION: the row first, then the bytes, so
 // nothing ever points at a removed file. A crash in between leaves only unreferenced bytes behind.
 import { forEachIdBatch } from '../db/keyset.ts';
+import type { ScheduledMessageState } from '../generated/prisma/client.ts';
 import { startPeriodicJob } from '../periodic-job.ts';
 import type { Services } from '../services.ts';
 
@@ -10,6 +13,8 @@ type CleanupServices = Pick<Services, 'prisma' | 'storage' | 'logger'>;
 /** Where a file's bytes are kept (an attachment's, or an export's without a thumbnail). */
 type StoredFile = { storageKey: string; thumbnailKey?: string | null };
 
+/** States of a scheduled message that still needs its upload. */
+const SCHEDULE_HOLDS: ScheduledMessageState[] = ['PENDING', 'SENDING'];
 /** Rows per transaction: short row locks, bounded memory. */
 const BATCH = 200;
 /** How often buildApp's timer runs the clean-up. */
@@ -21,7 +26,13 @@ export async function deleteUnusedUploads(services: CleanupServices, olderThan: 
   const deleted = await forEachIdBatch(
     (after, take) =>
       prisma.attachment.findMany({
-        where: { createdAt: { lt: olderThan }, messages: { none: {} }, avatarOf: { is: null }, id: { gt: after } },
+        where: {
+          createdAt: { lt: olderThan },
+          messages: { none: {} },
+          avatarOf: { is: null },
+          scheduledMessages: { none: { state: { in: SCHEDULE_HOLDS } } },
+          id: { gt: after },
+        },
         select: { id: true },
         orderBy: { id: 'asc' },
         take,
@@ -29,8 +40,8 @@ export async function deleteUnusedUploads(services: CleanupServices, olderThan: 
     BATCH,
     async (ids) => {
       const removed = await prisma.$transaction(async (tx) => {
-        // FOR UPDATE conflicts with the key-share lock a message insert (or a profile picture's
-        // update) takes on the attachment it references: one in flight is skipped here, and a later
+        // FOR UPDATE conflicts with the key-share lock a message or scheduled message insert (or a
+        // profile picture's update) takes on the attachment it references: one in flight is skipped here, and a later
         // one waits for this transaction and then fails its foreign key instead of losing its
         // attachment to SET NULL.
         const locked = await tx.$queryRaw<Array<{ id: string }>>`
@@ -42,6 +53,7 @@ export async function deleteUnusedUploads(services: CleanupServices, olderThan: 
           WHERE a."id" = ANY(${locked.map((row) => row.id)})
             AND NOT EXISTS (SELECT 1 FROM "Message" m WHERE m."attachmentId" = a."id")
             AND NOT EXISTS (SELECT 1 FROM "User" u WHERE u."avatarAttachmentId" = a."id")
+            AND NOT EXISTS (SELECT 1 FROM "ScheduledMessage" s WHERE s."attachmentId" = a."id" AND s."state"::text = ANY(${SCHEDULE_HOLDS}))
           RETURNING a."storageKey", a."thumbnailKey"`;
       });
       await deleteStoredBytes(services, removed);

@@ -41,6 +41,8 @@ export function decodeContent(bytes: Uint8Array): MessageContent {
 export const messageAad = (messageId: string) => `message:${messageId}`;
 /** AAD for an edit-history row. */
 export const editAad = (editId: string) => `edit:${editId}`;
+/** AAD for a scheduled message (src/messages/scheduled.ts). */
+export const scheduledAad = (id: string) => `scheduled:${id}`;
 
 export async function sealContent(cipher: ContentCipher, aad: string, content: MessageContent): Promise<SealedContent> {
   const [sealed] = await cipher.seal([{ aad, plaintext: encodeContent(content) }]);

@@ -1,6 +1,7 @@
 // Mentions: `@username` of a chat member, and `@all` (every member) in a group when an owner or
 // admin writes it. Resolved into MessageMention rows with the message (in the send's own
-// statement, so its push notifications see them) and again when its text is edited.
+// statement, so its push notifications see them) and again when its text is edited (members the
+// edit newly mentions get a push; those mentioned before get none again).
 import { Prisma } from '../generated/prisma/client.ts';
 
 /** Different usernames one message can mention; further ones stay plain text. */
@@ -58,9 +59,28 @@ export function mentionsCte(target: MentionTarget, text: string | null) {
   return Prisma.sql`, mentioned AS (${mentionsInsert(target, parsed, Prisma.sql`AND EXISTS (SELECT 1 FROM inserted)`)})`;
 }
 
-/** After an edit (in its transaction): the mentions of the new text replace the old ones. */
-export async function replaceMentions(tx: Prisma.TransactionClient, target: MentionTarget, text: string | null) {
-  await tx.messageMention.deleteMany({ where: { messageId: target.messageId } });
+/**
+ * After an edit (in its transaction): the mentions of the new text replace the old ones. Returns
+ * the users mentioned now who were not before, whose push the edit owes (queueMentionPushes).
+ */
+export async function replaceMentions(tx: Prisma.TransactionClient, target: MentionTarget, text: string | null): Promise<string[]> {
+  const before = await tx.$queryRaw<Array<{ userId: string }>>`
+    DELETE FROM "MessageMention" WHERE "messageId" = ${target.messageId} RETURNING "userId"`;
   const parsed = parseMentions(text);
-  if (parsed.all || parsed.usernames.length) await tx.$executeRaw(mentionsInsert(target, parsed, Prisma.empty));
+  if (!parsed.all && parsed.usernames.length === 0) return [];
+  const after = await tx.$queryRaw<Array<{ userId: string }>>`${mentionsInsert(target, parsed, Prisma.empty)} RETURNING "userId"`;
+  const had = new Set(before.map((row) => row.userId));
+  return after.map((row) => row.userId).filter((userId) => !had.has(userId));
+}
+
+/**
+ * In the edit's transaction: the pushes owed to `userIds`, newly mentioned by edit `editId`, wait
+ * in the notification outbox beside the sends' until the relay hands them on
+ * (src/notifications/outbox.ts), so a crash after the commit loses none. Whether there were any
+ * (then the relay is kicked).
+ */
+export async function queueMentionPushes(tx: Prisma.TransactionClient, editId: string, messageId: string, userIds: string[]): Promise<boolean> {
+  if (userIds.length === 0) return false;
+  await tx.notificationOutbox.create({ data: { id: editId, messageId, mentionedUserIds: userIds } });
+  return true;
 }

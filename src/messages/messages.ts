@@ -11,7 +11,7 @@ import { isDeletedAccount } from '../users/deleted-accounts.ts';
 import { parseInput } from '../validation.ts';
 import { decodeContent, editAad, messageAad, sealContent, type Location, type MessageContent } from './content.ts';
 import { deleteReadEnvelopes } from './envelopes.ts';
-import { mentionsCte, replaceMentions } from './mentions.ts';
+import { mentionsCte, queueMentionPushes, replaceMentions } from './mentions.ts';
 import { announceRead } from '../chats/read-state.ts';
 import { clearDraftCte } from '../chats/drafts.ts';
 import { reindexMessage, searchIndexInsert, tokensToIndex } from './search-index.ts';
@@ -247,7 +247,8 @@ export async function findByClientId({ prisma }: Pick<MessageServices, 'prisma'>
   return earlier;
 }
 
-async function attachmentProblem({ prisma }: MessageServices, senderId: string, attachmentId: string, kind: MessageKind) {
+/** Why `attachmentId` cannot be sent by `senderId` as `kind`; null if it can. */
+export async function attachmentProblem({ prisma }: Pick<MessageServices, 'prisma'>, senderId: string, attachmentId: string, kind: MessageKind) {
   const attachment = await prisma.attachment.findUnique({ where: { id: attachmentId } });
   // Someone else's upload is as unknown as a missing one.
   if (!attachment || attachment.uploaderId !== senderId) return badUserInput('input.attachmentId', 'Unknown attachment.');
@@ -295,14 +296,15 @@ export async function editMessage(services: MessageServices, viewerId: string, m
         where: { id: message.id, deletedAt: null, editedAt: message.editedAt },
         data: { ...replacement, editedAt: now },
       });
-      if (updated.count === 0) return false;
+      if (updated.count === 0) return null;
       await tx.messageEdit.create({ data: { id: editId, messageId: message.id, ...previous, editedAt: now } });
-      await replaceMentions(tx, { messageId: message.id, chatId: message.chatId, senderId: viewerId }, next);
+      const newlyMentioned = await replaceMentions(tx, { messageId: message.id, chatId: message.chatId, senderId: viewerId }, next);
       await reindexMessage(tx, message.id, message.chatId, tokensToIndex(services.config, message.chatId, next));
-      return true;
+      return { pushes: services.config.push.enabled && (await queueMentionPushes(tx, editId, message.id, newlyMentioned)) };
     });
     if (applied) {
       await services.events.message(message.chatId, 'EDITED', message);
+      if (applied.pushes) services.notifications.messageSent();
       return prisma.message.findUniqueOrThrow({ where: { id: message.id } });
     }
     if (attempt >= 3) throw conflict('id', 'The message is being edited elsewhere; try again.');

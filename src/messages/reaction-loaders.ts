@@ -1,5 +1,7 @@
 // Batch loaders for reactions: a page of messages costs one query for its reaction groups, and
-// one per distinct `first` (plus one for the users) for the reactors the client lists.
+// one per distinct `first` (plus one for the users) for the reactors the client lists. Reactions
+// across a block (by users the viewer blocked, or who blocked the viewer, as typing and presence
+// are hidden) are left out of both, in the same queries.
 import DataLoader from 'dataloader';
 import { Prisma, type PrismaClient, type User } from '../generated/prisma/client.ts';
 
@@ -22,16 +24,21 @@ export interface Reactors {
   hasMore: boolean;
 }
 
+/** Reaction `r` is not by someone the viewer blocked or who blocked the viewer. */
+const notAcrossBlock = (viewerId: string | null) => Prisma.sql`NOT EXISTS (
+  SELECT 1 FROM "UserBlock" b
+  WHERE (b."blockerId" = ${viewerId} AND b."blockedId" = r."userId") OR (b."blockerId" = r."userId" AND b."blockedId" = ${viewerId}))`;
+
 export function createReactionLoaders(prisma: PrismaClient, viewerId: () => string | undefined) {
   return {
     /** Each message's reactions grouped by emoji, in the order each emoji was first used. */
     reactionGroups: new DataLoader<string, ReactionGroup[]>(async (messageIds) => {
       const rows = await prisma.$queryRaw<ReactionGroup[]>`
-        SELECT "messageId", "emoji", count(*)::int AS "count", coalesce(bool_or("userId" = ${viewerId() ?? null}), false) AS "viewerReacted"
-        FROM "MessageReaction"
-        WHERE "messageId" IN (${Prisma.join([...messageIds])})
-        GROUP BY "messageId", "emoji"
-        ORDER BY min("createdAt"), "emoji"`;
+        SELECT r."messageId", r."emoji", count(*)::int AS "count", coalesce(bool_or(r."userId" = ${viewerId() ?? null}), false) AS "viewerReacted"
+        FROM "MessageReaction" r
+        WHERE r."messageId" IN (${Prisma.join([...messageIds])}) AND ${notAcrossBlock(viewerId() ?? null)}
+        GROUP BY r."messageId", r."emoji"
+        ORDER BY min(r."createdAt"), r."emoji"`;
       const byMessage = new Map<string, ReactionGroup[]>(messageIds.map((id) => [id, []]));
       for (const row of rows) byMessage.get(row.messageId)!.push(row);
       return messageIds.map((id) => byMessage.get(id)!);
@@ -48,7 +55,7 @@ export function createReactionLoaders(prisma: PrismaClient, viewerId: () => stri
               SELECT r."messageId", r."emoji", r."userId",
                      row_number() OVER (PARTITION BY r."messageId", r."emoji" ORDER BY r."createdAt", r."userId") AS position
               FROM "MessageReaction" r
-              WHERE (r."messageId", r."emoji") IN (${Prisma.join(pairs)})
+              WHERE (r."messageId", r."emoji") IN (${Prisma.join(pairs)}) AND ${notAcrossBlock(viewerId() ?? null)}
             ) ranked
             WHERE position <= ${first + 1}
             ORDER BY position`;

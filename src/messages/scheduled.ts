@@ -10,8 +10,9 @@ import { uuidv7 } from '../ids.ts';
 import { startPeriodicJob } from '../periodic-job.ts';
 import { openStream } from '../realtime/stream.ts';
 import type { Services } from '../services.ts';
-import { decodeContent, sealContent } from './content.ts';
-import { sendMessage, validateSend, type SendMessageInput } from './messages.ts';
+import { decodeContent, scheduledAad, sealContent } from './content.ts';
+import { attachmentProblem, sendMessage, validateSend, type SendMessageInput } from './messages.ts';
+import { isForeignKeyViolation } from '../db/errors.ts';
 
 type ScheduledServices = Pick<Services, 'prisma' | 'cipher' | 'events' | 'notifications' | 'config' | 'scheduledSends' | 'logger'>;
 
@@ -24,15 +25,16 @@ const EARLY_MS = 1_000;
 /** Refusals that are the schedule's fault, not the moment's: the message is dropped, not retried. */
 const REFUSALS = new Set(['NOT_FOUND', 'FORBIDDEN', 'BAD_USER_INPUT', 'CONFLICT']);
 
-export const scheduledAad = (id: string) => `scheduled:${id}`;
 /** The clientMessageId a schedule is sent with: the (sender, clientMessageId) index makes a second send return the first. */
 export const scheduledClientId = (id: string) => `scheduled:${id}`;
 
-export type ScheduledEventType = 'SENT' | 'FAILED';
+export type ScheduledEventType = 'SENT' | 'FAILED' | 'CANCELLED' | 'RESCHEDULED';
 export interface ScheduledEvent {
   type: ScheduledEventType;
   scheduledMessageId: string;
   reason: string | null;
+  /** RESCHEDULED: the new time (ISO 8601; the row may move again before the event is read). */
+  sendAt?: string;
 }
 
 const channel = (userId: string) => `scheduled:${userId}`;
@@ -61,21 +63,30 @@ export async function scheduleMessage(services: ScheduledServices, senderId: str
   const chatId = String(input.chatId);
   const membership = await requireMembership(services.prisma, chatId, senderId);
   if (membership.chat.encrypted) throw badUserInput('input.chatId', 'This chat is end-to-end encrypted: the server takes no plaintext in it.');
+  // Checked now too: while it waits, the schedule keeps its upload from the unused-upload clean-up.
+  const problem = content.attachmentId && (await attachmentProblem(services, senderId, content.attachmentId, input.kind));
+  if (problem) throw problem;
   const id = uuidv7();
   const sealed = await sealContent(services.cipher, scheduledAad(id), content);
-  const row = await services.prisma.scheduledMessage.create({
-    data: {
-      id,
-      senderId,
-      chatId,
-      sendAt: input.sendAt,
-      kind: input.kind,
-      ...sealed,
-      attachmentId: content.attachmentId,
-      replyToId: input.replyToId == null ? null : String(input.replyToId),
-      threadRootId: input.threadRootId == null ? null : String(input.threadRootId),
-    },
-  });
+  const row = await services.prisma.scheduledMessage
+    .create({
+      data: {
+        id,
+        senderId,
+        chatId,
+        sendAt: input.sendAt,
+        kind: input.kind,
+        ...sealed,
+        attachmentId: content.attachmentId,
+        replyToId: input.replyToId == null ? null : String(input.replyToId),
+        threadRootId: input.threadRootId == null ? null : String(input.threadRootId),
+      },
+    })
+    .catch((error: unknown) => {
+      // The upload was cleaned up (unused past UPLOAD_RETENTION) between the check and the insert.
+      if (isForeignKeyViolation(error)) throw badUserInput('input.attachmentId', 'Unknown attachment.');
+      throw error;
+    });
   await handToRunner(services, row);
   return row;
 }
@@ -92,6 +103,7 @@ export async function cancelScheduledMessage(services: ScheduledServices, viewer
   const row = await pendingOf(services, viewerId, id);
   const [cancelled] = await services.prisma.scheduledMessage.updateManyAndReturn({ where: { id, state: 'PENDING' }, data: { state: 'CANCELLED' } });
   if (!cancelled) throw notPending(await services.prisma.scheduledMessage.findUniqueOrThrow({ where: { id: row.id } }));
+  await tell(services, viewerId, { type: 'CANCELLED', scheduledMessageId: id, reason: null });
   return cancelled;
 }
 
@@ -102,6 +114,7 @@ export async function rescheduleMessage(services: ScheduledServices, viewerId: s
   if (!moved) throw notPending(await services.prisma.scheduledMessage.findUniqueOrThrow({ where: { id: row.id } }));
   // The run queued for the old time finds the row not due and leaves it alone.
   await handToRunner(services, moved);
+  await tell(services, viewerId, { type: 'RESCHEDULED', scheduledMessageId: id, reason: null, sendAt: moved.sendAt.toISOString() });
   return moved;
 }
 
@@ -179,7 +192,7 @@ export async function startScheduledSends(services: ScheduledServices): Promise<
   });
 }
 
-/** The viewer's scheduled messages being sent or failing, live. */
+/** The viewer's scheduled messages being sent, failing, cancelled or rescheduled (on any of their devices), live. */
 export function scheduledEventStream(services: Pick<Services, 'events'>, viewerId: string) {
   return openStream<ScheduledEvent>((controls) => services.events.bus.listen(channel(viewerId), (payload) => controls.emit(payload as ScheduledEvent)));
 }

@@ -4,7 +4,7 @@ import { createHash } from 'node:crypto';
 import type { ContentCipher } from '../crypto/content-cipher.ts';
 import { Prisma, type PrismaClient } from '../generated/prisma/client.ts';
 import type { Logger } from '../logger.ts';
-import { totalUnreadSql } from '../chats/unread.ts';
+import { countsAsUnread, totalUnreadSql } from '../chats/unread.ts';
 import { decodeContent, messageAad } from '../messages/content.ts';
 import { followsThread } from '../messages/threads.ts';
 import type { PresenceReader } from '../realtime/presence/reader.ts';
@@ -14,9 +14,18 @@ export interface FanOutJob {
   messageId: string;
 }
 
+/** The pushes an edit owes the members it newly mentioned (src/messages/mentions.ts). */
+export interface MentionFanOutJob {
+  messageId: string;
+  editId: string;
+  userIds: string[];
+}
+
 export interface DeliveryJob {
   messageId: string;
   subscriptionId: string;
+  /** A push for the mention this edit added, not for the message's send. */
+  editId?: string;
 }
 
 /** A job that failed in a way retrying will not fix. */
@@ -32,8 +41,11 @@ export interface NotificationDeps {
   send: PushSender;
   /** Queues delivery jobs (job id per message and device, delayed by the collapse window). */
   enqueueDeliveries(jobs: DeliveryJob[]): Promise<void>;
-  /** A message as every recipient's notification shows it (cached: one message has many recipients). */
-  notifiedMessage(messageId: string): Promise<NotifiedMessage | null>;
+  /**
+   * A message as every recipient's notification shows it (cached: one message has many recipients);
+   * `editId`: as that edit left it (a cache entry of its own, the text changed).
+   */
+  notifiedMessage(messageId: string, editId?: string): Promise<NotifiedMessage | null>;
 }
 
 /** Seconds a push service keeps a notification for an unreachable device. */
@@ -45,16 +57,19 @@ export interface Recipient {
   messageId: string;
   userId: string;
   subscriptionId: string;
+  /** For an edit's new mention (fanOutMention). */
+  editId?: string;
 }
 
 /**
  * Who hears about the message whose id `messageId` evaluates to, as one SQL fragment (one round trip,
  * on the ChatMember, PushSubscription, Session and UserBlock keys): every registered device of a live
  * session of every member but the sender who has not muted the chat (or is mentioned in the message,
- * src/messages/mentions.ts) and has not blocked the sender.
- * Nothing for a deleted message.
+ * src/messages/mentions.ts) and has not blocked the sender. With `mentionedOnly` (a `text[]`
+ * expression; NULL means everyone), only those of these users the message mentions now: an edit's
+ * newly mentioned members (fanOutMention). Nothing for a deleted message.
  */
-export const recipientsOf = (messageId: Prisma.Sql) => Prisma.sql`
+export const recipientsOf = (messageId: Prisma.Sql, mentionedOnly?: Prisma.Sql) => Prisma.sql`
   SELECT m."id" AS "messageId", cm."userId", s."id" AS "subscriptionId"
   FROM "Message" m
   JOIN "ChatMember" cm ON cm."chatId" = m."chatId" AND cm."userId" <> m."senderId"
@@ -66,7 +81,9 @@ export const recipientsOf = (messageId: Prisma.Sql) => Prisma.sql`
     AND (CASE WHEN m."threadRootId" IS NULL THEN cm."mutedUntil" IS NULL OR cm."mutedUntil" <= now()
               ELSE ${followsThread(Prisma.sql`m."threadRootId"`, Prisma.sql`cm."userId"`)} END
       OR EXISTS (SELECT 1 FROM "MessageMention" mm WHERE mm."messageId" = m."id" AND mm."userId" = cm."userId"))
-    AND NOT EXISTS (SELECT 1 FROM "UserBlock" b WHERE b."blockerId" = cm."userId" AND b."blockedId" = m."senderId")`;
+    AND NOT EXISTS (SELECT 1 FROM "UserBlock" b WHERE b."blockerId" = cm."userId" AND b."blockedId" = m."senderId")
+    ${mentionedOnly ? Prisma.sql`AND (${mentionedOnly} IS NULL OR (cm."userId" = ANY(${mentionedOnly})
+      AND EXISTS (SELECT 1 FROM "MessageMention" mm WHERE mm."messageId" = m."id" AND mm."userId" = cm."userId")))` : Prisma.empty}`;
 
 /**
  * Queues a delivery per recipient device, except to users with a live connection anywhere (a
@@ -75,7 +92,9 @@ export const recipientsOf = (messageId: Prisma.Sql) => Prisma.sql`
 export async function enqueueForOffline(deps: Pick<NotificationDeps, 'presence' | 'enqueueDeliveries'>, recipients: readonly Recipient[]): Promise<number> {
   if (recipients.length === 0) return 0;
   const online = await deps.presence.onlineUserIds([...new Set(recipients.map((r) => r.userId))]);
-  const jobs = recipients.filter((r) => !online.has(r.userId)).map(({ messageId, subscriptionId }) => ({ messageId, subscriptionId }));
+  const jobs = recipients
+    .filter((r) => !online.has(r.userId))
+    .map(({ messageId, subscriptionId, editId }) => (editId ? { messageId, subscriptionId, editId } : { messageId, subscriptionId }));
   await deps.enqueueDeliveries(jobs);
   return jobs.length;
 }
@@ -84,6 +103,16 @@ export async function enqueueForOffline(deps: Pick<NotificationDeps, 'presence' 
 export async function fanOut(deps: NotificationDeps, { messageId }: FanOutJob): Promise<number> {
   const recipients = await deps.prisma.$queryRaw<Recipient[]>(recipientsOf(Prisma.sql`${messageId}`));
   return enqueueForOffline(deps, recipients);
+}
+
+/**
+ * The fan-out of an edit's new mentions: the devices of those still mentioned (still members, not
+ * blocking the sender), as for a send's mention, then their deliveries (jobs of their own, so the
+ * send's earlier push to the same device does not stand in for this one).
+ */
+export async function fanOutMention(deps: NotificationDeps, { messageId, editId, userIds }: MentionFanOutJob): Promise<number> {
+  const recipients = await deps.prisma.$queryRaw<Recipient[]>(recipientsOf(Prisma.sql`${messageId}`, Prisma.sql`${userIds}::text[]`));
+  return enqueueForOffline(deps, recipients.map((recipient) => ({ ...recipient, editId })));
 }
 
 export type DeliveryOutcome = 'sent' | 'collapsed' | 'gone' | 'skipped';
@@ -97,7 +126,7 @@ export async function deliver(deps: NotificationDeps, job: DeliveryJob): Promise
   const { prisma } = deps;
   const subscription = await prisma.pushSubscription.findUnique({ where: { id: job.subscriptionId } });
   if (!subscription) return 'gone';
-  const message = await deps.notifiedMessage(job.messageId);
+  const message = await deps.notifiedMessage(job.messageId, job.editId);
   if (!message) return 'skipped';
   // One statement for everything that is the recipient's own and must be fresh.
   const [state] = await prisma.$queryRaw<Array<{ lastReadSeq: number; muted: boolean; mentioned: boolean; deleted: boolean; newer: boolean; unread: number; badge: number }>>`
@@ -113,15 +142,23 @@ export async function deliver(deps: NotificationDeps, job: DeliveryJob): Promise
                      AND CASE WHEN n."threadRootId" IS NULL THEN NOT coalesce(cm."mutedUntil" > now(), false)
                               ELSE ${followsThread(Prisma.sql`n."threadRootId"`, Prisma.sql`cm."userId"`)} END) AS newer,
            (SELECT count(*)::int FROM "Message" u WHERE u."chatId" = cm."chatId" AND u."seq" > cm."lastReadSeq"
-                     AND u."senderId" <> cm."userId" AND u."deletedAt" IS NULL) AS unread,
+                     AND ${countsAsUnread('u', Prisma.sql`cm."userId"`)}) AS unread,
            ${totalUnreadSql(Prisma.sql`cm."userId"`)} AS badge
     FROM "ChatMember" cm WHERE cm."chatId" = ${message.chatId} AND cm."userId" = ${subscription.userId}`;
   // A mention is told even in a muted chat, and on its own: a later message does not stand in for it.
   if (!state || (state.muted && !state.mentioned) || state.deleted || state.lastReadSeq >= message.seq) return 'skipped';
+  // An edit's push is for its mention alone: none once a later edit took the mention out again.
+  if (job.editId && !state.mentioned) return 'skipped';
   if (state.newer && !state.mentioned) return 'collapsed';
 
   // `badge`: the recipient's unread messages over all chats (User.totalUnreadCount), for the app icon.
-  const payload = JSON.stringify({ ...message.payload, unread: state.unread, badge: state.badge, ...(state.mentioned ? { mention: true } : {}) });
+  const payload = JSON.stringify({
+    ...message.payload,
+    unread: state.unread,
+    badge: state.badge,
+    ...(state.mentioned ? { mention: true } : {}),
+    ...(job.editId ? { edited: true } : {}),
+  });
   const topic = chatTopic(state.mentioned ? `${message.chatId}:mention:${message.id}` : message.chatId);
   return sendToSubscription(deps, subscription, payload, { topic, ttlSeconds: PUSH_TTL_SECONDS, urgency: state.mentioned ? 'high' : 'normal' });
 }

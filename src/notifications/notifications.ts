@@ -8,7 +8,7 @@ import type { Logger } from '../logger.ts';
 import type { PresenceReader } from '../realtime/presence/reader.ts';
 import { checkPushEndpoint, type EndpointPolicy, type HostResolver } from './endpoints.ts';
 import { deliverCallPush, fanOutCallPush } from './call-pushes.ts';
-import { deliver, enqueueForOffline, fanOut, loadNotifiedMessage, type NotificationDeps, type NotifiedMessage } from './jobs.ts';
+import { deliver, enqueueForOffline, fanOut, fanOutMention, loadNotifiedMessage, type NotificationDeps, type NotifiedMessage } from './jobs.ts';
 import { createOutboxRelay } from './outbox.ts';
 import { createBullQueue, createLocalQueue, jobIds, type JobData, type JobProcessor } from './queue.ts';
 import { createPushSender } from './web-push.ts';
@@ -40,6 +40,7 @@ export function createNotifications(options: NotificationsOptions) {
   const process: JobProcessor = (name, data) => {
     if (name === 'call-fan-out') return fanOutCallPush(callDeps, data as JobData['call-fan-out']);
     if (name === 'call-deliver') return deliverCallPush(callDeps, data as JobData['call-deliver']);
+    if (name === 'mention-fan-out') return fanOutMention(deps, data as JobData['mention-fan-out']);
     return name === 'fan-out' ? fanOut(deps, data as JobData['fan-out']) : deliver(deps, data as JobData['deliver']);
   };
   const queue = config.redisUrl ? createBullQueue(config.redisUrl, logger, config.jobs.queuePrefix) : createLocalQueue(process, logger);
@@ -51,13 +52,14 @@ export function createNotifications(options: NotificationsOptions) {
     send: createPushSender({ vapid: config.push.vapid, endpoints, tls: options.pushTls }),
     enqueueDeliveries: (jobs) =>
       queue.add('deliver', jobs.map((job) => ({ id: jobIds.deliver(job), data: job })), { delayMs: config.push.collapseWindowMs }),
-    notifiedMessage: (messageId) => {
-      const cached = messages.get(messageId);
+    notifiedMessage: (messageId, editId) => {
+      const key = editId ? `${messageId}:${editId}` : messageId;
+      const cached = messages.get(key);
       if (cached && cached.until > Date.now()) return cached.message;
       const message = loadNotifiedMessage({ prisma, cipher: options.cipher }, messageId);
       if (messages.size >= MESSAGE_CACHE_MAX) messages.delete(messages.keys().next().value!);
-      messages.set(messageId, { message, until: Date.now() + MESSAGE_CACHE_MS });
-      message.catch(() => messages.delete(messageId));
+      messages.set(key, { message, until: Date.now() + MESSAGE_CACHE_MS });
+      message.catch(() => messages.delete(key));
       return message;
     },
   };
@@ -81,7 +83,7 @@ export function createNotifications(options: NotificationsOptions) {
     checkEndpoint: (endpoint: string) => checkPushEndpoint(endpoint, endpoints),
     /** Runs one job (the worker's processor). */
     process,
-    /** A message was committed with an outbox row: relay it now rather than at the next interval. */
+    /** A message (or an edit's new mentions) was committed with an outbox row: relay it now rather than at the next interval. */
     messageSent: () => relay.kick(),
     /** A call started ringing: push to every device of the members it rings. Logged, never thrown: the call goes on without. */
     callRinging: (callId: string) => enqueueSafely('call-fan-out', [{ id: jobIds.callFanOut(callId, 'incoming'), data: { callId, event: 'incoming' } }]),

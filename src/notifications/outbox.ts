@@ -8,6 +8,10 @@
 // every recipient device of their messages returned together (jobs.ts recipientsOf), and only the
 // deliveries to users who are not connected become jobs. A failed statement deletes nothing, so
 // the next kick or interval takes the rows again.
+//
+// An edit that newly mentions members writes a row of its own (its id is the edit's, with the users
+// in `mentionedUserIds`): the same statements relay it, as a 'mention-fan-out' job with Redis, and
+// without Redis with the recipients found for those users alone.
 import { Prisma, type PrismaClient } from '../generated/prisma/client.ts';
 import type { Logger } from '../logger.ts';
 import { recipientsOf, type Recipient } from './jobs.ts';
@@ -36,29 +40,33 @@ export function createOutboxRelay({ prisma, queue, logger, deliverInProcess, int
   let stopped = false;
 
   const takeRows = Prisma.sql`
-    DELETE FROM "NotificationOutbox" WHERE "messageId" IN (
-      SELECT "messageId" FROM "NotificationOutbox" ORDER BY "createdAt" LIMIT ${batchSize} FOR UPDATE SKIP LOCKED)
-    RETURNING "messageId"`;
+    DELETE FROM "NotificationOutbox" WHERE "id" IN (
+      SELECT "id" FROM "NotificationOutbox" ORDER BY "createdAt" LIMIT ${batchSize} FOR UPDATE SKIP LOCKED)
+    RETURNING "id", "messageId", "mentionedUserIds"`;
 
   // Requests can hold every pooled connection for a while under load: wait for one rather than fail.
   const enqueueBatch = () =>
     prisma.$transaction(async (tx) => {
-      const rows = await tx.$queryRaw<Array<{ messageId: string }>>`
-        SELECT "messageId" FROM "NotificationOutbox" ORDER BY "createdAt" LIMIT ${batchSize} FOR UPDATE SKIP LOCKED`;
+      const rows = await tx.$queryRaw<Array<{ id: string; messageId: string; mentionedUserIds: string[] | null }>>`
+        SELECT "id", "messageId", "mentionedUserIds" FROM "NotificationOutbox" ORDER BY "createdAt" LIMIT ${batchSize} FOR UPDATE SKIP LOCKED`;
       if (rows.length === 0) return 0;
-      const ids = rows.map((row) => row.messageId);
-      await queue.add('fan-out', ids.map((messageId) => ({ id: jobIds.fanOut(messageId), data: { messageId } })));
-      await tx.notificationOutbox.deleteMany({ where: { messageId: { in: ids } } });
+      const sends = rows.filter((row) => row.mentionedUserIds === null);
+      const edits = rows.flatMap(({ id, messageId, mentionedUserIds }) => (mentionedUserIds ? [{ editId: id, messageId, userIds: mentionedUserIds }] : []));
+      await queue.add('fan-out', sends.map(({ messageId }) => ({ id: jobIds.fanOut(messageId), data: { messageId } })));
+      await queue.add('mention-fan-out', edits.map((data) => ({ id: jobIds.mentionFanOut(data.editId), data })));
+      await tx.notificationOutbox.deleteMany({ where: { id: { in: rows.map((row) => row.id) } } });
       return rows.length;
     }, { maxWait: 15_000, timeout: 30_000 });
 
-  /** One statement: a message without recipients comes back once, with nulls. */
+  /** One statement: a row without recipients comes back once, with nulls. */
   const fanOutBatch = async (deliver: (recipients: Recipient[]) => Promise<unknown>) => {
-    const rows = await prisma.$queryRaw<Array<{ taken: string; userId: string | null; subscriptionId: string | null }>>`
+    const rows = await prisma.$queryRaw<Array<{ taken: string; messageId: string; edit: boolean; userId: string | null; subscriptionId: string | null }>>`
       WITH taken AS (${takeRows})
-      SELECT t."messageId" AS taken, r."userId", r."subscriptionId"
-      FROM taken t LEFT JOIN LATERAL (${recipientsOf(Prisma.raw('t."messageId"'))}) r ON true`;
-    const recipients = rows.flatMap(({ taken, userId, subscriptionId }) => (userId && subscriptionId ? [{ messageId: taken, userId, subscriptionId }] : []));
+      SELECT t."id" AS taken, t."messageId", t."mentionedUserIds" IS NOT NULL AS edit, r."userId", r."subscriptionId"
+      FROM taken t LEFT JOIN LATERAL (${recipientsOf(Prisma.raw('t."messageId"'), Prisma.raw('t."mentionedUserIds"'))}) r ON true`;
+    const recipients = rows.flatMap(({ taken, messageId, edit, userId, subscriptionId }) =>
+      userId && subscriptionId ? [{ messageId, userId, subscriptionId, ...(edit ? { editId: taken } : {}) }] : [],
+    );
     await deliver(recipients);
     return new Set(rows.map((row) => row.taken)).size;
   };

@@ -5,16 +5,17 @@ import { Queue, UnrecoverableError, Worker, type JobsOptions } from 'bullmq';
 import { connectRedis, slotPrefix } from '../redis/connection.ts';
 import type { Logger } from '../logger.ts';
 import type { CallDeliveryJob, CallFanOutJob } from './call-pushes.ts';
-import { PermanentJobError, type DeliveryJob, type FanOutJob } from './jobs.ts';
+import { PermanentJobError, type DeliveryJob, type FanOutJob, type MentionFanOutJob } from './jobs.ts';
 
 export const QUEUE_NAME = 'kocmoc-notifications';
 /** Attempts per job before it is given up (exponential backoff from RETRY_BASE_MS: ~1 s … ~2 min). */
 export const JOB_ATTEMPTS = 8;
 export const RETRY_BASE_MS = 1_000;
 
-export type JobName = 'fan-out' | 'deliver' | 'call-fan-out' | 'call-deliver';
+export type JobName = 'fan-out' | 'mention-fan-out' | 'deliver' | 'call-fan-out' | 'call-deliver';
 export interface JobData {
   'fan-out': FanOutJob;
+  'mention-fan-out': MentionFanOutJob;
   deliver: DeliveryJob;
   'call-fan-out': CallFanOutJob;
   'call-deliver': CallDeliveryJob;
@@ -33,7 +34,9 @@ export interface NotificationQueue {
 /** Job ids make enqueueing idempotent: the same message or (message, device) is queued once. */
 export const jobIds = {
   fanOut: (messageId: string) => `fanout-${messageId}`,
-  deliver: (job: DeliveryJob) => `push-${job.messageId}-${job.subscriptionId}`,
+  /** An edit's new mentions: once per edit. */
+  mentionFanOut: (editId: string) => `mention-fanout-${editId}`,
+  deliver: (job: DeliveryJob) => `push-${job.messageId}-${job.subscriptionId}${job.editId ? `-${job.editId}` : ''}`,
   /** A call's pushes of one kind: once per call (ringing) or per member who missed it. */
   callFanOut: (callId: string, event: string, userId?: string) => `call-${event}-${callId}${userId ? `-${userId}` : ''}`,
   callDeliver: (job: CallDeliveryJob) => `call-${job.event}-${job.callId}-${job.subscriptionId}`,

@@ -35,7 +35,8 @@ builder.mutationFields((t) => ({
   exportMyData: t.string({
     description:
       'Exports everything your account holds as one JSON file (the GDPR right of access): profile, contacts, blocks, chats, device sessions, ' +
-      'push subscriptions, uploads (their details; download the files themselves through their links) and every message you sent, decrypted, ' +
+      'push subscriptions, uploads (their details; download the files themselves through their links), drafts, reactions, scheduled messages (decrypted, every state) ' +
+        'and every message you sent, decrypted, ' +
       'with its earlier versions. Returns an absolute download link (`https://<host>/exports/<id>?u=…&expires=…&sig=…`, under PUBLIC_URL if set) that works for ' +
       'you for DATA_EXPORT_TTL (an hour by default); then the file, stored encrypted meanwhile, is deleted. Once a day: RATE_LIMITED with ' +
       '`retryAfterSeconds` before that.',

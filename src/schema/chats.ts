@@ -75,7 +75,7 @@ builder.prismaObject('Chat', {
       resolve: async (chat, _args, ctx) => (await ctx.loaders.membership.load(chat.id))?.role ?? null,
     }),
     unreadCount: t.int({
-      description: "Messages after the viewer's read position, sent by others and not deleted.",
+      description: "Messages of the main timeline after the viewer's read position, sent by others and not deleted (thread replies are not counted; their mentions are, in unreadMentionCount).",
       extensions: { viewerDependent: true },
       resolve: (chat, _args, ctx) => ctx.loaders.unreadCount.load(chat.id),
     }),

@@ -23,7 +23,7 @@ builder.prismaObjectFields('Message', (t) => ({
 
 builder.prismaObjectField('Chat', 'unreadMentionCount', (t) =>
   t.int({
-    description: "Messages after the viewer's read position that mention the viewer (by @username or @all), not deleted.",
+    description: "Messages after the viewer's read position that mention the viewer (by @username or @all), not deleted; thread replies included.",
     extensions: { viewerDependent: true },
     select: { id: true },
     resolve: (chat, _args, ctx) => ctx.loaders.unreadMentionCount.load(chat.id),

@@ -13,7 +13,7 @@ const ReactionGroupRef = builder.objectRef<ReactionGroup>('ReactionGroup').imple
   description: 'Everyone who reacted to a message with one emoji.',
   fields: (t) => ({
     emoji: t.string({ description: 'One emoji grapheme cluster.', resolve: (group) => group.emoji }),
-    count: t.int({ description: 'How many users reacted with it.', resolve: (group) => group.count }),
+    count: t.int({ description: 'How many users reacted with it (not counting anyone on either side of a block with you).', resolve: (group) => group.count }),
     viewerReacted: t.boolean({
       description: 'Whether the viewer is one of them.',
       extensions: { viewerDependent: true },
@@ -21,7 +21,7 @@ const ReactionGroupRef = builder.objectRef<ReactionGroup>('ReactionGroup').imple
     }),
     users: t.field({
       type: UserConnection,
-      description: `The first users who reacted with it, earliest first (default ${REACTORS_DEFAULT}).`,
+      description: `The first users who reacted with it, earliest first (default ${REACTORS_DEFAULT}); never one you blocked or who blocked you.`,
       args: { first: t.arg.int({ required: false, description: `1 to ${MAX_PAGE_SIZE}.` }) },
       resolve: async (group, args, ctx) => {
         const first = args.first ?? REACTORS_DEFAULT;
@@ -40,7 +40,9 @@ const ReactionGroupRef = builder.objectRef<ReactionGroup>('ReactionGroup').imple
 builder.prismaObjectField('Message', 'reactions', (t) =>
   t.field({
     type: [ReactionGroupRef],
-    description: `Reactions grouped by emoji, in the order each emoji was first used (at most ${REACTIONS_MAX_DISTINCT}).`,
+    description: `Reactions grouped by emoji, in the order each emoji was first used (at most ${REACTIONS_MAX_DISTINCT}). Reactions of users you blocked or who blocked you are left out (an emoji only they used does not show).`,
+    // What is left out depends on the viewer's blocks: a shared event result would leak them.
+    extensions: { viewerDependent: true },
     select: { id: true },
     resolve: (message, _args, ctx) => ctx.loaders.reactionGroups.load(message.id),
   }),

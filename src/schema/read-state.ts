@@ -45,7 +45,7 @@ builder.subscriptionFields((t) => ({
 builder.prismaObjectField('User', 'totalUnreadCount', (t) =>
   t.int({
     nullable: true,
-    description: "Your unread messages over all your chats (muted ones too): the sum of Chat.unreadCount, for the app badge. Null on anyone else's profile.",
+    description: "Your unread messages over all your chats (muted ones too, thread replies not): the sum of Chat.unreadCount, for the app badge. Null on anyone else's profile.",
     extensions: { viewerDependent: true },
     select: { id: true },
     resolve: (user, _args, ctx) => (ctx.viewer?.userId === user.id ? totalUnreadCount(ctx.prisma, user.id) : null),

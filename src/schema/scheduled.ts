@@ -1,12 +1,11 @@
 // Scheduled send (src/messages/scheduled.ts).
 import { requireViewer } from '../auth/authenticate.ts';
-import { decodeContent, type MessageContent } from '../messages/content.ts';
+import { decodeContent, scheduledAad, type MessageContent } from '../messages/content.ts';
 import { TEXT_MAX_LENGTH } from '../messages/messages.ts';
 import {
   cancelScheduledMessage,
   rescheduleMessage,
   SCHEDULE_MAX_DAYS,
-  scheduledAad,
   scheduledEventStream,
   scheduleMessage,
   type ScheduledEvent,
@@ -74,7 +73,7 @@ const ScheduleMessageInput = builder.inputType('ScheduleMessageInput', {
     chatId: t.id({ required: true, description: 'The chat to send into (you must be able to write there, now and at sendAt).' }),
     kind: t.field({ type: MessageKindEnum, required: true, description: 'As in sendMessage.' }),
     text: t.string({ required: false, description: `As in sendMessage: up to ${TEXT_MAX_LENGTH} characters.` }),
-    attachmentId: t.id({ required: false, description: 'IMAGE/FILE/VOICE: an attachment you uploaded (unused uploads are deleted after UPLOAD_RETENTION: schedule within it).' }),
+    attachmentId: t.id({ required: false, description: 'IMAGE/FILE/VOICE: an attachment you uploaded, checked now. While the schedule waits it keeps the upload from being deleted as unused.' }),
     location: t.field({ type: LocationInput, required: false, description: 'LOCATION: required.' }),
     replyToId: t.id({ required: false, description: 'A message in the same chat.' }),
     threadRootId: t.id({ required: false, description: 'Post into the thread under this message.' }),
@@ -83,18 +82,27 @@ const ScheduleMessageInput = builder.inputType('ScheduleMessageInput', {
 });
 
 const ScheduledEventTypeEnum = builder.enumType('ScheduledMessageEventType', {
-  description: 'What happened to a scheduled message at its time.',
+  description: 'What happened to a scheduled message: at its time, or by your hand on one of your devices.',
   values: {
     SENT: { description: 'Sent at its time.' },
     FAILED: { description: 'Dropped at its time: you could no longer send it.' },
+    CANCELLED: { description: 'Cancelled with cancelScheduledMessage (on any of your devices).' },
+    RESCHEDULED: { description: 'Moved to another time with rescheduleMessage (on any of your devices): `sendAt` is the new time.' },
   },
 });
 
 const ScheduledEventRef = builder.objectRef<ScheduledEvent>('ScheduledMessageEvent').implement({
-  description: 'One of your scheduled messages was sent or dropped.',
+  description: 'One of your scheduled messages was sent, dropped, cancelled or rescheduled.',
   fields: (t) => ({
-    type: t.field({ type: ScheduledEventTypeEnum, description: 'Sent or dropped.', resolve: (event) => event.type }),
+    type: t.field({ type: ScheduledEventTypeEnum, description: 'What happened.', resolve: (event) => event.type }),
     reason: t.string({ nullable: true, description: 'FAILED: why.', resolve: (event) => event.reason }),
+    scheduledMessageId: t.id({ description: 'The scheduled message (its id, as `scheduledMessage.id`).', resolve: (event) => event.scheduledMessageId }),
+    sendAt: t.field({
+      type: 'DateTime',
+      nullable: true,
+      description: 'RESCHEDULED: the new time it was moved to (null for the other types).',
+      resolve: (event) => (event.sendAt ? new Date(event.sendAt) : null),
+    }),
     scheduledMessage: t.prismaField({
       type: 'ScheduledMessage',
       description: 'The scheduled message, in its new state.',
@@ -161,7 +169,8 @@ builder.mutationFields((t) => ({
 builder.subscriptionFields((t) => ({
   scheduledMessageEvents: t.field({
     type: ScheduledEventRef,
-    description: 'Your scheduled messages as they are sent (SENT) or dropped (FAILED, with the reason).',
+    description:
+      'Your scheduled messages as they are sent (SENT) or dropped (FAILED, with the reason), and as you cancel (CANCELLED) or reschedule (RESCHEDULED, with the new sendAt) them on any of your devices.',
     subscribe: (_root, _args, ctx) => scheduledEventStream(ctx, requireViewer(ctx).userId),
     resolve: (event) => event,
   }),

@@ -1,10 +1,11 @@
 // The JSON document exportMyData stores: everything the account holds about its user (the GDPR
 // right of access). Profile, contacts, blocks, chats, device sessions, push subscriptions, uploads
-// (their metadata; the bytes stay downloadable through the API), drafts (decrypted), reactions, and
+// (their metadata; the bytes stay downloadable through the API), drafts (decrypted), reactions,
+// scheduled messages (decrypted, in every state), and
 // every message the user sent, decrypted, with its earlier versions. Other people's messages and group member lists are theirs,
 // not the user's, and stay out.
 import { draftText } from '../chats/drafts.ts';
-import { decodeContent, editAad, messageAad } from '../messages/content.ts';
+import { decodeContent, editAad, messageAad, scheduledAad } from '../messages/content.ts';
 import type { Services } from '../services.ts';
 import { deletedUsername } from './deleted-accounts.ts';
 
@@ -43,7 +44,7 @@ const UPLOAD = { id: true, kind: true, name: true, mimeType: true, size: true, w
  */
 export async function exportDocument(services: DocumentServices, userId: string, exportedAt: Date): Promise<Buffer[]> {
   const { prisma } = services;
-  const [profile, contacts, blocks, memberships, sessions, pushSubscriptions, uploads, drafts, reactions] = await Promise.all([
+  const [profile, contacts, blocks, memberships, sessions, pushSubscriptions, uploads, drafts, reactions, scheduled] = await Promise.all([
     prisma.user.findUniqueOrThrow({ where: { id: userId }, select: PROFILE }),
     prisma.contact.findMany({ where: { ownerId: userId }, include: { user: { select: PUBLIC_USER } }, orderBy: { createdAt: 'asc' } }),
     prisma.userBlock.findMany({ where: { blockerId: userId }, include: { blocked: { select: PUBLIC_USER } }, orderBy: { createdAt: 'asc' } }),
@@ -57,7 +58,10 @@ export async function exportDocument(services: DocumentServices, userId: string,
     prisma.attachment.findMany({ where: { uploaderId: userId }, select: UPLOAD, orderBy: { createdAt: 'asc' } }),
     prisma.chatDraft.findMany({ where: { userId }, orderBy: { updatedAt: 'asc' } }),
     prisma.messageReaction.findMany({ where: { userId }, select: { messageId: true, emoji: true, createdAt: true }, orderBy: { createdAt: 'asc' } }),
+    prisma.scheduledMessage.findMany({ where: { senderId: userId }, orderBy: [{ createdAt: 'asc' }, { id: 'asc' }] }),
   ]);
+  // One decryption batch for them all, in the order listed.
+  const scheduledContent = (await services.cipher.open(scheduled.map((row) => ({ aad: scheduledAad(row.id), keyId: row.contentKeyId, ciphertext: row.content })))).map(decodeContent);
   const open = async (item: { aad: string; keyId: string; ciphertext: Uint8Array }) => (await services.cipher.open([item]))[0]!;
   const head = {
     ...EXPORT_FORMAT,
@@ -85,6 +89,22 @@ export async function exportDocument(services: DocumentServices, userId: string,
       drafts.map(async (draft) => ({ chatId: draft.chatId, text: await draftText(draft, open), replyToId: draft.replyToId, updatedAt: draft.updatedAt })),
     ),
     reactions,
+    scheduledMessages: scheduled.map((row, i) => ({
+      id: row.id,
+      chatId: row.chatId,
+      sendAt: row.sendAt,
+      kind: row.kind,
+      text: scheduledContent[i]!.text,
+      location: scheduledContent[i]!.location,
+      attachmentId: row.attachmentId,
+      replyToId: row.replyToId,
+      threadRootId: row.threadRootId,
+      state: row.state,
+      failureReason: row.failureReason,
+      messageId: row.messageId,
+      createdAt: row.createdAt,
+      updatedAt: row.updatedAt,
+    })),
   };
   // The head's closing brace makes way for the messages, written batch by batch.
   const pieces = [Buffer.from(`${JSON.stringify(head, null, 2).slice(0, -2)},\n  "messages": [`)];

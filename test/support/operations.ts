@@ -51,6 +51,7 @@ export const SEND_MESSAGE = `mutation ($input: SendMessageInput!) { sendMessage(
  */
 export const SEND_MESSAGE_RECEIPT = 'mutation ($input: SendMessageInput!) { sendMessage(input: $input) { id seq createdAt } }';
 export const DELETE_MESSAGE = `mutation ($id: ID!) { deleteMessage(id: $id) { id } }`;
+export const EDIT_MESSAGE = `mutation ($id: ID!, $text: String!) { editMessage(id: $id, text: $text) { id } }`;
 
 // ---- subscriptions ----
 
