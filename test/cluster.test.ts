@@ -82,7 +82,7 @@ describe('two instances, one Redis', () => {
     const chatId = await createChat(a, alice, { kind: 'DIRECT', memberIds: [bob.id] });
     const sub = subscribe(ws(urlA, bob.accessToken), TYPING, { chatId });
     await settle();
-    await gql(b, START_TYPING, { c: chatId }, { token: alice.accessToken });
+    await gql(b, START_TYPING, { chatId, isTyping: true }, { token: alice.accessToken });
     expect((await sub.next()).data.typing).toEqual({ chatId, isTyping: true, user: { id: alice.id } });
   });
 });

@@ -237,7 +237,7 @@ describe('delivery (in-process, no Redis)', () => {
     const device = push.device();
     await subscribeDevice(app, alice, device);
     const chatId = await createChat(app, bob, { kind: 'GROUP', title: 'Blocked', memberIds: [alice.id] });
-    await gql(app, BLOCK_USER, { u: bob.id }, { token: alice.accessToken });
+    await gql(app, BLOCK_USER, { userId: bob.id }, { token: alice.accessToken });
     await sendText(app, bob, chatId, 'blocked');
     await idle(500);
     expect(device.requests).toHaveLength(0);

@@ -113,7 +113,7 @@ describe('addReaction', () => {
     const [dave, erin] = await Promise.all([registerUser(app), registerUser(app)]);
     const direct = await createChat(app, dave, { kind: 'DIRECT', memberIds: [erin.id] });
     const said = await sendText(app, dave, direct, 'hi');
-    await gql(app, BLOCK_USER, { u: dave.id }, { token: erin.accessToken });
+    await gql(app, BLOCK_USER, { userId: dave.id }, { token: erin.accessToken });
     expect(codeOf(await react(erin, said.id, '👍'))).toBe('FORBIDDEN');
     expect(codeOf(await react(dave, said.id, '👍'))).toBe('FORBIDDEN');
   });
