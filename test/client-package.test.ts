@@ -82,11 +82,11 @@ afterAll(async () => {
 });
 
 describe('the packed @kocmoc/client', () => {
-  it('holds its build and manifest only', () => {
+  it('holds its build, manifest and README only', () => {
     const paths = packed.files.map((file) => file.path);
-    expect(paths).toContain('package.json');
+    expect(paths).toEqual(expect.arrayContaining(['package.json', 'README.md']));
     expect(paths).toEqual(expect.arrayContaining(['dist/index.js', 'dist/index.d.ts', 'dist/documents.js', 'dist/apollo.js', 'dist/graphql-env.d.ts']));
-    expect(paths.filter((path) => path !== 'package.json' && !path.startsWith('dist/'))).toEqual([]);
+    expect(paths.filter((path) => !['package.json', 'README.md'].includes(path) && !path.startsWith('dist/'))).toEqual([]);
   });
 
   it('runs from outside the repository: Node imports its build and signs in against the API', async () => {
