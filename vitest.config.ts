@@ -2,12 +2,19 @@ import { createRequire } from 'node:module';
 import { defineConfig } from 'vitest/config';
 
 const require = createRequire(import.meta.url);
+const clientSources = new URL('packages/client/src', import.meta.url).pathname;
 
 export default defineConfig({
   resolve: {
     // Resolve graphql to the build Node itself loads for our dependencies, so there is one
     // GraphQLError class in the test process, as under `npm start`.
-    alias: [{ find: /^graphql$/, replacement: require.resolve('graphql') }],
+    // @kocmoc/client from its sources (what its "source" export condition names for tsc and the web
+    // build), so the suite never runs a stale dist/.
+    alias: [
+      { find: /^graphql$/, replacement: require.resolve('graphql') },
+      { find: /^@kocmoc\/client$/, replacement: `${clientSources}/index.ts` },
+      { find: /^@kocmoc\/client\/(documents|apollo)$/, replacement: `${clientSources}/$1.ts` },
+    ],
   },
   test: {
     include: ['test/**/*.test.ts'],

@@ -46,7 +46,7 @@ export async function runFourInstances({ databaseUrl }: BenchContext): Promise<v
     const { createChat } = await postGraphQL(urls[0]!, CREATE_CHAT, { input: { kind: 'GROUP', title: 'four instances', memberIds: [members[0]!.userId] } }, owner!.accessToken);
     const chatId = createChat.id as string;
     for (let from = 1; from < members.length; from += 100) {
-      await postGraphQL(urls[0]!, ADD_CHAT_MEMBERS, { c: chatId, u: members.slice(from, from + 100).map((member) => member.userId) }, owner!.accessToken);
+      await postGraphQL(urls[0]!, ADD_CHAT_MEMBERS, { chatId, userIds: members.slice(from, from + 100).map((member) => member.userId) }, owner!.accessToken);
     }
 
     // Every member subscribed, spread evenly over the four instances.

@@ -44,7 +44,7 @@ export async function runSendMentions({ databaseUrl }: BenchContext): Promise<vo
       return createChat.id as string;
     });
     const { createChat: group } = await postGraphQL(url, CREATE_CHAT, { input: { kind: 'GROUP', title: 'Mention bench', memberIds: others.map((u) => u.userId) } }, hub.accessToken);
-    await mapLimited(others, 10, (sender) => postGraphQL(url, SET_CHAT_MEMBER_ROLE, { c: group.id, u: sender.userId, r: 'ADMIN' }, hub.accessToken));
+    await mapLimited(others, 10, (sender) => postGraphQL(url, SET_CHAT_MEMBER_ROLE, { chatId: group.id, userId: sender.userId, role: 'ADMIN' }, hub.accessToken));
 
     const body = (variant: Variant, index: number) => {
       const mention = variant.shape === 'direct' ? `@${hub.username}` : '@all';

@@ -64,7 +64,7 @@ describe('deleteAccount', () => {
     await gql(app, `mutation ($b: String!) { updateProfile(input: { bio: $b }) { id } }`, { b: secrets.bio }, { token: alice.accessToken });
     direct = await createChat(app, alice, { kind: 'DIRECT', memberIds: [bob.id] });
     owned = await createChat(app, alice, { kind: 'GROUP', title: 'Alice owns', memberIds: [bob.id, carol.id] });
-    await gql(app, SET_CHAT_MEMBER_ROLE, { c: owned, u: carol.id, r: 'ADMIN' }, { token: alice.accessToken });
+    await gql(app, SET_CHAT_MEMBER_ROLE, { chatId: owned, userId: carol.id, role: 'ADMIN' }, { token: alice.accessToken });
     joined = await createChat(app, bob, { kind: 'GROUP', title: 'Bob owns', memberIds: [alice.id] });
   });
 
@@ -87,11 +87,11 @@ describe('deleteAccount', () => {
     await gql(app, SEND_MESSAGE, { input: { chatId: owned, kind: 'FILE', attachmentId: file.id, text: secrets.caption } }, { token: alice.accessToken });
     await gql(app, SEND_MESSAGE, { input: { chatId: joined, kind: 'LOCATION', location: { latitude: 51.5, longitude: -0.12 } } }, { token: alice.accessToken });
     const bobsMessage = await sendText(app, bob, direct, 'bob stays');
-    await gql(app, ADD_CONTACT, { u: bob.id }, { token: alice.accessToken });
-    await gql(app, ADD_CONTACT, { u: alice.id }, { token: bob.accessToken });
-    await gql(app, BLOCK_USER, { u: carol.id }, { token: alice.accessToken });
+    await gql(app, ADD_CONTACT, { userId: bob.id }, { token: alice.accessToken });
+    await gql(app, ADD_CONTACT, { userId: alice.id }, { token: bob.accessToken });
+    await gql(app, BLOCK_USER, { userId: carol.id }, { token: alice.accessToken });
     const dave = await registerUser(app);
-    await gql(app, BLOCK_USER, { u: alice.id }, { token: dave.accessToken });
+    await gql(app, BLOCK_USER, { userId: alice.id }, { token: dave.accessToken });
     const device = await app.yoga.fetch('http://kocmoc.test/graphql', {
       method: 'POST',
       headers: { 'content-type': 'application/json', 'user-agent': secrets.agent },
@@ -116,7 +116,7 @@ describe('deleteAccount', () => {
     await Promise.all([alicesSocket.connected, bobsSocket.connected]);
     const chatEvents = subscribe(bobsSocket, CHAT_EVENTS);
     const messageEvents = subscribe(bobsSocket, MESSAGE_EVENTS);
-    const presence = subscribe(bobsSocket, PRESENCE, { ids: [alice.id] });
+    const presence = subscribe(bobsSocket, PRESENCE, { userIds: [alice.id] });
     await settle();
 
     const result = await gql(app, DELETE_ACCOUNT, { p: alice.password }, { token: alice.accessToken });
@@ -187,7 +187,7 @@ describe('deleteAccount', () => {
     // Nobody finds, adds or starts a chat with the account; its username stays taken, its email is free.
     const search = await gql(app, `query ($q: String!) { searchUsers(query: $q) { edges { node { id } } } }`, { q: alice.username }, { token: bob.accessToken });
     expect(search.data.searchUsers.edges).toEqual([]);
-    expect(codeOf(await gql(app, ADD_CONTACT, { u: alice.id }, { token: carol.accessToken }))).toBe('NOT_FOUND');
+    expect(codeOf(await gql(app, ADD_CONTACT, { userId: alice.id }, { token: carol.accessToken }))).toBe('NOT_FOUND');
     expect(codeOf(await gql(app, CREATE_CHAT, { input: { kind: 'DIRECT', memberIds: [alice.id] } }, { token: carol.accessToken }))).toBe('BAD_USER_INPUT');
     expect(codeOf(await gql(app, CREATE_CHAT, { input: { kind: 'GROUP', title: 'x', memberIds: [alice.id] } }, { token: carol.accessToken }))).toBe('BAD_USER_INPUT');
     const taken = await gql(app, REGISTER, { input: { email: `${marker('new')}@example.com`, username: alice.username, password: 'another fine password' } });

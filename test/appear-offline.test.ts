@@ -80,7 +80,7 @@ describe('appearing offline', () => {
     await device.connected;
     const watcher = sockets.connect(url, bob.accessToken);
     await watcher.connected;
-    const presence = subscribe(watcher, PRESENCE, { ids: [carol.id] });
+    const presence = subscribe(watcher, PRESENCE, { userIds: [carol.id] });
     await settle();
     await gql(app, SET_STATUS, { status: 'OFFLINE' }, { token: carol.accessToken });
     expect((await presence.next()).data?.presence).toMatchObject({ user: { id: carol.id }, status: 'OFFLINE' });

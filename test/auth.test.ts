@@ -148,19 +148,19 @@ describe('login', () => {
 describe('refresh and logout', () => {
   it('rotates the refresh token; reusing the spent one ends the whole session', async () => {
     const user = await registerUser(app);
-    const first = await gql(app, REFRESH_TOKEN, { t: user.refreshToken });
+    const first = await gql(app, REFRESH_TOKEN, { refreshToken: user.refreshToken });
     expect(first.errors).toBeUndefined();
     const rotated = first.data.refreshToken;
     expect(rotated.refreshToken).not.toBe(user.refreshToken);
     expect(rotated.user.id).toBe(user.id);
     expect((await gql(app, ME, {}, { token: rotated.accessToken })).data.me.id).toBe(user.id);
 
-    const reuse = await gql(app, REFRESH_TOKEN, { t: user.refreshToken });
+    const reuse = await gql(app, REFRESH_TOKEN, { refreshToken: user.refreshToken });
     expect(codeOf(reuse)).toBe('UNAUTHENTICATED');
     expect(reuse.errors?.[0]?.message).toMatch(/already used/);
 
     // The family is dead: the newest refresh token and every access token of the session too.
-    expect(codeOf(await gql(app, REFRESH_TOKEN, { t: rotated.refreshToken }))).toBe('UNAUTHENTICATED');
+    expect(codeOf(await gql(app, REFRESH_TOKEN, { refreshToken: rotated.refreshToken }))).toBe('UNAUTHENTICATED');
     expect(codeOf(await gql(app, ME, {}, { token: rotated.accessToken }))).toBe('UNAUTHENTICATED');
     expect(codeOf(await gql(app, ME, {}, { token: user.accessToken }))).toBe('UNAUTHENTICATED');
   });
@@ -168,22 +168,22 @@ describe('refresh and logout', () => {
   it('ends only the session whose token was reused', async () => {
     const user = await registerUser(app);
     const otherDevice = await gql(app, LOGIN, { input: { login: user.username, password: user.password } });
-    await gql(app, REFRESH_TOKEN, { t: user.refreshToken });
-    await gql(app, REFRESH_TOKEN, { t: user.refreshToken });
+    await gql(app, REFRESH_TOKEN, { refreshToken: user.refreshToken });
+    await gql(app, REFRESH_TOKEN, { refreshToken: user.refreshToken });
     expect((await gql(app, ME, {}, { token: otherDevice.data.login.accessToken })).data.me.id).toBe(user.id);
   });
 
   it('lets only one of two concurrent refreshes with the same token win, and ends the session', async () => {
     const user = await registerUser(app);
-    const results = await Promise.all([1, 2].map(() => gql(app, REFRESH_TOKEN, { t: user.refreshToken })));
+    const results = await Promise.all([1, 2].map(() => gql(app, REFRESH_TOKEN, { refreshToken: user.refreshToken })));
     expect(results.filter((r) => r.data?.refreshToken).length).toBe(1);
     expect(results.map(codeOf).filter(Boolean)).toEqual(['UNAUTHENTICATED']);
     const winner = results.find((r) => r.data?.refreshToken)!;
-    expect(codeOf(await gql(app, REFRESH_TOKEN, { t: winner.data.refreshToken.refreshToken }))).toBe('UNAUTHENTICATED');
+    expect(codeOf(await gql(app, REFRESH_TOKEN, { refreshToken: winner.data.refreshToken.refreshToken }))).toBe('UNAUTHENTICATED');
   });
 
   it('refuses an unknown refresh token', async () => {
-    expect(codeOf(await gql(app, REFRESH_TOKEN, { t: 'not-a-token' }))).toBe('UNAUTHENTICATED');
+    expect(codeOf(await gql(app, REFRESH_TOKEN, { refreshToken: 'not-a-token' }))).toBe('UNAUTHENTICATED');
   });
 
   it('logout stops the access token at once and the refresh token too', async () => {
@@ -191,18 +191,18 @@ describe('refresh and logout', () => {
     const out = await gql(app, LOGOUT, {}, { token: user.accessToken });
     expect(out.data.logout).toBe(true);
     expect(codeOf(await gql(app, ME, {}, { token: user.accessToken }))).toBe('UNAUTHENTICATED');
-    expect(codeOf(await gql(app, REFRESH_TOKEN, { t: user.refreshToken }))).toBe('UNAUTHENTICATED');
+    expect(codeOf(await gql(app, REFRESH_TOKEN, { refreshToken: user.refreshToken }))).toBe('UNAUTHENTICATED');
   });
 
   it('logout with only a refresh token ends that session', async () => {
     const user = await registerUser(app);
-    expect((await gql(app, LOGOUT, { t: user.refreshToken })).data.logout).toBe(true);
+    expect((await gql(app, LOGOUT, { refreshToken: user.refreshToken })).data.logout).toBe(true);
     expect(codeOf(await gql(app, ME, {}, { token: user.accessToken }))).toBe('UNAUTHENTICATED');
   });
 
   it('logout with nothing to end is UNAUTHENTICATED', async () => {
     expect(codeOf(await gql(app, LOGOUT, {}))).toBe('UNAUTHENTICATED');
-    expect(codeOf(await gql(app, LOGOUT, { t: 'unknown' }))).toBe('UNAUTHENTICATED');
+    expect(codeOf(await gql(app, LOGOUT, { refreshToken: 'unknown' }))).toBe('UNAUTHENTICATED');
   });
 });
 

@@ -14,7 +14,7 @@ let blocked: TestUser;
 beforeAll(async () => {
   app = await startTestApp();
   [blocker, blocked] = await Promise.all([registerUser(app, { displayName: 'The Blocker' }), registerUser(app)]);
-  await gql(app, BLOCK_USER, { u: blocked.id }, { token: blocker.accessToken });
+  await gql(app, BLOCK_USER, { userId: blocked.id }, { token: blocker.accessToken });
 });
 afterAll(() => app?.stop());
 
@@ -66,25 +66,25 @@ describe('a blocked user cannot add the blocker', () => {
 
   it('to an existing group', async () => {
     const chatId = await createChat(app, blocked, { kind: 'GROUP', title: 'Later', memberIds: [] });
-    const attack = await gql(app, ADD_CHAT_MEMBERS, { c: chatId, u: [blocker.id] }, { token: blocked.accessToken });
+    const attack = await gql(app, ADD_CHAT_MEMBERS, { chatId, userIds: [blocker.id] }, { token: blocked.accessToken });
     const unknownId = randomUUID();
-    const unknown = await gql(app, ADD_CHAT_MEMBERS, { c: chatId, u: [unknownId] }, { token: blocked.accessToken });
+    const unknown = await gql(app, ADD_CHAT_MEMBERS, { chatId, userIds: [unknownId] }, { token: blocked.accessToken });
     expect(attack.errors?.[0]?.extensions?.code).toBeTruthy();
     expect(answerShape(attack, blocker.id)).toEqual(answerShape(unknown, unknownId));
     expect(await app.services.prisma.chatMember.count({ where: { chatId, userId: blocker.id } })).toBe(0);
   });
 
   it('to their contacts: NOT_FOUND, as for nobody', async () => {
-    const attack = await gql(app, ADD_CONTACT, { u: blocker.id }, { token: blocked.accessToken });
+    const attack = await gql(app, ADD_CONTACT, { userId: blocker.id }, { token: blocked.accessToken });
     const unknownId = randomUUID();
-    const unknown = await gql(app, ADD_CONTACT, { u: unknownId }, { token: blocked.accessToken });
+    const unknown = await gql(app, ADD_CONTACT, { userId: unknownId }, { token: blocked.accessToken });
     expect(attack.errors?.[0]?.extensions?.code).toBe('NOT_FOUND');
     expect(answerShape(attack, blocker.id)).toEqual(answerShape(unknown, unknownId));
     expect(await app.services.prisma.contact.count({ where: { ownerId: blocked.id, userId: blocker.id } })).toBe(0);
   });
 
   it('while the blocker can still add them, and others can add the blocker', async () => {
-    expect((await gql(app, ADD_CONTACT, { u: blocked.id }, { token: blocker.accessToken })).data?.addContact.id).toBe(blocked.id);
+    expect((await gql(app, ADD_CONTACT, { userId: blocked.id }, { token: blocker.accessToken })).data?.addContact.id).toBe(blocked.id);
     const other = await registerUser(app);
     const chatId = await createChat(app, other, { kind: 'GROUP', title: 'Fine', memberIds: [blocker.id, blocked.id] });
     expect(await app.services.prisma.chatMember.count({ where: { chatId } })).toBe(3);

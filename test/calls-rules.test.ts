@@ -96,7 +96,7 @@ describe('starting calls', () => {
     const { alice, bob, chatId } = await pair();
     const bobsDevice = device(bob);
     await settle();
-    await gql(app, BLOCK_USER, { u: alice.id }, { token: bob.accessToken });
+    await gql(app, BLOCK_USER, { userId: alice.id }, { token: bob.accessToken });
     const started = (await start(alice, chatId)).data.startCall;
     expect(started.state).toBe('RINGING');
     expect(await bobsDevice.noneWithin('INCOMING', 500)).toBe(true);

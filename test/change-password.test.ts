@@ -54,7 +54,7 @@ describe('changePassword', () => {
     for (const session of [other, third]) {
       const me = await gql(app, ME, {}, { token: session.accessToken });
       expect(codeOf(me)).toBe('UNAUTHENTICATED');
-      expect(codeOf(await gql(app, REFRESH_TOKEN, { t: session.refreshToken }))).toBe('UNAUTHENTICATED');
+      expect(codeOf(await gql(app, REFRESH_TOKEN, { refreshToken: session.refreshToken }))).toBe('UNAUTHENTICATED');
     }
     expect(await otherSocket.closed).toBe(4401);
     const stillOpen = subscribe(ownSocket, `subscription { chatEvents { type } }`);
@@ -64,7 +64,7 @@ describe('changePassword', () => {
 
     // The caller's own session goes on; its refresh token still rotates.
     expect((await gql(app, ME, {}, { token: user.accessToken })).data.me.id).toBe(user.id);
-    expect((await gql(app, REFRESH_TOKEN, { t: user.refreshToken })).data.refreshToken.refreshToken).toBeTruthy();
+    expect((await gql(app, REFRESH_TOKEN, { refreshToken: user.refreshToken })).data.refreshToken.refreshToken).toBeTruthy();
 
     // The old password no longer signs in; the new one does.
     expect(codeOf(await login(user))).toBe('UNAUTHENTICATED');

@@ -70,9 +70,9 @@ describe('direct chats', () => {
 
   it('cannot be left, renamed or extended', async () => {
     const id = await createChat(app, alice, { kind: 'DIRECT', memberIds: [dave.id] });
-    expect(codeOf(await gql(app, LEAVE_CHAT, { c: id }, { token: alice.accessToken }))).toBe('BAD_USER_INPUT');
-    expect(codeOf(await gql(app, UPDATE_CHAT, { c: id, i: { title: 'x' } }, { token: alice.accessToken }))).toBe('BAD_USER_INPUT');
-    expect(codeOf(await gql(app, ADD_CHAT_MEMBERS, { c: id, u: [carol.id] }, { token: alice.accessToken }))).toBe('BAD_USER_INPUT');
+    expect(codeOf(await gql(app, LEAVE_CHAT, { chatId: id }, { token: alice.accessToken }))).toBe('BAD_USER_INPUT');
+    expect(codeOf(await gql(app, UPDATE_CHAT, { chatId: id, input: { title: 'x' } }, { token: alice.accessToken }))).toBe('BAD_USER_INPUT');
+    expect(codeOf(await gql(app, ADD_CHAT_MEMBERS, { chatId: id, userIds: [carol.id] }, { token: alice.accessToken }))).toBe('BAD_USER_INPUT');
   });
 });
 
@@ -103,42 +103,42 @@ describe('group chats', () => {
     for (const mutation of [
       LEAVE_CHAT,
       JOIN_CHAT,
-      `mutation ($c: ID!) { updateChat(chatId: $c, input: { title: "pwned" }) { id } }`,
-      `mutation ($c: ID!) { addChatMembers(chatId: $c, userIds: ["x"]) { id } }`,
-      `mutation ($c: ID!) { removeChatMember(chatId: $c, userId: "x") { id } }`,
+      `mutation ($chatId: ID!) { updateChat(chatId: $chatId, input: { title: "pwned" }) { id } }`,
+      `mutation ($chatId: ID!) { addChatMembers(chatId: $chatId, userIds: ["x"]) { id } }`,
+      `mutation ($chatId: ID!) { removeChatMember(chatId: $chatId, userId: "x") { id } }`,
     ]) {
-      expect(codeOf(await gql(app, mutation, { c: id }, { token: dave.accessToken }))).toBe('NOT_FOUND');
+      expect(codeOf(await gql(app, mutation, { chatId: id }, { token: dave.accessToken }))).toBe('NOT_FOUND');
     }
   });
 
   it('let owners and admins manage members; plain members get FORBIDDEN', async () => {
     const id = await createChat(app, alice, { kind: 'GROUP', title: 'Managed', memberIds: [bob.id] });
-    expect(codeOf(await gql(app, ADD_CHAT_MEMBERS, { c: id, u: [carol.id] }, { token: bob.accessToken }))).toBe('FORBIDDEN');
-    expect(codeOf(await gql(app, SET_CHAT_MEMBER_ROLE, { c: id, u: bob.id, r: 'ADMIN' }, { token: bob.accessToken }))).toBe('FORBIDDEN');
-    expect((await gql(app, SET_CHAT_MEMBER_ROLE, { c: id, u: bob.id, r: 'ADMIN' }, { token: alice.accessToken })).errors).toBeUndefined();
+    expect(codeOf(await gql(app, ADD_CHAT_MEMBERS, { chatId: id, userIds: [carol.id] }, { token: bob.accessToken }))).toBe('FORBIDDEN');
+    expect(codeOf(await gql(app, SET_CHAT_MEMBER_ROLE, { chatId: id, userId: bob.id, role: 'ADMIN' }, { token: bob.accessToken }))).toBe('FORBIDDEN');
+    expect((await gql(app, SET_CHAT_MEMBER_ROLE, { chatId: id, userId: bob.id, role: 'ADMIN' }, { token: alice.accessToken })).errors).toBeUndefined();
 
     // Now an admin: adds (skipping those already in), removes plain members, not the owner.
-    expect((await gql(app, ADD_CHAT_MEMBERS, { c: id, u: [carol.id, dave.id, alice.id] }, { token: bob.accessToken })).errors).toBeUndefined();
+    expect((await gql(app, ADD_CHAT_MEMBERS, { chatId: id, userIds: [carol.id, dave.id, alice.id] }, { token: bob.accessToken })).errors).toBeUndefined();
     expect(roles((await chatAs(alice, id)).data.chat)).toEqual({ [alice.id]: 'OWNER', [bob.id]: 'ADMIN', [carol.id]: 'MEMBER', [dave.id]: 'MEMBER' });
-    expect((await gql(app, REMOVE_CHAT_MEMBER, { c: id, u: dave.id }, { token: bob.accessToken })).errors).toBeUndefined();
-    expect(codeOf(await gql(app, REMOVE_CHAT_MEMBER, { c: id, u: alice.id }, { token: bob.accessToken }))).toBe('FORBIDDEN');
+    expect((await gql(app, REMOVE_CHAT_MEMBER, { chatId: id, userId: dave.id }, { token: bob.accessToken })).errors).toBeUndefined();
+    expect(codeOf(await gql(app, REMOVE_CHAT_MEMBER, { chatId: id, userId: alice.id }, { token: bob.accessToken }))).toBe('FORBIDDEN');
     expect((await chatAs(dave, id)).data.chat).toBeNull();
 
-    expect(codeOf(await gql(app, ADD_CHAT_MEMBERS, { c: id, u: ['ghost'] }, { token: alice.accessToken }))).toBe('BAD_USER_INPUT');
-    expect(codeOf(await gql(app, ADD_CHAT_MEMBERS, { c: id, u: [] }, { token: alice.accessToken }))).toBe('BAD_USER_INPUT');
-    expect(codeOf(await gql(app, REMOVE_CHAT_MEMBER, { c: id, u: dave.id }, { token: alice.accessToken }))).toBe('NOT_FOUND');
-    expect(codeOf(await gql(app, REMOVE_CHAT_MEMBER, { c: id, u: alice.id }, { token: alice.accessToken }))).toBe('BAD_USER_INPUT');
+    expect(codeOf(await gql(app, ADD_CHAT_MEMBERS, { chatId: id, userIds: ['ghost'] }, { token: alice.accessToken }))).toBe('BAD_USER_INPUT');
+    expect(codeOf(await gql(app, ADD_CHAT_MEMBERS, { chatId: id, userIds: [] }, { token: alice.accessToken }))).toBe('BAD_USER_INPUT');
+    expect(codeOf(await gql(app, REMOVE_CHAT_MEMBER, { chatId: id, userId: dave.id }, { token: alice.accessToken }))).toBe('NOT_FOUND');
+    expect(codeOf(await gql(app, REMOVE_CHAT_MEMBER, { chatId: id, userId: alice.id }, { token: alice.accessToken }))).toBe('BAD_USER_INPUT');
     // The only owner cannot demote themselves.
-    expect(codeOf(await gql(app, SET_CHAT_MEMBER_ROLE, { c: id, u: alice.id, r: 'MEMBER' }, { token: alice.accessToken }))).toBe('BAD_USER_INPUT');
+    expect(codeOf(await gql(app, SET_CHAT_MEMBER_ROLE, { chatId: id, userId: alice.id, role: 'MEMBER' }, { token: alice.accessToken }))).toBe('BAD_USER_INPUT');
   });
 
   it('hand ownership to the oldest admin, else the oldest member, when the last owner leaves', async () => {
     const id = await createChat(app, alice, { kind: 'GROUP', title: 'Heirs', memberIds: [bob.id] });
-    await gql(app, ADD_CHAT_MEMBERS, { c: id, u: [carol.id] }, { token: alice.accessToken });
-    await gql(app, ADD_CHAT_MEMBERS, { c: id, u: [dave.id] }, { token: alice.accessToken });
-    await gql(app, SET_CHAT_MEMBER_ROLE, { c: id, u: dave.id, r: 'ADMIN' }, { token: alice.accessToken });
+    await gql(app, ADD_CHAT_MEMBERS, { chatId: id, userIds: [carol.id] }, { token: alice.accessToken });
+    await gql(app, ADD_CHAT_MEMBERS, { chatId: id, userIds: [dave.id] }, { token: alice.accessToken });
+    await gql(app, SET_CHAT_MEMBER_ROLE, { chatId: id, userId: dave.id, role: 'ADMIN' }, { token: alice.accessToken });
 
-    const leave = (user: TestUser) => gql(app, LEAVE_CHAT, { c: id }, { token: user.accessToken });
+    const leave = (user: TestUser) => gql(app, LEAVE_CHAT, { chatId: id }, { token: user.accessToken });
     expect((await leave(alice)).data.leaveChat).toBe(true);
     expect(roles((await chatAs(bob, id)).data.chat)).toEqual({ [bob.id]: 'MEMBER', [carol.id]: 'MEMBER', [dave.id]: 'OWNER' });
     expect((await chatAs(alice, id)).data.chat).toBeNull();
@@ -150,8 +150,8 @@ describe('group chats', () => {
 
   it('keep exactly one heir when two owners leave at once', async () => {
     const id = await createChat(app, alice, { kind: 'GROUP', title: 'Race', memberIds: [bob.id, carol.id, dave.id] });
-    await gql(app, SET_CHAT_MEMBER_ROLE, { c: id, u: bob.id, r: 'OWNER' }, { token: alice.accessToken });
-    await Promise.all([alice, bob].map((u) => gql(app, LEAVE_CHAT, { c: id }, { token: u.accessToken })));
+    await gql(app, SET_CHAT_MEMBER_ROLE, { chatId: id, userId: bob.id, role: 'OWNER' }, { token: alice.accessToken });
+    await Promise.all([alice, bob].map((u) => gql(app, LEAVE_CHAT, { chatId: id }, { token: u.accessToken })));
     const after = roles((await chatAs(carol, id)).data.chat);
     expect(Object.values(after).filter((r) => r === 'OWNER')).toHaveLength(1);
     expect(Object.keys(after).sort()).toEqual([carol.id, dave.id].sort());
@@ -159,15 +159,15 @@ describe('group chats', () => {
 
   it('can be renamed and made public by owners and admins, and public ones joined by anyone', async () => {
     const id = await createChat(app, alice, { kind: 'GROUP', title: 'Old', memberIds: [bob.id] });
-    expect(codeOf(await gql(app, UPDATE_CHAT, { c: id, i: { title: 'Mine' } }, { token: bob.accessToken }))).toBe('FORBIDDEN');
-    expect(codeOf(await gql(app, JOIN_CHAT, { c: id }, { token: dave.accessToken }))).toBe('NOT_FOUND');
-    const updated = await gql(app, UPDATE_CHAT, { c: id, i: { title: 'New', isPublic: true } }, { token: alice.accessToken });
+    expect(codeOf(await gql(app, UPDATE_CHAT, { chatId: id, input: { title: 'Mine' } }, { token: bob.accessToken }))).toBe('FORBIDDEN');
+    expect(codeOf(await gql(app, JOIN_CHAT, { chatId: id }, { token: dave.accessToken }))).toBe('NOT_FOUND');
+    const updated = await gql(app, UPDATE_CHAT, { chatId: id, input: { title: 'New', isPublic: true } }, { token: alice.accessToken });
     expect(updated.data.updateChat).toEqual({ id, title: 'New', isPublic: true });
-    expect(codeOf(await gql(app, UPDATE_CHAT, { c: id, i: { title: '  ' } }, { token: alice.accessToken }))).toBe('BAD_USER_INPUT');
+    expect(codeOf(await gql(app, UPDATE_CHAT, { chatId: id, input: { title: '  ' } }, { token: alice.accessToken }))).toBe('BAD_USER_INPUT');
 
-    const joined = await gql(app, JOIN_CHAT, { c: id }, { token: dave.accessToken });
+    const joined = await gql(app, JOIN_CHAT, { chatId: id }, { token: dave.accessToken });
     expect(joined.data.joinChat).toEqual({ id, myRole: 'MEMBER' });
-    const again = await gql(app, JOIN_CHAT, { c: id }, { token: dave.accessToken });
+    const again = await gql(app, JOIN_CHAT, { chatId: id }, { token: dave.accessToken });
     expect(again.data.joinChat).toEqual({ id, myRole: 'MEMBER' });
   });
 });
@@ -195,7 +195,7 @@ describe('chats', () => {
     const users = await Promise.all(Array.from({ length: 5 }, () => registerUser(app)));
     const id = await createChat(app, alice, { kind: 'GROUP', title: 'Members', memberIds: [] });
     for (const user of users) {
-      await gql(app, ADD_CHAT_MEMBERS, { c: id, u: [user.id] }, { token: alice.accessToken });
+      await gql(app, ADD_CHAT_MEMBERS, { chatId: id, userIds: [user.id] }, { token: alice.accessToken });
     }
     const seen: string[] = [];
     let after: string | null = null;

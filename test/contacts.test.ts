@@ -28,11 +28,11 @@ describe('contacts', () => {
   it('adds, lists by username with paging, and removes', async () => {
     const [me, ...others] = await Promise.all([registerUser(app), registerUser(app), registerUser(app), registerUser(app)]);
     for (const other of others) {
-      const added = await gql(app, ADD_CONTACT, { u: other.id }, { token: me.accessToken });
+      const added = await gql(app, ADD_CONTACT, { userId: other.id }, { token: me.accessToken });
       expect(added.data.addContact.id).toBe(other.id);
     }
     // Adding twice is harmless.
-    expect((await gql(app, ADD_CONTACT, { u: others[0]!.id }, { token: me.accessToken })).errors).toBeUndefined();
+    expect((await gql(app, ADD_CONTACT, { userId: others[0]!.id }, { token: me.accessToken })).errors).toBeUndefined();
 
     const names: string[] = [];
     let after: string | null = null;
@@ -44,15 +44,15 @@ describe('contacts', () => {
     }
     expect(names).toEqual(others.map((o) => o.username).sort());
 
-    const removed = await gql(app, REMOVE_CONTACT, { u: others[0]!.id }, { token: me.accessToken });
+    const removed = await gql(app, REMOVE_CONTACT, { userId: others[0]!.id }, { token: me.accessToken });
     expect(removed.data.removeContact).toBe(true);
-    const again = await gql(app, REMOVE_CONTACT, { u: others[0]!.id }, { token: me.accessToken });
+    const again = await gql(app, REMOVE_CONTACT, { userId: others[0]!.id }, { token: me.accessToken });
     expect(again.data.removeContact).toBe(false);
   });
 
   it('refuses yourself, unknown users and anonymous callers', async () => {
     const me = await registerUser(app);
-    expect(codeOf(await gql(app, ADD_CONTACT, { u: me.id }, { token: me.accessToken }))).toBe('BAD_USER_INPUT');
+    expect(codeOf(await gql(app, ADD_CONTACT, { userId: me.id }, { token: me.accessToken }))).toBe('BAD_USER_INPUT');
     expect(codeOf(await gql(app, `mutation { addContact(userId: "ghost") { id } }`, {}, { token: me.accessToken }))).toBe('NOT_FOUND');
     expect(codeOf(await gql(app, CONTACTS, {}))).toBe('UNAUTHENTICATED');
   });
@@ -61,20 +61,20 @@ describe('contacts', () => {
 describe('blocking', () => {
   it('lists blocked users and unblocks', async () => {
     const [me, pest] = await Promise.all([registerUser(app), registerUser(app)]);
-    expect((await gql(app, BLOCK_USER, { u: pest.id }, { token: me.accessToken })).data.blockUser).toBe(true);
-    expect((await gql(app, BLOCK_USER, { u: pest.id }, { token: me.accessToken })).data.blockUser).toBe(true);
+    expect((await gql(app, BLOCK_USER, { userId: pest.id }, { token: me.accessToken })).data.blockUser).toBe(true);
+    expect((await gql(app, BLOCK_USER, { userId: pest.id }, { token: me.accessToken })).data.blockUser).toBe(true);
     expect((await gql(app, `{ blockedUsers { edges { node { id } } } }`, {}, { token: me.accessToken })).data.blockedUsers.edges).toEqual([{ node: { id: pest.id } }]);
     expect((await gql(app, UNBLOCK, { u: pest.id }, { token: me.accessToken })).data.unblockUser).toBe(true);
     expect((await gql(app, UNBLOCK, { u: pest.id }, { token: me.accessToken })).data.unblockUser).toBe(false);
     expect((await gql(app, `{ blockedUsers { edges { node { id } } } }`, {}, { token: me.accessToken })).data.blockedUsers.edges).toEqual([]);
-    expect(codeOf(await gql(app, BLOCK_USER, { u: me.id }, { token: me.accessToken }))).toBe('BAD_USER_INPUT');
-    expect(codeOf(await gql(app, BLOCK_USER, { u: 'ghost' }, { token: me.accessToken }))).toBe('NOT_FOUND');
+    expect(codeOf(await gql(app, BLOCK_USER, { userId: me.id }, { token: me.accessToken }))).toBe('BAD_USER_INPUT');
+    expect(codeOf(await gql(app, BLOCK_USER, { userId: 'ghost' }, { token: me.accessToken }))).toBe('NOT_FOUND');
   });
 
   it('stops direct chats both ways, new and existing, and lifts with unblock', async () => {
     const [me, pest] = await Promise.all([registerUser(app), registerUser(app)]);
     const direct = await createChat(app, me, { kind: 'DIRECT', memberIds: [pest.id] });
-    await gql(app, BLOCK_USER, { u: pest.id }, { token: me.accessToken });
+    await gql(app, BLOCK_USER, { userId: pest.id }, { token: me.accessToken });
     const open = `mutation ($u: ID!) { createChat(input: { kind: DIRECT, memberIds: [$u] }) { id } }`;
     const send = `mutation ($c: ID!) { sendMessage(input: { chatId: $c, kind: TEXT, text: "hi" }) { id } }`;
     expect(codeOf(await gql(app, open, { u: me.id }, { token: pest.accessToken }))).toBe('FORBIDDEN');
@@ -87,7 +87,7 @@ describe('blocking', () => {
   it('keeps group chats shared', async () => {
     const [me, pest, friend] = await Promise.all([registerUser(app), registerUser(app), registerUser(app)]);
     const group = await createChat(app, friend, { kind: 'GROUP', title: 'Shared', memberIds: [me.id, pest.id] });
-    await gql(app, BLOCK_USER, { u: pest.id }, { token: me.accessToken });
+    await gql(app, BLOCK_USER, { userId: pest.id }, { token: me.accessToken });
     const sent = await sendText(app, pest, group, 'still here');
     const page = await gql(app, `query ($id: ID!) { chat(id: $id) { messages(last: 1) { edges { node { id } } } } }`, { id: group }, { token: me.accessToken });
     expect(page.data.chat.messages.edges[0].node.id).toBe(sent.id);
@@ -96,9 +96,9 @@ describe('blocking', () => {
   it('hides the blocker’s presence, status, lastSeenAt and typing from the blocked user', async () => {
     const [blocker, blocked] = await Promise.all([registerUser(app), registerUser(app)]);
     const group = await createChat(app, blocker, { kind: 'GROUP', title: 'Typing', memberIds: [blocked.id] });
-    await gql(app, ADD_CONTACT, { u: blocker.id }, { token: blocked.accessToken });
+    await gql(app, ADD_CONTACT, { userId: blocker.id }, { token: blocked.accessToken });
     const blockedConnection = ws(blocked);
-    const presence = subscribe(blockedConnection, PRESENCE, { ids: [blocker.id] });
+    const presence = subscribe(blockedConnection, PRESENCE, { userIds: [blocker.id] });
     const typing = subscribe(blockedConnection, TYPING, { chatId: group });
     await settle();
 
@@ -106,10 +106,10 @@ describe('blocking', () => {
     const blockerConnection = ws(blocker);
     await blockerConnection.connected;
     expect((await presence.next()).data.presence).toEqual({ user: { id: blocker.id }, status: 'ONLINE', lastSeenAt: null });
-    await gql(app, BLOCK_USER, { u: blocked.id }, { token: blocker.accessToken });
+    await gql(app, BLOCK_USER, { userId: blocked.id }, { token: blocker.accessToken });
 
     await gql(app, SET_STATUS, { status: 'BUSY' }, { token: blocker.accessToken });
-    await gql(app, START_TYPING, { c: group }, { token: blocker.accessToken });
+    await gql(app, START_TYPING, { chatId: group, isTyping: true }, { token: blocker.accessToken });
     expect(await presence.nothingWithin(300)).toBe(true);
     expect(typing.results).toHaveLength(0);
 

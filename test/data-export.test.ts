@@ -26,8 +26,8 @@ describe('exportMyData', () => {
   it('hands its owner a link to everything the account holds, their own messages decrypted', async () => {
     const [alice, bob, carol] = await Promise.all([registerUser(app), registerUser(app), registerUser(app)]);
     await gql(app, 'mutation { updateProfile(input: { bio: "Writes compilers." }) { id } }', {}, { token: alice.accessToken });
-    await gql(app, ADD_CONTACT, { u: bob.id }, { token: alice.accessToken });
-    await gql(app, BLOCK_USER, { u: carol.id }, { token: alice.accessToken });
+    await gql(app, ADD_CONTACT, { userId: bob.id }, { token: alice.accessToken });
+    await gql(app, BLOCK_USER, { userId: carol.id }, { token: alice.accessToken });
     const direct = await createChat(app, alice, { kind: 'DIRECT', memberIds: [bob.id] });
     const group = await createChat(app, bob, { kind: 'GROUP', title: 'Book club', memberIds: [alice.id, carol.id] });
     const first = await sendText(app, alice, direct, 'first draft', { clientMessageId: 'client-1' });

@@ -136,7 +136,7 @@ describe('preKeyBundles', () => {
   it('is FORBIDDEN between users who blocked one another unless they share a group, and NOT_FOUND for an unknown user', async () => {
     const [alice, bob] = await Promise.all([registerUser(app), registerUser(app)]);
     await addDevice(app, bob);
-    await gql(app, BLOCK_USER, { u: alice.id }, { token: bob.accessToken });
+    await gql(app, BLOCK_USER, { userId: alice.id }, { token: bob.accessToken });
     expect(codeOf(await gql(app, PRE_KEY_BUNDLES, { u: bob.id }, { token: alice.accessToken }))).toBe('FORBIDDEN');
     expect(codeOf(await gql(app, PRE_KEY_BUNDLES, { u: randomUUID() }, { token: alice.accessToken }))).toBe('NOT_FOUND');
     expect(codeOf(await gql(app, PRE_KEY_BUNDLES, { u: bob.id }))).toBe('UNAUTHENTICATED');

@@ -119,6 +119,7 @@ const producers: Record<string, () => Promise<Produced>> = {
   GRAPHQL_VALIDATION_FAILED: () => post('{ noSuchField }'),
   OPERATION_RESOLUTION_FAILURE: () => request({ body: JSON.stringify({ query: 'query A { __typename }', operationName: 'B' }) }),
   BAD_REQUEST: () => request({ body: JSON.stringify({ variables: {} }) }),
+  METHOD_NOT_ALLOWED: () => request({ method: 'PUT', body: '{}' }),
   NOT_ACCEPTABLE: () => request({ body: JSON.stringify({ query: '{ __typename }' }), headers: { accept: 'text/csv' } }),
   UNSUPPORTED_MEDIA_TYPE: () => request({ body: '{ __typename }', headers: { 'content-type': 'text/plain' } }),
   PERSISTED_QUERY_NOT_FOUND: () => request({ body: JSON.stringify({ extensions: persisted(sha256(`query Unknown_${randomBytes(6).toString('hex')} { __typename }`)) }) }),
@@ -192,7 +193,11 @@ describe('the error contract in README', () => {
 
   it('HTTP-level refusals keep their status and say why in JSON', async () => {
     const put = await request({ method: 'PUT', body: '{}' });
-    expect(put).toMatchObject({ status: 405, error: { extensions: { code: 'BAD_REQUEST' } } });
+    expect(put).toMatchObject({ status: 405, error: { extensions: { code: 'METHOD_NOT_ALLOWED' } } });
+    const mutationOverGet = await app.yoga.fetch(`http://kocmoc.test/graphql?query=${encodeURIComponent('mutation { logout }')}`, { headers: { accept: 'application/json' } });
+    expect(mutationOverGet.status).toBe(405);
+    expect(mutationOverGet.headers.get('allow')).toBe('POST');
+    expect((await mutationOverGet.json()).errors[0].extensions).toEqual({ code: 'METHOD_NOT_ALLOWED' });
     const refused = await app.yoga.fetch('http://kocmoc.test/graphql', { method: 'POST', headers: { 'content-type': 'text/plain' }, body: '{}' });
     expect(refused.headers.get('content-type')).toMatch(/^application\/json/);
     const unacceptable = await app.yoga.fetch('http://kocmoc.test/graphql', {

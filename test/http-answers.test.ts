@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { App } from '../src/server/app.ts';
 import { acceptedEncoding } from '../src/server/plugins/http-answers.ts';
 import { createChat, registerUser, startSocketTestApp, type TestUser } from './support/helpers.ts';
-import { START_TYPING, TYPING } from './support/operations.ts';
+import { TYPING } from './support/operations.ts';
 
 let app: App;
 let url: string;
@@ -117,7 +117,7 @@ describe('subscriptions over server-sent events (graphql-sse distinct connection
       expect(response.headers.get('cache-control')).toMatch(/no-store/);
       const reader = response.body!.pipeThrough(new TextDecoderStream()).getReader();
       let received = '';
-      const typing = setInterval(() => void post(START_TYPING.replace('($c: ID!)', '').replace('$c', JSON.stringify(chatId)), { authorization: `Bearer ${alice.accessToken}` }), 200);
+      const typing = setInterval(() => void post(`mutation { setTyping(chatId: ${JSON.stringify(chatId)}, isTyping: true) }`, { authorization: `Bearer ${alice.accessToken}` }), 200);
       try {
         while (!received.includes('"isTyping":true')) received += (await reader.read()).value ?? '';
       } finally {

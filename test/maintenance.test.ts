@@ -66,7 +66,7 @@ describe('maintenance mode', () => {
     expect(on.data.setMaintenanceMode).toMatchObject({ enabled: true, message: 'Upgrading the database' });
 
     // Instance B refuses at once (the change travels through Redis), as a 503 with Retry-After.
-    const refused = await gql(b, UPDATE_CHAT, { c: chatId, i: { title: 'During' } }, { token: user.accessToken, headers: { accept: 'application/json' } });
+    const refused = await gql(b, UPDATE_CHAT, { chatId, input: { title: 'During' } }, { token: user.accessToken, headers: { accept: 'application/json' } });
     expect(codeOf(refused)).toBe('MAINTENANCE');
     expect(refused.errors?.[0]?.message).toBe('Upgrading the database');
     expect(refused.response.status).toBe(503);
@@ -90,7 +90,7 @@ describe('maintenance mode', () => {
 
     const off = await gql(b, SET, { on: false }, admin);
     expect(off.data.setMaintenanceMode.enabled).toBe(false);
-    const after = await gql(a, UPDATE_CHAT, { c: chatId, i: { title: 'After' } }, { token: user.accessToken });
+    const after = await gql(a, UPDATE_CHAT, { chatId, input: { title: 'After' } }, { token: user.accessToken });
     expect(after.data.updateChat.title).toBe('After');
     expect((await sub.next()).data.chatEvents.type).toBe('UPDATED');
     await connection.dispose();

@@ -75,7 +75,7 @@ describe('member lists kept per chat and instance', () => {
     const [before, during, after] = [20, 20, 20];
     await sendThroughBoth(owner, chatId, before, 'before');
     // The removal lands among sends on both instances; each instance's list was read before it.
-    const removal = gql(a, REMOVE_CHAT_MEMBER, { c: chatId, u: removed.id }, { token: owner.accessToken });
+    const removal = gql(a, REMOVE_CHAT_MEMBER, { chatId, userId: removed.id }, { token: owner.accessToken });
     await Promise.all([sendThroughBoth(owner, chatId, during, 'during'), removal]);
     expect((await removal).errors).toBeUndefined();
     // Every message past this position was sent after the removal had committed.

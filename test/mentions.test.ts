@@ -107,7 +107,7 @@ describe('unreadMentionCount and mentions', () => {
     expect(page2.data.mentions.edges.map((e: any) => e.node.id)).toEqual(sent.slice(0, 2).reverse().map((m) => m.id));
     expect(page2.data.mentions.pageInfo.hasNextPage).toBe(false);
 
-    await gql(app, LEAVE_CHAT, { c: two }, { token: dave.accessToken });
+    await gql(app, LEAVE_CHAT, { chatId: two }, { token: dave.accessToken });
     const after = await gql(app, MENTIONS, { first: 10 }, { token: dave.accessToken });
     expect(after.data.mentions.edges.map((e: any) => e.node.chat.id)).toEqual([one, one, one]);
     expect((await gql(app, MENTIONS, { first: 10 }, { token: erin.accessToken })).data.mentions.edges).toEqual([]);
@@ -123,7 +123,7 @@ describe('mention pushes', () => {
     const registered = await gql(app, REGISTER_PUSH, { input: { endpoint: device.endpoint, keys: device.keys } }, { token: dave.accessToken });
     expect(registered.errors).toBeUndefined();
     const chatId = await createChat(app, erin, { kind: 'GROUP', title: 'Muted', memberIds: [dave.id, frank.id] });
-    await gql(app, MUTE_CHAT, { c: chatId }, { token: dave.accessToken });
+    await gql(app, MUTE_CHAT, { chatId }, { token: dave.accessToken });
 
     await sendText(app, erin, chatId, 'nothing for dave');
     const mention = await send(erin, chatId, `@${dave.username} look`);
@@ -131,7 +131,7 @@ describe('mention pushes', () => {
     // badge: dave's unread messages over all his chats (User.totalUnreadCount), muted ones too.
     expect(device.accepted[0]).toMatchObject({ messageId: mention.id, mention: true, unread: 2, badge: 2, body: expect.stringContaining('look') });
 
-    await gql(app, BLOCK_USER, { u: frank.id }, { token: dave.accessToken });
+    await gql(app, BLOCK_USER, { userId: frank.id }, { token: dave.accessToken });
     await send(frank, chatId, `@${dave.username} hi`);
     await sendText(app, erin, chatId, 'still muted');
     await app.notifications.whenIdle();
@@ -149,8 +149,8 @@ describe('mention pushes', () => {
       expect(registered.errors).toBeUndefined();
     }
     const chatId = await createChat(app, erin, { kind: 'GROUP', title: 'Edited', memberIds: [dave.id, frank.id, grace.id] });
-    for (const user of [dave, frank, grace]) await gql(app, MUTE_CHAT, { c: chatId }, { token: user.accessToken });
-    await gql(app, BLOCK_USER, { u: erin.id }, { token: grace.accessToken });
+    for (const user of [dave, frank, grace]) await gql(app, MUTE_CHAT, { chatId }, { token: user.accessToken });
+    await gql(app, BLOCK_USER, { userId: erin.id }, { token: grace.accessToken });
 
     const sent = await send(erin, chatId, `@${frank.username} first`);
     await push.waitFor(devices.get(frank.id)!, 1);

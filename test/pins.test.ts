@@ -24,7 +24,7 @@ beforeAll(async () => {
   ({ app, url } = await startSocketTestApp());
   [alice, bob, carol, stranger] = await Promise.all([registerUser(app), registerUser(app), registerUser(app), registerUser(app)]);
   group = await createChat(app, alice, { kind: 'GROUP', title: 'Pins', memberIds: [bob.id, carol.id] });
-  await gql(app, SET_CHAT_MEMBER_ROLE, { c: group, u: bob.id, r: 'ADMIN' }, { token: alice.accessToken });
+  await gql(app, SET_CHAT_MEMBER_ROLE, { chatId: group, userId: bob.id, role: 'ADMIN' }, { token: alice.accessToken });
 });
 afterAll(async () => {
   await sockets.closeAll();
@@ -56,7 +56,7 @@ describe('pins', () => {
     const said = await sendText(app, carol, direct, 'remember this');
     expect((await pin(stranger, said.id)).data.pinMessage.pinned).toBe(true);
     expect((await unpin(carol, said.id)).data.unpinMessage.pinned).toBe(false);
-    await gql(app, BLOCK_USER, { u: carol.id }, { token: stranger.accessToken });
+    await gql(app, BLOCK_USER, { userId: carol.id }, { token: stranger.accessToken });
     expect(codeOf(await pin(carol, said.id))).toBe('FORBIDDEN');
   });
 
@@ -140,7 +140,7 @@ describe('forwardMessage', () => {
     const [dave, erin] = await Promise.all([registerUser(app), registerUser(app)]);
     await gql(app, `mutation ($c: ID!, $u: [ID!]!) { addChatMembers(chatId: $c, userIds: $u) { id } }`, { c: group, u: [dave.id] }, { token: alice.accessToken });
     const direct = await createChat(app, dave, { kind: 'DIRECT', memberIds: [erin.id] });
-    await gql(app, BLOCK_USER, { u: dave.id }, { token: erin.accessToken });
+    await gql(app, BLOCK_USER, { userId: dave.id }, { token: erin.accessToken });
     expect(codeOf(await forward(dave, message.id, direct))).toBe('FORBIDDEN');
 
     const sealed = await gql(app, CREATE_CHAT, { input: { kind: 'GROUP', title: 'Sealed', memberIds: [carol.id], encrypted: true } }, { token: alice.accessToken });

@@ -237,7 +237,7 @@ describe('delivery (in-process, no Redis)', () => {
     const device = push.device();
     await subscribeDevice(app, alice, device);
     const chatId = await createChat(app, bob, { kind: 'GROUP', title: 'Blocked', memberIds: [alice.id] });
-    await gql(app, BLOCK_USER, { u: bob.id }, { token: alice.accessToken });
+    await gql(app, BLOCK_USER, { userId: bob.id }, { token: alice.accessToken });
     await sendText(app, bob, chatId, 'blocked');
     await idle(500);
     expect(device.requests).toHaveLength(0);
@@ -340,7 +340,7 @@ describe('worker process (Redis)', () => {
     const device = push.device();
     await subscribeDevice(api, alice, device);
     const chatId = await createChat(api, bob, { kind: 'GROUP', title: 'Edited', memberIds: [alice.id] });
-    await gql(api, MUTE_CHAT, { c: chatId }, { token: alice.accessToken });
+    await gql(api, MUTE_CHAT, { chatId }, { token: alice.accessToken });
     await startWorker();
     const sent = await sendText(api, bob, chatId, 'nobody named');
     // The send's own fan-out done first (an edit before it would make that one push the mention too).

@@ -188,8 +188,8 @@ describe.each(limitStores())('rate limits ($store)', ({ env, instances }) => {
 
     const twoThenRefused: Array<{ what: string; run: (user: Awaited<ReturnType<typeof newUser>>, extra: { other: string; chat: string }) => Promise<GraphQLResponse> }> = [
       { what: 'searchUsers', run: (user) => gql(next(), '{ searchUsers(query: "zz") { edges { node { id } } } }', {}, { token: user.accessToken }) },
-      { what: 'setTyping', run: (user, { chat }) => gql(next(), START_TYPING, { c: chat }, { token: user.accessToken }) },
-      { what: 'addContact', run: (user, { other }) => gql(next(), ADD_CONTACT, { u: other }, { token: user.accessToken }) },
+      { what: 'setTyping', run: (user, { chat }) => gql(next(), START_TYPING, { chatId: chat, isTyping: true }, { token: user.accessToken }) },
+      { what: 'addContact', run: (user, { other }) => gql(next(), ADD_CONTACT, { userId: other }, { token: user.accessToken }) },
       {
         what: 'createChat',
         run: (user) => gql(next(), CREATE_CHAT, { input: { kind: 'GROUP', title: 'limits', memberIds: [] } }, { token: user.accessToken }),
@@ -211,14 +211,14 @@ describe.each(limitStores())('rate limits ($store)', ({ env, instances }) => {
       const user = await newUser();
       let token = user.refreshToken;
       for (let i = 0; i < 2; i += 1) {
-        const result = await gql(next(), REFRESH_TOKEN, { t: token });
+        const result = await gql(next(), REFRESH_TOKEN, { refreshToken: token });
         expect(result.errors).toBeUndefined();
         token = result.data.refreshToken.refreshToken;
       }
-      expect(codeOf(await gql(next(), REFRESH_TOKEN, { t: token }))).toBe('RATE_LIMITED');
+      expect(codeOf(await gql(next(), REFRESH_TOKEN, { refreshToken: token }))).toBe('RATE_LIMITED');
       // Another session of the same user refreshes.
       const second = await login(user.username, PASSWORD, address());
-      expect((await gql(next(), REFRESH_TOKEN, { t: second.data.login.refreshToken })).errors).toBeUndefined();
+      expect((await gql(next(), REFRESH_TOKEN, { refreshToken: second.data.login.refreshToken })).errors).toBeUndefined();
     });
 
     async function upload(token: string, bytes: number) {
@@ -248,7 +248,7 @@ describe.each(limitStores())('rate limits ($store)', ({ env, instances }) => {
       const chat = await createChat(apps[0]!.services, alice.id, { kind: 'DIRECT', memberIds: [bob.id] });
       const connection = sockets.connect(`${bases[bases.length - 1]}/graphql`, alice.accessToken);
       const results = [];
-      for (let i = 0; i < 3; i += 1) results.push(await subscribe(connection, START_TYPING, { c: chat.id }).next());
+      for (let i = 0; i < 3; i += 1) results.push(await subscribe(connection, START_TYPING, { chatId: chat.id, isTyping: true }).next());
       expect(results.slice(0, 2).map((result) => result.data?.setTyping)).toEqual([true, true]);
       expect(results[2]!.errors?.[0]?.extensions).toMatchObject({ code: 'RATE_LIMITED' });
       expect((await subscribe(connection, '{ me { id } }').next()).data).toEqual({ me: { id: alice.id } });

@@ -113,7 +113,7 @@ describe('addReaction', () => {
     const [dave, erin] = await Promise.all([registerUser(app), registerUser(app)]);
     const direct = await createChat(app, dave, { kind: 'DIRECT', memberIds: [erin.id] });
     const said = await sendText(app, dave, direct, 'hi');
-    await gql(app, BLOCK_USER, { u: dave.id }, { token: erin.accessToken });
+    await gql(app, BLOCK_USER, { userId: dave.id }, { token: erin.accessToken });
     expect(codeOf(await react(erin, said.id, '👍'))).toBe('FORBIDDEN');
     expect(codeOf(await react(dave, said.id, '👍'))).toBe('FORBIDDEN');
   });
@@ -174,8 +174,8 @@ describe('reactions across a block', () => {
   it('hides the reactions of users the viewer blocked or who blocked the viewer, in reads and in live events', async () => {
     const [viewer, friend, blockedByViewer, blockerOfViewer] = await Promise.all([registerUser(app), registerUser(app), registerUser(app), registerUser(app)]);
     const chat = await createChat(app, viewer, { kind: 'GROUP', title: 'Blocks', memberIds: [friend.id, blockedByViewer.id, blockerOfViewer.id] });
-    await gql(app, BLOCK_USER, { u: blockedByViewer.id }, { token: viewer.accessToken });
-    await gql(app, BLOCK_USER, { u: viewer.id }, { token: blockerOfViewer.accessToken });
+    await gql(app, BLOCK_USER, { userId: blockedByViewer.id }, { token: viewer.accessToken });
+    await gql(app, BLOCK_USER, { userId: viewer.id }, { token: blockerOfViewer.accessToken });
     const message = await sendText(app, friend, chat, 'react');
     await react(friend, message.id, '👍');
     await react(blockedByViewer, message.id, '👍');

@@ -70,7 +70,7 @@ describe('readStateEvents', () => {
     const events = subscribe(sockets.connect(url, alice.accessToken), READ_STATE);
     await settle();
     // Published as markRead would, after alice left: delivery checks membership then.
-    await gql(app, LEAVE_CHAT, { c: chatId }, { token: alice.accessToken });
+    await gql(app, LEAVE_CHAT, { chatId }, { token: alice.accessToken });
     await app.services.events.readState(alice.id, { chatId, lastReadSeq: sent.seq });
     expect(await events.nothingWithin(300)).toBe(true);
   });

@@ -143,12 +143,12 @@ describe('messageEvents', () => {
     const bobSub = subscribe(ws(bob.accessToken), MESSAGE_EVENTS, {});
     await settle();
     await sendText(app, alice, chatId, 'before bob');
-    await gql(app, ADD_CHAT_MEMBERS, { c: chatId, u: [bob.id] }, { token: alice.accessToken });
+    await gql(app, ADD_CHAT_MEMBERS, { chatId, userIds: [bob.id] }, { token: alice.accessToken });
     await settle();
     const welcome = await sendText(app, alice, chatId, 'welcome bob');
     expect((await bobSub.next()).data.messageEvents.message.id).toBe(welcome.id);
 
-    await gql(app, LEAVE_CHAT, { c: chatId }, { token: bob.accessToken });
+    await gql(app, LEAVE_CHAT, { chatId }, { token: bob.accessToken });
     await settle();
     await sendText(app, alice, chatId, 'after bob left');
     expect(await bobSub.nothingWithin(300)).toBe(true);
@@ -159,7 +159,7 @@ describe('messageEvents', () => {
     const chatId = await createChat(app, alice, { kind: 'GROUP', title: 'Kick', memberIds: [bob.id] });
     const bobSub = subscribe(ws(bob.accessToken), MESSAGE_EVENTS, { chatId });
     await settle();
-    await gql(app, REMOVE_CHAT_MEMBER, { c: chatId, u: bob.id }, { token: alice.accessToken });
+    await gql(app, REMOVE_CHAT_MEMBER, { chatId, userId: bob.id }, { token: alice.accessToken });
     await sendText(app, alice, chatId, 'bob is gone');
     expect(await bobSub.nothingWithin(300)).toBe(true);
   });
@@ -248,20 +248,20 @@ describe('chatEvents', () => {
     expect((await aliceSub.next()).data.chatEvents).toMatchObject({ type: 'CREATED', chatId, actor: { id: alice.id } });
     await settle();
 
-    await gql(app, ADD_CHAT_MEMBERS, { c: chatId, u: [carol.id] }, { token: alice.accessToken });
+    await gql(app, ADD_CHAT_MEMBERS, { chatId, userIds: [carol.id] }, { token: alice.accessToken });
     expect((await aliceSub.next()).data.chatEvents).toMatchObject({ type: 'MEMBER_ADDED', user: { id: carol.id } });
     expect((await carolSub.next()).data.chatEvents).toMatchObject({ type: 'MEMBER_ADDED', chat: { id: chatId, title: 'Events' } });
     await settle();
 
-    await gql(app, UPDATE_CHAT, { c: chatId, i: { title: 'Renamed' } }, { token: alice.accessToken });
+    await gql(app, UPDATE_CHAT, { chatId, input: { title: 'Renamed' } }, { token: alice.accessToken });
     expect((await aliceSub.next()).data.chatEvents).toMatchObject({ type: 'UPDATED', chat: { title: 'Renamed' } });
     expect((await carolSub.next()).data.chatEvents).toMatchObject({ type: 'UPDATED', chat: { title: 'Renamed' } });
 
-    await gql(app, REMOVE_CHAT_MEMBER, { c: chatId, u: carol.id }, { token: alice.accessToken });
+    await gql(app, REMOVE_CHAT_MEMBER, { chatId, userId: carol.id }, { token: alice.accessToken });
     expect((await aliceSub.next()).data.chatEvents).toMatchObject({ type: 'MEMBER_REMOVED', user: { id: carol.id } });
     expect((await carolSub.next()).data.chatEvents).toMatchObject({ type: 'MEMBER_REMOVED', user: { id: carol.id } });
     await settle();
-    await gql(app, UPDATE_CHAT, { c: chatId, i: { title: 'Without carol' } }, { token: alice.accessToken });
+    await gql(app, UPDATE_CHAT, { chatId, input: { title: 'Without carol' } }, { token: alice.accessToken });
     expect((await aliceSub.next()).data.chatEvents.type).toBe('UPDATED');
     expect(await carolSub.nothingWithin(300)).toBe(true);
   });
@@ -291,7 +291,7 @@ describe('typing', () => {
     const [alice, eve] = await Promise.all([registerUser(app), registerUser(app)]);
     const chatId = await createChat(app, alice, { kind: 'GROUP', title: 'Quiet', memberIds: [] });
     expect((await subscribe(ws(eve.accessToken), TYPING, { chatId }).next()).errors?.[0]?.extensions?.code).toBe('NOT_FOUND');
-    expect(codeOf(await gql(app, START_TYPING, { c: chatId }, { token: eve.accessToken }))).toBe('NOT_FOUND');
+    expect(codeOf(await gql(app, START_TYPING, { chatId, isTyping: true }, { token: eve.accessToken }))).toBe('NOT_FOUND');
   });
 });
 
@@ -321,7 +321,7 @@ describe('presence', () => {
 
   it('follows only users the viewer shares a chat with', async () => {
     const [alice, stranger] = await Promise.all([registerUser(app), registerUser(app)]);
-    const sub = subscribe(ws(alice.accessToken), PRESENCE, { ids: [stranger.id] });
+    const sub = subscribe(ws(alice.accessToken), PRESENCE, { userIds: [stranger.id] });
     await settle();
     const strangerConnection = ws(stranger.accessToken);
     await strangerConnection.connected;

@@ -29,7 +29,7 @@ function parts(refreshToken: string) {
 }
 
 async function refresh(refreshToken: string) {
-  const result = await gql(app, REFRESH_TOKEN, { t: refreshToken });
+  const result = await gql(app, REFRESH_TOKEN, { refreshToken });
   if (!result.data?.refreshToken) throw new Error(`refresh failed: ${JSON.stringify(result.errors)}`);
   return result.data.refreshToken as { accessToken: string; refreshToken: string };
 }
@@ -86,11 +86,11 @@ describe('generation tokens', () => {
     for (let i = 0; i < 4; i++) issued.push((await refresh(issued.at(-1)!)).refreshToken);
     const latest = await refresh(issued.at(-1)!);
 
-    const reuse = await gql(app, REFRESH_TOKEN, { t: issued[2] });
+    const reuse = await gql(app, REFRESH_TOKEN, { refreshToken: issued[2] });
     expect(codeOf(reuse)).toBe('UNAUTHENTICATED');
     expect(message(reuse)).toMatch(/already used/);
     expect(await session(parts(user.refreshToken).sessionId)).toMatchObject({ revokedReason: 'refresh_token_reuse' });
-    expect(message(await gql(app, REFRESH_TOKEN, { t: latest.refreshToken }))).toMatch(/Session has ended/);
+    expect(message(await gql(app, REFRESH_TOKEN, { refreshToken: latest.refreshToken }))).toMatch(/Session has ended/);
     expect(codeOf(await gql(app, ME, {}, { token: latest.accessToken }))).toBe('UNAUTHENTICATED');
   });
 
@@ -113,10 +113,10 @@ describe('generation tokens', () => {
       `${sessionId}.0${generation}.${mac}`,
     ];
     for (const forged of forgeries) {
-      const result = await gql(app, REFRESH_TOKEN, { t: forged });
+      const result = await gql(app, REFRESH_TOKEN, { refreshToken: forged });
       expect(codeOf(result), forged).toBe('UNAUTHENTICATED');
       expect(message(result), forged).toBe('Refresh token is invalid.');
-      expect(codeOf(await gql(app, LOGOUT, { t: forged })), forged).toBe('UNAUTHENTICATED');
+      expect(codeOf(await gql(app, LOGOUT, { refreshToken: forged })), forged).toBe('UNAUTHENTICATED');
     }
 
     expect(await session(sessionId)).toMatchObject({ revokedAt: null, generation });
@@ -131,7 +131,7 @@ describe('generation tokens', () => {
         const response = await fetch(`${base}/graphql`, {
           method: 'POST',
           headers: { 'content-type': 'application/json' },
-          body: JSON.stringify({ query: REFRESH_TOKEN, variables: { t: user.refreshToken } }),
+          body: JSON.stringify({ query: REFRESH_TOKEN, variables: { refreshToken: user.refreshToken } }),
         });
         return (await response.json()) as GraphQLResponse;
       }),
@@ -145,7 +145,7 @@ describe('generation tokens', () => {
     expect(losers.map(message)).toEqual(losers.map(() => expect.stringMatching(/already used|Session has ended/)));
     // The losers presented a spent generation: the winner's new token dies with the session.
     expect(parts(winners[0]!.data.refreshToken.refreshToken).generation).toBe(2);
-    expect(codeOf(await gql(app, REFRESH_TOKEN, { t: winners[0]!.data.refreshToken.refreshToken }))).toBe('UNAUTHENTICATED');
+    expect(codeOf(await gql(app, REFRESH_TOKEN, { refreshToken: winners[0]!.data.refreshToken.refreshToken }))).toBe('UNAUTHENTICATED');
     expect(await session(parts(user.refreshToken).sessionId)).toMatchObject({ revokedReason: 'refresh_token_reuse' });
   });
 
@@ -153,7 +153,7 @@ describe('generation tokens', () => {
     const user = await registerUser(app);
     const { sessionId } = parts(user.refreshToken);
     await app.services.prisma.session.update({ where: { id: sessionId }, data: { expiresAt: new Date(Date.now() - 1_000) } });
-    expect(message(await gql(app, REFRESH_TOKEN, { t: user.refreshToken }))).toMatch(/Session has ended/);
+    expect(message(await gql(app, REFRESH_TOKEN, { refreshToken: user.refreshToken }))).toMatch(/Session has ended/);
     expect(await session(sessionId)).toMatchObject({ revokedAt: null, generation: 1 });
   });
 });
@@ -162,13 +162,13 @@ describe('logout with a refresh token', () => {
   it('ends the session the token names, current or spent', async () => {
     const user = await registerUser(app);
     const current = await refresh(user.refreshToken);
-    expect((await gql(app, LOGOUT, { t: current.refreshToken })).data.logout).toBe(true);
+    expect((await gql(app, LOGOUT, { refreshToken: current.refreshToken })).data.logout).toBe(true);
     expect(codeOf(await gql(app, ME, {}, { token: current.accessToken }))).toBe('UNAUTHENTICATED');
     expect(await session(parts(user.refreshToken).sessionId)).toMatchObject({ revokedReason: 'logout' });
 
     const other = await registerUser(app);
     await refresh(other.refreshToken);
-    expect((await gql(app, LOGOUT, { t: other.refreshToken })).data.logout).toBe(true);
+    expect((await gql(app, LOGOUT, { refreshToken: other.refreshToken })).data.logout).toBe(true);
     expect(await session(parts(other.refreshToken).sessionId)).toMatchObject({ revokedReason: 'logout' });
   });
 
@@ -178,7 +178,7 @@ describe('logout with a refresh token', () => {
     const legacy = await createLegacySession(app, victim.id);
     for (const token of [victim.refreshToken, legacy.live]) {
       const callerSession = await gql(app, LOGIN, { input: { login: caller.username, password: caller.password } });
-      const out = await gql(app, LOGOUT, { t: token }, { token: callerSession.data.login.accessToken });
+      const out = await gql(app, LOGOUT, { refreshToken: token }, { token: callerSession.data.login.accessToken });
       // The caller's own session ends; the victim's does not.
       expect(out.data.logout).toBe(true);
       expect(codeOf(await gql(app, ME, {}, { token: callerSession.data.login.accessToken }))).toBe('UNAUTHENTICATED');
@@ -205,24 +205,24 @@ describe('legacy tokens (issued before generations)', () => {
     expect(parts(next.refreshToken).generation).toBe(3);
     expect(await prisma.refreshToken.count({ where: { sessionId: legacy.sessionId } })).toBe(3);
 
-    const reuse = await gql(app, REFRESH_TOKEN, { t: legacy.live });
+    const reuse = await gql(app, REFRESH_TOKEN, { refreshToken: legacy.live });
     expect(message(reuse)).toMatch(/already used/);
     expect(await session(legacy.sessionId)).toMatchObject({ revokedReason: 'refresh_token_reuse' });
-    expect(codeOf(await gql(app, REFRESH_TOKEN, { t: next.refreshToken }))).toBe('UNAUTHENTICATED');
+    expect(codeOf(await gql(app, REFRESH_TOKEN, { refreshToken: next.refreshToken }))).toBe('UNAUTHENTICATED');
   });
 
   it('end the session when one spent before the upgrade comes back', async () => {
     const user = await registerUser(app);
     const legacy = await createLegacySession(app, user.id, 2);
-    expect(message(await gql(app, REFRESH_TOKEN, { t: legacy.spent[0] }))).toMatch(/already used/);
+    expect(message(await gql(app, REFRESH_TOKEN, { refreshToken: legacy.spent[0] }))).toMatch(/already used/);
     expect(await session(legacy.sessionId)).toMatchObject({ revokedReason: 'refresh_token_reuse' });
-    expect(message(await gql(app, REFRESH_TOKEN, { t: legacy.live }))).toMatch(/Session has ended/);
+    expect(message(await gql(app, REFRESH_TOKEN, { refreshToken: legacy.live }))).toMatch(/Session has ended/);
   });
 
   it('let exactly one of two concurrent refreshes win', async () => {
     const user = await registerUser(app);
     const legacy = await createLegacySession(app, user.id);
-    const results = await Promise.all([1, 2].map(() => gql(app, REFRESH_TOKEN, { t: legacy.live })));
+    const results = await Promise.all([1, 2].map(() => gql(app, REFRESH_TOKEN, { refreshToken: legacy.live })));
     expect(results.filter((r) => r.data?.refreshToken)).toHaveLength(1);
     expect(results.map(message).filter(Boolean)).toEqual([expect.stringMatching(/already used/)]);
     expect(await session(legacy.sessionId)).toMatchObject({ revokedReason: 'refresh_token_reuse' });
@@ -231,14 +231,14 @@ describe('legacy tokens (issued before generations)', () => {
   it('log out the session they belong to', async () => {
     const user = await registerUser(app);
     const legacy = await createLegacySession(app, user.id);
-    expect((await gql(app, LOGOUT, { t: legacy.live })).data.logout).toBe(true);
+    expect((await gql(app, LOGOUT, { refreshToken: legacy.live })).data.logout).toBe(true);
     expect(await session(legacy.sessionId)).toMatchObject({ revokedReason: 'logout' });
-    expect(message(await gql(app, REFRESH_TOKEN, { t: legacy.live }))).toMatch(/Session has ended/);
+    expect(message(await gql(app, REFRESH_TOKEN, { refreshToken: legacy.live }))).toMatch(/Session has ended/);
   });
 
   it('that were never issued are invalid', async () => {
     const unknown = randomBytes(32).toString('base64url');
-    expect(message(await gql(app, REFRESH_TOKEN, { t: unknown }))).toBe('Refresh token is invalid.');
-    expect(codeOf(await gql(app, LOGOUT, { t: unknown }))).toBe('UNAUTHENTICATED');
+    expect(message(await gql(app, REFRESH_TOKEN, { refreshToken: unknown }))).toBe('Refresh token is invalid.');
+    expect(codeOf(await gql(app, LOGOUT, { refreshToken: unknown }))).toBe('UNAUTHENTICATED');
   });
 });

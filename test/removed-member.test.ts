@@ -38,7 +38,7 @@ describe('MEMBER_REMOVED', () => {
     const [removed, staying] = await Promise.all([watch(mallory), watch(friend)]);
     await settle();
 
-    await gql(app, REMOVE_CHAT_MEMBER, { c: chatId, u: mallory.id }, { token: owner.accessToken });
+    await gql(app, REMOVE_CHAT_MEMBER, { chatId, userId: mallory.id }, { token: owner.accessToken });
     const toRemoved = (await removed.next()).data?.chatEvents;
     expect(toRemoved).toEqual({ type: 'MEMBER_REMOVED', chatId, user: { id: mallory.id }, actor: { id: owner.id }, chat: null });
     expect(JSON.stringify(toRemoved)).not.toMatch(/the plan|Secret plans/);
@@ -53,7 +53,7 @@ describe('MEMBER_REMOVED', () => {
     const chatId = await createChat(app, owner, { kind: 'GROUP', title: 'Left behind', memberIds: [leaver.id] });
     const events = await watch(leaver);
     await settle();
-    await gql(app, LEAVE_CHAT, { c: chatId }, { token: leaver.accessToken });
+    await gql(app, LEAVE_CHAT, { chatId }, { token: leaver.accessToken });
     expect((await events.next()).data?.chatEvents).toMatchObject({ type: 'MEMBER_LEFT', chatId, user: { id: leaver.id }, chat: null });
   });
 });

@@ -185,7 +185,7 @@ describe('scheduleMessage', () => {
       await connection.connected;
       await settle();
       const scheduled = (await schedule(app, carol, { chatId: chat, sendAt: inMs(1_000) })).data.scheduleMessage;
-      expect((await gql(app, LEAVE_CHAT, { c: chat }, { token: carol.accessToken })).errors).toBeUndefined();
+      expect((await gql(app, LEAVE_CHAT, { chatId: chat }, { token: carol.accessToken })).errors).toBeUndefined();
       const event = (await events.next(8_000)).data!.scheduledMessageEvents;
       expect(event).toMatchObject({ type: 'FAILED', scheduledMessage: { id: scheduled.id, state: 'FAILED', message: null } });
       expect(event.reason).toBeTruthy();

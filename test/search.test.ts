@@ -120,7 +120,7 @@ describe('searchMessages', () => {
     const chat = await createChat(app, alice, { kind: 'GROUP', title: 'Leaving', memberIds: [carol.id] });
     const sent = await sendText(app, alice, chat, `the ${word} plan`);
     expect((await search(carol, word)).ids).toEqual([sent.id]);
-    expect((await gql(app, LEAVE_CHAT, { c: chat }, { token: carol.accessToken })).errors).toBeUndefined();
+    expect((await gql(app, LEAVE_CHAT, { chatId: chat }, { token: carol.accessToken })).errors).toBeUndefined();
     expect((await search(carol, word)).ids).toEqual([]);
     expect((await search(stranger, word)).ids).toEqual([]);
     expect((await search(stranger, word, { chatId: chat })).error).toBe('NOT_FOUND');

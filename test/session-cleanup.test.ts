@@ -34,7 +34,7 @@ async function sessionOf(refreshToken: string) {
 }
 
 async function refresh(refreshToken: string): Promise<string> {
-  const result = await gql(app, REFRESH_TOKEN, { t: refreshToken });
+  const result = await gql(app, REFRESH_TOKEN, { refreshToken });
   if (!result.data?.refreshToken) throw new Error(`refresh failed: ${JSON.stringify(result.errors)}`);
   return result.data.refreshToken.refreshToken;
 }
@@ -77,11 +77,11 @@ describe('deleteDeadSessions', () => {
     // The live session still refreshes; a recently ended one still says so; a deleted one is unknown.
     await expect(refresh(live.refreshToken)).resolves.toMatch(/^[0-9a-f-]{36}\.2\.[A-Za-z0-9_-]{43}$/);
     for (const token of [revokedRecently.refreshToken, legacyRevokedRecently.live]) {
-      expect(errorMessage(await gql(app, REFRESH_TOKEN, { t: token }))).toMatch(/Session has ended/);
+      expect(errorMessage(await gql(app, REFRESH_TOKEN, { refreshToken: token }))).toMatch(/Session has ended/);
     }
     const deleted = [revokedLongAgo.refreshToken, revokedLongAgoSpent, expiredLongAgo.refreshToken, legacyRevokedLongAgo.live, ...legacyRevokedLongAgo.spent];
     for (const token of deleted) {
-      const result = await gql(app, REFRESH_TOKEN, { t: token });
+      const result = await gql(app, REFRESH_TOKEN, { refreshToken: token });
       expect(codeOf(result)).toBe('UNAUTHENTICATED');
       expect(errorMessage(result)).toMatch(/invalid/);
     }
@@ -104,12 +104,12 @@ describe('deleteDeadSessions', () => {
     expect(await prisma.refreshToken.count({ where: { sessionId: legacy.sessionId } })).toBe(4);
     current = await refresh(current);
     for (const spent of [user.refreshToken, legacy.spent[0]!]) {
-      const reuse = await gql(app, REFRESH_TOKEN, { t: spent });
+      const reuse = await gql(app, REFRESH_TOKEN, { refreshToken: spent });
       expect(errorMessage(reuse)).toMatch(/already used/);
     }
     const ended = await prisma.session.findMany({ where: { id: { in: [sessionId, legacy.sessionId] } }, select: { revokedReason: true } });
     expect(ended).toEqual([{ revokedReason: 'refresh_token_reuse' }, { revokedReason: 'refresh_token_reuse' }]);
-    expect(codeOf(await gql(app, REFRESH_TOKEN, { t: current }))).toBe('UNAUTHENTICATED');
+    expect(codeOf(await gql(app, REFRESH_TOKEN, { refreshToken: current }))).toBe('UNAUTHENTICATED');
   });
 
   it('works through more dead sessions than one batch holds', async () => {

@@ -336,7 +336,7 @@ describe('stop()', () => {
         }
       };
       await vi.waitFor(() => expect(app.services.chatFeeds.lastSeq(chatId)).toBeDefined());
-      await gql(app, START_TYPING, { c: chatId }, { token: alice.accessToken });
+      await gql(app, START_TYPING, { chatId, isTyping: true }, { token: alice.accessToken });
       await readUntil((text) => text.includes('event: next'));
 
       await stop();

@@ -175,7 +175,7 @@ describe('following', () => {
       expect(registered.errors).toBeUndefined();
     }
     const chat = await createChat(app, dave, { kind: 'GROUP', title: 'Muted thread', memberIds: [erin.id, frank.id] });
-    for (const user of [dave, erin, frank]) await gql(app, MUTE_CHAT, { c: chat }, { token: user.accessToken });
+    for (const user of [dave, erin, frank]) await gql(app, MUTE_CHAT, { chatId: chat }, { token: user.accessToken });
     const root = await sendText(app, dave, chat, 'root in a muted chat');
     await gql(app, FOLLOW, { m: root.id }, { token: frank.accessToken });
     const threadReply = await reply(erin, root.id, 'reply in a muted chat', chat);

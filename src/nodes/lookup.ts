@@ -2,13 +2,30 @@
 // one every argument already takes), so stored ids, links and the web client keep working. node(id)
 // finds the table that holds it, then loads it only through the same visibility rule as the typed
 // fields: anything the viewer may not see is null, exactly like an id that does not exist.
+// DeviceSession, Device and CallDevice are three views of one device session and share its id (the
+// address of envelopes and call signals): node(id) answers the widest view the viewer may see.
 import { chatsOfMember } from '../chats/membership.ts';
 import { downloadableBy } from '../files/access.ts';
 import { Prisma, type PrismaClient } from '../generated/prisma/client.ts';
+import { currentDevice } from '../devices/devices.ts';
 import { liveSessionsOf } from '../devices/session-list.ts';
 
-/** Types that implement Node. Device and CallDevice share their DeviceSession's id, so they are not nodes. */
-export const NODE_TYPES = ['User', 'Chat', 'ChatMember', 'Message', 'MessageEdit', 'Attachment', 'Call', 'CallParticipant', 'DeviceSession', 'PushSubscription', 'ScheduledMessage'] as const;
+/** Types that implement Node. */
+export const NODE_TYPES = [
+  'User',
+  'Chat',
+  'ChatMember',
+  'Message',
+  'MessageEdit',
+  'Attachment',
+  'Call',
+  'CallParticipant',
+  'DeviceSession',
+  'Device',
+  'CallDevice',
+  'PushSubscription',
+  'ScheduledMessage',
+] as const;
 export type NodeType = (typeof NODE_TYPES)[number];
 
 /** A node's row: keyed by id, or (a membership) by its chat and user. */
@@ -28,7 +45,9 @@ function parseChatMemberId(id: string): { chatId: string; userId: string } | nul
   return chatId && userId && rest.length === 0 ? { chatId, userId } : null;
 }
 
-type RowTable = Exclude<NodeType, 'ChatMember'>;
+/** The views of a device session after DeviceSession, widest first, for ids the viewer may not see as one. */
+type DeviceView = 'Device' | 'CallDevice';
+type RowTable = Exclude<NodeType, 'ChatMember' | DeviceView>;
 
 /** The table of each id-keyed node type (Prisma's default names: the model's). */
 const TABLES: Record<RowTable, string> = {
@@ -80,6 +99,28 @@ async function typesOf(prisma: PrismaClient, ids: string[]): Promise<Map<string,
   return new Map(rows.map((row) => [row.id, row.type]));
 }
 
+/**
+ * The session ids the viewer may not see as DeviceSessions (not theirs) as the next view they may:
+ * a Device (a live session with keys: anyone's, as User.devices), else a CallDevice (a device in a
+ * call of the viewer's, as CallParticipant.device).
+ */
+async function visibleDevices(prisma: PrismaClient, sessionIds: string[], viewerId: string): Promise<Map<string, NodeValue>> {
+  const found = new Map<string, NodeValue>();
+  if (sessionIds.length === 0) return found;
+  for (const device of await prisma.device.findMany({ where: { id: { in: sessionIds }, ...currentDevice() } })) {
+    found.set(device.id, { ...device, __typename: 'Device' });
+  }
+  const inCalls = sessionIds.filter((id) => !found.has(id));
+  if (inCalls.length === 0) return found;
+  const participants = await prisma.callParticipant.findMany({
+    where: { sessionId: { in: inCalls }, call: { members: { some: { userId: viewerId } } } },
+    select: { sessionId: true },
+    distinct: ['sessionId'],
+  });
+  for (const { sessionId } of participants) found.set(sessionId, { id: sessionId, __typename: 'CallDevice' });
+  return found;
+}
+
 async function visibleMembers(prisma: PrismaClient, ids: string[], viewerId: string): Promise<Map<string, NodeValue>> {
   const pairs = ids.map(parseChatMemberId).filter((pair) => pair !== null);
   if (pairs.length === 0) return new Map();
@@ -99,6 +140,10 @@ export async function findNodes(prisma: PrismaClient, viewerId: string, ids: rea
   await Promise.all(
     [...byType].map(async ([type, typeIds]) => {
       for (const row of await visibleRows(prisma, type, typeIds, viewerId)) found.set(row.id, { ...row, __typename: type });
+      if (type === 'DeviceSession') {
+        const others = typeIds.filter((id) => !found.has(id));
+        for (const [id, device] of await visibleDevices(prisma, others, viewerId)) found.set(id, device);
+      }
     }),
   );
   return ids.map((id) => found.get(id) ?? null);

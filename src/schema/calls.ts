@@ -57,7 +57,9 @@ const CallEventTypeEnum = builder.enumType('CallEventType', {
 });
 
 const CallDeviceRef = builder.objectRef<{ id: string }>('CallDevice').implement({
-  description: 'A device in a call: its device session.',
+  interfaces: [NodeRef],
+  description:
+    "A device in a call: its device session. node(id) answers it as a CallDevice to the call's members who may not see it as a Device or DeviceSession.",
   fields: (t) => ({ id: t.exposeID('id', { description: 'The device session id: where signals go (`toDeviceId`).' }) }),
 });
 

@@ -13,7 +13,9 @@ import { NodeRef } from './node.ts';
 const DEVICES_BY_AGE = [{ createdAt: 'asc' }, { id: 'asc' }] as const;
 
 export const DeviceRef = builder.prismaObject('Device', {
-  description: "A device that holds end-to-end encryption keys: a device session that uploaded them. Its id is the session's.",
+  interfaces: [NodeRef],
+  description:
+    "A device that holds end-to-end encryption keys: a device session that uploaded them. Its id is the session's: node(id) answers it as a Device to others, as your DeviceSession to you.",
   fields: (t) => ({
     id: t.exposeID('id', { description: 'The device session id (DeviceSession.id); envelopes are addressed to it.' }),
     user: t.relation('user', { description: "The device's user." }),

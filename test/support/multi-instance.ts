@@ -186,7 +186,7 @@ export function multiInstanceScenarios(get: () => Instances) {
     const chatId = await createChat(apps[0]!, alice, { kind: 'DIRECT', memberIds: [bob.id] });
     const sub = subscribe(ws(0, bob.accessToken), TYPING, { chatId });
     await untilSubscribed([channels.chat(chatId)]);
-    await gql(apps[1]!, START_TYPING, { c: chatId }, { token: alice.accessToken });
+    await gql(apps[1]!, START_TYPING, { chatId, isTyping: true }, { token: alice.accessToken });
     expect((await sub.next()).data.typing).toEqual({ chatId, isTyping: true, user: { id: alice.id } });
   });
 

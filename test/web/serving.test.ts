@@ -66,8 +66,8 @@ describe('the web client', () => {
     expect(await response.text()).toMatch(/npm run build/);
   });
 
-  it('is typed against the current schema.graphql (web/src/graphql-env.d.ts is up to date)', () => {
+  it("is typed against the current schema.graphql (@kocmoc/client's src/graphql-env.d.ts is up to date)", () => {
     // Throws (exit 1, with the reason on stderr) when the file is stale.
-    execFileSync(process.execPath, [join(import.meta.dirname, '..', '..', 'web', 'build.mjs'), '--check'], { stdio: 'pipe' });
+    execFileSync(process.execPath, [join(import.meta.dirname, '..', '..', 'packages', 'client', 'build.mjs'), '--check'], { stdio: 'pipe' });
   });
 });

@@ -9,9 +9,9 @@
 // that offer, so when the call goes ACTIVE the caller sends it again, to the device that answered
 // (which ignores it if it had it). Group calls (a mesh of connections) are not in this client.
 import { request } from './api.ts';
-import { ANSWER_CALL, CALL, CALL_EVENTS, DECLINE_CALL, END_CALL, ICE_SERVERS, SEND_CALL_SIGNAL, START_CALL, type Call, type User } from './documents.ts';
+import { AnswerCallMutation, CallQuery, CallEventsSubscription, DeclineCallMutation, EndCallMutation, IceServersQuery, SendCallSignalMutation, StartCallMutation, type Call, type User } from '@kocmoc/client/documents';
 import { callDuration, displayName } from './format.ts';
-import type { ResultOf, VariablesOf } from './graphql.ts';
+import type { ResultOf, VariablesOf } from '@kocmoc/client/documents';
 import { live } from './live.ts';
 import { startRingtone, stopRingtone } from './ringtone.ts';
 import { accessToken } from './session.ts';
@@ -32,8 +32,8 @@ export interface CallView {
   outcome?: string;
 }
 
-type SignalKind = VariablesOf<typeof SEND_CALL_SIGNAL>['input']['kind'];
-type CallEvent = ResultOf<typeof CALL_EVENTS>['callEvents'];
+type SignalKind = VariablesOf<typeof SendCallSignalMutation>['input']['kind'];
+type CallEvent = ResultOf<typeof CallEventsSubscription>['callEvents'];
 
 interface Current {
   view: CallView;
@@ -111,7 +111,7 @@ const busy = () => current !== undefined && current.view.phase !== 'ended';
 export function watchCalls(user: User, onError: (error: unknown) => void): () => void {
   me = user;
   report = onError;
-  const stop = live(CALL_EVENTS, ({ callEvents }) => onEvent(callEvents), { variables: () => ({}), onResume: resync, onError });
+  const stop = live(CallEventsSubscription, ({ callEvents }) => onEvent(callEvents), { variables: () => ({}), onResume: resync, onError });
   addEventListener('pagehide', hangUpOnLeave);
   return () => {
     stop();
@@ -184,7 +184,7 @@ export async function placeCall(chatId: string, peerName: string): Promise<void>
       return await join(c);
     }
     c.view.id = call.id;
-    if (c.hungUp || current !== c) return void request(END_CALL, { callId: call.id }).catch(report);
+    if (c.hungUp || current !== c) return void request(EndCallMutation, { callId: call.id }).catch(report);
     joined(c);
     if (call.state !== 'ENDED') send(c, 'OFFER', JSON.stringify(c.pc!.localDescription));
     follow(c, call);
@@ -198,10 +198,10 @@ export async function placeCall(chatId: string, peerName: string): Promise<void>
 async function start(chatId: string): Promise<Call> {
   const input = { chatId, media: 'AUDIO' as const, clientCallId: globalThis.crypto?.randomUUID?.() ?? `${Date.now()}-${Math.random()}` };
   try {
-    return (await request(START_CALL, { input })).startCall;
+    return (await request(StartCallMutation, { input })).startCall;
   } catch (error) {
     if (!(error instanceof ApiError) || error.code !== 'NETWORK') throw error;
-    return (await request(START_CALL, { input })).startCall;
+    return (await request(StartCallMutation, { input })).startCall;
   }
 }
 
@@ -231,7 +231,7 @@ async function join(c: Current) {
     if (current === c && !c.outgoing) show({ phase: 'ringing' });
     throw error;
   }
-  const { answerCall: call } = await request(ANSWER_CALL, { callId });
+  const { answerCall: call } = await request(AnswerCallMutation, { callId });
   if (current !== c) return;
   show({ answeredAt: Date.now() });
   joined(c);
@@ -251,7 +251,7 @@ export async function decline(): Promise<void> {
   const c = current;
   if (c?.view.phase !== 'ringing' || !c.view.id) return;
   finish(null);
-  await request(DECLINE_CALL, { callId: c.view.id }).catch(report);
+  await request(DeclineCallMutation, { callId: c.view.id }).catch(report);
 }
 
 /** Hangs up (or cancels the call before it is answered). */
@@ -263,7 +263,7 @@ export async function hangUp(outcome?: string): Promise<void> {
   finish(outcome ?? 'Call ended');
   if (!c.view.id) return; // placeCall ends it once startCall answers
   try {
-    follow(c, (await request(END_CALL, { callId: c.view.id })).endCall);
+    follow(c, (await request(EndCallMutation, { callId: c.view.id })).endCall);
   } catch (error) {
     report(error);
   }
@@ -286,7 +286,7 @@ async function prepare(c: Current): Promise<boolean> {
     throw error;
   });
   // Fresh credentials for each call: TURN's expire.
-  const { iceServers } = await request(ICE_SERVERS, {});
+  const { iceServers } = await request(IceServersQuery, {});
   if (current !== c || c.view.phase === 'ended') {
     teardown(c);
     return false;
@@ -325,7 +325,7 @@ function setRemoteDevice(c: Current, device: string) {
 function send(c: Current, kind: SignalKind, payload: string) {
   const input = { callId: c.view.id!, toDeviceId: c.remoteDevice ?? null, kind, payload };
   c.outbox = c.outbox
-    .then(() => request(SEND_CALL_SIGNAL, { input }))
+    .then(() => request(SendCallSignalMutation, { input }))
     .catch((error: unknown) => current === c && c.view.phase !== 'ended' && report(error));
 }
 
@@ -393,7 +393,7 @@ function teardown(c: Current) {
 function resync() {
   const c = current;
   if (!c?.view.id || c.view.phase === 'ended') return;
-  request(CALL, { id: c.view.id }).then(({ call }) => follow(c, call), report);
+  request(CallQuery, { id: c.view.id }).then(({ call }) => follow(c, call), report);
 }
 
 /** Closing or reloading the page hangs up (else the other side would wait for our reconnect). */
@@ -402,6 +402,6 @@ function hangUpOnLeave() {
   if (!c?.view.id || c.view.phase === 'ended' || c.view.phase === 'ringing') return;
   const callId = c.view.id;
   void accessToken()
-    .then((token) => run(END_CALL, { callId }, token, { keepalive: true }))
+    .then((token) => run(EndCallMutation, { callId }, token, { keepalive: true }))
     .catch(() => {});
 }

@@ -1,5 +1,5 @@
 // How times, sizes and people read on screen.
-import type { Call, User } from './documents.ts';
+import type { Call, User } from '@kocmoc/client/documents';
 
 export const displayName = (user: Pick<User, 'displayName' | 'username'>) => user.displayName || user.username;
 

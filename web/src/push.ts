@@ -2,7 +2,7 @@
 // while no tab of the client is connected. The browser's push subscription is made with the
 // server's VAPID key and registered for this device session (signing out ends it).
 import { request } from './api.ts';
-import { REGISTER_PUSH, VAPID_PUBLIC_KEY } from './documents.ts';
+import { RegisterPushMutation, VapidPublicKeyQuery } from '@kocmoc/client/documents';
 
 /** `available`: can be turned on; `on`: subscribed; `denied`: the person blocked notifications. */
 export type PushState = 'unsupported' | 'available' | 'on' | 'denied';
@@ -29,7 +29,7 @@ export async function enablePush(): Promise<PushState> {
   if (permission !== 'granted') return permission === 'denied' ? 'denied' : 'available';
   const registration = await navigator.serviceWorker.register('/sw.js', { scope: '/' });
   await navigator.serviceWorker.ready;
-  const { vapidPublicKey } = await request(VAPID_PUBLIC_KEY, {});
+  const { vapidPublicKey } = await request(VapidPublicKeyQuery, {});
   let subscription: PushSubscription;
   try {
     subscription = await registration.pushManager.subscribe({ userVisibleOnly: true, applicationServerKey: base64UrlToBytes(vapidPublicKey) });
@@ -37,6 +37,6 @@ export async function enablePush(): Promise<PushState> {
     throw new Error(`The browser's push service refused the subscription: ${error instanceof Error ? error.message : String(error)}`);
   }
   const { endpoint, keys } = subscription.toJSON() as { endpoint: string; keys: { p256dh: string; auth: string } };
-  await request(REGISTER_PUSH, { input: { endpoint, keys } });
+  await request(RegisterPushMutation, { input: { endpoint, keys } });
   return 'on';
 }

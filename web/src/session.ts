@@ -4,8 +4,8 @@
 // refreshed a minute before it expires, and a refresh token is used once: tabs take turns through
 // a Web Lock and each starts from the newest token in storage, so two tabs never spend the same one
 // (which the server would take for a stolen token, ending the session).
-import { LOGIN, LOGOUT, REFRESH, REGISTER, type AuthPayload, type User } from './documents.ts';
-import type { VariablesOf } from './graphql.ts';
+import { LoginMutation, LogoutMutation, RefreshTokenMutation, RegisterMutation, type AuthPayload, type User } from '@kocmoc/client/documents';
+import type { VariablesOf } from '@kocmoc/client/documents';
 import { ApiError, run } from './transport.ts';
 
 const STORAGE_KEY = 'kocmoc.refreshToken';
@@ -47,19 +47,19 @@ function end(reason?: string) {
   for (const listener of listeners) listener(null, reason);
 }
 
-export async function register(input: VariablesOf<typeof REGISTER>['input']): Promise<void> {
-  adopt((await run(REGISTER, { input })).register);
+export async function register(input: VariablesOf<typeof RegisterMutation>['input']): Promise<void> {
+  adopt((await run(RegisterMutation, { input })).register);
 }
 
-export async function login(input: VariablesOf<typeof LOGIN>['input']): Promise<void> {
-  adopt((await run(LOGIN, { input })).login);
+export async function login(input: VariablesOf<typeof LoginMutation>['input']): Promise<void> {
+  adopt((await run(LoginMutation, { input })).login);
 }
 
 /** Signs out on the server (this device's session only) and here. */
 export async function logout(): Promise<void> {
   const refreshToken = localStorage.getItem(STORAGE_KEY);
   try {
-    if (refreshToken) await run(LOGOUT, { refreshToken });
+    if (refreshToken) await run(LogoutMutation, { refreshToken });
   } finally {
     end();
   }
@@ -78,7 +78,7 @@ function refresh(): Promise<void> {
     const refreshToken = localStorage.getItem(STORAGE_KEY);
     if (!refreshToken) return end('You were signed out.');
     try {
-      adopt((await run(REFRESH, { refreshToken })).refreshToken);
+      adopt((await run(RefreshTokenMutation, { refreshToken })).refreshToken);
     } catch (error) {
       // The session ended (signed out elsewhere, expired, or the token was reused): sign in again.
       if (error instanceof ApiError && error.code !== 'NETWORK' && error.code !== 'RATE_LIMITED') return end('Your session ended. Please sign in again.');

@@ -73,19 +73,21 @@ export function createKocmocWsClient(options: KocmocClientOptions): WsClient {
 
 /** An urql Client for the API: Graphcache (keys, relayPagination), HTTP with token refresh, graphql-ws. */
 export function createKocmocClient(options: KocmocClientOptions): Client {
-  const ws = createKocmocWsClient(options);
+  // Created at the first subscription: a client that only queries needs no WebSocket (Node before 22 has none).
+  let ws: WsClient | undefined;
+  const socket = () => (ws ??= createKocmocWsClient(options));
   const { keys, resolvers, ...cache } = options.cache ?? {};
   const exchanges: Exchange[] = [
     cacheExchange({ ...cache, keys: { ...graphcacheKeys, ...keys }, resolvers: { ...graphcacheResolvers, ...resolvers } }),
     fetchExchange,
     subscriptionExchange({
       forwardSubscription: (request) => ({
-        subscribe: (sink) => ({ unsubscribe: ws.subscribe({ ...request, query: request.query ?? '' }, sink) }),
+        subscribe: (sink) => ({ unsubscribe: socket().subscribe({ ...request, query: request.query ?? '' }, sink) }),
       }),
     }),
   ];
   return new Client({ url: options.url, exchanges, fetch: authorizedFetch(options), requestPolicy: 'cache-first' });
 }
 
-export { graphql, type ResultOf, type VariablesOf } from './graphql.ts';
+export { graphql } from './graphql.ts';
 export * from './documents.ts';

@@ -1,7 +1,7 @@
 // Signed out: the sign-in form. Signed in: the messenger. On load, a stored refresh token resumes
 // the session without asking again.
 import { useEffect, useState } from 'preact/hooks';
-import type { User } from '../documents.ts';
+import type { User } from '@kocmoc/client/documents';
 import { currentUser, onSessionChange, restore } from '../session.ts';
 import { describe } from '../transport.ts';
 import { Messenger } from './Messenger.tsx';

@@ -1,6 +1,6 @@
 // The chat list: newest activity first, with the last message, unread count and, for direct
 // chats, the other person's presence.
-import type { ChatSummary, Message, User } from '../documents.ts';
+import type { ChatSummary, Message, User } from '@kocmoc/client/documents';
 import { callText, displayName, presenceText, timeOf, type Presence } from '../format.ts';
 
 interface Props {

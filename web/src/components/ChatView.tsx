@@ -4,7 +4,7 @@
 // or shown twice). Messages of others are marked read as they scroll into view.
 import { useCallback, useEffect, useLayoutEffect, useMemo, useRef, useState } from 'preact/hooks';
 import { request } from '../api.ts';
-import { ADD_MEMBERS, DELETE_MESSAGE, HISTORY, MARK_READ, MESSAGE_EVENTS, TYPING, type ChatSummary, type Message, type User } from '../documents.ts';
+import { AddChatMembersMutation, DeleteMessageMutation, HistoryQuery, MarkReadMutation, MessageEventsSubscription, TypingSubscription, type ChatSummary, type Message, type User } from '@kocmoc/client/documents';
 import { displayName, presenceText, type Presence } from '../format.ts';
 import { placeCall } from '../calls.ts';
 import { live } from '../live.ts';
@@ -56,16 +56,16 @@ export function ChatView({ chat, me, presenceOf, report, reportQuietly, onBack, 
   useEffect(() => {
     let stop: (() => void) | undefined;
     let cancelled = false;
-    request(HISTORY, { chatId: chat.id, last: PAGE }).then((data) => {
+    request(HistoryQuery, { chatId: chat.id, last: PAGE }).then((data) => {
       if (cancelled || !data.chat) return;
       const { edges, pageInfo } = data.chat.messages;
       merge(edges.map(({ node }) => node));
       setOlder({ cursor: pageInfo.startCursor ?? null, more: pageInfo.hasPreviousPage, loading: false });
-      stop = live(MESSAGE_EVENTS, (event) => merge([event.messageEvents.message]), {
+      stop = live(MessageEventsSubscription, (event) => merge([event.messageEvents.message]), {
         variables: () => ({ chatId: chat.id, sinceSeq: newestSeq.current }),
         // sinceSeq replays new messages; edits and deletes of recent ones made meanwhile come
         // with the newest page again.
-        onResume: () => void request(HISTORY, { chatId: chat.id, last: PAGE }).then((page) => merge(page.chat?.messages.edges.map(({ node }) => node) ?? []), reportQuietly),
+        onResume: () => void request(HistoryQuery, { chatId: chat.id, last: PAGE }).then((page) => merge(page.chat?.messages.edges.map(({ node }) => node) ?? []), reportQuietly),
         onError: report,
       });
     }, report);
@@ -78,7 +78,7 @@ export function ChatView({ chat, me, presenceOf, report, reportQuietly, onBack, 
   useEffect(
     () =>
       live(
-        TYPING,
+        TypingSubscription,
         ({ typing: event }) =>
           setTyping((map) => {
             const next = new Map(map);
@@ -100,7 +100,7 @@ export function ChatView({ chat, me, presenceOf, report, reportQuietly, onBack, 
   const loadOlder = useCallback(() => {
     if (!older.more || older.loading) return;
     setOlder((state) => ({ ...state, loading: true }));
-    request(HISTORY, { chatId: chat.id, last: PAGE, before: older.cursor }).then((data) => {
+    request(HistoryQuery, { chatId: chat.id, last: PAGE, before: older.cursor }).then((data) => {
       if (!data.chat) return;
       const { edges, pageInfo } = data.chat.messages;
       anchor.current = { keepFrom: scroller.current!.scrollHeight - scroller.current!.scrollTop };
@@ -144,7 +144,7 @@ export function ChatView({ chat, me, presenceOf, report, reportQuietly, onBack, 
           const messageId = newest.id;
           clearTimeout(markTimer.current);
           markTimer.current = setTimeout(() => {
-            request(MARK_READ, { chatId: chat.id, messageId }).then(({ markRead }) => onChanged(markRead), reportQuietly);
+            request(MarkReadMutation, { chatId: chat.id, messageId }).then(({ markRead }) => onChanged(markRead), reportQuietly);
           }, 300);
         },
         { threshold: 0.5 },
@@ -158,10 +158,10 @@ export function ChatView({ chat, me, presenceOf, report, reportQuietly, onBack, 
 
   const remove = (message: Message) => {
     if (!confirm('Delete this message for everyone?')) return;
-    request(DELETE_MESSAGE, { id: message.id }).then(({ deleteMessage }) => merge([deleteMessage]), report);
+    request(DeleteMessageMutation, { id: message.id }).then(({ deleteMessage }) => merge([deleteMessage]), report);
   };
   const addMember = (user: User) =>
-    request(ADD_MEMBERS, { chatId: chat.id, userIds: [user.id] }).then(({ addChatMembers }) => {
+    request(AddChatMembersMutation, { chatId: chat.id, userIds: [user.id] }).then(({ addChatMembers }) => {
       onChanged(addChatMembers);
       setAdding(false);
     }, report);

@@ -3,9 +3,9 @@
 // seconds (the server lets a signal lapse after TYPING_TTL), and stopped on send.
 import { useEffect, useRef, useState } from 'preact/hooks';
 import { request } from '../api.ts';
-import { EDIT_MESSAGE, SEND_MESSAGE, SET_TYPING, UPLOAD_FILE, type Message } from '../documents.ts';
+import { EditMessageMutation, SendMessageMutation, SetTypingMutation, UploadFileMutation, type Message } from '@kocmoc/client/documents';
 import { displayName } from '../format.ts';
-import type { VariablesOf } from '../graphql.ts';
+import type { VariablesOf } from '@kocmoc/client/documents';
 import { Icon } from './Icon.tsx';
 
 interface Props {
@@ -19,7 +19,7 @@ interface Props {
   reportQuietly: (error: unknown) => void;
 }
 
-type SendInput = Omit<VariablesOf<typeof SEND_MESSAGE>['input'], 'chatId'>;
+type SendInput = Omit<VariablesOf<typeof SendMessageMutation>['input'], 'chatId'>;
 
 const TYPING_REFRESH_MS = 3_000;
 const TYPING_IDLE_MS = 5_000;
@@ -53,7 +53,7 @@ export function Composer({ chatId, replyTo, editing, onCancel, onSent, report, r
     // A start is refreshed every few seconds while typing goes on; a stop is sent once.
     if (isTyping ? typing && Date.now() - typingSentAt.current < TYPING_REFRESH_MS : !typing) return;
     typingSentAt.current = isTyping ? Date.now() : 0;
-    typingQueue.current = typingQueue.current.then(() => request(SET_TYPING, { chatId, isTyping })).catch(reportQuietly);
+    typingQueue.current = typingQueue.current.then(() => request(SetTypingMutation, { chatId, isTyping })).catch(reportQuietly);
   };
   useEffect(() => () => typingSentAt.current > 0 && setTyping(false), []); // eslint-disable-line react-hooks/exhaustive-deps
 
@@ -70,7 +70,7 @@ export function Composer({ chatId, replyTo, editing, onCancel, onSent, report, r
     }
   };
   const sendMessage = async (input: SendInput) =>
-    (await request(SEND_MESSAGE, { input: { chatId, clientMessageId: clientMessageId(), replyToId: replyTo?.id, ...input } })).sendMessage;
+    (await request(SendMessageMutation, { input: { chatId, clientMessageId: clientMessageId(), replyToId: replyTo?.id, ...input } })).sendMessage;
 
   const submit = async () => {
     const body = text.trim();
@@ -79,7 +79,7 @@ export function Composer({ chatId, replyTo, editing, onCancel, onSent, report, r
     if (editing) {
       setBusy('Saving…');
       try {
-        onSent((await request(EDIT_MESSAGE, { id: editing.id, text: body })).editMessage);
+        onSent((await request(EditMessageMutation, { id: editing.id, text: body })).editMessage);
         setText('');
         onCancel();
       } catch (error) {
@@ -99,7 +99,7 @@ export function Composer({ chatId, replyTo, editing, onCancel, onSent, report, r
     const kind = file.type.startsWith('image/') ? 'IMAGE' : 'FILE';
     setBusy(`Uploading ${file.name}…`);
     try {
-      const { uploadFile } = await request(UPLOAD_FILE, { file, kind });
+      const { uploadFile } = await request(UploadFileMutation, { file, kind });
       const caption = text.trim();
       if (await send({ kind, attachmentId: uploadFile.id, text: caption || undefined })) {
         setText('');

@@ -1,6 +1,6 @@
 // One message: who, what (text, photo thumbnail, file link, location, a call), its reply, and the
 // actions its viewer may take.
-import type { Message, User } from '../documents.ts';
+import type { Message, User } from '@kocmoc/client/documents';
 import { bytes, callText, displayName, timeOf } from '../format.ts';
 import { Icon } from './Icon.tsx';
 

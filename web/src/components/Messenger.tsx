@@ -6,7 +6,7 @@
 import { useCallback, useEffect, useMemo, useRef, useState } from 'preact/hooks';
 import { request } from '../api.ts';
 import { hangUp, watchCalls } from '../calls.ts';
-import { CHAT, CHAT_EVENTS, CHATS, MESSAGE_EVENTS, PRESENCE, type ChatSummary, type User } from '../documents.ts';
+import { ChatQuery, ChatEventsSubscription, ChatsQuery, MessageEventsSubscription, PresenceSubscription, type ChatSummary, type User } from '@kocmoc/client/documents';
 import type { Presence } from '../format.ts';
 import { closeSocket, live, onConnectionState, type ConnectionState } from '../live.ts';
 import { enablePush, pushState, type PushState } from '../push.ts';
@@ -56,14 +56,14 @@ export function Messenger({ me }: { me: User }) {
   /** Where the next page of older chats starts; null when there is none. */
   const [moreChats, setMoreChats] = useState<string | null>(null);
   const loadAll = useCallback(() => {
-    request(CHATS, {}).then((data) => {
+    request(ChatsQuery, {}).then((data) => {
       setChats(new Map(data.chats.edges.map(({ node }) => [node.id, node])));
       setMoreChats(data.chats.pageInfo.hasNextPage ? (data.chats.pageInfo.endCursor ?? null) : null);
       setPresence(new Map()); // the statuses just fetched are the newest
     }, reportQuietly);
   }, [reportQuietly]);
   const loadMoreChats = () =>
-    request(CHATS, { after: moreChats }).then((data) => {
+    request(ChatsQuery, { after: moreChats }).then((data) => {
       setChats((map) => new Map([...map, ...data.chats.edges.map(({ node }) => [node.id, node] as const)]));
       setMoreChats(data.chats.pageInfo.hasNextPage ? (data.chats.pageInfo.endCursor ?? null) : null);
     }, report);
@@ -82,7 +82,7 @@ export function Messenger({ me }: { me: User }) {
           const ticket = (latest.current.get(id) ?? 0) + 1;
           latest.current.set(id, ticket);
           // chat(id:) is null for a chat you are no longer in.
-          request(CHAT, { id }).then((data) => latest.current.get(id) === ticket && (data.chat ? upsert(data.chat) : forget(id)), reportQuietly);
+          request(ChatQuery, { id }).then((data) => latest.current.get(id) === ticket && (data.chat ? upsert(data.chat) : forget(id)), reportQuietly);
         }, 150),
       );
     },
@@ -101,10 +101,10 @@ export function Messenger({ me }: { me: User }) {
   }, []);
 
   useEffect(
-    () => live(MESSAGE_EVENTS, (data) => refreshChat(data.messageEvents.chatId), { variables: () => ({}), onResume: loadAll, onError: report }),
+    () => live(MessageEventsSubscription, (data) => refreshChat(data.messageEvents.chatId), { variables: () => ({}), onResume: loadAll, onError: report }),
     [refreshChat, loadAll, report],
   );
-  useEffect(() => live(CHAT_EVENTS, (data) => refreshChat(data.chatEvents.chatId), { variables: () => ({}), onError: report }), [refreshChat, report]);
+  useEffect(() => live(ChatEventsSubscription, (data) => refreshChat(data.chatEvents.chatId), { variables: () => ({}), onError: report }), [refreshChat, report]);
 
   // Presence of everyone in the list; subscribed again when that set changes.
   const people = useMemo(() => {
@@ -116,7 +116,7 @@ export function Messenger({ me }: { me: User }) {
   useEffect(() => {
     if (people.length === 0) return;
     return live(
-      PRESENCE,
+      PresenceSubscription,
       ({ presence: event }) => setPresence((map) => new Map(map).set(event.user.id, { status: event.status, lastSeenAt: event.lastSeenAt })),
       { variables: () => ({ userIds: people }), onResume: loadAll, onError: report },
     );

@@ -2,7 +2,7 @@
 // and pick its members.
 import { useState } from 'preact/hooks';
 import { request } from '../api.ts';
-import { CREATE_CHAT, type ChatSummary, type User } from '../documents.ts';
+import { CreateChatMutation, type ChatSummary, type User } from '@kocmoc/client/documents';
 import { displayName } from '../format.ts';
 import { UserSearch } from './UserSearch.tsx';
 
@@ -19,7 +19,7 @@ export function NewChat({ me, report, onCancel, onCreated }: Props) {
   const [members, setMembers] = useState<Map<string, User>>(new Map());
 
   const create = (memberIds: string[]) =>
-    request(CREATE_CHAT, { input: kind === 'DIRECT' ? { kind, memberIds } : { kind, memberIds, title: title.trim() } }).then((data) => onCreated(data.createChat), report);
+    request(CreateChatMutation, { input: kind === 'DIRECT' ? { kind, memberIds } : { kind, memberIds, title: title.trim() } }).then((data) => onCreated(data.createChat), report);
 
   const pick = (user: User) => {
     if (kind === 'DIRECT') return void create([user.id]);

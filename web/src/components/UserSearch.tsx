@@ -1,7 +1,7 @@
 // Finds people by username or display name as you type (searchUsers), for new chats and new members.
 import { useEffect, useState } from 'preact/hooks';
 import { request } from '../api.ts';
-import { SEARCH_USERS, type User } from '../documents.ts';
+import { SearchUsersQuery, type User } from '@kocmoc/client/documents';
 import { displayName } from '../format.ts';
 
 interface Props {
@@ -21,7 +21,7 @@ export function UserSearch({ me, report, picked, onPick }: Props) {
     if (!text) return setFound([]);
     let current = true;
     const timer = setTimeout(() => {
-      request(SEARCH_USERS, { query: text }).then((data) => {
+      request(SearchUsersQuery, { query: text }).then((data) => {
         if (current) setFound(data.searchUsers.edges.map(({ node }) => node).filter((user) => user.id !== me.id));
       }, report);
     }, 200);
