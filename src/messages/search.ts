@@ -6,7 +6,9 @@ import type { Services } from '../services.ts';
 import { badUserInput, notFound } from '../errors.ts';
 import { CHAT_NOT_FOUND } from '../chats/membership.ts';
 import { decodeContent, messageAad } from './content.ts';
+import type { Keyring } from '../env.ts';
 import { chatTokenSlices, MIN_PREFIX, queryTokens, tokenArray, wordsOf, type Word } from './search-index.ts';
+import { queryKeyring } from './search-reindex.ts';
 
 type SearchServices = Pick<Services, 'prisma' | 'cipher' | 'config'>;
 
@@ -151,8 +153,8 @@ interface ChatWindow {
  * One window round: for each chat given, its next WINDOW_PER_CHAT entries before its own place,
  * newest first, each marked if it holds every term. Bounded by chats x window whatever the words.
  */
-function windowRows({ prisma, config }: SearchServices, allChatIds: string[], chats: ChatWindow[], terms: string[]) {
-  const { flat, keys } = chatTokenSlices(config.messageEncryption, allChatIds, terms);
+function windowRows({ prisma }: SearchServices, keyring: Keyring, allChatIds: string[], chats: ChatWindow[], terms: string[]) {
+  const { flat, keys } = chatTokenSlices(keyring, allChatIds, terms);
   const width = terms.length;
   // One chat's slice under key k of the flat [chat][key][term] array (1-based, inclusive).
   const underKey = Array.from({ length: keys }, (_, k) =>
@@ -174,13 +176,13 @@ function windowRows({ prisma, config }: SearchServices, allChatIds: string[], ch
  * only in the chats that hold `from` above the page's oldest wanted hit (a busy chat, say), so
  * common words finish in a round or two; rarer ones go on in the GIN index from `from`.
  */
-async function windowPass(services: SearchServices, chatIds: string[], terms: string[], after: string | null, take: number, check: (ids: string[]) => Promise<boolean>) {
+async function windowPass(services: SearchServices, keyring: Keyring, chatIds: string[], terms: string[], after: string | null, take: number, check: (ids: string[]) => Promise<boolean>) {
   const windows: ChatWindow[] = chatIds.map((chatId, i) => ({ index: i + 1, chatId, before: after, done: false }));
   let pending: string[] = [];
   let from: string | null = null;
   let reading = windows;
   for (let round = 0; round < WINDOW_ROUNDS && reading.length > 0; round++) {
-    const rows = await windowRows(services, chatIds, reading, terms);
+    const rows = await windowRows(services, keyring, chatIds, reading, terms);
     for (const chat of reading) {
       const mine = rows.filter((row) => row.chatIndex === chat.index);
       chat.done = mine.length < WINDOW_PER_CHAT;
@@ -236,12 +238,14 @@ export async function searchMessages(services: SearchServices, viewerId: string,
     }
     return false;
   };
-  const window = await windowPass(services, chatIds, distinct, after, take, checkIds);
+  // Every key's tokens until the re-index after a rotation has finished; then the current key's only.
+  const keyring = await queryKeyring(services);
+  const window = await windowPass(services, keyring, chatIds, distinct, after, take, checkIds);
   if (window.full) return { hits, hasNextPage: true };
   if (window.from === null) return { hits, hasNextPage: false };
 
   // Past the window: the GIN index, which for words that got here is the cheaper way.
-  const tokens = queryTokens(services.config.messageEncryption, chatIds, distinct);
+  const tokens = queryTokens(keyring, chatIds, distinct);
   for (let before = window.from; ; ) {
     const batch = await candidates(services, chatIds, tokens, before, take);
     if (await check(batch)) return { hits, hasNextPage: true };
