@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { App } from '../src/server/app.ts';
 import { normalise } from '../src/messages/search-index.ts';
+import { SEARCH_PLAN, searchMessages, type SearchPlan } from '../src/messages/search.ts';
 import { codeOf, createChat, gql, registerUser, sendText, startTestApp, type TestUser } from './support/helpers.ts';
 import { DELETE_MESSAGE, LEAVE_CHAT } from './support/operations.ts';
 
@@ -96,6 +97,35 @@ describe('searchMessages', () => {
     const last = await search(bob, word, { first: 5, after: rest.pageInfo.endCursor });
     expect(last.ids).toEqual([oldest.id]);
     expect(last.pageInfo.hasNextPage).toBe(false);
+  });
+
+  it('gives the same pages whichever way it looks: window rounds, the GIN probe, a probe over its cap', async () => {
+    const word = unique('planned');
+    const chat = await createChat(app, alice, { kind: 'GROUP', title: 'Plans', memberIds: [bob.id] });
+    const matches = [];
+    for (let i = 0; i < 8; i++) {
+      matches.push(await sendText(app, alice, chat, `${word} ${i}`));
+      for (let j = 0; j < 5; j++) await sendText(app, bob, chat, `filler ${i} ${j}`);
+    }
+    const plans: SearchPlan[] = [
+      SEARCH_PLAN,
+      { probeAfterRounds: 0, probeCap: 1_000, windowRounds: 4 },
+      { probeAfterRounds: 1, probeCap: 2, windowRounds: 4 },
+      { probeAfterRounds: 0, probeCap: 2, windowRounds: 0 },
+      { probeAfterRounds: 4, probeCap: 0, windowRounds: 4 },
+    ];
+    for (const plan of plans) {
+      const ids: string[] = [];
+      let after: string | null = null;
+      for (let pages = 0; pages < 5; pages++) {
+        const page = await searchMessages(app.services, bob.id, { query: word, first: 3, after }, plan);
+        ids.push(...page.hits.map((hit) => hit.message.id));
+        expect(page.hasNextPage, JSON.stringify(plan)).toBe(ids.length < matches.length);
+        if (!page.hasNextPage) break;
+        after = page.hits.at(-1)!.cursor;
+      }
+      expect(ids, JSON.stringify(plan)).toEqual(matches.map((m) => m.id).reverse());
+    }
   });
 
   it('reads a page of results with their senders and chats in a bounded number of queries', async () => {

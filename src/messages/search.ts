@@ -129,10 +129,22 @@ function candidates({ prisma }: SearchServices, chatIds: string[], tokens: Buffe
     LIMIT ${take}`;
 }
 
+/**
+ * Up to `limit` ids of entries holding every term (before `before`), in no order: one GIN bitmap
+ * lookup, which stops reading rows at `limit`. Fewer than `limit` means these are all of them.
+ */
+async function matchedIds({ prisma }: SearchServices, chatIds: string[], tokens: Buffer[][], before: string | null, limit: number) {
+  const conditions = tokens.map((set) => Prisma.sql`s."tokens" && ${tokenArray(set)}`);
+  const rows = await prisma.$queryRaw<Array<{ messageId: string }>>`
+    SELECT s."messageId" FROM "MessageSearch" s
+    WHERE ${Prisma.join(conditions, ' AND ')} AND s."chatId" = ANY(${chatIds}::text[])
+      AND (${before}::text IS NULL OR s."messageId" < ${before})
+    LIMIT ${limit}`;
+  return rows.map((row) => row.messageId);
+}
+
 /** Rows of each chat's index entries one window round reads, newest first. */
 const WINDOW_PER_CHAT = 25;
-/** Window rounds before the GIN index takes over. */
-const WINDOW_ROUNDS = 4;
 
 interface WindowRow {
   chatIndex: number;
@@ -170,41 +182,74 @@ function windowRows({ prisma }: SearchServices, keyring: Keyring, allChatIds: st
     ) w`;
 }
 
+/** Where the window rounds are: each chat's reading, hits not yet settled, and the settled point. */
+interface WindowState {
+  windows: ChatWindow[];
+  /** Chats the next round reads. */
+  reading: ChatWindow[];
+  pending: string[];
+  /** Everything at or after it is settled. */
+  from: string | null;
+  /** Every chat was read to its end: nothing is left. */
+  exhausted: boolean;
+  rounds: number;
+}
+
+const windowState = (chatIds: string[], after: string | null): WindowState => {
+  const windows = chatIds.map((chatId, i) => ({ index: i + 1, chatId, before: after, done: false }));
+  return { windows, reading: windows, pending: [], from: after, exhausted: false, rounds: 0 };
+};
+
 /**
  * Newest matches by merging each chat's entries newest first: everything at or after `from` (the
  * newest place where a chat's reading stopped short of its end) is settled. Each round reads on
  * only in the chats that hold `from` above the page's oldest wanted hit (a busy chat, say), so
- * common words finish in a round or two; rarer ones go on in the GIN index from `from`.
+ * common words finish in a round or two. Runs rounds until `rounds` were run in all; true once
+ * the page is full.
  */
-async function windowPass(services: SearchServices, keyring: Keyring, chatIds: string[], terms: string[], after: string | null, take: number, check: (ids: string[]) => Promise<boolean>) {
-  const windows: ChatWindow[] = chatIds.map((chatId, i) => ({ index: i + 1, chatId, before: after, done: false }));
-  let pending: string[] = [];
-  let from: string | null = null;
-  let reading = windows;
-  for (let round = 0; round < WINDOW_ROUNDS && reading.length > 0; round++) {
-    const rows = await windowRows(services, keyring, chatIds, reading, terms);
-    for (const chat of reading) {
+async function windowPass(services: SearchServices, keyring: Keyring, chatIds: string[], terms: string[], state: WindowState, rounds: number, take: number, check: (ids: string[]) => Promise<boolean>) {
+  const { windows } = state;
+  while (state.rounds < rounds && state.reading.length > 0 && !state.exhausted) {
+    state.rounds++;
+    const rows = await windowRows(services, keyring, chatIds, state.reading, terms);
+    for (const chat of state.reading) {
       const mine = rows.filter((row) => row.chatIndex === chat.index);
       chat.done = mine.length < WINDOW_PER_CHAT;
       chat.before = mine.at(-1)?.messageId ?? chat.before;
-      pending.push(...mine.filter((row) => row.hit).map((row) => row.messageId));
+      state.pending.push(...mine.filter((row) => row.hit).map((row) => row.messageId));
     }
     const open = windows.filter((chat) => !chat.done);
-    from = open.reduce<string | null>((newest, chat) => (newest === null || chat.before! > newest ? chat.before : newest), null);
-    pending.sort().reverse();
-    const ready = pending.filter((id) => from === null || id >= from);
-    pending = pending.slice(ready.length);
-    if (await check(ready)) return { full: true, from };
-    if (from === null) return { full: false, from };
+    const from = open.reduce<string | null>((newest, chat) => (newest === null || chat.before! > newest ? chat.before : newest), null);
+    state.from = from;
+    state.exhausted = from === null;
+    state.pending.sort().reverse();
+    const ready = state.pending.filter((id) => from === null || id >= from);
+    state.pending = state.pending.slice(ready.length);
+    if (await check(ready)) return true;
+    if (from === null) return false;
     // Only chats whose reading stopped above the oldest hit this page could still want are read on.
-    const wanted = pending[take - 1] ?? '';
-    reading = open.filter((chat) => chat.before! > wanted);
+    const wanted = state.pending[take - 1] ?? '';
+    state.reading = open.filter((chat) => chat.before! > wanted);
   }
-  return { full: false, from };
+  return false;
 }
 
+/**
+ * How searchMessages looks for matches: `probeAfterRounds` window rounds (common words fill their
+ * page there), then one GIN lookup of at most `probeCap` + 1 matches: fewer, and they are all the
+ * rest (a rare word: sort them, done); more, and the window rounds go on to `windowRounds`, then
+ * the GIN index a page at a time. Exported so the bench compares plans in one run.
+ */
+export interface SearchPlan {
+  probeAfterRounds: number;
+  probeCap: number;
+  windowRounds: number;
+}
+
+export const SEARCH_PLAN: SearchPlan = { probeAfterRounds: 1, probeCap: 1_000, windowRounds: 4 };
+
 /** A page of messages whose text holds the query's phrase, newest first (by id: uuidv7, in time order). */
-export async function searchMessages(services: SearchServices, viewerId: string, args: SearchArgs): Promise<SearchPage> {
+export async function searchMessages(services: SearchServices, viewerId: string, args: SearchArgs, plan = SEARCH_PLAN): Promise<SearchPage> {
   const terms = queryWords(args.query);
   const distinct = [...new Set(terms)];
   const after = args.after == null ? null : decodeCursor(args.after);
@@ -240,13 +285,25 @@ export async function searchMessages(services: SearchServices, viewerId: string,
   };
   // Every key's tokens until the re-index after a rotation has finished; then the current key's only.
   const keyring = await queryKeyring(services);
-  const window = await windowPass(services, keyring, chatIds, distinct, after, take, checkIds);
-  if (window.full) return { hits, hasNextPage: true };
-  if (window.from === null) return { hits, hasNextPage: false };
+  const tokens = queryTokens(keyring, chatIds, distinct);
+  const state = windowState(chatIds, after);
+  if (await windowPass(services, keyring, chatIds, distinct, state, Math.min(plan.probeAfterRounds, plan.windowRounds), take, checkIds)) {
+    return { hits, hasNextPage: true };
+  }
+  if (state.exhausted) return { hits, hasNextPage: false };
+  if (plan.probeCap > 0) {
+    const rest = await matchedIds(services, chatIds, tokens, state.from, plan.probeCap + 1);
+    if (rest.length <= plan.probeCap) {
+      // All matches past the settled point, and hits the window read but did not settle among them.
+      rest.sort().reverse();
+      return { hits, hasNextPage: await checkIds(rest) };
+    }
+  }
+  if (await windowPass(services, keyring, chatIds, distinct, state, plan.windowRounds, take, checkIds)) return { hits, hasNextPage: true };
+  if (state.exhausted) return { hits, hasNextPage: false };
 
   // Past the window: the GIN index, which for words that got here is the cheaper way.
-  const tokens = queryTokens(keyring, chatIds, distinct);
-  for (let before = window.from; ; ) {
+  for (let before = state.from; ; ) {
     const batch = await candidates(services, chatIds, tokens, before, take);
     if (await check(batch)) return { hits, hasNextPage: true };
     if (batch.length < take) return { hits, hasNextPage: false };
