@@ -110,37 +110,55 @@ async function searchedChats(prisma: SearchServices['prisma'], viewerId: string,
 }
 
 /**
- * Index candidates, newest first: every term's tokens (in one of the chats) in the entry. The GIN
- * lookup runs first and alone (MATERIALIZED): a token belongs to one chat, so it yields exactly
- * the viewer's matches; left to itself the planner may instead walk the whole table newest first,
- * testing every row, since it cannot estimate how rare a token is.
+ * The GIN lookup alone (MATERIALIZED), the chat and cursor filters after it: a token belongs to one
+ * chat, so the lookup yields exactly the viewer's matches. The planner cannot estimate how rare a
+ * token is (no token is common enough for element statistics, so it assumes 0.5 % per token: a
+ * fifth of the table for 50 chats' tokens), and so, left to itself, prefers a sequential scan, an
+ * AND with the chats' 50,000 entries from the (chatId, messageId) index, or a walk of all messages
+ * newest first (bench/RESULTS.md, "rare words"). Hence `ginOnly`.
  */
-function candidates({ prisma }: SearchServices, chatIds: string[], tokens: Buffer[][], before: string | null, take: number) {
+const ginMatches = (chatIds: string[], tokens: Buffer[][], before: string | null, limit: number | null) => {
   const conditions = tokens.map((set) => Prisma.sql`s."tokens" && ${tokenArray(set)}`);
-  return prisma.$queryRaw<Message[]>`
-    WITH matched AS MATERIALIZED (
-      SELECT s."messageId" FROM "MessageSearch" s
-      WHERE ${Prisma.join(conditions, ' AND ')} AND s."chatId" = ANY(${chatIds}::text[])
-        AND (${before}::text IS NULL OR s."messageId" < ${before})
-    )
-    SELECT m.* FROM matched JOIN "Message" m ON m."id" = matched."messageId"
-    WHERE m."deletedAt" IS NULL
-    ORDER BY m."id" DESC
-    LIMIT ${take}`;
+  return Prisma.sql`
+    WITH gin AS MATERIALIZED (
+      SELECT s."messageId", s."chatId" FROM "MessageSearch" s
+      WHERE ${Prisma.join(conditions, ' AND ')}
+      ${limit === null ? Prisma.empty : Prisma.sql`LIMIT ${limit}`}
+    ), matched AS (
+      SELECT "messageId" FROM gin WHERE "chatId" = ANY(${chatIds}::text[]) AND (${before}::text IS NULL OR "messageId" < ${before})
+    )`;
+};
+
+/** Runs `query` in a transaction whose planner may only use bitmap scans (here, the GIN index's), without JIT (its inflated estimates would compile for ~70 ms). */
+async function ginOnly<T>(prisma: SearchServices['prisma'], query: Prisma.Sql): Promise<T[]> {
+  const [, rows] = await prisma.$transaction([
+    prisma.$queryRaw`SELECT set_config('enable_seqscan', 'off', true), set_config('enable_indexscan', 'off', true), set_config('jit', 'off', true)`,
+    prisma.$queryRaw<T[]>(query),
+  ]);
+  return rows;
+}
+
+/** The newest `take` matches before `before`, newest first (ids; deleted messages have no entry). */
+async function candidates({ prisma }: SearchServices, chatIds: string[], tokens: Buffer[][], before: string | null, take: number) {
+  const rows = await ginOnly<{ messageId: string }>(
+    prisma,
+    Prisma.sql`${ginMatches(chatIds, tokens, before, null)} SELECT "messageId" FROM matched ORDER BY "messageId" DESC LIMIT ${take}`,
+  );
+  return rows.map((row) => row.messageId);
 }
 
 /**
- * Up to `limit` ids of entries holding every term (before `before`), in no order: one GIN bitmap
- * lookup, which stops reading rows at `limit`. Fewer than `limit` means these are all of them.
+ * The ids of matches before `before`, in no order, if the word has fewer than `limit` matches in
+ * all (the GIN lookup stops reading rows at `limit`); null if it has more.
  */
-async function matchedIds({ prisma }: SearchServices, chatIds: string[], tokens: Buffer[][], before: string | null, limit: number) {
-  const conditions = tokens.map((set) => Prisma.sql`s."tokens" && ${tokenArray(set)}`);
-  const rows = await prisma.$queryRaw<Array<{ messageId: string }>>`
-    SELECT s."messageId" FROM "MessageSearch" s
-    WHERE ${Prisma.join(conditions, ' AND ')} AND s."chatId" = ANY(${chatIds}::text[])
-      AND (${before}::text IS NULL OR s."messageId" < ${before})
-    LIMIT ${limit}`;
-  return rows.map((row) => row.messageId);
+async function allMatchesIfFew({ prisma }: SearchServices, chatIds: string[], tokens: Buffer[][], before: string | null, limit: number) {
+  const rows = await ginOnly<{ messageId: string | null; total: number }>(
+    prisma,
+    Prisma.sql`${ginMatches(chatIds, tokens, before, limit)}
+      SELECT matched."messageId", (SELECT count(*)::int FROM gin) AS total FROM (SELECT 1) one LEFT JOIN matched ON true`,
+  );
+  if (rows[0]!.total >= limit) return null;
+  return rows.flatMap((row) => row.messageId ?? []);
 }
 
 /** Rows of each chat's index entries one window round reads, newest first. */
@@ -292,8 +310,8 @@ export async function searchMessages(services: SearchServices, viewerId: string,
   }
   if (state.exhausted) return { hits, hasNextPage: false };
   if (plan.probeCap > 0) {
-    const rest = await matchedIds(services, chatIds, tokens, state.from, plan.probeCap + 1);
-    if (rest.length <= plan.probeCap) {
+    const rest = await allMatchesIfFew(services, chatIds, tokens, state.from, plan.probeCap + 1);
+    if (rest) {
       // All matches past the settled point, and hits the window read but did not settle among them.
       rest.sort().reverse();
       return { hits, hasNextPage: await checkIds(rest) };
@@ -304,9 +322,9 @@ export async function searchMessages(services: SearchServices, viewerId: string,
 
   // Past the window: the GIN index, which for words that got here is the cheaper way.
   for (let before = state.from; ; ) {
-    const batch = await candidates(services, chatIds, tokens, before, take);
-    if (await check(batch)) return { hits, hasNextPage: true };
-    if (batch.length < take) return { hits, hasNextPage: false };
-    before = batch.at(-1)!.id;
+    const ids = await candidates(services, chatIds, tokens, before, take);
+    if (await checkIds(ids)) return { hits, hasNextPage: true };
+    if (ids.length < take) return { hits, hasNextPage: false };
+    before = ids.at(-1)!;
   }
 }
