@@ -69,7 +69,7 @@ async function searchLatency(url: string, searcher: RegisteredUser, data: DataSe
 }
 
 /** The plan searchMessages had before the GIN probe: four window rounds, then the GIN index a page at a time. */
-const WINDOWS_THEN_GIN: SearchPlan = { probeAfterRounds: 4, probeCap: 0, windowRounds: 4 };
+const WINDOWS_THEN_GIN: SearchPlan = { firstProbeCap: 0, probeAfterRounds: 4, probeCap: 0, windowRounds: 4 };
 const PLAN_QUERIES = 100;
 
 /**
@@ -79,8 +79,9 @@ const PLAN_QUERIES = 100;
 async function planComparison(app: App, searcher: RegisteredUser, data: DataSet) {
   const plans: Array<[string, SearchPlan]> = [
     ['4 window rounds, then GIN pages (before)', WINDOWS_THEN_GIN],
-    [`1 window round, GIN probe of ${SEARCH_PLAN.probeCap} (now)`, SEARCH_PLAN],
-    ['GIN probe of 1000 first, then window rounds', { probeAfterRounds: 0, probeCap: 1_000, windowRounds: 4 }],
+    ['1 window round, GIN probe of 1000', { firstProbeCap: 0, probeAfterRounds: 1, probeCap: 1_000, windowRounds: 4 }],
+    ['GIN probe of 1000 first, then windows', { firstProbeCap: 1_000, probeAfterRounds: 4, probeCap: 0, windowRounds: 4 }],
+    [`probe ${SEARCH_PLAN.firstProbeCap}, 1 window, probe ${SEARCH_PLAN.probeCap} (now)`, SEARCH_PLAN],
   ];
   const rows = [];
   for (const rank of QUERY_RANKS) {

@@ -109,10 +109,12 @@ describe('searchMessages', () => {
     }
     const plans: SearchPlan[] = [
       SEARCH_PLAN,
-      { probeAfterRounds: 0, probeCap: 1_000, windowRounds: 4 },
-      { probeAfterRounds: 1, probeCap: 2, windowRounds: 4 },
-      { probeAfterRounds: 0, probeCap: 2, windowRounds: 0 },
-      { probeAfterRounds: 4, probeCap: 0, windowRounds: 4 },
+      { firstProbeCap: 0, probeAfterRounds: 0, probeCap: 1_000, windowRounds: 4 },
+      { firstProbeCap: 0, probeAfterRounds: 1, probeCap: 2, windowRounds: 4 },
+      { firstProbeCap: 0, probeAfterRounds: 0, probeCap: 2, windowRounds: 0 },
+      { firstProbeCap: 0, probeAfterRounds: 4, probeCap: 0, windowRounds: 4 },
+      { firstProbeCap: 2, probeAfterRounds: 1, probeCap: 4, windowRounds: 4 },
+      { firstProbeCap: 100, probeAfterRounds: 0, probeCap: 0, windowRounds: 0 },
     ];
     for (const plan of plans) {
       const ids: string[] = [];

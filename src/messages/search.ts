@@ -253,18 +253,21 @@ async function windowPass(services: SearchServices, keyring: Keyring, chatIds: s
 }
 
 /**
- * How searchMessages looks for matches: `probeAfterRounds` window rounds (common words fill their
- * page there), then one GIN lookup of at most `probeCap` + 1 matches: fewer, and they are all the
- * rest (a rare word: sort them, done); more, and the window rounds go on to `windowRounds`, then
- * the GIN index a page at a time. Exported so the bench compares plans in one run.
+ * How searchMessages looks for matches: first one GIN lookup of at most `firstProbeCap` + 1
+ * matches (fewer, and they are all of them: a rare word, sorted and done); then
+ * `probeAfterRounds` window rounds (common words fill their page there); then one GIN lookup of at
+ * most `probeCap` + 1 (fewer: all the rest); more, and the window rounds go on to `windowRounds`,
+ * then the GIN index a page at a time. A cap of 0 skips that lookup. Exported so the bench
+ * compares plans in one run.
  */
 export interface SearchPlan {
+  firstProbeCap: number;
   probeAfterRounds: number;
   probeCap: number;
   windowRounds: number;
 }
 
-export const SEARCH_PLAN: SearchPlan = { probeAfterRounds: 1, probeCap: 1_000, windowRounds: 4 };
+export const SEARCH_PLAN: SearchPlan = { firstProbeCap: 100, probeAfterRounds: 1, probeCap: 1_000, windowRounds: 4 };
 
 /** A page of messages whose text holds the query's phrase, newest first (by id: uuidv7, in time order). */
 export async function searchMessages(services: SearchServices, viewerId: string, args: SearchArgs, plan = SEARCH_PLAN): Promise<SearchPage> {
@@ -304,6 +307,10 @@ export async function searchMessages(services: SearchServices, viewerId: string,
   // Every key's tokens until the re-index after a rotation has finished; then the current key's only.
   const keyring = await queryKeyring(services);
   const tokens = queryTokens(keyring, chatIds, distinct);
+  if (plan.firstProbeCap > 0) {
+    const all = await allMatchesIfFew(services, chatIds, tokens, after, plan.firstProbeCap + 1);
+    if (all) return { hits, hasNextPage: await checkIds(all.sort().reverse()) };
+  }
   const state = windowState(chatIds, after);
   if (await windowPass(services, keyring, chatIds, distinct, state, Math.min(plan.probeAfterRounds, plan.windowRounds), take, checkIds)) {
     return { hits, hasNextPage: true };
