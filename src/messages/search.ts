@@ -129,7 +129,10 @@ const ginMatches = (chatIds: string[], tokens: Buffer[][], before: string | null
     )`;
 };
 
-/** Runs `query` in a transaction whose planner may only use bitmap scans (here, the GIN index's), without JIT (its inflated estimates would compile for ~70 ms). */
+/**
+ * Runs `query` in a transaction whose planner may only use bitmap scans (here, the GIN index's),
+ * and without JIT, which the inflated estimates would switch on (~70 ms of compiling).
+ */
 async function ginOnly<T>(prisma: SearchServices['prisma'], query: Prisma.Sql): Promise<T[]> {
   const [, rows] = await prisma.$transaction([
     prisma.$queryRaw`SELECT set_config('enable_seqscan', 'off', true), set_config('enable_indexscan', 'off', true), set_config('jit', 'off', true)`,
