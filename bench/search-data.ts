@@ -172,7 +172,7 @@ export async function loadDataSet(options: LoadOptions): Promise<DataSet> {
     );
     const searchClient = new pg.Client({ connectionString: options.databaseUrl });
     await searchClient.connect();
-    const searchCopy = searchClient.query(copyFrom('COPY "MessageSearch" ("messageId", "chatId", "tokens") FROM STDIN'));
+    const searchCopy = searchClient.query(copyFrom('COPY "MessageSearch" ("messageId", "chatId", "tokens", "keyId") FROM STDIN'));
     const seqOf = new Array<number>(chats).fill(0);
     // Spread over the past year, in time order.
     const firstAt = Date.now() - 365 * 86_400_000;
@@ -191,7 +191,7 @@ export async function loadDataSet(options: LoadOptions): Promise<DataSet> {
         const seal = sealed[offset]!;
         messageRows += `${m.id}\t${chatId}\t${m.seq}\t${sender}\tTEXT\t${byteaLiteral(seal.ciphertext)}\t${seal.keyId}\t${new Date(m.at).toISOString()}\n`;
         const tokens = indexTokens(config.messageEncryption, chatId, m.text).map(byteaElement);
-        searchRows += `${m.id}\t${chatId}\t{${tokens.join(',')}}\n`;
+        searchRows += `${m.id}\t${chatId}\t{${tokens.join(',')}}\t${config.messageEncryption.currentKeyId}\n`;
       }
       await write(messageCopy, messageRows);
       await write(searchCopy, searchRows);

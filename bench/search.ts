@@ -5,6 +5,7 @@
 // not (SEARCH_INDEX_ENABLED=false), in alternating rounds of the same run.
 import { performance } from 'node:perf_hooks';
 import type { App } from '../src/server/app.ts';
+import { SEARCH_PLAN, searchMessages, type SearchPlan } from '../src/messages/search.ts';
 import { LOGIN } from '../test/support/operations.ts';
 import { mapLimited, postGraphQL } from './graphql-load.ts';
 import { loadDataSet, replayDataSet, type DataSet } from './search-data.ts';
@@ -65,6 +66,42 @@ async function searchLatency(url: string, searcher: RegisteredUser, data: DataSe
   console.log(`\none-word searchMessages(first: 20) over HTTP, ${QUERIES_PER_WORD} sequential queries per word after ${WARM_UP_QUERIES} warm-up`);
   console.log(table(['word', '% of msgs', "matches in user's chats", 'page', 'p50 ms', 'p95 ms', 'p99 ms', 'max ms'], rows));
   console.log(`worst p99 ${fixed(worstP99, 1)} ms: ${worstP99 < TARGET_P99_MS ? 'within' : 'OVER'} the ${TARGET_P99_MS} ms target`);
+}
+
+/** The plan searchMessages had before the GIN probe: four window rounds, then the GIN index a page at a time. */
+const WINDOWS_THEN_GIN: SearchPlan = { firstProbeCap: 0, probeAfterRounds: 4, probeCap: 0, windowRounds: 4 };
+const PLAN_QUERIES = 100;
+
+/**
+ * The plans in one run, in process (no HTTP), interleaved query by query so the machine's load
+ * falls on both alike: how much of the difference is the plan.
+ */
+async function planComparison(app: App, searcher: RegisteredUser, data: DataSet) {
+  const plans: Array<[string, SearchPlan]> = [
+    ['4 window rounds, then GIN pages (before)', WINDOWS_THEN_GIN],
+    [`1 window round, GIN probe of ${SEARCH_PLAN.probeCap} (now)`, SEARCH_PLAN],
+    ['GIN probe of 100 first, then as now', { ...SEARCH_PLAN, firstProbeCap: 100 }],
+  ];
+  const rows = [];
+  for (const rank of QUERY_RANKS) {
+    const word = data.vocabulary[rank - 1]!;
+    const times = plans.map(() => [] as number[]);
+    const pages = plans.map(() => '');
+    for (let i = 0; i < WARM_UP_QUERIES + PLAN_QUERIES; i++) {
+      for (const [index, [, plan]] of plans.entries()) {
+        const started = performance.now();
+        const page = await searchMessages(app.services, searcher.userId, { query: word, first: 20 }, plan);
+        if (i >= WARM_UP_QUERIES) times[index]!.push(performance.now() - started);
+        pages[index] = page.hits.map((hit) => hit.message.id).join();
+      }
+    }
+    if (pages.some((page) => page !== pages[0])) throw new Error(`the plans disagree on the page for rank ${rank}`);
+    for (const [index, [name]] of plans.entries()) {
+      rows.push([`rank ${rank}`, name, fixed(percentile(times[index]!, 50), 1), fixed(percentile(times[index]!, 99), 1)]);
+    }
+  }
+  console.log(`\nsearchMessages(first: 20) in process, the plans interleaved, ${PLAN_QUERIES} queries each per word after ${WARM_UP_QUERIES} warm-up (same pages checked)`);
+  console.log(table(['word', 'plan', 'p50 ms', 'p99 ms'], rows));
 }
 
 interface Round {
@@ -172,6 +209,7 @@ export async function runSearch({ databaseUrl }: BenchContext) {
         `texts of 4-14 words from ${data.vocabulary.length} pseudo-words, Zipf (s = 1)`,
     );
     await searchLatency(on.url, searcher, data);
+    await planComparison(on.app, searcher, data);
     // Each sender writes into one of its own chats of the loaded set, one the searcher is not in
     // (so a rerun with BENCH_REUSE_DATABASE=1 searches the same chats as the first run).
     const chatOf = await on.app.services.prisma.chatMember.findMany({

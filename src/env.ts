@@ -8,6 +8,7 @@ import { duration, flag, optionalString, port } from './env-fields.ts';
 import { httpSettings, toHttpConfig } from './http-settings.ts';
 import { databaseSettings, databaseSettingsIssues, toDatabasePoolConfig } from './db/settings.ts';
 import { limitSettings, toLimitsConfig } from './limits/settings.ts';
+import { searchSettings, toSearchConfig } from './messages/search-settings.ts';
 import { clusterTarget } from './redis/connection.ts';
 import { toTracingConfig, tracingSettings } from './tracing/settings.ts';
 import { IMAGE_WORKING_COPIES, MULTIPART_OVERHEAD_BYTES, uploadPeakBytes } from './files/upload-sizes.ts';
@@ -95,8 +96,8 @@ const schema = z.object({
   VAPID_PUBLIC_KEY: optionalString,
   VAPID_PRIVATE_KEY: optionalString,
   VAPID_SUBJECT: optionalString.pipe(z.string().regex(/^(mailto:|https:\/\/)/, 'must start with mailto: or https://').optional()),
-  /** `false` stops indexing new and edited messages for searchMessages (benchmarks compare). Default true. */
-  SEARCH_INDEX_ENABLED: flag.default(true),
+  /** Search indexing and the re-index after a key rotation: see src/messages/search-settings.ts. */
+  ...searchSettings,
   /** `false` turns push notifications off (no outbox rows, no jobs; VAPID keys then not required). Default true. */
   PUSH_ENABLED: flag.default(true),
   /** Allow push endpoints on loopback/private addresses (development and tests only). Default false. */
@@ -292,7 +293,7 @@ function toConfig(env: z.infer<typeof schema>) {
       passwordHash: { memoryKib: env.PASSWORD_HASH_MEMORY_KIB, passes: env.PASSWORD_HASH_PASSES },
     },
     messageEncryption: keyringOf(messageKey, ...env.MESSAGE_ENCRYPTION_OLD_KEYS),
-    search: { indexing: env.SEARCH_INDEX_ENABLED },
+    search: toSearchConfig(env),
     realtime: { typingTtlMs: env.TYPING_TTL, feedGapTimeoutMs: env.FEED_GAP_TIMEOUT_MS },
     calls: {
       ringMs: Math.round(env.CALL_RING_SECONDS * 1000),

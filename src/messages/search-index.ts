@@ -81,6 +81,12 @@ function token(key: Buffer, chatId: string, term: string): Buffer {
   return createHmac('sha256', key).update(chatId).update('\0').update(term).digest().subarray(0, TOKEN_BYTES);
 }
 
+/** A message's entry: its tokens and the id of the message key their index key is derived from. */
+export interface IndexEntry {
+  keyId: string;
+  tokens: Buffer[];
+}
+
 /** The tokens a text in a chat is indexed under, with the current key; none for no text. */
 export function indexTokens(keyring: Keyring, chatId: string, text: string | null): Buffer[] {
   if (!text) return [];
@@ -90,8 +96,10 @@ export function indexTokens(keyring: Keyring, chatId: string, text: string | nul
 }
 
 /** What sendMessage and editMessage index: nothing while SEARCH_INDEX_ENABLED is off (as the bench compares). */
-export const tokensToIndex = (config: Pick<Config, 'messageEncryption' | 'search'>, chatId: string, text: string | null) =>
-  config.search.indexing ? indexTokens(config.messageEncryption, chatId, text) : [];
+export const tokensToIndex = (config: Pick<Config, 'messageEncryption' | 'search'>, chatId: string, text: string | null): IndexEntry => ({
+  keyId: config.messageEncryption.currentKeyId,
+  tokens: config.search.indexing ? indexTokens(config.messageEncryption, chatId, text) : [],
+});
 
 /**
  * For each query term, its tokens in every chat under every key of the keyring: after a key
@@ -120,20 +128,20 @@ export const tokenArray = (tokens: Buffer[]) => Prisma.sql`${tokens.map((t) => n
  * A CTE after `inserted` (sendMessage's statement) that indexes the new message; nothing without
  * tokens. Committed with the message, so a sent message is never missing from the index.
  */
-export const searchIndexInsert = (tokens: Buffer[]) =>
+export const searchIndexInsert = ({ keyId, tokens }: IndexEntry) =>
   tokens.length === 0
     ? Prisma.empty
-    : Prisma.sql`, indexed AS (INSERT INTO "MessageSearch" ("messageId", "chatId", "tokens") SELECT "id", "chatId", ${tokenArray(tokens)} FROM inserted)`;
+    : Prisma.sql`, indexed AS (INSERT INTO "MessageSearch" ("messageId", "chatId", "tokens", "keyId") SELECT "id", "chatId", ${tokenArray(tokens)}, ${keyId} FROM inserted)`;
 
 type IndexClient = Pick<Prisma.TransactionClient, '$executeRaw'>;
 
 /** Replaces a message's entry with the tokens of its new text (an edit): the old text's words leave the index. */
-export async function reindexMessage(client: IndexClient, messageId: string, chatId: string, tokens: Buffer[]) {
+export async function reindexMessage(client: IndexClient, messageId: string, chatId: string, { keyId, tokens }: IndexEntry) {
   if (tokens.length === 0) {
     await client.$executeRaw`DELETE FROM "MessageSearch" WHERE "messageId" = ${messageId}`;
     return;
   }
   await client.$executeRaw`
-    INSERT INTO "MessageSearch" ("messageId", "chatId", "tokens") VALUES (${messageId}, ${chatId}, ${tokenArray(tokens)})
-    ON CONFLICT ("messageId") DO UPDATE SET "tokens" = excluded."tokens"`;
+    INSERT INTO "MessageSearch" ("messageId", "chatId", "tokens", "keyId") VALUES (${messageId}, ${chatId}, ${tokenArray(tokens)}, ${keyId})
+    ON CONFLICT ("messageId") DO UPDATE SET "tokens" = excluded."tokens", "keyId" = excluded."keyId"`;
 }

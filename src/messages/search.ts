@@ -6,7 +6,9 @@ import type { Services } from '../services.ts';
 import { badUserInput, notFound } from '../errors.ts';
 import { CHAT_NOT_FOUND } from '../chats/membership.ts';
 import { decodeContent, messageAad } from './content.ts';
+import type { Keyring } from '../env.ts';
 import { chatTokenSlices, MIN_PREFIX, queryTokens, tokenArray, wordsOf, type Word } from './search-index.ts';
+import { queryKeyring } from './search-reindex.ts';
 
 type SearchServices = Pick<Services, 'prisma' | 'cipher' | 'config'>;
 
@@ -108,29 +110,62 @@ async function searchedChats(prisma: SearchServices['prisma'], viewerId: string,
 }
 
 /**
- * Index candidates, newest first: every term's tokens (in one of the chats) in the entry. The GIN
- * lookup runs first and alone (MATERIALIZED): a token belongs to one chat, so it yields exactly
- * the viewer's matches; left to itself the planner may instead walk the whole table newest first,
- * testing every row, since it cannot estimate how rare a token is.
+ * The GIN lookup alone (MATERIALIZED), the chat and cursor filters after it: a token belongs to one
+ * chat, so the lookup yields exactly the viewer's matches. The planner cannot estimate how rare a
+ * token is (no token is common enough for element statistics, so it assumes 0.5 % per token: a
+ * fifth of the table for 50 chats' tokens), and so, left to itself, prefers a sequential scan, an
+ * AND with the chats' 50,000 entries from the (chatId, messageId) index, or a walk of all messages
+ * newest first (bench/RESULTS.md, "rare words"). Hence `ginOnly`.
  */
-function candidates({ prisma }: SearchServices, chatIds: string[], tokens: Buffer[][], before: string | null, take: number) {
+const ginMatches = (chatIds: string[], tokens: Buffer[][], before: string | null, limit: number | null) => {
   const conditions = tokens.map((set) => Prisma.sql`s."tokens" && ${tokenArray(set)}`);
-  return prisma.$queryRaw<Message[]>`
-    WITH matched AS MATERIALIZED (
-      SELECT s."messageId" FROM "MessageSearch" s
-      WHERE ${Prisma.join(conditions, ' AND ')} AND s."chatId" = ANY(${chatIds}::text[])
-        AND (${before}::text IS NULL OR s."messageId" < ${before})
-    )
-    SELECT m.* FROM matched JOIN "Message" m ON m."id" = matched."messageId"
-    WHERE m."deletedAt" IS NULL
-    ORDER BY m."id" DESC
-    LIMIT ${take}`;
+  return Prisma.sql`
+    WITH gin AS MATERIALIZED (
+      SELECT s."messageId", s."chatId" FROM "MessageSearch" s
+      WHERE ${Prisma.join(conditions, ' AND ')}
+      ${limit === null ? Prisma.empty : Prisma.sql`LIMIT ${limit}`}
+    ), matched AS (
+      SELECT "messageId" FROM gin WHERE "chatId" = ANY(${chatIds}::text[]) AND (${before}::text IS NULL OR "messageId" < ${before})
+    )`;
+};
+
+/**
+ * Runs `query` in a transaction whose planner may only use bitmap scans (here, the GIN index's),
+ * and without JIT, which the inflated estimates would switch on (~70 ms of compiling).
+ */
+async function ginOnly<T>(prisma: SearchServices['prisma'], query: Prisma.Sql): Promise<T[]> {
+  const [, rows] = await prisma.$transaction([
+    prisma.$queryRaw`SELECT set_config('enable_seqscan', 'off', true), set_config('enable_indexscan', 'off', true), set_config('jit', 'off', true)`,
+    prisma.$queryRaw<T[]>(query),
+  ]);
+  return rows;
+}
+
+/** The newest `take` matches before `before`, newest first (ids; deleted messages have no entry). */
+async function candidates({ prisma }: SearchServices, chatIds: string[], tokens: Buffer[][], before: string | null, take: number) {
+  const rows = await ginOnly<{ messageId: string }>(
+    prisma,
+    Prisma.sql`${ginMatches(chatIds, tokens, before, null)} SELECT "messageId" FROM matched ORDER BY "messageId" DESC LIMIT ${take}`,
+  );
+  return rows.map((row) => row.messageId);
+}
+
+/**
+ * The ids of matches before `before`, in no order, if the word has fewer than `limit` matches in
+ * all (the GIN lookup stops reading rows at `limit`); null if it has more.
+ */
+async function allMatchesIfFew({ prisma }: SearchServices, chatIds: string[], tokens: Buffer[][], before: string | null, limit: number) {
+  const rows = await ginOnly<{ messageId: string | null; total: number }>(
+    prisma,
+    Prisma.sql`${ginMatches(chatIds, tokens, before, limit)}
+      SELECT matched."messageId", (SELECT count(*)::int FROM gin) AS total FROM (SELECT 1) one LEFT JOIN matched ON true`,
+  );
+  if (rows[0]!.total >= limit) return null;
+  return rows.flatMap((row) => row.messageId ?? []);
 }
 
 /** Rows of each chat's index entries one window round reads, newest first. */
 const WINDOW_PER_CHAT = 25;
-/** Window rounds before the GIN index takes over. */
-const WINDOW_ROUNDS = 4;
 
 interface WindowRow {
   chatIndex: number;
@@ -151,8 +186,8 @@ interface ChatWindow {
  * One window round: for each chat given, its next WINDOW_PER_CHAT entries before its own place,
  * newest first, each marked if it holds every term. Bounded by chats x window whatever the words.
  */
-function windowRows({ prisma, config }: SearchServices, allChatIds: string[], chats: ChatWindow[], terms: string[]) {
-  const { flat, keys } = chatTokenSlices(config.messageEncryption, allChatIds, terms);
+function windowRows({ prisma }: SearchServices, keyring: Keyring, allChatIds: string[], chats: ChatWindow[], terms: string[]) {
+  const { flat, keys } = chatTokenSlices(keyring, allChatIds, terms);
   const width = terms.length;
   // One chat's slice under key k of the flat [chat][key][term] array (1-based, inclusive).
   const underKey = Array.from({ length: keys }, (_, k) =>
@@ -168,41 +203,82 @@ function windowRows({ prisma, config }: SearchServices, allChatIds: string[], ch
     ) w`;
 }
 
+/** Where the window rounds are: each chat's reading, hits not yet settled, and the settled point. */
+interface WindowState {
+  windows: ChatWindow[];
+  /** Chats the next round reads. */
+  reading: ChatWindow[];
+  pending: string[];
+  /** Everything at or after it is settled. */
+  from: string | null;
+  /** Every chat was read to its end: nothing is left. */
+  exhausted: boolean;
+  rounds: number;
+}
+
+const windowState = (chatIds: string[], after: string | null): WindowState => {
+  const windows = chatIds.map((chatId, i) => ({ index: i + 1, chatId, before: after, done: false }));
+  return { windows, reading: windows, pending: [], from: after, exhausted: false, rounds: 0 };
+};
+
 /**
  * Newest matches by merging each chat's entries newest first: everything at or after `from` (the
  * newest place where a chat's reading stopped short of its end) is settled. Each round reads on
  * only in the chats that hold `from` above the page's oldest wanted hit (a busy chat, say), so
- * common words finish in a round or two; rarer ones go on in the GIN index from `from`.
+ * common words finish in a round or two. Runs rounds until `rounds` were run in all; true once
+ * the page is full.
  */
-async function windowPass(services: SearchServices, chatIds: string[], terms: string[], after: string | null, take: number, check: (ids: string[]) => Promise<boolean>) {
-  const windows: ChatWindow[] = chatIds.map((chatId, i) => ({ index: i + 1, chatId, before: after, done: false }));
-  let pending: string[] = [];
-  let from: string | null = null;
-  let reading = windows;
-  for (let round = 0; round < WINDOW_ROUNDS && reading.length > 0; round++) {
-    const rows = await windowRows(services, chatIds, reading, terms);
-    for (const chat of reading) {
+async function windowPass(services: SearchServices, keyring: Keyring, chatIds: string[], terms: string[], state: WindowState, rounds: number, take: number, check: (ids: string[]) => Promise<boolean>) {
+  const { windows } = state;
+  while (state.rounds < rounds && state.reading.length > 0 && !state.exhausted) {
+    state.rounds++;
+    const rows = await windowRows(services, keyring, chatIds, state.reading, terms);
+    for (const chat of state.reading) {
       const mine = rows.filter((row) => row.chatIndex === chat.index);
       chat.done = mine.length < WINDOW_PER_CHAT;
       chat.before = mine.at(-1)?.messageId ?? chat.before;
-      pending.push(...mine.filter((row) => row.hit).map((row) => row.messageId));
+      state.pending.push(...mine.filter((row) => row.hit).map((row) => row.messageId));
     }
     const open = windows.filter((chat) => !chat.done);
-    from = open.reduce<string | null>((newest, chat) => (newest === null || chat.before! > newest ? chat.before : newest), null);
-    pending.sort().reverse();
-    const ready = pending.filter((id) => from === null || id >= from);
-    pending = pending.slice(ready.length);
-    if (await check(ready)) return { full: true, from };
-    if (from === null) return { full: false, from };
+    const from = open.reduce<string | null>((newest, chat) => (newest === null || chat.before! > newest ? chat.before : newest), null);
+    state.from = from;
+    state.exhausted = from === null;
+    state.pending.sort().reverse();
+    const ready = state.pending.filter((id) => from === null || id >= from);
+    state.pending = state.pending.slice(ready.length);
+    if (await check(ready)) return true;
+    if (from === null) return false;
     // Only chats whose reading stopped above the oldest hit this page could still want are read on.
-    const wanted = pending[take - 1] ?? '';
-    reading = open.filter((chat) => chat.before! > wanted);
+    const wanted = state.pending[take - 1] ?? '';
+    state.reading = open.filter((chat) => chat.before! > wanted);
   }
-  return { full: false, from };
+  return false;
 }
 
+/**
+ * How searchMessages looks for matches: first one GIN lookup of at most `firstProbeCap` + 1
+ * matches (fewer, and they are all of them: a rare word, sorted and done); then
+ * `probeAfterRounds` window rounds (common words fill their page there); then one GIN lookup of at
+ * most `probeCap` + 1 (fewer: all the rest); more, and the window rounds go on to `windowRounds`,
+ * then the GIN index a page at a time. A cap of 0 skips that lookup. Exported so the bench
+ * compares plans in one run.
+ */
+export interface SearchPlan {
+  firstProbeCap: number;
+  probeAfterRounds: number;
+  probeCap: number;
+  windowRounds: number;
+}
+
+/**
+ * Measured on the bench's 1M set (bench/RESULTS.md): a probe first makes rare words cheapest but
+ * costs common ones the whole GIN bitmap of their tens of thousands of matches; one window round
+ * first keeps common words as they were and still cuts rare words to a round and one probe.
+ */
+export const SEARCH_PLAN: SearchPlan = { firstProbeCap: 0, probeAfterRounds: 1, probeCap: 1_000, windowRounds: 4 };
+
 /** A page of messages whose text holds the query's phrase, newest first (by id: uuidv7, in time order). */
-export async function searchMessages(services: SearchServices, viewerId: string, args: SearchArgs): Promise<SearchPage> {
+export async function searchMessages(services: SearchServices, viewerId: string, args: SearchArgs, plan = SEARCH_PLAN): Promise<SearchPage> {
   const terms = queryWords(args.query);
   const distinct = [...new Set(terms)];
   const after = args.after == null ? null : decodeCursor(args.after);
@@ -236,16 +312,34 @@ export async function searchMessages(services: SearchServices, viewerId: string,
     }
     return false;
   };
-  const window = await windowPass(services, chatIds, distinct, after, take, checkIds);
-  if (window.full) return { hits, hasNextPage: true };
-  if (window.from === null) return { hits, hasNextPage: false };
+  // Every key's tokens until the re-index after a rotation has finished; then the current key's only.
+  const keyring = await queryKeyring(services);
+  const tokens = queryTokens(keyring, chatIds, distinct);
+  if (plan.firstProbeCap > 0) {
+    const all = await allMatchesIfFew(services, chatIds, tokens, after, plan.firstProbeCap + 1);
+    if (all) return { hits, hasNextPage: await checkIds(all.sort().reverse()) };
+  }
+  const state = windowState(chatIds, after);
+  if (await windowPass(services, keyring, chatIds, distinct, state, Math.min(plan.probeAfterRounds, plan.windowRounds), take, checkIds)) {
+    return { hits, hasNextPage: true };
+  }
+  if (state.exhausted) return { hits, hasNextPage: false };
+  if (plan.probeCap > 0) {
+    const rest = await allMatchesIfFew(services, chatIds, tokens, state.from, plan.probeCap + 1);
+    if (rest) {
+      // All matches past the settled point, and hits the window read but did not settle among them.
+      rest.sort().reverse();
+      return { hits, hasNextPage: await checkIds(rest) };
+    }
+  }
+  if (await windowPass(services, keyring, chatIds, distinct, state, plan.windowRounds, take, checkIds)) return { hits, hasNextPage: true };
+  if (state.exhausted) return { hits, hasNextPage: false };
 
   // Past the window: the GIN index, which for words that got here is the cheaper way.
-  const tokens = queryTokens(services.config.messageEncryption, chatIds, distinct);
-  for (let before = window.from; ; ) {
-    const batch = await candidates(services, chatIds, tokens, before, take);
-    if (await check(batch)) return { hits, hasNextPage: true };
-    if (batch.length < take) return { hits, hasNextPage: false };
-    before = batch.at(-1)!.id;
+  for (let before = state.from; ; ) {
+    const ids = await candidates(services, chatIds, tokens, before, take);
+    if (await checkIds(ids)) return { hits, hasNextPage: true };
+    if (ids.length < take) return { hits, hasNextPage: false };
+    before = ids.at(-1)!;
   }
 }

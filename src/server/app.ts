@@ -14,6 +14,7 @@ import type { Config } from '../env.ts';
 import { startUploadCleanup } from '../files/cleanup.ts';
 import { startEnvelopeCleanup } from '../messages/envelopes.ts';
 import { startScheduledSends } from '../messages/scheduled.ts';
+import { startSearchReindex } from '../messages/search-reindex-runner.ts';
 import { useFileDownloads } from './plugins/file-downloads.ts';
 import { useHttpRefusalBodies } from './plugins/http-refusals.ts';
 import { graphiqlOptions, renderGraphiQL, useGraphiQLAssets } from './graphiql.ts';
@@ -112,6 +113,8 @@ export async function buildApp(options: BuildAppOptions): Promise<App> {
   const stopAccountCleanup = startAccountCleanup(services);
   const stopEnvelopeCleanup = startEnvelopeCleanup(services, config.e2e.envelopeRetentionMs);
   const stopScheduledSends = await startScheduledSends(services);
+  const { batchSize, pauseMs, enabled: reindexing } = config.search.reindex;
+  const reindex = reindexing ? startSearchReindex(services, { redisUrl: config.redisUrl, prefix: config.jobs.queuePrefix, batchSize, pauseMs }) : undefined;
   const stopTracingTasks = tracing ? traceTasks(tracing, pool) : undefined;
 
   let webSockets: ReturnType<typeof attachWebSocketServer> | undefined;
@@ -130,6 +133,11 @@ export async function buildApp(options: BuildAppOptions): Promise<App> {
     'Upload bytes held in memory (request bodies and image working copies), of UPLOAD_MEMORY_BYTES.',
     () => services.uploadMemory.heldBytes,
   );
+  if (reindex) {
+    const { progress } = reindex;
+    metrics.gauge('kocmoc_search_reindex_rewritten', 'Search index entries this instance moved to the current key.', () => progress.rewritten);
+    metrics.gauge('kocmoc_search_reindex_finished', '1 once every readable search index entry is under the current key.', () => progress.finished);
+  }
   metrics.gauge('kocmoc_upload_memory_waiting', 'Upload requests waiting for room in UPLOAD_MEMORY_BYTES.', () => services.uploadMemory.waiting);
 
   const persisted = createPersistedOperations(config.exposure.persistedOperations, services.redis);
@@ -268,6 +276,7 @@ export async function buildApp(options: BuildAppOptions): Promise<App> {
         await stopAccountCleanup();
         await stopEnvelopeCleanup();
         await stopScheduledSends();
+        await reindex?.stop();
         await lifecycle.stop();
         stopTracingTasks?.();
         await tracing?.shutdown();

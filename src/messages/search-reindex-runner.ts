@@ -1,0 +1,108 @@
+// Where the re-index after a key rotation (src/messages/search-reindex.ts) runs: with Redis, one
+// BullMQ job per target key (its job id), so one instance at a time walks the index and another
+// takes over if it dies; without Redis, in this process. Either way the SearchReindex row is the
+// truth: a check on start and every minute hands an unfinished pass to the runner again.
+import { Queue, Worker } from 'bullmq';
+import { connectRedis, slotPrefix } from '../redis/connection.ts';
+import { runReindexPass, type BatchResult, type ReindexServices } from './search-reindex.ts';
+
+export const REINDEX_QUEUE_NAME = 'kocmoc-search-reindex';
+const CHECK_INTERVAL_MS = 60_000;
+/** A lock a worker renews while it walks; on its death another takes over after this long. */
+const LOCK_MS = 30_000;
+
+export interface ReindexProgress {
+  /** Entries this instance rewrote under the current key since it started. */
+  rewritten: number;
+  /** Entries this instance walked. */
+  walked: number;
+  /** 1 once this instance saw every readable entry under the current key. */
+  finished: number;
+}
+
+export interface ReindexRunnerOptions {
+  redisUrl?: string;
+  prefix: string;
+  batchSize: number;
+  pauseMs: number;
+}
+
+export interface SearchReindexer {
+  progress: ReindexProgress;
+  stop(): Promise<void>;
+}
+
+/** Starts the re-index (nothing to do when the index is already on the current key) and its check. */
+export function startSearchReindex(services: ReindexServices, options: ReindexRunnerOptions): SearchReindexer {
+  const { logger } = services;
+  const progress: ReindexProgress = { rewritten: 0, walked: 0, finished: 0 };
+  const stopping = new AbortController();
+  const pass = async () => {
+    const outcome = await runReindexPass(services, {
+      batchSize: options.batchSize,
+      pauseMs: options.pauseMs,
+      signal: stopping.signal,
+      onBatch: (batch: BatchResult) => {
+        progress.rewritten += batch.rewritten;
+        progress.walked += batch.walked;
+      },
+    });
+    if (outcome === 'finished') progress.finished = 1;
+    return outcome;
+  };
+  const keyId = services.config.messageEncryption.currentKeyId;
+
+  let handOver: () => Promise<void>;
+  let close: () => Promise<void>;
+  if (options.redisUrl) {
+    const connection = connectRedis(options.redisUrl, { maxRetriesPerRequest: null });
+    const workerConnection = connectRedis(options.redisUrl, { maxRetriesPerRequest: null });
+    const prefix = slotPrefix(options.redisUrl, options.prefix);
+    const queue = new Queue(REINDEX_QUEUE_NAME, { connection, prefix });
+    queue.on('error', (error) => logger.warn({ err: error }, 'search re-index queue error'));
+    // A job for another key comes from an instance configured otherwise (a rollout): its own instances run it.
+    const worker = new Worker(REINDEX_QUEUE_NAME, async (job) => ((job.data as { keyId: string }).keyId === keyId ? pass() : 'skipped'), { connection: workerConnection, prefix, concurrency: 1, lockDuration: LOCK_MS });
+    worker.on('failed', (job, error) => logger.warn({ jobId: job?.id, err: error }, 'search re-index job failed'));
+    worker.on('error', (error) => logger.warn({ err: error }, 'search re-index worker error'));
+    // One job id per key: while one waits or runs, adding it again is a no-op.
+    handOver = async () => {
+      await queue.add('reindex', { keyId }, { jobId: `reindex-${keyId}`, removeOnComplete: true, removeOnFail: true });
+    };
+    close = async () => {
+      await worker.close();
+      await queue.close();
+      await workerConnection.quit().catch(() => {});
+      await connection.quit().catch(() => {});
+    };
+  } else {
+    let running: Promise<unknown> | undefined;
+    handOver = async () => {
+      running ??= pass()
+        .catch((error: unknown) => logger.warn({ err: error }, 'search re-index failed'))
+        .finally(() => (running = undefined));
+    };
+    close = async () => {
+      await running;
+    };
+  }
+
+  const check = async () => {
+    if (progress.finished || stopping.signal.aborted) return;
+    const state = await services.prisma.searchReindex.findUnique({ where: { keyId }, select: { finishedAt: true } });
+    if (state?.finishedAt) progress.finished = 1;
+    else await handOver();
+  };
+  const checked = (): Promise<void> => check().catch((error: unknown) => logger.warn({ err: error }, 'search re-index check failed'));
+  let checking = checked();
+  const timer = setInterval(() => (checking = checking.then(checked)), CHECK_INTERVAL_MS);
+  timer.unref();
+  return {
+    progress,
+    async stop() {
+      clearInterval(timer);
+      stopping.abort();
+      await checking;
+      await close();
+    },
+  };
+}
