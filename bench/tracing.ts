@@ -10,7 +10,9 @@
 // Every round runs each variant once, back to back in rotating order, and each variant is read
 // against the baseline of the same round (a paired ratio), so a machine that slows down between
 // rounds moves both sides of the ratio. The verdict takes the median ratio over the rounds and
-// prints the spread beside it.
+// prints the spread beside it. Tried on a machine shared with other work (bench/RESULTS.md):
+// 1-second rounds (x25) and loading every variant at the same time both spread two identical
+// servers further apart than 3-second rounds did.
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { fileURLToPath } from 'node:url';
@@ -23,6 +25,8 @@ import type { ProcessSample } from './ws-clients.ts';
 
 const SENDERS = 16;
 const WARM_UP_MS = 1_000;
+/** The first round's: each server's JIT and pool connections warm up before anything is counted. */
+const FIRST_WARM_UP_MS = 3_000;
 const DURATION_MS = Number(process.env.TRACING_BENCH_DURATION_MS ?? 3_000);
 const ROUNDS = Number(process.env.TRACING_BENCH_ROUNDS ?? 9);
 const SAMPLED_RATIO = 0.1;
@@ -81,7 +85,7 @@ export async function runTracing({ databaseUrl }: BenchContext): Promise<void> {
     const urls: string[] = [];
     for (const server of servers) urls.push((await server.call<{ url: string }>('start')).url);
     const [user] = await registerUsers(urls[0]!, 1, 'tracing');
-    console.log(`authenticated { me }, ${SENDERS} senders with one request in flight each; ${ROUNDS} rounds, each running every variant once (rotating order) for ${WARM_UP_MS} ms warm-up + ${DURATION_MS} ms measured`);
+    console.log(`authenticated { me }, ${SENDERS} senders with one request in flight each; ${ROUNDS} rounds, each running every variant once (rotating order) for ${WARM_UP_MS} ms warm-up (the first ${FIRST_WARM_UP_MS} ms) + ${DURATION_MS} ms measured`);
     console.log("each server in a child process; 'baseline' and 'off': no OTEL_EXPORTER_OTLP_ENDPOINT (no plugin, no SDK, the same code path); 'on': every span exported to a local OTLP/HTTP receiver");
     if (compare) console.log(`'on (compare)': the server of ${compare}, every span exported`);
     const runs: Run[][] = variants.map(() => []);
@@ -92,7 +96,7 @@ export async function runTracing({ databaseUrl }: BenchContext): Promise<void> {
         let before: Promise<ProcessSample> | undefined;
         let after: Promise<ProcessSample> | undefined;
         const summary = await load.run(
-          { url: urls[index]!, senders, warmUpMs: WARM_UP_MS, durationMs: DURATION_MS },
+          { url: urls[index]!, senders, warmUpMs: round === 0 ? FIRST_WARM_UP_MS : WARM_UP_MS, durationMs: DURATION_MS },
           { onStart: () => void (before = servers[index]!.call<ProcessSample>('sample')), onEnd: () => void (after = servers[index]!.call<ProcessSample>('sample')) },
         );
         runs[index]!.push({ ...summary, cpuMs: ((await after!).cpuMicros - (await before!).cpuMicros) / 1_000 });
