@@ -205,7 +205,8 @@ describe('head sampling (OTEL_TRACES_SAMPLER, OTEL_TRACES_SAMPLER_ARG)', () => {
 
   it('parentbased_traceidratio at 0 records no trace of its own but follows a client that sampled; log lines keep the request id', async () => {
     const before = spans.length;
-    const app = await startTestApp({ OTEL_EXPORTER_OTLP_ENDPOINT: endpoint, OTEL_TRACES_SAMPLER: 'parentbased_traceidratio', OTEL_TRACES_SAMPLER_ARG: '0' }, { logger });
+    // A second traced app in this process: the schema's resolvers, wrapped once, find its plugin too.
+    const app = await startTestApp({ OTEL_EXPORTER_OTLP_ENDPOINT: endpoint, OTEL_TRACES_SAMPLER: 'parentbased_traceidratio', OTEL_TRACES_SAMPLER_ARG: '0', TRACE_RESOLVER_THRESHOLD_MS: '0' }, { logger });
     try {
       const user = await registerUser(app);
       const sampledTrace = randomUUID().replaceAll('-', '');
@@ -221,6 +222,10 @@ describe('head sampling (OTEL_TRACES_SAMPLER, OTEL_TRACES_SAMPLER_ARG)', () => {
     }
     const exported = spans.slice(before).filter((span) => span.name === 'query SampledStatus');
     expect(exported).toHaveLength(1);
+    const execute = childrenOf(exported[0]!).find((span) => span.name === 'graphql.execute')!;
+    expect(childrenOf(execute).map((span) => span.name)).toContain('graphql.resolve Query.user');
+    // Nothing of the operation left out reached the receiver: every new span is of the sampled trace.
+    expect(spans.slice(before).filter((span) => span.traceId !== exported[0]!.traceId)).toEqual([]);
     const probes = logLines.filter((line) => line.msg === 'sampling probe');
     expect(probes.find((line) => line.requestId === 'not-sampled')).not.toHaveProperty('traceId');
     expect(probes.find((line) => line.requestId === 'sampled-request')).toMatchObject({ traceId: exported[0]!.traceId });

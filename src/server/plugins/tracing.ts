@@ -20,7 +20,17 @@ interface OperationTrace {
   span: Span;
   /** Context of the operation span (parse and validate) and later of the execute span (resolvers). */
   context: OtelContext;
+  /** False when the sampler left the operation out: its resolvers are not even timed. */
+  recording: boolean;
+  tracer: Tracer;
+  resolverThresholdMs: number;
 }
+
+/**
+ * By request context. Module-wide because the resolvers are wrapped once, in the schema every app
+ * of a process shares (src/schema/index.ts): a wrapper finds the plugin instance through this.
+ */
+const operations = new WeakMap<object, OperationTrace>();
 
 const headerGetter = {
   keys: (headers: Headers) => [...headers.keys()],
@@ -46,15 +56,55 @@ const isThenable = (value: unknown): value is PromiseLike<unknown> => typeof (va
 
 const WRAPPED = Symbol('kocmoc.traced-resolver');
 
+/**
+ * A resolver that took at least the threshold gets its span after the fact (its start time
+ * given): the far more common fast ones cost two clock reads and no span at all.
+ */
+function resolved(operation: OperationTrace, info: GraphQLResolveInfo, started: number) {
+  const ms = performance.now() - started;
+  if (ms < operation.resolverThresholdMs) return;
+  const attributes = { 'graphql.field.path': pathOf(info.path), 'graphql.field.type': String(info.returnType) };
+  const startTime = performance.timeOrigin + started;
+  operation.tracer.startSpan(`graphql.resolve ${info.parentType.name}.${info.fieldName}`, { startTime, attributes }, operation.context).end(startTime + ms);
+}
+
+/** Times `resolve` inside a recorded operation, with no closure or object per call beyond what a promise result needs. */
+const timed = (resolve: GraphQLFieldResolver<unknown, object>): GraphQLFieldResolver<unknown, object> =>
+  function tracedResolver(source, args, context, info) {
+    const operation = operations.get(context);
+    if (operation === undefined || !operation.recording) return resolve(source, args, context, info);
+    const started = performance.now();
+    let result: unknown;
+    try {
+      result = resolve(source, args, context, info);
+    } catch (error) {
+      resolved(operation, info, started);
+      throw error;
+    }
+    if (!isThenable(result)) {
+      resolved(operation, info, started);
+      return result;
+    }
+    return result.then(
+      (value) => {
+        resolved(operation, info, started);
+        return value;
+      },
+      (error: unknown) => {
+        resolved(operation, info, started);
+        throw error;
+      },
+    );
+  };
+
 export function useTracing(tracer: Tracer, { resolverThresholdMs }: { resolverThresholdMs: number }): Plugin {
-  const operations = new WeakMap<object, OperationTrace>();
 
   const operationOf = (context: { request?: Request }): OperationTrace => {
     let operation = operations.get(context);
     if (!operation) {
       const parent = context.request ? propagation.extract(otel.active(), context.request.headers, headerGetter) : otel.active();
       const span = tracer.startSpan('graphql.operation', { kind: SpanKind.SERVER }, parent);
-      operation = { span, context: trace.setSpan(parent, span) };
+      operation = { span, context: trace.setSpan(parent, span), recording: span.isRecording(), tracer, resolverThresholdMs };
       operations.set(context, operation);
     }
     return operation;
@@ -70,47 +120,6 @@ export function useTracing(tracer: Tracer, { resolverThresholdMs }: { resolverTh
 
   const child = (context: object, name: string) => tracer.startSpan(name, {}, operationOf(context).context);
 
-  /**
-   * A resolver that took at least the threshold gets its span after the fact (its start time
-   * given): the far more common fast ones cost two clock reads and no span at all.
-   */
-  const resolved = (context: object, info: GraphQLResolveInfo, started: number) => {
-    const ms = performance.now() - started;
-    if (ms < resolverThresholdMs) return;
-    const operation = operations.get(context);
-    if (!operation || !operation.span.isRecording()) return;
-    const attributes = { 'graphql.field.path': pathOf(info.path), 'graphql.field.type': String(info.returnType) };
-    const startTime = performance.timeOrigin + started;
-    tracer.startSpan(`graphql.resolve ${info.parentType.name}.${info.fieldName}`, { startTime, attributes }, operation.context).end(startTime + ms);
-  };
-
-  /** Times `resolve` with no closure or object per call beyond what a promise result needs. */
-  const timed = (resolve: GraphQLFieldResolver<unknown, object>): GraphQLFieldResolver<unknown, object> =>
-    function tracedResolver(source, args, context, info) {
-      const started = performance.now();
-      let result: unknown;
-      try {
-        result = resolve(source, args, context, info);
-      } catch (error) {
-        resolved(context, info, started);
-        throw error;
-      }
-      if (!isThenable(result)) {
-        resolved(context, info, started);
-        return result;
-      }
-      return result.then(
-        (value) => {
-          resolved(context, info, started);
-          return value;
-        },
-        (error: unknown) => {
-          resolved(context, info, started);
-          throw error;
-        },
-      );
-    };
-
   type Run = (executionArgs: never) => unknown;
   /** Starts the execute (or subscribe) span; `run` then runs in its context, through `setRun`. */
   const execution = (
@@ -121,8 +130,7 @@ export function useTracing(tracer: Tracer, { resolverThresholdMs }: { resolverTh
   ) => {
     const operation = operationOf(args.contextValue);
     const request = args.contextValue;
-    const recording = operation.span.isRecording();
-    if (recording) {
+    if (operation.recording) {
       // The request's log lines written after execution (its errors) carry the trace too; inside
       // it, every logger's lines get it from the active context (src/logger.ts).
       const { traceId, spanId } = operation.span.spanContext();
@@ -148,7 +156,8 @@ export function useTracing(tracer: Tracer, { resolverThresholdMs }: { resolverTh
 
   return {
     onSchemaChange({ schema }) {
-      // Every resolver but graphql-js's default (a property read) and introspection's is timed.
+      // Every resolver but graphql-js's default (a property read) and introspection's is timed,
+      // wrapped once however many apps share the schema.
       for (const type of Object.values(schema.getTypeMap())) {
         if (!isObjectType(type) || isIntrospectionType(type)) continue;
         for (const field of Object.values(type.getFields())) {
