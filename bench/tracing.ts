@@ -1,84 +1,142 @@
-// What tracing costs a request: an authenticated `{ me }` under closed-loop load against three
-// servers, each in a child process of its own (tracing on registers a process-wide context manager,
-// which would tax a server beside it): 'baseline' and 'off' are both built without
-// OTEL_EXPORTER_OTLP_ENDPOINT, which registers no tracing plugin and loads no SDK, so their
-// difference is the noise floor; 'on' exports every span to an OTLP/HTTP receiver in this process.
+// What tracing costs a request: an authenticated `{ me }` under closed-loop load against servers
+// each in a child process of its own (tracing on registers a process-wide context manager, which
+// would tax a server beside it). 'baseline' and 'off' are both built without
+// OTEL_EXPORTER_OTLP_ENDPOINT, which registers no tracing plugin and loads no SDK: their gap is
+// what this machine's noise alone makes of two identical servers. 'on' exports every span to an
+// OTLP/HTTP receiver in this process; 'on 10 %' samples one trace in ten (parentbased_traceidratio).
+// TRACING_BENCH_COMPARE_DIR=<another checkout> adds 'on (compare)', that checkout's server with
+// every span exported, interleaved with ours: before/after on one busy machine in one run.
+//
+// Every round runs each variant once, back to back in rotating order, and each variant is read
+// against the baseline of the same round (a paired ratio), so a machine that slows down between
+// rounds moves both sides of the ratio. The verdict takes the median ratio over the rounds and
+// prints the spread beside it. Tried on a machine shared with other work (bench/RESULTS.md):
+// 1-second rounds (x25) and loading every variant at the same time both spread two identical
+// servers further apart than 3-second rounds did.
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { fileURLToPath } from 'node:url';
 import { startLoadProcess, type LoadSummary } from './graphql-load.ts';
-import { countOf, describeCounts, totalOf } from './outcomes.ts';
+import { countOf, describeCounts } from './outcomes.ts';
 import { forkChild } from './push-child.ts';
 import { registerUsers, type BenchContext } from './setup.ts';
-import { fixed, median, table } from './stats.ts';
+import { fixed, median, percentile, rotate, table } from './stats.ts';
 import type { ProcessSample } from './ws-clients.ts';
 
 const SENDERS = 16;
 const WARM_UP_MS = 1_000;
-const DURATION_MS = 5_000;
-const ROUNDS = 5;
-const TARGETS = { off: 0.03, on: 0.15 } as const;
+/** The first round's: each server's JIT and pool connections warm up before anything is counted. */
+const FIRST_WARM_UP_MS = 3_000;
+const DURATION_MS = Number(process.env.TRACING_BENCH_DURATION_MS ?? 3_000);
+const ROUNDS = Number(process.env.TRACING_BENCH_ROUNDS ?? 9);
+const SAMPLED_RATIO = 0.1;
+const TARGETS: Record<string, number> = { off: 0.03, on: 0.15 };
 const ME = JSON.stringify({ query: 'query Me { me { id username displayName status } }' });
+const ROOT_SPAN = '"name":"query Me"';
 
-const VARIANTS = ['baseline', 'off', 'on'] as const;
-type Variant = (typeof VARIANTS)[number];
+interface Variant {
+  name: string;
+  /** The checkout whose bench/ws-server.ts runs this variant (ours when unset). */
+  checkout?: string;
+  env: Record<string, string>;
+}
+
 type Run = LoadSummary & { cpuMs: number };
 
-export async function runTracing({ databaseUrl }: BenchContext): Promise<void> {
-  let exportedBatches = 0;
+/** `"name":"query Me"` spans per `service.name` in the OTLP/JSON bodies received. */
+function startReceiver() {
+  const rootSpans = new Map<string, number>();
   const receiver = createServer((request, response) => {
-    request.resume();
+    const chunks: Buffer[] = [];
+    request.on('data', (chunk: Buffer) => chunks.push(chunk));
     request.on('end', () => {
-      exportedBatches += 1;
+      const body = Buffer.concat(chunks).toString('utf8');
+      const service = /"service\.name","value":\{"stringValue":"([^"]+)"/.exec(body)?.[1] ?? '?';
+      let count = 0;
+      for (let at = body.indexOf(ROOT_SPAN); at !== -1; at = body.indexOf(ROOT_SPAN, at + 1)) count += 1;
+      rootSpans.set(service, (rootSpans.get(service) ?? 0) + count);
       response.writeHead(200, { 'content-type': 'application/json' }).end('{}');
     });
   });
+  return { receiver, rootSpans };
+}
+
+const percent = (ratio: number) => `${fixed(ratio * 100)} %`;
+
+export async function runTracing({ databaseUrl }: BenchContext): Promise<void> {
+  const { receiver, rootSpans } = startReceiver();
   await new Promise<void>((resolve) => receiver.listen(0, '127.0.0.1', resolve));
   const endpoint = `http://127.0.0.1:${(receiver.address() as AddressInfo).port}`;
-  const env = (tracing: boolean) => ({ ...process.env, DATABASE_URL: databaseUrl, OTEL_EXPORTER_OTLP_ENDPOINT: tracing ? endpoint : '' });
-  const servers = Object.fromEntries(VARIANTS.map((variant) => [variant, forkChild(new URL('./ws-server.ts', import.meta.url), '--tracing-bench', env(variant === 'on'))])) as Record<
-    Variant,
-    ReturnType<typeof forkChild>
-  >;
+  const traced = (service: string, extra: Record<string, string> = {}) => ({ OTEL_EXPORTER_OTLP_ENDPOINT: endpoint, OTEL_SERVICE_NAME: service, ...extra });
+  const variants: Variant[] = [
+    { name: 'baseline', env: { OTEL_EXPORTER_OTLP_ENDPOINT: '' } },
+    { name: 'off', env: { OTEL_EXPORTER_OTLP_ENDPOINT: '' } },
+    { name: 'on', env: traced('bench-on') },
+    { name: 'on 10 %', env: traced('bench-sampled', { OTEL_TRACES_SAMPLER: 'parentbased_traceidratio', OTEL_TRACES_SAMPLER_ARG: String(SAMPLED_RATIO) }) },
+  ];
+  const compare = process.env.TRACING_BENCH_COMPARE_DIR;
+  if (compare) variants.push({ name: 'on (compare)', checkout: compare, env: traced('bench-compare') });
+  const ours = fileURLToPath(new URL('..', import.meta.url));
+  const servers = variants.map(({ checkout = ours, env }) =>
+    forkChild(new URL('bench/ws-server.ts', `file://${checkout.replace(/\/?$/, '/')}`), '--tracing-bench', { ...process.env, DATABASE_URL: databaseUrl, ...env }),
+  );
   const load = startLoadProcess();
   try {
-    const urls = {} as Record<Variant, string>;
-    for (const variant of VARIANTS) urls[variant] = (await servers[variant].call<{ url: string }>('start')).url;
-    const [user] = await registerUsers(urls.baseline, 1, 'tracing');
-    console.log(`authenticated { me }, ${SENDERS} senders with one request in flight each, ${WARM_UP_MS} ms warm-up, ${DURATION_MS} ms measured, ${ROUNDS} rounds in rotating order`);
-    console.log("each server in a child process; 'baseline' and 'off': no OTEL_EXPORTER_OTLP_ENDPOINT (no plugin, no SDK); 'on': spans exported to a local OTLP/HTTP receiver");
-    const runs: Record<Variant, Run[]> = { baseline: [], off: [], on: [] };
+    const urls: string[] = [];
+    for (const server of servers) urls.push((await server.call<{ url: string }>('start')).url);
+    const [user] = await registerUsers(urls[0]!, 1, 'tracing');
+    console.log(`authenticated { me }, ${SENDERS} senders with one request in flight each; ${ROUNDS} rounds, each running every variant once (rotating order) for ${WARM_UP_MS} ms warm-up (the first ${FIRST_WARM_UP_MS} ms) + ${DURATION_MS} ms measured`);
+    console.log("each server in a child process; 'baseline' and 'off': no OTEL_EXPORTER_OTLP_ENDPOINT (no plugin, no SDK, the same code path); 'on': every span exported to a local OTLP/HTTP receiver");
+    if (compare) console.log(`'on (compare)': the server of ${compare}, every span exported`);
+    const runs: Run[][] = variants.map(() => []);
     for (let round = 0; round < ROUNDS; round += 1) {
-      const order = VARIANTS.map((_, index) => VARIANTS[(index + round) % VARIANTS.length]!);
-      for (const variant of order) {
+      for (const index of rotate(variants.map((_, i) => i), round)) {
         const senders = Array.from({ length: SENDERS }, () => ({ token: user!.accessToken, body: ME }));
-        const before = await servers[variant].call<ProcessSample>('sample');
-        const summary = await load.run({ url: urls[variant], senders, warmUpMs: WARM_UP_MS, durationMs: DURATION_MS }, { onStart: () => {}, onEnd: () => {} });
-        const after = await servers[variant].call<ProcessSample>('sample');
-        runs[variant].push({ ...summary, cpuMs: (after.cpuMicros - before.cpuMicros) / 1_000 });
+        // Server CPU over the measured window only (the samples are taken when the load process marks it).
+        let before: Promise<ProcessSample> | undefined;
+        let after: Promise<ProcessSample> | undefined;
+        const summary = await load.run(
+          { url: urls[index]!, senders, warmUpMs: round === 0 ? FIRST_WARM_UP_MS : WARM_UP_MS, durationMs: DURATION_MS },
+          { onStart: () => void (before = servers[index]!.call<ProcessSample>('sample')), onEnd: () => void (after = servers[index]!.call<ProcessSample>('sample')) },
+        );
+        runs[index]!.push({ ...summary, cpuMs: ((await after!).cpuMicros - (await before!).cpuMicros) / 1_000 });
       }
     }
+    // Let the last batches arrive (exported each second).
+    await new Promise((resolve) => setTimeout(resolve, 2_000));
     const perSecond = (run: Run) => (countOf(run.codes, 'OK') * 1_000) / run.windowMs;
-    // Warm-up included: the server's CPU is sampled around the whole run.
-    const cpuPerRequestUs = (run: Run) => (run.cpuMs * 1_000) / Math.max(1, totalOf(run.codes) * ((WARM_UP_MS + DURATION_MS) / DURATION_MS));
-    const rows = VARIANTS.map((variant) => {
-      const rates = runs[variant].map(perSecond);
-      const { latencyMs, codes } = runs[variant][rates.indexOf(median(rates))] ?? runs[variant][0]!;
-      const cpu = fixed(median(runs[variant].map(cpuPerRequestUs)), 0);
-      return [variant, fixed(median(rates), 0), fixed(latencyMs.p50, 2), fixed(latencyMs.p99, 2), rates.map((rate) => fixed(rate, 0)).join(' / '), cpu, describeCounts(codes, ['OK']) || '-'];
+    const cpuPerRequestUs = (run: Run) => (run.cpuMs * 1_000) / Math.max(1, countOf(run.codes, 'OK'));
+    const baseline = runs[0]!;
+    /** Per round: 1 - variant req/s ÷ baseline req/s of that round (positive: slower). */
+    const slowdowns = (index: number) => runs[index]!.map((run, round) => 1 - perSecond(run) / perSecond(baseline[round]!));
+    const cpuExtras = (index: number) => runs[index]!.map((run, round) => cpuPerRequestUs(run) / cpuPerRequestUs(baseline[round]!) - 1);
+    const spread = (values: number[]) => `${percent(percentile(values, 25))} .. ${percent(percentile(values, 75))}`;
+    const rows = variants.map((variant, index) => {
+      const rates = runs[index]!.map(perSecond);
+      const { latencyMs, codes } = runs[index]![rates.indexOf(median(rates))] ?? runs[index]![0]!;
+      const vsBaseline = index === 0 ? ['-', '-', '-'] : [percent(median(slowdowns(index))), spread(slowdowns(index)), percent(median(cpuExtras(index)))];
+      return [variant.name, fixed(median(rates), 0), `${fixed(Math.min(...rates), 0)}-${fixed(Math.max(...rates), 0)}`, ...vsBaseline, fixed(median(runs[index]!.map(cpuPerRequestUs)), 0), fixed(latencyMs.p50, 1), fixed(latencyMs.p99, 1), describeCounts(codes, ['OK']) || '-'];
     });
-    console.log(table(['variant', 'req/s (median)', 'p50 ms', 'p99 ms', 'req/s per round', 'server cpu us/req (median, approx.)', 'errors'], rows));
-    const baseline = median(runs.baseline.map(perSecond));
-    const baselineCpu = median(runs.baseline.map(cpuPerRequestUs));
-    for (const variant of ['off', 'on'] as const) {
-      const slowdown = 1 - median(runs[variant].map(perSecond)) / baseline;
-      const cpuExtra = median(runs[variant].map(cpuPerRequestUs)) / baselineCpu - 1;
-      const verdict = slowdown <= TARGETS[variant] ? 'PASS' : 'MISS';
-      console.log(`${variant} vs baseline: target <= ${TARGETS[variant] * 100} % fewer requests/s: ${verdict} (${fixed(slowdown * 100)} %); server CPU per request ${fixed(cpuExtra * 100)} %`);
+    console.log(
+      table(['variant', 'req/s (median)', 'req/s range', 'fewer req/s vs baseline (median of rounds)', 'IQR of rounds', 'server CPU/req vs baseline (median)', 'server cpu us/req (median)', 'p50 ms', 'p99 ms', 'errors'], rows),
+    );
+    const noise = slowdowns(1);
+    for (const [index, variant] of variants.entries()) {
+      const target = TARGETS[variant.name];
+      if (target === undefined) continue;
+      const slowdown = median(slowdowns(index));
+      const verdict = slowdown <= target ? 'PASS' : 'MISS';
+      console.log(`${variant.name} vs baseline: target <= ${target * 100} % fewer requests/s: ${verdict} (median ${percent(slowdown)}, IQR ${spread(slowdowns(index))} over ${ROUNDS} rounds)`);
     }
-    console.log(`OTLP export requests received from 'on': ${exportedBatches}`);
+    // Two identical servers: how far apart this machine puts them is the resolution of every line above.
+    console.log(`noise floor (off and baseline are one build): per-round gaps ${noise.map((gap) => fixed(gap * 100, 0)).join(' / ')} %; median |gap| ${percent(median(noise.map(Math.abs)))}`);
+    // Operation spans exported per measured request (the warm-up's are exported too, so 'on' reads above 1).
+    const spansPerRequest = (service: string, index: number) => (rootSpans.get(service) ?? 0) / runs[index]!.reduce((sum, run) => sum + countOf(run.codes, 'OK'), 0);
+    const full = spansPerRequest('bench-on', 2);
+    console.log(`operation spans exported per measured request: on ${fixed(full, 2)}, on 10 % ${fixed(spansPerRequest('bench-sampled', 3), 3)}: sampled share ${percent(spansPerRequest('bench-sampled', 3) / full)} (set ${SAMPLED_RATIO * 100} %)`);
   } finally {
     await load.close();
-    for (const variant of VARIANTS) await servers[variant].stop();
+    for (const server of servers) await server.stop();
     receiver.close();
   }
 }

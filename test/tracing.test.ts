@@ -7,12 +7,13 @@ import { join } from 'node:path';
 import { gunzipSync } from 'node:zlib';
 import { pino } from 'pino';
 import { Writable } from 'node:stream';
+import { createLogger } from '../src/logger.ts';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import type { App } from '../src/server/app.ts';
 import { startTracing, traceJobs } from '../src/tracing/tracing.ts';
 import { PermanentJobError } from '../src/notifications/jobs.ts';
 import { createBullQueue, startBullWorker, type JobProcessor } from '../src/notifications/queue.ts';
-import { createChat, gql, registerUser, startSocketTestApp, startTestApp, testRedisUrl } from './support/helpers.ts';
+import { createChat, gql, registerUser, startSocketTestApp, startTestApp, testConfig, testRedisUrl } from './support/helpers.ts';
 import { connect, settle, subscribe } from './support/ws-helpers.ts';
 
 interface ExportedSpan {
@@ -55,8 +56,9 @@ async function listenForSpans(): Promise<number> {
 }
 
 const logLines: Array<Record<string, any>> = [];
-const logger = pino(
-  { level: 'info' },
+// The server's own logger (its trace mixin included), writing here instead of stdout.
+const logger = createLogger(
+  'info',
   new Writable({
     write(chunk, _encoding, done) {
       for (const line of String(chunk).split('\n').filter(Boolean)) logLines.push(JSON.parse(line));
@@ -64,6 +66,7 @@ const logger = pino(
     },
   }),
 );
+const TRACING_DEFAULTS = { serviceName: 'kocmoc', resolverThresholdMs: 10, sampler: 'parentbased_always_on', samplerRatio: 1 } as const;
 
 const attribute = (span: ExportedSpan, key: string) => Object.values(span.attributes.find((entry) => entry.key === key)?.value ?? {})[0];
 const childrenOf = (parent: ExportedSpan) => spans.filter((span) => span.parentSpanId === parent.spanId && span.traceId === parent.traceId);
@@ -102,8 +105,12 @@ describe('tracing on (OTEL_EXPORTER_OTLP_ENDPOINT set)', () => {
     });
     deferredParts = (await deferred.text()).split(/\r?\n/).filter((line) => line.startsWith('{')).length;
     // A failure no resolver expects, logged by useErrorLogging inside the operation's trace.
-    const { presence } = app.services;
-    presence.onlineUserIds = () => Promise.reject(new Error('presence store unreachable'));
+    const { presence, logger: serverLogger } = app.services;
+    presence.onlineUserIds = () => {
+      // A line of the server-wide logger (not the request's), written inside a resolver.
+      serverLogger.warn('presence store probe');
+      return Promise.reject(new Error('presence store unreachable'));
+    };
     await gql(app, 'query Status($id: ID!) { user(id: $id) { id status } }', { id: user.id }, { token: user.accessToken, headers: { 'x-request-id': 'traced-failure' } });
     // Stopping exports what is still buffered.
     await app.stop();
@@ -162,6 +169,22 @@ describe('tracing on (OTEL_EXPORTER_OTLP_ENDPOINT set)', () => {
     const [status] = named('query Status');
     expect(logged).toMatchObject({ traceId: status!.traceId, spanId: status!.spanId });
     expect(attribute(status!, 'kocmoc.request_id')).toBe('traced-failure');
+    // Keys bound by the request's logger are not written a second time by the mixin.
+    expect(Object.keys(logged!).filter((key) => key === 'traceId')).toHaveLength(1);
+  });
+
+  it('puts the request id and the active span in a line of the server-wide logger written inside a resolver', () => {
+    const probes = logLines.filter((line) => line.msg === 'presence store probe');
+    expect(probes).toHaveLength(1);
+    const [status] = named('query Status');
+    const execute = childrenOf(status!).find((span) => span.name === 'graphql.execute')!;
+    expect(probes[0]).toMatchObject({ requestId: 'traced-failure', traceId: status!.traceId, spanId: execute.spanId });
+  });
+
+  it('writes no trace id in lines outside any operation', () => {
+    const outside = logLines.filter((line) => line.requestId === undefined);
+    expect(outside.length).toBeGreaterThan(0);
+    expect(outside.filter((line) => line.traceId !== undefined)).toEqual([]);
   });
 
   it('marks an operation that fails to parse as an error', () => {
@@ -172,13 +195,53 @@ describe('tracing on (OTEL_EXPORTER_OTLP_ENDPOINT set)', () => {
   });
 });
 
+describe('head sampling (OTEL_TRACES_SAMPLER, OTEL_TRACES_SAMPLER_ARG)', () => {
+  it('refuses an unknown sampler or a ratio outside 0..1, and defaults to parent-based always on', () => {
+    expect(() => testConfig({ OTEL_TRACES_SAMPLER: 'sometimes' })).toThrow(/OTEL_TRACES_SAMPLER/);
+    expect(() => testConfig({ OTEL_TRACES_SAMPLER_ARG: '1.5' })).toThrow(/OTEL_TRACES_SAMPLER_ARG/);
+    expect(testConfig().tracing).toMatchObject({ sampler: 'parentbased_always_on', samplerRatio: 1 });
+    expect(testConfig({ OTEL_TRACES_SAMPLER: 'parentbased_traceidratio', OTEL_TRACES_SAMPLER_ARG: '0.25' }).tracing).toMatchObject({ samplerRatio: 0.25 });
+  });
+
+  it('parentbased_traceidratio at 0 records no trace of its own but follows a client that sampled; log lines keep the request id', async () => {
+    const before = spans.length;
+    // A second traced app in this process: the schema's resolvers, wrapped once, find its plugin too.
+    const app = await startTestApp({ OTEL_EXPORTER_OTLP_ENDPOINT: endpoint, OTEL_TRACES_SAMPLER: 'parentbased_traceidratio', OTEL_TRACES_SAMPLER_ARG: '0', TRACE_RESOLVER_THRESHOLD_MS: '0' }, { logger });
+    try {
+      const user = await registerUser(app);
+      const sampledTrace = randomUUID().replaceAll('-', '');
+      app.services.presence.onlineUserIds = async () => {
+        app.services.logger.warn('sampling probe');
+        return new Set<string>();
+      };
+      const status = 'query SampledStatus($id: ID!) { user(id: $id) { id status } }';
+      await gql(app, status, { id: user.id }, { token: user.accessToken, headers: { 'x-request-id': 'not-sampled' } });
+      await gql(app, status, { id: user.id }, { token: user.accessToken, headers: { 'x-request-id': 'sampled-request', traceparent: `00-${sampledTrace}-${CLIENT_SPAN_ID}-01` } });
+    } finally {
+      await app.stop();
+    }
+    const exported = spans.slice(before).filter((span) => span.name === 'query SampledStatus');
+    expect(exported).toHaveLength(1);
+    const execute = childrenOf(exported[0]!).find((span) => span.name === 'graphql.execute')!;
+    expect(childrenOf(execute).map((span) => span.name)).toContain('graphql.resolve Query.user');
+    // Nothing of the operation left out reached the receiver: every new span is of the sampled trace.
+    expect(spans.slice(before).filter((span) => span.traceId !== exported[0]!.traceId)).toEqual([]);
+    const probes = logLines.filter((line) => line.msg === 'sampling probe');
+    expect(probes.find((line) => line.requestId === 'not-sampled')).not.toHaveProperty('traceId');
+    expect(probes.find((line) => line.requestId === 'sampled-request')).toMatchObject({ traceId: exported[0]!.traceId });
+  });
+});
+
 describe('BullMQ jobs in the worker', () => {
   it('runs each job in a `job <name>` span of the worker service, an error when it fails', async () => {
-    const tracing = (await startTracing({ endpoint, serviceName: 'kocmoc', resolverThresholdMs: 10 }, '-worker'))!;
+    const tracing = (await startTracing({ endpoint, ...TRACING_DEFAULTS }, '-worker'))!;
     const prefix = `kocmoc-test-${randomUUID()}`;
     const ran: string[] = [];
+    const jobLines: Array<Record<string, any>> = [];
+    const jobLogger = createLogger('info', { write: (line: string) => void jobLines.push(JSON.parse(line)) });
     const process: JobProcessor = async (name, data) => {
       ran.push((data as { messageId: string }).messageId);
+      jobLogger.info({ messageId: (data as { messageId: string }).messageId }, 'job ran');
       if ((data as { messageId: string }).messageId === 'fails') throw new PermanentJobError('cannot deliver');
     };
     const worker = startBullWorker({ redisUrl: testRedisUrl(), prefix, process: traceJobs(tracing, process), logger: pino({ level: 'silent' }), concurrency: 1, lockDurationMs: 30_000 });
@@ -195,6 +258,10 @@ describe('BullMQ jobs in the worker', () => {
     expect(jobs).toHaveLength(2);
     expect(jobs.map((span) => span.status?.code ?? 0).sort()).toEqual([0, 2]);
     expect(services).toContain('kocmoc-worker');
+    // A line the job wrote carries its span.
+    const works = jobLines.find((line) => line.messageId === 'works');
+    const worksSpan = jobs.find((span) => (span.status?.code ?? 0) === 0)!;
+    expect(works).toMatchObject({ traceId: worksSpan.traceId, spanId: worksSpan.spanId });
   });
 });
 
@@ -204,8 +271,9 @@ describe('tracing off (no OTEL_EXPORTER_OTLP_ENDPOINT)', () => {
       await import('./src/server/app.ts');
       await import('./src/notifications/queue.ts');
       const { startTracing } = await import('./src/tracing/tracing.ts');
-      console.log(String(await startTracing({ endpoint: undefined, serviceName: 'kocmoc', resolverThresholdMs: 10 })));
-      await startTracing({ endpoint: 'http://127.0.0.1:9', serviceName: 'kocmoc', resolverThresholdMs: 10 }).catch((error) => console.log(error.message));`;
+      const defaults = ${JSON.stringify(TRACING_DEFAULTS)};
+      console.log(String(await startTracing({ endpoint: undefined, ...defaults })));
+      await startTracing({ endpoint: 'http://127.0.0.1:9', ...defaults }).catch((error) => console.log(error.message));`;
     const output = execFileSync(process.execPath, ['--import', './test/support/refuse-otel-sdk.mjs', '--import', 'tsx', '--input-type=module', '-e', script], {
       cwd: join(import.meta.dirname, '..'),
       encoding: 'utf8',

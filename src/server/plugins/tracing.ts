@@ -1,13 +1,13 @@
 // OpenTelemetry spans of each GraphQL operation: one `graphql.operation` span (the client's
 // traceparent, if any, as its parent) with `graphql.parse`, `graphql.validate` and
 // `graphql.execute` children, and `graphql.resolve` spans for resolvers that took at least the
-// threshold. Execution runs inside the execute span's context, so what it calls (the worker pool,
-// log lines) finds it. Only registered when tracing is on (src/tracing/tracing.ts).
-import { useOnResolve } from '@envelop/on-resolve';
+// threshold. Execution runs inside the execute span's context, so what it calls (Prisma, the
+// worker pool, log lines) finds it. Only registered when tracing is on (src/tracing/tracing.ts).
 import { context as otel, propagation, SpanKind, SpanStatusCode, trace, type Context as OtelContext, type Span, type Tracer } from '@opentelemetry/api';
-import { getOperationAST, type DocumentNode, type ExecutionResult, type GraphQLError } from 'graphql';
+import { getOperationAST, isIntrospectionType, isObjectType, type DocumentNode, type ExecutionResult, type GraphQLError, type GraphQLFieldResolver, type GraphQLResolveInfo } from 'graphql';
 import { isAsyncIterable, type Plugin } from 'graphql-yoga';
 import type { Logger } from '../../logger.ts';
+import { withRequestId } from '../../tracing/tracing.ts';
 
 /** What the tracing reads of an operation's context (src/context.ts, once Yoga built it). */
 interface TracedContext {
@@ -20,7 +20,17 @@ interface OperationTrace {
   span: Span;
   /** Context of the operation span (parse and validate) and later of the execute span (resolvers). */
   context: OtelContext;
+  /** False when the sampler left the operation out: its resolvers are not even timed. */
+  recording: boolean;
+  tracer: Tracer;
+  resolverThresholdMs: number;
 }
+
+/**
+ * By request context. Module-wide because the resolvers are wrapped once, in the schema every app
+ * of a process shares (src/schema/index.ts): a wrapper finds the plugin instance through this.
+ */
+const operations = new WeakMap<object, OperationTrace>();
 
 const headerGetter = {
   keys: (headers: Headers) => [...headers.keys()],
@@ -39,15 +49,62 @@ const pathOf = (path: { prev: unknown; key: string | number } | undefined): stri
   return keys.join('.');
 };
 
+const isDefaultResolver = (resolve: GraphQLFieldResolver<unknown, unknown> | undefined) =>
+  !resolve || resolve.name === 'defaultFieldResolver' || resolve.name === 'defaultMergedResolver';
+
+const isThenable = (value: unknown): value is PromiseLike<unknown> => typeof (value as PromiseLike<unknown> | null)?.then === 'function';
+
+const WRAPPED = Symbol('kocmoc.traced-resolver');
+
+/**
+ * A resolver that took at least the threshold gets its span after the fact (its start time
+ * given): the far more common fast ones cost two clock reads and no span at all.
+ */
+function resolved(operation: OperationTrace, info: GraphQLResolveInfo, started: number) {
+  const ms = performance.now() - started;
+  if (ms < operation.resolverThresholdMs) return;
+  const attributes = { 'graphql.field.path': pathOf(info.path), 'graphql.field.type': String(info.returnType) };
+  const startTime = performance.timeOrigin + started;
+  operation.tracer.startSpan(`graphql.resolve ${info.parentType.name}.${info.fieldName}`, { startTime, attributes }, operation.context).end(startTime + ms);
+}
+
+/** Times `resolve` inside a recorded operation, with no closure or object per call beyond what a promise result needs. */
+const timed = (resolve: GraphQLFieldResolver<unknown, object>): GraphQLFieldResolver<unknown, object> =>
+  function tracedResolver(source, args, context, info) {
+    const operation = operations.get(context);
+    if (operation === undefined || !operation.recording) return resolve(source, args, context, info);
+    const started = performance.now();
+    let result: unknown;
+    try {
+      result = resolve(source, args, context, info);
+    } catch (error) {
+      resolved(operation, info, started);
+      throw error;
+    }
+    if (!isThenable(result)) {
+      resolved(operation, info, started);
+      return result;
+    }
+    return result.then(
+      (value) => {
+        resolved(operation, info, started);
+        return value;
+      },
+      (error: unknown) => {
+        resolved(operation, info, started);
+        throw error;
+      },
+    );
+  };
+
 export function useTracing(tracer: Tracer, { resolverThresholdMs }: { resolverThresholdMs: number }): Plugin {
-  const operations = new WeakMap<object, OperationTrace>();
 
   const operationOf = (context: { request?: Request }): OperationTrace => {
     let operation = operations.get(context);
     if (!operation) {
       const parent = context.request ? propagation.extract(otel.active(), context.request.headers, headerGetter) : otel.active();
       const span = tracer.startSpan('graphql.operation', { kind: SpanKind.SERVER }, parent);
-      operation = { span, context: trace.setSpan(parent, span) };
+      operation = { span, context: trace.setSpan(parent, span), recording: span.isRecording(), tracer, resolverThresholdMs };
       operations.set(context, operation);
     }
     return operation;
@@ -73,15 +130,20 @@ export function useTracing(tracer: Tracer, { resolverThresholdMs }: { resolverTh
   ) => {
     const operation = operationOf(args.contextValue);
     const request = args.contextValue;
-    // The request's log lines (errors logged after execution too) carry the trace.
-    const { traceId, spanId } = operation.span.spanContext();
-    if (request.log) request.log = request.log.child({ traceId, spanId });
-    const ast = getOperationAST(args.document, args.operationName);
-    const name = `${ast?.operation ?? 'query'} ${ast?.name?.value ?? args.operationName ?? 'anonymous'}`;
-    operation.span.updateName(name);
-    operation.span.setAttributes({ 'kocmoc.request_id': request.requestId ?? '', 'graphql.operation.type': ast?.operation ?? 'query', 'graphql.operation.name': ast?.name?.value ?? '' });
+    if (operation.recording) {
+      // The request's log lines written after execution (its errors) carry the trace too; inside
+      // it, every logger's lines get it from the active context (src/logger.ts).
+      const { traceId, spanId } = operation.span.spanContext();
+      if (request.log) request.log = request.log.child({ traceId, spanId });
+      const ast = getOperationAST(args.document, args.operationName);
+      const type = ast?.operation ?? 'query';
+      const name = ast?.name?.value ?? '';
+      operation.span.updateName(`${type} ${name || args.operationName || 'anonymous'}`);
+      operation.span.setAttributes({ 'kocmoc.request_id': request.requestId ?? '', 'graphql.operation.type': type, 'graphql.operation.name': name });
+    }
+    // Yoga builds the request's context (its id) after parsing and validating.
     const span = tracer.startSpan(`graphql.${kind}`, {}, operation.context);
-    const spanContext = trace.setSpan(operation.context, span);
+    const spanContext = trace.setSpan(withRequestId(operation.context, request.requestId), span);
     operation.context = spanContext;
     setRun((executionArgs) => otel.with(spanContext, run, undefined, executionArgs));
     const done = (errors?: ReadonlyArray<GraphQLError>) => {
@@ -93,24 +155,18 @@ export function useTracing(tracer: Tracer, { resolverThresholdMs }: { resolverTh
   };
 
   return {
-    onPluginInit({ addPlugin }) {
-      addPlugin(
-        useOnResolve(
-          ({ context, info }) => {
-            const operation = operations.get(context);
-            if (!operation) return;
-            const started = performance.now();
-            return () => {
-              const ms = performance.now() - started;
-              if (ms < resolverThresholdMs) return;
-              const attributes = { 'graphql.field.path': pathOf(info.path), 'graphql.field.type': String(info.returnType) };
-              const span = tracer.startSpan(`graphql.resolve ${info.parentType.name}.${info.fieldName}`, { startTime: performance.timeOrigin + started, attributes }, operation.context);
-              span.end(performance.timeOrigin + started + ms);
-            };
-          },
-          { skipDefaultResolvers: true },
-        ),
-      );
+    onSchemaChange({ schema }) {
+      // Every resolver but graphql-js's default (a property read) and introspection's is timed,
+      // wrapped once however many apps share the schema.
+      for (const type of Object.values(schema.getTypeMap())) {
+        if (!isObjectType(type) || isIntrospectionType(type)) continue;
+        for (const field of Object.values(type.getFields())) {
+          const marked = field as typeof field & { [WRAPPED]?: true };
+          if (marked[WRAPPED] || isDefaultResolver(field.resolve)) continue;
+          field.resolve = timed(field.resolve as GraphQLFieldResolver<unknown, object>);
+          marked[WRAPPED] = true;
+        }
+      }
     },
     onParse({ context }) {
       const span = child(context, 'graphql.parse');
