@@ -90,6 +90,8 @@ async function productInsertStatement(config: Config): Promise<{ text: string; p
     if (Array.isArray(value) && value.every((item) => item instanceof Uint8Array)) {
       return (row) => indexTokens(config.messageEncryption, row.chatId, BENCH_TEXT).map((token) => new Uint8Array(token));
     }
+    // The blind-index entry's key id: the current message key's (search-index.ts), the same for every row.
+    if (value === config.messageEncryption.currentKeyId) return () => value;
     // What a TEXT message without reply or attachment sends as it is.
     if (value === null || value === input.kind) return () => value;
     throw new Error(`bench: sendMessage's statement has a parameter the bench cannot place: $${index + 1} = ${JSON.stringify(value)}`);
