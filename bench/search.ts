@@ -2,7 +2,9 @@
 // loaded with COPY (bench/search-data.ts), searched by a user in 50 of them; one-word queries of
 // words from very common to rare, p50/p99 over real HTTP. Then the cost of indexing at send:
 // sendMessage in a closed loop against two servers on the same database, one indexing and one
-// not (SEARCH_INDEX_ENABLED=false), in alternating rounds of the same run.
+// not (SEARCH_INDEX_ENABLED=false), in alternating rounds of the same run; the indexing one also
+// with a text that mentions a member of the chat, so mention resolution and indexing together are
+// compared with both off.
 import { performance } from 'node:perf_hooks';
 import type { App } from '../src/server/app.ts';
 import { SEARCH_PLAN, searchMessages, type SearchPlan } from '../src/messages/search.ts';
@@ -21,7 +23,8 @@ const WARM_UP_QUERIES = 20;
 const TARGET_P99_MS = 50;
 /** Vocabulary ranks queried: the most common word down to a rare one. */
 const QUERY_RANKS = [1, 10, 100, 1_000, 4_000];
-const SEND_ROUNDS = 6;
+/** Rounds per variant (three variants, in rotating order). */
+const SEND_ROUNDS_EACH = 4;
 const SEND_ROUND_MS = 4_000;
 const SEND_WARM_UP_MS = 1_000;
 const SENDERS = 10;
@@ -104,22 +107,30 @@ async function planComparison(app: App, searcher: RegisteredUser, data: DataSet)
   console.log(table(['word', 'plan', 'p50 ms', 'p99 ms'], rows));
 }
 
+interface SendVariant {
+  label: string;
+  url: string;
+  /** Whether each sender writes `@<another member of its chat>` before BENCH_TEXT (mention resolution at work). */
+  mention: boolean;
+}
+
 interface Round {
-  indexing: boolean;
+  variant: SendVariant;
   sends: number;
   ms: number;
   latencies: number[];
 }
 
 /** SENDERS closed-loop senders, each into a chat of its own, for `ms` (after a warm-up). */
-async function sendRound(url: string, senders: Array<{ token: string; chatId: string }>, indexing: boolean): Promise<Round> {
+async function sendRound(variant: SendVariant, senders: Sender[]): Promise<Round> {
   const latencies: number[] = [];
   let measuring = false;
   let stop = false;
-  const loops = senders.map(async ({ token, chatId }) => {
+  const loops = senders.map(async ({ token, chatId, mentionText }) => {
+    const text = variant.mention ? mentionText : BENCH_TEXT;
     while (!stop) {
       const started = performance.now();
-      await postGraphQL(url, SEND, { input: { chatId, kind: 'TEXT', text: BENCH_TEXT } }, token);
+      await postGraphQL(variant.url, SEND, { input: { chatId, kind: 'TEXT', text } }, token);
       if (measuring) latencies.push(performance.now() - started);
     }
   });
@@ -131,33 +142,45 @@ async function sendRound(url: string, senders: Array<{ token: string; chatId: st
   const ms = performance.now() - started;
   stop = true;
   await Promise.all(loops);
-  return { indexing, sends: latencies.length, ms, latencies };
+  return { variant, sends: latencies.length, ms, latencies };
 }
 
-async function sendCost(urls: { on: string; off: string }, senders: Array<{ token: string; chatId: string }>) {
+interface Sender {
+  token: string;
+  chatId: string;
+  /** BENCH_TEXT after `@username` of another member of the sender's chat. */
+  mentionText: string;
+}
+
+async function sendCost(urls: { on: string; off: string }, senders: Sender[]) {
+  const variants: SendVariant[] = [
+    { label: 'both off (no mention, SEARCH_INDEX_ENABLED=false)', url: urls.off, mention: false },
+    { label: 'search indexing on', url: urls.on, mention: false },
+    { label: 'indexing on + one @mention resolved', url: urls.on, mention: true },
+  ];
+  // Each variant early and late in rotating orders (012 210 120 021), so drift over the run cancels out.
+  const order = [0, 1, 2, 2, 1, 0, 1, 2, 0, 0, 2, 1].slice(0, SEND_ROUNDS_EACH * 3);
   const rounds: Round[] = [];
-  // on off off on on off: each mode runs early and late, so drift over the run cancels out.
-  for (let round = 0; round < SEND_ROUNDS; round++) {
-    const indexing = [true, false, false, true][round % 4]!;
-    rounds.push(await sendRound(indexing ? urls.on : urls.off, senders, indexing));
-  }
-  const summary = (indexing: boolean) => {
-    const mine = rounds.filter((round) => round.indexing === indexing);
+  for (const index of order) rounds.push(await sendRound(variants[index]!, senders));
+  const summary = (variant: SendVariant) => {
+    const mine = rounds.filter((round) => round.variant === variant);
     const latencies = mine.flatMap((round) => round.latencies);
     const perSecond = (mine.reduce((sum, round) => sum + round.sends, 0) / mine.reduce((sum, round) => sum + round.ms, 0)) * 1000;
     return { perSecond, p50: percentile(latencies, 50), p99: percentile(latencies, 99), sends: latencies.length };
   };
-  const on = summary(true);
-  const off = summary(false);
-  console.log(`\nsendMessage over HTTP, ${SENDERS} closed-loop senders each in its own chat of the loaded set, ${SEND_ROUNDS} rounds of ${SEND_ROUND_MS / 1000} s (on off off on on off), each after ${SEND_WARM_UP_MS / 1000} s warm-up`);
-  console.log(`text: ${BENCH_TEXT.length} characters (${JSON.stringify(BENCH_TEXT)})`);
+  const results = variants.map(summary);
+  const off = results[0]!;
+  console.log(
+    `\nsendMessage over HTTP, ${SENDERS} closed-loop senders each in its own chat of the loaded set, ${SEND_ROUNDS_EACH} rounds of ${SEND_ROUND_MS / 1000} s per variant (orders 012 210 120 021), each after ${SEND_WARM_UP_MS / 1000} s warm-up`,
+  );
+  console.log(`text: ${BENCH_TEXT.length} characters (${JSON.stringify(BENCH_TEXT)}); with the mention, "@<member> " before it`);
   console.log(
     table(
-      ['search indexing', 'sends', 'sends/s', 'p50 ms', 'p99 ms', 'x off (sends/s)'],
-      [
-        ['off', off.sends, fixed(off.perSecond, 0), fixed(off.p50, 1), fixed(off.p99, 1), '1.00'],
-        ['on', on.sends, fixed(on.perSecond, 0), fixed(on.p50, 1), fixed(on.p99, 1), fixed(on.perSecond / off.perSecond, 2)],
-      ],
+      ['variant', 'sends', 'sends/s', 'p50 ms', 'p99 ms', 'x both off (sends/s)'],
+      variants.map((variant, index) => {
+        const result = results[index]!;
+        return [variant.label, result.sends, fixed(result.perSecond, 0), fixed(result.p50, 1), fixed(result.p99, 1), fixed(result.perSecond / off.perSecond, 2)];
+      }),
     ),
   );
 }
@@ -218,9 +241,12 @@ export async function runSearch({ databaseUrl }: BenchContext) {
         chat: { members: { none: { userId: searcher.userId } } },
       },
       distinct: ['userId'],
-      select: { userId: true, chatId: true },
+      select: { userId: true, chatId: true, chat: { select: { members: { select: { userId: true, user: { select: { username: true } } }, take: 2 } } } },
     });
-    const senders = chatOf.map((row) => ({ token: members.find((member) => member.userId === row.userId)!.accessToken, chatId: row.chatId }));
+    const senders = chatOf.map((row): Sender => {
+      const other = row.chat.members.find((member) => member.userId !== row.userId)!;
+      return { token: members.find((member) => member.userId === row.userId)!.accessToken, chatId: row.chatId, mentionText: `@${other.user.username} ${BENCH_TEXT}` };
+    });
     await sendCost({ on: on.url, off: off.url }, senders);
   } finally {
     await off.app.stop();
