@@ -9,7 +9,7 @@ import { ensureDatabase } from '../src/db/pg-admin.ts';
 import { deleteUnusedUploads } from '../src/files/cleanup.ts';
 import { runScheduledMessage, scheduledClientId } from '../src/messages/scheduled.ts';
 import { codeOf, createChat, gql, registerUser, scratchDatabaseUrl, startTestApp, testRedisUrl, uploadThroughFetch, type TestUser } from './support/helpers.ts';
-import { LEAVE_CHAT } from './support/operations.ts';
+import { BLOCK_USER, LEAVE_CHAT } from './support/operations.ts';
 import { connect, settle, subscribe } from './support/ws-helpers.ts';
 
 const SCHEDULE = `mutation ($input: ScheduleMessageInput!) { scheduleMessage(input: $input) { id sendAt state text kind chat { id } } }`;
@@ -190,6 +190,19 @@ describe('scheduleMessage', () => {
       expect(event).toMatchObject({ type: 'FAILED', scheduledMessage: { id: scheduled.id, state: 'FAILED', message: null } });
       expect(event.reason).toBeTruthy();
       expect(await sentCopies(app, scheduled.id)).toHaveLength(0);
+
+      // A direct chat whose other member blocks the sender before sendAt: FAILED, with the reason, nothing sent.
+      const dave = await registerUser(app);
+      const direct = await createChat(app, carol, { kind: 'DIRECT', memberIds: [dave.id] });
+      const blocked = (await schedule(app, carol, { chatId: direct, sendAt: inMs(1_000), text: 'you there?' })).data.scheduleMessage;
+      expect((await gql(app, BLOCK_USER, { userId: carol.id }, { token: dave.accessToken })).data.blockUser).toBe(true);
+      const failed = (await events.next(8_000)).data!.scheduledMessageEvents;
+      expect(failed).toMatchObject({ type: 'FAILED', scheduledMessage: { id: blocked.id, state: 'FAILED', message: null } });
+      expect(failed.reason).toBeTruthy();
+      expect((await app.services.prisma.scheduledMessage.findUniqueOrThrow({ where: { id: blocked.id } })).failureReason).toBe(failed.reason);
+      expect(await sentCopies(app, blocked.id)).toHaveLength(0);
+      const history = await gql(app, `query ($id: ID!) { chat(id: $id) { messages(first: 10) { edges { node { id } } } } }`, { id: direct }, { token: dave.accessToken });
+      expect(history.data.chat.messages.edges).toEqual([]);
     } finally {
       await connection.dispose();
     }
@@ -220,6 +233,11 @@ describe.each([
       const copies = await sentCopies(second, scheduled.id);
       expect(copies).toHaveLength(1);
       expect(copies[0]!.createdAt.getTime()).toBeGreaterThan(new Date(sendAt).getTime());
+      // Sent late, but scheduledFor is the time it was scheduled for.
+      const sent = await gql(second, `query ($id: ID!) { chat(id: $id) { messages(last: 5) { edges { node { id scheduledFor } } } } }`, { id: group }, { token: alice.accessToken });
+      const node = sent.data.chat.messages.edges.map((edge: any) => edge.node).find((n: any) => n.id === copies[0]!.id);
+      expect(node).toBeDefined();
+      expect(new Date(node.scheduledFor).toISOString()).toBe(new Date(scheduled.sendAt).toISOString());
     } finally {
       await second.stop();
     }
