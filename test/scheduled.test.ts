@@ -9,7 +9,7 @@ import { ensureDatabase } from '../src/db/pg-admin.ts';
 import { deleteUnusedUploads } from '../src/files/cleanup.ts';
 import { runScheduledMessage, scheduledClientId } from '../src/messages/scheduled.ts';
 import { codeOf, createChat, gql, registerUser, scratchDatabaseUrl, startTestApp, testRedisUrl, uploadThroughFetch, type TestUser } from './support/helpers.ts';
-import { LEAVE_CHAT } from './support/operations.ts';
+import { BLOCK_USER, LEAVE_CHAT } from './support/operations.ts';
 import { connect, settle, subscribe } from './support/ws-helpers.ts';
 
 const SCHEDULE = `mutation ($input: ScheduleMessageInput!) { scheduleMessage(input: $input) { id sendAt state text kind chat { id } } }`;
@@ -107,6 +107,46 @@ describe('scheduleMessage', () => {
     expect(codeOf(await gql(app, CANCEL, { id: cancelled.id }, { token: alice.accessToken }))).toBe('CONFLICT');
   });
 
+  it('refuses a reschedule into the past or beyond 365 days, and leaves it as it was', async () => {
+    const kept = (await schedule(app, alice, { sendAt: inMs(3_600_000), text: 'stay put' })).data.scheduleMessage;
+    for (const at of [inMs(-60_000), inMs(366 * 86_400_000)]) {
+      const result = await gql(app, RESCHEDULE, { id: kept.id, at }, { token: alice.accessToken });
+      expect(codeOf(result)).toBe('BAD_USER_INPUT');
+      expect(result.errors![0]!.extensions!.field).toBe('sendAt');
+    }
+    const row = await app.services.prisma.scheduledMessage.findUniqueOrThrow({ where: { id: kept.id } });
+    expect(row).toMatchObject({ state: 'PENDING', sendAt: new Date(kept.sendAt) });
+    await gql(app, CANCEL, { id: kept.id }, { token: alice.accessToken });
+  });
+
+  it('pages scheduledMessages (first:, after:) soonest first, without gaps or repeats', async () => {
+    const erin = await registerUser(app);
+    const own = await createChat(app, erin, { kind: 'GROUP', title: 'Pages', memberIds: [] });
+    // Scheduled out of order; two at the same sendAt (then by id).
+    const offsets = [5, 2, 4, 1, 3, 3];
+    const made: Array<{ id: string; sendAt: string }> = [];
+    const sameAt = inMs(3 * 3_600_000);
+    for (const hours of offsets) {
+      const sendAt = hours === 3 ? sameAt : inMs(hours * 3_600_000);
+      made.push((await schedule(app, erin, { chatId: own, sendAt, text: `in ${hours} h` })).data.scheduleMessage);
+    }
+    const expected = [...made].sort((a, b) => a.sendAt.localeCompare(b.sendAt) || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0)).map((row) => row.id);
+    const PAGE = `query ($first: Int, $after: String) { scheduledMessages(first: $first, after: $after) { edges { node { id } } pageInfo { hasNextPage endCursor } } }`;
+    const seen: string[] = [];
+    let after: string | null = null;
+    for (let page = 0; page < 10; page++) {
+      const result: any = await gql(app, PAGE, { first: 4, after }, { token: erin.accessToken });
+      expect(result.errors).toBeUndefined();
+      const { edges, pageInfo } = result.data.scheduledMessages;
+      expect(edges.length).toBeLessThanOrEqual(4);
+      seen.push(...edges.map((edge: any) => edge.node.id));
+      if (!pageInfo.hasNextPage) break;
+      after = pageInfo.endCursor;
+    }
+    expect(seen).toEqual(expected);
+    for (const id of seen) await gql(app, CANCEL, { id }, { token: erin.accessToken });
+  });
+
   it("tells the sender's other devices live of a cancel (CANCELLED) and a reschedule (RESCHEDULED, with the new sendAt)", async () => {
     const LIVE = `subscription { scheduledMessageEvents { type reason scheduledMessageId sendAt scheduledMessage { id state sendAt } } }`;
     const phone = connect(url, alice.accessToken);
@@ -190,6 +230,19 @@ describe('scheduleMessage', () => {
       expect(event).toMatchObject({ type: 'FAILED', scheduledMessage: { id: scheduled.id, state: 'FAILED', message: null } });
       expect(event.reason).toBeTruthy();
       expect(await sentCopies(app, scheduled.id)).toHaveLength(0);
+
+      // A direct chat whose other member blocks the sender before sendAt: FAILED, with the reason, nothing sent.
+      const dave = await registerUser(app);
+      const direct = await createChat(app, carol, { kind: 'DIRECT', memberIds: [dave.id] });
+      const blocked = (await schedule(app, carol, { chatId: direct, sendAt: inMs(1_000), text: 'you there?' })).data.scheduleMessage;
+      expect((await gql(app, BLOCK_USER, { userId: carol.id }, { token: dave.accessToken })).data.blockUser).toBe(true);
+      const failed = (await events.next(8_000)).data!.scheduledMessageEvents;
+      expect(failed).toMatchObject({ type: 'FAILED', scheduledMessage: { id: blocked.id, state: 'FAILED', message: null } });
+      expect(failed.reason).toBeTruthy();
+      expect((await app.services.prisma.scheduledMessage.findUniqueOrThrow({ where: { id: blocked.id } })).failureReason).toBe(failed.reason);
+      expect(await sentCopies(app, blocked.id)).toHaveLength(0);
+      const history = await gql(app, `query ($id: ID!) { chat(id: $id) { messages(first: 10) { edges { node { id } } } } }`, { id: direct }, { token: dave.accessToken });
+      expect(history.data.chat.messages.edges).toEqual([]);
     } finally {
       await connection.dispose();
     }
@@ -220,6 +273,11 @@ describe.each([
       const copies = await sentCopies(second, scheduled.id);
       expect(copies).toHaveLength(1);
       expect(copies[0]!.createdAt.getTime()).toBeGreaterThan(new Date(sendAt).getTime());
+      // Sent late, but scheduledFor is the time it was scheduled for.
+      const sent = await gql(second, `query ($id: ID!) { chat(id: $id) { messages(last: 5) { edges { node { id scheduledFor } } } } }`, { id: group }, { token: alice.accessToken });
+      const node = sent.data.chat.messages.edges.map((edge: any) => edge.node).find((n: any) => n.id === copies[0]!.id);
+      expect(node).toBeDefined();
+      expect(new Date(node.scheduledFor).toISOString()).toBe(new Date(scheduled.sendAt).toISOString());
     } finally {
       await second.stop();
     }

@@ -5,6 +5,8 @@ import { normalise } from '../src/messages/search-index.ts';
 import { SEARCH_PLAN, searchMessages, type SearchPlan } from '../src/messages/search.ts';
 import { codeOf, createChat, gql, registerUser, sendText, startTestApp, type TestUser } from './support/helpers.ts';
 import { DELETE_MESSAGE, LEAVE_CHAT } from './support/operations.ts';
+import { addDevice, fetchBundles } from './support/devices.ts';
+import { encryptFor, startSession } from './support/e2e-client.ts';
 
 const SEARCH = `query ($q: String!, $chatId: ID, $first: Int, $after: String) {
   searchMessages(query: $q, chatId: $chatId, first: $first, after: $after) {
@@ -219,6 +221,35 @@ describe('searchMessages', () => {
     } finally {
       await rotated.stop();
     }
+  });
+
+  it('does not search end-to-end encrypted chats: searchMessages(chatId:) of one you are in is empty, and a global search has no hit from it', async () => {
+    const word = unique('sealed');
+    const create = await gql(app, `mutation ($input: CreateChatInput!) { createChat(input: $input) { id encrypted } }`, { input: { kind: 'DIRECT', memberIds: [bob.id], encrypted: true } }, { token: alice.accessToken });
+    const secret = create.data.createChat.id as string;
+    expect(create.data.createChat.encrypted).toBe(true);
+    const [phone, bobPhone] = [await addDevice(app, alice), await addDevice(app, bob)];
+    const [bundle] = await fetchBundles(app, phone.token, bob.id, [bobPhone.id]);
+    startSession(phone, bundle!);
+    const sent = await gql(app, `mutation ($input: SendEncryptedMessageInput!) { sendEncryptedMessage(input: $input) { id } }`,
+      { input: { chatId: secret, kind: 'TEXT', envelopes: [encryptFor(phone, bobPhone.id, `${word} at noon`)] } }, { token: phone.token });
+    expect(sent.errors).toBeUndefined();
+    const plain = await sendText(app, alice, group, `${word} in the open`);
+
+    // In the chat: no error (it is yours), but no result; the server holds no index of it.
+    for (const user of [alice, bob]) {
+      const inChat = await search(user, word, { chatId: secret });
+      expect(inChat.error).toBeUndefined();
+      expect(inChat.ids).toEqual([]);
+      expect(inChat.pageInfo).toMatchObject({ hasNextPage: false });
+      // Global: the plaintext chat's message only.
+      const global = await search(user, word);
+      expect(global.ids).toEqual([plain.id]);
+      expect(global.edges.every((edge: any) => edge.node.chat.id !== secret)).toBe(true);
+    }
+    expect(await app.services.prisma.messageSearch.count({ where: { chatId: secret } })).toBe(0);
+    // Not a member: as unknown as a missing chat.
+    expect((await search(stranger, word, { chatId: secret })).error).toBe('NOT_FOUND');
   });
 
   it('indexes nothing with SEARCH_INDEX_ENABLED=false', async () => {

@@ -13,6 +13,8 @@ const THREAD = `query ($id: ID!, $first: Int = 5, $after: String) { chat(id: $id
   thread { replyCount lastReplyAt viewerFollows participants(first: $first, after: $after) { edges { node { id } } pageInfo { hasNextPage endCursor } } } } } } } }`;
 const REPLIES = `query ($id: ID!, $first: Int, $after: String) { chat(id: $id) { messages(last: 30) { edges { node { id
   threadReplies(first: $first, after: $after) { edges { node { id seq text threadRootId } } pageInfo { hasNextPage endCursor } } } } } } }`;
+const REPLIES_BACK = `query ($id: ID!, $last: Int, $before: String) { chat(id: $id) { messages(last: 30) { edges { node { id
+  threadReplies(last: $last, before: $before) { edges { cursor node { id text } } pageInfo { hasPreviousPage startCursor } } } } } } }`;
 const TIMELINE = `query ($id: ID!, $all: Boolean) { chat(id: $id) { messages(first: 100, includeThreadReplies: $all) { edges { node { id } } } } }`;
 const FOLLOW = `mutation ($m: ID!) { followThread(messageId: $m) { id thread { viewerFollows } } }`;
 const UNFOLLOW = `mutation ($m: ID!) { unfollowThread(messageId: $m) { id thread { viewerFollows } } }`;
@@ -65,6 +67,17 @@ describe('thread replies', () => {
       .threadReplies;
     expect(page2.edges.map((e: any) => e.node.text)).toEqual(['third']);
     expect(page2.pageInfo.hasNextPage).toBe(false);
+    // Backwards: the newest replies first as a slice, still in send order, then the one before them.
+    const back1 = nodeOf(await gql(app, REPLIES_BACK, { id: group, last: 2 }, { token: carol.accessToken }), root.id).threadReplies;
+    expect(back1.edges.map((e: any) => e.node.id)).toEqual([second.id, third.id]);
+    expect(back1.pageInfo.hasPreviousPage).toBe(true);
+    const back2 = nodeOf(await gql(app, REPLIES_BACK, { id: group, last: 2, before: back1.pageInfo.startCursor }, { token: carol.accessToken }), root.id)
+      .threadReplies;
+    expect(back2.edges.map((e: any) => e.node.id)).toEqual([first.id]);
+    expect(back2.pageInfo.hasPreviousPage).toBe(false);
+    const beforeThird = nodeOf(await gql(app, REPLIES_BACK, { id: group, last: 1, before: back1.edges[1].cursor }, { token: carol.accessToken }), root.id)
+      .threadReplies;
+    expect(beforeThird.edges.map((e: any) => e.node.text)).toEqual(['second']);
 
     // Deleted replies are not counted.
     await gql(app, DELETE_MESSAGE, { id: third.id }, { token: bob.accessToken });
