@@ -4,9 +4,7 @@
 // (Call.ringUntil, CallParticipant.disconnectedAt), and `start` schedules every pending one again,
 // so a restart (even one that lost Redis) still ends calls on time. Handlers re-check the database,
 // so a deadline that fires twice, or late, does no harm.
-import { Queue, Worker } from 'bullmq';
-import type { Redis } from 'ioredis';
-import { connectRedis, slotPrefix } from '../redis/connection.ts';
+import { openBullQueue } from '../redis/bull-queue.ts';
 import type { PrismaClient } from '../generated/prisma/client.ts';
 import type { Logger } from '../logger.ts';
 
@@ -82,11 +80,7 @@ interface Backend {
 }
 
 function bullBackend(redisUrl: string, { prefix, logger }: CallTimersOptions): Backend {
-  const connection = connectRedis(redisUrl, { maxRetriesPerRequest: null });
-  connection.on('error', (error) => logger.warn({ err: error }, 'redis error (call timers)'));
-  const queue = new Queue(CALL_TIMER_QUEUE, { connection, prefix: slotPrefix(redisUrl, prefix) });
-  let worker: Worker | undefined;
-  let workerConnection: Redis | undefined;
+  const { queue, startWorker, close } = openBullQueue({ redisUrl, name: CALL_TIMER_QUEUE, prefix, logger, label: 'call timer' });
   return {
     distributed: true,
     async schedule(id, job, at) {
@@ -100,17 +94,9 @@ function bullBackend(redisUrl: string, { prefix, logger }: CallTimersOptions): B
       });
     },
     start(run) {
-      workerConnection = connectRedis(redisUrl, { maxRetriesPerRequest: null });
-      workerConnection.on('error', (error) => logger.warn({ err: error }, 'redis error (call timer worker)'));
-      worker = new Worker(CALL_TIMER_QUEUE, (job) => run(job.data as CallJob), { connection: workerConnection, prefix: slotPrefix(redisUrl, prefix), concurrency: 16 });
-      worker.on('failed', (job, error) => logger.warn({ jobId: job?.id, err: error }, 'call timer failed'));
-      worker.on('error', (error) => logger.warn({ err: error }, 'call timer worker error'));
+      startWorker((job) => run(job.data as CallJob), { concurrency: 16 });
     },
-    async stop() {
-      await worker?.close();
-      await queue.close();
-      await Promise.allSettled([workerConnection?.quit(), connection.quit()]);
-    },
+    stop: close,
   };
 }
 

@@ -3,9 +3,8 @@
 // are the truth: a sweep on start and every few minutes hands every schedule due soon to the
 // runner again, so jobs lost with Redis, or timers lost with a restart, still run, late.
 // Running twice is harmless: the run claims the row, and sends with the row's own client id.
-import { Queue, Worker } from 'bullmq';
-import { Redis } from 'ioredis';
 import type { Logger } from '../logger.ts';
+import { openBullQueue } from '../redis/bull-queue.ts';
 
 export const SCHEDULED_QUEUE_NAME = 'kocmoc-scheduled-messages';
 /** Longest single timer Node keeps (2^31 - 1 ms, ~24.8 days); longer waits are re-armed by the sweep. */
@@ -38,11 +37,7 @@ export function createScheduledRunner({ redisUrl, prefix, logger }: ScheduledRun
 }
 
 function bullRunner(redisUrl: string, prefix: string, logger: Logger): ScheduledRunner {
-  const connection = new Redis(redisUrl, { maxRetriesPerRequest: null });
-  const queue = new Queue(SCHEDULED_QUEUE_NAME, { connection, prefix });
-  queue.on('error', (error) => logger.warn({ err: error }, 'scheduled message queue error'));
-  let worker: Worker | undefined;
-  let workerConnection: Redis | undefined;
+  const { queue, startWorker, close } = openBullQueue({ redisUrl, name: SCHEDULED_QUEUE_NAME, prefix, logger, label: 'scheduled message' });
   return {
     distributed: true,
     async schedule(id, sendAt) {
@@ -56,17 +51,9 @@ function bullRunner(redisUrl: string, prefix: string, logger: Logger): Scheduled
       });
     },
     async start(run) {
-      workerConnection = new Redis(redisUrl, { maxRetriesPerRequest: null });
-      worker = new Worker(SCHEDULED_QUEUE_NAME, (job) => run((job.data as { id: string }).id), { connection: workerConnection, prefix, concurrency: 4 });
-      worker.on('failed', (job, error) => logger.warn({ jobId: job?.id, err: error }, 'scheduled message job failed'));
-      worker.on('error', (error) => logger.warn({ err: error }, 'scheduled message worker error'));
+      startWorker((job) => run((job.data as { id: string }).id), { concurrency: 4 });
     },
-    async stop() {
-      await worker?.close();
-      await queue.close();
-      await workerConnection?.quit().catch(() => {});
-      await connection.quit().catch(() => {});
-    },
+    stop: close,
   };
 }
 

@@ -2,8 +2,7 @@
 // BullMQ job per target key (its job id), so one instance at a time walks the index and another
 // takes over if it dies; without Redis, in this process. Either way the SearchReindex row is the
 // truth: a check on start and every minute hands an unfinished pass to the runner again.
-import { Queue, Worker } from 'bullmq';
-import { connectRedis, slotPrefix } from '../redis/connection.ts';
+import { openBullQueue } from '../redis/bull-queue.ts';
 import { runReindexPass, type BatchResult, type ReindexServices } from './search-reindex.ts';
 
 export const REINDEX_QUEUE_NAME = 'kocmoc-search-reindex';
@@ -55,25 +54,14 @@ export function startSearchReindex(services: ReindexServices, options: ReindexRu
   let handOver: () => Promise<void>;
   let close: () => Promise<void>;
   if (options.redisUrl) {
-    const connection = connectRedis(options.redisUrl, { maxRetriesPerRequest: null });
-    const workerConnection = connectRedis(options.redisUrl, { maxRetriesPerRequest: null });
-    const prefix = slotPrefix(options.redisUrl, options.prefix);
-    const queue = new Queue(REINDEX_QUEUE_NAME, { connection, prefix });
-    queue.on('error', (error) => logger.warn({ err: error }, 'search re-index queue error'));
+    const bull = openBullQueue({ redisUrl: options.redisUrl, name: REINDEX_QUEUE_NAME, prefix: options.prefix, logger, label: 'search re-index' });
     // A job for another key comes from an instance configured otherwise (a rollout): its own instances run it.
-    const worker = new Worker(REINDEX_QUEUE_NAME, async (job) => ((job.data as { keyId: string }).keyId === keyId ? pass() : 'skipped'), { connection: workerConnection, prefix, concurrency: 1, lockDuration: LOCK_MS });
-    worker.on('failed', (job, error) => logger.warn({ jobId: job?.id, err: error }, 'search re-index job failed'));
-    worker.on('error', (error) => logger.warn({ err: error }, 'search re-index worker error'));
+    bull.startWorker(async (job) => ((job.data as { keyId: string }).keyId === keyId ? pass() : 'skipped'), { concurrency: 1, lockDuration: LOCK_MS });
     // One job id per key: while one waits or runs, adding it again is a no-op.
     handOver = async () => {
-      await queue.add('reindex', { keyId }, { jobId: `reindex-${keyId}`, removeOnComplete: true, removeOnFail: true });
+      await bull.queue.add('reindex', { keyId }, { jobId: `reindex-${keyId}`, removeOnComplete: true, removeOnFail: true });
     };
-    close = async () => {
-      await worker.close();
-      await queue.close();
-      await workerConnection.quit().catch(() => {});
-      await connection.quit().catch(() => {});
-    };
+    close = bull.close;
   } else {
     let running: Promise<unknown> | undefined;
     handOver = async () => {

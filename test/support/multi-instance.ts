@@ -1,5 +1,5 @@
 // Two API instances behind one Redis target, as behind a load balancer: the scenarios every Redis
-// deployment must pass (events across instances, catch-up, presence, typing, logout, rate limits,
+// deployment must pass (events across instances, catch-up, presence, typing, logout, scheduled sends, rate limits,
 // push jobs). test/cluster.test.ts runs them on one Redis, test/redis-cluster.test.ts on a Redis
 // Cluster: the same bodies, so the cluster is held to exactly what one Redis does.
 import { randomUUID } from 'node:crypto';
@@ -110,6 +110,7 @@ export async function startInstances(redisEnv: Record<string, string>): Promise<
 /** Registers the multi-instance scenarios as tests of the enclosing describe, on the instances `get()` returns once started. */
 export function multiInstanceScenarios(get: () => Instances) {
   const ws = (index: number, token: string) => get().sockets.connect(get().urls[index]!, token);
+  const SCHEDULE_MESSAGE = 'mutation ($input: ScheduleMessageInput!) { scheduleMessage(input: $input) { id } }';
 
   it('deliver a message sent through one instance to a subscriber on the other', async () => {
     const { apps, untilSubscribed } = get();
@@ -188,6 +189,21 @@ export function multiInstanceScenarios(get: () => Instances) {
     await untilSubscribed([channels.chat(chatId)]);
     await gql(apps[1]!, START_TYPING, { chatId, isTyping: true }, { token: alice.accessToken });
     expect((await sub.next()).data.typing).toEqual({ chatId, isTyping: true, user: { id: alice.id } });
+  });
+
+  it('send a scheduled message once, at sendAt, from the delayed job whichever instance takes it', async () => {
+    const { apps, untilSubscribed } = get();
+    const [alice, bob] = await Promise.all([registerUser(apps[0]!), registerUser(apps[0]!)]);
+    const chatId = await createChat(apps[0]!, alice, { kind: 'DIRECT', memberIds: [bob.id] });
+    const sub = subscribe(ws(0, bob.accessToken), MESSAGE_EVENTS, { chatId });
+    await untilSubscribed([channels.chat(chatId)]);
+    const sendAt = new Date(Date.now() + 1_500).toISOString();
+    const scheduled = await gql(apps[1]!, SCHEDULE_MESSAGE, { input: { chatId, kind: 'TEXT', text: 'when due', sendAt } }, { token: alice.accessToken });
+    expect(scheduled.errors).toBeUndefined();
+    const event = (await sub.next(10_000)).data.messageEvents;
+    expect(event).toMatchObject({ type: 'CREATED', chatId, message: { text: 'when due', sender: { id: alice.id } } });
+    const history = await gql(apps[1]!, `query ($id: ID!) { chat(id: $id) { messages(last: 10) { edges { node { text } } } } }`, { id: chatId }, { token: bob.accessToken });
+    expect(history.data.chat.messages.edges.map((edge: { node: { text: string } }) => edge.node.text)).toEqual(['when due']);
   });
 
   it('count a rate limit across both instances', async () => {
