@@ -9,10 +9,14 @@ export const wallNow = () => performance.timeOrigin + performance.now();
 
 export type ChildHandle = ChildRpc;
 
-/** Forks a TypeScript module of bench/ through tsx; `flag` tells the module it is the child. */
+/**
+ * Forks a TypeScript module of bench/ through tsx; `flag` tells the module it is the child.
+ * BENCH_CPU_PROF_DIR=<dir> writes a V8 CPU profile of every child there (Node refuses --cpu-prof in NODE_OPTIONS).
+ */
 export function forkChild(file: URL, flag: string, env: NodeJS.ProcessEnv = process.env): ChildHandle {
+  const profile = process.env.BENCH_CPU_PROF_DIR ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_CPU_PROF_DIR}`] : [];
   // 'advanced' serialization carries typed arrays as they are (receipt times).
-  return rpc(fork(file, [flag], { execArgv: ['--import', 'tsx'], env, serialization: 'advanced' }));
+  return rpc(fork(file, [flag], { execArgv: ['--import', 'tsx', ...profile], env, serialization: 'advanced' }));
 }
 
 /** The child's side: runs each command, answers, and leaves when the parent disconnects (or dies). */

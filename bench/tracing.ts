@@ -18,7 +18,7 @@ import type { AddressInfo } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { startLoadProcess, type LoadSummary } from './graphql-load.ts';
 import { countOf, describeCounts } from './outcomes.ts';
-import { forkChild } from './push-child.ts';
+import { forkChild, type ChildHandle } from './push-child.ts';
 import { registerUsers, type BenchContext } from './setup.ts';
 import { fixed, median, percentile, rotate, table } from './stats.ts';
 import type { ProcessSample } from './ws-clients.ts';
@@ -31,6 +31,10 @@ const DURATION_MS = Number(process.env.TRACING_BENCH_DURATION_MS ?? 3_000);
 const ROUNDS = Number(process.env.TRACING_BENCH_ROUNDS ?? 9);
 const SAMPLED_RATIO = 0.1;
 const TARGETS: Record<string, number> = { off: 0.03, on: 0.15 };
+/** The in-process phase: requests per variant per round, and how many at a time. */
+const LOOP_COUNT = Number(process.env.TRACING_BENCH_LOOP_COUNT ?? 1_500);
+const LOOP_CONCURRENCY = 8;
+const LOOP_ROUNDS = Number(process.env.TRACING_BENCH_LOOP_ROUNDS ?? 15);
 const ME = JSON.stringify({ query: 'query Me { me { id username displayName status } }' });
 const ROOT_SPAN = '"name":"query Me"';
 
@@ -63,6 +67,46 @@ function startReceiver() {
 
 const percent = (ratio: number) => `${fixed(ratio * 100)} %`;
 
+/**
+ * CPU per request with no socket and no load client: each server runs LOOP_COUNT `{ me }` through
+ * its own yoga.fetch (bench/ws-server.ts 'loop') while the others idle, in rotating rounds, and
+ * reports the process CPU they took. The HTTP phase's closed loop shares 2 cores between the load
+ * process, PostgreSQL and the server, which is what spreads two identical servers apart there;
+ * here only the server and PostgreSQL run.
+ */
+async function runInProcessPhase(variants: Variant[], servers: ChildHandle[], token: string) {
+  console.log(`in-process: ${LOOP_COUNT} { me } per variant per round through the server's own yoga.fetch, ${LOOP_CONCURRENCY} at a time; ${LOOP_ROUNDS} rounds (rotating order), one server at a time`);
+  const cpuPerRequest: number[][] = variants.map(() => []);
+  let failures = 0;
+  for (let round = -1; round < LOOP_ROUNDS; round += 1) {
+    for (const index of rotate(variants.map((_, i) => i), Math.max(0, round))) {
+      const result = await servers[index]!.call<{ cpuMicros: number; failures: number }>('loop', { token, body: ME, count: LOOP_COUNT, concurrency: LOOP_CONCURRENCY });
+      // Round -1 warms every server up and is not counted.
+      if (round < 0) continue;
+      failures += result.failures;
+      cpuPerRequest[index]!.push(result.cpuMicros / LOOP_COUNT);
+    }
+  }
+  const extras = (index: number) => cpuPerRequest[index]!.map((cpu, round) => cpu / cpuPerRequest[0]![round]! - 1);
+  const spread = (values: number[]) => `${percent(percentile(values, 25))} .. ${percent(percentile(values, 75))}`;
+  const rows = variants.map((variant, index) => [
+    variant.name,
+    fixed(median(cpuPerRequest[index]!), 0),
+    `${fixed(Math.min(...cpuPerRequest[index]!), 0)}-${fixed(Math.max(...cpuPerRequest[index]!), 0)}`,
+    index === 0 ? '-' : percent(median(extras(index))),
+    index === 0 ? '-' : spread(extras(index)),
+  ]);
+  console.log(table(['variant', 'cpu us/req (median)', 'cpu us/req range', 'CPU/req vs baseline (median of rounds)', 'IQR of rounds'], rows));
+  if (failures > 0) console.log(`failed requests: ${failures}`);
+  for (const [index, variant] of variants.entries()) {
+    const target = TARGETS[variant.name];
+    if (target === undefined) continue;
+    const extra = median(extras(index));
+    console.log(`${variant.name} vs baseline, in-process: target <= ${target * 100} % more CPU per request: ${extra <= target ? 'PASS' : 'MISS'} (median ${percent(extra)}, IQR ${spread(extras(index))} over ${LOOP_ROUNDS} rounds)`);
+  }
+  console.log(`in-process noise floor (off and baseline are one build): per-round gaps ${extras(1).map((gap) => fixed(gap * 100, 0)).join(' / ')} %; median |gap| ${percent(median(extras(1).map(Math.abs)))}`);
+}
+
 export async function runTracing({ databaseUrl }: BenchContext): Promise<void> {
   const { receiver, rootSpans } = startReceiver();
   await new Promise<void>((resolve) => receiver.listen(0, '127.0.0.1', resolve));
@@ -73,6 +117,9 @@ export async function runTracing({ databaseUrl }: BenchContext): Promise<void> {
     { name: 'off', env: { OTEL_EXPORTER_OTLP_ENDPOINT: '' } },
     { name: 'on', env: traced('bench-on') },
     { name: 'on 10 %', env: traced('bench-sampled', { OTEL_TRACES_SAMPLER: 'parentbased_traceidratio', OTEL_TRACES_SAMPLER_ARG: String(SAMPLED_RATIO) }) },
+    // Not a setting of ours: baseline with Node's promise hooks on (bench/ws-server.ts), the part of
+    // 'on' that OpenTelemetry's AsyncLocalStorage context manager costs before any span is made.
+    { name: 'context only', env: { OTEL_EXPORTER_OTLP_ENDPOINT: '', BENCH_ENABLE_ALS: '1' } },
   ];
   const compare = process.env.TRACING_BENCH_COMPARE_DIR;
   if (compare) variants.push({ name: 'on (compare)', checkout: compare, env: traced('bench-compare') });
@@ -134,6 +181,8 @@ export async function runTracing({ databaseUrl }: BenchContext): Promise<void> {
     const spansPerRequest = (service: string, index: number) => (rootSpans.get(service) ?? 0) / runs[index]!.reduce((sum, run) => sum + countOf(run.codes, 'OK'), 0);
     const full = spansPerRequest('bench-on', 2);
     console.log(`operation spans exported per measured request: on ${fixed(full, 2)}, on 10 % ${fixed(spansPerRequest('bench-sampled', 3), 3)}: sampled share ${percent(spansPerRequest('bench-sampled', 3) / full)} (set ${SAMPLED_RATIO * 100} %)`);
+    console.log('');
+    await runInProcessPhase(variants, servers, user!.accessToken);
   } finally {
     await load.close();
     for (const server of servers) await server.stop();

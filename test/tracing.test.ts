@@ -74,6 +74,7 @@ const named = (name: string) => spans.filter((span) => span.name === name);
 
 const TRACE_ID = '4bf92f3577b34da6a3ce929d0e0e4736';
 const CLIENT_SPAN_ID = '00f067aa0ba902b7';
+const REPEAT_SPAN_ID = '00f067aa0ba902b8';
 
 beforeAll(async () => {
   endpoint = `http://127.0.0.1:${await listenForSpans()}`;
@@ -97,6 +98,8 @@ describe('tracing on (OTEL_EXPORTER_OTLP_ENDPOINT set)', () => {
     events.unsubscribe();
     await connection.dispose();
     await gql(app, 'query Me { me { id username } }', {}, { token: user.accessToken, headers: { traceparent: `00-${TRACE_ID}-${CLIENT_SPAN_ID}-01` } });
+    // The same document again: Yoga's cache has it parsed and validated.
+    await gql(app, 'query Me { me { id username } }', {}, { token: user.accessToken, headers: { traceparent: `00-${TRACE_ID}-${REPEAT_SPAN_ID}-01` } });
     await gql(app, 'query Broken { me { id ', {});
     const deferred = await app.yoga.fetch('http://kocmoc.test/graphql', {
       method: 'POST',
@@ -128,6 +131,15 @@ describe('tracing on (OTEL_EXPORTER_OTLP_ENDPOINT set)', () => {
     expect(resolvers).toContain('graphql.resolve Query.me');
     const resolver = childrenOf(execute).find((span) => span.name === 'graphql.resolve Query.me')!;
     expect(attribute(resolver, 'graphql.field.path')).toBe('me');
+  });
+
+  it('makes no parse or validate span for a document Yoga had cached, and marks the operation cached', () => {
+    const repeat = named('query Me').find((span) => span.parentSpanId === REPEAT_SPAN_ID);
+    expect(repeat).toBeDefined();
+    expect(childrenOf(repeat!).map((span) => span.name)).toEqual(['graphql.execute']);
+    expect(attribute(repeat!, 'graphql.document.cached')).toBe(true);
+    const [first] = named('query Me').filter((span) => span.parentSpanId === CLIENT_SPAN_ID);
+    expect(attribute(first!, 'graphql.document.cached')).toBeUndefined();
   });
 
   it('traces operations over graphql-ws the same way, and the set-up of a subscription', () => {

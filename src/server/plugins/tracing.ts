@@ -1,7 +1,7 @@
 // OpenTelemetry spans of each GraphQL operation: one `graphql.operation` span (the client's
-// traceparent, if any, as its parent) with `graphql.parse`, `graphql.validate` and
-// `graphql.execute` children, and `graphql.resolve` spans for resolvers that took at least the
-// threshold. Execution runs inside the execute span's context, so what it calls (Prisma, the
+// traceparent, if any, as its parent) with `graphql.parse` and `graphql.validate` children when the
+// document was parsed and validated rather than found in Yoga's cache, a `graphql.execute` child,
+// and `graphql.resolve` spans for resolvers that took at least the threshold. Execution runs inside the execute span's context, so what it calls (Prisma, the
 // worker pool, log lines) finds it. Only registered when tracing is on (src/tracing/tracing.ts).
 import { context as otel, propagation, SpanKind, SpanStatusCode, trace, type Context as OtelContext, type Span, type Tracer } from '@opentelemetry/api';
 import { getOperationAST, isIntrospectionType, isObjectType, type DocumentNode, type ExecutionResult, type GraphQLError, type GraphQLFieldResolver, type GraphQLResolveInfo } from 'graphql';
@@ -55,6 +55,22 @@ const isDefaultResolver = (resolve: GraphQLFieldResolver<unknown, unknown> | und
 const isThenable = (value: unknown): value is PromiseLike<unknown> => typeof (value as PromiseLike<unknown> | null)?.then === 'function';
 
 const WRAPPED = Symbol('kocmoc.traced-resolver');
+
+/**
+ * Documents parsed and validation results computed in this process. Yoga's cache hands the same
+ * object back for a document it has seen, so one seen before means the phase did no work: it gets
+ * no span of its own (a span cost more than the cache lookup it would time), and the operation
+ * says `graphql.document.cached`. Most operations of a client are cached ones.
+ */
+const parsedDocuments = new WeakSet<object>();
+const validationResults = new WeakSet<object>();
+
+/** True the first time `result` is seen: the phase produced it rather than the cache. */
+function worked(seen: WeakSet<object>, result: object): boolean {
+  if (seen.has(result)) return false;
+  seen.add(result);
+  return true;
+}
 
 /**
  * A resolver that took at least the threshold gets its span after the fact (its start time
@@ -118,7 +134,13 @@ export function useTracing(tracer: Tracer, { resolverThresholdMs }: { resolverTh
     operation.span.end();
   };
 
-  const child = (context: object, name: string) => tracer.startSpan(name, {}, operationOf(context).context);
+  /** A parse or validate span, made once the phase is over (its start time given). */
+  const phaseSpan = (operation: OperationTrace, name: string, started: number, errors?: ReadonlyArray<GraphQLError | Error>) => {
+    const startTime = performance.timeOrigin + started;
+    const span = tracer.startSpan(name, { startTime }, operation.context);
+    failed(span, errors);
+    span.end();
+  };
 
   type Run = (executionArgs: never) => unknown;
   /** Starts the execute (or subscribe) span; `run` then runs in its context, through `setRun`. */
@@ -169,23 +191,31 @@ export function useTracing(tracer: Tracer, { resolverThresholdMs }: { resolverTh
       }
     },
     onParse({ context }) {
-      const span = child(context, 'graphql.parse');
+      const operation = operationOf(context);
+      if (!operation.recording) return undefined;
+      const started = performance.now();
       return ({ result }) => {
         if (result instanceof Error) {
-          failed(span, [result]);
+          phaseSpan(operation, 'graphql.parse', started, [result]);
           endOperation(context, [result]);
+        } else if (result && !worked(parsedDocuments, result)) {
+          operation.span.setAttribute('graphql.document.cached', true);
+        } else {
+          phaseSpan(operation, 'graphql.parse', started);
         }
-        span.end();
       };
     },
     onValidate({ context }) {
-      const span = child(context, 'graphql.validate');
+      const operation = operationOf(context);
+      if (!operation.recording) return undefined;
+      const started = performance.now();
       return ({ valid, result }) => {
         if (!valid) {
-          failed(span, result);
+          phaseSpan(operation, 'graphql.validate', started, result);
           endOperation(context, result);
+        } else if (worked(validationResults, result)) {
+          phaseSpan(operation, 'graphql.validate', started);
         }
-        span.end();
       };
     },
     onExecute({ args, executeFn, setExecuteFn }) {
