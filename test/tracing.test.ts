@@ -363,6 +363,8 @@ describe('tracing off (no OTEL_EXPORTER_OTLP_ENDPOINT)', () => {
     const script = `
       await import('./src/server/app.ts');
       await import('./src/notifications/queue.ts');
+      await import('./src/redis/bull-queue.ts');
+      await import('./src/tracing/jobs.ts');
       const { startTracing } = await import('./src/tracing/tracing.ts');
       const defaults = ${JSON.stringify(TRACING_DEFAULTS)};
       console.log(String(await startTracing({ endpoint: undefined, ...defaults })));
