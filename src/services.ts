@@ -147,7 +147,7 @@ export function createServices(config: Config, logger: Logger, options: Services
   const passwords = createPasswordHasher(pool, config.auth.passwordHash);
   const bus = createBus(config, options.channelPrefix, logger);
   const events = createEvents(bus, logger);
-  const calls = createCallRuntime({ config, prisma, logger });
+  const calls = createCallRuntime({ config, prisma, logger, tracer: options.tracer });
   const publishPresence = createPresencePublisher(
     prisma,
     (change) => events.presence({ userId: change.userId, online: change.online, lastSeenAt: change.lastSeenAt?.toISOString() ?? null }),
@@ -168,7 +168,7 @@ export function createServices(config: Config, logger: Logger, options: Services
   });
   const maintenance = createMaintenance({ prisma, bus });
   const sessions = createSessionCache({ prisma, bus });
-  const notifications = createNotifications({ config, prisma, cipher, presence, logger, ...options.notifications });
+  const notifications = createNotifications({ config, prisma, cipher, presence, logger, tracer: options.tracer, ...options.notifications });
   const limiterStore = { redis, keyPrefix: options.rateLimitKeyPrefix ?? 'kocmoc:rl:' };
   const { replicaUrls, replicaStickyMs: stickyMs, poolSize, preparedStatements } = config.database;
   const reads = createReadRouting({
@@ -200,7 +200,7 @@ export function createServices(config: Config, logger: Logger, options: Services
     rateLimits: createRateLimits(config, limiterStore),
     loginLimits: createLoginLimiter(config, limiterStore),
     calls,
-    scheduledSends: createScheduledRunner({ redisUrl: config.redisUrl, prefix: config.jobs.queuePrefix, logger }),
+    scheduledSends: createScheduledRunner({ redisUrl: config.redisUrl, prefix: config.jobs.queuePrefix, logger, tracer: options.tracer }),
     redis,
     logger,
   };

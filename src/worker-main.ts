@@ -8,7 +8,7 @@ import { startBullWorker } from './notifications/queue.ts';
 import { createPresenceReader } from './realtime/presence/reader.ts';
 import { createCoreServices, presenceKeyPrefix } from './services.ts';
 import { settledWithin, shutdownBudget, WORK_SHARE } from './shutdown.ts';
-import { startTracing, traceJobs, traceTasks } from './tracing/tracing.ts';
+import { startTracing, traceTasks } from './tracing/tracing.ts';
 
 const config = loadConfigOrExit();
 const logger = createLogger(config.logLevel).child({ role: 'worker' });
@@ -30,7 +30,8 @@ const notifications = createNotifications({ ...core, presence: createPresenceRea
 const worker = startBullWorker({
   redisUrl: config.redisUrl,
   prefix: config.jobs.queuePrefix,
-  process: tracing ? traceJobs(tracing, notifications.process) : notifications.process,
+  process: notifications.process,
+  tracer: tracing?.tracer,
   logger,
   concurrency: config.jobs.concurrency,
   lockDurationMs: config.jobs.lockDurationMs,

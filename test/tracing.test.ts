@@ -10,17 +10,22 @@ import { Writable } from 'node:stream';
 import { createLogger } from '../src/logger.ts';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import type { App } from '../src/server/app.ts';
-import { startTracing, traceJobs } from '../src/tracing/tracing.ts';
+import { startTracing } from '../src/tracing/tracing.ts';
 import { PermanentJobError } from '../src/notifications/jobs.ts';
-import { createBullQueue, startBullWorker, type JobProcessor } from '../src/notifications/queue.ts';
+import { createBullQueue, QUEUE_NAME, startBullWorker, type JobProcessor } from '../src/notifications/queue.ts';
 import { createChat, gql, registerUser, startSocketTestApp, startTestApp, testConfig, testRedisUrl } from './support/helpers.ts';
 import { connect, settle, subscribe } from './support/ws-helpers.ts';
+import { SCHEDULED_QUEUE_NAME } from '../src/messages/scheduled-runner.ts';
+
+const SCHEDULE = 'mutation Schedule($input: ScheduleMessageInput!) { scheduleMessage(input: $input) { id } }';
 
 interface ExportedSpan {
   traceId: string;
   spanId: string;
   parentSpanId?: string;
   name: string;
+  /** OTLP's SpanKind: 5 is CONSUMER. */
+  kind?: number;
   attributes: Array<{ key: string; value: Record<string, unknown> }>;
   status?: { code?: number };
 }
@@ -256,7 +261,7 @@ describe('BullMQ jobs in the worker', () => {
       jobLogger.info({ messageId: (data as { messageId: string }).messageId }, 'job ran');
       if ((data as { messageId: string }).messageId === 'fails') throw new PermanentJobError('cannot deliver');
     };
-    const worker = startBullWorker({ redisUrl: testRedisUrl(), prefix, process: traceJobs(tracing, process), logger: pino({ level: 'silent' }), concurrency: 1, lockDurationMs: 30_000 });
+    const worker = startBullWorker({ redisUrl: testRedisUrl(), prefix, process, tracer: tracing.tracer, logger: jobLogger, concurrency: 1, lockDurationMs: 30_000 });
     const queue = createBullQueue(testRedisUrl(), pino({ level: 'silent' }), prefix);
     try {
       await queue.add('fan-out', [{ id: 'works', data: { messageId: 'works' } }, { id: 'fails', data: { messageId: 'fails' } }]);
@@ -273,7 +278,95 @@ describe('BullMQ jobs in the worker', () => {
     // A line the job wrote carries its span.
     const works = jobLines.find((line) => line.messageId === 'works');
     const worksSpan = jobs.find((span) => (span.status?.code ?? 0) === 0)!;
-    expect(works).toMatchObject({ traceId: worksSpan.traceId, spanId: worksSpan.spanId });
+    expect(works).toMatchObject({ requestId: `job:${QUEUE_NAME}:works`, traceId: worksSpan.traceId, spanId: worksSpan.spanId });
+    expect(worksSpan).toMatchObject({ kind: 5 });
+    expect(worksSpan.parentSpanId || undefined).toBeUndefined();
+    expect(Object.fromEntries(['messaging.system', 'messaging.destination.name', 'messaging.message.id', 'kocmoc.job'].map((key) => [key, attribute(worksSpan, key)]))).toEqual({
+      'messaging.system': 'bullmq',
+      'messaging.destination.name': QUEUE_NAME,
+      'messaging.message.id': 'works',
+      'kocmoc.job': 'fan-out',
+    });
+    // The 'failed' line, written once the job's span ended, carries the job's request id all the same.
+    const failed = jobLines.find((line) => line.msg === 'notification job failed');
+    expect(failed).toMatchObject({ requestId: `job:${QUEUE_NAME}:fails`, jobId: 'fails' });
+    expect(jobLines.find((line) => line.messageId === 'fails')).toMatchObject({ requestId: `job:${QUEUE_NAME}:fails` });
+  });
+});
+
+/**
+ * A traced app with `env` schedules two sends, one of them with sealed content that no longer opens
+ * (AES-GCM refuses it, so its run throws and is retried later), and stops once the first was sent and
+ * the second's failure logged (`failedMessage`). Returns each one's `job send` span and what was logged.
+ */
+async function traceScheduledSends(env: Record<string, string>, failedMessage: string) {
+  const { app } = await startSocketTestApp({ OTEL_EXPORTER_OTLP_ENDPOINT: endpoint, ...env }, { logger });
+  const ofJob = (id: string) => (line: Record<string, any>) => String(line.requestId).startsWith(`job:${SCHEDULED_QUEUE_NAME}:scheduled-${id}-`);
+  let sent: { id: string };
+  let broken: { id: string };
+  try {
+    const user = await registerUser(app);
+    const chatId = await createChat(app, user, { kind: 'GROUP', title: 'later, traced', memberIds: [] });
+    // Passes every publish through; the one telling the sender the schedule was sent writes a line of the server-wide logger first.
+    const { bus } = app.services.events;
+    const publish = bus.publish.bind(bus);
+    bus.publish = (channel, payload) => {
+      if (channel.startsWith('scheduled:')) app.services.logger.info({ channel }, 'scheduled event probe');
+      return publish(channel, payload);
+    };
+    const schedule = async (text: string, inMs: number) =>
+      (await gql(app, SCHEDULE, { input: { chatId, kind: 'TEXT', text, sendAt: new Date(Date.now() + inMs).toISOString() } }, { token: user.accessToken })).data.scheduleMessage;
+    sent = await schedule('on time', 800);
+    broken = await schedule('unreadable', 1_500);
+    const row = await app.services.prisma.scheduledMessage.findUniqueOrThrow({ where: { id: broken.id } });
+    const content = Uint8Array.from(row.content);
+    content[content.length - 1]! ^= 0xff;
+    await app.services.prisma.scheduledMessage.update({ where: { id: broken.id }, data: { content } });
+    await vi.waitFor(
+      async () => {
+        expect((await app.services.prisma.scheduledMessage.findUniqueOrThrow({ where: { id: sent.id } })).state).toBe('SENT');
+        expect(logLines.find((line) => line.msg === failedMessage && ofJob(broken.id)(line))).toBeDefined();
+      },
+      { timeout: 10_000, interval: 100 },
+    );
+  } finally {
+    // Exports what is still buffered.
+    await app.stop();
+  }
+  const spanOf = (id: string) => named('job send').find((span) => String(attribute(span, 'messaging.message.id')).startsWith(`scheduled-${id}-`))!;
+  const span = spanOf(sent.id);
+  return {
+    span,
+    failedSpan: spanOf(broken.id),
+    probe: logLines.find((line) => line.msg === 'scheduled event probe' && ofJob(sent.id)(line)),
+    failedLine: logLines.find((line) => line.msg === failedMessage && ofJob(broken.id)(line))!,
+  };
+}
+
+const jobAttributes = (span: ExportedSpan) => ['messaging.system', 'messaging.destination.name', 'kocmoc.job'].map((key) => attribute(span, key));
+
+describe('jobs in the API process (scheduled sends, call timers, the search re-index)', () => {
+  it('runs a scheduled send from BullMQ in a `job send` span with its SQL inside, its log lines carrying the job request id; a failed run logs the same id', async () => {
+    const { span, failedSpan, probe, failedLine } = await traceScheduledSends({ REDIS_URL: testRedisUrl(), JOB_QUEUE_PREFIX: `kocmoc-test-${randomUUID()}` }, 'scheduled message job failed');
+    const jobId = String(attribute(span, 'messaging.message.id'));
+    expect(span).toMatchObject({ kind: 5, status: { code: 0 } });
+    expect(span.parentSpanId || undefined).toBeUndefined();
+    expect(jobAttributes(span)).toEqual(['bullmq', SCHEDULED_QUEUE_NAME, 'send']);
+    expect(childrenOf(span).filter((child) => child.name === 'db.query').length).toBeGreaterThan(0);
+    expect(probe).toMatchObject({ requestId: `job:${SCHEDULED_QUEUE_NAME}:${jobId}`, traceId: span.traceId, spanId: span.spanId });
+    expect(attribute(span, 'kocmoc.request_id')).toBe(probe!.requestId);
+    // BullMQ's 'failed' line comes after the span ended, with the same request id all the same.
+    expect(failedSpan.status?.code).toBe(2);
+    expect(failedLine).toMatchObject({ requestId: `job:${SCHEDULED_QUEUE_NAME}:${String(attribute(failedSpan, 'messaging.message.id'))}`, attempts: 1 });
+    expect(failedLine).not.toHaveProperty('traceId');
+  });
+
+  it('traces the in-process runner used without Redis the same way', async () => {
+    const { span, failedSpan, probe, failedLine } = await traceScheduledSends({}, 'scheduled message run failed');
+    expect(jobAttributes(span)).toEqual(['in-process', SCHEDULED_QUEUE_NAME, 'send']);
+    expect(probe).toMatchObject({ requestId: `job:${SCHEDULED_QUEUE_NAME}:${String(attribute(span, 'messaging.message.id'))}`, traceId: span.traceId, spanId: span.spanId });
+    expect(failedSpan.status?.code).toBe(2);
+    expect(failedLine.requestId).toBe(`job:${SCHEDULED_QUEUE_NAME}:${String(attribute(failedSpan, 'messaging.message.id'))}`);
   });
 });
 
@@ -282,6 +375,8 @@ describe('tracing off (no OTEL_EXPORTER_OTLP_ENDPOINT)', () => {
     const script = `
       await import('./src/server/app.ts');
       await import('./src/notifications/queue.ts');
+      await import('./src/redis/bull-queue.ts');
+      await import('./src/tracing/jobs.ts');
       const { startTracing } = await import('./src/tracing/tracing.ts');
       const defaults = ${JSON.stringify(TRACING_DEFAULTS)};
       console.log(String(await startTracing({ endpoint: undefined, ...defaults })));

@@ -2,7 +2,7 @@
 import type { Config } from '../env.ts';
 import type { Prisma, PrismaClient } from '../generated/prisma/client.ts';
 import type { Logger } from '../logger.ts';
-import { createCallTimers, type CallJobRunner, type CallTimers } from './timers.ts';
+import { createCallTimers, type CallJobRunner, type CallTimers, type CallTimersOptions } from './timers.ts';
 
 export interface CallRuntime {
   timers: CallTimers;
@@ -43,10 +43,12 @@ export interface CallRuntimeOptions {
   config: Pick<Config, 'calls' | 'redisUrl' | 'jobs'>;
   prisma: PrismaClient;
   logger: Logger;
+  /** With tracing on: each deadline runs in a job span (calls/timers.ts). Default none. */
+  tracer?: CallTimersOptions['tracer'];
 }
 
-export function createCallRuntime({ config, prisma, logger }: CallRuntimeOptions): CallRuntime {
-  const timers = createCallTimers({ prisma, logger, redisUrl: config.redisUrl, prefix: config.jobs.queuePrefix, reconnectMs: config.calls.reconnectMs });
+export function createCallRuntime({ config, prisma, logger, tracer }: CallRuntimeOptions): CallRuntime {
+  const timers = createCallTimers({ prisma, logger, redisUrl: config.redisUrl, prefix: config.jobs.queuePrefix, reconnectMs: config.calls.reconnectMs, tracer });
   const tails = new Map<string, Promise<unknown>>();
   const pending = new Set<Promise<unknown>>();
   let stopped = false;

@@ -5,8 +5,10 @@
 // so a restart (even one that lost Redis) still ends calls on time. Handlers re-check the database,
 // so a deadline that fires twice, or late, does no harm.
 import { openBullQueue } from '../redis/bull-queue.ts';
+import { jobRequestId, traceJob } from '../tracing/jobs.ts';
 import type { PrismaClient } from '../generated/prisma/client.ts';
 import type { Logger } from '../logger.ts';
+import type { Tracer } from '@opentelemetry/api';
 
 export const CALL_TIMER_QUEUE = 'kocmoc-call-timers';
 
@@ -34,6 +36,8 @@ export interface CallTimersOptions {
   /** Redis key prefix (JOB_QUEUE_PREFIX). */
   prefix: string;
   reconnectMs: number;
+  /** With tracing on: each deadline runs in a `job ring` or `job reconnect` span. Default none. */
+  tracer?: Tracer;
 }
 
 const ATTEMPTS = 5;
@@ -44,7 +48,7 @@ function jobId(job: CallJob, at: Date): string {
 }
 
 export function createCallTimers(options: CallTimersOptions): CallTimers {
-  const backend = options.redisUrl ? bullBackend(options.redisUrl, options) : localBackend(options.logger);
+  const backend = options.redisUrl ? bullBackend(options.redisUrl, options) : localBackend(options);
   return {
     distributed: backend.distributed,
     schedule: (job, at) => backend.schedule(jobId(job, at), job, at),
@@ -79,8 +83,8 @@ interface Backend {
   stop(): Promise<void>;
 }
 
-function bullBackend(redisUrl: string, { prefix, logger }: CallTimersOptions): Backend {
-  const { queue, startWorker, close } = openBullQueue({ redisUrl, name: CALL_TIMER_QUEUE, prefix, logger, label: 'call timer' });
+function bullBackend(redisUrl: string, { prefix, logger, tracer }: CallTimersOptions): Backend {
+  const { queue, startWorker, close } = openBullQueue({ redisUrl, name: CALL_TIMER_QUEUE, prefix, logger, label: 'call timer', tracer });
   return {
     distributed: true,
     async schedule(id, job, at) {
@@ -100,7 +104,7 @@ function bullBackend(redisUrl: string, { prefix, logger }: CallTimersOptions): B
   };
 }
 
-function localBackend(logger: Logger): Backend {
+function localBackend({ logger, tracer }: CallTimersOptions): Backend {
   const timers = new Map<string, NodeJS.Timeout>();
   const running = new Set<Promise<void>>();
   let runner: CallJobRunner | undefined;
@@ -109,9 +113,10 @@ function localBackend(logger: Logger): Backend {
   const fire = (id: string, job: CallJob, attempt: number) => {
     timers.delete(id);
     if (stopped || !runner) return;
-    const run: Promise<void> = runner(job)
+    const due = () => runner!(job);
+    const run: Promise<void> = (tracer ? traceJob(tracer, { queue: CALL_TIMER_QUEUE, name: job.kind, id, attempt: attempt + 1, system: 'in-process' }, due) : due())
       .catch((error: unknown) => {
-        logger.warn({ jobId: id, attempt, err: error }, 'call timer failed');
+        logger.warn({ requestId: jobRequestId(CALL_TIMER_QUEUE, id), jobId: id, attempt, err: error }, 'call timer failed');
         if (attempt + 1 < ATTEMPTS && !stopped) timers.set(id, setTimeout(() => fire(id, job, attempt + 1), 500 * 2 ** attempt));
       })
       .finally(() => running.delete(run));

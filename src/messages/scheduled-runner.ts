@@ -3,8 +3,10 @@
 // are the truth: a sweep on start and every few minutes hands every schedule due soon to the
 // runner again, so jobs lost with Redis, or timers lost with a restart, still run, late.
 // Running twice is harmless: the run claims the row, and sends with the row's own client id.
+import type { Tracer } from '@opentelemetry/api';
 import type { Logger } from '../logger.ts';
 import { openBullQueue } from '../redis/bull-queue.ts';
+import { jobRequestId, traceJob } from '../tracing/jobs.ts';
 
 export const SCHEDULED_QUEUE_NAME = 'kocmoc-scheduled-messages';
 /** Longest single timer Node keeps (2^31 - 1 ms, ~24.8 days); longer waits are re-armed by the sweep. */
@@ -27,17 +29,19 @@ export interface ScheduledRunnerOptions {
   redisUrl?: string;
   prefix: string;
   logger: Logger;
+  /** With tracing on: each run is a `job send` span. Default none. */
+  tracer?: Tracer;
 }
 
 /** One job per schedule and send time: a reschedule is a new job, and the old one finds the row moved on. */
 const jobId = (id: string, sendAt: Date) => `scheduled-${id}-${sendAt.getTime()}`;
 
-export function createScheduledRunner({ redisUrl, prefix, logger }: ScheduledRunnerOptions): ScheduledRunner {
-  return redisUrl ? bullRunner(redisUrl, prefix, logger) : localRunner(logger);
+export function createScheduledRunner({ redisUrl, prefix, logger, tracer }: ScheduledRunnerOptions): ScheduledRunner {
+  return redisUrl ? bullRunner(redisUrl, prefix, logger, tracer) : localRunner(logger, tracer);
 }
 
-function bullRunner(redisUrl: string, prefix: string, logger: Logger): ScheduledRunner {
-  const { queue, startWorker, close } = openBullQueue({ redisUrl, name: SCHEDULED_QUEUE_NAME, prefix, logger, label: 'scheduled message' });
+function bullRunner(redisUrl: string, prefix: string, logger: Logger, tracer: Tracer | undefined): ScheduledRunner {
+  const { queue, startWorker, close } = openBullQueue({ redisUrl, name: SCHEDULED_QUEUE_NAME, prefix, logger, label: 'scheduled message', tracer });
   return {
     distributed: true,
     async schedule(id, sendAt) {
@@ -57,17 +61,18 @@ function bullRunner(redisUrl: string, prefix: string, logger: Logger): Scheduled
   };
 }
 
-function localRunner(logger: Logger): ScheduledRunner {
+function localRunner(logger: Logger, tracer: Tracer | undefined): ScheduledRunner {
   const timers = new Map<string, NodeJS.Timeout>();
   const running = new Set<Promise<void>>();
   let run: RunScheduled | undefined;
   let stopped = false;
 
   const attempt = (key: string, id: string, tries: number) => {
-    const done = run!(id)
+    const send = () => run!(id);
+    const done = (tracer ? traceJob(tracer, { queue: SCHEDULED_QUEUE_NAME, name: 'send', id: key, attempt: tries + 1, system: 'in-process' }, send) : send())
       .then(() => void timers.delete(key))
       .catch((error: unknown) => {
-        logger.warn({ scheduledMessageId: id, err: error }, 'scheduled message run failed');
+        logger.warn({ requestId: jobRequestId(SCHEDULED_QUEUE_NAME, key), scheduledMessageId: id, err: error }, 'scheduled message run failed');
         if (tries + 1 < RUN_ATTEMPTS && !stopped) arm(key, id, RETRY_BASE_MS * 2 ** tries, tries + 1);
         else timers.delete(key);
       })

@@ -2,7 +2,9 @@
 // BullMQ job per target key (its job id), so one instance at a time walks the index and another
 // takes over if it dies; without Redis, in this process. Either way the SearchReindex row is the
 // truth: a check on start and every minute hands an unfinished pass to the runner again.
+import type { Tracer } from '@opentelemetry/api';
 import { openBullQueue } from '../redis/bull-queue.ts';
+import { jobRequestId, traceJob } from '../tracing/jobs.ts';
 import { runReindexPass, type BatchResult, type ReindexServices } from './search-reindex.ts';
 
 export const REINDEX_QUEUE_NAME = 'kocmoc-search-reindex';
@@ -24,6 +26,8 @@ export interface ReindexRunnerOptions {
   prefix: string;
   batchSize: number;
   pauseMs: number;
+  /** With tracing on: each pass is a `job reindex` span. Default none. */
+  tracer?: Tracer;
 }
 
 export interface SearchReindexer {
@@ -50,23 +54,24 @@ export function startSearchReindex(services: ReindexServices, options: ReindexRu
     return outcome;
   };
   const keyId = services.config.messageEncryption.currentKeyId;
+  const jobId = `reindex-${keyId}`;
 
   let handOver: () => Promise<void>;
   let close: () => Promise<void>;
   if (options.redisUrl) {
-    const bull = openBullQueue({ redisUrl: options.redisUrl, name: REINDEX_QUEUE_NAME, prefix: options.prefix, logger, label: 'search re-index' });
+    const bull = openBullQueue({ redisUrl: options.redisUrl, name: REINDEX_QUEUE_NAME, prefix: options.prefix, logger, label: 'search re-index', tracer: options.tracer });
     // A job for another key comes from an instance configured otherwise (a rollout): its own instances run it.
     bull.startWorker(async (job) => ((job.data as { keyId: string }).keyId === keyId ? pass() : 'skipped'), { concurrency: 1, lockDuration: LOCK_MS });
     // One job id per key: while one waits or runs, adding it again is a no-op.
     handOver = async () => {
-      await bull.queue.add('reindex', { keyId }, { jobId: `reindex-${keyId}`, removeOnComplete: true, removeOnFail: true });
+      await bull.queue.add('reindex', { keyId }, { jobId, removeOnComplete: true, removeOnFail: true });
     };
     close = bull.close;
   } else {
     let running: Promise<unknown> | undefined;
     handOver = async () => {
-      running ??= pass()
-        .catch((error: unknown) => logger.warn({ err: error }, 'search re-index failed'))
+      running ??= (options.tracer ? traceJob(options.tracer, { queue: REINDEX_QUEUE_NAME, name: 'reindex', id: jobId, attempt: 1, system: 'in-process' }, pass) : pass())
+        .catch((error: unknown) => logger.warn({ requestId: jobRequestId(REINDEX_QUEUE_NAME, jobId), err: error }, 'search re-index failed'))
         .finally(() => (running = undefined));
     };
     close = async () => {

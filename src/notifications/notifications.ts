@@ -1,6 +1,7 @@
 // Push notifications for new messages: assembled once for the API (which relays the outbox, and
 // without Redis also runs the jobs) and for the worker process (which runs the jobs from Redis).
 import type { AgentOptions } from 'node:https';
+import type { Tracer } from '@opentelemetry/api';
 import type { ContentCipher } from '../crypto/content-cipher.ts';
 import type { Config } from '../env.ts';
 import type { PrismaClient } from '../generated/prisma/client.ts';
@@ -25,6 +26,8 @@ export interface NotificationsOptions {
   resolveHost?: HostResolver;
   /** How often the outbox is checked for leftovers. Default 5 s. */
   relayIntervalMs?: number;
+  /** With tracing on: jobs run in this process (without Redis) get a `job <name>` span. Default none. */
+  tracer?: Tracer;
 }
 
 export type Notifications = ReturnType<typeof createNotifications>;
@@ -43,7 +46,7 @@ export function createNotifications(options: NotificationsOptions) {
     if (name === 'mention-fan-out') return fanOutMention(deps, data as JobData['mention-fan-out']);
     return name === 'fan-out' ? fanOut(deps, data as JobData['fan-out']) : deliver(deps, data as JobData['deliver']);
   };
-  const queue = config.redisUrl ? createBullQueue(config.redisUrl, logger, config.jobs.queuePrefix) : createLocalQueue(process, logger);
+  const queue = config.redisUrl ? createBullQueue(config.redisUrl, logger, config.jobs.queuePrefix) : createLocalQueue(process, logger, options.tracer);
   const deps: NotificationDeps = {
     prisma,
     cipher: options.cipher,

@@ -1,9 +1,12 @@
 // Where notification jobs wait: a BullMQ queue on Redis (survives restarts; any worker process
 // takes jobs, and a worker that dies mid-job has it taken over), or, without Redis, an in-process
-// runner with the same job ids, retries and backoff.
-import { Queue, UnrecoverableError, Worker, type JobsOptions } from 'bullmq';
+// runner with the same job ids, retries and backoff. With tracing on, either runs each job in its
+// `job <name>` span (src/tracing/jobs.ts).
+import type { Tracer } from '@opentelemetry/api';
+import { Queue, UnrecoverableError, Worker, type JobsOptions, type Processor } from 'bullmq';
 import { connectRedis, slotPrefix } from '../redis/connection.ts';
 import type { Logger } from '../logger.ts';
+import { jobRequestId, traceBullJobs, traceJob } from '../tracing/jobs.ts';
 import type { CallDeliveryJob, CallFanOutJob } from './call-pushes.ts';
 import { PermanentJobError, type DeliveryJob, type FanOutJob, type MentionFanOutJob } from './jobs.ts';
 
@@ -83,25 +86,34 @@ export interface WorkerOptions {
   concurrency: number;
   /** A job whose worker stops renewing its lock for this long is taken over by another worker. */
   lockDurationMs: number;
+  /** With tracing on: each job runs in a `job <name>` span. Default none. */
+  tracer?: Tracer;
 }
 
 /** A BullMQ worker for the notification queue. `close()` lets running jobs finish first. */
-export function startBullWorker({ redisUrl, prefix = 'kocmoc', process, logger, concurrency, lockDurationMs }: WorkerOptions) {
+export function startBullWorker({ redisUrl, prefix = 'kocmoc', process, logger, concurrency, lockDurationMs, tracer }: WorkerOptions) {
   const connection = connectRedis(redisUrl, { maxRetriesPerRequest: null });
-  const worker = new Worker(
-    QUEUE_NAME,
-    async (job) => {
-      try {
-        return await process(job.name as JobName, job.data);
-      } catch (error) {
-        // Tell BullMQ not to retry what cannot succeed.
-        if (error instanceof PermanentJobError) throw new UnrecoverableError(error.message);
-        throw error;
-      }
-    },
-    { connection, prefix: slotPrefix(redisUrl, prefix), concurrency, lockDuration: lockDurationMs, stalledInterval: Math.max(1_000, lockDurationMs / 2), maxStalledCount: 3 },
+  const run: Processor = async (job) => {
+    try {
+      return await process(job.name as JobName, job.data);
+    } catch (error) {
+      // Tell BullMQ not to retry what cannot succeed.
+      if (error instanceof PermanentJobError) throw new UnrecoverableError(error.message);
+      throw error;
+    }
+  };
+  const worker = new Worker(QUEUE_NAME, tracer ? traceBullJobs(tracer, QUEUE_NAME, run) : run, {
+    connection,
+    prefix: slotPrefix(redisUrl, prefix),
+    concurrency,
+    lockDuration: lockDurationMs,
+    stalledInterval: Math.max(1_000, lockDurationMs / 2),
+    maxStalledCount: 3,
+  });
+  // Emitted once the job's span has ended: the request id its own lines carried is written here.
+  worker.on('failed', (job, error) =>
+    logger.warn({ requestId: jobRequestId(QUEUE_NAME, job?.id), jobId: job?.id, attempts: job?.attemptsMade, err: error }, 'notification job failed'),
   );
-  worker.on('failed', (job, error) => logger.warn({ jobId: job?.id, attempts: job?.attemptsMade, err: error }, 'notification job failed'));
   worker.on('error', (error) => logger.warn({ err: error }, 'notification worker error'));
   return {
     worker,
@@ -117,7 +129,7 @@ export function startBullWorker({ redisUrl, prefix = 'kocmoc', process, logger, 
  * retries and backoff. Jobs do not survive a restart; the outbox re-enqueues messages whose fan-out
  * had not been handed over.
  */
-export function createLocalQueue(process: JobProcessor, logger: Logger): NotificationQueue {
+export function createLocalQueue(process: JobProcessor, logger: Logger, tracer?: Tracer): NotificationQueue {
   const known = new Set<string>();
   const timers = new Set<NodeJS.Timeout>();
   const running = new Set<Promise<unknown>>();
@@ -126,11 +138,12 @@ export function createLocalQueue(process: JobProcessor, logger: Logger): Notific
   const schedule = <N extends JobName>(name: N, id: string, data: JobData[N], delayMs: number, attempt: number) => {
     const timer = setTimeout(() => {
       timers.delete(timer);
-      const run = process(name, data)
+      const job = () => process(name, data);
+      const run = (tracer ? traceJob(tracer, { queue: QUEUE_NAME, name, id, attempt: attempt + 1, system: 'in-process' }, job) : job())
         .then(() => setTimeout(() => known.delete(id), 24 * 3600 * 1000).unref())
         .catch((error: unknown) => {
           const last = attempt + 1 >= JOB_ATTEMPTS || error instanceof PermanentJobError;
-          logger.warn({ jobId: id, attempt: attempt + 1, err: error }, last ? 'notification job gave up' : 'notification job failed, retrying');
+          logger.warn({ requestId: jobRequestId(QUEUE_NAME, id), jobId: id, attempt: attempt + 1, err: error }, last ? 'notification job gave up' : 'notification job failed, retrying');
           if (!last && !closed) schedule(name, id, data, RETRY_BASE_MS * 2 ** attempt, attempt + 1);
         })
         .finally(() => running.delete(run));

@@ -1,9 +1,12 @@
 // A BullMQ queue of this process and, once started, its worker: each on a connection of its own
 // (BullMQ blocks the worker's), on one Redis or a Redis Cluster (connectRedis), under a prefix kept
 // in one hash slot (slotPrefix) as BullMQ requires on a cluster. Their errors are logged, not thrown.
+// With tracing on, each job runs in its `job <name>` span (src/tracing/jobs.ts).
+import type { Tracer } from '@opentelemetry/api';
 import { Queue, Worker, type Processor, type WorkerOptions } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { Logger } from '../logger.ts';
+import { jobRequestId, traceBullJobs } from '../tracing/jobs.ts';
 import { connectRedis, slotPrefix } from './connection.ts';
 
 export interface BullQueueOptions {
@@ -14,6 +17,8 @@ export interface BullQueueOptions {
   logger: Logger;
   /** What the log lines call it: "<label> queue error", "<label> job failed", "<label> worker error". */
   label: string;
+  /** With tracing on: each job runs in a `job <name>` span. Default none (the processor runs as given). */
+  tracer?: Tracer;
 }
 
 export interface BullQueue {
@@ -24,7 +29,7 @@ export interface BullQueue {
   close(): Promise<void>;
 }
 
-export function openBullQueue({ redisUrl, name, prefix, logger, label }: BullQueueOptions): BullQueue {
+export function openBullQueue({ redisUrl, name, prefix, logger, label, tracer }: BullQueueOptions): BullQueue {
   const bullPrefix = slotPrefix(redisUrl, prefix);
   const connection = connectRedis(redisUrl, { maxRetriesPerRequest: null });
   connection.on('error', (error) => logger.warn({ err: error }, `redis error (${label})`));
@@ -38,8 +43,9 @@ export function openBullQueue({ redisUrl, name, prefix, logger, label }: BullQue
       if (worker) return;
       workerConnection = connectRedis(redisUrl, { maxRetriesPerRequest: null });
       workerConnection.on('error', (error) => logger.warn({ err: error }, `redis error (${label} worker)`));
-      worker = new Worker(name, process, { connection: workerConnection, prefix: bullPrefix, ...options });
-      worker.on('failed', (job, error) => logger.warn({ jobId: job?.id, err: error }, `${label} job failed`));
+      worker = new Worker(name, tracer ? traceBullJobs(tracer, name, process) : process, { connection: workerConnection, prefix: bullPrefix, ...options });
+      // Emitted once the job's span has ended: the request id its own lines carried is written here.
+      worker.on('failed', (job, error) => logger.warn({ requestId: jobRequestId(name, job?.id), jobId: job?.id, attempts: job?.attemptsMade, err: error }, `${label} job failed`));
       worker.on('error', (error) => logger.warn({ err: error }, `${label} worker error`));
     },
     async close() {

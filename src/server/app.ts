@@ -114,7 +114,7 @@ export async function buildApp(options: BuildAppOptions): Promise<App> {
   const stopEnvelopeCleanup = startEnvelopeCleanup(services, config.e2e.envelopeRetentionMs);
   const stopScheduledSends = await startScheduledSends(services);
   const { batchSize, pauseMs, enabled: reindexing } = config.search.reindex;
-  const reindex = reindexing ? startSearchReindex(services, { redisUrl: config.redisUrl, prefix: config.jobs.queuePrefix, batchSize, pauseMs }) : undefined;
+  const reindex = reindexing ? startSearchReindex(services, { redisUrl: config.redisUrl, prefix: config.jobs.queuePrefix, batchSize, pauseMs, tracer: tracing?.tracer }) : undefined;
   const stopTracingTasks = tracing ? traceTasks(tracing, pool) : undefined;
 
   let webSockets: ReturnType<typeof attachWebSocketServer> | undefined;

@@ -1,6 +1,6 @@
 // OpenTelemetry, loaded only when an OTLP endpoint is configured: the SDK and the exporter are
 // imported here and nowhere else, so with tracing off none of it is in the process.
-import { context, createContextKey, propagation, SpanKind, SpanStatusCode, trace, TraceFlags, type Context, type Tracer } from '@opentelemetry/api';
+import { context, createContextKey, propagation, trace, TraceFlags, type Context, type Tracer } from '@opentelemetry/api';
 import { setLogContext } from '../logger.ts';
 import type { TracingConfig } from './settings.ts';
 
@@ -75,23 +75,4 @@ export function traceTasks(tracing: Tracing, pool: { onTaskDone(listener: (task:
     const end = performance.timeOrigin + performance.now();
     tracing.tracer.startSpan(`cpu ${task}`, { startTime: end - ms, attributes: { 'kocmoc.task': task } }, context.active()).end(end);
   });
-}
-
-/**
- * `process` with a `job <name>` span (a root span: the trace of the request that queued the job is
- * not carried along) around each job, marked as an error when the job throws.
- */
-export function traceJobs<Process extends (name: never, data: never) => Promise<unknown>>(tracing: Tracing, process: Process): Process {
-  const traced = (name: string, data: unknown) =>
-    tracing.tracer.startActiveSpan(`job ${name}`, { kind: SpanKind.CONSUMER, attributes: { 'messaging.system': 'bullmq', 'kocmoc.job': name } }, async (span) => {
-      try {
-        return await (process as unknown as (name: string, data: unknown) => Promise<unknown>)(name, data);
-      } catch (error) {
-        span.setStatus({ code: SpanStatusCode.ERROR, message: error instanceof Error ? error.message : String(error) });
-        throw error;
-      } finally {
-        span.end();
-      }
-    });
-  return traced as unknown as Process;
 }
