@@ -16,10 +16,11 @@
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { fileURLToPath } from 'node:url';
-import { startLoadProcess, type LoadSummary } from './graphql-load.ts';
+import { CREATE_CHAT, SEND_MESSAGE_RECEIPT } from '../test/support/operations.ts';
+import { postGraphQL, startLoadProcess, type LoadSummary } from './graphql-load.ts';
 import { countOf, describeCounts } from './outcomes.ts';
 import { forkChild, type ChildHandle } from './push-child.ts';
-import { registerUsers, type BenchContext } from './setup.ts';
+import { BENCH_TEXT, registerUsers, type BenchContext } from './setup.ts';
 import { fixed, median, percentile, rotate, table } from './stats.ts';
 import type { ProcessSample } from './ws-clients.ts';
 
@@ -31,11 +32,14 @@ const DURATION_MS = Number(process.env.TRACING_BENCH_DURATION_MS ?? 3_000);
 const ROUNDS = Number(process.env.TRACING_BENCH_ROUNDS ?? 9);
 const SAMPLED_RATIO = 0.1;
 const TARGETS: Record<string, number> = { off: 0.03, on: 0.15 };
-/** The in-process phase: requests per variant per round, and how many at a time. */
+/** The in-process phase: `{ me }` per variant per round (a third as many history pages), and how many at a time. */
 const LOOP_COUNT = Number(process.env.TRACING_BENCH_LOOP_COUNT ?? 1_500);
 const LOOP_CONCURRENCY = 8;
 const LOOP_ROUNDS = Number(process.env.TRACING_BENCH_LOOP_ROUNDS ?? 15);
 const ME = JSON.stringify({ query: 'query Me { me { id username displayName status } }' });
+/** What a client asks on opening a chat: the last page of its history, with each sender. */
+const HISTORY_QUERY = 'query History($id: ID!) { chat(id: $id) { id title messages(last: 20) { edges { cursor node { id seq kind text createdAt editedAt sender { id username displayName } } } pageInfo { hasPreviousPage } } } }';
+const HISTORY_MESSAGES = 40;
 const ROOT_SPAN = '"name":"query Me"';
 
 interface Variant {
@@ -74,17 +78,17 @@ const percent = (ratio: number) => `${fixed(ratio * 100)} %`;
  * process, PostgreSQL and the server, which is what spreads two identical servers apart there;
  * here only the server and PostgreSQL run.
  */
-async function runInProcessPhase(variants: Variant[], servers: ChildHandle[], token: string) {
-  console.log(`in-process: ${LOOP_COUNT} { me } per variant per round through the server's own yoga.fetch, ${LOOP_CONCURRENCY} at a time; ${LOOP_ROUNDS} rounds (rotating order), one server at a time`);
+async function runInProcessPhase(variants: Variant[], servers: ChildHandle[], token: string, workload: { name: string; body: string; count: number }) {
+  console.log(`in-process, ${workload.name}: ${workload.count} per variant per round through the server's own yoga.fetch, ${LOOP_CONCURRENCY} at a time; ${LOOP_ROUNDS} rounds (rotating order), one server at a time`);
   const cpuPerRequest: number[][] = variants.map(() => []);
   let failures = 0;
   for (let round = -1; round < LOOP_ROUNDS; round += 1) {
     for (const index of rotate(variants.map((_, i) => i), Math.max(0, round))) {
-      const result = await servers[index]!.call<{ cpuMicros: number; failures: number }>('loop', { token, body: ME, count: LOOP_COUNT, concurrency: LOOP_CONCURRENCY });
+      const result = await servers[index]!.call<{ cpuMicros: number; failures: number }>('loop', { token, body: workload.body, count: workload.count, concurrency: LOOP_CONCURRENCY });
       // Round -1 warms every server up and is not counted.
       if (round < 0) continue;
       failures += result.failures;
-      cpuPerRequest[index]!.push(result.cpuMicros / LOOP_COUNT);
+      cpuPerRequest[index]!.push(result.cpuMicros / workload.count);
     }
   }
   const extras = (index: number) => cpuPerRequest[index]!.map((cpu, round) => cpu / cpuPerRequest[0]![round]! - 1);
@@ -102,9 +106,9 @@ async function runInProcessPhase(variants: Variant[], servers: ChildHandle[], to
     const target = TARGETS[variant.name];
     if (target === undefined) continue;
     const extra = median(extras(index));
-    console.log(`${variant.name} vs baseline, in-process: target <= ${target * 100} % more CPU per request: ${extra <= target ? 'PASS' : 'MISS'} (median ${percent(extra)}, IQR ${spread(extras(index))} over ${LOOP_ROUNDS} rounds)`);
+    console.log(`${variant.name} vs baseline, in-process ${workload.name}: target <= ${target * 100} % more CPU per request: ${extra <= target ? 'PASS' : 'MISS'} (median ${percent(extra)}, IQR ${spread(extras(index))} over ${LOOP_ROUNDS} rounds)`);
   }
-  console.log(`in-process noise floor (off and baseline are one build): per-round gaps ${extras(1).map((gap) => fixed(gap * 100, 0)).join(' / ')} %; median |gap| ${percent(median(extras(1).map(Math.abs)))}`);
+  console.log(`in-process ${workload.name} noise floor (off and baseline are one build): per-round gaps ${extras(1).map((gap) => fixed(gap * 100, 0)).join(' / ')} %; median |gap| ${percent(median(extras(1).map(Math.abs)))}`);
 }
 
 export async function runTracing({ databaseUrl }: BenchContext): Promise<void> {
@@ -181,8 +185,16 @@ export async function runTracing({ databaseUrl }: BenchContext): Promise<void> {
     const spansPerRequest = (service: string, index: number) => (rootSpans.get(service) ?? 0) / runs[index]!.reduce((sum, run) => sum + countOf(run.codes, 'OK'), 0);
     const full = spansPerRequest('bench-on', 2);
     console.log(`operation spans exported per measured request: on ${fixed(full, 2)}, on 10 % ${fixed(spansPerRequest('bench-sampled', 3), 3)}: sampled share ${percent(spansPerRequest('bench-sampled', 3) / full)} (set ${SAMPLED_RATIO * 100} %)`);
-    console.log('');
-    await runInProcessPhase(variants, servers, user!.accessToken);
+    // A chat of the user's own with some history, for the second workload.
+    const { createChat } = await postGraphQL(urls[0]!, CREATE_CHAT, { input: { kind: 'GROUP', title: 'traced history', memberIds: [] } }, user!.accessToken);
+    for (let index = 0; index < HISTORY_MESSAGES; index += 1) {
+      await postGraphQL(urls[0]!, SEND_MESSAGE_RECEIPT, { input: { chatId: createChat.id, kind: 'TEXT', text: `${BENCH_TEXT} (${index})` } }, user!.accessToken);
+    }
+    const history = JSON.stringify({ query: HISTORY_QUERY, variables: { id: createChat.id } });
+    for (const workload of [{ name: '{ me }', body: ME, count: LOOP_COUNT }, { name: 'history page', body: history, count: Math.ceil(LOOP_COUNT / 3) }]) {
+      console.log('');
+      await runInProcessPhase(variants, servers, user!.accessToken, workload);
+    }
   } finally {
     await load.close();
     for (const server of servers) await server.stop();
