@@ -1,8 +1,9 @@
 // Two API instances on a real three-master Redis Cluster (REDIS_CLUSTER_NODES): the multi-instance
 // scenarios of test/cluster.test.ts (events across instances, catch-up, presence, typing, logout,
-// rate limits, push jobs through a BullMQ worker), the same bodies as on one Redis; then what only a
-// cluster has: channels spread over masters, hash-tagged keys, a slot moved during a message stream
-// (resharding) and a master killed during one, with nothing lost or duplicated.
+// rate limits, push jobs through a BullMQ worker, a worker killed mid-push), the same bodies as on one
+// Redis; then what only a cluster has: channels spread over masters, hash-tagged keys, slots moved
+// during a message stream (resharding, by hand and with `redis-cli --cluster reshard`: the chat
+// channel's, BullMQ's and presence's) and a master killed during one, with nothing lost or duplicated.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { clusterNodesOf, slotPrefix } from '../src/redis/connection.ts';
 import { createLogger } from '../src/logger.ts';

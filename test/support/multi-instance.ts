@@ -1,6 +1,6 @@
 // Two API instances behind one Redis target, as behind a load balancer: the scenarios every Redis
 // deployment must pass (events across instances, catch-up, presence, typing, logout, scheduled sends, rate limits,
-// push jobs). test/cluster.test.ts runs them on one Redis, test/redis-cluster.test.ts on a Redis
+// push jobs, a worker killed mid-push). test/cluster.test.ts runs them on one Redis, test/redis-cluster.test.ts on a Redis
 // Cluster: the same bodies, so the cluster is held to exactly what one Redis does.
 import { randomUUID } from 'node:crypto';
 import calculateSlot from 'cluster-key-slot';

@@ -184,7 +184,7 @@ export async function startRedisCluster(firstPort: number, firstBusPort: number)
     const { slot, source, target, slots } = await reshardPlan(key);
     const args = ['--cluster', 'reshard', `127.0.0.1:${source[1]}`, '--cluster-from', source[2], '--cluster-to', target[2], '--cluster-slots', String(slots), '--cluster-yes'];
     const moved = await run('redis-cli', args, 120_000);
-    // It exits 1 when it refuses to start (a node disagrees, a slot is open) or a MIGRATE fails.
+    // Non-zero when it refuses to start (a node disagrees, a slot is open) or a slot's move fails.
     if (moved.code !== 0) throw new Error(`redis-cli ${args.join(' ')} failed (${moved.code}):\n${moved.output.slice(-2_000)}`);
     await agreed();
     const owner = await masterOf(key);
