@@ -1,10 +1,9 @@
 // Push notifications end to end: a real local push service over HTTPS decrypts what it receives.
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createInterface } from 'node:readline';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { App } from '../src/server/app.ts';
 import { createPrisma } from '../src/db/client.ts';
@@ -18,6 +17,7 @@ import { startRedisServer, type RedisServer } from './support/faults.ts';
 import { encryptFor, startSession } from './support/e2e-client.ts';
 import { BLOCK_USER, CREATE_CHAT, EDIT_MESSAGE, MUTE_CHAT } from './support/operations.ts';
 import { startPushService, type PushDevice, type PushService } from './support/push-service.ts';
+import { spawnWorker, startWorker as startWorkerProcess } from './support/push-worker.ts';
 import { connect } from './support/ws-helpers.ts';
 
 const REGISTER = `mutation ($input: PushSubscriptionInput!) { registerPushSubscription(input: $input) { id endpoint } }`;
@@ -54,26 +54,6 @@ async function subscribeDevice(target: App, user: TestUser, device: PushDevice) 
 }
 
 const idle = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
-
-/** `npm run worker` as a child process with `api`'s keys and database, trusting the push service's certificate. */
-function spawnWorker(api: App, redisUrl: string, queuePrefix: string, extra: Record<string, string> = {}): ChildProcess {
-  const { config } = api.services;
-  const env = {
-    PATH: process.env.PATH ?? '',
-    NODE_EXTRA_CA_CERTS: push.certFile,
-    DATABASE_URL: api.databaseUrl,
-    REDIS_URL: redisUrl,
-    JOB_QUEUE_PREFIX: queuePrefix,
-    PUSH_ALLOW_PRIVATE_ENDPOINTS: 'true',
-    MESSAGE_ENCRYPTION_KEY: config.messageEncryption.keys[config.messageEncryption.currentKeyId]!.toString('base64'),
-    VAPID_PUBLIC_KEY: config.push.vapid.publicKey,
-    VAPID_PRIVATE_KEY: config.push.vapid.privateKey,
-    VAPID_SUBJECT: config.push.vapid.subject,
-    JWT_SECRET: config.auth.jwtSecret,
-    ...extra,
-  };
-  return spawn(process.execPath, ['--import', 'tsx', 'src/worker-main.ts'], { cwd: join(import.meta.dirname, '..'), env });
-}
 
 describe('push subscriptions', () => {
   it('serves the VAPID public key', async () => {
@@ -261,38 +241,15 @@ describe('worker process (Redis)', () => {
     await api?.stop();
   });
 
-  /** `npm run worker` as a child process, trusting the push service's certificate; its log lines go to `lines`. */
-  function startWorker(env: Record<string, string> = {}, lines: string[] = []): Promise<ChildProcess> {
-    const child = spawnWorker(api, REDIS_URL, queuePrefix, { JOB_LOCK_DURATION: '2s', LOG_LEVEL: 'info', ...env });
-    workers.push(child);
-    return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error('worker did not start')), 30_000);
-      child.once('exit', (code) => reject(new Error(`worker exited with ${code}`)));
-      createInterface({ input: child.stdout! }).on('line', (line) => {
-        lines.push(line);
-        if (line.includes('notification worker started')) {
-          clearTimeout(timer);
-          resolve(child);
-        }
-      });
-    });
+  /** `npm run worker` as a child process with a 2 s JOB_LOCK_DURATION; its log lines go to `lines`. */
+  async function startWorker(env: Record<string, string> = {}, lines: string[] = []): Promise<ChildProcess> {
+    const worker = await startWorkerProcess({ api, push, redisEnv: { REDIS_URL }, queuePrefix }, env, lines);
+    workers.push(worker);
+    return worker;
   }
 
-  it('survives a worker killed mid-job: another worker delivers it', async () => {
-    const [alice, bob] = await Promise.all([registerUser(api), registerUser(api)]);
-    const device = push.device(['hold']);
-    await subscribeDevice(api, alice, device);
-    const chatId = await createChat(api, bob, { kind: 'DIRECT', memberIds: [alice.id] });
-    const first = await startWorker();
-    await sendText(api, bob, chatId, 'do not lose me');
-    for (let i = 0; i < 100 && device.requests.length === 0; i++) await idle(100);
-    expect(device.requests).toHaveLength(1); // the first worker is stuck in the request
-    first.kill('SIGKILL');
-
-    await startWorker();
-    await push.waitFor(device, 1, 20_000);
-    expect(device.accepted[0].body).toBe('do not lose me');
-  }, 40_000);
+  // A worker killed mid-job, its job taken over by another: a multi-instance scenario
+  // (test/support/multi-instance.ts), run on one Redis and on a Redis Cluster.
 
   /** The only worker, started with `env`, in the middle of pushing `text`: the push service is answering per `script`. */
   async function workerMidJob(script: Array<'hold' | 'slow'>, text: string, env: Record<string, string> = {}, lines: string[] = []) {
@@ -385,7 +342,7 @@ describe('Redis restart', () => {
     await redis.kill();
     await redis.start();
 
-    worker = spawnWorker(api, REDIS_URL, queuePrefix);
+    worker = spawnWorker({ api, push, redisEnv: { REDIS_URL }, queuePrefix });
     await push.waitFor(device, 1, 20_000);
     expect(device.accepted[0].body).toBe('queued before the restart');
   }, 60_000);

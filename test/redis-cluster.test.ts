@@ -1,15 +1,18 @@
 // Two API instances on a real three-master Redis Cluster (REDIS_CLUSTER_NODES): the multi-instance
 // scenarios of test/cluster.test.ts (events across instances, catch-up, presence, typing, logout,
-// rate limits, push jobs through a BullMQ worker), the same bodies as on one Redis; then what only a
-// cluster has: channels spread over masters, hash-tagged keys, a slot moved during a message stream
-// (resharding) and a master killed during one, with nothing lost or duplicated.
+// rate limits, push jobs through a BullMQ worker, a worker killed mid-push), the same bodies as on one
+// Redis; then what only a cluster has: channels spread over masters, hash-tagged keys, slots moved
+// during a message stream (resharding, by hand and with `redis-cli --cluster reshard`: the chat
+// channel's, BullMQ's and presence's) and a master killed during one, with nothing lost or duplicated.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { clusterNodesOf, slotPrefix } from '../src/redis/connection.ts';
-import { createChat, registerUser, sendText, testConfig, type TestUser } from './support/helpers.ts';
+import { createLogger } from '../src/logger.ts';
+import { startBullWorker } from '../src/notifications/queue.ts';
+import { createChat, gql, registerUser, sendText, testConfig, type TestUser } from './support/helpers.ts';
 import { multiInstanceScenarios, startInstances, type Instances } from './support/multi-instance.ts';
-import { MESSAGE_EVENTS } from './support/operations.ts';
+import { MESSAGE_EVENTS, PRESENCE, REGISTER_PUSH } from './support/operations.ts';
 import { haveBinary } from './support/processes.ts';
-import { startRedisCluster, type RedisClusterProcesses } from './support/redis-cluster.ts';
+import { startRedisCluster, type ClusterSlots, type RedisClusterProcesses, type Reshard } from './support/redis-cluster.ts';
 import { subscribe, type Subscription } from './support/ws-helpers.ts';
 
 /**
@@ -139,6 +142,91 @@ describe.skipIf(!enabled)('on a Redis Cluster (3 masters, 3 replicas)', () => {
     expect(await seqsOf(stream, 1)).toEqual([after]);
     expect(await stream.nothingWithin(300)).toBe(true);
   }, 60_000);
+
+  it('keeps a stream to subscribers on both instances whole while `redis-cli --cluster reshard` moves the chat channel\'s slot', async () => {
+    const { apps } = instances;
+    const [alice, bob, carol] = [await registerUser(apps[0]!), await registerUser(apps[0]!), await registerUser(apps[1]!)];
+    // The tool moves every slot of the master below the channel's too: of four chats, the one that takes the fewest.
+    const chats = await Promise.all(Array.from({ length: 4 }, () => createChat(apps[0]!, alice, { kind: 'GROUP', title: 'redis-cli reshard', memberIds: [bob.id, carol.id] })));
+    const costs = await Promise.all(chats.map((id) => cluster.slotsToReshard(chatChannel(id))));
+    const chatId = chats[costs.indexOf(Math.min(...costs))]!;
+    const streams = [subscribe(open(0, bob), MESSAGE_EVENTS, { chatId }), subscribe(open(1, carol), MESSAGE_EVENTS, { chatId })];
+    await instances.untilSubscribed([`chat:${chatId}`]);
+    const from = await cluster.masterOf(chatChannel(chatId));
+    expect(await shardSubscribers(from, chatChannel(chatId), 2)).toBe(2);
+    const sent: number[] = [];
+    const send = async () => sent.push((await sendText(apps[sent.length % 2]!, alice, chatId, `t${sent.length}`)).seq);
+    for (let index = 0; index < 10; index++) await send();
+    // The tool moves the slots (hundreds, for seconds) while messages go on through both instances.
+    let resharded: Reshard | undefined;
+    const resharding = cluster.reshard(chatChannel(chatId)).then((moved) => (resharded = moved));
+    while (!resharded && sent.length < 1_000) {
+      await send();
+      await sleep(30);
+    }
+    await resharding;
+    expect(resharded!.from).toBe(from);
+    // Every node's slot map names the new owner of the channel's slot.
+    for (const port of cluster.ports) {
+      const node = cluster.node(port);
+      expect(await node.cluster('KEYSLOT', chatChannel(chatId))).toBe(resharded!.slot);
+      const shards = (await node.cluster('SLOTS')) as unknown as ClusterSlots;
+      expect(shards.find(([first, last]) => resharded!.slot >= first && resharded!.slot <= last)?.[2][1]).toBe(resharded!.to);
+    }
+    expect(await shardSubscribers(from, chatChannel(chatId))).toBe(0);
+    expect(await shardSubscribers(resharded!.to, chatChannel(chatId), 2)).toBe(2);
+    for (let index = 0; index < 10; index++) await send();
+    for (const stream of streams) expect(await seqsOf(stream, sent.length)).toEqual(sent);
+    for (const stream of streams) expect(await stream.nothingWithin(300)).toBe(true);
+    // Catch-up from the database by sinceSeq agrees with what came live.
+    const replay = subscribe(open(1, bob), MESSAGE_EVENTS, { chatId, sinceSeq: 0 });
+    expect(await seqsOf(replay, sent.length, 10_000)).toEqual(sent);
+  }, 120_000);
+
+  it('keeps presence and push jobs working while `redis-cli --cluster reshard` moves their slots, keys and all', async () => {
+    const { apps, prefix, queuePrefix, push, redisUrl } = instances;
+    const [alice, bob, carol] = [await registerUser(apps[0]!), await registerUser(apps[0]!), await registerUser(apps[0]!)];
+    await createChat(apps[0]!, alice, { kind: 'DIRECT', memberIds: [bob.id] });
+    const watching = subscribe(open(0, alice), PRESENCE);
+    await instances.untilSubscribed([`presence:${bob.id}`]);
+    const bobOnline = open(1, bob);
+    await bobOnline.connected;
+    expect((await watching.next()).data!.presence).toMatchObject({ user: { id: bob.id }, status: 'ONLINE' });
+    const device = push.device();
+    expect((await gql(apps[0]!, REGISTER_PUSH, { input: { endpoint: device.endpoint, keys: device.keys } }, { token: carol.accessToken })).errors).toBeUndefined();
+    const toCarol = await createChat(apps[0]!, alice, { kind: 'DIRECT', memberIds: [carol.id] });
+    const worker = startBullWorker({ redisUrl, prefix: queuePrefix, process: apps[1]!.notifications.process, logger: createLogger('silent'), concurrency: 2, lockDurationMs: 5_000 });
+    const texts: string[] = [];
+    try {
+      // One push at a time, each waited for (so none collapses into the next), while the queue's slot moves.
+      let moved = false;
+      const queueMove = cluster.reshard(`{${queuePrefix}}`).finally(() => (moved = true));
+      while (!moved && texts.length < 200) {
+        texts.push(`p${texts.length}`);
+        await sendText(apps[texts.length % 2]!, alice, toCarol, texts.at(-1)!);
+        await push.waitFor(device, texts.length, 15_000);
+      }
+      // Each slot's keys went along to the new master (checked before the next move, which can take the slot on).
+      const movedKeys = async (move: Reshard, pattern: string) => {
+        expect(await cluster.node(move.from).keys(pattern)).toEqual([]);
+        expect((await cluster.node(move.to).keys(pattern)).length).toBeGreaterThan(0);
+      };
+      await movedKeys(await queueMove, `{${queuePrefix}}:*`);
+      await movedKeys(await cluster.reshard(`{${prefix}}`), `{${prefix}}*`);
+      texts.push('after both moves');
+      await sendText(apps[0]!, alice, toCarol, texts.at(-1)!);
+      await push.waitFor(device, texts.length, 15_000);
+      await sleep(500);
+      expect(device.accepted.map((payload) => payload.body)).toEqual(texts);
+    } finally {
+      await worker.close();
+    }
+    // Bob stayed online throughout, seen from either instance; going offline still reaches alice.
+    expect(await watching.nothingWithin(300)).toBe(true);
+    for (const app of apps) expect([...(await app.services.presence.onlineUserIds([bob.id]))]).toEqual([bob.id]);
+    await bobOnline.dispose();
+    expect((await watching.next(5_000)).data!.presence).toMatchObject({ user: { id: bob.id }, status: 'OFFLINE' });
+  }, 120_000);
 
   it('subscribes a chat whose slot has just moved: an SSUBSCRIBE to the old master (MOVED) is retried on the new one', async () => {
     const { apps } = instances;

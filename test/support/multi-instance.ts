@@ -1,6 +1,6 @@
 // Two API instances behind one Redis target, as behind a load balancer: the scenarios every Redis
 // deployment must pass (events across instances, catch-up, presence, typing, logout, scheduled sends, rate limits,
-// push jobs). test/cluster.test.ts runs them on one Redis, test/redis-cluster.test.ts on a Redis
+// push jobs, a worker killed mid-push). test/cluster.test.ts runs them on one Redis, test/redis-cluster.test.ts on a Redis
 // Cluster: the same bodies, so the cluster is held to exactly what one Redis does.
 import { randomUUID } from 'node:crypto';
 import calculateSlot from 'cluster-key-slot';
@@ -16,6 +16,7 @@ import type { App } from '../../src/server/app.ts';
 import { codeOf, createChat, gql, onlyRateLimits, registerUser, scratchDatabaseUrl, sendText, startTestApp } from './helpers.ts';
 import { LOGOUT, MESSAGE_EVENTS, PRESENCE, REGISTER_PUSH, START_TYPING, TYPING } from './operations.ts';
 import { startPushService, type PushService } from './push-service.ts';
+import { killWorker, startWorker } from './push-worker.ts';
 import { openConnections, subscribe } from './ws-helpers.ts';
 
 export interface Instances {
@@ -25,6 +26,8 @@ export interface Instances {
   prefix: string;
   /** The Redis target (`config.redisUrl`): a redis:// URL or a cluster target. */
   redisUrl: string;
+  /** The environment that names it (`{ REDIS_URL }` or `{ REDIS_CLUSTER_NODES }`), for a worker process. */
+  redisEnv: Record<string, string>;
   /** The apps' JOB_QUEUE_PREFIX. */
   queuePrefix: string;
   push: PushService;
@@ -36,6 +39,8 @@ export interface Instances {
   untilSubscribed(busChannels: string[], timeoutMs?: number): Promise<void>;
   stop(): Promise<void>;
 }
+
+const idle = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /** Subscribers Redis counts on `channel`: classic pub/sub on one Redis, sharded on the master of its slot on a cluster. */
 async function subscribersOf(redis: Redis, channel: string): Promise<number> {
@@ -84,6 +89,7 @@ export async function startInstances(redisEnv: Record<string, string>): Promise<
     urls,
     prefix,
     redisUrl,
+    redisEnv,
     queuePrefix,
     push,
     sockets,
@@ -94,7 +100,7 @@ export async function startInstances(redisEnv: Record<string, string>): Promise<
         const missing = busChannels.filter((_, index) => counts[index] === 0);
         if (missing.length === 0) return;
         if (Date.now() > deadline) throw new Error(`no subscriber on ${missing.join(', ')} after ${timeoutMs} ms (${isCluster(redisUrl) ? 'cluster' : 'one Redis'})`);
-        await new Promise((resolve) => setTimeout(resolve, 25));
+        await idle(25);
       }
     },
     async stop() {
@@ -176,7 +182,7 @@ export function multiInstanceScenarios(get: () => Instances) {
     let code: string | undefined;
     for (let i = 0; i < 80 && code !== 'UNAUTHENTICATED'; i++) {
       code = codeOf(await gql(apps[0]!, `{ me { id } }`, {}, { token: user.accessToken }));
-      if (code !== 'UNAUTHENTICATED') await new Promise((resolve) => setTimeout(resolve, 25));
+      if (code !== 'UNAUTHENTICATED') await idle(25);
     }
     expect(code).toBe('UNAUTHENTICATED');
   });
@@ -239,4 +245,32 @@ export function multiInstanceScenarios(get: () => Instances) {
       await worker.close();
     }
   }, 30_000);
+
+  it('take a push over from a worker process killed mid-job once its lock expires, and deliver it once', async () => {
+    const { apps, push, redisEnv, queuePrefix } = get();
+    const [alice, bob] = await Promise.all([registerUser(apps[0]!), registerUser(apps[1]!)]);
+    // The first request is never answered: the first worker is stuck in it when it is killed.
+    const device = push.device(['hold']);
+    const registered = await gql(apps[1]!, REGISTER_PUSH, { input: { endpoint: device.endpoint, keys: device.keys } }, { token: bob.accessToken });
+    expect(registered.errors).toBeUndefined();
+    const chatId = await createChat(apps[0]!, alice, { kind: 'DIRECT', memberIds: [bob.id] });
+    const target = { api: apps[1]!, push, redisEnv, queuePrefix };
+    const workers = [await startWorker(target)];
+    try {
+      await sendText(apps[0]!, alice, chatId, 'do not lose me');
+      for (let i = 0; i < 150 && device.requests.length === 0; i++) await idle(100);
+      expect(device.requests).toHaveLength(1);
+      await killWorker(workers[0]!);
+
+      workers.push(await startWorker(target));
+      await push.waitFor(device, 1, 20_000);
+      // Done once the queue is empty: a second run of the job (a duplicate) would have come by then.
+      for (let i = 0; i < 100 && (await apps[0]!.notifications.queue.depth()) > 0; i++) await idle(100);
+      expect(await apps[0]!.notifications.queue.depth()).toBe(0);
+      expect(device.requests.map((request) => request.status)).toEqual([null, 201]);
+      expect(device.accepted.map((payload) => payload.body)).toEqual(['do not lose me']);
+    } finally {
+      await Promise.all(workers.map(killWorker));
+    }
+  }, 60_000);
 }

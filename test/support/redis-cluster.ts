@@ -42,12 +42,34 @@ export interface RedisClusterProcesses {
    * SETSLOT NODE on every master. Returns the ports of the old and the new owner.
    */
   moveSlot(key: string): Promise<{ from: number; to: number }>;
+  /**
+   * Moves the slot of `key` (or a sharded channel) to another master with `redis-cli --cluster
+   * reshard` itself. The tool moves a source's lowest slots first, so this moves as many as it takes
+   * to include `key`'s: every slot of its master up to that one. Waits until every node agrees on
+   * the slots (`redis-cli --cluster check`) before, as the tool requires, and after.
+   */
+  reshard(key: string): Promise<Reshard>;
+  /** How many slots `reshard(key)` would move now. */
+  slotsToReshard(key: string): Promise<number>;
+  /** Resolves once `redis-cli --cluster check` passes: every node agrees on the slots, none is open. */
+  agreed(timeoutMs?: number): Promise<void>;
   /** Resolves once every live node reports cluster_state:ok and `port` (if given) is no master. */
   healthy(timeoutMs?: number): Promise<void>;
   /** A plain connection to one node. */
   node(port: number): Redis;
   stop(): Promise<void>;
 }
+
+/** What `reshard` moved: `slot` (the key's) and `slots` of its master's in all, from the master on port `from` to `to`. */
+export interface Reshard {
+  from: number;
+  to: number;
+  slot: number;
+  slots: number;
+}
+
+/** What CLUSTER SLOTS answers, replicas left out. */
+export type ClusterSlots = Array<[from: number, to: number, master: [host: string, port: number, id: string]]>;
 
 /**
  * Nodes on `firstPort`..+5; their cluster bus on `firstBusPort`..+5. Redis' default bus port (port +
@@ -130,6 +152,46 @@ export async function startRedisCluster(firstPort: number, firstBusPort: number)
     throw new Error(`no master for ${key}`);
   };
 
+  const agreed = async (timeoutMs = 20_000) => {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const checked = await run('redis-cli', ['--cluster', 'check', `127.0.0.1:${alive()[0]}`], 10_000);
+      if (checked.code === 0) return;
+      if (Date.now() > deadline) throw new Error(`the Redis Cluster's nodes did not agree within ${timeoutMs} ms:\n${checked.output}`);
+      await new Promise((resolve) => setTimeout(resolve, 200));
+    }
+  };
+
+  /** The slot of `key`, its master and another, and how many slots `reshard` moves between them to include it. */
+  const reshardPlan = async (key: string) => {
+    const client = node(alive()[0]!);
+    try {
+      const slot = (await client.cluster('KEYSLOT', key)) as number;
+      const shards = (await client.cluster('SLOTS')) as unknown as ClusterSlots;
+      const source = shards.find(([first, last]) => slot >= first && slot <= last)![2];
+      const target = shards.map((shard) => shard[2]).find((master) => master[2] !== source[2])!;
+      // The source's slots up to `slot`, in every range it owns (an earlier move can have split them).
+      const slots = shards.filter((shard) => shard[2][2] === source[2] && shard[0] <= slot).reduce((sum, [first, last]) => sum + Math.min(last, slot) - first + 1, 0);
+      return { slot, source, target, slots };
+    } finally {
+      client.disconnect();
+      clients.delete(client);
+    }
+  };
+
+  const reshard = async (key: string): Promise<Reshard> => {
+    await agreed();
+    const { slot, source, target, slots } = await reshardPlan(key);
+    const args = ['--cluster', 'reshard', `127.0.0.1:${source[1]}`, '--cluster-from', source[2], '--cluster-to', target[2], '--cluster-slots', String(slots), '--cluster-yes'];
+    const moved = await run('redis-cli', args, 120_000);
+    // Non-zero when it refuses to start (a node disagrees, a slot is open) or a slot's move fails.
+    if (moved.code !== 0) throw new Error(`redis-cli ${args.join(' ')} failed (${moved.code}):\n${moved.output.slice(-2_000)}`);
+    await agreed();
+    const owner = await masterOf(key);
+    if (owner !== target[1]) throw new Error(`redis-cli --cluster reshard moved ${slots} slots, but slot ${slot} is on :${owner}, not :${target[1]}`);
+    return { from: source[1], to: target[1], slot, slots };
+  };
+
   try {
     await Promise.all(ports.map(start));
     // The join (gossip until every node agrees) took over 30 s on a saturated machine: allow 90 s,
@@ -173,6 +235,9 @@ export async function startRedisCluster(firstPort: number, firstBusPort: number)
       }
       return { from, to };
     },
+    reshard,
+    slotsToReshard: async (key) => (await reshardPlan(key)).slots,
+    agreed,
     kill,
     restart: start,
     healthy,
