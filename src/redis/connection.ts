@@ -4,6 +4,8 @@
 import { Cluster, Redis, type RedisOptions } from 'ioredis';
 
 const CLUSTER_SCHEME = 'redis-cluster://';
+/** How often a cluster client re-reads the slot map unprompted (ioredis's default). */
+const SLOTS_REFRESH_MS = 5_000;
 
 export interface ClusterNode {
   host: string;
@@ -37,8 +39,17 @@ export function connectRedis(target: string, options: RedisOptions = {}): Redis 
   const nodes = clusterNodesOf(target);
   if (!nodes) return new Redis(target, options);
   const { maxRetriesPerRequest, ...redisOptions } = options;
-  // Refresh the slot map often: after a failover, commands find the promoted replica sooner.
-  const cluster = new Cluster(nodes, { redisOptions: { ...redisOptions, maxRetriesPerRequest }, slotsRefreshInterval: 1_000, retryDelayOnClusterDown: 200, retryDelayOnFailover: 200 });
+  const cluster = new Cluster(nodes, {
+    redisOptions: { ...redisOptions, maxRetriesPerRequest },
+    // Each refresh opens a connection for CLUSTER SLOTS and rebuilds a 16,384-slot map, per client
+    // (a process has one per queue and worker besides its own two): at 1 s that was ~6 % of an idle
+    // API instance's CPU (bench/RESULTS.md). Failovers and moved slots do not wait for it: a
+    // command that meets a closed connection, CLUSTERDOWN or MOVED refreshes at once (below), and
+    // the event bus refreshes itself when a channel's slot moves (src/realtime/cluster-bus.ts).
+    slotsRefreshInterval: SLOTS_REFRESH_MS,
+    retryDelayOnClusterDown: 200,
+    retryDelayOnFailover: 200,
+  });
   return cluster as unknown as Redis;
 }
 
