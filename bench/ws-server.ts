@@ -7,13 +7,19 @@ import { sampleThisProcess } from './ws-clients.ts';
 
 let app: App | undefined;
 
-const commands: Record<string, () => Promise<unknown>> = {
-  async start() {
-    const started = await startBenchApp(benchConfig({ DATABASE_URL: process.env.DATABASE_URL! }));
+const commands: Record<string, (args: Record<string, unknown>) => Promise<unknown>> = {
+  /** `env`: config overrides (the fan-out's second instance: Redis, the messages' key). */
+  async start({ env }) {
+    const started = await startBenchApp(benchConfig({ DATABASE_URL: process.env.DATABASE_URL!, ...(env as Record<string, string> | undefined) }));
     app = started.app;
     return { url: started.url };
   },
   sample: async () => sampleThisProcess(),
+  /** CPU so far, without sampleThisProcess's collections (they would cost the phase being measured). */
+  async cpu() {
+    const cpu = process.cpuUsage();
+    return { cpuMicros: cpu.user + cpu.system };
+  },
   async stop() {
     await app?.stop();
     app = undefined;
@@ -21,9 +27,9 @@ const commands: Record<string, () => Promise<unknown>> = {
   },
 };
 
-process.on('message', async ({ id, command }: { id: number; command: string }) => {
+process.on('message', async ({ id, command, ...args }: { id: number; command: string } & Record<string, unknown>) => {
   try {
-    process.send!({ id, result: await commands[command]!() });
+    process.send!({ id, result: await commands[command]!(args) });
   } catch (error) {
     process.send!({ id, error: String((error as Error)?.stack ?? error) });
   }

@@ -25,6 +25,7 @@ import type { Context } from '../context.ts';
 import { isDatabaseUnavailable } from '../db/errors.ts';
 import type { InFlight } from '../in-flight.ts';
 import { unavailable } from '../errors.ts';
+import { deliveryTurn } from './delivery-turns.ts';
 import { readsUnavailable, retrying } from '../realtime/retry.ts';
 
 /** Results per event payload, per operation key; dropped with the payload. */
@@ -126,7 +127,13 @@ function executeEach(
   };
   // Promise chains rather than an async function with awaits: this runs once per delivery, for
   // every subscriber, and each await is another turn of the microtask queue.
-  const deliver = (value: ExecutionResult) => (ended ? DONE : { value, done: false as const });
+  // Each delivery waits for its turn (delivery-turns.ts), so thousands of local subscribers of one
+  // event do not write their sockets in one run while HTTP requests wait.
+  const deliver = (value: ExecutionResult) => {
+    if (ended) return DONE;
+    const turn = deliveryTurn();
+    return turn ? turn.then(() => (ended ? DONE : { value, done: false as const })) : { value, done: false as const };
+  };
   const fail = (error: unknown) =>
     end().then(() => {
       throw error;
