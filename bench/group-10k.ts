@@ -10,7 +10,9 @@
 // message to 10,000 costs one event loop more than 500 ms). The bare server stays one process. The
 // clients are four child processes of 2,500 sockets each, from four source addresses, alternating A, B.
 //
-// GROUP_BENCH_MEMBERS scales it down for a quick try on a shared machine (default 10,000).
+// GROUP_BENCH_MEMBERS scales it down for a quick try on a shared machine (default 10,000);
+// GROUP_BENCH_SUBSCRIBE_BATCH sets how many subscriptions each client process starts per 100 ms
+// (default 100; 0 starts them all at once).
 import { availableParallelism } from 'node:os';
 import { printPhases, runFanoutShape } from './fanout.ts';
 import { benchRedisUrl, type BenchContext } from './setup.ts';
@@ -18,6 +20,8 @@ import { fixed } from './stats.ts';
 import { openFileLimit } from './ws-clients.ts';
 
 const MEMBERS = Number(process.env.GROUP_BENCH_MEMBERS ?? 10_000);
+/** Subscriptions each client process starts per 100 ms; 0: all at once. */
+const SUBSCRIBE_BATCH = Number(process.env.GROUP_BENCH_SUBSCRIBE_BATCH ?? 100);
 const SERVER_PROCESSES = 2;
 const CLIENT_PROCESSES = 4;
 const MESSAGES = 10;
@@ -39,8 +43,9 @@ export async function runGroup10k({ databaseUrl }: BenchContext): Promise<void> 
     redisUrl,
     // 200 handshakes in flight in all: more overflowed the listen backlog on a busy 2-core machine.
     connectConcurrency: 50,
-    // Paced subscriptions, as a client population reconnecting after a deploy spreads out too.
-    subscribeBatch: 100,
+    // Paced subscriptions, as a client population reconnecting after a deploy spreads out too;
+    // GROUP_BENCH_SUBSCRIBE_BATCH=0 starts them all at once (a subscription storm on one chat).
+    subscribeBatch: SUBSCRIBE_BATCH || undefined,
     phases: [['paced 1/s', { mode: 'paced', rate: 1, durationMs: MESSAGES * 1_000, count: MESSAGES }]],
   });
   printPhases(results);

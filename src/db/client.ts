@@ -23,9 +23,12 @@ export interface PrismaOptions {
 export function createPrisma(databaseUrl: string, { poolSize = 10, onQuery, preparedStatements = true, tracer }: PrismaOptions = {}) {
   const poolConfig = { connectionString: databaseUrl, max: poolSize };
   const pool = tracer ? tracedPool(poolConfig, tracer) : new pg.Pool(poolConfig);
-  // Every query (or transaction) gives its connection back when the database has answered it.
+  // Every query (or transaction) gives its connection back once the database has answered it; one
+  // given back with an error (a connection lost mid-query) is no answer.
   let answered = 0;
-  pool.on('release', () => void answered++);
+  pool.on('release', (error: Error | undefined) => {
+    if (!error) answered++;
+  });
   const adapter = new PrismaPg(pool, {
     // Our pool, ended with the client ($disconnect), as the adapter would end one of its own.
     disposeExternalPool: true,
