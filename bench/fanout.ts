@@ -15,7 +15,8 @@ import { availableParallelism } from 'node:os';
 import { performance, type EventLoopUtilization } from 'node:perf_hooks';
 import { hostBusyShare, sampleHostCpu } from './host-cpu.ts';
 import { describeCounts, type CodeCounts } from './outcomes.ts';
-import { BENCH_MESSAGE_KEY, benchConfig, startBenchApp, type BenchContext } from './setup.ts';
+import { startFanoutServers, watchEventLoop } from './fanout-servers.ts';
+import type { BenchContext } from './setup.ts';
 import { fixed, sleep, table } from './stats.ts';
 import { startBareBroadcastServer } from './ws-bare.ts';
 import { chunk, sourceAddress, startClientProcess, type ChildRpc } from './ws-clients.ts';
@@ -51,7 +52,13 @@ const MESSAGE_EVENTS = `subscription ($chatId: ID) { messageEvents(chatId: $chat
 
 interface Target {
   label: string;
+  /** The sender posts here. */
   httpUrl: string;
+  /** Subscriber process i connects to wsUrls[i % length] (http(s) URLs); default httpUrl. */
+  wsUrls?: string[];
+  /** Labels of the server processes and their CPU so far (µs); default this process alone. */
+  processes?: string[];
+  cpuMicros?: () => Promise<number[]>;
   /** Body the sender posts: a GraphQL sendMessage, or the bare server's `{ text }`. */
   format: 'graphql' | 'bare';
 }
@@ -77,8 +84,12 @@ export interface PhaseResult {
   latency: { p50: number; p90: number; p99: number; max: number };
   answerP50Ms: number;
   answerP99Ms: number;
-  /** This process's CPU (the server) as a share of one core. */
+  /** The server processes' CPU as a share of one core, summed. */
   serverCpu: number;
+  /** Each server process: its label, CPU as a share of one core, and µs per delivery of all. */
+  processCpu: Array<{ label: string; share: number; perDeliveryUs: number }>;
+  /** This process's (the sender's instance's) longest and p99 event-loop hold, ms. */
+  loopDelay: { maxMs: number; p99Ms: number };
   /** Server CPU per delivery: what throughput would be on cores of its own, and less skewed by other load. */
   cpuPerDeliveryUs: number;
   loopBusy: number;
@@ -101,6 +112,10 @@ export interface FanoutShape {
   connectConcurrency?: number;
   /** Subscriptions each subscriber process starts per 100 ms. Default: all at once. */
   subscribeBatch?: number;
+  /** Our app's server processes: 2 splits the subscriber processes over this one and a child, both on `redisUrl`. Default 1. */
+  serverProcesses?: number;
+  /** Redis for our app (the cross-instance event bus). Default: none (the in-process bus). */
+  redisUrl?: string;
 }
 
 function printLegend() {
@@ -113,7 +128,7 @@ function printLegend() {
   console.log('answer = the sender\'s HTTP round trip for one message');
   console.log(`processes: server (this one) | ${SUBSCRIBER_PROCESSES} subscriber processes x ${SUBSCRIBERS / SUBSCRIBER_PROCESSES} clients | 1 sender process | PostgreSQL;`);
   console.log(`  all share ${availableParallelism()} cores (nothing pinned); server cpu = this process's CPU as % of one core (includes its worker threads);`);
-  console.log('  loop busy = event-loop utilization (includes time the process waited for a core); host = all cores, anyone\'s use');
+  console.log('  loop busy = event-loop utilization (includes time the process waited for a core); loop hold max = its longest stretch without a turn; host = all cores, anyone\'s use');
   console.log('');
 }
 
@@ -122,8 +137,8 @@ function printLegend() {
  * against the app, then against the bare ws broadcast server with the same clients and sender.
  */
 export async function runFanoutShape(databaseUrl: string, shape: FanoutShape): Promise<PhaseResult[]> {
-  const config = benchConfig({ DATABASE_URL: databaseUrl, MESSAGE_ENCRYPTION_KEY: BENCH_MESSAGE_KEY });
-  const { app, url } = await startBenchApp(config);
+  const servers = await startFanoutServers(databaseUrl, { processes: shape.serverProcesses, redisUrl: shape.redisUrl });
+  const { app } = servers;
   let appRunning = true;
   const subscribers = Array.from({ length: shape.subscriberProcesses }, (_, index) => startClientProcess(sourceAddress(index)));
   const sender = startClientProcess(sourceAddress(shape.subscriberProcesses));
@@ -133,10 +148,10 @@ export async function runFanoutShape(databaseUrl: string, shape: FanoutShape): P
     const chatId = await createGroupChat(app, users.map((user) => user.userId), 'Fan-out bench');
     const rig: Rig = { subscribers, sender, users, chatId, connectConcurrency: shape.connectConcurrency, subscribeBatch: shape.subscribeBatch };
 
-    const ours: Target = { label: 'kocmoc', httpUrl: url, format: 'graphql' };
+    const ours: Target = { label: 'kocmoc', httpUrl: servers.senderUrl, wsUrls: servers.urls, processes: servers.labels, cpuMicros: servers.cpuMicros, format: 'graphql' };
     results.push(...(await runTarget(rig, ours, shape.phases)));
     // Stop ours before the bare run, so its idle connections and presence work cannot disturb it.
-    await app.stop();
+    await servers.stop();
     appRunning = false;
 
     const bare = await startBareBroadcastServer({ chatId, sender: { id: users[0]!.userId, displayName: 'Bench sender' } });
@@ -149,16 +164,18 @@ export async function runFanoutShape(databaseUrl: string, shape: FanoutShape): P
     return results;
   } finally {
     await Promise.all([...subscribers, sender].map((child) => child.stop()));
-    if (appRunning) await app.stop();
+    if (appRunning) await servers.stop();
   }
 }
 
 /** Connects and subscribes everyone, warms up, runs every phase, disconnects. */
 async function runTarget(rig: Rig, target: Target, phases: Array<[string, SendPlan]>): Promise<PhaseResult[]> {
-  const wsUrl = target.httpUrl.replace(/^http/, 'ws');
+  const wsUrls = (target.wsUrls ?? [target.httpUrl]).map((url) => url.replace(/^http/, 'ws'));
   const subscribers = rig.users.length;
   const parts = chunk(rig.users.map((user) => user.accessToken), Math.ceil(subscribers / rig.subscribers.length));
-  const connected = await Promise.all(rig.subscribers.map((child, index) => child.call('connect', { url: wsUrl, tokens: parts[index], concurrency: rig.connectConcurrency })));
+  const connected = await Promise.all(
+    rig.subscribers.map((child, index) => child.call('connect', { url: wsUrls[index % wsUrls.length], tokens: parts[index], concurrency: rig.connectConcurrency })),
+  );
   const opened = connected.reduce((total, result) => total + result.opened, 0);
   if (opened !== subscribers) throw new Error(`${target.label}: only ${opened} of ${subscribers} connections opened: ${JSON.stringify(connected)}`);
   await Promise.all(rig.subscribers.map((child) => child.call('subscribe', { query: MESSAGE_EVENTS, variables: { chatId: rig.chatId }, ...(rig.subscribeBatch ? { batch: rig.subscribeBatch, pauseMs: 100 } : {}) })));
@@ -241,7 +258,9 @@ async function drain(rig: Rig, phase: string, expected: number): Promise<number>
 
 async function measurePhase(rig: Rig, target: Target, mode: string, plan: SendPlan): Promise<PhaseResult> {
   const phase = `${target.label}/${mode}`;
-  const cpuBefore = process.cpuUsage();
+  const sampleCpu = target.cpuMicros ?? (async () => [process.cpuUsage().user + process.cpuUsage().system]);
+  const cpuBefore = await sampleCpu();
+  const loop = watchEventLoop();
   const hostBefore = sampleHostCpu();
   const loopBefore: EventLoopUtilization = performance.eventLoopUtilization();
   const started = performance.now();
@@ -251,7 +270,9 @@ async function measurePhase(rig: Rig, target: Target, mode: string, plan: SendPl
   await drain(rig, phase, expected);
 
   const wallMs = performance.now() - started;
-  const cpu = process.cpuUsage(cpuBefore);
+  const loopDelay = loop.stop();
+  const cpuMicros = (await sampleCpu()).map((micros, index) => micros - cpuBefore[index]!);
+  const cpuTotal = cpuMicros.reduce((total, micros) => total + micros, 0);
   const hostBusy = hostBusyShare(hostBefore, sampleHostCpu());
   const loopBusy = performance.eventLoopUtilization(loopBefore).utilization;
   const taken = await Promise.all(
@@ -274,8 +295,14 @@ async function measurePhase(rig: Rig, target: Target, mode: string, plan: SendPl
     latency: percentiles(latencies),
     answerP50Ms: percentiles(sent.answerMs).p50,
     answerP99Ms: percentiles(sent.answerMs).p99,
-    serverCpu: (cpu.user + cpu.system) / 1_000 / wallMs,
-    cpuPerDeliveryUs: (cpu.user + cpu.system) / latencies.length,
+    serverCpu: cpuTotal / 1_000 / wallMs,
+    cpuPerDeliveryUs: cpuTotal / latencies.length,
+    processCpu: cpuMicros.map((micros, index) => ({
+      label: target.processes?.[index] ?? 'this process',
+      share: micros / 1_000 / wallMs,
+      perDeliveryUs: micros / latencies.length,
+    })),
+    loopDelay,
     loopBusy,
     hostBusy,
     messageBytes: Math.max(...taken.map((part) => part.messageBytes)),
@@ -287,7 +314,7 @@ async function measurePhase(rig: Rig, target: Target, mode: string, plan: SendPl
 export function printPhases(results: PhaseResult[]) {
   console.log(
     table(
-      ['server', 'phase', 'sent', 'send errors', 'delivered', 'expected', 'deliveries/s', 'lat p50 ms', 'lat p90 ms', 'lat p99 ms', 'lat max ms', 'answer p50 ms', 'answer p99 ms', 'server cpu %', 'cpu µs/delivery', 'loop busy %', 'host %', 'msg bytes'],
+      ['server', 'phase', 'sent', 'send errors', 'delivered', 'expected', 'deliveries/s', 'lat p50 ms', 'lat p90 ms', 'lat p99 ms', 'lat max ms', 'answer p50 ms', 'answer p99 ms', 'server cpu %', 'cpu µs/delivery', 'loop busy %', 'loop hold max ms', 'host %', 'msg bytes'],
       results.map((r) => [
         r.server,
         r.mode,
@@ -305,6 +332,7 @@ export function printPhases(results: PhaseResult[]) {
         fixed(r.serverCpu * 100, 0),
         fixed(r.cpuPerDeliveryUs),
         fixed(r.loopBusy * 100, 0),
+        fixed(r.loopDelay.maxMs, 0),
         fixed(r.hostBusy * 100, 0),
         r.messageBytes,
       ]),

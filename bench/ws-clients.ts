@@ -15,7 +15,7 @@ export function startClientProcess(localAddress: string): ChildRpc {
 }
 
 /** Another instance of the real server in a process of its own, on the same database. */
-export async function startServerProcess(databaseUrl: string): Promise<ChildRpc & { url: string }> {
+export async function startServerProcess(databaseUrl: string, env: Record<string, string> = {}): Promise<ChildRpc & { url: string }> {
   const child = rpc(
     fork(new URL('./ws-server.ts', import.meta.url), [], {
       serialization: 'advanced',
@@ -23,7 +23,7 @@ export async function startServerProcess(databaseUrl: string): Promise<ChildRpc 
       env: { ...process.env, DATABASE_URL: databaseUrl },
     }),
   );
-  const { url } = await child.call<{ url: string }>('start');
+  const { url } = await child.call<{ url: string }>('start', { env });
   return { ...child, url };
 }
 

@@ -44,14 +44,20 @@ async function loop({ token, body, count, concurrency }: LoopArgs) {
   return { cpuMicros: used.user + used.system, wallMs: performance.now() - started, failures };
 }
 
-const commands: Record<string, (args: any) => Promise<unknown>> = {
-  async start() {
-    const started = await startBenchApp(benchConfig({ DATABASE_URL: process.env.DATABASE_URL! }));
+const commands: Record<string, (args: Record<string, unknown>) => Promise<unknown>> = {
+  /** `env`: config overrides (the fan-out's second instance: Redis, the messages' key). */
+  async start({ env }) {
+    const started = await startBenchApp(benchConfig({ DATABASE_URL: process.env.DATABASE_URL!, ...(env as Record<string, string> | undefined) }));
     app = started.app;
     return { url: started.url };
   },
   sample: async () => sampleThisProcess(),
-  loop,
+  loop: (args) => loop(args as unknown as LoopArgs),
+  /** CPU so far, without sampleThisProcess's collections (they would cost the phase being measured). */
+  async cpu() {
+    const cpu = process.cpuUsage();
+    return { cpuMicros: cpu.user + cpu.system };
+  },
   async stop() {
     await app?.stop();
     app = undefined;
@@ -59,7 +65,7 @@ const commands: Record<string, (args: any) => Promise<unknown>> = {
   },
 };
 
-process.on('message', async ({ id, command, ...args }: { id: number; command: string }) => {
+process.on('message', async ({ id, command, ...args }: { id: number; command: string } & Record<string, unknown>) => {
   try {
     process.send!({ id, result: await commands[command]!(args) });
   } catch (error) {

@@ -132,7 +132,9 @@ const schema = z.object({
   /**
    * How long, in milliseconds, a live chat feed keeps retrying to read positions it missed from the
    * database (holding later events meanwhile), and how long a subscription's reads retry, before its
-   * subscriptions end with UNAVAILABLE (clients resubscribe from their last seq). Default 5000.
+   * subscriptions end with UNAVAILABLE (clients resubscribe from their last seq). A feed's read that
+   * waits for a pooled connection while the database answers others starts its bound over (busy,
+   * not out of reach: realtime/retry.ts). Default 5000.
    */
   FEED_GAP_TIMEOUT_MS: z.coerce.number().int().min(100).max(600_000).default(5_000),
   /** Enables admin mutations when set (sent as `x-admin-token`). */

@@ -113,3 +113,56 @@ describe('a large chat', () => {
     await bus.close();
   });
 });
+
+describe('a feed whose first read waits for a pooled connection', () => {
+  /** An app with one pooled connection, and `sleeps` statements of `ms` each queued on it. */
+  async function busyPool(sleeps: number, ms: number) {
+    const busy = await startTestApp({ PUSH_ENABLED: 'false', DATABASE_POOL_SIZE: '1' });
+    const user = await registerUser(busy);
+    const chatId = await createChat(busy, user, { kind: 'GROUP', title: 'Storm', memberIds: [] });
+    await sendText(busy, user, chatId, 'before the storm');
+    const occupied = Promise.all(Array.from({ length: sleeps }, () => busy.services.prisma.$queryRaw`SELECT 1 AS one FROM pg_sleep(${ms / 1_000})`));
+    return { busy, user, chatId, occupied };
+  }
+
+  it('starts once the connection is free while the database answers the reads queued before it (busy, not out of reach)', async () => {
+    // 8 statements of 150 ms ahead of it: the feed's read waits ~1.2 s, three times the bound.
+    const { busy, chatId, occupied } = await busyPool(8, 150);
+    try {
+      const { bus, feeds } = feedsOnOwnBus(busy, { gapTimeoutMs: 400 });
+      const starts: number[] = [];
+      const seen: number[] = [];
+      const started = Date.now();
+      const stop = await feeds.follow(chatId, {
+        start: (from) => starts.push(from),
+        event: (event) => void seen.push((event as { seq: number }).seq),
+        fail: (error) => expect.fail(error.message),
+      });
+      expect(Date.now() - started).toBeGreaterThan(800);
+      expect(starts).toEqual([1]);
+      await bus.publish(channels.chat(chatId), { kind: 'message', type: 'CREATED', chatId, messageId: 'm2', seq: 2 });
+      expect(seen).toEqual([2]);
+      stop();
+      await bus.close();
+    } finally {
+      await occupied;
+      await busy.stop();
+    }
+  });
+
+  it('still ends with UNAVAILABLE when nothing is answered for the whole bound', async () => {
+    // One statement holds the only connection past the bound: no answer at all meanwhile.
+    const { busy, chatId, occupied } = await busyPool(1, 1_500);
+    try {
+      const { bus, feeds } = feedsOnOwnBus(busy, { gapTimeoutMs: 400 });
+      const started = Date.now();
+      const following = feeds.follow(chatId, { event: () => {}, fail: () => {} });
+      await expect(following).rejects.toMatchObject({ extensions: { code: 'UNAVAILABLE' } });
+      expect(Date.now() - started).toBeLessThan(1_300);
+      await bus.close();
+    } finally {
+      await occupied;
+      await busy.stop();
+    }
+  });
+});

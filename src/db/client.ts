@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import type { Tracer } from '@opentelemetry/api';
 import { PrismaPg } from '@prisma/adapter-pg';
+import pg from 'pg';
 import { PrismaClient } from '../generated/prisma/client.ts';
 import { tracedPool } from './traced-pool.ts';
 
@@ -21,18 +22,34 @@ export interface PrismaOptions {
 
 export function createPrisma(databaseUrl: string, { poolSize = 10, onQuery, preparedStatements = true, tracer }: PrismaOptions = {}) {
   const poolConfig = { connectionString: databaseUrl, max: poolSize };
-  const adapter = new PrismaPg(
-    tracer ? tracedPool(poolConfig, tracer) : poolConfig,
-    preparedStatements
-      ? {
-          // Typed as always naming; pg runs an undefined name as an unnamed statement.
-          statementNameGenerator: preparedStatementNames() as (query: { sql: string }) => string,
-        }
-      : {},
-  );
+  const pool = tracer ? tracedPool(poolConfig, tracer) : new pg.Pool(poolConfig);
+  // Every query (or transaction) gives its connection back once the database has answered it; one
+  // given back with an error (a connection lost mid-query) is no answer.
+  let answered = 0;
+  pool.on('release', (error: Error | undefined) => {
+    if (!error) answered++;
+  });
+  const adapter = new PrismaPg(pool, {
+    // Our pool, ended with the client ($disconnect), as the adapter would end one of its own.
+    disposeExternalPool: true,
+    // Typed as always naming; pg runs an undefined name as an unnamed statement.
+    ...(preparedStatements ? { statementNameGenerator: preparedStatementNames() as (query: { sql: string }) => string } : {}),
+  });
   const prisma = new PrismaClient({ adapter, log: onQuery ? [{ emit: 'event', level: 'query' }] : [] });
   if (onQuery) (prisma as unknown as QueryEvents).$on('query', (event) => onQuery(event.query));
+  answeredCounts.set(prisma, () => answered);
   return prisma;
+}
+
+const answeredCounts = new WeakMap<object, () => number>();
+
+/**
+ * How many statements the database has answered on this client's pool so far (undefined for a
+ * client createPrisma did not make). A read that waits while this grows is queued behind others
+ * for a pooled connection: the database is busy, not out of reach (see realtime/retry.ts).
+ */
+export function databaseAnswers(prisma: object): (() => number) | undefined {
+  return answeredCounts.get(prisma);
 }
 
 interface QueryEvents {

@@ -9,8 +9,14 @@
 // wait; a gap still open `gapTimeoutMs` after the last progress ends the feed, and each subscriber
 // with UNAVAILABLE (its client resubscribes from its last seq). After the bus reconnects, every feed
 // compares its position with its chat's in the database, so an event lost in the outage arrives too.
+//
+// That bound is for a database out of reach, not a busy one: a read waiting for a pooled connection
+// while the database answers others (10,000 subscriptions to one chat set up at once queue the
+// feed's first read behind theirs) has the bound start over (retry.ts); else a storm on a large
+// chat would end its feed and fail every subscriber waiting on it at once.
 import { unavailable } from '../errors.ts';
 import type { PrismaClient } from '../generated/prisma/client.ts';
+import { databaseAnswers } from '../db/client.ts';
 import type { InFlight } from '../in-flight.ts';
 import type { Logger } from '../logger.ts';
 import type { EventBus } from './bus.ts';
@@ -44,6 +50,8 @@ export interface ChatFeedsOptions {
   gapTimeoutMs?: number;
   /** Tracks database reads, so shutdown waits for them before closing the database. */
   inFlight?: InFlight;
+  /** Statements the database has answered so far: a gap or start read waiting while it grows is queued, not out of reach (see the file comment). Default: `prisma`'s (db/client.ts databaseAnswers). */
+  answers?: () => number;
 }
 
 /** A gap being filled: reads in turn, retried after failures, until nothing is missing. */
@@ -52,6 +60,9 @@ interface Gap {
   deadline: NodeJS.Timeout;
   failures: number;
   retry?: NodeJS.Timeout;
+  /** A read of the gap is under way, and the database's answers when the deadline was last set. */
+  reading: boolean;
+  answersSeen?: number;
 }
 
 interface Feed {
@@ -91,7 +102,8 @@ const RESYNC_BATCH = 1_000;
 const delayed = () =>
   unavailable('Live events of this chat are delayed: resubscribe with sinceSeq set to the last seq you received.');
 
-export function createChatFeeds({ bus, prisma, logger, holdMs = 100, fillMax = 1_000, gapTimeoutMs = 5_000, inFlight }: ChatFeedsOptions) {
+export function createChatFeeds(options: ChatFeedsOptions) {
+  const { bus, prisma, logger, holdMs = 100, fillMax = 1_000, gapTimeoutMs = 5_000, inFlight, answers = databaseAnswers(prisma) } = options;
   const feeds = new Map<string, Feed>();
   const track = <T>(work: Promise<T>) => (inFlight ? inFlight.track(work) : work);
   const members = createChatMembers(prisma, track);
@@ -183,12 +195,18 @@ export function createChatFeeds({ bus, prisma, logger, holdMs = 100, fillMax = 1
   const openGap = (feed: Feed) => {
     feed.holdTimer = undefined;
     if (feed.ended || feed.gap || feed.knownSeq <= feed.lastSeq!) return;
-    const gap: Gap = { deadline: setTimeout(() => giveUp(feed), gapTimeoutMs), failures: 0 };
+    const gap: Gap = { deadline: setTimeout(() => giveUp(feed, gap), gapTimeoutMs), failures: 0, reading: false, answersSeen: answers?.() };
     feed.gap = gap;
     void fill(feed, gap);
   };
 
-  const giveUp = (feed: Feed) => {
+  const giveUp = (feed: Feed, gap: Gap) => {
+    // Its read still waits for a connection while the database answers others: busy, not out of reach.
+    if (gap.reading && answers && answers() !== gap.answersSeen) {
+      gap.answersSeen = answers();
+      gap.deadline.refresh();
+      return;
+    }
     logger.warn({ chatId: feed.chatId, lastSeq: feed.lastSeq, knownSeq: feed.knownSeq }, 'chat feed could not fill a gap in time: its subscribers resubscribe');
     end(feed, delayed());
   };
@@ -197,6 +215,7 @@ export function createChatFeeds({ bus, prisma, logger, holdMs = 100, fillMax = 1
   const fill = async (feed: Feed, gap: Gap) => {
     const from = feed.lastSeq!;
     let missing: Array<{ id: string; seq: number }>;
+    gap.reading = true;
     try {
       missing = await track(
         prisma.message.findMany({
@@ -206,12 +225,14 @@ export function createChatFeeds({ bus, prisma, logger, holdMs = 100, fillMax = 1
         }),
       );
     } catch (error) {
+      gap.reading = false;
       if (feed.gap !== gap) return; // ended, or filled by live events meanwhile
       gap.failures += 1;
       if (gap.failures === 1) logger.warn({ err: error, chatId: feed.chatId }, 'chat feed could not read a gap: retrying');
       gap.retry = setTimeout(() => void fill(feed, gap), backoffMs(gap.failures));
       return;
     }
+    gap.reading = false;
     if (feed.gap !== gap) return;
     const created = new Set(feed.held.filter((event) => event.type === 'CREATED').map((event) => event.seq));
     for (const message of missing) {
@@ -222,6 +243,7 @@ export function createChatFeeds({ bus, prisma, logger, holdMs = 100, fillMax = 1
     if (feed.lastSeq! > from) {
       // Progress (a long gap is read in rounds): the bound counts from here.
       gap.failures = 0;
+      gap.answersSeen = answers?.();
       gap.deadline.refresh();
       void fill(feed, gap);
     } else {
@@ -254,7 +276,7 @@ export function createChatFeeds({ bus, prisma, logger, holdMs = 100, fillMax = 1
       feed.stopListening = stop;
       // Read once the channel is live: later messages arrive as events, earlier ones are history.
       const chat = await track(
-        retrying(() => prisma.chat.findUnique({ where: { id: chatId }, select: { lastSeq: true } }), { timeoutMs: gapTimeoutMs, stopped: () => feed.ended }),
+        retrying(() => prisma.chat.findUnique({ where: { id: chatId }, select: { lastSeq: true } }), { timeoutMs: gapTimeoutMs, stopped: () => feed.ended, answers }),
       );
       if (feed.ended) return;
       feed.lastSeq = chat?.lastSeq ?? 0;
@@ -281,6 +303,7 @@ export function createChatFeeds({ bus, prisma, logger, holdMs = 100, fillMax = 1
         const chats = await track(
           retrying(() => prisma.chat.findMany({ where: { id: { in: batch.map((feed) => feed.chatId) } }, select: { id: true, lastSeq: true } }), {
             timeoutMs: gapTimeoutMs,
+            answers,
           }),
         );
         const positions = new Map(chats.map((chat) => [chat.id, chat.lastSeq]));

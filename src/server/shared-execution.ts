@@ -25,6 +25,7 @@ import type { Context } from '../context.ts';
 import { isDatabaseUnavailable } from '../db/errors.ts';
 import type { InFlight } from '../in-flight.ts';
 import { unavailable } from '../errors.ts';
+import { deliveryTurn } from './delivery-turns.ts';
 import { readsUnavailable, retrying } from '../realtime/retry.ts';
 
 /** Results per event payload, per operation key; dropped with the payload. */
@@ -126,11 +127,6 @@ function executeEach(
   };
   // Promise chains rather than an async function with awaits: this runs once per delivery, for
   // every subscriber, and each await is another turn of the microtask queue.
-  const deliver = (value: ExecutionResult) => (ended ? DONE : { value, done: false as const });
-  const fail = (error: unknown) =>
-    end().then(() => {
-      throw error;
-    });
   /** What endWith left for the reader: handed out once, then the end. */
   let last: ExecutionResult | undefined;
   const lastOrDone = () => {
@@ -138,6 +134,18 @@ function executeEach(
     last = undefined;
     return value ? { value, done: false as const } : DONE;
   };
+  // Each delivery waits for its turn (delivery-turns.ts), so thousands of local subscribers of one
+  // event do not write their sockets in one run while HTTP requests wait. Ended meanwhile (by
+  // endWith too): what endWith left, if anything, instead of the event.
+  const deliver = (value: ExecutionResult) => {
+    if (ended) return lastOrDone();
+    const turn = deliveryTurn();
+    return turn ? turn.then(() => (ended ? lastOrDone() : { value, done: false as const })) : { value, done: false as const };
+  };
+  const fail = (error: unknown) =>
+    end().then(() => {
+      throw error;
+    });
   /** The slow path, after a first execution failed for now: attempts 1, 2, … until one succeeds. */
   const executeAgain = (payload: unknown) => {
     let attempt = 0;
