@@ -6,20 +6,26 @@
 
 /** Measured costs, each with where it comes from. */
 export const COSTS = {
-  /** API CPU per sendMessage, with Redis and a separate worker: 1.22-1.42 ms (send-message/push benches, 2026-11). */
-  apiSendMs: 1.3,
-  /** API CPU per delivery of an event to one subscribed socket: 46.5-53.5 µs (fanout bench, ours). */
-  apiDeliveryUs: 50,
+  /**
+   * API CPU per sendMessage, with Redis and a separate worker, every feature of a send on (mentions,
+   * search indexing, drafts): 2.1 ms, the four-instances bench's least-squares fit
+   * (a + k x instances + G x c) over five quiet runs, 1, 2 and 4 instances at 20 and 200 members
+   * (2026-12-04 18:56-18:59, others 1-3 %; bench/RESULTS.md "Capacity model re-fit"). It was 1.3 ms
+   * (push bench, 2026-11), before mentions and the search index joined the send.
+   */
+  apiSendMs: 2.1,
+  /** API CPU per delivery of an event to one subscribed socket: 42 µs (the same fit; fanout bench: 36-54 µs). */
+  apiDeliveryUs: 42,
   /**
    * API CPU per message on each instance the message reaches, whatever its number of subscribers
-   * there: the event off Redis, the chat feed's handling of it (ordering, the member-list check, the
-   * reads of positions that arrived out of order when several instances send into the chat). Fitted
-   * (least squares, a + k x this + G x c) on the four-instances bench with 1 and 2 instances at 20 and
-   * 200 members: 2.46 ms (2026-12-03, saturated shared machine, so likely high; the quiet four-instance
-   * run of 08:32 fits 1.5-2.5 ms). bench/RESULTS.md, issue #21. The single-instance benches fold one
-   * of these into apiSendMs, so the model counts one too many: a margin, kept on purpose.
+   * there: the event off Redis, the chat feed, and above all the event's execution, once per
+   * instance and distinct operation (a CPU profile: the message read through Prisma and the
+   * selection's GraphQL execution). 1.8 ms, the fit above. Runs on 1 and 2 instances alone fit
+   * 0.3 ms: between one and two instances it is inside this machine's noise, and four API
+   * processes on two cores add contention of their own to it, so it is the model's least certain
+   * input. Re-fit it on your hardware with FOUR_INSTANCES_COUNT=1, 2 and 4.
    */
-  apiInstanceEventMs: 2.5,
+  apiInstanceEventMs: 1.8,
   /** Memory per idle authenticated graphql-ws socket: 7.2 KiB V8 heap, 6-9 KiB RSS (ws-idle bench). */
   connectionKib: 9,
   /** RSS of an API process before any socket: ~250 MiB (tsx, Prisma, Yoga, the worker pool). */

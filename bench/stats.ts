@@ -39,3 +39,28 @@ export async function idleLoopDelayP99(): Promise<number> {
   histogram.disable();
   return histogram.percentile(99) / 1e6;
 }
+
+/**
+ * `sum(numerator) / sum(denominator) - 1` over paired rounds (the long-run ratio: a collection that
+ * lands in one round counts as much as it costs), with a 90 % bootstrap interval from resampling
+ * the rounds (a fixed-seed generator, so a rerun on the same numbers prints the same interval).
+ */
+export function pairedRatio(numerator: readonly number[], denominator: readonly number[], resamples = 2_000) {
+  const ratio = (rounds: readonly number[]) => {
+    let top = 0;
+    let bottom = 0;
+    for (const round of rounds) {
+      top += numerator[round]!;
+      bottom += denominator[round]!;
+    }
+    return top / bottom - 1;
+  };
+  const all = numerator.map((_, round) => round);
+  let seed = 0x9e3779b9;
+  const random = () => {
+    seed = (seed * 1_664_525 + 1_013_904_223) >>> 0;
+    return seed / 2 ** 32;
+  };
+  const samples = Array.from({ length: resamples }, () => ratio(all.map(() => Math.floor(random() * all.length))));
+  return { ratio: ratio(all), low: percentile(samples, 5), high: percentile(samples, 95) };
+}
