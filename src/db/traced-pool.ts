@@ -1,19 +1,19 @@
 // A pg pool whose queries are `db.query` spans (only built when tracing is on): each span is
 // started where Prisma calls the pool, so it lands under the operation or job that ran the query.
-import { context, SpanKind, SpanStatusCode, type Tracer } from '@opentelemetry/api';
+import { context, SpanKind, SpanStatusCode, trace, type Tracer } from '@opentelemetry/api';
 import pg from 'pg';
 
 type Query = (...args: unknown[]) => unknown;
 
 function traced(tracer: Tracer, query: Query): Query {
   return function (this: unknown, ...args: unknown[]) {
+    const parent = context.active();
+    // Inside an operation or job the sampler left out, no span is recorded anyway (parent-based
+    // sampling): skip making one, the id generation and attribute copying that a span costs.
+    if (trace.getSpan(parent)?.isRecording() === false) return query.apply(this, args);
     const config = args[0] as string | { text?: string; name?: string };
     const text = typeof config === 'string' ? config : (config?.text ?? '');
-    const span = tracer.startSpan(
-      'db.query',
-      { kind: SpanKind.CLIENT, attributes: { 'db.system': 'postgresql', 'db.statement': text.slice(0, 2_000) } },
-      context.active(),
-    );
+    const span = tracer.startSpan('db.query', { kind: SpanKind.CLIENT, attributes: { 'db.system': 'postgresql', 'db.statement': text.slice(0, 2_000) } }, parent);
     const result = query.apply(this, args);
     if (!(result instanceof Promise)) {
       span.end();

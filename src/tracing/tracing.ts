@@ -72,7 +72,9 @@ export async function startTracing(config: TracingConfig, role: string = ''): Pr
 /** A `cpu <task>` span per worker-pool task, under the span that ran it (its duration measured by the pool). */
 export function traceTasks(tracing: Tracing, pool: { onTaskDone(listener: (task: string, ms: number) => void): () => void }): () => void {
   return pool.onTaskDone((task, ms) => {
+    const parent = context.active();
+    if (trace.getSpan(parent)?.isRecording() === false) return;
     const end = performance.timeOrigin + performance.now();
-    tracing.tracer.startSpan(`cpu ${task}`, { startTime: end - ms, attributes: { 'kocmoc.task': task } }, context.active()).end(end);
+    tracing.tracer.startSpan(`cpu ${task}`, { startTime: end - ms, attributes: { 'kocmoc.task': task } }, parent).end(end);
   });
 }

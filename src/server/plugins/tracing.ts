@@ -163,6 +163,12 @@ export function useTracing(tracer: Tracer, { resolverThresholdMs }: { resolverTh
       operation.span.updateName(`${type} ${name || args.operationName || 'anonymous'}`);
       operation.span.setAttributes({ 'kocmoc.request_id': request.requestId ?? '', 'graphql.operation.type': type, 'graphql.operation.name': name });
     }
+    if (!operation.recording) {
+      // Left out by the sampler: no execute span, only the request id for the log lines inside.
+      const unsampled = withRequestId(operation.context, request.requestId);
+      setRun((executionArgs) => otel.with(unsampled, run, undefined, executionArgs));
+      return (errors?: ReadonlyArray<GraphQLError>) => endOperation(args.contextValue, errors);
+    }
     // Yoga builds the request's context (its id) after parsing and validating.
     const span = tracer.startSpan(`graphql.${kind}`, {}, operation.context);
     const spanContext = trace.setSpan(withRequestId(operation.context, request.requestId), span);
