@@ -13,7 +13,9 @@ import type { App } from '../src/server/app.ts';
 import { startTracing } from '../src/tracing/tracing.ts';
 import { PermanentJobError } from '../src/notifications/jobs.ts';
 import { createBullQueue, QUEUE_NAME, startBullWorker, type JobProcessor } from '../src/notifications/queue.ts';
-import { createChat, gql, registerUser, startSocketTestApp, startTestApp, testConfig, testRedisUrl } from './support/helpers.ts';
+import { applyMigrations } from '../src/db/migrate/index.ts';
+import { ensureDatabase } from '../src/db/pg-admin.ts';
+import { createChat, gql, registerUser, scratchDatabaseUrl, startSocketTestApp, startTestApp, testConfig, testRedisUrl } from './support/helpers.ts';
 import { connect, settle, subscribe } from './support/ws-helpers.ts';
 import { SCHEDULED_QUEUE_NAME } from '../src/messages/scheduled-runner.ts';
 
@@ -299,8 +301,12 @@ describe('BullMQ jobs in the worker', () => {
  * (AES-GCM refuses it, so its run throws and is retried later), and stops once the first was sent and
  * the second's failure logged (`failedMessage`). Returns each one's `job send` span and what was logged.
  */
+// A database of its own: every app's sweep sends whatever is due in its database, so an app of
+// another test file starting meanwhile could send these schedules outside the job under test.
+const scheduledDatabase = scratchDatabaseUrl('kocmoc_tracing_jobs');
+
 async function traceScheduledSends(env: Record<string, string>, failedMessage: string) {
-  const { app } = await startSocketTestApp({ OTEL_EXPORTER_OTLP_ENDPOINT: endpoint, ...env }, { logger });
+  const { app } = await startSocketTestApp({ OTEL_EXPORTER_OTLP_ENDPOINT: endpoint, DATABASE_URL: scheduledDatabase.url, ...env }, { logger });
   const ofJob = (id: string) => (line: Record<string, any>) => String(line.requestId).startsWith(`job:${SCHEDULED_QUEUE_NAME}:scheduled-${id}-`);
   let sent: { id: string };
   let broken: { id: string };
@@ -346,6 +352,12 @@ async function traceScheduledSends(env: Record<string, string>, failedMessage: s
 const jobAttributes = (span: ExportedSpan) => ['messaging.system', 'messaging.destination.name', 'kocmoc.job'].map((key) => attribute(span, key));
 
 describe('jobs in the API process (scheduled sends, call timers, the search re-index)', () => {
+  beforeAll(async () => {
+    await ensureDatabase(scheduledDatabase.url);
+    await applyMigrations({ databaseUrl: scheduledDatabase.url });
+  });
+  afterAll(() => scheduledDatabase.drop());
+
   it('runs a scheduled send from BullMQ in a `job send` span with its SQL inside, its log lines carrying the job request id; a failed run logs the same id', async () => {
     const { span, failedSpan, probe, failedLine } = await traceScheduledSends({ REDIS_URL: testRedisUrl(), JOB_QUEUE_PREFIX: `kocmoc-test-${randomUUID()}` }, 'scheduled message job failed');
     const jobId = String(attribute(span, 'messaging.message.id'));
