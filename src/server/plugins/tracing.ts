@@ -2,7 +2,8 @@
 // traceparent, if any, as its parent) with `graphql.parse` and `graphql.validate` children when the
 // document was parsed and validated rather than found in Yoga's cache, a `graphql.execute` child,
 // and `graphql.resolve` spans for resolvers that took at least the threshold. Execution runs
-// inside the execute span's context, so what it calls (Prisma, the worker pool, log lines) finds it. Only registered when tracing is on (src/tracing/tracing.ts).
+// inside the execute span's context, so what it calls (Prisma, the worker pool, log lines) finds it.
+// Only registered when tracing is on (src/tracing/tracing.ts).
 import { context as otel, propagation, SpanKind, SpanStatusCode, trace, type Context as OtelContext, type Span, type Tracer } from '@opentelemetry/api';
 import { getOperationAST, isIntrospectionType, isObjectType, type DocumentNode, type ExecutionResult, type GraphQLError, type GraphQLFieldResolver, type GraphQLResolveInfo } from 'graphql';
 import { isAsyncIterable, type Plugin } from 'graphql-yoga';
