@@ -5,7 +5,7 @@
 // so a restart (even one that lost Redis) still ends calls on time. Handlers re-check the database,
 // so a deadline that fires twice, or late, does no harm.
 import { openBullQueue } from '../redis/bull-queue.ts';
-import { jobRequestId, traceJob } from '../tracing/jobs.ts';
+import { jobRequestId, runLocalJob } from '../tracing/jobs.ts';
 import type { PrismaClient } from '../generated/prisma/client.ts';
 import type { Logger } from '../logger.ts';
 import type { Tracer } from '@opentelemetry/api';
@@ -113,8 +113,7 @@ function localBackend({ logger, tracer }: CallTimersOptions): Backend {
   const fire = (id: string, job: CallJob, attempt: number) => {
     timers.delete(id);
     if (stopped || !runner) return;
-    const due = () => runner!(job);
-    const run: Promise<void> = (tracer ? traceJob(tracer, { queue: CALL_TIMER_QUEUE, name: job.kind, id, attempt: attempt + 1, system: 'in-process' }, due) : due())
+    const run: Promise<void> = runLocalJob(tracer, { queue: CALL_TIMER_QUEUE, name: job.kind, id, attempt: attempt + 1 }, () => runner!(job))
       .catch((error: unknown) => {
         logger.warn({ requestId: jobRequestId(CALL_TIMER_QUEUE, id), jobId: id, attempt, err: error }, 'call timer failed');
         if (attempt + 1 < ATTEMPTS && !stopped) timers.set(id, setTimeout(() => fire(id, job, attempt + 1), 500 * 2 ** attempt));

@@ -6,7 +6,7 @@
 import type { Tracer } from '@opentelemetry/api';
 import type { Logger } from '../logger.ts';
 import { openBullQueue } from '../redis/bull-queue.ts';
-import { jobRequestId, traceJob } from '../tracing/jobs.ts';
+import { jobRequestId, runLocalJob } from '../tracing/jobs.ts';
 
 export const SCHEDULED_QUEUE_NAME = 'kocmoc-scheduled-messages';
 /** Longest single timer Node keeps (2^31 - 1 ms, ~24.8 days); longer waits are re-armed by the sweep. */
@@ -68,8 +68,7 @@ function localRunner(logger: Logger, tracer: Tracer | undefined): ScheduledRunne
   let stopped = false;
 
   const attempt = (key: string, id: string, tries: number) => {
-    const send = () => run!(id);
-    const done = (tracer ? traceJob(tracer, { queue: SCHEDULED_QUEUE_NAME, name: 'send', id: key, attempt: tries + 1, system: 'in-process' }, send) : send())
+    const done = runLocalJob(tracer, { queue: SCHEDULED_QUEUE_NAME, name: 'send', id: key, attempt: tries + 1 }, () => run!(id))
       .then(() => void timers.delete(key))
       .catch((error: unknown) => {
         logger.warn({ requestId: jobRequestId(SCHEDULED_QUEUE_NAME, key), scheduledMessageId: id, err: error }, 'scheduled message run failed');

@@ -4,7 +4,7 @@
 // truth: a check on start and every minute hands an unfinished pass to the runner again.
 import type { Tracer } from '@opentelemetry/api';
 import { openBullQueue } from '../redis/bull-queue.ts';
-import { jobRequestId, traceJob } from '../tracing/jobs.ts';
+import { jobRequestId, runLocalJob } from '../tracing/jobs.ts';
 import { runReindexPass, type BatchResult, type ReindexServices } from './search-reindex.ts';
 
 export const REINDEX_QUEUE_NAME = 'kocmoc-search-reindex';
@@ -70,7 +70,7 @@ export function startSearchReindex(services: ReindexServices, options: ReindexRu
   } else {
     let running: Promise<unknown> | undefined;
     handOver = async () => {
-      running ??= (options.tracer ? traceJob(options.tracer, { queue: REINDEX_QUEUE_NAME, name: 'reindex', id: jobId, attempt: 1, system: 'in-process' }, pass) : pass())
+      running ??= runLocalJob(options.tracer, { queue: REINDEX_QUEUE_NAME, name: 'reindex', id: jobId, attempt: 1 }, pass)
         .catch((error: unknown) => logger.warn({ requestId: jobRequestId(REINDEX_QUEUE_NAME, jobId), err: error }, 'search re-index failed'))
         .finally(() => (running = undefined));
     };

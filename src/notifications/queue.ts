@@ -6,7 +6,7 @@ import type { Tracer } from '@opentelemetry/api';
 import { Queue, UnrecoverableError, Worker, type JobsOptions, type Processor } from 'bullmq';
 import { connectRedis, slotPrefix } from '../redis/connection.ts';
 import type { Logger } from '../logger.ts';
-import { jobRequestId, traceBullJobs, traceJob } from '../tracing/jobs.ts';
+import { jobRequestId, runLocalJob, traceBullJobs } from '../tracing/jobs.ts';
 import type { CallDeliveryJob, CallFanOutJob } from './call-pushes.ts';
 import { PermanentJobError, type DeliveryJob, type FanOutJob, type MentionFanOutJob } from './jobs.ts';
 
@@ -102,7 +102,7 @@ export function startBullWorker({ redisUrl, prefix = 'kocmoc', process, logger, 
       throw error;
     }
   };
-  const worker = new Worker(QUEUE_NAME, tracer ? traceBullJobs(tracer, QUEUE_NAME, run) : run, {
+  const worker = new Worker(QUEUE_NAME, traceBullJobs(tracer, QUEUE_NAME, run), {
     connection,
     prefix: slotPrefix(redisUrl, prefix),
     concurrency,
@@ -138,8 +138,7 @@ export function createLocalQueue(process: JobProcessor, logger: Logger, tracer?:
   const schedule = <N extends JobName>(name: N, id: string, data: JobData[N], delayMs: number, attempt: number) => {
     const timer = setTimeout(() => {
       timers.delete(timer);
-      const job = () => process(name, data);
-      const run = (tracer ? traceJob(tracer, { queue: QUEUE_NAME, name, id, attempt: attempt + 1, system: 'in-process' }, job) : job())
+      const run = runLocalJob(tracer, { queue: QUEUE_NAME, name, id, attempt: attempt + 1 }, () => process(name, data))
         .then(() => setTimeout(() => known.delete(id), 24 * 3600 * 1000).unref())
         .catch((error: unknown) => {
           const last = attempt + 1 >= JOB_ATTEMPTS || error instanceof PermanentJobError;

@@ -43,7 +43,7 @@ export function openBullQueue({ redisUrl, name, prefix, logger, label, tracer }:
       if (worker) return;
       workerConnection = connectRedis(redisUrl, { maxRetriesPerRequest: null });
       workerConnection.on('error', (error) => logger.warn({ err: error }, `redis error (${label} worker)`));
-      worker = new Worker(name, tracer ? traceBullJobs(tracer, name, process) : process, { connection: workerConnection, prefix: bullPrefix, ...options });
+      worker = new Worker(name, traceBullJobs(tracer, name, process), { connection: workerConnection, prefix: bullPrefix, ...options });
       // Emitted once the job's span has ended: the request id its own lines carried is written here.
       worker.on('failed', (job, error) => logger.warn({ requestId: jobRequestId(name, job?.id), jobId: job?.id, attempts: job?.attemptsMade, err: error }, `${label} job failed`));
       worker.on('error', (error) => logger.warn({ err: error }, `${label} worker error`));

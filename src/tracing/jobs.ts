@@ -1,8 +1,8 @@
 // The span a background job runs in while tracing is on, whichever process and queue runs it: a
 // `job <name>` root span (job payloads carry no trace context, so the request that queued the job
 // is not linked) whose context also holds the job's request id, so every log line written inside
-// the job carries both. Callers wrap their processors only when they were given a tracer: with
-// tracing off nothing here runs (and @opentelemetry/api is only the no-op API, never the SDK).
+// the job carries both. Callers pass the tracer they were given, or none: with tracing off the job
+// runs as it is, nothing is wrapped (and @opentelemetry/api is only the no-op API, never the SDK).
 import { context, ROOT_CONTEXT, SpanKind, SpanStatusCode, trace, type Tracer } from '@opentelemetry/api';
 import type { Processor } from 'bullmq';
 import { withRequestId } from './tracing.ts';
@@ -27,7 +27,7 @@ export interface TracedJob {
 }
 
 /** Runs `run` in the job's span (an error when it throws) and request id. */
-export function traceJob<T>(tracer: Tracer, job: TracedJob, run: () => Promise<T>): Promise<T> {
+function traceJob<T>(tracer: Tracer, job: TracedJob, run: () => Promise<T>): Promise<T> {
   const requestId = jobRequestId(job.queue, job.id);
   // ROOT_CONTEXT: a job run from a timer armed inside a request would otherwise join that request's trace.
   const span = tracer.startSpan(
@@ -57,8 +57,14 @@ export function traceJob<T>(tracer: Tracer, job: TracedJob, run: () => Promise<T
   });
 }
 
-/** A BullMQ processor of `queue` whose every job runs in its span (traceJob). */
-export function traceBullJobs<Data, Result>(tracer: Tracer, queue: string, process: Processor<Data, Result>): Processor<Data, Result> {
+/** A job of an in-process runner (used without Redis): in its span with a tracer, as it is without. */
+export function runLocalJob<T>(tracer: Tracer | undefined, job: Omit<TracedJob, 'system'>, run: () => Promise<T>): Promise<T> {
+  return tracer ? traceJob(tracer, { ...job, system: 'in-process' }, run) : run();
+}
+
+/** A BullMQ processor of `queue` whose every job runs in its span (traceJob); without a tracer, `process` itself. */
+export function traceBullJobs<Data, Result>(tracer: Tracer | undefined, queue: string, process: Processor<Data, Result>): Processor<Data, Result> {
+  if (!tracer) return process;
   return (job, token, signal) =>
     traceJob(tracer, { queue, name: job.name, id: job.id, attempt: job.attemptsMade + 1, system: 'bullmq' }, () => process(job, token, signal));
 }
