@@ -258,7 +258,7 @@ async function drain(rig: Rig, phase: string, expected: number): Promise<number>
 
 async function measurePhase(rig: Rig, target: Target, mode: string, plan: SendPlan): Promise<PhaseResult> {
   const phase = `${target.label}/${mode}`;
-  const sampleCpu = target.cpuMicros ?? (async () => [process.cpuUsage().user + process.cpuUsage().system]);
+  const sampleCpu = target.cpuMicros ?? (async () => (({ user, system }) => [user + system])(process.cpuUsage()));
   const cpuBefore = await sampleCpu();
   const loop = watchEventLoop();
   const hostBefore = sampleHostCpu();

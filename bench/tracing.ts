@@ -36,7 +36,7 @@ const TARGETS: Record<string, number> = { off: 0.03, on: 0.15 };
  * The in-process phase: `{ me }` per variant per round (a third as many history pages), and how
  * many at a time. Short rounds, many of them: this machine's speed drifts by tens of percent
  * within seconds (two servers of one build measured 15 rounds of 1,500 requests up to 47 % apart),
- * so a round must be over before the drift moves, and the median needs many pairs.
+ * so a round must be over before the drift moves, and the sum over rounds needs many of them.
  */
 const LOOP_COUNT = Number(process.env.TRACING_BENCH_LOOP_COUNT ?? 200);
 const LOOP_CONCURRENCY = 8;
@@ -77,8 +77,8 @@ function startReceiver() {
 const percent = (ratio: number) => `${fixed(ratio * 100)} %`;
 
 /**
- * CPU per request with no socket and no load client: each server runs LOOP_COUNT `{ me }` through
- * its own yoga.fetch (bench/ws-server.ts 'loop') while the others idle, in rotating rounds, and
+ * CPU per request with no socket and no load client: each server runs `workload.count` requests
+ * through its own yoga.fetch (bench/ws-server.ts 'loop') while the others idle, in rotating rounds, and
  * reports the process CPU they took. The HTTP phase's closed loop shares 2 cores between the load
  * process, PostgreSQL and the server, which is what spreads two identical servers apart there;
  * here only the server and PostgreSQL run.

@@ -1,6 +1,6 @@
 // One event to many local subscribers takes turns with HTTP requests (src/server/delivery-turns.ts):
 // while an event is being written to 2,500 sockets of this instance, an HTTP query that came in
-// once the first of them got it is answered after a few hundred, not after the last. Unbounded, the
+// once the first of them got it is answered after a few turns' deliveries, not after the last. Unbounded, the
 // writes of every subscriber whose shared result was ready ran in one drain of the microtask queue,
 // and the query waited behind them.
 import { createClient, type Client } from 'graphql-ws';
