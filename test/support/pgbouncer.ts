@@ -18,7 +18,7 @@ export interface PgBouncer {
 
 export interface PgBouncerOptions {
   port: number;
-  /** The PostgreSQL it forwards to (host, port and user are taken from it; trust auth). */
+  /** The PostgreSQL it forwards to (host, port, user and password are taken from it; clients log in with trust auth). */
   upstreamUrl: string;
   /** Server connections per database and user. */
   poolSize: number;
@@ -37,7 +37,9 @@ export async function startPgBouncer({ port, upstreamUrl, poolSize, poolMode = '
     ini,
     [
       '[databases]',
-      `* = host=${upstream.hostname} port=${upstream.port || 5432}`,
+      // The upstream's password, if it has one (the embedded PostgreSQL's scram-sha-256): PgBouncer logs in to it
+      // with the password of a database entry only when the entry names the user too.
+      `* = host=${upstream.hostname} port=${upstream.port || 5432}${upstream.password ? ` user=${user} password=${decodeURIComponent(upstream.password)}` : ''}`,
       '[pgbouncer]',
       'listen_addr = 127.0.0.1',
       `listen_port = ${port}`,
