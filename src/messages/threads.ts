@@ -29,14 +29,14 @@ export async function threadRootProblem(prisma: PrismaClient, chatId: string, th
 /**
  * SQL: whether user `userId` follows the thread under `rootId`: their own choice if they made one,
  * else whether they sent the root or a (live) reply. Its subqueries' aliases (tf, troot, treply)
- * must differ from the caller's, or they would capture `rootId` and `userId`. The reply probe's
- * OFFSET 0 keeps it a probe of the (threadRootId, seq) index per row: without it PostgreSQL may
+ * must differ from the caller's, or they would capture `rootId` and `userId`. The root and reply
+ * probes' OFFSET 0 keeps each a probe of an index per row: without it PostgreSQL may
  * turn the EXISTS into a hashed IN over every live message of every chat (PostgreSQL 18 did, on
  * the small tables of test/send-path.test.ts), a cost that grows with the whole table.
  */
 export const followsThread = (rootId: Prisma.Sql, userId: Prisma.Sql) => Prisma.sql`coalesce(
     (SELECT tf."following" FROM "ThreadFollow" tf WHERE tf."rootId" = ${rootId} AND tf."userId" = ${userId}),
-    EXISTS (SELECT 1 FROM "Message" troot WHERE troot."id" = ${rootId} AND troot."senderId" = ${userId})
+    EXISTS (SELECT 1 FROM "Message" troot WHERE troot."id" = ${rootId} AND troot."senderId" = ${userId} OFFSET 0)
     OR EXISTS (SELECT 1 FROM "Message" treply WHERE treply."threadRootId" = ${rootId} AND treply."senderId" = ${userId} AND treply."deletedAt" IS NULL OFFSET 0))`;
 
 /** Sets the viewer's choice to follow (or not) the thread under a message they can see. */
