@@ -1,8 +1,12 @@
 // One message to several subscribers of the same operation: its `next` payload is serialised once
-// on the server and every socket gets a text frame around the same bytes (src/server/shared-frames.ts).
+// on the server and every socket gets a text frame around the same bytes, written without
+// graphql-ws (src/server/shared-frames.ts); a reader that stops reading is cut off, not buffered for.
+import { createServer } from 'node:http';
+import type { AddressInfo, Socket } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import WebSocket from 'ws';
+import WebSocket, { WebSocketServer } from 'ws';
 import type { App } from '../src/server/app.ts';
+import { attachFrameSink, frameSinkOf, SOCKET_BACKLOG_MAX_BYTES, type FrameWrite } from '../src/server/shared-frames.ts';
 import { createChat, registerUser, sendText, startSocketTestApp, type TestUser } from './support/helpers.ts';
 import { MESSAGE_EVENTS } from './support/operations.ts';
 import { settle } from './support/ws-helpers.ts';
@@ -76,5 +80,57 @@ describe('shared next payloads', () => {
       return frame.text.slice(frame.text.indexOf('"payload":'));
     });
     expect(new Set(payloads).size).toBe(1);
+  });
+});
+
+/** The TCP socket under a ws client, to stop and resume reading. */
+const tcpOf = (client: WebSocket) => (client as unknown as { _socket: Socket })._socket;
+
+describe('frames written to a socket', () => {
+  it('go out in order as text frames until the reader is SOCKET_BACKLOG_MAX_BYTES behind, then not at all; nothing once it closes', async () => {
+    const server = createServer();
+    const wss = new WebSocketServer({ server });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    try {
+      const accepted = new Promise<WebSocket>((resolve) => wss.once('connection', resolve));
+      const client = new WebSocket(`ws://127.0.0.1:${(server.address() as AddressInfo).port}`);
+      const frames: Array<{ text: string; binary: boolean }> = [];
+      client.on('message', (data, binary) => frames.push({ text: String(data), binary }));
+      await new Promise((resolve) => client.once('open', resolve));
+      const socket = await accepted;
+      const context = {};
+      attachFrameSink(context, socket, 'op "1"');
+      const sink = frameSinkOf(context)!;
+      expect(frameSinkOf({})).toBeUndefined();
+
+      // The client stops reading: the kernel's buffers fill, then the server's queue grows.
+      tcpOf(client).pause();
+      const big = 'x'.repeat(64 * 1024);
+      const outcomes: FrameWrite[] = [];
+      for (let i = 0; i < 2_000 && outcomes.at(-1) !== 'behind'; i++) {
+        outcomes.push(sink.write({ data: { n: i, big } }));
+        await new Promise((resolve) => setImmediate(resolve));
+      }
+      expect(outcomes.at(-1)).toBe('behind');
+      expect(socket.bufferedAmount).toBeGreaterThan(SOCKET_BACKLOG_MAX_BYTES);
+      expect(outcomes.slice(0, -1).every((outcome) => outcome === 'sent')).toBe(true);
+      const sent = outcomes.length - 1;
+
+      // Reading again, the client gets every frame written, in order, as graphql-ws would have sent it.
+      tcpOf(client).resume();
+      for (let i = 0; i < 500 && frames.length < sent; i++) await new Promise((resolve) => setTimeout(resolve, 10));
+      expect(frames).toHaveLength(sent);
+      frames.forEach((frame, i) => {
+        expect(frame.binary).toBe(false);
+        expect(JSON.parse(frame.text)).toEqual({ id: 'op "1"', type: 'next', payload: { data: { n: i, big } } });
+      });
+
+      client.close();
+      await new Promise((resolve) => client.once('close', resolve));
+      expect(sink.write({ data: { n: -1 } })).toBe('closed');
+    } finally {
+      await new Promise<void>((resolve) => wss.close(() => resolve()));
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    }
   });
 });

@@ -115,12 +115,20 @@ export function createChatFeeds(options: ChatFeedsOptions) {
       logger.error({ err: error }, 'chat feed subscriber failed');
     }
   };
+  /** As safely(() => subscriber.event(event)), without a closure per subscriber and event. */
+  const handTo = (subscriber: FeedSubscriber, event: ChatTopicEvent) => {
+    try {
+      subscriber.event(event);
+    } catch (error) {
+      logger.error({ err: error }, 'chat feed subscriber failed');
+    }
+  };
 
   /** Every subscriber attached now gets the event, in the order events came; see HAND_OUT_CHUNK. */
   const handOut = (feed: Feed, event: ChatTopicEvent) => {
     const subscribers = [...feed.subscribers];
     if (feed.handing.length === 0 && subscribers.length <= HAND_OUT_CHUNK) {
-      for (const subscriber of subscribers) safely(() => subscriber.event(event));
+      for (const subscriber of subscribers) handTo(subscriber, event);
       return;
     }
     feed.handing.push({ event, subscribers, next: 0 });
@@ -136,7 +144,7 @@ export function createChatFeeds(options: ChatFeedsOptions) {
       for (; job.next < end; job.next++) {
         const subscriber = job.subscribers[job.next]!;
         // Detached (or the feed ended) since the event came: nothing more for it.
-        if (feed.subscribers.has(subscriber)) safely(() => subscriber.event(job.event));
+        if (feed.subscribers.has(subscriber)) handTo(subscriber, job.event);
       }
       if (job.next >= job.subscribers.length) feed.handing.shift();
     }

@@ -33,8 +33,14 @@ export const changesMembership = (event: ChatTopicEvent) => event.kind === 'chat
 export function createChatMembers(prisma: PrismaClient, track: <T>(work: Promise<T>) => Promise<T> = (work) => work) {
   /** The newest list read (or being read) per chat. */
   const lists = new Map<string, Promise<MemberList>>();
-  /** Per event object: every subscriber the event reaches shares one answer. */
-  const ofEvent = new WeakMap<object, Promise<Set<string>>>();
+  /** That list once read, while it is the newest: deliveries check against it without a promise. */
+  const readLists = new Map<string, MemberList>();
+  /** Per event object: every subscriber the event reaches shares one answer (the members), pending or known. */
+  const ofEvent = new WeakMap<object, Promise<Set<string>> | Set<string>>();
+  const drop = (chatId: string) => {
+    lists.delete(chatId);
+    readLists.delete(chatId);
+  };
 
   const read = (chatId: string): Promise<MemberList> =>
     track(
@@ -49,14 +55,17 @@ export function createChatMembers(prisma: PrismaClient, track: <T>(work: Promise
     for (;;) {
       let list = lists.get(chatId);
       if (!list) {
-        list = read(chatId);
-        lists.set(chatId, list);
+        const reading = read(chatId);
+        lists.set(chatId, (list = reading));
         // A failed read is not kept: the subscribers' retries read again.
-        list.catch(() => lists.get(chatId) === list && lists.delete(chatId));
+        reading.then(
+          (done) => lists.get(chatId) === reading && readLists.set(chatId, done),
+          () => lists.get(chatId) === reading && lists.delete(chatId),
+        );
       }
       const current = await list;
       if (current.version >= version) return current.members;
-      if (lists.get(chatId) === list) lists.delete(chatId);
+      if (lists.get(chatId) === list) drop(chatId);
     }
   };
 
@@ -66,23 +75,29 @@ export function createChatMembers(prisma: PrismaClient, track: <T>(work: Promise
   };
 
   return {
-    /** Whether `userId` may get `event` (see the file comment). */
-    isMember(event: { chatId: string; membersVersion?: number }, userId: string): Promise<boolean> {
+    /**
+     * Whether `userId` may get `event` (see the file comment): at once when the kept list (or this
+     * event's answer) is already known, which is the case for all but the first deliveries of a chat.
+     */
+    isMember(event: { chatId: string; membersVersion?: number }, userId: string): boolean | Promise<boolean> {
       let members = ofEvent.get(event);
       if (!members) {
-        const pending = lookup(event);
-        pending.catch(() => ofEvent.get(event) === pending && ofEvent.delete(event));
-        ofEvent.set(event, (members = pending));
+        const kept = event.membersVersion !== undefined ? readLists.get(event.chatId) : undefined;
+        if (kept && kept.version >= event.membersVersion!) ofEvent.set(event, (members = kept.members));
+        else {
+          const pending = lookup(event);
+          pending.then(
+            (set) => ofEvent.get(event) === pending && ofEvent.set(event, set),
+            () => ofEvent.get(event) === pending && ofEvent.delete(event),
+          );
+          ofEvent.set(event, (members = pending));
+        }
       }
-      return members.then((set) => set.has(userId));
+      return members instanceof Set ? members.has(userId) : members.then((set) => set.has(userId));
     },
     /** A membership event arrived on the chat's feed: the next delivery reads the list again. */
-    invalidate(chatId: string) {
-      lists.delete(chatId);
-    },
+    invalidate: drop,
     /** The chat has no feed here any more. */
-    forget(chatId: string) {
-      lists.delete(chatId);
-    },
+    forget: drop,
   };
 }

@@ -9,13 +9,17 @@ export interface StreamControls<T> {
   /** Ends the stream with an error: the subscriber gets it (events already queued first), and nothing after. */
   fail(error: unknown): void;
   /**
-   * Runs async steps one after another, so events keep their order while steps await the database.
-   * Once the subscriber is gone, steps still queued never run.
+   * Runs steps one after another, so events keep their order while steps await the database. A
+   * step that returns nothing is done; with nothing queued before it, it runs at once (most
+   * deliveries: their checks answer from kept state). Once the subscriber is gone, steps still
+   * queued never run.
    */
-  enqueue(step: () => Promise<void>): void;
+  enqueue(step: () => void | Promise<void>): void;
   /** The subscriber is gone (or the stream failed): a running step should start no more database work. */
   readonly closed: boolean;
 }
+
+const DONE = { value: undefined, done: true } as const;
 
 /**
  * Runs `start`, which begins listening and returns its clean-up, and resolves once listening is
@@ -27,35 +31,67 @@ export async function openStream<T>(start: (controls: StreamControls<T>) => Prom
   const queue: T[] = [];
   let failure: { error: unknown } | undefined;
   let finished = false;
-  let wake: (() => void) | undefined;
+  /** The reader's pending next(), while the queue is empty: an event goes straight to it. */
+  let reader: { resolve(result: IteratorResult<T>): void; reject(error: unknown): void } | undefined;
   let cleanup: (() => void) | undefined;
-  let steps = Promise.resolve();
+  let steps: Promise<void> = Promise.resolve();
+  /** Steps queued or running. */
+  let pending = 0;
 
+  const takeReader = () => {
+    const waiting = reader;
+    reader = undefined;
+    return waiting;
+  };
   const finish = () => {
     if (finished) return;
     finished = true;
     queue.length = 0;
     cleanup?.();
-    wake?.();
+    takeReader()?.resolve(DONE);
+  };
+  const stepDone = () => void pending--;
+  const stepFailed = (error: unknown) => {
+    pending--;
+    controls.fail(error);
   };
   const controls: StreamControls<T> = {
     emit(value) {
       if (finished || failure) return;
+      const waiting = takeReader();
+      if (waiting) return waiting.resolve({ value, done: false });
       if (queue.length >= STREAM_BUFFER_MAX) {
         // UNAVAILABLE: the client resubscribes from the last seq it got and catches up from there.
         controls.fail(unavailable('Too many undelivered events: resubscribe with sinceSeq set to the last seq you received.'));
         return;
       }
       queue.push(value);
-      wake?.();
     },
     fail(error) {
       if (finished || failure) return;
       failure = { error };
-      wake?.();
+      const waiting = takeReader();
+      if (waiting) {
+        finish();
+        waiting.reject(error);
+      }
     },
     enqueue(step) {
-      steps = steps.then(() => (controls.closed ? undefined : step())).catch((error) => controls.fail(error));
+      if (pending === 0) {
+        let running: void | Promise<void>;
+        try {
+          running = controls.closed ? undefined : step();
+        } catch (error) {
+          controls.fail(error);
+          return;
+        }
+        if (!running) return;
+        pending++;
+        steps = running.then(stepDone, stepFailed);
+        return;
+      }
+      pending++;
+      steps = steps.then(() => (controls.closed ? undefined : step())).then(stepDone, stepFailed);
     },
     get closed() {
       return finished || failure !== undefined;
@@ -67,23 +103,20 @@ export async function openStream<T>(start: (controls: StreamControls<T>) => Prom
 
   const iterator: AsyncIterableIterator<T> = {
     [Symbol.asyncIterator]: () => iterator,
-    async next() {
-      for (;;) {
-        if (queue.length > 0) return { value: queue.shift()!, done: false };
-        if (failure) {
-          const { error } = failure;
-          finish();
-          throw error;
-        }
-        if (finished) return { value: undefined, done: true };
-        await new Promise<void>((resolve) => (wake = resolve));
-        wake = undefined;
+    next() {
+      if (queue.length > 0) return Promise.resolve({ value: queue.shift()!, done: false });
+      if (failure) {
+        const { error } = failure;
+        finish();
+        return Promise.reject(error);
       }
+      if (finished) return Promise.resolve(DONE);
+      return new Promise<IteratorResult<T>>((resolve, reject) => (reader = { resolve, reject }));
     },
     async return() {
       finish();
       await steps;
-      return { value: undefined, done: true };
+      return DONE;
     },
     async throw(error?: unknown) {
       finish();

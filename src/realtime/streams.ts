@@ -27,6 +27,25 @@ function readsOf({ config }: StreamServices, controls: Pick<StreamControls<unkno
   return <T>(read: () => Promise<T>) => read().catch((error: unknown) => (isRetryable(error) ? retrying(read, options) : Promise.reject(error)));
 }
 
+/**
+ * Emits `event` if the viewer may see it: at once when the chat's kept member list answers (most
+ * deliveries), else once a read (retried as readsOf) does. Returns the read, for the stream's step.
+ */
+function emitIfMember<E extends ChatTopicEvent>(
+  { chatFeeds }: StreamServices,
+  read: ReturnType<typeof readsOf>,
+  controls: StreamControls<E>,
+  event: E,
+  viewerId: string,
+): void | Promise<void> {
+  const member = chatFeeds.isMember(event, viewerId);
+  if (member === true) return controls.emit(event);
+  if (member === false) return;
+  return read(() => Promise.resolve(chatFeeds.isMember(event, viewerId))).then((allowed) => {
+    if (allowed) controls.emit(event);
+  });
+}
+
 interface FollowOptions {
   /** Follow this chat only (the viewer must be a member); otherwise every chat the viewer is in, as it changes. */
   chatId?: string | null;
@@ -132,9 +151,9 @@ export function messageEventStream(services: StreamServices, viewerId: string, o
       },
       onChatEvent: (event) => {
         if (event.kind !== 'message') return;
-        controls.enqueue(async () => {
+        controls.enqueue(() => {
           if (event.type === 'CREATED' && event.seq <= (replayedTo.get(event.chatId) ?? 0)) return;
-          if (await read(() => services.chatFeeds.isMember(event, viewerId))) controls.emit(event);
+          return emitIfMember(services, read, controls, event, viewerId);
         });
       },
       onFail: controls.fail,
@@ -152,9 +171,7 @@ export function chatEventStream(services: StreamServices, viewerId: string) {
         if (event.kind !== 'chat') return;
         // The viewer's own joins and removals come through their user channel instead (below).
         if (event.userId === viewerId && event.type !== 'ROLE_CHANGED') return;
-        controls.enqueue(async () => {
-          if (await read(() => services.chatFeeds.isMember(event, viewerId))) controls.emit(event);
-        });
+        controls.enqueue(() => emitIfMember(services, read, controls, event, viewerId));
       },
       onMembership: (event) => controls.enqueue(async () => controls.emit(event.event)),
       onFail: controls.fail,
@@ -183,7 +200,7 @@ export function typingStream(services: StreamServices, viewerId: string, chatId:
       onChatEvent: (event) => {
         if (event.kind !== 'typing' || event.userId === viewerId) return;
         controls.enqueue(async () => {
-          if (!(await read(() => services.chatFeeds.isMember(event, viewerId))) || controls.closed) return;
+          if (!(await read(() => Promise.resolve(services.chatFeeds.isMember(event, viewerId)))) || controls.closed) return;
           const wasTyping = expiry.has(event.userId);
           if (!event.isTyping) {
             if (wasTyping) stopTyping(event.userId);

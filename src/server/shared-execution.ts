@@ -26,6 +26,7 @@ import { isDatabaseUnavailable } from '../db/errors.ts';
 import type { InFlight } from '../in-flight.ts';
 import { unavailable } from '../errors.ts';
 import { deliveryTurn } from './delivery-turns.ts';
+import { frameSinkOf, type FrameSink } from './shared-frames.ts';
 import { readsUnavailable, retrying } from '../realtime/retry.ts';
 
 /** Results per event payload, per operation key; dropped with the payload. */
@@ -72,6 +73,7 @@ export function createSubscriptionExecution(inFlight: InFlight, { retryTimeoutMs
       inFlight,
       retryTimeoutMs,
       onEnd: () => live.delete(results),
+      sink: frameSinkOf(args.contextValue),
     });
     live.add(results);
     if (closed) results.endWith(shuttingDown());
@@ -101,9 +103,15 @@ type ResultStream = Required<AsyncIterableIterator<ExecutionResult>> & {
 };
 
 const DONE = { value: undefined, done: true } as const;
+/** A result the sink wrote to the socket itself: the reader's `next()` goes on waiting. */
+const WRITTEN = Symbol('written');
+type Step = IteratorResult<ExecutionResult> | typeof WRITTEN;
 
 /** Whether a result failed only for now: the database was out of reach while it was executed. */
 const failedForNow = (result: ExecutionResult) => result.errors?.some((error) => isDatabaseUnavailable(error.originalError)) ?? false;
+
+const tooFarBehind = () =>
+  unavailable('Too many undelivered events (your connection reads slower than they come): resubscribe with sinceSeq set to the last seq you received.');
 
 class RetryLater extends Error {}
 
@@ -112,12 +120,14 @@ class RetryLater extends Error {}
  * socket closed), no further event is executed and a result still being computed is dropped;
  * `return()` resolves once the source has ended and that execution has settled. An execution that
  * failed for want of the database is run again (never sent half-empty: the subscriber would lose
- * that event), and past `retryTimeoutMs` the subscription ends with UNAVAILABLE instead.
+ * that event), and past `retryTimeoutMs` the subscription ends with UNAVAILABLE instead. With a
+ * `sink` (a graphql-ws subscription, shared-frames.ts), error-free results are written as frames
+ * while the reader's `next()` waits; it settles with the rest.
  */
 function executeEach(
   source: AsyncIterator<unknown>,
   executeEvent: (payload: unknown, attempt: number) => Promise<ExecutionResult> | ExecutionResult,
-  { inFlight, retryTimeoutMs, onEnd }: { inFlight: InFlight; retryTimeoutMs: number; onEnd: () => void },
+  { inFlight, retryTimeoutMs, onEnd, sink }: { inFlight: InFlight; retryTimeoutMs: number; onEnd: () => void; sink?: FrameSink },
 ): ResultStream {
   let ended: Promise<unknown> | undefined;
   let executing: Promise<ExecutionResult> | undefined;
@@ -134,13 +144,26 @@ function executeEach(
     last = undefined;
     return value ? { value, done: false as const } : DONE;
   };
+  /**
+   * Written by the sink, or handed to the reader (results with errors, and all of them without a
+   * sink). A reader too far behind fails, as one whose stream overflowed does: graphql-ws sends an
+   * `error` message, never a `complete`, so the client resubscribes.
+   */
+  const handOver = (value: ExecutionResult): Step | Promise<Step> => {
+    if (ended) return lastOrDone();
+    if (!sink || value.errors) return { value, done: false };
+    const written = sink.write(value);
+    if (written === 'sent') return WRITTEN;
+    if (written === 'closed') return { value, done: false };
+    return fail(tooFarBehind());
+  };
   // Each delivery waits for its turn (delivery-turns.ts), so thousands of local subscribers of one
   // event do not write their sockets in one run while HTTP requests wait. Ended meanwhile (by
   // endWith too): what endWith left, if anything, instead of the event.
-  const deliver = (value: ExecutionResult) => {
+  const deliver = (value: ExecutionResult): Step | Promise<Step> => {
     if (ended) return lastOrDone();
     const turn = deliveryTurn();
-    return turn ? turn.then(() => (ended ? lastOrDone() : { value, done: false as const })) : { value, done: false as const };
+    return turn ? turn.then(() => handOver(value)) : handOver(value);
   };
   const fail = (error: unknown) =>
     end().then(() => {
@@ -162,23 +185,32 @@ function executeEach(
     return again.then(deliver, (error: unknown) => (ended ? DONE : fail(error instanceof RetryLater ? readsUnavailable() : error)));
   };
   const settle = (payload: unknown, result: ExecutionResult) => (failedForNow(result) && !ended ? executeAgain(payload) : deliver(result));
+  /** The next source event, executed and delivered. */
+  const nextStep = (): Promise<Step> =>
+    source.next().then((event): Step | Promise<Step> => {
+      if (event.done) return end().then(lastOrDone);
+      if (ended) return DONE;
+      let result: Promise<ExecutionResult> | ExecutionResult;
+      try {
+        result = executeEvent(event.value, 0);
+      } catch (error) {
+        return fail(error);
+      }
+      if (!(result instanceof Promise)) return settle(event.value, result);
+      executing = result;
+      return result.then((value) => settle(event.value, value), fail);
+    }, fail);
   const iterator: ResultStream = {
     [Symbol.asyncIterator]: () => iterator,
     next() {
       if (ended) return Promise.resolve(lastOrDone());
-      return source.next().then((event) => {
-        if (event.done) return end().then(lastOrDone);
-        if (ended) return DONE;
-        let result: Promise<ExecutionResult> | ExecutionResult;
-        try {
-          result = executeEvent(event.value, 0);
-        } catch (error) {
-          return fail(error);
-        }
-        if (!(result instanceof Promise)) return settle(event.value, result);
-        executing = result;
-        return result.then((value) => settle(event.value, value), fail);
-      }, fail);
+      if (!sink) return nextStep() as Promise<IteratorResult<ExecutionResult>>;
+      // Each written step starts a fresh chain: resolving one promise with the next would keep every
+      // step of a long subscription alive.
+      return new Promise<IteratorResult<ExecutionResult>>((resolve, reject) => {
+        const take = (step: Step) => (step === WRITTEN ? void nextStep().then(take, reject) : resolve(step));
+        nextStep().then(take, reject);
+      });
     },
     return: end,
     endWith(result) {
@@ -203,8 +235,11 @@ function executeForEvent(args: ExecutionArgs, payload: unknown, key: string, att
   const attemptKey = attempt === 0 ? key : `${key}\u0001${attempt}`;
   let result = results.get(attemptKey);
   if (!result) {
-    result = run();
-    results.set(attemptKey, result);
+    const running = run();
+    results.set(attemptKey, running);
+    // Once there, the result itself: the subscribers still to come take it without a promise hop each.
+    if (running instanceof Promise) running.then((done) => results.get(attemptKey) === running && results.set(attemptKey, done), () => {});
+    result = running;
   }
   return result;
 }

@@ -16,7 +16,7 @@ import type { Logger } from '../logger.ts';
 import { channels, type SessionsTopicEvent } from '../realtime/events.ts';
 import { createAddressGate } from './websocket-addresses.ts';
 import { failedStartAsError } from './shared-execution.ts';
-import { sharedPayload, spliceSharedPayloads } from './shared-frames.ts';
+import { attachFrameSink } from './shared-frames.ts';
 import type { PersistedOperations } from './persisted-operations.ts';
 
 /**
@@ -99,8 +99,6 @@ export function attachWebSocketServer(
   const { presence, logger, events } = services;
   const addresses = createAddressGate(services);
   const wss = new WebSocketServer({ server, path: '/graphql', maxPayload: maxPayloadBytes, verifyClient: addresses.verifyClient });
-  // Registered before useServer's listener, so every socket splices shared payloads from its first frame.
-  wss.on('connection', spliceSharedPayloads);
   /** Open sockets by device session, so logging out closes them on every instance. */
   const socketsBySession = new Map<string, Set<WebSocket>>();
   let runningOperations = 0;
@@ -200,12 +198,15 @@ export function attachWebSocketServer(
         if (errors.length > 0) return errors;
         state.operations.add(id);
         runningOperations += 1;
+        const contextValue = await contextFactory();
+        // A subscription's error-free results are written to the socket as frames (shared-frames.ts).
+        attachFrameSink(contextValue, ctx.extra.socket, id);
         const args: ExecutionArgs = {
           schema,
           document,
           operationName: payload.operationName,
           variableValues: payload.variables,
-          contextValue: await contextFactory(),
+          contextValue,
           rootValue: { execute, subscribe } satisfies EnvelopedRoot,
         };
         return args;
@@ -214,10 +215,9 @@ export function attachWebSocketServer(
       onError: (_ctx, _id, _payload, errors) => {
         onErrorsSent?.(errors);
       },
-      // A result shared by many subscribers is serialised once (shared-frames.ts).
+      // Only results with errors come this way for subscriptions; the others are written as frames (shared-frames.ts).
       onNext: (_ctx, _id, _payload, _args, result) => {
         if ('errors' in result && result.errors) onErrorsSent?.(result.errors);
-        return sharedPayload(result) as never;
       },
 
       onComplete: (ctx, id) => {
