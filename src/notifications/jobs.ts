@@ -72,8 +72,12 @@ export interface Recipient {
 export const recipientsOf = (messageId: Prisma.Sql, mentionedOnly?: Prisma.Sql) => Prisma.sql`
   SELECT m."id" AS "messageId", cm."userId", s."id" AS "subscriptionId"
   FROM "Message" m
-  JOIN "ChatMember" cm ON cm."chatId" = m."chatId" AND cm."userId" <> m."senderId"
-  JOIN "PushSubscription" s ON s."userId" = cm."userId"
+  -- Laterals with OFFSET 0 fix the order message -> its members -> their devices, each an index
+  -- probe. As plain joins inside the outbox relay's LATERAL (a row's mentionedUserIds in the
+  -- predicate), the planner hashed the whole ChatMember table for every outbox row: ~9 ms per
+  -- message at 70,000 memberships, the embedded mode's PostgreSQL time (bench/RESULTS.md).
+  CROSS JOIN LATERAL (SELECT c."userId", c."mutedUntil" FROM "ChatMember" c WHERE c."chatId" = m."chatId" AND c."userId" <> m."senderId" OFFSET 0) cm
+  CROSS JOIN LATERAL (SELECT p."id", p."sessionId" FROM "PushSubscription" p WHERE p."userId" = cm."userId" OFFSET 0) s
   JOIN "Session" se ON se."id" = s."sessionId" AND se."revokedAt" IS NULL AND se."expiresAt" > now()
   WHERE m."id" = ${messageId} AND m."deletedAt" IS NULL
     -- A thread reply reaches the thread's followers, muted chat or not (and no one else); a mention

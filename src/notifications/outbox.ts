@@ -39,9 +39,12 @@ export function createOutboxRelay({ prisma, queue, logger, deliverInProcess, int
   let again = false;
   let stopped = false;
 
+  // = ANY(ARRAY(…)), not IN (…): the planner made IN a hash semi-join over a sequential scan of the
+  // whole table (every live and dead row of a queue that grows under load); as an array the batch
+  // is deleted through the primary key.
   const takeRows = Prisma.sql`
-    DELETE FROM "NotificationOutbox" WHERE "id" IN (
-      SELECT "id" FROM "NotificationOutbox" ORDER BY "createdAt" LIMIT ${batchSize} FOR UPDATE SKIP LOCKED)
+    DELETE FROM "NotificationOutbox" WHERE "id" = ANY(ARRAY(
+      SELECT "id" FROM "NotificationOutbox" ORDER BY "createdAt" LIMIT ${batchSize} FOR UPDATE SKIP LOCKED))
     RETURNING "id", "messageId", "mentionedUserIds"`;
 
   // Requests can hold every pooled connection for a while under load: wait for one rather than fail.
