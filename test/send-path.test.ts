@@ -7,6 +7,7 @@ import { ensureDatabase } from '../src/db/pg-admin.ts';
 import { Prisma } from '../src/generated/prisma/client.ts';
 import { sendMessage } from '../src/messages/messages.ts';
 import { recipientsOf } from '../src/notifications/jobs.ts';
+import { takeBatchWithRecipients } from '../src/notifications/outbox.ts';
 import { createChat, gql, registerUser, scratchDatabaseUrl, startTestApp, testRedisUrl, type TestUser } from './support/helpers.ts';
 import { SEND_MESSAGE_RECEIPT } from './support/operations.ts';
 
@@ -116,6 +117,47 @@ describe('plans of the send path', () => {
       expect(plan).not.toContain('Seq Scan');
       for (const table of ['Message', 'ChatMember', 'PushSubscription', 'Session']) expect(plan).toContain(`"Relation Name":"${table}"`);
     } finally {
+      await app.stop();
+    }
+  });
+});
+
+describe('plans of the outbox relay without Redis', () => {
+  it('probes the members of each taken message by chat, never the whole ChatMember table, with 40,000 memberships', async () => {
+    const { app, users, chatId } = await startCountingApp({ PUSH_ENABLED: 'false' }, 2);
+    const { prisma } = app.services;
+    await send(app, users[0]!, chatId, 'one to relay');
+    const tag = `plan${process.pid}`;
+    try {
+      // As a deployment has: many memberships, one chat of 10,000 and 100 of 300 (as the bench
+      // database where the relay hashed them all), statistics up to date.
+      await prisma.$executeRawUnsafe(`INSERT INTO "User" ("id", "username", "displayName", "updatedAt")
+        SELECT '${tag}-u' || i, '${tag}_' || i, 'Plan ' || i, now() FROM generate_series(1, 10000) i`);
+      await prisma.$executeRawUnsafe(`INSERT INTO "Chat" ("id", "kind") SELECT '${tag}-c' || i, 'GROUP' FROM generate_series(0, 100) i`);
+      await prisma.$executeRawUnsafe(`INSERT INTO "ChatMember" ("chatId", "userId")
+        SELECT '${tag}-c' || c, '${tag}-u' || (1 + (c * 7 + m) % 10000) FROM generate_series(1, 100) c, generate_series(1, 300) m
+        UNION ALL SELECT '${tag}-c0', '${tag}-u' || i FROM generate_series(1, 10000) i`);
+      const [message] = await prisma.message.findMany({ where: { chatId }, take: 1 });
+      await prisma.notificationOutbox.deleteMany({});
+      await prisma.notificationOutbox.createMany({ data: Array.from({ length: 50 }, () => ({ messageId: message!.id })) });
+      await prisma.$executeRawUnsafe('ANALYZE "User", "Chat", "ChatMember", "NotificationOutbox", "Message", "PushSubscription", "Session"');
+
+      const rows = await prisma.$queryRaw<Array<{ 'QUERY PLAN': unknown }>>`EXPLAIN (FORMAT JSON) ${takeBatchWithRecipients(200)}`;
+      const scans: Array<Record<string, unknown>> = [];
+      const walk = (node: Record<string, unknown>) => {
+        if (node['Relation Name'] === 'ChatMember') scans.push(node);
+        for (const child of (node.Plans as Array<Record<string, unknown>> | undefined) ?? []) walk(child);
+      };
+      walk((rows[0]!['QUERY PLAN'] as Array<{ Plan: Record<string, unknown> }>)[0]!.Plan);
+      expect(scans.length).toBeGreaterThan(0);
+      for (const scan of scans) {
+        expect(scan['Node Type']).not.toBe('Seq Scan');
+        expect(`${scan['Index Cond'] ?? ''}${scan['Recheck Cond'] ?? ''}`).toMatch(/"chatId" = m\."chatId"/);
+      }
+    } finally {
+      await prisma.notificationOutbox.deleteMany({});
+      await prisma.$executeRawUnsafe(`DELETE FROM "Chat" WHERE "id" LIKE '${tag}-c%'`);
+      await prisma.$executeRawUnsafe(`DELETE FROM "User" WHERE "id" LIKE '${tag}-u%'`);
       await app.stop();
     }
   });

@@ -32,20 +32,29 @@ export interface OutboxRelayOptions {
   batchSize?: number;
 }
 
+// = ANY(ARRAY(…)), not IN (…): the planner made IN a hash semi-join over a sequential scan of the
+// whole table (every live and dead row of a queue that grows under load); as an array the batch
+// is deleted through the primary key.
+const takeRows = (batchSize: number) => Prisma.sql`
+  DELETE FROM "NotificationOutbox" WHERE "id" = ANY(ARRAY(
+    SELECT "id" FROM "NotificationOutbox" ORDER BY "createdAt" LIMIT ${batchSize} FOR UPDATE SKIP LOCKED))
+  RETURNING "id", "messageId", "mentionedUserIds"`;
+
+/**
+ * Without Redis, one relay batch as one statement: up to `batchSize` outbox rows taken (deleted),
+ * each with its recipient devices (a row without any comes back once, with nulls).
+ */
+export const takeBatchWithRecipients = (batchSize: number) => Prisma.sql`
+  WITH taken AS (${takeRows(batchSize)})
+  SELECT t."id" AS taken, t."messageId", t."mentionedUserIds" IS NOT NULL AS edit, r."userId", r."subscriptionId"
+  FROM taken t LEFT JOIN LATERAL (${recipientsOf(Prisma.raw('t."messageId"'), Prisma.raw('t."mentionedUserIds"'))}) r ON true`;
+
 export function createOutboxRelay({ prisma, queue, logger, deliverInProcess, intervalMs = 5_000, batchSize = 200 }: OutboxRelayOptions) {
   let timer: NodeJS.Timeout | undefined;
   let scheduled: NodeJS.Immediate | undefined;
   let draining: Promise<void> | undefined;
   let again = false;
   let stopped = false;
-
-  // = ANY(ARRAY(…)), not IN (…): the planner made IN a hash semi-join over a sequential scan of the
-  // whole table (every live and dead row of a queue that grows under load); as an array the batch
-  // is deleted through the primary key.
-  const takeRows = Prisma.sql`
-    DELETE FROM "NotificationOutbox" WHERE "id" = ANY(ARRAY(
-      SELECT "id" FROM "NotificationOutbox" ORDER BY "createdAt" LIMIT ${batchSize} FOR UPDATE SKIP LOCKED))
-    RETURNING "id", "messageId", "mentionedUserIds"`;
 
   // Requests can hold every pooled connection for a while under load: wait for one rather than fail.
   const enqueueBatch = () =>
@@ -63,10 +72,9 @@ export function createOutboxRelay({ prisma, queue, logger, deliverInProcess, int
 
   /** One statement: a row without recipients comes back once, with nulls. */
   const fanOutBatch = async (deliver: (recipients: Recipient[]) => Promise<unknown>) => {
-    const rows = await prisma.$queryRaw<Array<{ taken: string; messageId: string; edit: boolean; userId: string | null; subscriptionId: string | null }>>`
-      WITH taken AS (${takeRows})
-      SELECT t."id" AS taken, t."messageId", t."mentionedUserIds" IS NOT NULL AS edit, r."userId", r."subscriptionId"
-      FROM taken t LEFT JOIN LATERAL (${recipientsOf(Prisma.raw('t."messageId"'), Prisma.raw('t."mentionedUserIds"'))}) r ON true`;
+    const rows = await prisma.$queryRaw<Array<{ taken: string; messageId: string; edit: boolean; userId: string | null; subscriptionId: string | null }>>(
+      takeBatchWithRecipients(batchSize),
+    );
     const recipients = rows.flatMap(({ taken, messageId, edit, userId, subscriptionId }) =>
       userId && subscriptionId ? [{ messageId, userId, subscriptionId, ...(edit ? { editId: taken } : {}) }] : [],
     );
