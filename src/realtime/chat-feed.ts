@@ -108,11 +108,12 @@ export function createChatFeeds(options: ChatFeedsOptions) {
   const track = <T>(work: Promise<T>) => (inFlight ? inFlight.track(work) : work);
   const members = createChatMembers(prisma, track);
 
+  const subscriberFailed = (error: unknown) => logger.error({ err: error }, 'chat feed subscriber failed');
   const safely = (call: () => void) => {
     try {
       call();
     } catch (error) {
-      logger.error({ err: error }, 'chat feed subscriber failed');
+      subscriberFailed(error);
     }
   };
   /** As safely(() => subscriber.event(event)), without a closure per subscriber and event. */
@@ -120,7 +121,7 @@ export function createChatFeeds(options: ChatFeedsOptions) {
     try {
       subscriber.event(event);
     } catch (error) {
-      logger.error({ err: error }, 'chat feed subscriber failed');
+      subscriberFailed(error);
     }
   };
 

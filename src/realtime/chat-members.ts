@@ -31,16 +31,10 @@ const MEMBERSHIP_CHANGES: ReadonlySet<string> = new Set(['CREATED', 'MEMBER_JOIN
 export const changesMembership = (event: ChatTopicEvent) => event.kind === 'chat' && MEMBERSHIP_CHANGES.has(event.type);
 
 export function createChatMembers(prisma: PrismaClient, track: <T>(work: Promise<T>) => Promise<T> = (work) => work) {
-  /** The newest list read (or being read) per chat. */
-  const lists = new Map<string, Promise<MemberList>>();
-  /** That list once read, while it is the newest: deliveries check against it without a promise. */
-  const readLists = new Map<string, MemberList>();
+  /** The newest list per chat: being read, or read (then deliveries check against it without a promise). */
+  const lists = new Map<string, Promise<MemberList> | MemberList>();
   /** Per event object: every subscriber the event reaches shares one answer (the members), pending or known. */
   const ofEvent = new WeakMap<object, Promise<Set<string>> | Set<string>>();
-  const drop = (chatId: string) => {
-    lists.delete(chatId);
-    readLists.delete(chatId);
-  };
 
   const read = (chatId: string): Promise<MemberList> =>
     track(
@@ -59,13 +53,15 @@ export function createChatMembers(prisma: PrismaClient, track: <T>(work: Promise
         lists.set(chatId, (list = reading));
         // A failed read is not kept: the subscribers' retries read again.
         reading.then(
-          (done) => lists.get(chatId) === reading && readLists.set(chatId, done),
+          (done) => lists.get(chatId) === reading && lists.set(chatId, done),
           () => lists.get(chatId) === reading && lists.delete(chatId),
         );
       }
       const current = await list;
       if (current.version >= version) return current.members;
-      if (lists.get(chatId) === list) drop(chatId);
+      // Still the newest (pending when we looked, or read since): too old for this event, read again.
+      const newest = lists.get(chatId);
+      if (newest === list || newest === current) lists.delete(chatId);
     }
   };
 
@@ -82,8 +78,8 @@ export function createChatMembers(prisma: PrismaClient, track: <T>(work: Promise
     isMember(event: { chatId: string; membersVersion?: number }, userId: string): boolean | Promise<boolean> {
       let members = ofEvent.get(event);
       if (!members) {
-        const kept = event.membersVersion !== undefined ? readLists.get(event.chatId) : undefined;
-        if (kept && kept.version >= event.membersVersion!) ofEvent.set(event, (members = kept.members));
+        const kept = event.membersVersion !== undefined ? lists.get(event.chatId) : undefined;
+        if (kept && !(kept instanceof Promise) && kept.version >= event.membersVersion!) ofEvent.set(event, (members = kept.members));
         else {
           const pending = lookup(event);
           pending.then(
@@ -96,8 +92,12 @@ export function createChatMembers(prisma: PrismaClient, track: <T>(work: Promise
       return members instanceof Set ? members.has(userId) : members.then((set) => set.has(userId));
     },
     /** A membership event arrived on the chat's feed: the next delivery reads the list again. */
-    invalidate: drop,
+    invalidate(chatId: string) {
+      lists.delete(chatId);
+    },
     /** The chat has no feed here any more. */
-    forget: drop,
+    forget(chatId: string) {
+      lists.delete(chatId);
+    },
   };
 }

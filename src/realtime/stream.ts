@@ -4,6 +4,12 @@ import { unavailable } from '../errors.ts';
 /** Events buffered for a subscriber that reads slower than they arrive; past this it is cut off. */
 export const STREAM_BUFFER_MAX = 1_000;
 
+/**
+ * What a subscriber too far behind is cut off with: here, or with its socket's frames backed up
+ * (shared-frames.ts). UNAVAILABLE: the client resubscribes from the last seq it got and catches up.
+ */
+export const tooManyUndelivered = () => unavailable('Too many undelivered events: resubscribe with sinceSeq set to the last seq you received.');
+
 export interface StreamControls<T> {
   emit(value: T): void;
   /** Ends the stream with an error: the subscriber gets it (events already queued first), and nothing after. */
@@ -61,8 +67,7 @@ export async function openStream<T>(start: (controls: StreamControls<T>) => Prom
       const waiting = takeReader();
       if (waiting) return waiting.resolve({ value, done: false });
       if (queue.length >= STREAM_BUFFER_MAX) {
-        // UNAVAILABLE: the client resubscribes from the last seq it got and catches up from there.
-        controls.fail(unavailable('Too many undelivered events: resubscribe with sinceSeq set to the last seq you received.'));
+        controls.fail(tooManyUndelivered());
         return;
       }
       queue.push(value);

@@ -28,6 +28,7 @@ import { unavailable } from '../errors.ts';
 import { deliveryTurn } from './delivery-turns.ts';
 import { frameSinkOf, type FrameSink } from './shared-frames.ts';
 import { readsUnavailable, retrying } from '../realtime/retry.ts';
+import { tooManyUndelivered } from '../realtime/stream.ts';
 
 /** Results per event payload, per operation key; dropped with the payload. */
 const resultsByEvent = new WeakMap<object, Map<string, Promise<ExecutionResult> | ExecutionResult>>();
@@ -110,9 +111,6 @@ type Step = IteratorResult<ExecutionResult> | typeof WRITTEN;
 /** Whether a result failed only for now: the database was out of reach while it was executed. */
 const failedForNow = (result: ExecutionResult) => result.errors?.some((error) => isDatabaseUnavailable(error.originalError)) ?? false;
 
-const tooFarBehind = () =>
-  unavailable('Too many undelivered events (your connection reads slower than they come): resubscribe with sinceSeq set to the last seq you received.');
-
 class RetryLater extends Error {}
 
 /**
@@ -155,7 +153,7 @@ function executeEach(
     const written = sink.write(value);
     if (written === 'sent') return WRITTEN;
     if (written === 'closed') return { value, done: false };
-    return fail(tooFarBehind());
+    return fail(tooManyUndelivered());
   };
   // Each delivery waits for its turn (delivery-turns.ts), so thousands of local subscribers of one
   // event do not write their sockets in one run while HTTP requests wait. Ended meanwhile (by

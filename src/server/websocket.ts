@@ -2,7 +2,7 @@
 // and error masking as HTTP.
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, Server } from 'node:http';
-import type { ExecutionArgs } from 'graphql';
+import { getOperationAST, type ExecutionArgs } from 'graphql';
 import { CloseCode } from 'graphql-ws';
 import { useServer } from 'graphql-ws/use/ws';
 import type { YogaServerInstance } from 'graphql-yoga';
@@ -200,7 +200,7 @@ export function attachWebSocketServer(
         runningOperations += 1;
         const contextValue = await contextFactory();
         // A subscription's error-free results are written to the socket as frames (shared-frames.ts).
-        attachFrameSink(contextValue, ctx.extra.socket, id);
+        if (getOperationAST(document, payload.operationName)?.operation === 'subscription') attachFrameSink(contextValue, ctx.extra.socket, id);
         const args: ExecutionArgs = {
           schema,
           document,
